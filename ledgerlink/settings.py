@@ -1,0 +1,107 @@
+"""Configuration: environment variables ``LEDGERLINK_*`` over an optional ``ledgerlink.toml``.
+
+Everything has a default that runs the embedded product (SQLite under ``./var/``), so a
+fresh checkout needs no configuration at all. Production overrides the database URL and
+keeps the vault key outside the data directory.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+JobBackend = Literal["embedded", "procrastinate"]
+
+
+class Settings(BaseSettings):
+    """All of ledgerlink's settings; field names map to ``LEDGERLINK_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEDGERLINK_",
+        toml_file="ledgerlink.toml",
+        extra="forbid",
+    )
+
+    var_dir: Path = Field(default=Path("var"), description="Where data, keys and logs live.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means SQLite at <var_dir>/ledgerlink.db. "
+        "Use postgresql+psycopg://… for the scale-out set-up.",
+    )
+    vault_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys, newest first. When unset, keys live in "
+        "<var_dir>/vault.key (created with mode 0600 on first use).",
+    )
+    vault_key_file: Path | None = Field(default=None, description="Overrides <var_dir>/vault.key.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    base_url: str = Field(default="", description="Public URL of the portal, for links in e-mail.")
+    secure_cookies: bool = Field(
+        default=False, description="Mark cookies Secure; turn on whenever served over HTTPS."
+    )
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    run_embedded_worker: bool = Field(
+        default=True,
+        description="Run the embedded job runner inside `ledgerlink serve` (SQLite only).",
+    )
+    job_poll_seconds: float = Field(default=0.5, gt=0)
+    job_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A job whose worker stops renewing it for this long runs again.",
+    )
+    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments, then the environment, then ledgerlink.toml.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, url: str) -> str:
+        if url and not url.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                "LEDGERLINK_DATABASE_URL must start with sqlite:// or postgresql+psycopg://"
+            )
+        return url
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'ledgerlink.db').resolve()}"
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.resolved_database_url.startswith("postgresql")
+
+    @property
+    def job_backend(self) -> JobBackend:
+        """procrastinate needs PostgreSQL; the embedded runner serves SQLite."""
+        return "procrastinate" if self.is_postgresql else "embedded"
+
+    @property
+    def resolved_vault_key_file(self) -> Path:
+        return self.vault_key_file or self.var_dir / "vault.key"

@@ -1,0 +1,66 @@
+"""Shared fixtures. Any test that asks for ``db_url`` (or something built on it) runs
+twice: once on SQLite and once on PostgreSQL, each time on a fresh migrated database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from ledgerlink.settings import Settings
+from ledgerlink.store.db import Database
+from tests.support.databases import PostgresFactory, SqliteFactory
+from tests.support.postgres import postgres_server
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_factory(tmp_path_factory: pytest.TempPathFactory) -> SqliteFactory:
+    return SqliteFactory(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_factory(postgres_admin_url: str) -> PostgresFactory:
+    return PostgresFactory(postgres_admin_url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield request.getfixturevalue("sqlite_factory").create(tmp_path / "db")
+        return
+    factory: PostgresFactory = request.getfixturevalue("postgres_factory")
+    url = factory.create(tmp_path)
+    yield url
+    factory.drop(url)
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        var_dir=tmp_path / "var",
+        database_url=db_url,
+        vault_keys=Fernet.generate_key().decode(),
+        job_poll_seconds=0.05,
+        log_format="console",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.resolved_database_url)
+    yield database
+    database.dispose()

@@ -1,0 +1,67 @@
+"""Fresh, migrated databases for each test, on either back-end.
+
+Migrating once per session and cloning is what keeps running every test twice (SQLite
+and PostgreSQL) affordable: PostgreSQL clones a template database, SQLite copies a file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from ledgerlink.store.db import Database
+from ledgerlink.store.migrate import upgrade
+
+_counter = itertools.count(1)
+
+
+class SqliteFactory:
+    def __init__(self, workdir: Path):
+        self.template = workdir / "template.db"
+        db = Database(f"sqlite:///{self.template}")
+        upgrade(db)
+        with db.engine.connect() as conn:  # fold the WAL into the file before copying it
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.dispose()
+
+    def create(self, directory: Path) -> str:
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / "ledgerlink.db"
+        shutil.copyfile(self.template, target)
+        return f"sqlite:///{target}"
+
+
+class PostgresFactory:
+    TEMPLATE = "ledgerlink_template"
+
+    def __init__(self, admin_url: str):
+        self.admin_url = admin_url
+        self._admin_dsn = _dsn(admin_url)
+        with psycopg.connect(self._admin_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {self.TEMPLATE}")
+            conn.execute(f"CREATE DATABASE {self.TEMPLATE}")
+        db = Database(self._url_for(self.TEMPLATE))
+        upgrade(db)
+        db.dispose()
+
+    def create(self, _directory: Path) -> str:
+        name = f"ledgerlink_t{next(_counter)}"
+        with psycopg.connect(self._admin_dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {self.TEMPLATE}")
+        return self._url_for(name)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with psycopg.connect(self._admin_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def _url_for(self, name: str) -> str:
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
