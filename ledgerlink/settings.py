@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         description="A job whose worker stops renewing it for this long runs again.",
     )
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    task_modules: list[str] = Field(
+        default_factory=list,
+        description="Extra modules to import for their job tasks (plug-ins, test tasks).",
+    )
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
 
     @classmethod
     def settings_customise_sources(
