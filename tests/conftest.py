@@ -64,3 +64,19 @@ def db(settings: Settings) -> Iterator[Database]:
     database = Database(settings.resolved_database_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings):  # type: ignore[no-untyped-def]
+    from ledgerlink.web.app import create_app
+
+    settings.run_embedded_worker = False
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+        yield test_client

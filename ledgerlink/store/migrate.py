@@ -42,7 +42,7 @@ def pending_revisions(db: Database) -> list[str]:
     heads = set(script.get_heads())
     if current == heads:
         return []
-    return [rev.revision for rev in script.iterate_revisions(heads, current or None)]
+    return [rev.revision for rev in script.iterate_revisions(tuple(heads), tuple(current) or None)]
 
 
 def _apply_procrastinate_schema(db: Database) -> None:
@@ -55,8 +55,9 @@ def _apply_procrastinate_schema(db: Database) -> None:
     sql = SchemaManager.get_schema()
     raw = db.engine.raw_connection()
     try:
-        with raw.cursor() as cursor:
-            cursor.execute(sql)
+        cursor = raw.cursor()
+        cursor.execute(sql)
+        cursor.close()
         raw.commit()
     finally:
         raw.close()

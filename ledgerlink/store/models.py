@@ -191,6 +191,23 @@ class WorkerHeartbeat(Base):
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class JobError(Base):
+    """The latest error of a procrastinate job (PostgreSQL).
+
+    procrastinate records a job's state but not why it failed; finance needs the reason
+    next to the failed job. The embedded runner keeps it in ``jobs.last_error``.
+    ``job_id`` is ``procrastinate_jobs.id``; rows go when the job is pruned.
+    """
+
+    __tablename__ = "job_errors"
+
+    job_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    task: Mapped[str] = mapped_column(String(128))
+    attempt: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AuditEntry(Base):
     """One link of the append-only audit chain (see ``store/audit.py``)."""
 

@@ -18,8 +18,9 @@ def test_migrated_database_has_no_pending_revisions(db: Database) -> None:
 def test_a_failed_transaction_leaves_nothing_behind(db: Database) -> None:
     try:
         with db.transaction() as session:
-            session.add(User(email="a@example.org", display_name="A", role="admin",
-                             password_hash="x"))
+            session.add(
+                User(email="a@example.org", display_name="A", role="admin", password_hash="x")
+            )
             session.flush()
             raise RuntimeError("boom")
     except RuntimeError:
@@ -37,8 +38,14 @@ def test_concurrent_read_then_write_transactions_all_commit(db: Database) -> Non
             for i in range(10):
                 with db.transaction() as session:
                     session.scalar(select(func.count()).select_from(User))
-                    session.add(User(email=f"u{n}-{i}@example.org", display_name="U",
-                                     role="viewer", password_hash="x"))
+                    session.add(
+                        User(
+                            email=f"u{n}-{i}@example.org",
+                            display_name="U",
+                            role="viewer",
+                            password_hash="x",
+                        )
+                    )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -110,6 +110,20 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "job_errors",
+        sa.Column(
+            "job_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.Column("task", sa.String(length=128), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("at", ledgerlink.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("job_id", name=op.f("pk_job_errors")),
+    )
+    op.create_table(
         "login_attempts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
@@ -240,6 +254,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_jobs_due")
 
     op.drop_table("jobs")
+    op.drop_table("job_errors")
     op.drop_table("connections")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_action"))

@@ -1,0 +1,57 @@
+# The two commands: `make demo` runs the product, `make test` runs the whole suite.
+# Both work from a fresh clone with nothing but Python 3.11, git and make installed.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+UV     := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+export UV_PYTHON := $(VENV)/bin/python
+
+.PHONY: demo test lint typecheck system-test-deps clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Runtime dependencies only: what `make demo` needs.
+$(VENV)/.runtime: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --inexact --quiet
+	@touch $@
+
+# Everything the suite needs on top.
+$(VENV)/.test: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --inexact --quiet --extra test
+	@touch $@ $(VENV)/.runtime
+
+DEMO_PORT ?= 8000
+
+demo: $(VENV)/.runtime
+	$(VENV)/bin/ledgerlink demo --port $(DEMO_PORT)
+
+# PostgreSQL (the scale-out back-end) and Chromium (browser tests) from Debian.
+system-test-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check ledgerlink
+
+typecheck: $(VENV)/.test
+	$(VENV)/bin/mypy ledgerlink
+
+# pytest exits 5 when it collects nothing; make treats any non-zero exit as failure.
+test: system-test-deps $(VENV)/.test lint typecheck
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,391 @@
+"""The ``ledgerlink`` command line.
+
+Every command reads the same settings as the server (``LEDGERLINK_*`` environment
+variables and ``ledgerlink.toml``), so what runs here runs against the same database.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from ledgerlink import __version__
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.identity.roles import Role
+from ledgerlink.settings import Settings
+
+if TYPE_CHECKING:
+    from ledgerlink.runtime import Runtime
+
+app = typer.Typer(
+    help="ledgerlink: keeps members, Sage Business Cloud Accounting, Sage 500 and PayTrace "
+    "in agreement. Run a command with --help to see what it does.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+user_app = typer.Typer(help="Manage portal users and their API tokens.", no_args_is_help=True)
+vault_app = typer.Typer(
+    help="Manage the keys that encrypt stored credentials.", no_args_is_help=True
+)
+audit_app = typer.Typer(help="Inspect and verify the hash-chained audit log.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(vault_app, name="vault")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+
+DEMO_USERS = (
+    ("admin@demo.ledgerlink.test", Role.ADMIN, "Demo Administrator"),
+    ("operator@demo.ledgerlink.test", Role.OPERATOR, "Demo Operator"),
+    ("viewer@demo.ledgerlink.test", Role.VIEWER, "Demo Auditor"),
+)
+DEMO_PASSWORD = "ledgerlink-demo"  # noqa: S105 - printed on purpose; demo data only
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the setting
+        err.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _runtime() -> Runtime:
+    from ledgerlink.logs import configure_logging
+    from ledgerlink.runtime import Runtime
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return Runtime(settings)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]{message}[/red]")
+    raise typer.Exit(code)
+
+
+@app.callback(invoke_without_command=True)
+def main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (and procrastinate's, on PostgreSQL)."""
+    from ledgerlink.store.migrate import upgrade
+
+    runtime = _runtime()
+    upgrade(runtime.db)
+    out.print(f"Database is up to date ({runtime.db.backend}).")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default from settings).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (default 8000).")] = None,
+    worker: Annotated[
+        bool, typer.Option(help="Run the embedded job runner in this process (SQLite only).")
+    ] = True,
+) -> None:
+    """Serve the portal and REST API. On SQLite the job runner runs inside this process."""
+    import uvicorn
+
+    from ledgerlink.store.migrate import pending_revisions
+    from ledgerlink.web.app import create_app
+
+    runtime = _runtime()
+    settings = runtime.settings
+    if not worker:
+        settings.run_embedded_worker = False
+    if pending_revisions(runtime.db):
+        _fail("The database schema is behind this version: run `ledgerlink migrate` first.")
+    application = create_app(runtime=runtime)
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run background jobs: the embedded runner on SQLite, procrastinate on PostgreSQL.
+    Run as many as you like; a worker killed mid-job loses nothing (the job runs again)."""
+    from ledgerlink.jobs.worker import run_worker
+
+    runtime = _runtime()
+    run_worker(runtime.settings)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port for the portal.")] = 8000,
+) -> None:
+    """Set up a demo on the embedded database and serve it: prints the URL and logins."""
+    import uvicorn
+
+    from ledgerlink.identity import users
+    from ledgerlink.store.migrate import upgrade
+    from ledgerlink.store.models import User
+    from ledgerlink.web.app import create_app
+
+    runtime = _runtime()
+    upgrade(runtime.db)
+    with runtime.db.transaction() as session:
+        for email, role, name in DEMO_USERS:
+            if session.scalar(select(User.id).where(User.email == email)) is None:
+                users.create_user(
+                    session,
+                    cli_principal(),
+                    email=email,
+                    password=DEMO_PASSWORD,
+                    role=role,
+                    display_name=name,
+                )
+    url = f"http://{runtime.settings.host}:{port}/"
+    out.print(f"\n[bold]ledgerlink demo[/bold] is starting at [link={url}]{url}[/link]")
+    for email, role, _ in DEMO_USERS:
+        out.print(f"  {role.value:<9} {email}  password: {DEMO_PASSWORD}")
+    out.print("Press Ctrl-C to stop.\n")
+    uvicorn.run(
+        create_app(runtime=runtime),
+        host=runtime.settings.host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+# ---- users -------------------------------------------------------------------------------
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="The user's e-mail; it is also the login.")],
+    role: Annotated[Role, typer.Option(help="viewer, operator or admin.")] = Role.VIEWER,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the password from standard input (for scripts)."
+        ),
+    ] = False,
+) -> None:
+    """Create a portal user. Asks for the password unless --password-stdin is given."""
+    from ledgerlink.identity import users
+
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else getpass.getpass("Password (12+ characters): ")
+    )
+    runtime = _runtime()
+    try:
+        with runtime.db.transaction() as session:
+            user = users.create_user(
+                session,
+                cli_principal(),
+                email=email,
+                password=password,
+                role=role,
+                display_name=name,
+            )
+            out.print(f"Created {user.email} with role {user.role}.")
+    except users.AccountError as exc:
+        _fail(f"{exc.field}: {exc.message}")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List users with their roles and status."""
+    from ledgerlink.store.models import User
+
+    runtime = _runtime()
+    table = Table("id", "e-mail", "name", "role", "active")
+    with runtime.db.read() as session:
+        for u in session.scalars(select(User).order_by(User.email)):
+            table.add_row(
+                str(u.id), u.email, u.display_name, u.role, "yes" if u.is_active else "no"
+            )
+    out.print(table)
+
+
+@user_app.command("set-role")
+def user_set_role(
+    email: Annotated[str, typer.Argument(help="The user's e-mail.")],
+    role: Annotated[Role, typer.Argument(help="viewer, operator or admin.")],
+) -> None:
+    """Change a user's role."""
+    _update_user(email, role=role)
+
+
+@user_app.command("disable")
+def user_disable(email: Annotated[str, typer.Argument(help="The user's e-mail.")]) -> None:
+    """Disable a user: their sessions end and their API tokens stop working."""
+    _update_user(email, is_active=False)
+
+
+@user_app.command("enable")
+def user_enable(email: Annotated[str, typer.Argument(help="The user's e-mail.")]) -> None:
+    """Re-enable a disabled user."""
+    _update_user(email, is_active=True)
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Argument(help="The user's e-mail.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Set a user's password (signs them out everywhere)."""
+    from ledgerlink.identity import users
+
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else getpass.getpass("New password (12+ characters): ")
+    )
+    runtime = _runtime()
+    try:
+        with runtime.db.transaction() as session:
+            users.set_password(session, cli_principal(), _find_user(session, email), password)
+    except users.AccountError as exc:
+        _fail(f"{exc.field}: {exc.message}")
+    out.print("Password changed.")
+
+
+@user_app.command("token")
+def user_token(
+    email: Annotated[str, typer.Argument(help="Whose token (it acts with their role).")],
+    name: Annotated[str, typer.Option(help="Where the token is used, e.g. 'prometheus'.")],
+    days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
+) -> None:
+    """Issue an API token and print it once."""
+    from ledgerlink.identity import users
+
+    runtime = _runtime()
+    with runtime.db.transaction() as session:
+        _, secret = users.issue_api_token(
+            session, cli_principal(), _find_user(session, email), name=name, expires_in_days=days
+        )
+    out.print(secret, soft_wrap=True)
+
+
+def _find_user(session, email: str):  # type: ignore[no-untyped-def]
+    from ledgerlink.identity.users import normalise_email
+    from ledgerlink.store.models import User
+
+    user = session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        _fail(f"No user with e-mail {email}. `ledgerlink user list` shows who exists.")
+    return user
+
+
+def _update_user(email: str, **changes: Any) -> None:
+    from ledgerlink.identity import users
+
+    runtime = _runtime()
+    try:
+        with runtime.db.transaction() as session:
+            user = users.update_user(
+                session, cli_principal(), _find_user(session, email), **changes
+            )
+            out.print(
+                f"{user.email}: role {user.role}, {'active' if user.is_active else 'disabled'}."
+            )
+    except users.AccountError as exc:
+        _fail(f"{exc.field}: {exc.message}")
+
+
+# ---- vault -------------------------------------------------------------------------------
+
+
+@vault_app.command("rotate")
+def vault_rotate() -> None:
+    """Re-encrypt every stored credential under a new key and retire the old ones.
+    With LEDGERLINK_VAULT_KEYS, put the new key first (see `vault new-key`) and run this."""
+    from ledgerlink import vault
+
+    runtime = _runtime()
+    try:
+        report = vault.rotate(runtime.settings, runtime.db, actor=cli_principal().actor)
+    except vault.VaultError as exc:
+        _fail(str(exc))
+    out.print(str(report))
+
+
+@vault_app.command("new-key")
+def vault_new_key() -> None:
+    """Print a new Fernet key (for LEDGERLINK_VAULT_KEYS)."""
+    from ledgerlink.vault import new_key
+
+    out.print(new_key())
+
+
+# ---- audit -------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            help="A head hash recorded earlier (e.g. from a previous verify); detects a "
+            "truncated or rewritten chain."
+        ),
+    ] = None,
+) -> None:
+    """Check every entry's hash and link; names the first edited, deleted or reordered entry."""
+    from ledgerlink.store import audit
+
+    runtime = _runtime()
+    with runtime.db.read() as session:
+        try:
+            report = audit.verify(session, expect_head=expect_head)
+        except ValueError as exc:
+            _fail(f"--expect-head: {exc}", code=2)
+    if report.ok:
+        out.print(f"[green]OK[/green]: {report.entries} entries, head {report.head_hash}")
+        return
+    _fail(f"TAMPERED: {report.problem}", code=3)
+
+
+@audit_app.command("show")
+def audit_show(
+    limit: Annotated[int, typer.Option(help="How many of the newest entries.")] = 20,
+) -> None:
+    """Show the newest audit entries."""
+    from ledgerlink.store.models import AuditEntry
+
+    runtime = _runtime()
+    table = Table("#", "when (UTC)", "who", "what", "record")
+    with runtime.db.read() as session:
+        for e in session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)):
+            table.add_row(
+                str(e.seq),
+                e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                e.actor,
+                e.action,
+                f"{e.entity_type} {e.entity_id or ''}",
+            )
+    out.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,216 @@
+"""Stored connections to the external systems, with their secrets kept in the vault.
+
+Non-secret settings are plain JSON that can be exported and reviewed; secrets are
+write-only: they go in through the API, portal or CLI, are encrypted at once, and come
+back out only as "set" or "not set". The adapters that use them live in ``connectors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledgerlink.identity.principal import Principal
+from ledgerlink.store import audit
+from ledgerlink.store.models import Connection, ConnectionSecret
+from ledgerlink.vault import Vault, mask
+
+ConnectionKind = Literal["sbc", "paytrace", "sage500"]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SbcSettings(_Settings):
+    client_id: str = Field(default="", max_length=200)
+    business_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    api_base_url: HttpUrl = HttpUrl("https://api.accounting.sage.com/v3.1")
+    authorize_url: HttpUrl = HttpUrl("https://www.sageone.com/oauth2/auth/central")
+    token_url: HttpUrl = HttpUrl("https://oauth.accounting.sage.com/token")
+
+
+class PayTraceSettings(_Settings):
+    username: str = Field(default="", max_length=200)
+    integrator_id: str = Field(default="", max_length=100)
+    environment: Literal["sandbox", "production"] = "sandbox"
+    api_base_url: HttpUrl = HttpUrl("https://api.sandbox.paytrace.com")
+
+
+class Sage500Settings(_Settings):
+    mode: Literal["sql", "flat_file"] = "sql"
+    company_id: str = Field(default="", max_length=3)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    drop_folder: str | None = None
+
+
+SETTINGS_MODELS: dict[str, type[_Settings]] = {
+    "sbc": SbcSettings,
+    "paytrace": PayTraceSettings,
+    "sage500": Sage500Settings,
+}
+
+#: Which secrets each kind holds. ``database_url`` is secret because it carries a password.
+SECRET_NAMES: dict[str, frozenset[str]] = {
+    "sbc": frozenset({"client_secret", "refresh_token"}),
+    "paytrace": frozenset({"password"}),
+    "sage500": frozenset({"database_url"}),
+}
+
+
+class InvalidConnection(ValueError):
+    """Bad connection input; ``field`` names the input and ``message`` the fix."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def validate_settings(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+    model = SETTINGS_MODELS.get(kind)
+    if model is None:
+        raise InvalidConnection("kind", f"unknown kind {kind!r}; use one of sbc, paytrace, sage500")
+    try:
+        return model.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "settings." + ".".join(str(p) for p in first["loc"])
+        raise InvalidConnection(field, first["msg"]) from None
+
+
+def describe(connection: Connection) -> dict[str, Any]:
+    """The connection as the API and audit show it: secrets masked, never revealed."""
+    stored = {s.name: s for s in connection.secrets}
+    return {
+        "id": connection.id,
+        "kind": connection.kind,
+        "name": connection.name,
+        "settings": connection.settings,
+        "is_active": connection.is_active,
+        "secrets": {
+            name: {
+                "set": name in stored,
+                "masked": mask("x" if name in stored else None),
+                "updated_at": stored[name].updated_at.isoformat() if name in stored else None,
+            }
+            for name in sorted(SECRET_NAMES[connection.kind])
+        },
+        "created_at": connection.created_at.isoformat(),
+        "updated_at": connection.updated_at.isoformat(),
+    }
+
+
+def _audit_view(connection: Connection) -> dict[str, Any]:
+    view = describe(connection)
+    view["secrets"] = {name: s["masked"] for name, s in view["secrets"].items()}
+    view.pop("created_at")
+    view.pop("updated_at")
+    return view
+
+
+def create(
+    session: Session,
+    vault: Vault,
+    by: Principal,
+    *,
+    kind: str,
+    name: str,
+    settings: dict[str, Any],
+    secrets: dict[str, str] | None = None,
+) -> Connection:
+    clean = validate_settings(kind, settings)
+    label = name.strip()
+    if not label:
+        raise InvalidConnection("name", "give the connection a name")
+    if session.scalar(select(Connection.id).where(Connection.name == label)) is not None:
+        raise InvalidConnection("name", f"a connection named {label!r} already exists")
+    connection = Connection(kind=kind, name=label, settings=clean, is_active=False)
+    session.add(connection)
+    session.flush()
+    _store_secrets(connection, vault, secrets or {})
+    session.flush()
+    audit.record(
+        session,
+        actor=by.actor,
+        action="connection.created",
+        entity_type="connection",
+        entity_id=connection.id,
+        after=_audit_view(connection),
+    )
+    return connection
+
+
+def update(
+    session: Session,
+    vault: Vault,
+    by: Principal,
+    connection: Connection,
+    *,
+    settings: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+    is_active: bool | None = None,
+) -> Connection:
+    before = _audit_view(connection)
+    if settings is not None:
+        connection.settings = validate_settings(
+            connection.kind, {**connection.settings, **settings}
+        )
+    if secrets:
+        _store_secrets(connection, vault, secrets)
+    if is_active is not None:
+        connection.is_active = is_active
+    session.flush()
+    audit.record(
+        session,
+        actor=by.actor,
+        action="connection.updated",
+        entity_type="connection",
+        entity_id=connection.id,
+        before=before,
+        after=_audit_view(connection),
+    )
+    return connection
+
+
+def delete(session: Session, by: Principal, connection: Connection) -> None:
+    before = _audit_view(connection)
+    session.delete(connection)
+    audit.record(
+        session,
+        actor=by.actor,
+        action="connection.deleted",
+        entity_type="connection",
+        entity_id=connection.id,
+        before=before,
+    )
+
+
+def read_secret(vault: Vault, connection: Connection, name: str) -> str | None:
+    """For connectors only: the decrypted secret, never for display."""
+    for stored in connection.secrets:
+        if stored.name == name:
+            return vault.decrypt(stored.ciphertext)
+    return None
+
+
+def _store_secrets(connection: Connection, vault: Vault, secrets: dict[str, str]) -> None:
+    allowed = SECRET_NAMES[connection.kind]
+    existing = {s.name: s for s in connection.secrets}
+    for name, value in secrets.items():
+        if name not in allowed:
+            raise InvalidConnection(
+                f"secrets.{name}",
+                f"{connection.kind} connections hold only: {', '.join(sorted(allowed))}",
+            )
+        if not value:
+            raise InvalidConnection(
+                f"secrets.{name}", "must not be empty; omit it to keep the stored value"
+            )
+        if name in existing:
+            existing[name].ciphertext = vault.encrypt(value)
+        else:
+            connection.secrets.append(ConnectionSecret(name=name, ciphertext=vault.encrypt(value)))

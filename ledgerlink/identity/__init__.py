@@ -1,0 +1,1 @@
+"""Who may do what: users and roles, passwords, portal sessions, API tokens, login throttling."""

@@ -1,0 +1,167 @@
+"""Structured JSON logs that cannot leak a secret or a card number.
+
+Every log line, ours or a library's (uvicorn, httpx, procrastinate), passes through
+:func:`redact` before it is written: values under secret-sounding keys, bearer/basic
+credentials, credential query parameters and any Luhn-valid 13-19 digit number are
+masked. Card data must never reach a log file, even by accident in an exception message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Final
+
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+MASK: Final = "[REDACTED]"
+
+# Keys whose values are credentials. Matched on the normalised key (lower case, '-'→'_').
+_SECRET_KEY = re.compile(
+    r"(^|_)(password|passwd|secret|client_secret|api_key|apikey|token|access_token|"
+    r"refresh_token|id_token|authorization|auth|cookie|set_cookie|session|csrf|"
+    r"private_key|signing_key|vault_keys?|credentials?|pan|card_number|cc_number|"
+    r"cvv|cvv2|csc|security_code|code_verifier)$"
+)
+# Keys that contain a secret word but hold no secret.
+_SAFE_KEYS: Final = frozenset(
+    {"token_type", "expires_in", "token_id", "token_name", "session_id_hash", "auth_method"}
+)
+_BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_CREDENTIAL_PARAM = re.compile(
+    r"(?P<key>\b(?:password|client_secret|refresh_token|access_token|code|token)=)"
+    r"(?P<value>[^&\s\"']+)",
+    re.IGNORECASE,
+)
+# 13-19 digits, optionally grouped by single spaces or dashes, not part of a longer number.
+_CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when ``digits`` (only 0-9) passes the Luhn check used by card numbers."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _mask_card(match: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    if 13 <= len(digits) <= 19 and luhn_valid(digits):
+        return f"[PAN ****{digits[-4:]}]"
+    return match.group(0)
+
+
+def redact_text(text: str) -> str:
+    """Mask credentials and card numbers inside free text (messages, URLs, tracebacks)."""
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _CREDENTIAL_PARAM.sub(lambda m: f"{m.group('key')}{MASK}", text)
+    return _CARD_CANDIDATE.sub(_mask_card, text)
+
+
+def is_secret_key(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
+    normalised = key.lower().replace("-", "_")
+    return normalised not in _SAFE_KEYS and _SECRET_KEY.search(normalised) is not None
+
+
+def redact(value: Any) -> Any:
+    """Recursively redact a log value: secret keys masked, text scrubbed, numbers checked."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        text = str(value)
+        return redact_text(text) if len(text) >= 13 and redact_text(text) != text else value
+    if isinstance(value, Mapping):
+        return {
+            key: (MASK if is_secret_key(key) and item not in (None, "") else redact(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact(item) for item in value]
+    return redact_text(repr(value)) if not isinstance(value, (bytes, bytearray)) else MASK
+
+
+def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: runs last before rendering, so it sees formatted tracebacks."""
+    redacted = redact(dict(event_dict))
+    assert isinstance(redacted, dict)
+    return redacted
+
+
+def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event_dict.pop("color_message", None)  # uvicorn duplicates the message with ANSI codes
+    return event_dict
+
+
+_configured: dict[str, str] = {}
+
+
+def configure_logging(level: str = "info", fmt: str = "json", stream: Any = None) -> None:
+    """Route structlog and the standard library through one redacting renderer."""
+    numeric_level = logging.getLevelName(level.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_color_message,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_processor,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_ledgerlink", False):
+            root.removeHandler(existing)
+    handler._ledgerlink = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(max(numeric_level, logging.WARNING))
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "procrastinate"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    _configured.update(level=level, fmt=fmt)
+
+
+def redacted_mapping(values: MutableMapping[str, Any]) -> dict[str, Any]:
+    """A redacted copy of ``values`` for places that persist context (job errors, audit)."""
+    result = redact(dict(values))
+    assert isinstance(result, dict)
+    return result

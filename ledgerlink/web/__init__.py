@@ -1,0 +1,1 @@
+"""The web layer: REST API under /api/v1, the admin portal, health and metrics."""

@@ -1,0 +1,110 @@
+"""Connections to SBC, PayTrace and Sage 500. Secrets are write-only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledgerlink import connections
+from ledgerlink.identity.principal import Principal
+from ledgerlink.store.models import Connection
+from ledgerlink.web.problems import Problem, field_problem
+from ledgerlink.web.security import admin, viewer
+
+router = APIRouter(tags=["connections"])
+
+
+class ConnectionIn(BaseModel):
+    kind: connections.ConnectionKind
+    name: str = Field(min_length=1, max_length=100)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(
+        default_factory=dict, description="Write-only; responses only say whether each is set."
+    )
+
+
+class ConnectionPatch(BaseModel):
+    settings: dict[str, Any] | None = None
+    secrets: dict[str, str] | None = None
+    is_active: bool | None = None
+
+
+def _get(session: Session, connection_id: int) -> Connection:
+    found = session.get(Connection, connection_id)
+    if found is None:
+        raise Problem(404, "Not found", f"There is no connection {connection_id}.")
+    return found
+
+
+@router.get("/connections", summary="List connections (secrets masked)")
+def list_connections(
+    request: Request, _: Annotated[Principal, Depends(viewer)]
+) -> list[dict[str, Any]]:
+    with request.app.state.db.read() as session:
+        rows = session.scalars(select(Connection).order_by(Connection.name))
+        return [connections.describe(c) for c in rows]
+
+
+@router.get("/connections/{connection_id}", summary="One connection (secrets masked)")
+def get_connection(
+    request: Request, connection_id: int, _: Annotated[Principal, Depends(viewer)]
+) -> dict[str, Any]:
+    with request.app.state.db.read() as session:
+        return connections.describe(_get(session, connection_id))
+
+
+@router.post("/connections", status_code=201, summary="Create a connection")
+def create_connection(
+    request: Request, body: ConnectionIn, principal: Annotated[Principal, Depends(admin)]
+) -> dict[str, Any]:
+    runtime = request.app.state.runtime
+    try:
+        with runtime.db.transaction() as session:
+            created = connections.create(
+                session,
+                runtime.vault,
+                principal,
+                kind=body.kind,
+                name=body.name,
+                settings=body.settings,
+                secrets=body.secrets,
+            )
+            return connections.describe(created)
+    except connections.InvalidConnection as exc:
+        raise field_problem(exc.field, exc.message) from None
+
+
+@router.patch("/connections/{connection_id}", summary="Change settings, secrets or activation")
+def patch_connection(
+    request: Request,
+    connection_id: int,
+    body: ConnectionPatch,
+    principal: Annotated[Principal, Depends(admin)],
+) -> dict[str, Any]:
+    runtime = request.app.state.runtime
+    try:
+        with runtime.db.transaction() as session:
+            changed = connections.update(
+                session,
+                runtime.vault,
+                principal,
+                _get(session, connection_id),
+                settings=body.settings,
+                secrets=body.secrets,
+                is_active=body.is_active,
+            )
+            return connections.describe(changed)
+    except connections.InvalidConnection as exc:
+        raise field_problem(exc.field, exc.message) from None
+
+
+@router.delete("/connections/{connection_id}", status_code=204, summary="Delete a connection")
+def delete_connection(
+    request: Request, connection_id: int, principal: Annotated[Principal, Depends(admin)]
+) -> None:
+    with request.app.state.db.transaction() as session:
+        connections.delete(session, principal, _get(session, connection_id))

@@ -1,0 +1,186 @@
+"""Users and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledgerlink.identity import users
+from ledgerlink.identity.principal import Principal
+from ledgerlink.identity.roles import Role
+from ledgerlink.store.models import ApiToken, User
+from ledgerlink.web.problems import Problem, field_problem
+from ledgerlink.web.security import admin, viewer
+
+router = APIRouter(tags=["users"])
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    display_name: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+
+
+class UserIn(BaseModel):
+    email: str = Field(max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+    role: Role
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class UserPatch(BaseModel):
+    role: Role | None = None
+    is_active: bool | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NewTokenOut(TokenOut):
+    token: str = Field(description="The secret. Shown only in this response; store it now.")
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        display_name=user.display_name,
+        role=Role(user.role),
+        is_active=user.is_active,
+        created_at=user.created_at,
+    )
+
+
+def _token_out(token: ApiToken) -> TokenOut:
+    return TokenOut(
+        id=token.id,
+        user_id=token.user_id,
+        name=token.name,
+        prefix=token.prefix,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        last_used_at=token.last_used_at,
+        revoked_at=token.revoked_at,
+    )
+
+
+def _get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise Problem(404, "Not found", f"There is no user {user_id}.")
+    return user
+
+
+@router.get("/me", summary="Who am I")
+def me(principal: Annotated[Principal, Depends(viewer)]) -> dict[str, str | int | None]:
+    return {
+        "user_id": principal.user_id,
+        "email": principal.email,
+        "role": principal.role.value,
+        "via": principal.via,
+    }
+
+
+@router.get("/users", summary="List users")
+def list_users(request: Request, _: Annotated[Principal, Depends(admin)]) -> list[UserOut]:
+    with request.app.state.db.read() as session:
+        return [_user_out(u) for u in session.scalars(select(User).order_by(User.email))]
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, summary="Create a user")
+def create_user(
+    request: Request, body: UserIn, principal: Annotated[Principal, Depends(admin)]
+) -> UserOut:
+    try:
+        with request.app.state.db.transaction() as session:
+            user = users.create_user(
+                session,
+                principal,
+                email=body.email,
+                password=body.password,
+                role=body.role,
+                display_name=body.display_name,
+            )
+            return _user_out(user)
+    except users.AccountError as exc:
+        raise field_problem(exc.field, exc.message) from None
+
+
+@router.patch("/users/{user_id}", summary="Change a user's role, status or name")
+def patch_user(
+    request: Request, user_id: int, body: UserPatch, principal: Annotated[Principal, Depends(admin)]
+) -> UserOut:
+    try:
+        with request.app.state.db.transaction() as session:
+            user = users.update_user(
+                session,
+                principal,
+                _get_user(session, user_id),
+                role=body.role,
+                is_active=body.is_active,
+                display_name=body.display_name,
+            )
+            return _user_out(user)
+    except users.AccountError as exc:
+        raise field_problem(exc.field, exc.message, status=409) from None
+
+
+@router.get("/users/{user_id}/tokens", summary="List a user's API tokens")
+def list_tokens(
+    request: Request, user_id: int, _: Annotated[Principal, Depends(admin)]
+) -> list[TokenOut]:
+    with request.app.state.db.read() as session:
+        _get_user(session, user_id)
+        rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id))
+        return [_token_out(t) for t in rows]
+
+
+@router.post("/users/{user_id}/tokens", status_code=201, summary="Issue an API token")
+def issue_token(
+    request: Request, user_id: int, body: TokenIn, principal: Annotated[Principal, Depends(admin)]
+) -> NewTokenOut:
+    try:
+        with request.app.state.db.transaction() as session:
+            row, secret = users.issue_api_token(
+                session,
+                principal,
+                _get_user(session, user_id),
+                name=body.name,
+                expires_in_days=body.expires_in_days,
+            )
+            return NewTokenOut(**_token_out(row).model_dump(), token=secret)
+    except users.AccountError as exc:
+        raise field_problem(exc.field, exc.message) from None
+
+
+@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token")
+def revoke_token(
+    request: Request, token_id: int, principal: Annotated[Principal, Depends(admin)]
+) -> None:
+    with request.app.state.db.transaction() as session:
+        token = session.get(ApiToken, token_id)
+        if token is None:
+            raise Problem(404, "Not found", f"There is no API token {token_id}.")
+        users.revoke_api_token(session, principal, token)

@@ -1,0 +1,245 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+from asgi_csrf import asgi_csrf
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ledgerlink import __version__
+from ledgerlink.runtime import Runtime
+from ledgerlink.settings import Settings
+from ledgerlink.web import health
+from ledgerlink.web.api import router as api_router
+from ledgerlink.web.metrics import MetricsMiddleware
+from ledgerlink.web.portal import router as portal_router
+from ledgerlink.web.portal.rendering import render_error
+from ledgerlink.web.problems import (
+    Problem,
+    http_problem,
+    internal_problem,
+    problem_response,
+    validation_problem,
+)
+from ledgerlink.web.security import NotSignedIn, viewer
+
+log = structlog.get_logger("ledgerlink.web")
+STATIC_DIR = Path(__file__).parent / "portal" / "static"
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    runtime = runtime or Runtime(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner = None
+        if runtime.settings.job_backend == "embedded" and runtime.settings.run_embedded_worker:
+            from ledgerlink.jobs.embedded import EmbeddedRunner
+
+            runner = EmbeddedRunner(runtime.settings, runtime.db)
+            runner.start()
+        app.state.embedded_runner = runner
+        log.info(
+            "web.started",
+            version=__version__,
+            database=runtime.db.backend,
+            jobs=runtime.settings.job_backend,
+            embedded_runner=runner is not None,
+        )
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
+            runtime.close()
+
+    app = FastAPI(
+        title="ledgerlink",
+        version=__version__,
+        summary="Member registry, Sage and PayTrace kept in agreement.",
+        docs_url=None,  # served below, behind sign-in, with vendored Swagger UI assets
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.db = runtime.db
+    app.state.embedded_runner = None
+
+    app.include_router(health.router)
+    app.include_router(api_router, prefix="/api/v1")
+    app.include_router(portal_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _install_api_docs(app)
+    _install_error_handlers(app)
+
+    # Innermost first: asgi-csrf hands a copied scope inwards, so metrics must sit inside
+    # it to see which route answered.
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(
+        CSRFMiddleware,
+        signing_secret=runtime.vault.derive_secret("csrf").hex(),
+        secure=runtime.settings.secure_cookies,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _install_api_docs(app: FastAPI) -> None:
+    """OpenAPI document and Swagger UI for signed-in users; assets are served locally so
+    the docs work on sites without internet access."""
+
+    @app.get("/api/v1/openapi.json", include_in_schema=False, dependencies=[Depends(viewer)])
+    def openapi_document() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/api/docs", include_in_schema=False, dependencies=[Depends(viewer)])
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/v1/openapi.json",
+            title="ledgerlink API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/metrics"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, _exc: NotSignedIn) -> Response:
+        if _is_api(request):
+            return problem_response(
+                Problem(
+                    401,
+                    "Not signed in",
+                    "Send an API token as 'Authorization: Bearer llk_…' "
+                    "(an administrator creates one under Settings → API tokens).",
+                    headers={"WWW-Authenticate": "Bearer"},
+                ),
+                request.url.path,
+            )
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
+        return render_error(request, 401, "Your session has ended. Sign in again.")
+
+    @app.exception_handler(Problem)
+    async def problem(request: Request, exc: Problem) -> Response:
+        if _is_api(request):
+            return problem_response(exc, request.url.path)
+        return render_error(request, exc.status, exc.detail or exc.title)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        found = validation_problem(exc)
+        if _is_api(request):
+            return problem_response(found, request.url.path)
+        return render_error(request, 422, found.detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        found = http_problem(exc)
+        if _is_api(request):
+            return problem_response(found, request.url.path)
+        return render_error(request, exc.status_code, found.detail)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("web.unhandled_error", path=request.url.path)
+        found = internal_problem(request)
+        if _is_api(request):
+            return problem_response(found, request.url.path)
+        return render_error(request, 500, found.detail)
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="/")
+
+
+class CSRFMiddleware:
+    """Double-submit-cookie CSRF protection (asgi-csrf) for every unsafe request that
+    carries cookies. API calls with a bearer token are exempt: browsers never attach
+    those on their own. The login form is protected too (login CSRF)."""
+
+    def __init__(self, app: ASGIApp, *, signing_secret: str, secure: bool):
+        self.app = asgi_csrf(
+            app,
+            signing_secret=signing_secret,
+            always_protect={"/login"},
+            cookie_secure=secure,
+            cookie_samesite="Lax",
+            send_csrf_failed=_csrf_failed,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+async def _csrf_failed(scope: Scope, send: Send, message_id: Any = None) -> None:
+    path = scope.get("path", "")
+    if path.startswith("/api/"):
+        body = (
+            b'{"type":"https://ledgerlink.dev/problems/csrf","title":"Forbidden","status":403,'
+            b'"detail":"The request had no valid CSRF token. Send the csrftoken cookie value '
+            b'in the x-csrftoken header, or use a bearer API token."}'
+        )
+        content_type = b"application/problem+json"
+    else:
+        body = (
+            b"<!doctype html><title>Form expired</title><p>This form had expired or did not "
+            b"come from ledgerlink. Go back, reload the page and submit it again.</p>"
+        )
+        content_type = b"text/html; charset=utf-8"
+    await send(
+        {"type": "http.response.start", "status": 403, "headers": [(b"content-type", content_type)]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (echoed back as ``x-request-id``) bound into its logs."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _plausible_id(incoming) else uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _plausible_id(value: str) -> bool:
+    return 8 <= len(value) <= 64 and all(c.isalnum() or c in "-_" for c in value)

@@ -1,0 +1,63 @@
+"""Liveness, readiness and metrics endpoints.
+
+``/healthz`` says the process is up (for restarts); ``/readyz`` says it can do its job
+(database answers, schema current, job queue reachable) so a load balancer can route to
+it. Both are public and disclose nothing sensitive. ``/metrics`` needs a signed-in caller
+(a viewer API token for Prometheus).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ledgerlink.store.migrate import pending_revisions
+from ledgerlink.web.security import viewer
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: database and job queue usable")
+def readyz(request: Request) -> JSONResponse:
+    runtime = request.app.state.runtime
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        runtime.db.ping()
+        pending = pending_revisions(runtime.db)
+        checks["database"] = {"ok": not pending, "backend": runtime.db.backend}
+        if pending:
+            checks["database"]["detail"] = "schema is behind: run `ledgerlink migrate`"
+            ready = False
+    except Exception as exc:  # any failure means "not ready", with the reason
+        checks["database"] = {"ok": False, "detail": type(exc).__name__}
+        ready = False
+    if checks["database"]["ok"]:
+        health = runtime.jobs.health()
+        checks["jobs"] = {
+            "ok": health.ok,
+            "backend": health.backend,
+            "live_workers": health.live_workers,
+            "queued": health.queued,
+        }
+        runner = getattr(request.app.state, "embedded_runner", None)
+        if runner is not None and not runner.is_alive():
+            checks["jobs"].update(ok=False, detail="the embedded job runner has stopped")
+        ready = ready and checks["jobs"]["ok"]
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", dependencies=[Depends(viewer)])
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

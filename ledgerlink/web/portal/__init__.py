@@ -1,0 +1,11 @@
+"""The admin portal: server-rendered pages (Jinja2 + HTMX)."""
+
+from fastapi import APIRouter
+
+from ledgerlink.web.portal import audit_pages, dashboard, session_pages, settings_pages
+
+router = APIRouter(include_in_schema=False)
+router.include_router(session_pages.router)
+router.include_router(dashboard.router)
+router.include_router(audit_pages.router)
+router.include_router(settings_pages.router)

@@ -1,0 +1,60 @@
+"""Rendering portal pages: one Jinja2 environment, the navigation, and error pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from ledgerlink import __version__
+from ledgerlink.domain.money import Money
+from ledgerlink.identity.roles import Role
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals["version"] = __version__
+templates.env.filters["money"] = lambda m: m.format_display() if isinstance(m, Money) else m
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    path: str
+    role: Role
+
+
+#: The portal's sections, in the order users expect them. A section appears here only
+#: once its pages exist; capabilities add theirs as they land.
+NAVIGATION: list[NavItem] = [
+    NavItem("Dashboard", "/", Role.VIEWER),
+    NavItem("Audit", "/audit", Role.VIEWER),
+    NavItem("Settings", "/settings", Role.VIEWER),
+]
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    principal = getattr(request.state, "principal", None)
+    nav = [item for item in NAVIGATION if principal is not None and principal.can(item.role)]
+    csrftoken = request.scope.get("csrftoken")
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "principal": principal,
+            "nav": nav,
+            "current_path": request.url.path,
+            "csrftoken": csrftoken() if callable(csrftoken) else "",
+            "Role": Role,
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+def render_error(request: Request, status_code: int, message: str) -> HTMLResponse:
+    return render(
+        request, "error.html", status_code=status_code, status=status_code, message=message
+    )

@@ -1,0 +1,161 @@
+"""Settings: your own password; users and API tokens (administrators)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledgerlink.identity import passwords, users
+from ledgerlink.identity.principal import Principal
+from ledgerlink.identity.roles import Role, parse_role
+from ledgerlink.store.models import ApiToken, User
+from ledgerlink.web.portal.rendering import render
+from ledgerlink.web.problems import Problem
+from ledgerlink.web.security import admin, viewer
+
+router = APIRouter()
+
+NOTICES = {
+    "password": "Your password was changed. Other sessions were signed out.",
+    "user-added": "User added.",
+    "user-saved": "User saved.",
+    "token-revoked": "Token revoked; it no longer works.",
+}
+
+
+def _page(request: Request, principal: Principal, status_code: int = 200, **extra: Any) -> Response:
+    context: dict[str, Any] = {"users": [], "tokens": []}
+    if principal.can(Role.ADMIN):
+        with request.app.state.runtime.db.read() as session:
+            context["users"] = list(session.scalars(select(User).order_by(User.email)))
+            context["tokens"] = list(
+                session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc()))
+            )
+    return render(request, "settings.html", status_code=status_code, **context, **extra)
+
+
+@router.get("/settings")
+def settings_page(
+    request: Request, principal: Annotated[Principal, Depends(viewer)], done: str | None = None
+) -> Response:
+    return _page(request, principal, notice=NOTICES.get(done or ""))
+
+
+@router.post("/account/password")
+def change_own_password(
+    request: Request,
+    principal: Annotated[Principal, Depends(viewer)],
+    current_password: Annotated[str, Form(max_length=1024)],
+    new_password: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    """Self-service: every role may change its own password (and only its own)."""
+    with request.app.state.runtime.db.transaction() as session:
+        user = session.get(User, principal.user_id)
+        if user is None or not passwords.verify_password(user.password_hash, current_password):
+            error = "The current password is not right."
+        else:
+            try:
+                users.set_password(session, principal, user, new_password)
+                error = None
+            except users.AccountError as exc:
+                error = exc.message
+    if error:
+        return _page(request, principal, status_code=422, error=error)
+    return RedirectResponse("/login?signed_out=true", status_code=303)
+
+
+@router.post("/settings/users")
+def add_user(
+    request: Request,
+    principal: Annotated[Principal, Depends(admin)],
+    email: Annotated[str, Form(max_length=254)],
+    password: Annotated[str, Form(max_length=1024)],
+    role: Annotated[str, Form()],
+    display_name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        with request.app.state.runtime.db.transaction() as session:
+            users.create_user(
+                session,
+                principal,
+                email=email,
+                password=password,
+                role=parse_role(role),
+                display_name=display_name or None,
+            )
+    except (users.AccountError, ValueError) as exc:
+        return _page(request, principal, status_code=422, error=str(exc))
+    return RedirectResponse("/settings?done=user-added", status_code=303)
+
+
+@router.post("/settings/users/{user_id}")
+def save_user(
+    request: Request,
+    user_id: int,
+    principal: Annotated[Principal, Depends(admin)],
+    role: Annotated[str, Form()],
+    is_active: Annotated[bool, Form()],
+) -> Response:
+    try:
+        with request.app.state.runtime.db.transaction() as session:
+            users.update_user(
+                session,
+                principal,
+                _user(session, user_id),
+                role=parse_role(role),
+                is_active=is_active,
+            )
+    except (users.AccountError, ValueError) as exc:
+        return _page(request, principal, status_code=422, error=str(exc))
+    return RedirectResponse("/settings?done=user-saved", status_code=303)
+
+
+@router.post("/settings/tokens")
+def create_token(
+    request: Request,
+    principal: Annotated[Principal, Depends(admin)],
+    user_id: Annotated[int, Form()],
+    name: Annotated[str, Form(max_length=100)],
+    expires_in_days: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        days = int(expires_in_days) if expires_in_days.strip() else None
+        if days is not None and days < 1:
+            raise users.AccountError("expires_in_days", "expiry must be at least one day")
+        with request.app.state.runtime.db.transaction() as session:
+            _, secret = users.issue_api_token(
+                session, principal, _user(session, user_id), name=name, expires_in_days=days
+            )
+    except users.AccountError as exc:
+        return _page(request, principal, status_code=422, error=exc.message)
+    except ValueError:
+        return _page(
+            request,
+            principal,
+            status_code=422,
+            error="Expires after: give a whole number of days, or leave it empty.",
+        )
+    return _page(request, principal, status_code=201, new_token=secret, notice="Token created.")
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+def revoke_token(
+    request: Request, token_id: int, principal: Annotated[Principal, Depends(admin)]
+) -> Response:
+    with request.app.state.runtime.db.transaction() as session:
+        token = session.get(ApiToken, token_id)
+        if token is None:
+            raise Problem(404, "Not found", f"There is no API token {token_id}.")
+        users.revoke_api_token(session, principal, token)
+    return RedirectResponse("/settings?done=token-revoked", status_code=303)
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise Problem(404, "Not found", f"There is no user {user_id}.")
+    return user

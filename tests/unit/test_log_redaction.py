@@ -1,0 +1,98 @@
+"""No secret and no card number ever reaches a log line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import structlog
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledgerlink.logs import configure_logging, luhn_valid, redact, redact_text
+
+VISA_TEST = "4111111111111111"
+
+
+def _with_luhn_check_digit(body: str) -> str:
+    for check in "0123456789":
+        if luhn_valid(body + check):
+            return body + check
+    raise AssertionError("unreachable: one check digit always fits")
+
+
+def _capture() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream=stream)
+    return stream
+
+
+def test_structlog_event_masks_secret_keys_but_keeps_harmless_ones() -> None:
+    stream = _capture()
+    structlog.get_logger("t").info(
+        "oauth.refreshed",
+        refresh_token="r-123",
+        client_secret="s",
+        token_type="bearer",
+        expires_in=300,
+    )
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["refresh_token"] == "[REDACTED]"
+    assert line["client_secret"] == "[REDACTED]"
+    assert line["token_type"] == "bearer"
+    assert line["expires_in"] == 300
+
+
+def test_stdlib_library_logs_pass_through_the_same_redaction() -> None:
+    stream = _capture()
+    logging.getLogger("httpx").warning(
+        "GET https://api.example/x?client_secret=abc&page=2 Authorization: Bearer eyJhbGciOi.x.y"
+    )
+    out = stream.getvalue()
+    assert "abc" not in out
+    assert "eyJhbGciOi" not in out
+    assert "page=2" in out
+
+
+def test_card_number_inside_an_exception_traceback_is_masked() -> None:
+    stream = _capture()
+    try:
+        raise ValueError(f"card {VISA_TEST} declined")
+    except ValueError:
+        structlog.get_logger("t").exception("payment.failed")
+    out = stream.getvalue()
+    assert VISA_TEST not in out
+    assert "[PAN ****1111]" in out
+
+
+@given(
+    body=st.text(alphabet="0123456789", min_size=12, max_size=18),
+    separator=st.sampled_from(["", " ", "-"]),
+)
+def test_any_luhn_valid_13_to_19_digit_number_is_masked(body: str, separator: str) -> None:
+    pan = _with_luhn_check_digit(body)
+    grouped = separator.join(pan[i : i + 4] for i in range(0, len(pan), 4))
+    redacted = redact_text(f"charged {grouped} today")
+    assert pan not in redacted.replace(" ", "").replace("-", "")
+    assert f"****{pan[-4:]}" in redacted
+
+
+@given(
+    number=st.integers(min_value=10**12, max_value=10**19 - 1).filter(lambda n: luhn_valid(str(n)))
+)
+def test_integer_card_numbers_in_structured_fields_are_masked(number: int) -> None:
+    assert redact({"amount": number})["amount"] != number
+
+
+def test_ordinary_ids_and_amounts_are_left_alone() -> None:
+    assert redact_text("invoice 1234567 for 12500 cents") == "invoice 1234567 for 12500 cents"
+    assert redact_text("4111111111111112") == "4111111111111112"  # fails Luhn: not a card
+    assert redact({"transaction_id": 123456789}) == {"transaction_id": 123456789}
+
+
+def test_nested_structures_are_redacted() -> None:
+    value = redact({"request": {"headers": {"Authorization": "Bearer x"}, "body": [VISA_TEST]}})
+    assert value == {
+        "request": {"headers": {"Authorization": "[REDACTED]"}, "body": ["[PAN ****1111]"]}
+    }
