@@ -18,6 +18,7 @@ from sqlalchemy import select
 from ledgerlink import __version__
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
+from ledgerlink.sandbox.commands import sandbox_app
 from ledgerlink.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,16 +38,10 @@ audit_app = typer.Typer(help="Inspect and verify the hash-chained audit log.", n
 app.add_typer(user_app, name="user")
 app.add_typer(vault_app, name="vault")
 app.add_typer(audit_app, name="audit")
+app.add_typer(sandbox_app, name="sandbox")
 
 out = Console()
 err = Console(stderr=True)
-
-DEMO_USERS = (
-    ("admin@demo.ledgerlink.test", Role.ADMIN, "Demo Administrator"),
-    ("operator@demo.ledgerlink.test", Role.OPERATOR, "Demo Operator"),
-    ("viewer@demo.ledgerlink.test", Role.VIEWER, "Demo Auditor"),
-)
-DEMO_PASSWORD = "ledgerlink-demo"  # noqa: S105 - printed on purpose; demo data only
 
 
 def _settings() -> Settings:
@@ -136,41 +131,52 @@ def worker() -> None:
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="Port for the portal.")] = 8000,
+    sandboxes: Annotated[
+        bool, typer.Option(help="Start the SBC, PayTrace and Sage 500 simulators too.")
+    ] = True,
 ) -> None:
-    """Set up a demo on the embedded database and serve it: prints the URL and logins."""
+    """Run the demo: migrates the embedded database, starts the three simulators, adds
+    demo users and connections to them, and serves the portal. Prints the URL and logins."""
     import uvicorn
 
-    from ledgerlink.identity import users
+    from ledgerlink import demo as demo_data
+    from ledgerlink.sandbox.supervisor import Supervisor
     from ledgerlink.store.migrate import upgrade
-    from ledgerlink.store.models import User
     from ledgerlink.web.app import create_app
 
     runtime = _runtime()
     upgrade(runtime.db)
-    with runtime.db.transaction() as session:
-        for email, role, name in DEMO_USERS:
-            if session.scalar(select(User.id).where(User.email == email)) is None:
-                users.create_user(
-                    session,
-                    cli_principal(),
-                    email=email,
-                    password=DEMO_PASSWORD,
-                    role=role,
-                    display_name=name,
+    supervisor = Supervisor(runtime.settings, runtime.settings.sandbox_dir / "logs")
+    try:
+        with runtime.db.transaction() as session:
+            demo_data.ensure_users(session)
+        if sandboxes:
+            out.print("Starting the simulators (first start seeds their data)…")
+            supervisor.start()
+            where = supervisor.wait_ready(timeout=120)
+            with runtime.db.transaction() as session:
+                demo_data.ensure_connections(
+                    runtime, session, demo_data.sandbox_connections(runtime, where)
                 )
-    url = f"http://{runtime.settings.host}:{port}/"
-    out.print(f"\n[bold]ledgerlink demo[/bold] is starting at [link={url}]{url}[/link]")
-    for email, role, _ in DEMO_USERS:
-        out.print(f"  {role.value:<9} {email}  password: {DEMO_PASSWORD}")
-    out.print("Press Ctrl-C to stop.\n")
-    uvicorn.run(
-        create_app(runtime=runtime),
-        host=runtime.settings.host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
+            for name, address in where.items():
+                out.print(f"  simulator {name:<9} {address.base_url}")
+        url = f"http://{runtime.settings.host}:{port}/"
+        out.print(f"\n[bold]ledgerlink demo[/bold] is starting at [link={url}]{url}[/link]")
+        for email, role, _ in demo_data.USERS:
+            out.print(f"  {role.value:<9} {email}  password: {demo_data.PASSWORD}")
+        out.print("Press Ctrl-C to stop.\n")
+        uvicorn.run(
+            create_app(runtime=runtime),
+            host=runtime.settings.host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+    except RuntimeError as exc:
+        _fail(str(exc))
+    finally:
+        supervisor.stop()
 
 
 # ---- users -------------------------------------------------------------------------------

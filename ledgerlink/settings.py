@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    sandbox_host: str = Field(default="127.0.0.1", description="Where the simulators listen.")
+    sandbox_sbc_port: int = Field(default=8101, ge=1, le=65535)
+    sandbox_paytrace_port: int = Field(default=8102, ge=1, le=65535)
+    sandbox_sage500_port: int = Field(
+        default=8103, ge=1, le=65535, description="The Sage 500 simulator's admin endpoint."
+    )
+
+    @property
+    def sandbox_dir(self) -> Path:
+        """Simulator state: survives restarts, removed by `ledgerlink sandbox reset`."""
+        return self.var_dir / "sandbox"
+
+    @property
+    def sandbox_sage500_url(self) -> str:
+        return f"sqlite:///{(self.sandbox_dir / 'sage500.sqlite3').resolve()}"
 
     @classmethod
     def settings_customise_sources(
