@@ -1,0 +1,342 @@
+"""The one HTTP client factory every connector uses.
+
+It owns what each upstream call needs and nobody should re-implement: timeouts and
+pooling, the per-upstream token bucket, retries with jittered exponential backoff (via
+stamina) on connection errors, timeouts, ``429`` (honouring ``Retry-After``) and
+``502/503/504``, a retry budget per run, one token renewal on ``401``, and metrics.
+
+The rule that keeps money exactly-once: a request that may have reached the upstream
+(read timeout, dropped connection, 500/502/504) is repeated only when it is idempotent —
+a read, or a write carrying its idempotency key. Otherwise the caller gets
+``Unavailable(outcome_unknown=True)`` and must look before writing again.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+import stamina
+import structlog
+from prometheus_client import Counter, Histogram
+
+from ledgerlink.connectors.errors import SYSTEM_NAMES, RateLimited, Unavailable, UpstreamError
+from ledgerlink.connectors.throttle import TokenBucket
+
+log = structlog.get_logger("ledgerlink.connectors")
+
+UPSTREAM_REQUESTS = Counter(
+    "ledgerlink_upstream_requests_total", "Requests to external systems", ["system", "outcome"]
+)
+UPSTREAM_LATENCY = Histogram(
+    "ledgerlink_upstream_request_seconds",
+    "Time for an external system to answer one request",
+    ["system"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+UPSTREAM_THROTTLED = Counter(
+    "ledgerlink_upstream_throttled_seconds_total",
+    "Time spent waiting for the client-side rate limit",
+    ["system"],
+)
+UPSTREAM_RETRIES = Counter("ledgerlink_upstream_retries_total", "Retried requests", ["system"])
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Statuses meaning "not processed, try later" (safe to repeat any request).
+REFUSED_STATUSES = frozenset({429, 503})
+#: Statuses where the upstream may have acted before failing (repeat only idempotent calls).
+MAYBE_PROCESSED_STATUSES = frozenset({500, 502, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    total_seconds: float = 90.0
+    wait_initial: float = 0.2
+    wait_max: float = 10.0
+    wait_jitter: float = 0.5
+    #: A Retry-After longer than this is not waited out inside one call: the error goes
+    #: up so the job can be rescheduled instead of holding a worker.
+    max_retry_after: float = 120.0
+
+
+class RetryBudget:
+    """How many retries one run (a sync, a posting batch) may spend across all its calls,
+    so an upstream outage fails the run quickly instead of multiplying every call's wait."""
+
+    def __init__(self, retries: int) -> None:
+        self.remaining = retries
+        self.spent = 0
+        self._lock = threading.Lock()
+
+    def spend(self) -> bool:
+        with self._lock:
+            if self.remaining <= 0:
+                return False
+            self.remaining -= 1
+            self.spent += 1
+            return True
+
+
+_budget: ContextVar[RetryBudget | None] = ContextVar("ledgerlink_retry_budget", default=None)
+
+
+@contextmanager
+def retry_budget(retries: int) -> Iterator[RetryBudget]:
+    """Calls made inside this block share ``retries`` retries."""
+    budget = RetryBudget(retries)
+    token = _budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _budget.reset(token)
+
+
+class Auth(Protocol):
+    """How a connector authenticates; renewed once when the upstream answers 401."""
+
+    async def headers(self) -> dict[str, str]: ...
+
+    async def renew(self) -> None: ...
+
+
+#: Turns a non-success response into the connector's typed error (None: not an error).
+Classifier = Callable[[httpx.Response], UpstreamError | None]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class UpstreamClient:
+    """An httpx.AsyncClient with the policies above. One per run and event loop."""
+
+    def __init__(
+        self,
+        system: str,
+        base_url: str,
+        *,
+        classify: Classifier,
+        auth: Auth | None = None,
+        throttle: TokenBucket | None = None,
+        policy: RetryPolicy | None = None,
+        timeout: httpx.Timeout | None = None,
+        max_connections: int = 64,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.system = system
+        self.classify = classify
+        self.auth = auth
+        self.throttle = throttle
+        self.policy = policy or RetryPolicy()
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout or httpx.Timeout(30.0, connect=5.0),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            http2=base_url.startswith("https://") and transport is None,
+            transport=transport,
+            headers={"User-Agent": "ledgerlink", **(headers or {})},
+        )
+
+    async def __aenter__(self) -> UpstreamClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+        throttle: TokenBucket | None = None,
+        authenticate: bool = True,
+    ) -> httpx.Response:
+        """Send with retries; returns a success response or raises an UpstreamError."""
+        repeatable = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        bucket = throttle or self.throttle
+        renewed = False
+        policy = self.policy
+
+        def should_retry(exc: Exception) -> bool | float:
+            if not isinstance(exc, UpstreamError) or not exc.retryable:
+                return False
+            budget = _budget.get()
+            if budget is not None and not budget.spend():
+                return False
+            UPSTREAM_RETRIES.labels(self.system).inc()
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                return exc.retry_after
+            return True
+
+        async for attempt in stamina.retry_context(
+            on=should_retry,
+            attempts=policy.attempts,
+            timeout=policy.total_seconds,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
+        ):
+            with attempt:
+                while True:  # loops at most twice: once more after renewing the token
+                    response = await self._send_once(
+                        method,
+                        path,
+                        params,
+                        json,
+                        data,
+                        headers,
+                        repeatable,
+                        bucket,
+                        authenticate,
+                    )
+                    if response.status_code == 401 and self.auth and authenticate and not renewed:
+                        renewed = True
+                        await self.auth.renew()
+                        continue
+                    break
+                error = self._error_for(response, repeatable, bucket)
+                if error is not None:
+                    raise error
+                return response
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        json: Any,
+        data: dict[str, str] | None,
+        headers: dict[str, str] | None,
+        repeatable: bool,
+        bucket: TokenBucket | None,
+        authenticate: bool,
+    ) -> httpx.Response:
+        if bucket is not None:
+            waited = await bucket.acquire()
+            if waited:
+                UPSTREAM_THROTTLED.labels(self.system).inc(waited)
+        merged = dict(headers or {})
+        if self.auth is not None and authenticate:
+            merged.update(await self.auth.headers())
+        started = time.perf_counter()
+        try:
+            response = await self._client.request(
+                method, path, params=params, json=json, data=data, headers=merged
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            UPSTREAM_REQUESTS.labels(self.system, "connection_error").inc()
+            raise Unavailable(
+                self.system,
+                f"{_name(self.system)} could not be reached ({type(exc).__name__}); "
+                "check the address and the network, it will be retried",
+            ) from exc
+        except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            UPSTREAM_REQUESTS.labels(self.system, "timeout").inc()
+            if repeatable:
+                raise Unavailable(
+                    self.system,
+                    f"{_name(self.system)} did not answer in time ({type(exc).__name__})",
+                ) from exc
+            raise Unavailable(
+                self.system,
+                f"{_name(self.system)} did not answer a write in time; it may or may not "
+                "have been applied, so it is not repeated blindly",
+                retryable=False,
+                outcome_unknown=True,
+            ) from exc
+        finally:
+            UPSTREAM_LATENCY.labels(self.system).observe(time.perf_counter() - started)
+        log.debug(
+            "upstream.response",
+            system=self.system,
+            method=method,
+            path=path,
+            status=response.status_code,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return response
+
+    def _error_for(
+        self, response: httpx.Response, repeatable: bool, bucket: TokenBucket | None
+    ) -> UpstreamError | None:
+        status = response.status_code
+        if status < 400:
+            UPSTREAM_REQUESTS.labels(self.system, "ok").inc()
+            return None
+        if status == 429:
+            UPSTREAM_REQUESTS.labels(self.system, "rate_limited").inc()
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if bucket is not None:
+                bucket.pause(retry_after if retry_after is not None else self.policy.wait_initial)
+            too_long = retry_after is not None and retry_after > self.policy.max_retry_after
+            return RateLimited(
+                self.system,
+                f"{_name(self.system)} is rate limiting us"
+                + (f"; it asks to wait {retry_after:.0f} s" if retry_after else ""),
+                status=429,
+                retry_after=retry_after,
+                retryable=not too_long,
+            )
+        if status in REFUSED_STATUSES or (status in MAYBE_PROCESSED_STATUSES and repeatable):
+            UPSTREAM_REQUESTS.labels(self.system, "unavailable").inc()
+            return Unavailable(
+                self.system,
+                f"{_name(self.system)} is temporarily unavailable (HTTP {status})",
+                status=status,
+            )
+        if status in MAYBE_PROCESSED_STATUSES:
+            UPSTREAM_REQUESTS.labels(self.system, "unavailable").inc()
+            return Unavailable(
+                self.system,
+                f"{_name(self.system)} failed while handling a write (HTTP {status}); it may "
+                "or may not have been applied, so it is not repeated blindly",
+                status=status,
+                retryable=False,
+                outcome_unknown=True,
+            )
+        error = self.classify(response)
+        UPSTREAM_REQUESTS.labels(self.system, _outcome(error)).inc()
+        return error or UpstreamError(
+            self.system, f"{_name(self.system)} answered HTTP {status}", status=status
+        )
+
+
+def _name(system: str) -> str:
+    return SYSTEM_NAMES.get(system, system)
+
+
+def _outcome(error: UpstreamError | None) -> str:
+    return type(error).__name__.lower() if error is not None else "error"

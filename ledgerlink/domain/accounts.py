@@ -1,0 +1,189 @@
+"""What the ledgers and the card gateway hold, as ledgerlink sees it.
+
+Connectors translate each system's records into these types and back; nothing above
+the connectors sees an SBC JSON body, a Sage 500 row or a PayTrace response. Amounts
+are :class:`Money`; identifiers are strings (Sage 500 keys are integers upstream).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from ledgerlink.domain.money import Money
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    line1: str = ""
+    line2: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""  # ISO 3166-1 alpha-2
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerAccount:
+    """A customer in a ledger: an SBC contact or a Sage 500 customer."""
+
+    system: str
+    id: str  # SBC contact id, Sage 500 CustKey
+    number: str  # SBC reference, Sage 500 CustID: what users see and type
+    name: str
+    email: str = ""
+    phone: str = ""
+    address: Address = field(default_factory=Address)
+    currency: str = "USD"
+    balance: Money | None = None
+    updated_at: datetime | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerDraft:
+    """A customer to create or update in a ledger."""
+
+    number: str
+    name: str
+    email: str = ""
+    phone: str = ""
+    address: Address = field(default_factory=Address)
+    currency: str = "USD"
+
+
+class InvoiceStatus(StrEnum):
+    UNPAID = "unpaid"
+    PART_PAID = "part_paid"
+    PAID = "paid"
+    VOID = "void"
+    DRAFT = "draft"
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    system: str
+    id: str  # SBC sales invoice id, Sage 500 InvcKey
+    number: str  # SBC invoice_number, Sage 500 TranID
+    customer_id: str
+    date: dt.date
+    due_date: dt.date | None
+    total: Money
+    outstanding: Money
+    status: InvoiceStatus
+    updated_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return not self.outstanding.is_zero and self.status is not InvoiceStatus.VOID
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    """Part of a receipt (or refund) applied to one invoice."""
+
+    invoice_id: str
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRequest:
+    """A cash receipt to post. ``idempotency_key`` is derived from the source event
+    (PayTrace transaction id + kind), so posting it twice finds the first one."""
+
+    idempotency_key: str
+    customer_id: str
+    date: dt.date
+    amount: Money
+    applications: tuple[Application, ...] = ()
+    reference: str = ""  # shown to users in the ledger (e.g. "PayTrace 123456")
+    memo: str = ""
+    payment_method: str = "card"
+
+    @property
+    def applied(self) -> Money:
+        total = Money.zero(self.amount.currency)
+        for application in self.applications:
+            total = total + application.amount
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class PostedReceipt:
+    system: str
+    id: str  # SBC contact payment id, Sage 500 CustPmtKey
+    idempotency_key: str
+    amount: Money
+    applied: Money
+    #: True when the ledger already had it (a retry found the earlier post).
+    replayed: bool = False
+
+    @property
+    def unapplied(self) -> Money:
+        return self.amount - self.applied
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    """Money going back to a customer (a card refund or a chargeback)."""
+
+    idempotency_key: str
+    customer_id: str
+    date: dt.date
+    amount: Money
+    applications: tuple[Application, ...] = ()  # invoices the refund re-opens
+    reference: str = ""
+    memo: str = ""
+
+
+class CardTransactionKind(StrEnum):
+    SALE = "sale"
+    AUTHORIZATION = "authorization"
+    CAPTURE = "capture"
+    REFUND = "refund"
+    VOID = "void"
+
+
+class CardOutcome(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+    APPROVED_THEN_VOIDED = "approved_then_voided"  # PayTrace 103: AVS/CSC rules voided it
+
+
+@dataclass(frozen=True, slots=True)
+class CardTransaction:
+    """One card gateway transaction; never holds a card number beyond the masked form."""
+
+    id: str
+    kind: CardTransactionKind
+    outcome: CardOutcome
+    amount: Money
+    masked_card: str = ""
+    approval_code: str = ""
+    invoice_number: str = ""
+    customer_id: str = ""  # PayTrace customer profile id
+    status_message: str = ""
+    created_at: datetime | None = None
+    settled_at: datetime | None = None
+    voided: bool = False
+    original_id: str = ""  # for refunds and voids: the transaction they act on
+
+
+@dataclass(frozen=True, slots=True)
+class CardCustomer:
+    customer_id: str
+    name: str
+    email: str = ""
+    phone: str = ""
+    address: Address = field(default_factory=Address)
+    masked_card: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    number: str
+    settled_at: datetime | None
+    count: int
+    net: Money
