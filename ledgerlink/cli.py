@@ -39,6 +39,11 @@ app.add_typer(user_app, name="user")
 app.add_typer(vault_app, name="vault")
 app.add_typer(audit_app, name="audit")
 app.add_typer(sandbox_app, name="sandbox")
+connection_app = typer.Typer(
+    help="Connections to SBC, PayTrace and Sage 500: list them and test them.",
+    no_args_is_help=True,
+)
+app.add_typer(connection_app, name="connection")
 
 out = Console()
 err = Console(stderr=True)
@@ -395,3 +400,55 @@ def audit_show(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+def _find_connection(session: Any, which: str) -> Any:
+    from ledgerlink.store.models import Connection
+
+    query = select(Connection)
+    found = (
+        session.scalars(query.where(Connection.name == which)).all()
+        or session.scalars(query.where(Connection.kind == which)).all()
+    )
+    if not found:
+        _fail(f"No connection named or of kind {which!r}. `ledgerlink connection list` shows them.")
+    if len(found) > 1:
+        names = ", ".join(repr(c.name) for c in found)
+        _fail(f"{len(found)} {which} connections ({names}); give the name instead.")
+    return found[0]
+
+
+@connection_app.command("list")
+def connection_list() -> None:
+    """Show configured connections, whether they are active and authorised."""
+    from ledgerlink.store.models import Connection
+
+    runtime = _runtime()
+    table = Table("id", "kind", "name", "active", "authorisation")
+    with runtime.db.read() as session:
+        for row in session.scalars(select(Connection).order_by(Connection.name)):
+            table.add_row(
+                str(row.id), row.kind, row.name, "yes" if row.is_active else "no", row.auth_status
+            )
+    out.print(table)
+
+
+@connection_app.command("test")
+def connection_test(
+    which: Annotated[
+        str, typer.Argument(help="Connection name, or its kind: sbc, paytrace, sage500.")
+    ],
+) -> None:
+    """Check reachability, credentials, permissions and the chosen business or company;
+    each check passes or fails with a reason. Exits 1 when any check fails."""
+    from ledgerlink.connectors.checks import run_check
+
+    runtime = _runtime()
+    with runtime.db.read() as session:
+        connection = _find_connection(session, which)
+    results = run_check(runtime, connection)
+    for result in results:
+        mark = "[green]PASS[/green]" if result.ok else "[red]FAIL[/red]"
+        out.print(f"{mark} {result.name}: {result.detail}")
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)

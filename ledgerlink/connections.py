@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.domain.periods import FinancialYear
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store import audit
 from ledgerlink.store.models import Connection, ConnectionSecret
@@ -25,12 +26,55 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MEMBER_PAYMENT_METHODS = ("card", "bank_transfer", "cash", "cheque", "direct_debit")
+
+
+class PaymentMethodMapping(BaseModel):
+    """Where a member-side payment method lands in the ledger."""
+
+    model_config = ConfigDict(extra="forbid")
+    payment_method_id: str = Field(max_length=64)
+    bank_account_id: str | None = Field(default=None, max_length=64)
+
+
 class SbcSettings(_Settings):
     client_id: str = Field(default="", max_length=200)
     business_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
     api_base_url: HttpUrl = HttpUrl("https://api.accounting.sage.com/v3.1")
     authorize_url: HttpUrl = HttpUrl("https://www.sageone.com/oauth2/auth/central")
     token_url: HttpUrl = HttpUrl("https://oauth.accounting.sage.com/token")
+    #: SBC bank account that card receipts are paid into (e.g. a "Card Clearing" account).
+    receipt_bank_account_id: str | None = Field(default=None, max_length=64)
+    payment_method_id: str = Field(default="CREDIT_DEBIT", max_length=32)
+    #: Client-side limit per business; SBC allows about 100 requests a minute.
+    rate_limit_per_minute: int = Field(default=100, ge=0, le=100_000)
+    #: Financial years ledgerlink may post into ("2026-01-01..2026-12-31"); empty: any
+    #: year after the ledger's lockdown date.
+    accounting_periods: list[str] = Field(default_factory=list)
+    #: Member-side method (card, bank_transfer, cash, cheque, direct_debit) → ledger.
+    payment_methods: dict[str, PaymentMethodMapping] = Field(default_factory=dict)
+    membership_fee_ledger_account_id: str | None = Field(default=None, max_length=64)
+
+    @field_validator("accounting_periods")
+    @classmethod
+    def _periods(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            try:
+                FinancialYear.from_key(key)
+            except ValueError:
+                raise ValueError(
+                    f"{key!r} is not a financial year; write it as 2026-01-01..2026-12-31"
+                ) from None
+        return keys
+
+    @field_validator("payment_methods")
+    @classmethod
+    def _methods(cls, mapping: dict[str, PaymentMethodMapping]) -> dict[str, PaymentMethodMapping]:
+        unknown = set(mapping) - set(MEMBER_PAYMENT_METHODS)
+        if unknown:
+            known = ", ".join(MEMBER_PAYMENT_METHODS)
+            raise ValueError(f"unknown payment method(s) {sorted(unknown)}; use {known}")
+        return mapping
 
 
 class PayTraceSettings(_Settings):
@@ -59,6 +103,8 @@ SECRET_NAMES: dict[str, frozenset[str]] = {
     "paytrace": frozenset({"password"}),
     "sage500": frozenset({"database_url"}),
 }
+#: Secrets connectors keep for themselves (never set through the API, never shown).
+INTERNAL_SECRETS: dict[str, frozenset[str]] = {"sbc": frozenset({"access_token"})}
 
 
 class InvalidConnection(ValueError):
@@ -79,7 +125,7 @@ def validate_settings(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = "settings." + ".".join(str(p) for p in first["loc"])
-        raise InvalidConnection(field, first["msg"]) from None
+        raise InvalidConnection(field, first["msg"].removeprefix("Value error, ")) from None
 
 
 def describe(connection: Connection) -> dict[str, Any]:
@@ -91,6 +137,8 @@ def describe(connection: Connection) -> dict[str, Any]:
         "name": connection.name,
         "settings": connection.settings,
         "is_active": connection.is_active,
+        "auth_status": connection.auth_status,
+        "auth_detail": connection.auth_detail,
         "secrets": {
             name: {
                 "set": name in stored,

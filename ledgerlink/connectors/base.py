@@ -42,6 +42,10 @@ class Ledger(Protocol):
 
     async def check(self) -> list[CheckResult]: ...
 
+    async def aclose(self) -> None:
+        """Release connections; adapters are also async context managers."""
+        ...
+
     def customers(self, *, changed_since: datetime | None = None) -> AsyncIterator[CustomerAccount]:
         """Every customer, or those created/changed at or after ``changed_since``."""
         ...
@@ -91,6 +95,8 @@ class CardGateway(Protocol):
     system: str
 
     async def check(self) -> list[CheckResult]: ...
+
+    async def aclose(self) -> None: ...
 
     async def transactions(self, start: date, end: date) -> list[CardTransaction]:
         """Transactions created between the two dates (inclusive)."""

@@ -53,3 +53,17 @@ class TokenBucket:
         """The upstream said slow down: nobody sharing this bucket sends for ``seconds``."""
         with self._lock:
             self._tat = max(self._tat, time.monotonic() + seconds)
+
+
+_shared: dict[tuple[str, ...], TokenBucket] = {}
+_shared_guard = threading.Lock()
+
+
+def shared_bucket(key: tuple[str, ...], per_minute: float) -> TokenBucket:
+    """The process-wide bucket for ``key`` (e.g. ``("sbc", business_id)``), so every run
+    and worker thread in this process shares one budget per upstream account."""
+    with _shared_guard:
+        bucket = _shared.get(key)
+        if bucket is None or bucket.per_minute != per_minute:
+            bucket = _shared[key] = TokenBucket(per_minute)
+        return bucket

@@ -113,6 +113,10 @@ class Connection(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: not_connected | connected | needs_reauthorisation: set by connectors, shown in the
+    #: portal with ``auth_detail`` saying what to do.
+    auth_status: Mapped[str] = mapped_column(String(32), default="not_connected")
+    auth_detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -13,7 +13,7 @@ from ledgerlink import connections
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store.models import Connection
 from ledgerlink.web.problems import Problem, field_problem
-from ledgerlink.web.security import admin, viewer
+from ledgerlink.web.security import admin, operator, viewer
 
 router = APIRouter(tags=["connections"])
 
@@ -108,3 +108,33 @@ def delete_connection(
 ) -> None:
     with request.app.state.db.transaction() as session:
         connections.delete(session, principal, _get(session, connection_id))
+
+
+class CheckOut(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+
+
+class ConnectionTestOut(BaseModel):
+    ok: bool
+    checks: list[CheckOut]
+
+
+@router.post(
+    "/connections/{connection_id}/test",
+    summary="Check reachability, credentials, permissions and the chosen business/company",
+)
+async def run_connection_test(
+    request: Request, connection_id: int, _: Annotated[Principal, Depends(operator)]
+) -> ConnectionTestOut:
+    from ledgerlink.connectors.checks import check_connection
+
+    runtime = request.app.state.runtime
+    with runtime.db.read() as session:
+        connection = _get(session, connection_id)
+    results = await check_connection(runtime, connection)
+    return ConnectionTestOut(
+        ok=all(r.ok for r in results),
+        checks=[CheckOut(name=r.name, ok=r.ok, detail=r.detail) for r in results],
+    )

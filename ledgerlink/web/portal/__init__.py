@@ -2,10 +2,19 @@
 
 from fastapi import APIRouter
 
-from ledgerlink.web.portal import audit_pages, dashboard, session_pages, settings_pages
+from ledgerlink.web.portal import (
+    audit_pages,
+    dashboard,
+    integration_pages,
+    sbc_connect,
+    session_pages,
+    settings_pages,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(session_pages.router)
 router.include_router(dashboard.router)
 router.include_router(audit_pages.router)
 router.include_router(settings_pages.router)
+router.include_router(sbc_connect.router)
+router.include_router(integration_pages.router)

@@ -1,0 +1,156 @@
+"""Connection configuration as a YAML file, so it can live in version control.
+
+Secrets are never exported; an import creates or updates connections by name and leaves
+stored secrets alone. Errors name the line, the field and the fix, and an import with any
+error changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledgerlink import connections
+from ledgerlink.identity.principal import Principal
+from ledgerlink.store.models import Connection
+from ledgerlink.vault import Vault
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ConfigError:
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.field}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    errors: list[ConfigError] = field(default_factory=list)
+
+
+def export_yaml(session: Session) -> str:
+    rows = session.scalars(select(Connection).order_by(Connection.name))
+    document = {
+        "ledgerlink_connections": FORMAT_VERSION,
+        "connections": [
+            {
+                "name": c.name,
+                "kind": c.kind,
+                "active": c.is_active,
+                "settings": c.settings,
+            }
+            for c in rows
+        ],
+    }
+    buffer = io.StringIO()
+    buffer.write("# ledgerlink connection settings. Secrets are not included: set them in the\n")
+    buffer.write("# portal (Accounting Integration) or with the API after importing.\n")
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.dump(document, buffer)
+    return buffer.getvalue()
+
+
+def _line(node: Any, key: str | int | None = None) -> int | None:
+    if isinstance(node, CommentedMap):
+        if key is not None and key in node:
+            return int(node.lc.key(key)[0]) + 1
+        return int(node.lc.line) + 1
+    lc = getattr(node, "lc", None)
+    return int(lc.line) + 1 if lc is not None else None
+
+
+def import_yaml(session: Session, vault: Vault, by: Principal, text: str) -> ImportReport:
+    report = ImportReport()
+    try:
+        document = YAML().load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        report.errors.append(
+            ConfigError(mark.line + 1 if mark else None, "file", f"not valid YAML: {exc}")
+        )
+        return report
+    if not isinstance(document, CommentedMap) or "connections" not in document:
+        report.errors.append(
+            ConfigError(1, "connections", "expected a 'connections:' list (see an export)")
+        )
+        return report
+    items = document["connections"]
+    if not isinstance(items, list):
+        report.errors.append(
+            ConfigError(
+                _line(document, "connections"), "connections", "must be a list of connections"
+            )
+        )
+        return report
+    planned: list[tuple[CommentedMap, str, str, dict[str, Any], bool]] = []
+    for index, item in enumerate(items):
+        where = f"connections[{index}]"
+        if not isinstance(item, CommentedMap):
+            report.errors.append(ConfigError(_line(items), where, "must be a mapping"))
+            continue
+        name = str(item.get("name") or "").strip()
+        kind = str(item.get("kind") or "")
+        if not name:
+            report.errors.append(ConfigError(_line(item), f"{where}.name", "give a name"))
+            continue
+        try:
+            clean = connections.validate_settings(kind, dict(item.get("settings") or {}))
+        except connections.InvalidConnection as exc:
+            key = exc.field.split(".")[1] if exc.field.startswith("settings.") else None
+            settings_node = item.get("settings")
+            line = (
+                _line(settings_node, key)
+                if key and isinstance(settings_node, CommentedMap)
+                else _line(item)
+            )
+            report.errors.append(ConfigError(line, f"{where}.{exc.field}", exc.message))
+            continue
+        existing_kind = session.scalar(select(Connection.kind).where(Connection.name == name))
+        if existing_kind is not None and existing_kind != kind:
+            report.errors.append(
+                ConfigError(
+                    _line(item, "kind"),
+                    f"{where}.kind",
+                    f"{name!r} exists as a {existing_kind} connection; kinds cannot change",
+                )
+            )
+            continue
+        planned.append((item, name, kind, clean, bool(item.get("active", False))))
+    if report.errors:
+        return report
+    for _item, name, kind, clean, active in planned:
+        existing = session.scalar(select(Connection).where(Connection.name == name))
+        if existing is None:
+            created = connections.create(session, vault, by, kind=kind, name=name, settings=clean)
+            if active:
+                connections.update(session, vault, by, created, is_active=True)
+            report.created.append(name)
+        elif existing.kind != kind:
+            report.errors.append(
+                ConfigError(
+                    None, name, f"exists as a {existing.kind} connection; kinds cannot change"
+                )
+            )
+        elif existing.settings == clean and existing.is_active == active:
+            report.unchanged.append(name)
+        else:
+            connections.update(session, vault, by, existing, settings=clean, is_active=active)
+            report.updated.append(name)
+    return report

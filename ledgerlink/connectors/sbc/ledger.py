@@ -1,0 +1,337 @@
+"""The SBC ledger: customers (contacts), sales invoices and contact payments."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from ledgerlink.connectors.base import CheckResult
+from ledgerlink.connectors.errors import Misconfigured, NotFound, UpstreamError
+from ledgerlink.connectors.http import Auth, RetryPolicy, UpstreamClient
+from ledgerlink.connectors.sbc import shapes
+from ledgerlink.connectors.sbc.errors import classify
+from ledgerlink.connectors.throttle import TokenBucket, shared_bucket
+from ledgerlink.domain.accounts import (
+    CustomerAccount,
+    CustomerDraft,
+    Invoice,
+    PostedReceipt,
+    ReceiptRequest,
+    RefundRequest,
+)
+
+PAGE_SIZE = 200  # SBC's maximum
+
+
+@dataclass(frozen=True)
+class SbcOptions:
+    api_base_url: str
+    business_id: str | None = None
+    receipt_bank_account_id: str | None = None
+    payment_method_id: str = "CREDIT_DEBIT"
+    rate_limit_per_minute: int = 100  # 0: no client-side limit
+    max_connections: int = 64
+
+
+def _decimal_json(response: httpx.Response) -> Any:
+    return json.loads(response.content, parse_float=Decimal)
+
+
+class SbcLedger:
+    system = "sbc"
+
+    def __init__(
+        self,
+        options: SbcOptions,
+        auth: Auth,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.options = options
+        throttle: TokenBucket | None = None
+        if options.rate_limit_per_minute:
+            throttle = shared_bucket(
+                ("sbc", options.business_id or "lead"), options.rate_limit_per_minute
+            )
+        headers = {"Accept": "application/json"}
+        if options.business_id:
+            headers["X-Business"] = options.business_id
+        self.client = UpstreamClient(
+            "sbc",
+            options.api_base_url,
+            classify=classify,
+            auth=auth,
+            throttle=throttle,
+            policy=policy,
+            transport=transport,
+            headers=headers,
+            max_connections=options.max_connections,
+        )
+        self._base_currency: str | None = None
+
+    async def __aenter__(self) -> SbcLedger:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def _get(self, path: str, params: dict[str, Any] | None = None, what: str = "") -> Any:
+        try:
+            response = await self.client.request("GET", path, params=params)
+        except NotFound as exc:
+            raise NotFound("sbc", f"Sage has no {what or path}: {exc.message}", status=404) from exc
+        return _decimal_json(response)
+
+    async def _write(
+        self,
+        method: str,
+        path: str,
+        resource: str,
+        body: dict[str, Any],
+        what: str,
+        idempotent: bool,
+    ) -> tuple[dict[str, Any], int]:
+        try:
+            response = await self.client.request(
+                method, path, json={resource: body}, idempotent=idempotent
+            )
+        except UpstreamError as exc:
+            if exc.status in (400, 404, 422) and "Sage rejected" not in exc.message:
+                exc.message = f"Sage rejected {what}: {exc.message}"
+            raise
+        return _decimal_json(response), response.status_code
+
+    async def pages(
+        self, path: str, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a collection, following ``$next`` (200 per page, all attributes)."""
+        query: dict[str, Any] | None = {
+            "items_per_page": PAGE_SIZE,
+            "attributes": "all",
+            **(params or {}),
+        }
+        next_path: str | None = path
+        while next_path:
+            body = await self._get(next_path, query)
+            for item in body.get("$items") or []:
+                yield item
+            next_path = body.get("$next")
+            query = None  # $next carries the query
+            if next_path and "attributes=" not in next_path:
+                query = {"attributes": "all"}
+
+    async def base_currency(self) -> str:
+        if self._base_currency is None:
+            settings = await self._get("/financial_settings", what="financial settings")
+            self._base_currency = shapes._link_id(settings.get("base_currency")) or "USD"
+        return self._base_currency
+
+    # -- Ledger port --------------------------------------------------------------------
+
+    async def check(self) -> list[CheckResult]:
+        results: list[CheckResult] = []
+        try:
+            businesses = await self._get("/businesses", what="businesses")
+        except UpstreamError as exc:
+            results.append(CheckResult("credentials", False, exc.message))
+            return results
+        results.append(CheckResult("reachable", True, "Sage answered"))
+        results.append(CheckResult("credentials", True, "the access token is accepted"))
+        items = businesses.get("$items", businesses) if isinstance(businesses, dict) else businesses
+        ids = {str(b.get("id")): str(b.get("name") or b.get("displayed_as")) for b in items}
+        if self.options.business_id and self.options.business_id not in ids:
+            results.append(
+                CheckResult(
+                    "business",
+                    False,
+                    f"business {self.options.business_id} is not among those this user can reach "
+                    f"({', '.join(ids.values()) or 'none'}); pick one under Accounting Integration",
+                )
+            )
+            return results
+        chosen = ids.get(self.options.business_id or "", "the lead business")
+        results.append(CheckResult("business", True, f"using {chosen}"))
+        try:
+            settings = await self._get("/financial_settings", what="financial settings")
+            results.append(
+                CheckResult(
+                    "permissions",
+                    True,
+                    f"financial settings readable; base currency "
+                    f"{shapes._link_id(settings.get('base_currency')) or '?'}",
+                )
+            )
+        except UpstreamError as exc:
+            results.append(CheckResult("permissions", False, exc.message))
+        if self.options.receipt_bank_account_id:
+            try:
+                await self._get(
+                    f"/bank_accounts/{self.options.receipt_bank_account_id}",
+                    what="receipt bank account",
+                )
+                results.append(CheckResult("bank account", True, "receipt bank account exists"))
+            except UpstreamError as exc:
+                results.append(CheckResult("bank account", False, exc.message))
+        return results
+
+    async def customers(
+        self, *, changed_since: datetime | None = None
+    ) -> AsyncIterator[CustomerAccount]:
+        currency = await self.base_currency()
+        params: dict[str, Any] = {"contact_type_id": "CUSTOMER"}
+        if changed_since is not None:
+            params["updated_or_created_since"] = changed_since.isoformat()
+        async for item in self.pages("/contacts", params):
+            yield shapes.customer(item, currency)
+        if changed_since is not None:
+            async for item in self.pages("/contacts", {"deleted_since": changed_since.isoformat()}):
+                yield shapes.customer(item, currency, deleted=True)
+
+    async def get_customer(self, customer_id: str) -> CustomerAccount:
+        item = await self._get(f"/contacts/{customer_id}", what=f"contact {customer_id}")
+        return shapes.customer(item, await self.base_currency())
+
+    async def find_customer(self, number: str) -> CustomerAccount | None:
+        currency = await self.base_currency()
+        async for item in self.pages("/contacts", {"search": number}):
+            if str(item.get("reference") or "") == number:
+                return shapes.customer(item, currency)
+        return None
+
+    async def create_customer(self, draft: CustomerDraft, idempotency_key: str) -> CustomerAccount:
+        item, _ = await self._write(
+            "POST",
+            "/contacts",
+            "contact",
+            shapes.contact_body(draft, idempotency_key),
+            f"the contact {draft.name!r}",
+            idempotent=True,
+        )
+        return shapes.customer(item, await self.base_currency())
+
+    async def update_customer(self, customer_id: str, draft: CustomerDraft) -> CustomerAccount:
+        item, _ = await self._write(
+            "PUT",
+            f"/contacts/{customer_id}",
+            "contact",
+            shapes.contact_body(draft, None),
+            f"the contact {draft.name!r}",
+            idempotent=True,
+        )
+        return shapes.customer(item, await self.base_currency())
+
+    async def invoices(
+        self,
+        *,
+        customer_id: str | None = None,
+        open_only: bool = True,
+        changed_since: datetime | None = None,
+    ) -> AsyncIterator[Invoice]:
+        currency = await self.base_currency()
+        params: dict[str, Any] = {}
+        if customer_id:
+            params["contact_id"] = customer_id
+        if changed_since is not None:
+            params["updated_or_created_since"] = changed_since.isoformat()
+        async for item in self.pages("/sales_invoices", params):
+            found = shapes.invoice(item, currency)
+            if not open_only or found.is_open:
+                yield found
+
+    async def post_receipt(self, receipt: ReceiptRequest) -> PostedReceipt:
+        return await self._payment(
+            "CUSTOMER_RECEIPT",
+            receipt.idempotency_key,
+            receipt.customer_id,
+            receipt.date,
+            receipt.amount,
+            receipt.applications,
+            receipt.reference,
+            "the receipt",
+        )
+
+    async def post_refund(self, refund: RefundRequest) -> PostedReceipt:
+        return await self._payment(
+            "CUSTOMER_REFUND",
+            refund.idempotency_key,
+            refund.customer_id,
+            refund.date,
+            refund.amount,
+            refund.applications,
+            refund.reference,
+            "the refund",
+        )
+
+    async def _payment(
+        self,
+        kind: str,
+        key: str,
+        customer_id: str,
+        when: date,
+        amount: Any,
+        applications: Any,
+        reference: str,
+        what: str,
+    ) -> PostedReceipt:
+        if not self.options.receipt_bank_account_id:
+            raise Misconfigured(
+                "sbc",
+                "No bank account is chosen for card receipts; pick one under "
+                "Accounting Integration → Sage Business Cloud",
+            )
+        body = {
+            "transaction_type_id": kind,
+            "contact_id": customer_id,
+            "bank_account_id": self.options.receipt_bank_account_id,
+            "payment_method_id": self.options.payment_method_id,
+            "date": when.isoformat(),
+            "total_amount": shapes.amount_text(amount),
+            "reference": reference[:25] if reference else None,
+            "allocated_artefacts": [
+                {"artefact_id": a.invoice_id, "amount": shapes.amount_text(a.amount)}
+                for a in applications
+            ],
+            "idempotency_id": shapes.idempotency_id(key),
+        }
+        item, status = await self._write(
+            "POST", "/contact_payments", "contact_payment", body, what, idempotent=True
+        )
+        # SBC answers a repeated idempotency_id with the original record; the sandbox (and,
+        # as far as documented, SBC) uses 200 rather than 201 for such a replay.
+        return shapes.posted_payment(item, key, amount.currency, replayed=status == 200)
+
+    async def find_receipt(self, idempotency_key: str) -> PostedReceipt | None:
+        """SBC cannot look payments up by idempotency id; re-posting with the same id is
+        the documented way to learn the outcome, so callers simply post again."""
+        return None
+
+    async def currency_digits(self) -> dict[str, int]:
+        return {str(item["id"]): 2 async for item in self.pages("/currencies")}
+
+    async def lockdown_date(self) -> date | None:
+        settings = await self._get("/financial_settings", what="financial settings")
+        return shapes._date(settings.get("year_end_lockdown_date"))
+
+    async def businesses(self) -> list[dict[str, str]]:
+        body = await self._get("/businesses", what="businesses")
+        items = body.get("$items", []) if isinstance(body, dict) else body
+        return [
+            {"id": str(b["id"]), "name": str(b.get("name") or b.get("displayed_as"))} for b in items
+        ]
+
+    async def lookup(self, collection: str) -> list[dict[str, Any]]:
+        """Reference lists for the settings pages: ledger_accounts, bank_accounts,
+        payment_methods, tax_rates, currencies."""
+        return [item async for item in self.pages(f"/{collection}")]
