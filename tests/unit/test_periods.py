@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from itertools import pairwise
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,7 +29,7 @@ def test_a_june_year_end_gives_july_to_june_years() -> None:
 @given(year_end=st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 12, 31)))
 def test_derived_years_are_contiguous_and_a_year_long(year_end: date) -> None:
     years = financial_years(year_end, None)
-    for earlier, later in zip(years, years[1:], strict=False):
+    for earlier, later in pairwise(years):
         assert (later.start - earlier.end).days == 1
     assert any(y.end == year_end for y in years)
 

@@ -108,7 +108,7 @@ def test_retry_after_is_honoured() -> None:
 
 
 def test_a_retry_after_beyond_what_a_call_may_wait_is_reported_not_waited() -> None:
-    transport, seen = scripted(429)
+    seen: list[httpx.Request] = []
 
     def long_wait(request: httpx.Request) -> httpx.Response:
         seen.append(request)
