@@ -55,12 +55,14 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only session; anything written in it is rolled back."""
+        """A read-only session; anything written in it is rolled back.
+
+        Closing (not ``rollback()``) ends it: the database transaction is rolled back all
+        the same, but loaded objects stay readable after the block (a rollback would
+        expire them), so pages can render what they read.
+        """
         with self._sessions() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""

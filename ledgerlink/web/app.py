@@ -16,7 +16,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerlink import __version__
 from ledgerlink.runtime import Runtime
@@ -181,7 +181,7 @@ class CSRFMiddleware:
 
     def __init__(self, app: ASGIApp, *, signing_secret: str, secure: bool):
         self.app = asgi_csrf(
-            app,
+            _restore_content_type(app),
             signing_secret=signing_secret,
             always_protect={"/login"},
             cookie_secure=secure,
@@ -190,7 +190,90 @@ class CSRFMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _form_needs_token(scope):
+            token, receive = await _multipart_token(scope, receive)
+            if token is None:
+                await _csrf_failed(scope, send)
+                return
+            # Hide the multipart content type from asgi-csrf (it would try to parse the
+            # body with the removed API): a matching header passes, anything else is
+            # refused as an unknown content type. The app gets the real type back.
+            headers = [h for h in scope["headers"] if h[0] != b"content-type"]
+            original = dict(scope["headers"])[b"content-type"]
+            headers += [(b"content-type", _HIDDEN_MULTIPART), (b"x-csrftoken", token)]
+            scope = {**scope, "headers": headers, _ORIGINAL_CONTENT_TYPE: original}
         await self.app(scope, receive, send)
+
+
+class _TokenFound(Exception):
+    pass
+
+
+_HIDDEN_MULTIPART = b"application/x-ledgerlink-multipart"
+_ORIGINAL_CONTENT_TYPE = "ledgerlink.original_content_type"
+
+
+def _restore_content_type(app: ASGIApp) -> ASGIApp:
+    async def restored(scope: Scope, receive: Receive, send: Send) -> None:
+        original = scope.get(_ORIGINAL_CONTENT_TYPE)
+        if original is not None:
+            headers = [h for h in scope["headers"] if h[0] != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", original)]}
+        await app(scope, receive, send)
+
+    return restored
+
+
+def _form_needs_token(scope: Scope) -> bool:
+    """A cookie-authenticated multipart form post (bearer API calls need no CSRF token)."""
+    if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS", "TRACE"}:
+        return False
+    headers = dict(scope.get("headers", ()))
+    content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip()
+    bearer = headers.get(b"authorization", b"").startswith(b"Bearer ")
+    return content_type == b"multipart/form-data" and b"cookie" in headers and not bearer
+
+
+async def _multipart_token(scope: Scope, receive: Receive) -> tuple[bytes | None, Receive]:
+    """Find the ``csrftoken`` field of a multipart form, to be presented as the
+    ``x-csrftoken`` header, which asgi-csrf then checks as usual.
+
+    asgi-csrf's own multipart parsing uses a python-multipart API removed in 0.0.26
+    (simonw/asgi-csrf#38); pinning the older python-multipart would bring back
+    CVE-2026-40347. The check itself stays asgi-csrf's; this only moves the token.
+    Our forms put the hidden ``csrftoken`` input first, so the body is read only up to it.
+    """
+    from python_multipart.multipart import FormParser
+
+    boundary = b""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type" and b"boundary=" in value:
+            boundary = value.split(b"boundary=", 1)[1].split(b";", 1)[0].strip(b'"')
+    messages: list[Message] = []
+
+    def on_field(field: Any) -> None:
+        if field.field_name == b"csrftoken" and field.value:
+            raise _TokenFound(field.value)
+
+    token: bytes | None = None
+    if boundary:
+        parser = FormParser("multipart/form-data", on_field, lambda _file: None, boundary=boundary)
+        more = True
+        try:
+            while more:
+                message = await receive()
+                messages.append(message)
+                parser.write(message.get("body", b""))
+                more = message.get("more_body", False)
+        except _TokenFound as found:
+            token = bytes(found.args[0])
+        except Exception:  # a malformed body: asgi-csrf will refuse it without a token
+            token = None
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return token, replay
 
 
 async def _csrf_failed(scope: Scope, send: Send, message_id: Any = None) -> None:

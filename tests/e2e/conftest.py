@@ -25,8 +25,11 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
+    """One Chromium for the browser tests. Package scope, not session: Playwright's sync
+    API keeps an event loop running on the main thread until it stops, and later tests
+    that call ``asyncio.run`` must not find it there."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -6,6 +6,7 @@ from ledgerlink.web.portal import (
     audit_pages,
     dashboard,
     integration_pages,
+    mapping_pages,
     sbc_connect,
     session_pages,
     settings_pages,
@@ -16,5 +17,6 @@ router.include_router(session_pages.router)
 router.include_router(dashboard.router)
 router.include_router(audit_pages.router)
 router.include_router(settings_pages.router)
+router.include_router(mapping_pages.router)
 router.include_router(sbc_connect.router)
 router.include_router(integration_pages.router)

@@ -1,0 +1,1 @@
+"""The transforms finance needs, each a pure function in its own module."""

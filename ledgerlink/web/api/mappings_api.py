@@ -1,0 +1,221 @@
+"""Mapping specs and shared tables: read, version, roll back, preview.
+
+Saving and rolling back need the admin role; previews (which write nothing) need an
+operator. A spec that does not validate is answered with a problem document whose
+``errors`` name the file, line and field of every fault.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, cast
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from ledgerlink.identity.principal import Principal
+from ledgerlink.mapping.engine import to_json
+from ledgerlink.mapping.errors import MappingValueError, SpecError
+from ledgerlink.mapping.preview import MAX_PREVIEW, run_preview
+from ledgerlink.mapping.scope import MappingContext
+from ledgerlink.mapping.spec import MappingSpec
+from ledgerlink.mapping.transforms.customer_ids import LinkTable
+from ledgerlink.store.mapping_models import MappingVersion
+from ledgerlink.store.mapping_repo import (
+    MappingRepository,
+    PreviewUnavailable,
+    UnknownMapping,
+    exact_numbers,
+    preview_source,
+)
+from ledgerlink.web.problems import Problem, field_problem
+from ledgerlink.web.security import admin, operator, viewer
+
+router = APIRouter(tags=["mappings"])
+
+NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class SpecIn(BaseModel):
+    yaml: str = Field(min_length=1, max_length=256 * 1024, description="The whole spec as YAML.")
+    comment: str = Field(default="", max_length=500)
+
+
+class RollbackIn(BaseModel):
+    version: int = Field(ge=0, description="The version to restore; 0 is the shipped default.")
+    comment: str = Field(default="", max_length=500)
+
+
+class PreviewIn(BaseModel):
+    yaml: str | None = Field(
+        default=None,
+        max_length=256 * 1024,
+        description="A draft to preview instead of the active spec.",
+    )
+    tables: dict[str, str] = Field(
+        default_factory=dict, description="Drafts of shared tables (name → YAML) to preview with."
+    )
+    records: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=MAX_PREVIEW,
+        description="Sample records (the source system's fields).",
+    )
+    source: Literal["sample", "recent"] = Field(
+        default="sample",
+        description="'recent': the most recent real records, once a connector provides them.",
+    )
+    limit: int = Field(default=20, ge=1, le=MAX_PREVIEW)
+    links: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Customer ID links to preview with, "
+        "e.g. {'member': 'M00001', 'sbc_contact_id': '…'}.",
+    )
+
+
+def repository(request: Request) -> MappingRepository:
+    return MappingRepository(request.app.state.runtime.settings.var_dir / "mappings")
+
+
+def spec_problem(exc: SpecError) -> Problem:
+    errors = [
+        {"field": p.field, "message": p.message, "file": p.file, "line": p.line}
+        for p in exc.problems
+    ]
+    return Problem(
+        422,
+        "Invalid mapping spec",
+        str(exc),
+        kind="mapping-spec",
+        errors=cast(list[dict[str, str]], errors),
+    )
+
+
+def version_out(row: MappingVersion) -> dict[str, Any]:
+    return {
+        "version": row.version,
+        "ref": f"{row.name}@v{row.version}",
+        "author": row.author,
+        "comment": row.comment,
+        "created_at": row.created_at.isoformat(),
+        "sha256": row.sha256,
+        "is_active": row.is_active,
+        "rolled_back_from": row.rolled_back_from,
+    }
+
+
+def summary(repo: MappingRepository, session: Any, name: str) -> dict[str, Any]:
+    source = repo.text(session, name)
+    out: dict[str, Any] = {
+        "name": name,
+        "version": source.ref,
+        "origin": source.origin,
+        "kind": None,
+        "description": "",
+        "source": None,
+        "target": None,
+        "valid": True,
+    }
+    try:
+        document = repo.document(source).document
+    except SpecError as exc:
+        out.update(valid=False, problem=str(exc))
+        return out
+    out.update(kind=document.kind, description=document.description)
+    if isinstance(document, MappingSpec):
+        out.update(source=document.source, target=document.target)
+    return out
+
+
+@router.get("/mappings", summary="List mapping specs and shared tables")
+def list_mappings(
+    request: Request, _: Annotated[Principal, Depends(viewer)]
+) -> list[dict[str, Any]]:
+    repo = repository(request)
+    with request.app.state.db.read() as session:
+        return [summary(repo, session, name) for name in repo.names(session)]
+
+
+@router.get("/mappings/{name}", summary="A spec's active YAML and its version history")
+def get_mapping(
+    request: Request, name: str, _: Annotated[Principal, Depends(viewer)]
+) -> dict[str, Any]:
+    repo = repository(request)
+    with request.app.state.db.read() as session:
+        try:
+            out = summary(repo, session, name)
+            source = repo.text(session, name)
+        except UnknownMapping as exc:
+            raise Problem(404, "Not found", str(exc)) from None
+        out["yaml"] = source.text
+        out["file"] = source.file
+        out["history"] = [version_out(row) for row in repo.history(session, name)]
+        return out
+
+
+@router.put("/mappings/{name}", summary="Save a new version (validated, audited)")
+def put_mapping(
+    request: Request, name: str, body: SpecIn, principal: Annotated[Principal, Depends(admin)]
+) -> dict[str, Any]:
+    repo = repository(request)
+    try:
+        with request.app.state.db.transaction() as session:
+            row = repo.save(session, principal, name, body.yaml, body.comment)
+            return {"name": name, **version_out(row)}
+    except UnknownMapping as exc:
+        raise Problem(
+            404,
+            "Not found",
+            f"{exc}; new specs ship with ledgerlink or go in the configuration directory",
+        ) from None
+    except SpecError as exc:
+        raise spec_problem(exc) from None
+
+
+@router.post("/mappings/{name}/rollback", summary="Activate an earlier version as a new version")
+def rollback_mapping(
+    request: Request, name: str, body: RollbackIn, principal: Annotated[Principal, Depends(admin)]
+) -> dict[str, Any]:
+    repo = repository(request)
+    try:
+        with request.app.state.db.transaction() as session:
+            row = repo.rollback(session, principal, name, body.version, body.comment)
+            return {"name": name, **version_out(row)}
+    except UnknownMapping as exc:
+        raise Problem(404, "Not found", str(exc)) from None
+    except SpecError as exc:
+        raise spec_problem(exc) from None
+    except LookupError as exc:
+        raise Problem(404, "Not found", str(exc)) from None
+
+
+@router.post(
+    "/mappings/{name}/preview", summary="Run a spec (or a draft) over records; writes nothing"
+)
+def preview_mapping(
+    request: Request, name: str, body: PreviewIn, _: Annotated[Principal, Depends(operator)]
+) -> dict[str, Any]:
+    repo = repository(request)
+    runtime = request.app.state.runtime
+    with request.app.state.db.read() as session:
+        try:
+            active = repo.load(session, name, draft=body.yaml, draft_tables=body.tables or None)
+            source = preview_source(
+                active.compiled.spec.source,
+                runtime=runtime,
+                samples=exact_numbers(body.records) if body.records else None,
+                recent=body.source == "recent",
+                limit=body.limit,
+            )
+        except UnknownMapping as exc:
+            raise Problem(404, "Not found", str(exc)) from None
+        except SpecError as exc:
+            raise spec_problem(exc) from None
+        except PreviewUnavailable as exc:
+            raise Problem(409, "No recent records", str(exc)) from None
+    try:
+        context = MappingContext(links=LinkTable(body.links))
+    except MappingValueError as exc:
+        raise field_problem("links", exc.message) from None
+    result = run_preview(active.compiled, source, body.limit, context).as_dict()
+    result["version"] = "draft" if body.yaml is not None else active.version
+    result["tables"] = active.tables
+    return cast(dict[str, Any], to_json(result))

@@ -1,0 +1,256 @@
+"""Settings → Mappings: the specs, their YAML, the GL account tables, previews and the
+version history with roll back. Viewers read; operators preview; administrators save
+and roll back."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ledgerlink.identity.principal import Principal
+from ledgerlink.mapping.engine import to_json
+from ledgerlink.mapping.errors import SpecError, SpecProblem
+from ledgerlink.mapping.functions import reference
+from ledgerlink.mapping.loader import load_document, replace_table_rows
+from ledgerlink.mapping.preview import MAX_PREVIEW, run_preview, sample_records
+from ledgerlink.mapping.spec import MappingSpec
+from ledgerlink.store.mapping_repo import (
+    MappingRepository,
+    PreviewUnavailable,
+    UnknownMapping,
+    preview_source,
+)
+from ledgerlink.web.api.mappings_api import repository, summary
+from ledgerlink.web.portal.rendering import render
+from ledgerlink.web.problems import Problem
+from ledgerlink.web.security import admin, operator, viewer
+
+router = APIRouter()
+
+GL_TABLE = "gl_accounts"
+NOTICES = {
+    "saved": "Saved as a new version. Runs from now on use it.",
+    "rolled-back": "Rolled back: the earlier text is active again as a new version.",
+}
+
+
+@router.get("/settings/mappings")
+def mappings_page(request: Request, _: Annotated[Principal, Depends(viewer)]) -> Response:
+    repo = repository(request)
+    with request.app.state.db.read() as session:
+        specs = [summary(repo, session, name) for name in repo.names(session)]
+    return render(request, "mappings.html", specs=specs)
+
+
+@router.get("/settings/mappings/{name}")
+def mapping_page(
+    request: Request,
+    name: str,
+    _: Annotated[Principal, Depends(viewer)],
+    done: str | None = None,
+) -> Response:
+    return _edit_page(request, name, notice=NOTICES.get(done or ""))
+
+
+@router.post("/settings/mappings/{name}/preview")
+def preview(
+    request: Request,
+    name: str,
+    _: Annotated[Principal, Depends(operator)],
+    yaml: Annotated[str, Form(max_length=256 * 1024)],
+    samples: Annotated[str, Form(max_length=1024 * 1024)] = "",
+    gl_transaction_type: Annotated[list[str] | None, Form()] = None,
+    gl_payment_method: Annotated[list[str] | None, Form()] = None,
+    gl_account: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    text, problems = _apply_gl_rows(name, yaml, gl_transaction_type, gl_payment_method, gl_account)
+    if problems:
+        return _edit_page(
+            request, name, yaml=text, samples=samples, problems=problems, status_code=422
+        )
+    records, sample_error = _parse_samples(samples)
+    if sample_error:
+        return _edit_page(
+            request, name, yaml=text, samples=samples, error=sample_error, status_code=422
+        )
+    repo = repository(request)
+    with request.app.state.db.read() as session:
+        try:
+            active = repo.load(session, name, draft=text)
+            source = preview_source(
+                active.compiled.spec.source,
+                runtime=request.app.state.runtime,
+                samples=records,
+                recent=False,
+                limit=MAX_PREVIEW,
+            )
+        except SpecError as exc:
+            return _edit_page(
+                request, name, yaml=text, samples=samples, problems=exc.problems, status_code=422
+            )
+        except (UnknownMapping, PreviewUnavailable) as exc:
+            raise Problem(404, "Not found", str(exc)) from None
+    result = run_preview(active.compiled, source, MAX_PREVIEW)
+    shown = to_json(result.as_dict())
+    return _edit_page(request, name, yaml=text, samples=samples, preview=shown)
+
+
+@router.post("/settings/mappings/{name}/save")
+def save(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, Depends(admin)],
+    yaml: Annotated[str, Form(max_length=256 * 1024)],
+    samples: Annotated[str, Form(max_length=1024 * 1024)] = "",
+    comment: Annotated[str, Form(max_length=500)] = "",
+    gl_transaction_type: Annotated[list[str] | None, Form()] = None,
+    gl_payment_method: Annotated[list[str] | None, Form()] = None,
+    gl_account: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    text, problems = _apply_gl_rows(name, yaml, gl_transaction_type, gl_payment_method, gl_account)
+    if not problems:
+        repo = repository(request)
+        try:
+            with request.app.state.db.transaction() as session:
+                repo.save(session, principal, name, text, comment)
+        except SpecError as exc:
+            problems = exc.problems
+        except UnknownMapping as exc:
+            raise Problem(404, "Not found", str(exc)) from None
+    if problems:
+        return _edit_page(
+            request, name, yaml=text, samples=samples, problems=problems, status_code=422
+        )
+    return RedirectResponse(f"/settings/mappings/{name}?done=saved", status_code=303)
+
+
+@router.post("/settings/mappings/{name}/rollback")
+def rollback(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, Depends(admin)],
+    version: Annotated[int, Form(ge=0)],
+) -> Response:
+    repo = repository(request)
+    try:
+        with request.app.state.db.transaction() as session:
+            repo.rollback(session, principal, name, version)
+    except SpecError as exc:
+        return _edit_page(request, name, problems=exc.problems, status_code=422)
+    except LookupError as exc:
+        raise Problem(404, "Not found", str(exc)) from None
+    return RedirectResponse(f"/settings/mappings/{name}?done=rolled-back", status_code=303)
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+def _apply_gl_rows(
+    name: str,
+    text: str,
+    kinds: list[str] | None,
+    methods: list[str] | None,
+    accounts: list[str] | None,
+) -> tuple[str, list[SpecProblem]]:
+    """The YAML with the GL table editor's rows written into ``tables.gl_accounts``."""
+    if accounts is None:
+        return text, []
+    kinds, methods = kinds or [], methods or []
+    rows = []
+    for kind, method, account in zip(kinds, methods, accounts, strict=False):
+        kind, method, account = kind.strip(), method.strip(), account.strip()
+        if not (kind or method or account):
+            continue  # the empty row for adding one
+        rows.append({"transaction_type": kind, "payment_method": method, "gl_account": account})
+    try:
+        return replace_table_rows(text, f"{name}.yaml (draft)", GL_TABLE, rows), []
+    except SpecError as exc:
+        return text, exc.problems
+
+
+def _parse_samples(text: str) -> tuple[list[dict[str, Any]] | None, str | None]:
+    if not text.strip():
+        return None, None
+    try:
+        loaded = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        return (
+            None,
+            f"Sample records: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.",
+        )
+    if isinstance(loaded, dict):
+        loaded = [loaded]
+    if not isinstance(loaded, list) or not all(isinstance(r, dict) for r in loaded):
+        return None, "Sample records: give a JSON list of objects, one per record."
+    return loaded[:MAX_PREVIEW], None
+
+
+def _gl_rows(text: str, name: str) -> list[dict[str, Any]] | None:
+    try:
+        document = load_document(text, name).document
+    except SpecError:
+        return None
+    if not isinstance(document, MappingSpec) or GL_TABLE not in document.tables:
+        return None
+    table = document.tables[GL_TABLE]
+    if table.keys != ["transaction_type", "payment_method"] or table.values != ["gl_account"]:
+        return None
+    return [dict(row) for row in table.rows]
+
+
+def _edit_page(
+    request: Request,
+    name: str,
+    *,
+    yaml: str | None = None,
+    samples: str | None = None,
+    problems: list[SpecProblem] | None = None,
+    preview: Any = None,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    repo: MappingRepository = repository(request)
+    with request.app.state.db.read() as session:
+        try:
+            info = summary(repo, session, name)
+            active = repo.text(session, name)
+        except UnknownMapping as exc:
+            raise Problem(404, "Not found", str(exc)) from None
+        # plain values: the read session expires its rows when it ends
+        history = [
+            {
+                "version": row.version,
+                "created_at": row.created_at,
+                "author": row.author,
+                "comment": row.comment,
+                "is_active": row.is_active,
+                "rolled_back_from": row.rolled_back_from,
+            }
+            for row in repo.history(session, name)
+        ]
+    text = yaml if yaml is not None else active.text
+    if samples is None:
+        kind = info.get("source")
+        samples = json.dumps(to_json(sample_records(kind)), indent=2) if kind else ""
+    return render(
+        request,
+        "mapping_edit.html",
+        status_code=status_code,
+        name=name,
+        info=info,
+        active=active,
+        yaml_text=text,
+        samples=samples,
+        gl_rows=_gl_rows(text, name),
+        problems=problems or [],
+        preview=preview,
+        history=history,
+        notice=notice,
+        error=error,
+        functions=reference(),
+    )
