@@ -49,6 +49,9 @@ UPSTREAM_THROTTLED = Counter(
 )
 UPSTREAM_RETRIES = Counter("ledgerlink_upstream_retries_total", "Retried requests", ["system"])
 
+#: A token refused right after renewal is renewed once more (an upstream can expire a
+#: token early, e.g. after a password change elsewhere); a third refusal is final.
+MAX_RENEWALS = 2
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: Statuses meaning "not processed, try later" (safe to repeat any request).
 REFUSED_STATUSES = frozenset({429, 503})
@@ -186,7 +189,7 @@ class UpstreamClient:
         """Send with retries; returns a success response or raises an UpstreamError."""
         repeatable = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
         bucket = throttle or self.throttle
-        renewed = False
+        renewals = 0
         policy = self.policy
 
         def should_retry(exc: Exception) -> bool | float:
@@ -209,7 +212,7 @@ class UpstreamClient:
             wait_jitter=policy.wait_jitter,
         ):
             with attempt:
-                while True:  # loops at most twice: once more after renewing the token
+                while True:  # renews the token at most MAX_RENEWALS times per call
                     response = await self._send_once(
                         method,
                         path,
@@ -221,8 +224,13 @@ class UpstreamClient:
                         bucket,
                         authenticate,
                     )
-                    if response.status_code == 401 and self.auth and authenticate and not renewed:
-                        renewed = True
+                    if (
+                        response.status_code == 401
+                        and self.auth
+                        and authenticate
+                        and renewals < MAX_RENEWALS
+                    ):
+                        renewals += 1
                         await self.auth.renew()
                         continue
                     break

@@ -225,30 +225,38 @@ class PayTraceGateway:
         )
 
     def _exported(self, item: dict[str, Any]) -> CardTransaction:
+        """An exported transaction. ``status_code`` letters: A authorized, P pending
+        settlement, S settled, V voided, D declined; a voided one is exported with type
+        VOID. Older exports carry only ``response_code``; both are understood."""
         kind = _KINDS.get(str(item.get("transaction_type") or "").upper(), CardTransactionKind.SALE)
-        status_code = (
-            int(item.get("status_code") or 0) if str(item.get("status_code") or "").isdigit() else 0
-        )
-        message = str(item.get("status_message") or "")
-        voided = "void" in message.lower() or status_code == APPROVED_THEN_VOIDED
+        status = str(item.get("status_code") or "").upper()
+        response_code = int(item.get("response_code") or 0)
+        declined = status == "D" or response_code == DECLINED
+        voided = status == "V" or bool(item.get("voided")) or response_code == APPROVED_THEN_VOIDED
         created = item.get("created") or {}
-        approved = bool(item.get("approval_code")) or status_code in APPROVED
+        original = item.get("original_transaction_id")
         return CardTransaction(
             id=str(item.get("transaction_id") or ""),
             kind=kind,
-            outcome=CardOutcome.APPROVED if approved else CardOutcome.DECLINED,
+            outcome=(
+                CardOutcome.DECLINED
+                if declined
+                else CardOutcome.APPROVED_THEN_VOIDED
+                if response_code == APPROVED_THEN_VOIDED
+                else CardOutcome.APPROVED
+            ),
             amount=self._money(item.get("amount")),
             masked_card=str(item.get("masked_card_number") or ""),
             approval_code=str(item.get("approval_code") or ""),
             invoice_number=str(item.get("invoice_id") or ""),
             customer_id=str(item.get("customer_id") or ""),
-            status_message=message,
+            status_message=str(item.get("status_message") or ""),
             created_at=parse_paytrace_time(
                 created.get("at") if isinstance(created, dict) else None
             ),
             settled_at=parse_paytrace_time(item.get("settled")),
             voided=voided,
-            original_id=str(item.get("original_transaction_id") or ""),
+            original_id=str(original) if original else "",
         )
 
     # -- CardGateway port ---------------------------------------------------------------
