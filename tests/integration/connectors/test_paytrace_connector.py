@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledgerlink.connectors.errors import Misconfigured, NotFound, Rejected
+from ledgerlink.connectors.errors import Misconfigured, NotFound, Rejected, Unavailable
 from ledgerlink.connectors.http import RetryPolicy
 from ledgerlink.connectors.paytrace import PayTraceGateway, PayTraceOptions
 from ledgerlink.domain.accounts import CardOutcome, CardTransactionKind
@@ -171,3 +171,47 @@ def test_reads_survive_5xx_429_and_latency(sandbox: Sandbox) -> None:
 def test_a_gateway_without_integrator_id_is_refused_up_front() -> None:
     with pytest.raises(Misconfigured, match="integrator id"):
         PayTraceGateway(PayTraceOptions("http://127.0.0.1:1", "u", "p", ""))
+
+
+def test_a_sale_whose_connection_drops_is_not_repeated_and_says_so(sandbox: Sandbox) -> None:
+    sandbox.faults.replace(FaultPlan(seed=1, drop_rate=1.0, exempt_paths=["/oauth/token"]))
+
+    async def go() -> Unavailable:
+        async with sandbox.gateway() as gateway:
+            with pytest.raises(Unavailable) as caught:
+                await gateway.sale_by_customer("C00001", Money(999, "USD"), invoice_number="D1")
+            return caught.value
+
+    error = run(go())
+    assert error.outcome_unknown
+    assert not error.retryable
+    assert sandbox.faults.counts["drop"] == 1  # sent once, never blindly again
+
+
+def test_reads_are_retried_through_dropped_connections(sandbox: Sandbox) -> None:
+    sandbox.faults.replace(FaultPlan(seed=3, drop_rate=0.4, exempt_paths=["/oauth/token"]))
+
+    async def go():  # type: ignore[no-untyped-def]
+        async with sandbox.gateway() as gateway:
+            return [await gateway.customer(f"C{n:05d}") for n in (1, 2, 5, 6)]
+
+    assert len(run(go())) == 4
+    assert sandbox.faults.counts.get("drop", 0) >= 1
+
+
+def test_an_unreachable_gateway_is_reported_as_unavailable() -> None:
+    async def go() -> Unavailable:
+        gateway = PayTraceGateway(
+            PayTraceOptions("http://127.0.0.1:9", "u", "p", "i"),
+            policy=RetryPolicy(attempts=2, wait_initial=0.01, wait_max=0.01, wait_jitter=0),
+        )
+        try:
+            with pytest.raises(Unavailable) as caught:
+                await gateway.customer("C1")
+            return caught.value
+        finally:
+            await gateway.aclose()
+
+    error = run(go())
+    assert error.retryable
+    assert "could not be reached" in error.message
