@@ -145,7 +145,7 @@ def demo(
     import uvicorn
 
     from ledgerlink import demo as demo_data
-    from ledgerlink.sandbox.supervisor import Supervisor
+    from ledgerlink.sandbox.supervisor import Supervisor, installed_simulators
     from ledgerlink.store.migrate import upgrade
     from ledgerlink.web.app import create_app
 
@@ -157,7 +157,7 @@ def demo(
             demo_data.ensure_users(session)
         if sandboxes:
             out.print("Starting the simulators (first start seeds their data)…")
-            supervisor.start()
+            supervisor.start(installed_simulators())
             where = supervisor.wait_ready(timeout=120)
             with runtime.db.transaction() as session:
                 demo_data.ensure_connections(
@@ -427,8 +427,9 @@ def connection_list() -> None:
     table = Table("id", "kind", "name", "active", "authorisation")
     with runtime.db.read() as session:
         for row in session.scalars(select(Connection).order_by(Connection.name)):
+            authorisation = row.auth_status.replace("_", " ") if row.kind == "sbc" else "n/a"
             table.add_row(
-                str(row.id), row.kind, row.name, "yes" if row.is_active else "no", row.auth_status
+                str(row.id), row.kind, row.name, "yes" if row.is_active else "no", authorisation
             )
     out.print(table)
 

@@ -21,9 +21,9 @@ from ledgerlink.store.models import Connection, User
 
 PASSWORD = "ledgerlink-demo"  # noqa: S105 - printed on purpose; demo data only
 USERS = (
-    ("admin@demo.ledgerlink.test", Role.ADMIN, "Demo Administrator"),
-    ("operator@demo.ledgerlink.test", Role.OPERATOR, "Demo Operator"),
-    ("viewer@demo.ledgerlink.test", Role.VIEWER, "Demo Viewer"),
+    ("admin@ledgerlink.example", Role.ADMIN, "Demo Administrator"),
+    ("operator@ledgerlink.example", Role.OPERATOR, "Demo Operator"),
+    ("viewer@ledgerlink.example", Role.VIEWER, "Demo Viewer"),
 )
 
 
@@ -38,42 +38,52 @@ class DemoConnection:
 def sandbox_connections(
     runtime: Runtime, where: dict[str, SimulatorAddress]
 ) -> list[DemoConnection]:
-    """Connections pointing at the local simulators, with their seeded credentials."""
-    from ledgerlink.sandbox.paytrace import PayTraceConfig
-    from ledgerlink.sandbox.sbc import SbcConfig
+    """Connections pointing at the running simulators, with their seeded credentials."""
+    wanted: list[DemoConnection] = []
+    if "sbc" in where:
+        from ledgerlink.sandbox.sbc import SbcConfig
 
-    sbc, paytrace = SbcConfig(), PayTraceConfig()
-    sbc_base = where["sbc"].base_url
-    return [
-        DemoConnection(
-            "sbc",
-            "Sage Business Cloud (sandbox)",
-            {
-                "client_id": sbc.client_id,
-                "api_base_url": f"{sbc_base}/v3.1",
-                "authorize_url": f"{sbc_base}/oauth2/auth/central",
-                "token_url": f"{sbc_base}/token",
-            },
-            {"client_secret": sbc.client_secret},
-        ),
-        DemoConnection(
-            "paytrace",
-            "PayTrace (sandbox)",
-            {
-                "username": paytrace.username,
-                "integrator_id": paytrace.integrator_id,
-                "environment": "sandbox",
-                "api_base_url": where["paytrace"].base_url,
-            },
-            {"password": paytrace.password},
-        ),
-        DemoConnection(
-            "sage500",
-            "Sage 500 (sandbox)",
-            {"mode": "sql", "company_id": "LLK", "currency": "USD"},
-            {"database_url": runtime.settings.sandbox_sage500_url},
-        ),
-    ]
+        sbc, sbc_base = SbcConfig(), where["sbc"].base_url
+        wanted.append(
+            DemoConnection(
+                "sbc",
+                "Sage Business Cloud (sandbox)",
+                {
+                    "client_id": sbc.client_id,
+                    "api_base_url": f"{sbc_base}/v3.1",
+                    "authorize_url": f"{sbc_base}/oauth2/auth/central",
+                    "token_url": f"{sbc_base}/token",
+                },
+                {"client_secret": sbc.client_secret},
+            )
+        )
+    if "paytrace" in where:
+        from ledgerlink.sandbox.paytrace import PayTraceConfig
+
+        paytrace = PayTraceConfig()
+        wanted.append(
+            DemoConnection(
+                "paytrace",
+                "PayTrace (sandbox)",
+                {
+                    "username": paytrace.username,
+                    "integrator_id": paytrace.integrator_id,
+                    "environment": "sandbox",
+                    "api_base_url": where["paytrace"].base_url,
+                },
+                {"password": paytrace.password},
+            )
+        )
+    if "sage500" in where:
+        wanted.append(
+            DemoConnection(
+                "sage500",
+                "Sage 500 (sandbox)",
+                {"mode": "sql", "company_id": "LLK", "currency": "USD"},
+                {"database_url": runtime.settings.sandbox_sage500_url},
+            )
+        )
+    return wanted
 
 
 def ensure_users(session: Session) -> None:

@@ -179,12 +179,12 @@ def _serve_sage500(
 @sandbox_app.command("up")
 def up(fault: FaultOption = None) -> None:
     """Run all three simulators until Ctrl-C (logs under var/sandbox/logs/)."""
-    from ledgerlink.sandbox.supervisor import Supervisor
+    from ledgerlink.sandbox.supervisor import Supervisor, installed_simulators
 
     settings = _settings()
     supervisor = Supervisor(settings, settings.sandbox_dir / "logs")
     extra = tuple(arg for f in fault or [] for arg in ("--fault", f))
-    supervisor.start(extra_args=extra)
+    supervisor.start(installed_simulators(), extra_args=extra)
     try:
         ready = supervisor.wait_ready()
     except RuntimeError as exc:
@@ -209,12 +209,17 @@ def reset(
     settings = _settings()
     if not yes:
         typer.confirm(f"Delete all simulator data under {settings.sandbox_dir}?", abort=True)
-    from ledgerlink.sandbox import paytrace, sage500, sbc
+    import importlib
 
-    sbc.reset(settings.sandbox_dir / "sbc")
-    paytrace.reset(settings.sandbox_dir / "paytrace")
-    if database_url:
-        sage500.reset(database_url)
+    from ledgerlink.sandbox.supervisor import installed_simulators
+
+    for name in installed_simulators():
+        simulator = importlib.import_module(f"ledgerlink.sandbox.{name}")
+        if name == "sage500":
+            if database_url:
+                simulator.reset(database_url)
+        else:
+            simulator.reset(settings.sandbox_dir / name)
     _remove(settings.sandbox_dir)
     out.print("Simulator data removed; the next start seeds fresh data.")
 

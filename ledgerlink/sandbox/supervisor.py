@@ -6,6 +6,7 @@ waits until each answers, reports where, and stops them all together.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -18,6 +19,11 @@ import httpx
 from ledgerlink.settings import Settings
 
 SIMULATORS = ("sbc", "paytrace", "sage500")
+
+
+def installed_simulators() -> tuple[str, ...]:
+    """Simulators present in this installation (a trimmed build may leave some out)."""
+    return tuple(n for n in SIMULATORS if importlib.util.find_spec(f"ledgerlink.sandbox.{n}"))
 
 
 @dataclass(frozen=True)
