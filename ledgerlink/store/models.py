@@ -239,4 +239,5 @@ class AuditHead(Base):
     seq: Mapped[int] = mapped_column(BigId)
     hash: Mapped[str] = mapped_column(String(64))
 
+
 from ledgerlink.store import mapping_models as _mapping_models  # noqa: E402,F401  (registers mapping tables)
