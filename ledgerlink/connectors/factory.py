@@ -76,9 +76,16 @@ def ledger_for(
             options, SbcAuth(sbc_token_vault(runtime, connection)), transport=transport
         )
     if connection.kind == "sage500":
-        from ledgerlink.connectors.sage500 import sage500_ledger
+        import importlib
 
-        return sage500_ledger(runtime, connection)
+        try:
+            sage500 = importlib.import_module("ledgerlink.connectors.sage500.ledger")
+        except ImportError:
+            raise Misconfigured(
+                "sage500", "The Sage 500 connector is not part of this installation"
+            ) from None
+        ledger: Ledger = sage500.sage500_ledger(runtime, connection)
+        return ledger
     raise Misconfigured(connection.kind, f"a {connection.kind} connection is not a ledger")
 
 

@@ -89,6 +89,18 @@ def _faults(options: list[str]) -> FaultInjector:
         raise typer.Exit(2) from None
 
 
+def _simulator(name: str) -> Any:
+    """The simulator package ``name``, or a clear exit when this build lacks it."""
+    import importlib
+
+    from ledgerlink.sandbox.supervisor import installed_simulators
+
+    if name not in installed_simulators():
+        err.print(f"[red]The {name} simulator is not part of this installation.[/red]")
+        raise typer.Exit(2)
+    return importlib.import_module(f"ledgerlink.sandbox.{name}")
+
+
 def _serve(app: Starlette, host: str, port: int) -> None:
     import uvicorn
 
@@ -118,15 +130,13 @@ def serve(
     bind = host or settings.sandbox_host
     injector = _faults(fault or [])
     if system is Simulator.sbc:
-        from ledgerlink.sandbox import sbc
-
+        sbc = _simulator("sbc")
         config = _config(sbc.SbcConfig, setting or [], {})
         app = sbc.create_app(settings.sandbox_dir / "sbc", config=config, faults=injector)
         out.print(f"SBC simulator on http://{bind}:{port or settings.sandbox_sbc_port}/v3.1")
         _serve(app, bind, port or settings.sandbox_sbc_port)
     elif system is Simulator.paytrace:
-        from ledgerlink.sandbox import paytrace
-
+        paytrace = _simulator("paytrace")
         config = _config(paytrace.PayTraceConfig, setting or [], {})
         app = paytrace.create_app(settings.sandbox_dir / "paytrace", config=config, faults=injector)
         out.print(f"PayTrace simulator on http://{bind}:{port or settings.sandbox_paytrace_port}")
@@ -145,8 +155,7 @@ def _serve_sage500(
 ) -> None:
     from sqlalchemy import create_engine
 
-    from ledgerlink.sandbox import sage500
-
+    sage500 = _simulator("sage500")
     settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
     url = database_url or settings.sandbox_sage500_url
     files = settings.sandbox_dir / "sage500-files"
