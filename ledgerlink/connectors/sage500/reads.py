@@ -1,0 +1,186 @@
+"""Reading customers, invoices and currencies from the Sage 500 tables.
+
+Incremental reads use ``UpdateDate`` (with ``CustKey`` as a tie-breaker) as a keyset
+cursor, so a read of 100,000 customers is a series of small indexed queries rather than
+one long transaction holding locks on the ERP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy.engine import Row
+
+from ledgerlink.connectors.sage500.tables import (
+    tarCustomer,
+    tarInvoice,
+    tciAddress,
+    tciContact,
+    tmcCurrency,
+)
+from ledgerlink.domain.accounts import Address, CustomerAccount, Invoice, InvoiceStatus
+from ledgerlink.domain.money import Money
+
+SYSTEM = "sage500"
+BATCH = 1000
+
+
+def currency_digits(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(tmcCurrency.c.CurrID, tmcCurrency.c.DigitsAfterDecimal))
+        return {str(r.CurrID).strip(): int(r.DigitsAfterDecimal) for r in rows}
+
+
+def to_money(value: Decimal | int | float | None, currency: str, digits: int) -> Money:
+    """A Sage 500 amount (decimal(15,3)) as exact Money in ``digits`` decimal places.
+
+    Sage stores three places for every currency; an amount with more precision than the
+    currency allows is a data problem and is refused rather than rounded away.
+    """
+    amount = Decimal(str(value or 0))
+    scaled = amount.scaleb(digits)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(
+            f"Sage 500 amount {amount} has more than {digits} decimal places for {currency}"
+        )
+    return Money(int(scaled), currency)
+
+
+def _customer_query() -> Any:
+    return (
+        select(
+            tarCustomer.c.CustKey,
+            tarCustomer.c.CustID,
+            tarCustomer.c.CustName,
+            tarCustomer.c.UpdateDate,
+            tarCustomer.c.Status,
+            tciAddress.c.AddrLine1,
+            tciAddress.c.AddrLine2,
+            tciAddress.c.City,
+            tciAddress.c.StateID,
+            tciAddress.c.PostalCode,
+            tciAddress.c.CountryID,
+            tciContact.c.EMailAddr,
+            tciContact.c.Phone,
+        )
+        .select_from(tarCustomer)
+        .outerjoin(tciAddress, tciAddress.c.AddrKey == tarCustomer.c.DfltBillToAddrKey)
+        .outerjoin(tciContact, tciContact.c.CntctKey == tarCustomer.c.PrimaryCntctKey)
+    )
+
+
+def _customer(row: Row[Any], currency: str) -> CustomerAccount:
+    return CustomerAccount(
+        system=SYSTEM,
+        id=str(row.CustKey),
+        number=str(row.CustID or "").strip(),
+        name=str(row.CustName or "").strip(),
+        email=str(row.EMailAddr or "").strip(),
+        phone=str(row.Phone or "").strip(),
+        address=Address(
+            line1=str(row.AddrLine1 or "").strip(),
+            line2=str(row.AddrLine2 or "").strip(),
+            city=str(row.City or "").strip(),
+            region=str(row.StateID or "").strip(),
+            postal_code=str(row.PostalCode or "").strip(),
+            country=_country(row.CountryID),
+        ),
+        currency=currency,
+        updated_at=row.UpdateDate,
+        deleted=row.Status == 0,  # Sage 500: 0 deleted, 1 active, 2 inactive, 3 temporary
+    )
+
+
+def _country(value: Any) -> str:
+    text = str(value or "").strip().upper()
+    return {"USA": "US", "CAN": "CA", "GBR": "GB"}.get(text, text)
+
+
+def customers(
+    engine: Engine, company_id: str, currency: str, changed_since: datetime | None = None
+) -> Iterator[CustomerAccount]:
+    """Customers of ``company_id`` ordered by (UpdateDate, CustKey), read in batches."""
+    last: tuple[datetime, int] | None = None
+    while True:
+        query = _customer_query().where(tarCustomer.c.CompanyID == company_id)
+        if changed_since is not None:
+            query = query.where(tarCustomer.c.UpdateDate >= changed_since)
+        if last is not None:
+            query = query.where(
+                or_(
+                    tarCustomer.c.UpdateDate > last[0],
+                    and_(tarCustomer.c.UpdateDate == last[0], tarCustomer.c.CustKey > last[1]),
+                )
+            )
+        query = query.order_by(tarCustomer.c.UpdateDate, tarCustomer.c.CustKey).limit(BATCH)
+        with engine.connect() as connection:
+            rows = connection.execute(query).all()
+        for row in rows:
+            yield _customer(row, currency)
+        if len(rows) < BATCH:
+            return
+        last = (rows[-1].UpdateDate, rows[-1].CustKey)
+
+
+def customer_by(
+    engine: Engine, company_id: str, currency: str, **match: Any
+) -> CustomerAccount | None:
+    query = _customer_query().where(tarCustomer.c.CompanyID == company_id)
+    for column, value in match.items():
+        query = query.where(tarCustomer.c[column] == value)
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    return _customer(row, currency) if row is not None else None
+
+
+def invoices(
+    engine: Engine,
+    company_id: str,
+    digits: dict[str, int],
+    *,
+    customer_key: int | None = None,
+    open_only: bool = True,
+) -> Iterator[Invoice]:
+    query = (
+        select(tarInvoice, tarCustomer.c.CustID)
+        .select_from(tarInvoice)
+        .join(tarCustomer, tarCustomer.c.CustKey == tarInvoice.c.CustKey)
+        .where(tarInvoice.c.CompanyID == company_id)
+        .order_by(tarInvoice.c.InvcKey)
+    )
+    if customer_key is not None:
+        query = query.where(tarInvoice.c.CustKey == customer_key)
+    if open_only:
+        query = query.where(tarInvoice.c.Balance != 0)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    for row in rows:
+        currency = str(row.CurrID).strip()
+        places = digits.get(currency, 2)
+        total = to_money(row.TranAmt, currency, places)
+        outstanding = to_money(row.Balance, currency, places)
+        yield Invoice(
+            system=SYSTEM,
+            id=str(row.InvcKey),
+            number=str(row.TranID or "").strip(),
+            customer_id=str(row.CustKey),
+            date=_date(row.TranDate),
+            due_date=_date(row.DueDate) if row.DueDate else None,
+            total=total,
+            outstanding=outstanding,
+            status=(
+                InvoiceStatus.PAID
+                if outstanding.is_zero
+                else InvoiceStatus.PART_PAID
+                if outstanding != total
+                else InvoiceStatus.UNPAID
+            ),
+        )
+
+
+def _date(value: Any) -> date:
+    return value.date() if isinstance(value, datetime) else value

@@ -1,0 +1,129 @@
+"""The Sage 500 tables ledgerlink reads and the staging tables it writes, with Sage's own
+table and column names (SQL Server, database usually ``MAS500_app``).
+
+Only the columns ledgerlink uses are declared: the real tables have many more, and the
+SQL generated from these definitions runs unchanged against SQL Server
+(``mssql+pymssql``), PostgreSQL and SQLite (the sandbox). Staging table names are
+configurable per site; these are the defaults the sandbox provides.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+MONEY = Numeric(15, 3)  # Sage 500 keeps amounts as decimal(15,3)
+
+tsmCompany = Table(
+    "tsmCompany",
+    metadata,
+    Column("CompanyID", String(3), primary_key=True),
+    Column("CompanyName", String(40)),
+    Column("CurrID", String(3)),
+)
+
+tmcCurrency = Table(
+    "tmcCurrency",
+    metadata,
+    Column("CurrID", String(3), primary_key=True),
+    Column("DigitsAfterDecimal", SmallInteger),
+)
+
+tarCustomer = Table(
+    "tarCustomer",
+    metadata,
+    Column("CustKey", Integer, primary_key=True),
+    Column("CustID", String(12)),
+    Column("CustName", String(40)),
+    Column("CompanyID", String(3)),
+    Column("CustClassKey", Integer),
+    Column("CreditLimit", MONEY),
+    Column("Status", SmallInteger),
+    Column("PrimaryAddrKey", Integer),
+    Column("DfltBillToAddrKey", Integer),
+    Column("PrimaryCntctKey", Integer),
+    Column("CreateDate", DateTime),
+    Column("UpdateDate", DateTime),
+    Column("UpdateCounter", Integer),
+)
+
+tciAddress = Table(
+    "tciAddress",
+    metadata,
+    Column("AddrKey", Integer, primary_key=True),
+    Column("AddrName", String(40)),
+    Column("AddrLine1", String(40)),
+    Column("AddrLine2", String(40)),
+    Column("AddrLine3", String(40)),
+    Column("AddrLine4", String(40)),
+    Column("AddrLine5", String(40)),
+    Column("City", String(20)),
+    Column("StateID", String(3)),
+    Column("PostalCode", String(10)),
+    Column("CountryID", String(3)),
+)
+
+tciContact = Table(
+    "tciContact",
+    metadata,
+    Column("CntctKey", Integer, primary_key=True),
+    Column("Name", String(40)),
+    Column("EMailAddr", String(256)),
+    Column("Phone", String(17)),
+)
+
+tarInvoice = Table(
+    "tarInvoice",
+    metadata,
+    Column("InvcKey", Integer, primary_key=True),
+    Column("TranID", String(13)),
+    Column("TranNo", String(10)),
+    Column("TranType", Integer),
+    Column("TranDate", DateTime),
+    Column("PostDate", DateTime),
+    Column("DueDate", DateTime),
+    Column("TranAmt", MONEY),
+    Column("TranAmtHC", MONEY),
+    Column("Balance", MONEY),
+    Column("BalanceHC", MONEY),
+    Column("CustKey", Integer),
+    Column("CompanyID", String(3)),
+    Column("CurrID", String(3)),
+    Column("CurrExchRate", Numeric(15, 9)),
+    Column("Status", SmallInteger),
+    Column("UpdateCounter", Integer),
+)
+
+tarCustPmt = Table(
+    "tarCustPmt",
+    metadata,
+    Column("CustPmtKey", Integer, primary_key=True),
+    Column("CustKey", Integer),
+    Column("TranID", String(13)),
+    Column("TranNo", String(10)),
+    Column("TranDate", DateTime),
+    Column("TranAmt", MONEY),
+    Column("UnappliedAmt", MONEY),
+    Column("CurrID", String(3)),
+    Column("CompanyID", String(3)),
+    Column("TranCmnt", String(50)),
+)
+
+tglAccount = Table(
+    "tglAccount",
+    metadata,
+    Column("GLAcctKey", Integer, primary_key=True),
+    Column("GLAcctNo", String(100)),
+    Column("Description", String(30)),
+    Column("CompanyID", String(3)),
+)
