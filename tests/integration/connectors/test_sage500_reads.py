@@ -36,25 +36,32 @@ def erp(db_url: str) -> Engine:
                 {"CurrID": "KWD", "DigitsAfterDecimal": 3},
             ],
         )
-        for key in range(1, 2502):
-            conn.execute(
-                insert(tciAddress).values(
-                    AddrKey=key,
-                    AddrLine1=f"{key} Main St ",
-                    City="Austin",
-                    StateID="TX",
-                    PostalCode="73301",
-                    CountryID="USA",
-                )
-            )
-            conn.execute(
-                insert(tciContact).values(
-                    CntctKey=key,
-                    Name=f"Person {key}",
-                    EMailAddr=f"p{key}@example.org",
-                    Phone="+1 555 0100",
-                )
-            )
+        conn.execute(
+            insert(tciAddress),
+            [
+                {
+                    "AddrKey": key,
+                    "AddrLine1": f"{key} Main St ",
+                    "City": "Austin",
+                    "StateID": "TX",
+                    "PostalCode": "73301",
+                    "CountryID": "USA",
+                }
+                for key in range(1, 2502)
+            ],
+        )
+        conn.execute(
+            insert(tciContact),
+            [
+                {
+                    "CntctKey": key,
+                    "Name": f"Person {key}",
+                    "EMailAddr": f"p{key}@example.org",
+                    "Phone": "+1 555 0100",
+                }
+                for key in range(1, 2502)
+            ],
+        )
         conn.execute(
             insert(tarCustomer),
             [
