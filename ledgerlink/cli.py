@@ -18,6 +18,7 @@ from sqlalchemy import select
 from ledgerlink import __version__
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
+from ledgerlink.members.commands import link_app, members_app
 from ledgerlink.sandbox.commands import sandbox_app
 from ledgerlink.settings import Settings
 
@@ -44,6 +45,8 @@ connection_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(connection_app, name="connection")
+app.add_typer(members_app, name="members")
+app.add_typer(link_app, name="link")
 
 out = Console()
 err = Console(stderr=True)

@@ -27,6 +27,8 @@ PERIODIC_TIMESTAMP = "timestamp"  # procrastinate's name for the tick, kept on b
 RESERVED_ARGS = frozenset({PERIODIC_MARK})
 
 BUILTIN_MODULE = "ledgerlink.jobs.builtin"
+#: Capabilities whose jobs every worker must know, whichever process enqueued them.
+CAPABILITY_MODULES = ("ledgerlink.members.bulk",)
 
 
 class Jitter(Protocol):
@@ -193,6 +195,6 @@ tasks = TaskRegistry()
 def load_task_modules(settings: Settings) -> None:
     """Import the built-in tasks and the configured plug-in modules so their tasks and
     schedules are registered before anything enqueues or runs a job."""
-    for module in [BUILTIN_MODULE, *settings.task_modules]:
+    for module in [BUILTIN_MODULE, *CAPABILITY_MODULES, *settings.task_modules]:
         importlib.import_module(module)
     tasks.check_schedules()

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerlink import __version__
+from ledgerlink.connectors.previews import register_all as register_preview_sources
 from ledgerlink.runtime import Runtime
 from ledgerlink.settings import Settings
 from ledgerlink.web import health
@@ -41,6 +42,7 @@ STATIC_DIR = Path(__file__).parent / "portal" / "static"
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     runtime = runtime or Runtime(settings or Settings())
+    register_preview_sources()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -277,6 +277,16 @@ class PayTraceGateway:
             results.append(CheckResult("permissions", False, exc.message))
         return results
 
+    async def export_raw(self, start: date, end: date) -> list[dict[str, Any]]:
+        """Exported transactions as PayTrace sends them (masked card numbers only): the
+        records mapping specs are written against, for previews."""
+        body = await self._post(
+            "/v1/transactions/export/by_date_range",
+            {"start_date": start.strftime("%m/%d/%Y"), "end_date": end.strftime("%m/%d/%Y")},
+            idempotent=True,
+        )
+        return [item for item in body.get("transactions") or [] if isinstance(item, dict)]
+
     async def transactions(self, start: date, end: date) -> list[CardTransaction]:
         body = await self._post(
             "/v1/transactions/export/by_date_range",

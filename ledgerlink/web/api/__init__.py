@@ -3,7 +3,14 @@ an ``x-csrftoken`` header); errors are RFC 9457 problem documents."""
 
 from fastapi import APIRouter
 
-from ledgerlink.web.api import audit_api, connections_api, jobs_api, mappings_api, users_api
+from ledgerlink.web.api import (
+    audit_api,
+    connections_api,
+    jobs_api,
+    mappings_api,
+    members_api,
+    users_api,
+)
 
 router = APIRouter()
 router.include_router(users_api.router)
@@ -11,3 +18,4 @@ router.include_router(connections_api.router)
 router.include_router(audit_api.router)
 router.include_router(jobs_api.router)
 router.include_router(mappings_api.router)
+router.include_router(members_api.router)

@@ -7,6 +7,7 @@ from ledgerlink.web.portal import (
     dashboard,
     integration_pages,
     mapping_pages,
+    member_pages,
     sbc_connect,
     session_pages,
     settings_pages,
@@ -18,5 +19,6 @@ router.include_router(dashboard.router)
 router.include_router(audit_pages.router)
 router.include_router(settings_pages.router)
 router.include_router(mapping_pages.router)
+router.include_router(member_pages.router)
 router.include_router(sbc_connect.router)
 router.include_router(integration_pages.router)

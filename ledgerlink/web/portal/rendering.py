@@ -30,6 +30,7 @@ class NavItem:
 #: once its pages exist; capabilities add theirs as they land.
 NAVIGATION: list[NavItem] = [
     NavItem("Dashboard", "/", Role.VIEWER),
+    NavItem("Members", "/members", Role.VIEWER),
     NavItem("Accounting Integration", "/connections", Role.VIEWER),
     NavItem("Audit", "/audit", Role.VIEWER),
     NavItem("Settings", "/settings", Role.VIEWER),
