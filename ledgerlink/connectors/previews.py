@@ -32,7 +32,10 @@ def _connection(runtime: Runtime, kind: str) -> Connection:
             .order_by(Connection.is_active.desc(), Connection.id)
         ).all()
     if not rows:
-        raise PreviewUnavailable(f"there is no {kind} connection to read recent records from")
+        raise PreviewUnavailable(
+            f"there is no {kind} connection to read recent records from; add one under "
+            "Accounting Integration, or upload sample records"
+        )
     return rows[0]
 
 

@@ -150,9 +150,9 @@ def test_a_preview_without_samples_uses_the_shipped_ones_and_links(client, db) -
     assert body["rows"][0]["output"]["contact_id"] == "abc123"
 
 
-def test_recent_records_are_refused_until_a_connector_provides_them(client, db) -> None:
+def test_recent_records_are_refused_for_kinds_no_connector_provides(client, db) -> None:
     response = client.post(
-        f"/api/v1/mappings/{RECEIPT}/preview",
+        "/api/v1/mappings/sbc_contact_to_member/preview",
         json={"source": "recent"},
         headers=_headers(db, Role.OPERATOR),
     )
