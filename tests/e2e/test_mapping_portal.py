@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ledgerlink.settings import Settings
-from tests.support.server import cli_env, run_cli, running_server
+from tests.support.server import run_cli, running_server, server_env
 
 pytestmark = pytest.mark.browser
 
@@ -15,29 +15,17 @@ PASSWORD = "browser-test-passphrase"
 SPEC = "paytrace_transaction_to_sage500_cash_receipt"
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    return cli_env(
-        {
-            "LEDGERLINK_DATABASE_URL": settings.resolved_database_url,
-            "LEDGERLINK_VAR_DIR": str(settings.var_dir),
-            "LEDGERLINK_VAULT_KEYS": settings.vault_keys.get_secret_value(),  # type: ignore[union-attr]
-            "LEDGERLINK_LOG_FORMAT": "json",
-        }
-    )
-
-
 def test_an_admin_edits_a_gl_mapping_previews_it_and_saves_a_new_version(
     page, settings: Settings, tmp_path: Path
 ) -> None:
-    env = _env(settings)
+    env = server_env(settings)
     run_cli(
         ["user", "create", "--email", "admin@example.org", "--role", "admin", "--password-stdin"],
         env,
         stdin=PASSWORD + "\n",
     )
     with running_server(env, tmp_path / "server.log") as base:
-        # (the Settings page links here; it is entered directly because /settings itself
-        # currently fails for administrators, a bug outside the mappings pages)
+        # (the Settings page links here; the test enters the page directly)
         page.goto(f"{base}/settings/mappings")
         page.get_by_label("E-mail").fill("admin@example.org")
         page.get_by_label("Password").fill(PASSWORD)

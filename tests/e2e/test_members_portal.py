@@ -9,7 +9,7 @@ import pytest
 
 from ledgerlink.settings import Settings
 from tests.support.members import HEADER
-from tests.support.server import cli_env, run_cli, running_server
+from tests.support.server import run_cli, running_server, server_env
 
 pytestmark = pytest.mark.browser
 
@@ -29,14 +29,7 @@ CSV = "\n".join(
 def test_an_operator_imports_members_sees_row_errors_and_finds_those_without_accounts(
     page, settings: Settings, tmp_path: Path
 ) -> None:
-    env = cli_env(
-        {
-            "LEDGERLINK_DATABASE_URL": settings.resolved_database_url,
-            "LEDGERLINK_VAR_DIR": str(settings.var_dir),
-            "LEDGERLINK_VAULT_KEYS": settings.vault_keys.get_secret_value(),  # type: ignore[union-attr]
-            "LEDGERLINK_LOG_FORMAT": "json",
-        }
-    )
+    env = server_env(settings)
     run_cli(
         ["user", "create", "--email", "ops@example.org", "--role", "operator", "--password-stdin"],
         env,

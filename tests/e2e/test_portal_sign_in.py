@@ -7,28 +7,17 @@ from pathlib import Path
 import pytest
 
 from ledgerlink.settings import Settings
-from tests.support.server import cli_env, run_cli, running_server
+from tests.support.server import run_cli, running_server, server_env
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "browser-test-passphrase"
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    return cli_env(
-        {
-            "LEDGERLINK_DATABASE_URL": settings.resolved_database_url,
-            "LEDGERLINK_VAR_DIR": str(settings.var_dir),
-            "LEDGERLINK_VAULT_KEYS": settings.vault_keys.get_secret_value(),  # type: ignore[union-attr]
-            "LEDGERLINK_LOG_FORMAT": "json",
-        }
-    )
-
-
 def test_an_operator_signs_in_and_reaches_the_dashboard(
     page, settings: Settings, tmp_path: Path
 ) -> None:
-    env = _env(settings)
+    env = server_env(settings)
     run_cli(
         ["user", "create", "--email", "ops@example.org", "--role", "operator", "--password-stdin"],
         env,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from ledgerlink.settings import Settings
 from tests.support.postgres import _free_port
 
 
@@ -20,6 +21,19 @@ def cli_env(settings_env: dict[str, str]) -> dict[str, str]:
     env.update(settings_env)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """The environment a CLI subprocess needs to use the test's database and vault."""
+    keys = settings.vault_keys.get_secret_value() if settings.vault_keys else ""
+    return cli_env(
+        {
+            "LEDGERLINK_DATABASE_URL": settings.resolved_database_url,
+            "LEDGERLINK_VAR_DIR": str(settings.var_dir),
+            "LEDGERLINK_VAULT_KEYS": keys,
+            "LEDGERLINK_LOG_FORMAT": "json",
+        }
+    )
 
 
 def run_cli(args: list[str], env: dict[str, str], stdin: str | None = None) -> str:

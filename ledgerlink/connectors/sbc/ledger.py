@@ -108,8 +108,8 @@ class SbcLedger:
                 method, path, json={resource: body}, idempotent=idempotent
             )
         except UpstreamError as exc:
-            if exc.status in (400, 404, 422) and "Sage rejected" not in exc.message:
-                exc.message = f"Sage rejected {what}: {exc.message}"
+            # The shared classifier cannot know which record this was: name it.
+            exc.message = exc.message.replace("the request", what, 1)
             raise
         return _decimal_json(response), response.status_code
 
