@@ -166,6 +166,9 @@ def demo(
                 demo_data.ensure_connections(
                     runtime, session, demo_data.sandbox_connections(runtime, where)
                 )
+            connected = demo_data.connect_sbc_sandbox(runtime, where)
+            if connected:
+                out.print(f"  {connected}")
             for name, address in where.items():
                 out.print(f"  simulator {name:<9} {address.base_url}")
         url = f"http://{runtime.settings.host}:{port}/"

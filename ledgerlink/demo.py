@@ -17,6 +17,7 @@ from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.supervisor import SimulatorAddress
+from ledgerlink.store import audit
 from ledgerlink.store.models import Connection, User
 
 PASSWORD = "ledgerlink-demo"  # noqa: S105 - printed on purpose; demo data only
@@ -111,3 +112,76 @@ def ensure_connections(runtime: Runtime, session: Session, wanted: list[DemoConn
                 settings=dict(item.settings),
                 secrets=item.secrets,
             )
+
+
+def connect_sbc_sandbox(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str | None:
+    """Authorise the demo's SBC connection as an administrator would with 'Connect to Sage'.
+
+    The simulator's consent page is answered "Allow" over HTTP, the code is exchanged by the
+    connector (so the tokens land in the vault exactly as after a real sign-in), and the
+    lead business and its card-clearing bank account are chosen. A connection already
+    authorised is left alone. Returns a line for the console, or None if there was nothing
+    to do.
+    """
+    if "sbc" not in where:
+        return None
+    import httpx
+
+    from ledgerlink.connectors.errors import UpstreamError
+    from ledgerlink.connectors.factory import sbc_redirect_uri, sbc_token_vault
+
+    base = where["sbc"].base_url
+    with runtime.db.transaction() as session:
+        connection = session.scalar(
+            select(Connection).where(Connection.name == "Sage Business Cloud (sandbox)")
+        )
+        if connection is None or connection.auth_status == "connected":
+            return None
+        try:
+            consent = httpx.post(
+                f"{base}/oauth2/auth/central/decision",
+                data={
+                    "redirect_uri": sbc_redirect_uri(runtime),
+                    "state": "demo",
+                    "decision": "allow",
+                },
+                timeout=10,
+            )
+            code = httpx.URL(consent.headers["location"]).params["code"]
+            vault = sbc_token_vault(runtime, connection)
+            tokens = vault.oauth.exchange_code(code)
+            vault.store_initial(session, tokens)
+            session.flush()
+            banks = httpx.get(
+                f"{base}/v3.1/bank_accounts",
+                params={"attributes": "all"},
+                headers={"Authorization": f"Bearer {tokens.access_token}"},
+                timeout=10,
+            ).json()["$items"]
+        except (httpx.HTTPError, KeyError, UpstreamError) as exc:
+            return (
+                f"Could not connect the SBC sandbox automatically ({exc}); use 'Connect to Sage'."
+            )
+        from ledgerlink.sandbox.sbc import LEAD_BUSINESS_ID
+
+        card_clearing = next((b for b in banks if "Card" in b["displayed_as"]), banks[0])
+        connections.update(
+            session,
+            runtime.vault,
+            cli_principal(),
+            connection,
+            settings={
+                "business_id": LEAD_BUSINESS_ID,
+                "receipt_bank_account_id": card_clearing["id"],
+            },
+            is_active=True,
+        )
+        audit.record(
+            session,
+            actor=cli_principal().actor,
+            action="connection.authorised",
+            entity_type="connection",
+            entity_id=connection.id,
+            after={"auth_status": "connected", "requested_by_id": tokens.requested_by_id},
+        )
+    return "SBC sandbox connected (lead business, Card Clearing bank account)."

@@ -1,27 +1,106 @@
-"""Create-and-link against the SBC simulator over a real socket.
+"""Create-and-link against the SBC simulator over a real socket, through the real OAuth path.
 
-The simulators are being built in parallel; until ``ledgerlink.sandbox.sbc`` exists
-these tests skip with that reason. The behaviour they pin down is the same as the
-fake-ledger tests in ``test_members_linking.py``: one contact per member (reference =
-member number), idempotent retries, likely duplicates offered instead of created.
+The behaviour pinned down is the fake-ledger one of ``test_members_linking.py`` (one contact
+per member with the member number as reference, idempotent retries, likely duplicates
+offered instead of created), now with Sage's own rules in the loop: unique references,
+idempotency ids, the paging envelope and rotating refresh tokens.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
+from sqlalchemy import select
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("ledgerlink.sandbox.sbc") is None,
-    reason="the SBC simulator (ledgerlink.sandbox.sbc) is not built yet; the linking "
-    "behaviour is covered against the in-memory ledger in test_members_linking.py",
-)
+from ledgerlink.connectors.factory import ledger_for
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.members import linking
+from ledgerlink.runtime import Runtime
+from ledgerlink.sandbox.sbc import SbcConfig
+from ledgerlink.settings import Settings
+from ledgerlink.store.member_models import MemberLinkRow
+from ledgerlink.store.migrate import upgrade
+from ledgerlink.store.models import Connection
+from tests.support.members import add_levels, add_member
+from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
+
+ME = cli_principal()
 
 
-def test_create_account_makes_one_sbc_contact_with_the_member_number_as_reference() -> None:
-    pytest.skip("wire up once the SBC simulator's test fixture (running server) lands")
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Runtime, int, SbcClient]]:
+    settings = Settings(var_dir=tmp_path / "var", _env_file=None)  # type: ignore[call-arg]
+    runtime = Runtime(settings)
+    upgrade(runtime.db)
+    add_levels(runtime.db)
+    add_member(runtime.db, "M90001", "Jane", "Sandbox", email="jane.sandbox@example.org")
+    add_member(runtime.db, "M90002", "Pat", "Duplicate", email="pat.dup@example.org")
+    config = SbcConfig(auto_approve=True, rate_limit_per_minute=0, seed_people=30)
+    with running_sbc(tmp_path / "sbc", config) as (base_url, used):
+        connection_id = connect_ledgerlink(runtime, base_url)
+        observer = SbcClient(base_url, used).connect()
+        try:
+            yield runtime, connection_id, observer
+        finally:
+            observer.close()
+            runtime.db.dispose()
 
 
-def test_a_retried_create_returns_the_same_contact() -> None:
-    pytest.skip("wire up once the SBC simulator's test fixture (running server) lands")
+def _ledger(runtime: Runtime, connection_id: int):  # type: ignore[no-untyped-def]
+    with runtime.db.read() as session:
+        connection = session.get(Connection, connection_id)
+        assert connection is not None
+        return ledger_for(runtime, connection)
+
+
+async def _create(runtime: Runtime, connection_id: int, number: str) -> linking.LinkOutcome:
+    async with _ledger(runtime, connection_id) as ledger:
+        return await linking.create_and_link(runtime.db, ME, ledger, number, connection_id)
+
+
+def test_create_account_makes_one_sbc_contact_with_the_member_number_as_reference(world) -> None:  # type: ignore[no-untyped-def]
+    runtime, connection_id, sbc = world
+    outcome = asyncio.run(_create(runtime, connection_id, "M90001"))
+    assert outcome.action == "created"
+    [contact] = sbc.ok("/contacts", search="M90001", attributes="all")["$items"]
+    assert (contact["reference"], contact["name"], contact["email"]) == (
+        "M90001",
+        "Jane Sandbox",
+        "jane.sandbox@example.org",
+    )
+    with runtime.db.read() as session:
+        link = session.scalars(select(MemberLinkRow)).one()
+        assert link.customer_id == contact["id"]
+
+
+def test_a_retried_create_returns_the_same_contact(world) -> None:  # type: ignore[no-untyped-def]
+    runtime, connection_id, sbc = world
+    first = asyncio.run(_create(runtime, connection_id, "M90001"))
+    again = asyncio.run(_create(runtime, connection_id, "M90001"))
+    assert again.action == "already_linked"
+    assert again.customer.id == first.customer.id
+    assert len(sbc.ok("/contacts", search="M90001")["$items"]) == 1
+
+
+def test_a_contact_already_holding_the_member_number_is_linked_not_duplicated(world) -> None:  # type: ignore[no-untyped-def]
+    runtime, connection_id, sbc = world
+    existing = sbc.created(
+        "/contacts",
+        "contact",
+        {"name": "P. Duplicate", "contact_type_ids": ["CUSTOMER"], "reference": "M90002"},
+    )
+    outcome = asyncio.run(_create(runtime, connection_id, "M90002"))
+    assert outcome.action == "linked_existing"
+    assert outcome.customer.id == existing["id"]
+    assert len(sbc.ok("/contacts", search="M90002")["$items"]) == 1
+
+
+def test_linking_survives_an_expired_access_token(world) -> None:  # type: ignore[no-untyped-def]
+    runtime, connection_id, sbc = world
+    httpx.post(f"{sbc.base_url}/_sandbox/expire_tokens", json={})
+    outcome = asyncio.run(_create(runtime, connection_id, "M90001"))
+    assert outcome.action == "created"
