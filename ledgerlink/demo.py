@@ -80,7 +80,7 @@ def sandbox_connections(
             DemoConnection(
                 "sage500",
                 "Sage 500 (sandbox)",
-                {"mode": "sql", "company_id": "LLK", "currency": "USD"},
+                {"mode": "sql", "company_id": "SOA", "currency": "USD"},
                 {"database_url": runtime.settings.sandbox_sage500_url},
             )
         )

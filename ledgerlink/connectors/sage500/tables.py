@@ -12,12 +12,14 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     Numeric,
     SmallInteger,
     String,
     Table,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -55,6 +57,8 @@ tarCustomer = Table(
     Column("CreateDate", DateTime),
     Column("UpdateDate", DateTime),
     Column("UpdateCounter", Integer),
+    Index("ix_tarCustomer_id", "CompanyID", "CustID"),
+    Index("ix_tarCustomer_changed", "UpdateDate", "CustKey"),
 )
 
 tciAddress = Table(
@@ -102,6 +106,8 @@ tarInvoice = Table(
     Column("CurrExchRate", Numeric(15, 9)),
     Column("Status", SmallInteger),
     Column("UpdateCounter", Integer),
+    Index("ix_tarInvoice_tran", "CompanyID", "TranID"),
+    Index("ix_tarInvoice_cust", "CustKey"),
 )
 
 tarCustPmt = Table(
@@ -126,4 +132,86 @@ tglAccount = Table(
     Column("GLAcctNo", String(100)),
     Column("Description", String(30)),
     Column("CompanyID", String(3)),
+)
+
+#: Applications of customer payments to invoices (Sage 500's AR payment application table).
+tarPmtAppl = Table(
+    "tarPmtAppl",
+    metadata,
+    Column("PmtApplKey", Integer, primary_key=True),
+    Column("ApplyFromPmtKey", Integer, nullable=False),
+    Column("ApplyToInvcKey", Integer, nullable=False),
+    Column("PmtAmt", MONEY, nullable=False),
+    Column("DiscTakenAmt", MONEY, nullable=False, default=0),
+    Column("ApplyDate", DateTime),
+    Index("ix_tarPmtAppl_from", "ApplyFromPmtKey"),
+)
+
+# -- staging: what ledgerlink writes and the import procedure posts -------------------------
+
+#: ProcessStatus of a staging row: waiting for the import, posted, or refused (see ErrorMessage).
+PENDING, POSTED, FAILED = 0, 1, 2
+
+StgCashRcpt = Table(
+    "StgCashRcpt",
+    metadata,
+    Column("RowKey", Integer, primary_key=True, autoincrement=True),
+    Column("ImportReference", String(64), nullable=False),
+    Column("CompanyID", String(3), nullable=False),
+    Column("CustID", String(12), nullable=False),
+    Column("TranType", String(20), nullable=False, default="CashRcpt"),
+    Column("TranDate", DateTime),
+    Column("TranAmt", MONEY),
+    Column("CurrID", String(3)),
+    Column("GLAcctNo", String(100)),
+    Column("TranCmnt", String(50)),
+    # One application may ride on the receipt row itself; more go in StgCashRcptAppl.
+    Column("ApplyToInvcID", String(13)),
+    Column("PmtAmt", MONEY),
+    Column("ProcessStatus", SmallInteger, nullable=False, default=PENDING),
+    Column("ErrorMessage", String(255)),
+    Column("CustPmtKey", Integer),
+    Column("CreateDate", DateTime),
+    Column("ProcessDate", DateTime),
+    Column("Attempts", Integer, nullable=False, default=0),
+    UniqueConstraint("ImportReference", name="uq_StgCashRcpt_ImportReference"),
+    Index("ix_StgCashRcpt_status", "ProcessStatus"),
+)
+
+StgCashRcptAppl = Table(
+    "StgCashRcptAppl",
+    metadata,
+    Column("RowKey", Integer, primary_key=True, autoincrement=True),
+    Column("ImportReference", String(64), nullable=False),
+    Column("ApplyToInvcID", String(13), nullable=False),
+    Column("PmtAmt", MONEY, nullable=False),
+    Column("DiscTakenAmt", MONEY),
+    Index("ix_StgCashRcptAppl_ref", "ImportReference"),
+)
+
+StgCustomer = Table(
+    "StgCustomer",
+    metadata,
+    Column("RowKey", Integer, primary_key=True, autoincrement=True),
+    Column("ImportReference", String(64), nullable=False),
+    Column("CompanyID", String(3), nullable=False),
+    Column("CustID", String(12), nullable=False),
+    Column("CustName", String(40)),
+    Column("AddrLine1", String(40)),
+    Column("AddrLine2", String(40)),
+    Column("City", String(20)),
+    Column("StateID", String(3)),
+    Column("PostalCode", String(10)),
+    Column("CountryID", String(3)),
+    Column("CntctName", String(40)),
+    Column("EMailAddr", String(256)),
+    Column("Phone", String(17)),
+    Column("ProcessStatus", SmallInteger, nullable=False, default=PENDING),
+    Column("ErrorMessage", String(255)),
+    Column("CustKey", Integer),
+    Column("CreateDate", DateTime),
+    Column("ProcessDate", DateTime),
+    Column("Attempts", Integer, nullable=False, default=0),
+    UniqueConstraint("ImportReference", name="uq_StgCustomer_ImportReference"),
+    Index("ix_StgCustomer_status", "ProcessStatus"),
 )
