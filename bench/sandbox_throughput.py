@@ -193,7 +193,36 @@ async def sbc_operations(base: str) -> dict[str, Operation]:
             await r.read()
             assert r.status in (200, 201), r.status
 
-    return {"contacts page of 200 (read)": list_contacts, "create contact (write)": create_contact}
+    async with aiohttp.ClientSession(base_url=base) as session:
+        async with session.get("/v3.1/bank_accounts", headers=headers) as response:
+            bank_id = (await response.json())["$items"][0]["id"]
+        async with session.get(
+            "/v3.1/contacts", params={"items_per_page": "200"}, headers=headers
+        ) as response:
+            contact_ids = [c["id"] for c in (await response.json())["$items"]]
+
+    async def post_receipt(session: aiohttp.ClientSession, n: int) -> None:
+        payment = {
+            "transaction_type_id": "CUSTOMER_RECEIPT",
+            "contact_id": contact_ids[n % len(contact_ids)],
+            "bank_account_id": bank_id,
+            "payment_method_id": "CREDIT_DEBIT",
+            "date": time.strftime("%Y-%m-%d"),
+            "total_amount": f"{1 + n % 500}.{n % 100:02d}",
+            "reference": f"PayTrace {n}",
+            "idempotency_id": f"{n + 10**12:032x}",
+        }
+        async with session.post(
+            "/v3.1/contact_payments", json={"contact_payment": payment}, headers=headers
+        ) as r:
+            await r.read()
+            assert r.status in (200, 201), r.status
+
+    return {
+        "contacts page of 200 (read)": list_contacts,
+        "create contact (write)": create_contact,
+        "post receipt on account (write)": post_receipt,
+    }
 
 
 SIMULATORS: dict[str, tuple[list[str], Callable[[str], Awaitable[dict[str, Operation]]]]] = {

@@ -61,6 +61,8 @@ class Books:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        #: business → lower-cased reference → contact id (live contacts), built on first use.
+        self._references: dict[str, dict[str, str]] = {}
 
     # -- time ---------------------------------------------------------------------------
 
@@ -149,7 +151,8 @@ class Books:
         with self.store.unit():
             if not contact["reference"]:
                 contact["reference"] = self._generated_reference(business, contact["name"])
-            self.store.put(business, "contacts", self._touch(contact, created=True))
+            self._touch(contact, created=True)
+            self._save_contact(business, contact, None)
             if key:
                 self.store.remember(business, "contacts", key, contact["id"])
         return contact, False
@@ -158,7 +161,8 @@ class Books:
         current = self.must(business, "contacts", contact_id, "contact")
         updated = self._contact_fields(business, body, dict(current), partial=True)
         with self.store.unit():
-            return self.store.put(business, "contacts", self._touch(updated))
+            self._save_contact(business, updated, current.get("reference"))
+        return updated
 
     def delete_contact(self, business: str, contact_id: str) -> None:
         contact = self.must(business, "contacts", contact_id, "contact")
@@ -180,7 +184,7 @@ class Books:
             )
         with self.store.unit():
             contact["_deleted"] = self.now()
-            self.store.put(business, "contacts", self._touch(contact))
+            self._save_contact(business, contact, contact.get("reference"))
 
     def _contact_fields(
         self, business: str, body: dict[str, Any], contact: Record, *, partial: bool = False
@@ -208,14 +212,9 @@ class Books:
             contact["main_contact_person"] = _person(body.get("main_contact_person"), problems)
         reference = contact.get("reference") or ""
         if reference and not problems:
-            for other in self.store.all(business, "contacts"):
-                if (
-                    other["id"] != contact["id"]
-                    and not other.get("_deleted")
-                    and str(other.get("reference") or "").lower() == reference.lower()
-                ):
-                    problems.append(Problem("has already been taken", "reference"))
-                    break
+            holder = self._reference_index(business).get(reference.lower())
+            if holder is not None and holder != contact["id"]:
+                problems.append(Problem("has already been taken", "reference"))
         if problems:
             raise invalid_many(problems)
         return contact
@@ -266,13 +265,31 @@ class Books:
     def _generated_reference(self, business: str, name: str) -> str:
         """SBC makes a reference from the name when none is given (``JOHNSM001``)."""
         stem = "".join(ch for ch in name.upper() if ch.isalnum())[:6] or "CONTACT"
-        taken = {
-            str(c.get("reference") or "").upper() for c in self.store.all(business, "contacts")
-        }
+        taken = self._reference_index(business)
         number = 1
-        while f"{stem}{number:03d}" in taken:
+        while f"{stem}{number:03d}".lower() in taken:
             number += 1
         return f"{stem}{number:03d}"
+
+    def _reference_index(self, business: str) -> dict[str, str]:
+        index = self._references.get(business)
+        if index is None:
+            index = {
+                str(c["reference"]).lower(): c["id"]
+                for c in self.store.all(business, "contacts")
+                if c.get("reference") and not c.get("_deleted")
+            }
+            self._references[business] = index
+        return index
+
+    def _save_contact(self, business: str, contact: Record, previous: str | None) -> None:
+        """Store the contact and keep the reference index in step."""
+        index = self._reference_index(business)
+        if previous and index.get(previous.lower()) == contact["id"]:
+            del index[previous.lower()]
+        if contact.get("reference") and not contact.get("_deleted"):
+            index[str(contact["reference"]).lower()] = contact["id"]
+        self.store.put(business, "contacts", self._touch(contact))
 
     # -- sales invoices -------------------------------------------------------------------
 
