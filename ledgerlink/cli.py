@@ -158,6 +158,9 @@ def demo(
     try:
         with runtime.db.transaction() as session:
             demo_data.ensure_users(session)
+            added = demo_data.ensure_members(session)
+        if added:
+            out.print(f"Added {added} demo members (the same people the simulators hold).")
         if sandboxes:
             out.print("Starting the simulators (first start seeds their data)…")
             supervisor.start(installed_simulators())

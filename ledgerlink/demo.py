@@ -80,7 +80,13 @@ def sandbox_connections(
             DemoConnection(
                 "sage500",
                 "Sage 500 (sandbox)",
-                {"mode": "sql", "company_id": "SOA", "currency": "USD"},
+                {
+                    "mode": "sql",
+                    "company_id": "SOA",
+                    "currency": "USD",
+                    "receipt_gl_account": "1010-00",
+                    "refund_gl_account": "1010-00",
+                },
                 {"database_url": runtime.settings.sandbox_sage500_url},
             )
         )
@@ -185,3 +191,56 @@ def connect_sbc_sandbox(runtime: Runtime, where: dict[str, SimulatorAddress]) ->
             after={"auth_status": "connected", "requested_by_id": tokens.requested_by_id},
         )
     return "SBC sandbox connected (lead business, Card Clearing bank account)."
+
+
+#: Membership levels of the demo population, with the dues the simulators invoice.
+LEVELS = (
+    ("individual", "Individual", "120.00"),
+    ("student", "Student", "45.00"),
+    ("family", "Family", "180.00"),
+    ("corporate", "Corporate", "950.00"),
+    ("life", "Life", "2500.00"),
+)
+
+
+def ensure_members(session: Session, count: int = 240) -> int:
+    """The demo population as members (``M00001``…), the same people the simulators hold.
+
+    Runs only on an empty registry, so members added or edited in the demo stay as they
+    are. Returns how many members were added.
+    """
+    from sqlalchemy import func
+
+    from ledgerlink.members import registry
+    from ledgerlink.sandbox.people import population
+    from ledgerlink.store.member_models import MemberRow
+
+    if session.scalar(select(func.count()).select_from(MemberRow)):
+        return 0
+    by = cli_principal()
+    existing = registry.levels_by_code(session)
+    for code, name, fee in LEVELS:
+        if code not in existing:
+            registry.create_level(session, by, registry.build_level(code, name, fee, "USD"))
+    for person in population(count):
+        registry.create_member(
+            session,
+            by,
+            registry.build_member(
+                registry.MemberFields(
+                    member_number=person.member_number,
+                    first_name=person.first_name,
+                    last_name=person.last_name,
+                    email=person.email,
+                    phone=person.phone,
+                    membership_level=person.membership_type.lower(),
+                    address_line1=person.address_line_1,
+                    address_line2=person.address_line_2,
+                    city=person.city,
+                    region=person.region,
+                    postal_code=person.postal_code,
+                    country=person.country,
+                )
+            ),
+        )
+    return count

@@ -18,3 +18,24 @@ def test_demo_accounts_are_created_once_and_can_sign_in(client, db) -> None:  # 
     email = demo.USERS[0][0]
     sign_in(client, email, demo.PASSWORD)
     assert client.get("/").status_code == 200
+
+
+def test_demo_members_are_the_people_the_simulators_hold(db) -> None:  # type: ignore[no-untyped-def]
+    from ledgerlink.members.registry import get_member, load_member
+    from ledgerlink.sandbox.people import population
+    from ledgerlink.store.member_models import MemberRow
+
+    with db.transaction() as session:
+        assert demo.ensure_members(session, count=30) == 30
+    with db.transaction() as session:
+        assert demo.ensure_members(session, count=30) == 0  # a second demo start adds nothing
+    person = population(30)[6]
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(MemberRow)) == 30
+        member = load_member(session, get_member(session, person.member_number))
+    assert (member.first_name, member.last_name, member.email) == (
+        person.first_name,
+        person.last_name,
+        person.email,
+    )
+    assert member.level_code == person.membership_type.lower()
