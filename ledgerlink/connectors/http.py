@@ -282,14 +282,18 @@ class UpstreamClient:
                     "check the address and the network, it will be retried",
                 ) from exc
             UPSTREAM_REQUESTS.labels(self.system, "timeout").inc()
+            silence = (
+                "did not answer in time"
+                if isinstance(exc, httpx.TimeoutException)
+                else "cut the connection before answering"
+            )
             if repeatable:
                 raise Unavailable(
-                    self.system,
-                    f"{_name(self.system)} did not answer in time ({_describe(exc)})",
+                    self.system, f"{_name(self.system)} {silence} ({_describe(exc)})"
                 ) from exc
             raise Unavailable(
                 self.system,
-                f"{_name(self.system)} did not answer a write in time; it may or may not "
+                f"{_name(self.system)} {silence} to a write; it may or may not "
                 "have been applied, so it is not repeated blindly",
                 retryable=False,
                 outcome_unknown=True,

@@ -41,7 +41,8 @@ FaultOption = Annotated[
         "--fault",
         help="Inject a fault, key=value, repeatable: latency_ms=50, jitter_ms=200, "
         "error_rate=0.2, error_status=503, rate_limit_rate=0.1, retry_after_seconds=none, "
-        "hang_rate=0.01, drop_rate=0.01, expired_token_rate=0.05, lock_timeout_rate=0.1, "
+        "hang_rate=0.01, drop_rate=0.01, lost_reply_rate=0.01, expired_token_rate=0.05, "
+        "lock_timeout_rate=0.1, "
         "import_error_rate=0.05, seed=7.",
     ),
 ]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ADMIN_PREFIX = "/_sandbox"
 
@@ -42,6 +42,13 @@ class FaultPlan(BaseModel):
     hang_rate: float = Field(0.0, ge=0, le=1, description="Share that hangs (client timeout).")
     hang_seconds: float = Field(30.0, ge=0, le=600)
     drop_rate: float = Field(0.0, ge=0, le=1, description="Share whose connection is cut.")
+    lost_reply_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share handled in full whose reply is then lost (the connection is cut): "
+        "the write happened but the client cannot know; only idempotency saves it.",
+    )
     expired_token_rate: float = Field(
         0.0, ge=0, le=1, description="Share of authenticated calls told the token expired."
     )
@@ -61,6 +68,7 @@ class FaultPlan(BaseModel):
                 self.rate_limit_rate,
                 self.hang_rate,
                 self.drop_rate,
+                self.lost_reply_rate,
                 self.expired_token_rate,
                 self.lock_timeout_rate,
                 self.import_error_rate,
@@ -90,7 +98,7 @@ class FaultPlan(BaseModel):
             raise ValueError(f"--fault {field}: {first['msg']}") from None
 
 
-Outcome = Literal["pass", "error", "rate_limited", "hang", "drop", "expired_token"]
+Outcome = Literal["pass", "error", "rate_limited", "hang", "drop", "lost_reply", "expired_token"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +142,8 @@ class FaultInjector:
             outcome: Outcome = "pass"
             if self._hit(plan.drop_rate):
                 outcome = "drop"
+            elif self._hit(plan.lost_reply_rate):
+                outcome = "lost_reply"
             elif self._hit(plan.hang_rate):
                 outcome = "hang"
             elif self._hit(plan.rate_limit_rate):
@@ -201,6 +211,14 @@ class FaultMiddleware:
             case "hang":
                 await asyncio.sleep(self.injector.plan.hang_seconds)
                 response = self.error_body(504)
+            case "lost_reply":
+                # Let the app do the work, swallow its answer, then cut the connection.
+                async def swallow(message: Message) -> None:
+                    return None
+
+                await self.app(scope, receive, swallow)
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                raise _Dropped("reply lost by fault injection")
             case "drop":
                 # Start a response and abort: the client sees the connection cut mid-reply.
                 await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -161,12 +161,16 @@ def sbc_client(
             client.close()
 
 
-def connect_ledgerlink(runtime: Any, base_url: str) -> int:
+def connect_ledgerlink(runtime: Any, base_url: str, rate_limit_per_minute: int = 0) -> int:
     """Create ledgerlink's SBC connection to the simulator at ``base_url`` and authorise it the
-    way ``make demo`` does (consent "Allow", code exchanged into the vault); its id."""
+    way ``make demo`` does (consent "Allow", code exchanged into the vault); its id.
+
+    The client-side throttle defaults to off here because tests run the simulator without
+    its rate limit; pass 100 to behave like a production connection."""
     from sqlalchemy import select
 
-    from ledgerlink import demo
+    from ledgerlink import connections, demo
+    from ledgerlink.identity.principal import cli_principal
     from ledgerlink.sandbox.supervisor import SimulatorAddress
     from ledgerlink.store.models import Connection
 
@@ -174,7 +178,14 @@ def connect_ledgerlink(runtime: Any, base_url: str) -> int:
     with runtime.db.transaction() as session:
         demo.ensure_connections(runtime, session, demo.sandbox_connections(runtime, where))
     demo.connect_sbc_sandbox(runtime, where)
-    with runtime.db.read() as session:
+    with runtime.db.transaction() as session:
         connection = session.scalars(select(Connection).where(Connection.kind == "sbc")).one()
         assert connection.auth_status == "connected", connection.auth_detail
+        connections.update(
+            session,
+            runtime.vault,
+            cli_principal(),
+            connection,
+            settings={"rate_limit_per_minute": rate_limit_per_minute},
+        )
         return int(connection.id)

@@ -37,7 +37,9 @@ def endpoints(books: Books, oauth: OAuthServer, api: Api) -> dict[str, Endpoint]
                 "lead": business["lead"],
                 **counts,
             }
-        return JSONResponse({"businesses": businesses, "grants": oauth.summary()})
+        return JSONResponse(
+            {"businesses": businesses, "grants": oauth.summary(), "token_requests": oauth.counts}
+        )
 
     async def expire_tokens(request: Request) -> Response:
         raw = await request.body()

@@ -34,6 +34,11 @@ class OAuthServer:
     def __init__(self, store: Store, config: SbcConfig) -> None:
         self.store = store
         self.config = config
+        #: Token requests since start, by grant type and outcome (for tests and the demo).
+        self.counts: dict[str, int] = {}
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
 
     def routes(self) -> list[Route]:
         return [
@@ -152,21 +157,27 @@ class OAuthServer:
         code = params.get("code", "")
         grant = self.store.grant(code)
         if grant is None or grant["kind"] != "code":
-            return _invalid_grant()
+            return self._invalid_grant()
         self.store.drop_grant(code)  # single use, even when the exchange then fails
         if grant["expires_at"] <= time.time() or grant["redirect_uri"] != params.get(
             "redirect_uri"
         ):
-            return _invalid_grant()
+            return self._invalid_grant()
+        self._count("authorization_code")
         return self._issue_tokens(grant["scope"])
 
     def _refresh(self, params: dict[str, str]) -> Response:
         token = params.get("refresh_token", "")
         grant = self.store.grant(token)
         if grant is None or grant["kind"] != "refresh" or grant["expires_at"] <= time.time():
-            return _invalid_grant()
+            return self._invalid_grant()
         self.store.drop_grant(token)  # rotation: the old refresh token dies now
+        self._count("refresh_token")
         return self._issue_tokens(grant["scope"])
+
+    def _invalid_grant(self) -> JSONResponse:
+        self._count("invalid_grant")
+        return JSONResponse({"error": "invalid_grant"}, 400)
 
     def _issue_tokens(self, scope: str) -> Response:
         now = time.time()
@@ -240,10 +251,6 @@ def _back(redirect_uri: str, params: dict[str, str]) -> RedirectResponse:
 
 def _oauth_error(error: str, description: str, status: int) -> JSONResponse:
     return JSONResponse({"error": error, "error_description": description}, status)
-
-
-def _invalid_grant() -> JSONResponse:
-    return JSONResponse({"error": "invalid_grant"}, 400)
 
 
 def _page(title: str, body: str) -> str:

@@ -194,12 +194,8 @@ def test_a_refused_row_says_why_and_a_retry_after_the_fix_posts(erp: Erp) -> Non
     request = _receipt("refused:1", "7", "25.00")
     with pytest.raises(Rejected) as refused:
         asyncio.run(_ledger(erp).post_receipt(request))
-    assert (
-        "inactive" in refused.value.message
-    )
-    assert (
-        "Sage 500's import refused the receipt" in refused.value.message
-    )
+    assert "inactive" in refused.value.message
+    assert "Sage 500's import refused the receipt" in refused.value.message
     with erp.engine.begin() as conn:
         conn.execute(update(tarCustomer).where(tarCustomer.c.CustKey == 7).values(Status=1))
     posted = asyncio.run(_ledger(erp).post_receipt(request))

@@ -1,0 +1,387 @@
+"""The SBC connector against the SBC simulator over real HTTP: the portal's Connect to Sage,
+token rotation (also across processes), reads, writes, typed errors, and exactly-once
+writes under injected faults."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from ledgerlink import demo
+from ledgerlink.connectors.errors import AuthExpired, Rejected, UpstreamError
+from ledgerlink.connectors.factory import ledger_for, sbc_token_vault
+from ledgerlink.connectors.http import RetryPolicy
+from ledgerlink.connectors.sbc.ledger import SbcLedger
+from ledgerlink.domain.accounts import Address, Application, CustomerDraft, ReceiptRequest
+from ledgerlink.domain.money import Money
+from ledgerlink.identity.roles import Role
+from ledgerlink.runtime import Runtime
+from ledgerlink.sandbox.faults import FaultInjector, FaultPlan
+from ledgerlink.sandbox.sbc import LEAD_BUSINESS_ID, SbcConfig
+from ledgerlink.sandbox.supervisor import SimulatorAddress
+from ledgerlink.settings import Settings
+from ledgerlink.store.models import Connection
+from tests.support import sbc_refresh_worker
+from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
+from tests.support.web import make_user, sign_in
+
+FAST_RETRIES = RetryPolicy(attempts=8, total_seconds=60, wait_initial=0.01, wait_max=0.2)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[tuple[str, FaultInjector]]:
+    injector = FaultInjector()
+    config = SbcConfig(rate_limit_per_minute=0, seed_people=60)
+    with running_sbc(tmp_path / "sbc", config, injector) as (base_url, _):
+        yield base_url, injector
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    from ledgerlink.store.migrate import upgrade
+
+    runtime = Runtime(settings)
+    upgrade(runtime.db)
+    yield runtime
+    runtime.db.dispose()
+
+
+def _state(base_url: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{base_url}/_sandbox/state").json())
+
+
+def _connection(runtime: Runtime, connection_id: int) -> Connection:
+    with runtime.db.read() as session:
+        connection = session.get(Connection, connection_id)
+        assert connection is not None
+        session.expunge(connection)
+        return connection
+
+
+def _ledger(runtime: Runtime, connection_id: int) -> SbcLedger:
+    ledger = ledger_for(runtime, _connection(runtime, connection_id))
+    assert isinstance(ledger, SbcLedger)
+    ledger.client.policy = FAST_RETRIES
+    return ledger
+
+
+# -- Connect to Sage, through the portal -------------------------------------------------------
+
+
+def test_connect_to_sage_runs_the_consent_flow_and_stores_the_tokens(
+    client: TestClient, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    admin = make_user(runtime.db, Role.ADMIN)
+    token = sign_in(client, admin.email)
+    where = {"sbc": SimulatorAddress("sbc", base_url)}
+    with runtime.db.transaction() as session:
+        demo.ensure_connections(runtime, session, demo.sandbox_connections(runtime, where))
+        connection_id = session.scalars(select(Connection.id)).one()
+    started = client.post(
+        f"/connections/{connection_id}/sbc/connect",
+        data={"csrftoken": token},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303
+    consent_url = started.headers["location"]
+    assert consent_url.startswith(f"{base_url}/oauth2/auth/central?")
+    page = httpx.get(consent_url)
+    assert page.status_code == 200
+    assert "Allow" in page.text
+    query = dict(httpx.URL(consent_url).params)
+    allowed = httpx.post(
+        f"{base_url}/oauth2/auth/central/decision",
+        data={"redirect_uri": query["redirect_uri"], "state": query["state"], "decision": "allow"},
+    )
+    back = urlsplit(allowed.headers["location"])
+    done = client.get(f"{back.path}?{back.query}", follow_redirects=False)
+    assert done.status_code == 303
+    assert done.headers["location"].endswith("done=connected")
+    assert _connection(runtime, connection_id).auth_status == "connected"
+    assert _state(base_url)["token_requests"] == {"authorization_code": 1}
+    results = asyncio.run(_ledger(runtime, connection_id).check())
+    assert all(r.ok for r in results), results
+
+
+def test_a_tampered_state_is_refused(
+    client: TestClient, sandbox: tuple[str, FaultInjector]
+) -> None:
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    sign_in(client, make_user(runtime.db, Role.ADMIN).email)
+    response = client.get("/connections/sbc/callback?state=forged.state&code=abc")
+    assert response.status_code == 400
+    assert "could not be verified" in response.text
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+
+def test_an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_kept(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+    httpx.post(f"{base_url}/_sandbox/expire_tokens", json={})
+    for _ in range(2):  # the second refresh only works if the first rotation was stored
+        httpx.post(f"{base_url}/_sandbox/expire_tokens", json={})
+        names = asyncio.run(_read_businesses(runtime, connection_id))
+        assert "Lakeside Members Association" in names
+    counts = _state(base_url)["token_requests"]
+    assert counts.get("refresh_token") == 2
+    assert "invalid_grant" not in counts
+
+
+async def _read_businesses(runtime: Runtime, connection_id: int) -> list[str]:
+    async with _ledger(runtime, connection_id) as ledger:
+        return [b["name"] for b in await ledger.businesses()]
+
+
+def test_a_revoked_refresh_token_marks_the_connection_for_reauthorisation(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+    httpx.post(f"{base_url}/_sandbox/expire_tokens", json={"revoke_refresh_tokens": True})
+    with pytest.raises(AuthExpired) as expired:
+        asyncio.run(_read_businesses(runtime, connection_id))
+    assert "Connect to Sage" in expired.value.message
+    connection = _connection(runtime, connection_id)
+    assert connection.auth_status == "needs_reauthorisation"
+    assert _state(base_url)["token_requests"]["invalid_grant"] == 1  # asked once, not retried
+
+
+def test_processes_refreshing_at_once_refresh_once_and_lose_nothing(
+    settings: Settings, runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+    httpx.post(f"{base_url}/_sandbox/expire_tokens", json={})
+    context = multiprocessing.get_context("spawn")
+    workers = 6
+    barrier = context.Barrier(workers)
+    options = {
+        "var_dir": str(settings.var_dir),
+        "database_url": settings.resolved_database_url,
+        "vault_keys": settings.vault_keys,
+    }
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=sbc_refresh_worker.main, args=(options, connection_id, barrier, results)
+        )
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    tokens = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    assert not [t for t in tokens if t.startswith("error")], tokens
+    assert len(set(tokens)) == 1  # everyone uses the one refreshed token
+    counts = _state(base_url)["token_requests"]
+    assert counts.get("refresh_token") == 1
+    assert "invalid_grant" not in counts
+    httpx.post(f"{base_url}/_sandbox/expire_tokens", json={})
+    vault = sbc_token_vault(runtime, _connection(runtime, connection_id))
+    assert vault.renew_after_rejection(tokens[0]) not in tokens  # the stored refresh token works
+    assert _state(base_url)["token_requests"]["refresh_token"] == 2
+
+
+# -- reads and writes -------------------------------------------------------------------------
+
+
+def test_reads_page_through_every_contact_and_invoice(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+    observer = SbcClient(base_url, SbcConfig()).connect()
+
+    async def read() -> tuple[int, int, list[str]]:
+        async with _ledger(runtime, connection_id) as ledger:
+            customers = [c async for c in ledger.customers()]
+            first = customers[0]
+            invoices = [i async for i in ledger.invoices(customer_id=first.id, open_only=False)]
+            accounts = [a["displayed_as"] for a in await ledger.lookup("bank_accounts")]
+            return len(customers), len(invoices), accounts
+
+    customers, invoices, accounts = asyncio.run(read())
+    assert customers == observer.ok("/contacts", contact_type_id="CUSTOMER")["$total"]
+    assert invoices >= 1
+    assert "Card Clearing (1010)" in accounts
+
+
+def test_changed_since_returns_changes_and_deletions(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+    observer = SbcClient(base_url, SbcConfig()).connect()
+    from datetime import UTC, datetime
+
+    since = datetime.now(UTC)
+    fresh = observer.created(
+        "/contacts", "contact", {"name": "Changed Later", "contact_type_ids": ["CUSTOMER"]}
+    )
+    gone = observer.created(
+        "/contacts", "contact", {"name": "Deleted Later", "contact_type_ids": ["CUSTOMER"]}
+    )
+    observer.delete(f"/contacts/{gone['id']}")
+
+    async def read() -> list[tuple[str, bool]]:
+        async with _ledger(runtime, connection_id) as ledger:
+            return [(c.id, c.deleted) async for c in ledger.customers(changed_since=since)]
+
+    assert sorted(asyncio.run(read())) == sorted([(fresh["id"], False), (gone["id"], True)])
+
+
+def test_sage_refusals_become_messages_naming_the_record_and_field(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+
+    async def create() -> None:
+        async with _ledger(runtime, connection_id) as ledger:
+            await ledger.create_customer(CustomerDraft(number="M00001", name="Taken Ref"), "k-1")
+
+    with pytest.raises(Rejected) as refused:
+        asyncio.run(create())
+    assert (
+        refused.value.message
+        == "Sage rejected the contact 'Taken Ref': reference has already been taken"
+    )
+    assert refused.value.field == "reference"
+
+
+def test_a_receipt_is_applied_and_a_repeat_is_a_replay(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+
+    async def pay() -> tuple[Any, Any, Any]:
+        async with _ledger(runtime, connection_id) as ledger:
+            customer = await ledger.find_customer("M00001")
+            assert customer is not None
+            invoice = next(i async for i in ledger.invoices(customer_id=customer.id))
+            request = ReceiptRequest(
+                idempotency_key="paytrace:777:sale",
+                customer_id=customer.id,
+                date=date.today(),
+                amount=invoice.outstanding,
+                applications=(Application(invoice.id, invoice.outstanding),),
+                reference="PayTrace 777",
+            )
+            first = await ledger.post_receipt(request)
+            again = await ledger.post_receipt(request)
+            after = next(
+                i
+                async for i in ledger.invoices(customer_id=customer.id, open_only=False)
+                if i.id == invoice.id
+            )
+            return first, again, after
+
+    first, again, after = asyncio.run(pay())
+    assert (first.replayed, again.replayed, first.id) == (False, True, again.id)
+    assert after.outstanding.is_zero
+    assert after.status.value == "paid"
+
+
+# -- exactly once under faults ------------------------------------------------------------------
+
+
+async def _as_a_job_would(call: Any, *args: Any) -> Any:
+    """Retry a call whose retries ran out on a retryable error, as the job runner does
+    later (with the same idempotency key): the outcome must still be exactly once."""
+    for _ in range(5):
+        try:
+            return await call(*args)
+        except UpstreamError as exc:
+            if not exc.retryable:
+                raise
+    return await call(*args)
+
+
+def test_2000_contacts_and_2000_receipts_land_exactly_once_under_faults(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, injector = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+    observer = SbcClient(base_url, SbcConfig()).connect()
+    observer.business = LEAD_BUSINESS_ID
+    injector.replace(
+        FaultPlan(
+            seed=20,
+            error_rate=0.15,
+            error_status=503,
+            lost_reply_rate=0.05,  # written, but the reply never arrives
+            rate_limit_rate=0.05,
+            retry_after_seconds=None,
+            jitter_ms=5,
+            exempt_paths=injector.plan.exempt_paths,
+        )
+    )
+    count = 2000
+
+    async def write_all() -> None:
+        async with _ledger(runtime, connection_id) as ledger:
+            semaphore = asyncio.Semaphore(32)
+
+            async def contact(n: int) -> str:
+                async with semaphore:
+                    draft = CustomerDraft(
+                        number=f"X{n:06d}",
+                        name=f"Load Person {n}",
+                        email=f"load{n}@example.org",
+                        address=Address(city="Austin", country="US"),
+                    )
+                    created = await _as_a_job_would(
+                        ledger.create_customer, draft, f"load-contact:{n}"
+                    )
+                    return str(created.id)
+
+            ids = await asyncio.gather(*(contact(n) for n in range(count)))
+
+            async def receipt(n: int) -> None:
+                async with semaphore:
+                    await _as_a_job_would(
+                        ledger.post_receipt,
+                        ReceiptRequest(
+                            idempotency_key=f"load-receipt:{n}",
+                            customer_id=ids[n],
+                            date=date.today(),
+                            amount=Money.parse(f"{1 + n % 90}.{n % 100:02d}", "USD"),
+                            reference=f"LOAD {n}",
+                        ),
+                    )
+
+            await asyncio.gather(*(receipt(n) for n in range(count)))
+
+    asyncio.run(write_all())
+    faults = dict(injector.counts)
+    injector.replace(FaultPlan(exempt_paths=injector.plan.exempt_paths))
+    contacts = observer.all_items(
+        "/contacts", items_per_page=200, search="Load Person", attributes="reference"
+    )
+    assert len(contacts) == count == len({c["reference"] for c in contacts})
+    receipts = observer.all_items(
+        "/contact_payments", items_per_page=200, search="LOAD ", attributes="reference"
+    )
+    assert len(receipts) == count == len({r["reference"] for r in receipts})
+    # the faults did happen, in the proportions asked for
+    assert faults["lost_reply"] > 100
+    assert faults["error"] > 400
+    assert faults["rate_limited"] > 100
