@@ -25,6 +25,7 @@ from ledgerlink.domain.accounts import (
     ReceiptRequest,
     RefundRequest,
 )
+from ledgerlink.domain.money import Money
 
 PAGE_SIZE = 200  # SBC's maximum
 
@@ -263,6 +264,9 @@ class SbcLedger:
         )
 
     async def post_refund(self, refund: RefundRequest) -> PostedReceipt:
+        """A customer refund. In SBC a refund cannot re-open an invoice: its applications
+        name the receipts whose money on account it pays back. To undo a payment that was
+        applied to invoices (a chargeback), use :meth:`reverse_receipt`."""
         return await self._payment(
             "CUSTOMER_REFUND",
             refund.idempotency_key,
@@ -311,6 +315,74 @@ class SbcLedger:
         # SBC answers a repeated idempotency_id with the original record; the sandbox (and,
         # as far as documented, SBC) uses 200 rather than 201 for such a replay.
         return shapes.posted_payment(item, key, amount.currency, replayed=status == 200)
+
+    async def reverse_receipt(self, payment_id: str, *, deleted_after: date | None = None) -> None:
+        """Delete a receipt (or refund) in SBC, which re-opens the invoices it paid: how a
+        chargeback undoes a card payment. Deleting one that is already deleted (a retry
+        after a lost reply) is not an error; an id Sage never had is."""
+        try:
+            await self.client.request("DELETE", f"/contact_payments/{payment_id}")
+            return
+        except NotFound:
+            pass
+        except UpstreamError as exc:
+            exc.message = exc.message.replace("the request", f"deleting payment {payment_id}", 1)
+            raise
+        since = deleted_after or date.today().replace(year=date.today().year - 1)
+        async for item in self.pages("/contact_payments", {"deleted_since": since.isoformat()}):
+            if str(item.get("id")) == payment_id:
+                return
+        raise NotFound("sbc", f"Sage has no contact payment {payment_id} to delete", status=404)
+
+    async def create_invoice(
+        self,
+        customer_id: str,
+        issued: date,
+        lines: list[shapes.InvoiceLine],
+        idempotency_key: str,
+        *,
+        reference: str = "",
+        due: date | None = None,
+    ) -> Invoice:
+        """A sales invoice (membership dues, say), posted once per idempotency key."""
+        body: dict[str, Any] = {
+            "contact_id": customer_id,
+            "date": issued.isoformat(),
+            "due_date": (due or issued).isoformat(),
+            "reference": reference or None,
+            "invoice_lines": [line.body() for line in lines],
+            "idempotency_id": shapes.idempotency_id(idempotency_key),
+        }
+        item, _ = await self._write(
+            "POST", "/sales_invoices", "sales_invoice", body, "the invoice", idempotent=True
+        )
+        return shapes.invoice(item, await self.base_currency())
+
+    async def allocate(
+        self, customer_id: str, on: date, parts: list[tuple[str, Money]]
+    ) -> dict[str, Any]:
+        """Move money on account onto invoices: ``parts`` are (artefact id, amount) with
+        invoices positive and payments on account negative, adding up to zero."""
+        body = {
+            "transaction_type_id": "CUSTOMER_ALLOCATION",
+            "contact_id": customer_id,
+            "date": on.isoformat(),
+            "allocated_artefacts": [
+                {"artefact_id": artefact, "amount": shapes.amount_text(amount)}
+                for artefact, amount in parts
+            ],
+        }
+        # No idempotency id exists for allocations: a repeat after a lost reply is refused
+        # by Sage (nothing left to allocate), so it is not retried blindly.
+        item, _ = await self._write(
+            "POST",
+            "/contact_allocations",
+            "contact_allocation",
+            body,
+            "the allocation",
+            idempotent=False,
+        )
+        return dict(item)
 
     async def find_receipt(self, idempotency_key: str) -> PostedReceipt | None:
         """SBC cannot look payments up by idempotency id; re-posting with the same id is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,26 @@ _STATUS = {
     "VOID": InvoiceStatus.VOID,
     "PRO_FORMA": InvoiceStatus.DRAFT,
 }
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """One line of a sales invoice to create; the ledger account and tax rate are SBC ids."""
+
+    description: str
+    ledger_account_id: str
+    unit_price: Money
+    quantity: Decimal = Decimal(1)
+    tax_rate_id: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "description": self.description,
+            "ledger_account_id": self.ledger_account_id,
+            "quantity": str(self.quantity),
+            "unit_price": amount_text(self.unit_price),
+            "tax_rate_id": self.tax_rate_id,
+        }
 
 
 def idempotency_id(key: str) -> str:

@@ -385,3 +385,79 @@ def test_2000_contacts_and_2000_receipts_land_exactly_once_under_faults(
     assert faults["lost_reply"] > 100
     assert faults["error"] > 400
     assert faults["rate_limited"] > 100
+
+
+def test_invoices_allocations_refunds_and_reversals_keep_the_books_right(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    from ledgerlink.connectors.sbc.shapes import InvoiceLine
+    from ledgerlink.domain.accounts import RefundRequest
+
+    base_url, _ = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+    observer = SbcClient(base_url, SbcConfig()).connect()
+    dues_account = observer.sales_account_id()
+    usd = lambda text: Money.parse(text, "USD")  # noqa: E731
+
+    async def books() -> dict[str, Any]:
+        async with _ledger(runtime, connection_id) as ledger:
+            customer = await ledger.create_customer(
+                CustomerDraft(number="M07000", name="Books Person"), "bp"
+            )
+            line = InvoiceLine("Annual dues", dues_account, usd("120.00"))
+            invoice = await ledger.create_invoice(
+                customer.id, date.today(), [line], "dues:M07000:2026"
+            )
+            again = await ledger.create_invoice(
+                customer.id, date.today(), [line], "dues:M07000:2026"
+            )
+            on_account = await ledger.post_receipt(
+                ReceiptRequest("card:1", customer.id, date.today(), usd("50.00"), reference="PT 1")
+            )
+            await ledger.allocate(
+                customer.id,
+                date.today(),
+                [(invoice.id, usd("30.00")), (on_account.id, usd("-30.00"))],
+            )
+            refund = await ledger.post_refund(
+                RefundRequest(
+                    "card:1:refund",
+                    customer.id,
+                    date.today(),
+                    usd("20.00"),
+                    applications=(Application(on_account.id, usd("20.00")),),
+                )
+            )
+            paid = await ledger.post_receipt(
+                ReceiptRequest(
+                    "card:2",
+                    customer.id,
+                    date.today(),
+                    usd("90.00"),
+                    applications=(Application(invoice.id, usd("90.00")),),
+                )
+            )
+            settled = next(
+                i async for i in ledger.invoices(customer_id=customer.id, open_only=False)
+            )
+            await ledger.reverse_receipt(paid.id)  # a chargeback
+            await ledger.reverse_receipt(paid.id)  # repeated: already gone, still fine
+            reopened = next(
+                i async for i in ledger.invoices(customer_id=customer.id, open_only=False)
+            )
+            final = await ledger.get_customer(customer.id)
+            return {
+                "invoice": invoice,
+                "again": again,
+                "refund": refund,
+                "settled": settled,
+                "reopened": reopened,
+                "balance": final.balance,
+            }
+
+    result = asyncio.run(books())
+    assert result["again"].id == result["invoice"].id  # the idempotency key held
+    assert result["settled"].outstanding.is_zero
+    assert result["reopened"].outstanding == Money.parse("90.00", "USD")
+    # 120 invoiced − 50 received + 20 refunded; the reversed 90 no longer counts
+    assert result["balance"] == Money.parse("90.00", "USD")
