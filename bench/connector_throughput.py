@@ -164,7 +164,9 @@ def connected_ledger(runtime: Any, base_url: str, per_minute: int) -> Any:
     return ledger_for(runtime, connection)
 
 
-async def sbc_writes_and_reads(ledger: Any, writes: int, concurrency: int, tag: str) -> dict[str, Any]:
+async def sbc_writes_and_reads(
+    ledger: Any, writes: int, concurrency: int, tag: str
+) -> dict[str, Any]:
     async def create(n: int) -> None:
         draft = CustomerDraft(number=f"{tag}{n:06d}", name=f"Bench {tag} {n}")
         await ledger.create_customer(draft, f"bench:{tag}:{n}")
@@ -198,13 +200,13 @@ def bench_sbc(args: argparse.Namespace) -> None:
                 httpx.put(f"{base_url}/_sandbox/faults", json={"latency_ms": latency})
                 ledger = connected_ledger(runtime, base_url, 0)
 
-                async def measure() -> dict[str, Any]:
+                async def measure(ledger: Any, tag: str) -> dict[str, Any]:
                     async with ledger:
                         return await sbc_writes_and_reads(
-                            ledger, args.writes, args.concurrency, f"L{latency}-"
+                            ledger, args.writes, args.concurrency, tag
                         )
 
-                result = asyncio.run(measure())
+                result = asyncio.run(measure(ledger, f"L{latency}-"))
                 report(
                     system="sbc",
                     injected_latency_ms=latency,
@@ -266,8 +268,12 @@ def bench_sbc_limited(args: argparse.Namespace) -> None:
 
             result = asyncio.run(measure())
             sandbox_429 = httpx.get(f"{base_url}/_sandbox/faults").json()
-            report(system="sbc", rate_limit="100/min (simulator and client)", **result,
-                   simulator_fault_counts=sandbox_429["counts"])
+            report(
+                system="sbc",
+                rate_limit="100/min (simulator and client)",
+                **result,
+                simulator_fault_counts=sandbox_429["counts"],
+            )
         finally:
             process.terminate()
             process.wait(timeout=10)
@@ -301,7 +307,9 @@ def bench_sage500(args: argparse.Namespace) -> None:
         engine = create_engine(url)
         sage500.create_schema(engine)
         began = time.perf_counter()
-        sage500.seed(engine, sage500.Sage500Config(seed_people=args.customers, invoices_per_customer=1))
+        sage500.seed(
+            engine, sage500.Sage500Config(seed_people=args.customers, invoices_per_customer=1)
+        )
         seeded = time.perf_counter() - began
         with engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -309,9 +317,12 @@ def bench_sage500(args: argparse.Namespace) -> None:
         stop = context.Event()
         importer = context.Process(target=_import_loop, args=(url, stop), daemon=True)
         importer.start()
-        options = Sage500Options(company_id="SOA", receipt_gl_account="1010-00", import_wait_seconds=120)
+        options = Sage500Options(
+            company_id="SOA", receipt_gl_account="1010-00", import_wait_seconds=120
+        )
         ledger = Sage500Ledger(engine, options, owns_engine=False)
         try:
+
             async def read() -> tuple[int, float]:
                 started = time.perf_counter()
                 rows = 0
@@ -320,10 +331,16 @@ def bench_sage500(args: argparse.Namespace) -> None:
                 return rows, time.perf_counter() - started
 
             rows, read_seconds = asyncio.run(read())
-            report(system="sage500", operation="read customers", database="sqlite",
-                   rows=rows, seconds=round(read_seconds, 2),
-                   rows_per_second=round(rows / read_seconds), seed_seconds=round(seeded, 1),
-                   ledgerlink_peak_rss_kib=own_peak_rss_kib())
+            report(
+                system="sage500",
+                operation="read customers",
+                database="sqlite",
+                rows=rows,
+                seconds=round(read_seconds, 2),
+                rows_per_second=round(rows / read_seconds),
+                seed_seconds=round(seeded, 1),
+                ledgerlink_peak_rss_kib=own_peak_rss_kib(),
+            )
 
             async def post(n: int) -> None:
                 await ledger.post_receipt(
@@ -336,12 +353,21 @@ def bench_sage500(args: argparse.Namespace) -> None:
                     )
                 )
 
-            seconds, latencies = asyncio.run(run_concurrently(args.receipts, args.concurrency, post))
-            report(system="sage500", operation="post receipts (staging + import)", database="sqlite",
-                   receipts=args.receipts, concurrency=args.concurrency, seconds=round(seconds, 2),
-                   receipts_per_second=round(args.receipts / seconds), **percentiles(latencies),
-                   ledgerlink_peak_rss_kib=own_peak_rss_kib(),
-                   importer_peak_rss_kib=peak_rss_kib(importer.pid or 0))
+            seconds, latencies = asyncio.run(
+                run_concurrently(args.receipts, args.concurrency, post)
+            )
+            report(
+                system="sage500",
+                operation="post receipts (staging + import)",
+                database="sqlite",
+                receipts=args.receipts,
+                concurrency=args.concurrency,
+                seconds=round(seconds, 2),
+                receipts_per_second=round(args.receipts / seconds),
+                **percentiles(latencies),
+                ledgerlink_peak_rss_kib=own_peak_rss_kib(),
+                importer_peak_rss_kib=peak_rss_kib(importer.pid or 0),
+            )
         finally:
             stop.set()
             importer.join(timeout=10)

@@ -459,5 +459,5 @@ def test_invoices_allocations_refunds_and_reversals_keep_the_books_right(
     assert result["again"].id == result["invoice"].id  # the idempotency key held
     assert result["settled"].outstanding.is_zero
     assert result["reopened"].outstanding == Money.parse("90.00", "USD")
-    # 120 invoiced − 50 received + 20 refunded; the reversed 90 no longer counts
+    # 120 invoiced - 50 received + 20 refunded; the reversed 90 no longer counts
     assert result["balance"] == Money.parse("90.00", "USD")
