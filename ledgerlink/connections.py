@@ -92,8 +92,8 @@ class Sage500Settings(_Settings):
     drop_folder: str | None = None
     results_folder: str | None = None
     #: GL cash accounts receipts and refunds post to (tglAccount.GLAcctNo).
-    receipt_gl_account: str = Field(default="", max_length=100)
-    refund_gl_account: str = Field(default="", max_length=100)
+    receipt_gl_account: str | None = Field(default=None, max_length=100)
+    refund_gl_account: str | None = Field(default=None, max_length=100)
     #: How long a write waits for the ERP's import before reporting it as still pending.
     import_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
 

@@ -94,3 +94,23 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> 
             pass
         time.sleep(0.1)
     raise RuntimeError(f"server not ready within 60 s:\n{log_path.read_text()}")
+
+
+@contextmanager
+def running_worker(env: dict[str, str], log_path: Path) -> Iterator[None]:
+    """``ledgerlink worker`` (the procrastinate worker on PostgreSQL) while the block runs."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ledgerlink.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()

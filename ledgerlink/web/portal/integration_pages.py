@@ -236,7 +236,16 @@ def _settings_from_form(kind: str, form: Any, current: dict[str, Any]) -> dict[s
             "token_url",
         ),
         "paytrace": ("username", "integrator_id", "environment", "api_base_url"),
-        "sage500": ("mode", "company_id", "currency", "drop_folder"),
+        "sage500": (
+            "mode",
+            "company_id",
+            "currency",
+            "drop_folder",
+            "results_folder",
+            "receipt_gl_account",
+            "refund_gl_account",
+            "import_wait_seconds",
+        ),
     }[kind]
     for name in simple:
         if name in text:

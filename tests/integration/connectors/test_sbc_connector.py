@@ -276,7 +276,7 @@ def test_a_receipt_is_applied_and_a_repeat_is_a_replay(
         async with _ledger(runtime, connection_id) as ledger:
             customer = await ledger.find_customer("M00001")
             assert customer is not None
-            invoice = next(i async for i in ledger.invoices(customer_id=customer.id))
+            invoice = await _first(ledger.invoices(customer_id=customer.id))
             request = ReceiptRequest(
                 idempotency_key="paytrace:777:sale",
                 customer_id=customer.id,
@@ -287,10 +287,9 @@ def test_a_receipt_is_applied_and_a_repeat_is_a_replay(
             )
             first = await ledger.post_receipt(request)
             again = await ledger.post_receipt(request)
-            after = next(
-                i
-                async for i in ledger.invoices(customer_id=customer.id, open_only=False)
-                if i.id == invoice.id
+            after = await _first(
+                ledger.invoices(customer_id=customer.id, open_only=False),
+                lambda i: i.id == invoice.id,
             )
             return first, again, after
 
@@ -301,6 +300,14 @@ def test_a_receipt_is_applied_and_a_repeat_is_a_replay(
 
 
 # -- exactly once under faults ------------------------------------------------------------------
+
+
+async def _first(items: Any, wanted: Any = None) -> Any:
+    """The first item of an async iterator (that ``wanted`` accepts)."""
+    async for item in items:
+        if wanted is None or wanted(item):
+            return item
+    raise AssertionError("no such item")
 
 
 async def _as_a_job_would(call: Any, *args: Any) -> Any:
@@ -437,14 +444,10 @@ def test_invoices_allocations_refunds_and_reversals_keep_the_books_right(
                     applications=(Application(invoice.id, usd("90.00")),),
                 )
             )
-            settled = next(
-                i async for i in ledger.invoices(customer_id=customer.id, open_only=False)
-            )
+            settled = await _first(ledger.invoices(customer_id=customer.id, open_only=False))
             await ledger.reverse_receipt(paid.id)  # a chargeback
             await ledger.reverse_receipt(paid.id)  # repeated: already gone, still fine
-            reopened = next(
-                i async for i in ledger.invoices(customer_id=customer.id, open_only=False)
-            )
+            reopened = await _first(ledger.invoices(customer_id=customer.id, open_only=False))
             final = await ledger.get_customer(customer.id)
             return {
                 "invoice": invoice,
