@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+import httpx
+from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,17 +42,21 @@ from ledgerlink.store.types import utcnow
 from tests.support.fake_ledger import FakeLedger
 
 
-def seed(db: Database, count: int) -> int:
+def seed(db: Database, count: int, connection_id: int | None = None) -> int:
     rng = random.Random(11)
     now = utcnow()
     with db.transaction() as session:
         level = MembershipLevelRow(
             code="standard", name="Standard", annual_fee_minor=12000, currency="USD"
         )
-        connection = Connection(kind="sbc", name="SBC", settings={}, is_active=True)
-        session.add_all([level, connection])
+        session.add(level)
+        if connection_id is None:
+            connection = Connection(kind="sbc", name="SBC", settings={}, is_active=True)
+            session.add(connection)
+            session.flush()
+            connection_id = connection.id
         session.flush()
-        level_id, connection_id = level.id, connection.id
+        level_id = level.id
     rows: list[dict[str, Any]] = []
     for n in range(1, count + 1):
         member = Member(
@@ -79,16 +84,7 @@ def main() -> None:
     parser.add_argument("--sandbox", action="store_true", help="Use the SBC simulator.")
     args = parser.parse_args()
     if args.sandbox:
-        try:
-            import ledgerlink.sandbox.sbc  # noqa: F401
-        except ImportError:
-            print(
-                json.dumps(
-                    {"benchmark": "bulk_link", "skipped": "ledgerlink.sandbox.sbc is not built yet"}
-                )
-            )
-            return
-        print(json.dumps({"benchmark": "bulk_link", "skipped": "sandbox mode not wired yet"}))
+        run_against_sandbox(args)
         return
 
     workdir = Path(tempfile.mkdtemp(prefix="ledgerlink-bench-"))
@@ -121,6 +117,68 @@ def main() -> None:
         )
     )
     db.dispose()
+
+
+def run_against_sandbox(args: argparse.Namespace) -> None:
+    """The same run with the SBC simulator (its own process, rate limit off) behind the real
+    connection: OAuth, tokens in the vault, HTTP over loopback."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from connector_throughput import (  # type: ignore[import-not-found]
+        connected_ledger,
+        free_port,
+        ledgerlink_runtime,
+        peak_rss_kib,
+        start_sbc,
+    )
+
+    from ledgerlink.logs import configure_logging
+
+    configure_logging("warning", "console")
+    workdir = Path(tempfile.mkdtemp(prefix="ledgerlink-bench-"))
+    port = free_port()
+    process = start_sbc(workdir / "sandbox", port, ["rate_limit_per_minute=0", "seed_people=0"])
+    try:
+        runtime = ledgerlink_runtime(workdir / "var")
+        ledger = connected_ledger(runtime, f"http://127.0.0.1:{port}", 0)
+        with runtime.db.read() as session:
+            connection_id = session.scalars(select(Connection.id)).one()
+        seed(runtime.db, args.members, connection_id)
+        principal = cli_principal()
+        with runtime.db.transaction() as session:
+            query = MemberQuery(without_account=True, connection_id=connection_id)
+            ids = matching_ids(session, query)
+            run_id = bulk.start(session, None, principal, connection_id, ids, {"bench": True}).id
+
+        async def go() -> dict[str, Any]:
+            async with ledger:
+                return await bulk.run(
+                    runtime.db, run_id, ledger, principal, concurrency=args.concurrency
+                )
+
+        started = time.perf_counter()
+        result = asyncio.run(go())
+        elapsed = time.perf_counter() - started
+        contacts = httpx.get(f"http://127.0.0.1:{port}/_sandbox/state").json()
+        print(
+            json.dumps(
+                {
+                    "benchmark": "bulk_link",
+                    "ledger": "SBC simulator over HTTP (rate limit off)",
+                    "database": "sqlite",
+                    "members": args.members,
+                    "concurrency": args.concurrency,
+                    "seconds": round(elapsed, 2),
+                    "members_per_second": round(args.members / elapsed, 1),
+                    "counts": result["counts"],
+                    "sbc_contacts": next(iter(contacts["businesses"].values()))["contacts"],
+                    "simulator_peak_rss_kib": peak_rss_kib(process.pid),
+                },
+                indent=2,
+            )
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 if __name__ == "__main__":
