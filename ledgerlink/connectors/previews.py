@@ -65,5 +65,168 @@ def recent_paytrace_transactions(runtime: Runtime, limit: int) -> PreviewSource:
     return SampleSource(newest, f"the {len(newest)} most recent transactions of {connection.name}")
 
 
+def member_record(row: Any, level_code: str, currency: str) -> dict[str, Any]:
+    """A registry member as the mapping specs name its fields (``registry.member``)."""
+    return {
+        "member_number": row.number,
+        "account_type": row.account_type,
+        "status": row.status,
+        "membership_level": level_code,
+        "first_name": row.first_name,
+        "last_name": row.last_name,
+        "company_name": row.organisation,
+        "email": row.email,
+        "phone": row.phone,
+        "address_line_1": row.address_line1,
+        "address_line_2": row.address_line2,
+        "city": row.city,
+        "region": row.region,
+        "postal_code": row.postal_code,
+        "country": row.country,
+        "currency": currency,
+    }
+
+
+def recent_members(runtime: Runtime, limit: int) -> PreviewSource:
+    from ledgerlink.store.member_models import MemberRow, MembershipLevelRow
+
+    with runtime.db.read() as session:
+        rows = session.execute(
+            select(MemberRow, MembershipLevelRow.code, MembershipLevelRow.currency)
+            .join(MembershipLevelRow, MembershipLevelRow.id == MemberRow.level_id)
+            .order_by(MemberRow.updated_at.desc(), MemberRow.id.desc())
+            .limit(limit)
+        ).all()
+    if not rows:
+        raise PreviewUnavailable("the member registry is empty; import members first")
+    records = [member_record(member, code, currency) for member, code, currency in rows]
+    return SampleSource(records, f"the {len(records)} most recently changed members")
+
+
+def recent_sbc_contacts(runtime: Runtime, limit: int) -> PreviewSource:
+    from ledgerlink.connectors.factory import ledger_for
+    from ledgerlink.connectors.sbc.ledger import SbcLedger
+
+    connection = _connection(runtime, "sbc")
+    try:
+        ledger = ledger_for(runtime, connection)
+    except UpstreamError as exc:
+        raise PreviewUnavailable(exc.message) from None
+    assert isinstance(ledger, SbcLedger)
+
+    async def fetch() -> list[dict[str, Any]]:
+        try:
+            body = await ledger._get(
+                "/contacts",
+                {"sort": "updated_at:desc", "items_per_page": min(limit, 200), "attributes": "all"},
+                what="contacts",
+            )
+            return list(body.get("$items") or [])
+        finally:
+            await ledger.aclose()
+
+    try:
+        items = asyncio.run(fetch())
+    except UpstreamError as exc:
+        raise PreviewUnavailable(f"Sage Business Cloud could not be read: {exc.message}") from None
+    if not items:
+        raise PreviewUnavailable(f"{connection.name} has no contacts yet")
+    return SampleSource(
+        items[:limit],
+        f"the {len(items[:limit])} most recently changed contacts of {connection.name}",
+    )
+
+
+def recent_sage500_customers(runtime: Runtime, limit: int) -> PreviewSource:
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError
+
+    from ledgerlink import connections
+    from ledgerlink.connectors.sage500.tables import tarCustomer, tciAddress, tciContact, tsmCompany
+
+    connection = _connection(runtime, "sage500")
+    url = connections.read_secret(runtime.vault, connection, "database_url")
+    if not url:
+        raise PreviewUnavailable(f"{connection.name} has no database URL yet")
+    company = connection.settings.get("company_id") or ""
+    query = (
+        select(
+            tarCustomer.c.CustKey,
+            tarCustomer.c.CustID,
+            tarCustomer.c.CustName,
+            tarCustomer.c.Status,
+            tarCustomer.c.UpdateDate,
+            tciAddress.c.AddrLine1,
+            tciAddress.c.AddrLine2,
+            tciAddress.c.City,
+            tciAddress.c.StateID,
+            tciAddress.c.PostalCode,
+            tciAddress.c.CountryID,
+            tciContact.c.Name.label("ContactName"),
+            tciContact.c.EMailAddr,
+            tciContact.c.Phone,
+            tsmCompany.c.CurrID,
+        )
+        .select_from(tarCustomer)
+        .outerjoin(tciAddress, tciAddress.c.AddrKey == tarCustomer.c.DfltBillToAddrKey)
+        .outerjoin(tciContact, tciContact.c.CntctKey == tarCustomer.c.PrimaryCntctKey)
+        .outerjoin(tsmCompany, tsmCompany.c.CompanyID == tarCustomer.c.CompanyID)
+        .where(tarCustomer.c.CompanyID == company)
+        .order_by(tarCustomer.c.UpdateDate.desc(), tarCustomer.c.CustKey.desc())
+        .limit(limit)
+    )
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+    except DBAPIError as exc:
+        raise PreviewUnavailable(
+            f"Sage 500 could not be read: {str(exc.orig).splitlines()[0]}"
+        ) from None
+    finally:
+        engine.dispose()
+    for row in rows:
+        row["CustClassID"] = None
+        for key, value in row.items():
+            if isinstance(value, datetime):
+                row[key] = value.isoformat()
+            elif isinstance(value, str):
+                row[key] = value.strip()
+    if not rows:
+        raise PreviewUnavailable(f"{connection.name} has no customers in company {company!r}")
+    return SampleSource(
+        rows, f"the {len(rows)} most recently changed customers of {connection.name}"
+    )
+
+
+def recent_paytrace_customers(runtime: Runtime, limit: int) -> PreviewSource:
+    connection = _connection(runtime, "paytrace")
+    try:
+        gateway = gateway_for(runtime, connection)
+    except UpstreamError as exc:
+        raise PreviewUnavailable(exc.message) from None
+    assert isinstance(gateway, PayTraceGateway)
+
+    async def fetch() -> list[dict[str, Any]]:
+        try:
+            body = await gateway._post("/v1/customer/export", {}, idempotent=True)
+            return list(body.get("customers") or [])
+        finally:
+            await gateway.aclose()
+
+    try:
+        items = asyncio.run(fetch())
+    except UpstreamError as exc:
+        raise PreviewUnavailable(f"PayTrace could not be read: {exc.message}") from None
+    newest = [redact(item) for item in items[-limit:]][::-1]
+    if not newest:
+        raise PreviewUnavailable(f"{connection.name} has no customer profiles")
+    return SampleSource(newest, f"the {len(newest)} newest customer profiles of {connection.name}")
+
+
 def register_all() -> None:
     register_recent_source("paytrace.transaction", recent_paytrace_transactions)
+    register_recent_source("paytrace.customer", recent_paytrace_customers)
+    register_recent_source("registry.member", recent_members)
+    register_recent_source("sbc.contact", recent_sbc_contacts)
+    register_recent_source("sage500.customer", recent_sage500_customers)
