@@ -21,6 +21,7 @@ from ledgerlink.identity.roles import Role
 from ledgerlink.members.commands import link_app, members_app
 from ledgerlink.sandbox.commands import sandbox_app
 from ledgerlink.settings import Settings
+from ledgerlink.sync.commands import sync_app
 
 if TYPE_CHECKING:
     from ledgerlink.runtime import Runtime
@@ -47,6 +48,7 @@ connection_app = typer.Typer(
 app.add_typer(connection_app, name="connection")
 app.add_typer(members_app, name="members")
 app.add_typer(link_app, name="link")
+app.add_typer(sync_app, name="sync")
 
 out = Console()
 err = Console(stderr=True)

@@ -28,7 +28,7 @@ RESERVED_ARGS = frozenset({PERIODIC_MARK})
 
 BUILTIN_MODULE = "ledgerlink.jobs.builtin"
 #: Capabilities whose jobs every worker must know, whichever process enqueued them.
-CAPABILITY_MODULES = ("ledgerlink.members.bulk",)
+CAPABILITY_MODULES = ("ledgerlink.members.bulk", "ledgerlink.sync.runs")
 
 
 class Jitter(Protocol):

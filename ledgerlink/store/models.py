@@ -242,3 +242,4 @@ class AuditHead(Base):
 
 from ledgerlink.store import mapping_models as _mapping_models  # noqa: E402,F401  (registers mapping tables)
 from ledgerlink.store import member_models as _member_models  # noqa: E402,F401  (registers member tables)
+from ledgerlink.store import sync_models as _sync_models  # noqa: E402,F401  (registers sync tables)

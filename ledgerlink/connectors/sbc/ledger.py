@@ -251,6 +251,53 @@ class SbcLedger:
             if not open_only or found.is_open:
                 yield found
 
+    async def payments(
+        self, *, changed_since: datetime | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Customer receipts and refunds (and, with ``changed_since``, those deleted since),
+        as ``{id, kind, customer_id, date, amount, unallocated, reference, deleted}``."""
+        currency = await self.base_currency()
+        kinds = {"CUSTOMER_RECEIPT": "receipt", "CUSTOMER_REFUND": "refund"}
+        params: dict[str, Any] = {}
+        if changed_since is not None:
+            params["updated_or_created_since"] = changed_since.isoformat()
+        async for item in self.pages("/contact_payments", params):
+            kind = kinds.get(shapes._link_id(item.get("transaction_type")))
+            if kind is None:
+                continue
+            amount = shapes.money(item.get("total_amount"), currency)
+            allocated = sum(
+                (
+                    shapes.money(a.get("amount"), currency)
+                    for a in item.get("allocated_artefacts") or []
+                ),
+                Money.zero(currency),
+            )
+            yield {
+                "id": str(item["id"]),
+                "kind": kind,
+                "customer_id": shapes._link_id(item.get("contact")),
+                "date": shapes._date(item.get("date")) or date.min,
+                "amount": amount,
+                "unallocated": amount - allocated,
+                "reference": str(item.get("reference") or ""),
+                "deleted": False,
+            }
+        if changed_since is not None:
+            async for item in self.pages(
+                "/contact_payments", {"deleted_since": changed_since.isoformat()}
+            ):
+                yield {
+                    "id": str(item["id"]),
+                    "kind": "receipt",
+                    "customer_id": "",
+                    "date": date.min,
+                    "amount": Money.zero(currency),
+                    "unallocated": Money.zero(currency),
+                    "reference": "",
+                    "deleted": True,
+                }
+
     async def post_receipt(self, receipt: ReceiptRequest) -> PostedReceipt:
         return await self._payment(
             "CUSTOMER_RECEIPT",

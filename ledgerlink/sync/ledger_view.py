@@ -1,0 +1,181 @@
+"""The ledger's view of each linked member: balance, open invoices, transaction history.
+
+Balances are read in full every run (one paged read of customers and of open invoices:
+a balance moves with every posting and the ledger does not say when), transactions
+incrementally (invoices and payments changed since the cursor, minus the overlap).
+Rows are rewritten only when their content hash changed, so a run over unchanged data
+writes nothing. History is kept to the accounting periods chosen for the connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from ledgerlink.connectors.base import Ledger
+from ledgerlink.domain.money import Money
+from ledgerlink.domain.periods import FinancialYear
+from ledgerlink.store.db import Database
+from ledgerlink.store.member_models import MemberLinkRow
+from ledgerlink.store.sync_models import MemberBalance, MemberTransaction
+from ledgerlink.store.types import utcnow
+
+
+@dataclass
+class ViewCounts:
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"updated": self.updated, "unchanged": self.unchanged, "deleted": self.deleted}
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def _links(db: Database, connection_id: int) -> dict[str, int]:
+    """customer id → member id, for the active links of the connection."""
+    with db.read() as session:
+        rows = session.execute(
+            select(MemberLinkRow.customer_id, MemberLinkRow.member_id).where(
+                MemberLinkRow.connection_id == connection_id,
+                MemberLinkRow.unlinked_at.is_(None),
+            )
+        )
+        return {str(customer_id): int(member_id) for customer_id, member_id in rows}
+
+
+async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> ViewCounts:
+    links = _links(db, connection_id)
+    balances: dict[int, tuple[str, int]] = {}
+    async for customer in ledger.customers():
+        member_id = links.get(customer.id)
+        if member_id is not None and customer.balance is not None:
+            balances[member_id] = (customer.balance.currency, customer.balance.minor)
+    outstanding: dict[int, list[int]] = {}
+    async for invoice in ledger.invoices(open_only=True):
+        member_id = links.get(invoice.customer_id)
+        if member_id is not None:
+            outstanding.setdefault(member_id, []).append(invoice.outstanding.minor)
+    counts = ViewCounts()
+    with db.transaction() as session:
+        existing = {
+            row.member_id: row
+            for row in session.scalars(
+                select(MemberBalance).where(MemberBalance.connection_id == connection_id)
+            )
+        }
+        for member_id, (currency, balance) in balances.items():
+            open_amounts = outstanding.get(member_id, [])
+            digest = _digest(currency, balance, sum(open_amounts), len(open_amounts))
+            row = existing.get(member_id)
+            if row is not None and row.content_hash == digest:
+                counts.unchanged += 1
+                continue
+            if row is None:
+                row = MemberBalance(connection_id=connection_id, member_id=member_id)
+                session.add(row)
+            row.currency = currency
+            row.balance_minor = balance
+            row.outstanding_minor = sum(open_amounts)
+            row.open_invoices = len(open_amounts)
+            row.content_hash = digest
+            row.refreshed_at = utcnow()
+            counts.updated += 1
+        for member_id, row in existing.items():
+            if member_id not in balances:
+                session.delete(row)  # unlinked since
+                counts.deleted += 1
+    return counts
+
+
+def _in_periods(day: date, periods: list[FinancialYear]) -> bool:
+    return not periods or any(p.contains(day) for p in periods)
+
+
+async def refresh_transactions(
+    db: Database,
+    ledger: Ledger,
+    connection_id: int,
+    since: datetime | None,
+    periods: list[FinancialYear],
+) -> ViewCounts:
+    links = _links(db, connection_id)
+    rows: dict[str, dict[str, Any]] = {}
+    gone: set[str] = set()
+    async for invoice in ledger.invoices(open_only=False, changed_since=since):
+        member_id = links.get(invoice.customer_id)
+        if member_id is None or not _in_periods(invoice.date, periods):
+            continue
+        rows[invoice.id] = {
+            "member_id": member_id,
+            "kind": "invoice",
+            "number": invoice.number,
+            "posted_on": invoice.date,
+            "currency": invoice.total.currency,
+            "total_minor": invoice.total.minor,
+            "outstanding_minor": invoice.outstanding.minor,
+            "status": invoice.status.value,
+        }
+    payments = getattr(ledger, "payments", None)
+    if payments is not None:
+        async for payment in payments(changed_since=since):
+            if payment["deleted"]:
+                gone.add(payment["id"])
+                continue
+            member_id = links.get(payment["customer_id"])
+            if member_id is None or not _in_periods(payment["date"], periods):
+                continue
+            amount: Money = payment["amount"]
+            rows[payment["id"]] = {
+                "member_id": member_id,
+                "kind": payment["kind"],
+                "number": payment["reference"],
+                "posted_on": payment["date"],
+                "currency": amount.currency,
+                "total_minor": amount.minor,
+                "outstanding_minor": payment["unallocated"].minor,
+                "status": "",
+            }
+    counts = ViewCounts()
+    with db.transaction() as session:
+        ids = list(rows) + list(gone)
+        existing: dict[str, MemberTransaction] = {}
+        for offset in range(0, len(ids), 500):
+            for found in session.scalars(
+                select(MemberTransaction).where(
+                    MemberTransaction.connection_id == connection_id,
+                    MemberTransaction.ledger_id.in_(ids[offset : offset + 500]),
+                )
+            ):
+                existing[found.ledger_id] = found
+        for ledger_id, values in rows.items():
+            digest = _digest(sorted(values.items()))
+            current = existing.get(ledger_id)
+            if current is not None and current.content_hash == digest:
+                counts.unchanged += 1
+                continue
+            if current is None:
+                current = MemberTransaction(connection_id=connection_id, ledger_id=ledger_id)
+                session.add(current)
+            for key, value in values.items():
+                setattr(current, key, value)
+            current.content_hash = digest
+            current.refreshed_at = utcnow()
+            counts.updated += 1
+        if gone:
+            result = session.execute(
+                delete(MemberTransaction).where(
+                    MemberTransaction.connection_id == connection_id,
+                    MemberTransaction.ledger_id.in_(list(gone)),
+                )
+            )
+            counts.deleted += int(getattr(result, "rowcount", 0) or 0)
+    return counts

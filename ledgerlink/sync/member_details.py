@@ -1,0 +1,318 @@
+"""Member details, both ways: plan each linked member's merge, then write what it says.
+
+Which members a run looks at: those the registry changed since the registry cursor, and
+those whose customer the ledger changed (or deleted) since the ledger cursor, each minus
+the overlap window; on the first run, every linked member. Ledger values come from the
+incremental read itself; members changed only in the registry get their customer read
+one by one when few, or from one full paged read when many.
+
+A member whose two sides hash to what the baseline recorded costs nothing. Otherwise the
+merge says what goes where: ledger fields are written with one update per customer,
+registry fields through the registry (validated and audited like any edit), and the new
+baseline is stored with the run's record of the change, page by page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledgerlink.connectors.base import Ledger
+from ledgerlink.connectors.errors import NotFound, UpstreamError
+from ledgerlink.domain.accounts import CustomerAccount
+from ledgerlink.domain.members import Member, MemberInvalid
+from ledgerlink.identity.principal import Principal
+from ledgerlink.members import registry
+from ledgerlink.members.linking import _unlink_row
+from ledgerlink.store.db import Database
+from ledgerlink.store.member_models import MemberLinkRow, MemberRow, MembershipLevelRow
+from ledgerlink.store.sync_models import SyncBaseline
+from ledgerlink.store.types import utcnow
+from ledgerlink.sync.datasets import Policy
+from ledgerlink.sync.fields import (
+    customer_draft,
+    ledger_values,
+    registry_values,
+    updated_member,
+    values_hash,
+)
+from ledgerlink.sync.merge import Merge, merge
+
+#: Above this many members to read one by one, read every customer page by page instead.
+FULL_READ_THRESHOLD = 200
+WRITE_CONCURRENCY = 32
+
+
+@dataclass
+class LinkedMember:
+    member_id: int
+    number: str
+    customer_id: str
+    customer_number: str
+    currency: str
+    member: Member
+    updated_at: datetime
+
+
+@dataclass
+class MemberPlan:
+    """What a run does (or would do) for one member."""
+
+    linked: LinkedMember
+    customer: CustomerAccount | None  # None: deleted in the ledger
+    merge: Merge | None
+    registry_hash: str
+    ledger_hash: str
+    unchanged: bool
+    problem: str = ""
+    fix: str = ""
+
+    @property
+    def deleted(self) -> bool:
+        return self.customer is None
+
+
+@dataclass
+class Outcome:
+    plan: MemberPlan
+    ok: bool
+    message: str = ""
+    fix: str = ""
+    ledger_written: bool = False
+    registry_written: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def linked_members(
+    session: Session, connection_id: int, member_ids: Iterable[int] | None = None
+) -> dict[int, LinkedMember]:
+    query = (
+        select(MemberRow, MemberLinkRow, MembershipLevelRow.code, MembershipLevelRow.currency)
+        .join(MemberLinkRow, MemberLinkRow.member_id == MemberRow.id)
+        .join(MembershipLevelRow, MembershipLevelRow.id == MemberRow.level_id)
+        .where(MemberLinkRow.connection_id == connection_id, MemberLinkRow.unlinked_at.is_(None))
+    )
+    found: dict[int, LinkedMember] = {}
+    wanted = None if member_ids is None else list(member_ids)
+    chunks = [None] if wanted is None else [wanted[i : i + 500] for i in range(0, len(wanted), 500)]
+    for chunk in chunks:
+        batch = query if chunk is None else query.where(MemberRow.id.in_(chunk))
+        for row, link, level_code, currency in session.execute(batch):
+            found[row.id] = LinkedMember(
+                member_id=row.id,
+                number=row.number,
+                customer_id=link.customer_id,
+                customer_number=link.customer_number or row.number,
+                currency=currency,
+                member=registry.member_from_row(row, level_code),
+                updated_at=row.updated_at,
+            )
+    return found
+
+
+def registry_changed(session: Session, connection_id: int, since: datetime | None) -> set[int]:
+    query = (
+        select(MemberRow.id)
+        .join(MemberLinkRow, MemberLinkRow.member_id == MemberRow.id)
+        .where(MemberLinkRow.connection_id == connection_id, MemberLinkRow.unlinked_at.is_(None))
+    )
+    if since is not None:
+        query = query.where(MemberRow.updated_at >= since)
+    return set(session.scalars(query))
+
+
+def baselines(
+    session: Session, connection_id: int, member_ids: list[int]
+) -> dict[int, SyncBaseline]:
+    found: dict[int, SyncBaseline] = {}
+    for offset in range(0, len(member_ids), 500):
+        chunk = member_ids[offset : offset + 500]
+        for baseline in session.scalars(
+            select(SyncBaseline).where(
+                SyncBaseline.connection_id == connection_id, SyncBaseline.member_id.in_(chunk)
+            )
+        ):
+            session.expunge(baseline)
+            found[baseline.member_id] = baseline
+    return found
+
+
+def evaluate(
+    linked: LinkedMember,
+    customer: CustomerAccount | None,
+    baseline: SyncBaseline | None,
+    policies: dict[str, Policy],
+) -> MemberPlan:
+    mine = registry_values(linked.member)
+    registry_hash = values_hash(mine)
+    if customer is None or customer.deleted:
+        return MemberPlan(linked, None, None, registry_hash, "", unchanged=False)
+    theirs = ledger_values(customer)
+    ledger_hash = values_hash(theirs)
+    same_link = baseline is not None and baseline.customer_id == linked.customer_id
+    if (
+        same_link
+        and baseline is not None
+        and (baseline.registry_hash == registry_hash and baseline.ledger_hash == ledger_hash)
+    ):
+        return MemberPlan(linked, customer, None, registry_hash, ledger_hash, unchanged=True)
+    outcome = merge(
+        baseline.values if same_link and baseline is not None else None,
+        mine,
+        theirs,
+        policies,
+        registry_at=linked.updated_at,
+        ledger_at=customer.updated_at,
+    )
+    return MemberPlan(
+        linked, customer, outcome, registry_hash, ledger_hash, unchanged=not outcome.changed
+    )
+
+
+async def read_customers(
+    ledger: Ledger, customer_ids: set[str], known: dict[str, CustomerAccount]
+) -> dict[str, CustomerAccount | None]:
+    """The current customer for each id (None when the ledger has no such customer)."""
+    missing = [cid for cid in customer_ids if cid not in known]
+    found: dict[str, CustomerAccount | None] = {
+        cid: known[cid] for cid in customer_ids if cid in known
+    }
+    if len(missing) > FULL_READ_THRESHOLD:
+        wanted = set(missing)
+        async for customer in ledger.customers():
+            if customer.id in wanted:
+                found[customer.id] = customer
+        for cid in missing:
+            found.setdefault(cid, None)
+        return found
+    semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+    async def one(cid: str) -> None:
+        async with semaphore:
+            try:
+                found[cid] = await ledger.get_customer(cid)
+            except NotFound:
+                found[cid] = None
+
+    await asyncio.gather(*(one(cid) for cid in missing))
+    return found
+
+
+async def write_ledger(ledger: Ledger, plans: list[MemberPlan]) -> dict[int, tuple[bool, str]]:
+    """Push each plan's ledger-side changes; member id → (ok, message)."""
+    results: dict[int, tuple[bool, str]] = {}
+    semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+    async def one(plan: MemberPlan) -> None:
+        assert plan.merge is not None
+        draft = customer_draft(plan.linked.customer_number, plan.linked.currency, plan.merge.result)
+        async with semaphore:
+            try:
+                await ledger.update_customer(plan.linked.customer_id, draft)
+                results[plan.linked.member_id] = (True, "")
+            except UpstreamError as exc:
+                results[plan.linked.member_id] = (False, exc.message)
+
+    await asyncio.gather(*(one(p) for p in plans if p.merge is not None and p.merge.to_ledger))
+    return results
+
+
+def write_registry(
+    session: Session, principal: Principal, plan: MemberPlan
+) -> tuple[bool, str, str]:
+    """Store the registry-side changes of ``plan``: (ok, problem, fix)."""
+    assert plan.merge is not None
+    changed = updated_member(plan.linked.member, plan.merge.result)
+    try:
+        rebuilt = registry.build_member(registry.member_fields(changed))
+    except MemberInvalid as exc:
+        problem = exc.problems[0]
+        return (
+            False,
+            f"{problem.field}: {problem.reason}",
+            problem.fix or "correct it in the ledger",
+        )
+    registry.update_member(session, principal, plan.linked.number, rebuilt)
+    return True, "", ""
+
+
+def store_baseline(
+    session: Session, connection_id: int, plan: MemberPlan, values: dict[str, str]
+) -> None:
+    digest = values_hash(values)
+    existing = session.get(SyncBaseline, (connection_id, plan.linked.member_id))
+    if existing is None:
+        session.add(
+            SyncBaseline(
+                connection_id=connection_id,
+                member_id=plan.linked.member_id,
+                customer_id=plan.linked.customer_id,
+                values=values,
+                registry_hash=digest,
+                ledger_hash=digest,
+                synced_at=utcnow(),
+            )
+        )
+        return
+    existing.customer_id = plan.linked.customer_id
+    existing.values = values
+    existing.registry_hash = digest
+    existing.ledger_hash = digest
+    existing.synced_at = utcnow()
+
+
+def unlink_deleted(
+    session: Session, principal: Principal, connection_id: int, plan: MemberPlan
+) -> None:
+    link = session.scalars(
+        select(MemberLinkRow).where(
+            MemberLinkRow.member_id == plan.linked.member_id,
+            MemberLinkRow.connection_id == connection_id,
+            MemberLinkRow.unlinked_at.is_(None),
+        )
+    ).first()
+    if link is not None:
+        _unlink_row(
+            session, principal, link, plan.linked.number, "the customer was deleted in the ledger"
+        )
+    baseline = session.get(SyncBaseline, (connection_id, plan.linked.member_id))
+    if baseline is not None:
+        session.delete(baseline)
+
+
+def changes_of(plan: MemberPlan) -> dict[str, Any]:
+    if plan.merge is None:
+        return {}
+    out: dict[str, Any] = {}
+    for change in plan.merge.to_ledger:
+        out[change.field] = {"before": change.before, "after": change.after, "side": "ledger"}
+    for change in plan.merge.to_registry:
+        out[change.field] = {"before": change.before, "after": change.after, "side": "registry"}
+    for conflict in plan.merge.conflicts:
+        out.setdefault(conflict.field, {})["conflict"] = {
+            "registry": conflict.registry,
+            "ledger": conflict.ledger,
+            "winner": conflict.winner,
+        }
+    return out
+
+
+def direction_of(plan: MemberPlan) -> str:
+    if plan.deleted:
+        return "to_registry"
+    assert plan.merge is not None
+    if plan.merge.to_ledger and plan.merge.to_registry:
+        return "both"
+    return "to_ledger" if plan.merge.to_ledger else "to_registry"
+
+
+def current_hashes(db: Database, connection_id: int, member_ids: list[int]) -> dict[int, str]:
+    with db.read() as session:
+        members = linked_members(session, connection_id, member_ids)
+    return {mid: values_hash(registry_values(m.member)) for mid, m in members.items()}

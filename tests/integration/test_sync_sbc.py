@@ -1,0 +1,307 @@
+"""Member details, balances and transaction history synchronised with the SBC simulator,
+over real HTTP, through ledgerlink's real connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ledgerlink import demo
+from ledgerlink.connectors.factory import ledger_for
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.members import linking, registry
+from ledgerlink.runtime import Runtime
+from ledgerlink.sandbox.sbc import SbcConfig
+from ledgerlink.settings import Settings
+from ledgerlink.store.member_models import MemberLinkRow
+from ledgerlink.store.models import AuditEntry, Connection
+from ledgerlink.store.sync_models import (
+    MemberBalance,
+    MemberTransaction,
+    SyncBaseline,
+    SyncRecord,
+    SyncRun,
+)
+from ledgerlink.sync import runs
+from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
+
+ME = cli_principal()
+PEOPLE = 24
+
+
+@dataclass
+class World:
+    runtime: Runtime
+    connection_id: int
+    sbc: SbcClient
+
+    def ledger(self) -> Any:
+        with self.runtime.db.read() as session:
+            connection = session.get(Connection, self.connection_id)
+            assert connection is not None
+            session.expunge(connection)
+        return ledger_for(self.runtime, connection)
+
+    def sync(self, data_sets: list[str] | None = None, **kwargs: Any) -> SyncRun:
+        with self.runtime.db.transaction() as session:
+            run_id = runs.start(
+                session, None, ME, self.connection_id, data_sets or ["member_details"], **kwargs
+            ).id
+
+        async def go() -> SyncRun:
+            async with self.ledger() as ledger:
+                return await runs.execute(self.runtime.db, run_id, ledger, ME)
+
+        return asyncio.run(go())
+
+    def records(self, run_id: int) -> list[SyncRecord]:
+        with self.runtime.db.read() as session:
+            found = list(
+                session.scalars(
+                    select(SyncRecord).where(SyncRecord.run_id == run_id).order_by(SyncRecord.id)
+                )
+            )
+            for record in found:
+                session.expunge(record)
+            return found
+
+    def member(self, number: str) -> Any:
+        with self.runtime.db.read() as session:
+            return registry.load_member(session, registry.get_member(session, number))
+
+    def edit_member(self, number: str, **changes: Any) -> None:
+        from dataclasses import replace
+
+        with self.runtime.db.transaction() as session:
+            current = registry.load_member(session, registry.get_member(session, number))
+            registry.update_member(session, ME, number, replace(current, **changes))
+
+    def contact(self, number: str) -> dict[str, Any]:
+        [found] = self.sbc.ok("/contacts", search=number, attributes="all")["$items"]
+        return dict(found)
+
+    def edit_contact(self, number: str, **body: Any) -> None:
+        """Change some fields of the contact as a Sage user would (the rest stays)."""
+        current = self.contact(number)
+        for key in ("main_address", "main_contact_person"):
+            if key in body:
+                kept = {k: v for k, v in (current.get(key) or {}).items() if k != "country"}
+                country = (current.get(key) or {}).get("country")
+                if country:
+                    kept["country_id"] = country["id"]
+                body[key] = {**kept, **body[key]}
+        response = self.sbc.put(f"/contacts/{current['id']}", "contact", body)
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def world(settings: Settings, tmp_path: Path) -> Iterator[World]:
+    from ledgerlink.store.migrate import upgrade
+
+    runtime = Runtime(settings)
+    upgrade(runtime.db)
+    with runtime.db.transaction() as session:
+        demo.ensure_members(session, count=PEOPLE)
+    config = SbcConfig(rate_limit_per_minute=0, seed_people=PEOPLE)
+    with running_sbc(tmp_path / "sbc", config) as (base_url, used):
+        connection_id = connect_ledgerlink(runtime, base_url)
+        sbc = SbcClient(base_url, used).connect()
+        world = World(runtime, connection_id, sbc)
+
+        async def link_all() -> None:
+            async with world.ledger() as ledger:
+                for n in range(1, PEOPLE + 1):
+                    await linking.create_and_link(
+                        runtime.db, ME, ledger, f"M{n:05d}", connection_id, force=True
+                    )
+
+        asyncio.run(link_all())
+        try:
+            yield world
+        finally:
+            sbc.close()
+            runtime.db.dispose()
+
+
+def test_the_first_run_agrees_every_link_and_a_second_run_writes_nothing(world: World) -> None:
+    first = world.sync()
+    assert first.status == "finished"
+    assert first.total == PEOPLE
+    # person 17 is "I. Name" in SBC (a near match): registry wins by default
+    variant = world.contact("M00017")
+    member = world.member("M00017")
+    assert variant["name"] == member.display_name
+    with world.runtime.db.read() as session:
+        assert len(session.scalars(select(SyncBaseline)).all()) == PEOPLE
+    second = world.sync()
+    assert second.counts.get("updated", 0) == 0
+    assert second.counts.get("failed", 0) == 0
+    assert world.records(second.id) == []
+
+
+def test_a_registry_change_reaches_sage(world: World) -> None:
+    world.sync()
+    world.edit_member("M00002", email="new.address@example.org")
+    run = world.sync()
+    assert world.contact("M00002")["email"] == "new.address@example.org"
+    [record] = world.records(run.id)
+    assert (record.record_key, record.direction, record.action) == ("M00002", "to_ledger", "update")
+    assert record.changes["email"]["after"] == "new.address@example.org"
+
+
+def test_a_sage_change_reaches_the_registry_normalised_and_audited(world: World) -> None:
+    world.sync()
+    world.edit_contact(
+        "M00004",
+        main_contact_person={"telephone": "(503) 555-0199"},
+        main_address={"city": "Salem", "country_id": "US"},
+    )
+    run = world.sync()
+    member = world.member("M00004")
+    assert member.phone == "+15035550199"
+    assert member.address.city == "SALEM"  # USPS form, as the registry keeps US addresses
+    [record] = world.records(run.id)
+    assert record.direction == "to_registry"
+    with world.runtime.db.read() as session:
+        audited = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "member.updated", AuditEntry.entity_id == "M00004"
+            )
+        ).all()
+    assert audited
+    assert audited[-1].actor.startswith("cli:")
+
+
+def test_conflicts_follow_each_fields_policy_and_are_recorded(world: World) -> None:
+    world.sync()
+    with world.runtime.db.transaction() as session:
+        settings = runs.settings_for(session, world.connection_id)
+        settings.field_policies = {"city": "ledger_wins", "email": "registry_wins"}
+    world.edit_member("M00005", email="registry@example.org")
+    world.edit_contact(
+        "M00005",
+        email="ledger@example.org",
+        main_address={"city": "Ledger City", "country_id": "US"},
+    )
+    current = world.member("M00005").address
+    world.edit_member("M00005", address=replace(current, city="REGISTRY CITY"))
+    run = world.sync()
+    assert world.contact("M00005")["email"] == "registry@example.org"
+    assert world.member("M00005").address.city == "LEDGER CITY"
+    [record] = world.records(run.id)
+    assert record.action == "conflict"
+    assert record.direction == "both"
+    assert record.changes["email"]["conflict"] == {
+        "registry": "registry@example.org",
+        "ledger": "ledger@example.org",
+        "winner": "registry",
+    }
+    assert record.changes["city"]["conflict"]["winner"] == "ledger"
+    assert run.counts["conflicts"] == 1
+
+
+def test_a_contact_deleted_in_sage_unlinks_the_member(world: World) -> None:
+    world.sync()
+    created = world.contact("M00003")  # person 3 was not in SBC: ledgerlink created it, no invoices
+    assert world.sbc.delete(f"/contacts/{created['id']}").status_code == 204
+    run = world.sync()
+    [record] = world.records(run.id)
+    assert (record.record_key, record.action) == ("M00003", "delete")
+    with world.runtime.db.read() as session:
+        link = session.scalars(
+            select(MemberLinkRow).where(MemberLinkRow.customer_id == created["id"])
+        ).one()
+        assert link.unlinked_at is not None
+        assert "deleted in the ledger" in (link.unlink_reason or "")
+
+
+def test_a_value_the_registry_refuses_fails_with_a_fix_and_retry_picks_it_up(world: World) -> None:
+    world.sync()
+    world.edit_contact("M00006", main_contact_person={"telephone": "call the office"})
+    run = world.sync()
+    [record] = world.records(run.id)
+    assert record.status == "failed"
+    assert record.message.startswith("phone")
+    assert record.fix
+    world.edit_contact("M00006", main_contact_person={"telephone": "+1 503 555 0100"})
+    retried = world.sync(trigger="retry", source_run_id=run.id)
+    assert retried.counts.get("updated") == 1
+    assert world.member("M00006").phone == "+15035550100"
+
+
+def test_a_plan_writes_nothing_and_applying_it_does_exactly_that(world: World) -> None:
+    world.sync()
+    world.edit_member("M00007", email="planned@example.org")
+    plan = world.sync(dry_run=True)
+    assert plan.status == "planned"
+    [record] = world.records(plan.id)
+    assert record.status == "planned"
+    assert record.changes["email"] == {
+        "before": world.contact("M00007")["email"],
+        "after": "planned@example.org",
+        "side": "ledger",
+    }
+    assert world.contact("M00007")["email"] != "planned@example.org"  # nothing written
+    applied = world.sync(trigger="plan", source_run_id=plan.id)
+    assert applied.counts.get("updated") == 1
+    assert world.contact("M00007")["email"] == "planned@example.org"
+
+
+def test_a_plan_whose_data_moved_is_replanned_not_applied(world: World) -> None:
+    world.sync()
+    world.edit_member("M00008", email="first@example.org")
+    plan = world.sync(dry_run=True)
+    world.edit_member("M00008", email="second@example.org")
+    applied = world.sync(trigger="plan", source_run_id=plan.id)
+    assert applied.counts.get("stale_plan") == 1
+    assert applied.counts.get("replanned_as")
+    with world.runtime.db.read() as session:
+        assert session.get(SyncRun, plan.id).status == "stale"  # type: ignore[union-attr]
+    assert world.contact("M00008")["email"] not in ("first@example.org", "second@example.org")
+
+
+def test_balances_and_history_of_linked_members(world: World) -> None:
+    run = world.sync(["balances", "transactions"])
+    assert run.status == "finished"
+    member_one = world.contact("M00001")
+    with world.runtime.db.read() as session:
+        balance = session.scalars(select(MemberBalance).where(MemberBalance.member_id == 1)).one()
+        history = session.scalars(
+            select(MemberTransaction).where(MemberTransaction.member_id == 1)
+        ).all()
+    assert (
+        f"{balance.balance_minor // 100}.{balance.balance_minor % 100:02d}" == member_one["balance"]
+    )
+    invoices = world.sbc.all_items("/sales_invoices", contact_id=member_one["id"], attributes="all")
+    assert {h.ledger_id for h in history if h.kind == "invoice"} == {i["id"] for i in invoices}
+    # a new receipt shows up incrementally, and moves the balance
+    response = world.sbc.post(
+        "/contact_payments",
+        "contact_payment",
+        {
+            "transaction_type_id": "CUSTOMER_RECEIPT",
+            "contact_id": member_one["id"],
+            "bank_account_id": world.sbc.first("bank_accounts")["id"],
+            "date": date.today().isoformat(),
+            "total_amount": "10.00",
+            "reference": "walk-in",
+        },
+    )
+    assert response.status_code == 201
+    again = world.sync(["balances", "transactions"])
+    assert again.counts.get("balances_updated") == 1
+    with world.runtime.db.read() as session:
+        receipt = session.get(MemberTransaction, (world.connection_id, response.json()["id"]))
+        assert receipt is not None
+        assert receipt.kind == "receipt"
+        assert receipt.total_minor == 1000
+    third = world.sync(["balances", "transactions"])
+    assert third.counts.get("balances_updated", 0) == 0
+    assert third.counts.get("transactions_updated", 0) == 0
