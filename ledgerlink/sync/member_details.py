@@ -30,7 +30,6 @@ from ledgerlink.domain.members import Member, MemberInvalid
 from ledgerlink.identity.principal import Principal
 from ledgerlink.members import registry
 from ledgerlink.members.linking import _unlink_row
-from ledgerlink.store.db import Database
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow, MembershipLevelRow
 from ledgerlink.store.sync_models import SyncBaseline
 from ledgerlink.store.types import utcnow
@@ -92,28 +91,64 @@ class Outcome:
 def linked_members(
     session: Session, connection_id: int, member_ids: Iterable[int] | None = None
 ) -> dict[int, LinkedMember]:
+    """Members with an active link in the connection (all, or ``member_ids``), read as
+    plain rows: a run reads every linked member, so no ORM objects are built."""
+    columns = [
+        MemberRow.id,
+        MemberRow.number,
+        MemberRow.account_type,
+        MemberRow.status,
+        MemberRow.first_name,
+        MemberRow.last_name,
+        MemberRow.organisation,
+        MemberRow.email,
+        MemberRow.phone,
+        MemberRow.address_line1,
+        MemberRow.address_line2,
+        MemberRow.city,
+        MemberRow.region,
+        MemberRow.postal_code,
+        MemberRow.country,
+        MemberRow.updated_at,
+        MemberLinkRow.customer_id,
+        MemberLinkRow.customer_number,
+        MembershipLevelRow.code.label("level_code"),
+        MembershipLevelRow.currency,
+    ]
     query = (
-        select(MemberRow, MemberLinkRow, MembershipLevelRow.code, MembershipLevelRow.currency)
+        select(*columns)
         .join(MemberLinkRow, MemberLinkRow.member_id == MemberRow.id)
         .join(MembershipLevelRow, MembershipLevelRow.id == MemberRow.level_id)
         .where(MemberLinkRow.connection_id == connection_id, MemberLinkRow.unlinked_at.is_(None))
     )
     found: dict[int, LinkedMember] = {}
     wanted = None if member_ids is None else list(member_ids)
-    chunks = [None] if wanted is None else [wanted[i : i + 500] for i in range(0, len(wanted), 500)]
+    chunks: list[list[int] | None] = (
+        [None] if wanted is None else [wanted[i : i + 500] for i in range(0, len(wanted), 500)]
+    )
     for chunk in chunks:
         batch = query if chunk is None else query.where(MemberRow.id.in_(chunk))
-        for row, link, level_code, currency in session.execute(batch):
+        for row in session.execute(batch):
             found[row.id] = LinkedMember(
                 member_id=row.id,
                 number=row.number,
-                customer_id=link.customer_id,
-                customer_number=link.customer_number or row.number,
-                currency=currency,
-                member=registry.member_from_row(row, level_code),
+                customer_id=row.customer_id,
+                customer_number=row.customer_number or row.number,
+                currency=row.currency,
+                member=registry.member_from_row(row, row.level_code),  # type: ignore[arg-type]
                 updated_at=row.updated_at,
             )
     return found
+
+
+def customer_links(session: Session, connection_id: int) -> dict[str, int]:
+    """customer id → member id of the connection's active links."""
+    rows = session.execute(
+        select(MemberLinkRow.customer_id, MemberLinkRow.member_id).where(
+            MemberLinkRow.connection_id == connection_id, MemberLinkRow.unlinked_at.is_(None)
+        )
+    )
+    return {str(customer_id): int(member_id) for customer_id, member_id in rows}
 
 
 def registry_changed(session: Session, connection_id: int, since: datetime | None) -> set[int]:
@@ -143,6 +178,25 @@ def baselines(
     return found
 
 
+def raw_hash(customer: CustomerAccount) -> str:
+    """A hash of the customer's fields exactly as the ledger holds them: when it matches
+    the baseline, the ledger side is unchanged and needs no normalising or merging."""
+    a = customer.address
+    return values_hash(
+        {
+            "name": customer.name,
+            "email": customer.email,
+            "phone": customer.phone,
+            "address_line1": a.line1,
+            "address_line2": a.line2,
+            "city": a.city,
+            "region": a.region,
+            "postal_code": a.postal_code,
+            "country": a.country,
+        }
+    )
+
+
 def evaluate(
     linked: LinkedMember,
     customer: CustomerAccount | None,
@@ -153,19 +207,19 @@ def evaluate(
     registry_hash = values_hash(mine)
     if customer is None or customer.deleted:
         return MemberPlan(linked, None, None, registry_hash, "", unchanged=False)
-    theirs = ledger_values(customer)
-    ledger_hash = values_hash(theirs)
+    ledger_hash = raw_hash(customer)
     same_link = baseline is not None and baseline.customer_id == linked.customer_id
     if (
         same_link
         and baseline is not None
-        and (baseline.registry_hash == registry_hash and baseline.ledger_hash == ledger_hash)
+        and baseline.registry_hash == registry_hash
+        and baseline.ledger_hash == ledger_hash
     ):
         return MemberPlan(linked, customer, None, registry_hash, ledger_hash, unchanged=True)
     outcome = merge(
         baseline.values if same_link and baseline is not None else None,
         mine,
-        theirs,
+        ledger_values(customer),
         policies,
         registry_at=linked.updated_at,
         ledger_at=customer.updated_at,
@@ -204,9 +258,12 @@ async def read_customers(
     return found
 
 
-async def write_ledger(ledger: Ledger, plans: list[MemberPlan]) -> dict[int, tuple[bool, str]]:
-    """Push each plan's ledger-side changes; member id → (ok, message)."""
-    results: dict[int, tuple[bool, str]] = {}
+Written = dict[int, tuple[bool, str, CustomerAccount | None]]
+
+
+async def write_ledger(ledger: Ledger, plans: list[MemberPlan]) -> Written:
+    """Push each plan's ledger-side changes; member id → (ok, message, customer now)."""
+    results: Written = {}
     semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
 
     async def one(plan: MemberPlan) -> None:
@@ -214,10 +271,10 @@ async def write_ledger(ledger: Ledger, plans: list[MemberPlan]) -> dict[int, tup
         draft = customer_draft(plan.linked.customer_number, plan.linked.currency, plan.merge.result)
         async with semaphore:
             try:
-                await ledger.update_customer(plan.linked.customer_id, draft)
-                results[plan.linked.member_id] = (True, "")
+                now = await ledger.update_customer(plan.linked.customer_id, draft)
+                results[plan.linked.member_id] = (True, "", now)
             except UpstreamError as exc:
-                results[plan.linked.member_id] = (False, exc.message)
+                results[plan.linked.member_id] = (False, exc.message, None)
 
     await asyncio.gather(*(one(p) for p in plans if p.merge is not None and p.merge.to_ledger))
     return results
@@ -242,29 +299,44 @@ def write_registry(
     return True, "", ""
 
 
-def store_baseline(
-    session: Session, connection_id: int, plan: MemberPlan, values: dict[str, str]
-) -> None:
-    digest = values_hash(values)
-    existing = session.get(SyncBaseline, (connection_id, plan.linked.member_id))
-    if existing is None:
-        session.add(
-            SyncBaseline(
-                connection_id=connection_id,
-                member_id=plan.linked.member_id,
-                customer_id=plan.linked.customer_id,
-                values=values,
-                registry_hash=digest,
-                ledger_hash=digest,
-                synced_at=utcnow(),
-            )
-        )
+def baseline_row(
+    connection_id: int, plan: MemberPlan, values: dict[str, str], ledger_now: CustomerAccount | None
+) -> dict[str, Any]:
+    """The baseline to store after ``plan`` was settled with ``values`` on both sides."""
+    agreed = values_hash(values)
+    registry_hash = (
+        plan.registry_hash if plan.merge is None or not plan.merge.to_registry else agreed
+    )
+    ledger_hash = raw_hash(ledger_now) if ledger_now is not None else plan.ledger_hash
+    return {
+        "connection_id": connection_id,
+        "member_id": plan.linked.member_id,
+        "customer_id": plan.linked.customer_id,
+        "values": values,
+        "registry_hash": registry_hash,
+        "ledger_hash": ledger_hash,
+        "synced_at": utcnow(),
+    }
+
+
+def store_baselines(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace baselines in one statement per page (both back-ends)."""
+    if not rows:
         return
-    existing.customer_id = plan.linked.customer_id
-    existing.values = values
-    existing.registry_hash = digest
-    existing.ledger_hash = digest
-    existing.synced_at = utcnow()
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    statement = upsert(SyncBaseline)
+    statement = statement.on_conflict_do_update(
+        index_elements=["connection_id", "member_id"],
+        set_={
+            name: statement.excluded[name]
+            for name in ("customer_id", "values", "registry_hash", "ledger_hash", "synced_at")
+        },
+    )
+    session.execute(statement, rows)
 
 
 def unlink_deleted(
@@ -310,9 +382,3 @@ def direction_of(plan: MemberPlan) -> str:
     if plan.merge.to_ledger and plan.merge.to_registry:
         return "both"
     return "to_ledger" if plan.merge.to_ledger else "to_registry"
-
-
-def current_hashes(db: Database, connection_id: int, member_ids: list[int]) -> dict[int, str]:
-    with db.read() as session:
-        members = linked_members(session, connection_id, member_ids)
-    return {mid: values_hash(registry_values(m.member)) for mid, m in members.items()}

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.base import Ledger
@@ -38,7 +38,7 @@ from ledgerlink.store.types import utcnow
 from ledgerlink.sync import ledger_view
 from ledgerlink.sync import member_details as details
 from ledgerlink.sync.datasets import DataSet, Policy
-from ledgerlink.sync.fields import ledger_values, registry_values, values_hash
+from ledgerlink.sync.fields import registry_values, values_hash
 
 log = structlog.get_logger("ledgerlink.sync")
 
@@ -348,9 +348,8 @@ class Execution:
                 ids = sorted({int(i) for i in found if i is not None})
             return ids, {}
         with self.db.read() as session:
-            links = details.linked_members(session, self.connection_id)
+            by_customer = details.customer_links(session, self.connection_id)
             changed = details.registry_changed(session, self.connection_id, registry_since)
-        by_customer = {m.customer_id: mid for mid, m in links.items()}
         known: dict[str, Any] = {}
         async for customer in self.ledger.customers(changed_since=ledger_since):
             member_id = by_customer.get(customer.id)
@@ -374,10 +373,13 @@ class Execution:
             and await self._plan_moved(pending)
         ):
             return
-        full_read = len(pending) > details.FULL_READ_THRESHOLD
-        if full_read:  # one paged read beats thousands of single reads
-            async for customer in self.ledger.customers():
-                known.setdefault(customer.id, customer)
+        if len(pending) - len(known) > details.FULL_READ_THRESHOLD:
+            with self.db.read() as session:
+                linked = details.linked_members(session, self.connection_id, pending)
+            unread = {m.customer_id for m in linked.values()} - set(known)
+            if len(unread) > details.FULL_READ_THRESHOLD:  # one paged read beats many single ones
+                async for customer in self.ledger.customers():
+                    known.setdefault(customer.id, customer)
         for offset in range(0, len(pending), PAGE):
             self._check_cancel()
             await self._page(pending[offset : offset + PAGE], known)
@@ -402,7 +404,7 @@ class Execution:
             linked = links.get(member_id or 0)
             customer = customers.get(linked.customer_id) if linked else None
             registry_now = values_hash(registry_values(linked.member)) if linked else ""
-            ledger_now = values_hash(ledger_values(customer)) if customer is not None else ""
+            ledger_now = details.raw_hash(customer) if customer is not None else ""
             if hashes.get("registry") != registry_now or hashes.get("ledger") != ledger_now:
                 with self.db.transaction() as session:
                     stale = session.get(SyncRun, self.source_run_id)
@@ -437,78 +439,95 @@ class Execution:
             )
             for mid, linked in sorted(links.items())
         ]
-        written: dict[int, tuple[bool, str]] = {}
+        written: details.Written = {}
         if not self.dry_run:
             written = await details.write_ledger(self.ledger, [p for p in plans if not p.unchanged])
+        page = _Page()
         with self.db.transaction() as session:
             for plan in plans:
-                self._settle(session, plan, written)
+                self._settle(session, plan, written, page)
+            details.store_baselines(session, page.baselines)
+            if page.records:
+                session.execute(insert(SyncRecord), page.records)
             self.done += len(member_ids)
             self.checkpoint[DataSet.MEMBER_DETAILS.value] = max(member_ids)
             self._save(session, DataSet.MEMBER_DETAILS.value)
 
     def _settle(
-        self, session: Session, plan: details.MemberPlan, written: dict[int, tuple[bool, str]]
+        self,
+        session: Session,
+        plan: details.MemberPlan,
+        written: details.Written,
+        page: _Page,
     ) -> None:
         if plan.unchanged:
             self._count("unchanged")
-            if not self.dry_run and plan.merge is None:
-                return
             if not self.dry_run and plan.merge is not None:
-                # same values on both sides but no (or an old) baseline: record agreement
-                details.store_baseline(session, self.connection_id, plan, plan.merge.result)
+                # both sides already agree, but the baseline was missing or old: record it
+                page.baselines.append(
+                    details.baseline_row(self.connection_id, plan, plan.merge.result, None)
+                )
             return
-        record = SyncRecord(
-            run_id=self.run_id,
-            data_set=DataSet.MEMBER_DETAILS.value,
-            record_key=plan.linked.number,
-            member_id=plan.linked.member_id,
-            direction=details.direction_of(plan),
-            action="delete"
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "data_set": DataSet.MEMBER_DETAILS.value,
+            "record_key": plan.linked.number,
+            "member_id": plan.linked.member_id,
+            "direction": details.direction_of(plan),
+            "action": "delete"
             if plan.deleted
             else ("conflict" if plan.merge and plan.merge.conflicts else "update"),
-            status="planned" if self.dry_run else "done",
-            changes={
+            "status": "planned" if self.dry_run else "done",
+            "changes": {
                 **details.changes_of(plan),
                 "_hashes": {"registry": plan.registry_hash, "ledger": plan.ledger_hash},
             },
-        )
+            "message": "",
+            "fix": "",
+            "created_at": utcnow(),
+        }
+        page.records.append(record)
         if plan.merge is not None and plan.merge.conflicts:
             self._count("conflicts")
         if self.dry_run:
-            record.message = _summary(plan)
-            session.add(record)
+            record["message"] = _summary(plan)
             self._count("deleted" if plan.deleted else "to_update")
             return
         if plan.deleted:
             details.unlink_deleted(session, self.principal, self.connection_id, plan)
-            record.message = "the customer was deleted in the ledger; the member was unlinked"
-            record.fix = "link the member to another customer, or create a new account"
-            session.add(record)
+            record["message"] = "the customer was deleted in the ledger; the member was unlinked"
+            record["fix"] = "link the member to another customer, or create a new account"
             self._count("deleted")
             return
         assert plan.merge is not None
-        ok, message = written.get(plan.linked.member_id, (True, ""))
+        ok, message, ledger_now = written.get(plan.linked.member_id, (True, "", None))
         if not ok:
-            record.status, record.message = "failed", message
-            record.fix = (
+            record["status"], record["message"] = "failed", message
+            record["fix"] = (
                 "check the connection and the value in the ledger, then retry failed records"
             )
-            session.add(record)
             self._count("failed")
             return
         if plan.merge.to_registry:
             with session.begin_nested():
                 stored, problem, fix = details.write_registry(session, self.principal, plan)
             if not stored:
-                record.status, record.message, record.fix = "failed", problem, fix
-                session.add(record)
+                record["status"], record["message"], record["fix"] = "failed", problem, fix
                 self._count("failed")
                 return
-        details.store_baseline(session, self.connection_id, plan, plan.merge.result)
-        record.message = _summary(plan)
-        session.add(record)
+        page.baselines.append(
+            details.baseline_row(self.connection_id, plan, plan.merge.result, ledger_now)
+        )
+        record["message"] = _summary(plan)
         self._count("updated")
+
+
+@dataclass
+class _Page:
+    """What one page writes to the database, in bulk, in its closing transaction."""
+
+    baselines: list[dict[str, Any]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _summary(plan: details.MemberPlan) -> str:
