@@ -27,23 +27,23 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from connector_throughput import (  # type: ignore[import-not-found]  # noqa: E402
+from connector_throughput import (  # type: ignore[import-not-found]
     connected_ledger,
     free_port,
     ledgerlink_runtime,
     peak_rss_kib,
     start_sbc,
 )
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import insert, select
 
-from ledgerlink.domain.accounts import Address  # noqa: E402
-from ledgerlink.domain.members import AccountType, Member, MemberStatus  # noqa: E402
-from ledgerlink.identity.principal import cli_principal  # noqa: E402
-from ledgerlink.members.registry import row_values  # noqa: E402
-from ledgerlink.store.member_models import MemberLinkRow, MemberRow, MembershipLevelRow  # noqa: E402
-from ledgerlink.store.models import Connection  # noqa: E402
-from ledgerlink.store.types import utcnow  # noqa: E402
-from ledgerlink.sync import runs  # noqa: E402
+from ledgerlink.domain.accounts import Address
+from ledgerlink.domain.members import AccountType, Member, MemberStatus
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.members.registry import row_values
+from ledgerlink.store.member_models import MemberLinkRow, MemberRow, MembershipLevelRow
+from ledgerlink.store.models import Connection
+from ledgerlink.store.types import utcnow
+from ledgerlink.sync import runs
 
 
 def member(n: int) -> Member:
@@ -90,7 +90,9 @@ def prepare_sandbox(state_dir: Path, count: int) -> list[str]:
 def prepare_registry(runtime: Any, connection_id: int, contact_ids: list[str]) -> None:
     now = utcnow()
     with runtime.db.transaction() as session:
-        level = MembershipLevelRow(code="standard", name="Standard", annual_fee_minor=12000, currency="USD")
+        level = MembershipLevelRow(
+            code="standard", name="Standard", annual_fee_minor=12000, currency="USD"
+        )
         session.add(level)
         session.flush()
         level_id = level.id
@@ -99,7 +101,10 @@ def prepare_registry(runtime: Any, connection_id: int, contact_ids: list[str]) -
         with runtime.db.transaction() as session:
             session.execute(
                 insert(MemberRow),
-                [{**row_values(member(n), level_id), "created_at": now, "updated_at": now} for n in chunk],
+                [
+                    {**row_values(member(n), level_id), "created_at": now, "updated_at": now}
+                    for n in chunk
+                ],
             )
     with runtime.db.read() as session:
         ids = dict(session.execute(select(MemberRow.number, MemberRow.id)).all())
@@ -145,7 +150,9 @@ def main() -> None:
             setup = time.perf_counter() - began
             for label in ("first run (every e-mail pushed)", "second run (no changes)"):
                 with runtime.db.transaction() as session:
-                    run_id = runs.start(session, None, cli_principal(), connection_id, ["member_details"]).id
+                    run_id = runs.start(
+                        session, None, cli_principal(), connection_id, ["member_details"]
+                    ).id
                 with runtime.db.read() as session:
                     connection = session.get(Connection, connection_id)
                     session.expunge(connection)

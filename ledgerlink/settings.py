@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         description="A job whose worker stops renewing it for this long runs again.",
     )
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    sync_page_size: int = Field(
+        default=500,
+        ge=10,
+        le=5_000,
+        description="Members a sync handles per checkpoint (one transaction each).",
+    )
     task_modules: list[str] = Field(
         default_factory=list,
         description="Extra modules to import for their job tasks (plug-ins, test tasks).",

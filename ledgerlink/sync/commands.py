@@ -106,7 +106,14 @@ def _execute(runtime: Runtime, connection: Connection, run_id: int, *, show_prog
     async def work() -> Any:
         ledger = ledger_for(runtime, connection)
         try:
-            return await runs.execute(runtime.db, run_id, ledger, cli_principal(), moved)
+            return await runs.execute(
+                runtime.db,
+                run_id,
+                ledger,
+                cli_principal(),
+                moved,
+                page_size=runtime.settings.sync_page_size,
+            )
         finally:
             await ledger.aclose()
 
@@ -180,9 +187,11 @@ def apply(plan_id: Annotated[int, typer.Argument(help="The plan's run id.")]) ->
     run = _execute(runtime, target, run_id, show_progress=sys.stderr.isatty())
     replan = run.counts.get("replanned_as")
     if replan:
+        fresh = _execute(runtime, target, int(replan), show_progress=False)
+        out.print(_records_table(runtime, fresh.id))
         raise _fail(
-            f"plan {plan_id} is stale (members changed since); new plan {replan}: "
-            f"review it with `ledgerlink sync log {replan}`"
+            f"plan {plan_id} was not applied: members changed since it was made. This is the "
+            f"new plan {fresh.id}; apply it with `ledgerlink sync apply {fresh.id}`"
         )
     out.print(_summary(run))
 

@@ -45,7 +45,7 @@ from ledgerlink.sync.merge import Merge, merge
 
 #: Above this many members to read one by one, read every customer page by page instead.
 FULL_READ_THRESHOLD = 200
-WRITE_CONCURRENCY = 32
+WRITE_CONCURRENCY = 64
 
 
 @dataclass

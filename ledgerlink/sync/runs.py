@@ -43,7 +43,7 @@ from ledgerlink.sync.fields import registry_values, values_hash
 log = structlog.get_logger("ledgerlink.sync")
 
 TASK: Final = "sync.run"
-PAGE: Final = 200
+PAGE: Final = 500
 ACTIVE: Final = ("queued", "running")
 LEDGER_KINDS: Final = ("sbc", "sage500")
 
@@ -200,7 +200,9 @@ class Execution:
         ledger: Ledger,
         principal: Principal,
         on_progress: ProgressCallback | None = None,
+        page_size: int = PAGE,
     ) -> None:
+        self.page_size = page_size
         self.db = db
         self.run_id = run_id
         self.ledger = ledger
@@ -380,9 +382,9 @@ class Execution:
             if len(unread) > details.FULL_READ_THRESHOLD:  # one paged read beats many single ones
                 async for customer in self.ledger.customers():
                     known.setdefault(customer.id, customer)
-        for offset in range(0, len(pending), PAGE):
+        for offset in range(0, len(pending), self.page_size):
             self._check_cancel()
-            await self._page(pending[offset : offset + PAGE], known)
+            await self._page(pending[offset : offset + self.page_size], known)
 
     async def _plan_moved(self, member_ids: list[int]) -> bool:
         """Applying a plan: did either side of any planned member move since?"""
@@ -557,8 +559,9 @@ async def execute(
     ledger: Ledger,
     principal: Principal,
     on_progress: ProgressCallback | None = None,
+    page_size: int = PAGE,
 ) -> SyncRun:
-    return await Execution(db, run_id, ledger, principal, on_progress)()
+    return await Execution(db, run_id, ledger, principal, on_progress, page_size)()
 
 
 def job_principal(actor: str) -> Principal:
@@ -585,7 +588,9 @@ def sync_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
     async def work() -> None:
         ledger = ledger_for(runtime, connection)
         try:
-            await execute(ctx.db, run_id, ledger, job_principal(actor))
+            await execute(
+                ctx.db, run_id, ledger, job_principal(actor), page_size=ctx.settings.sync_page_size
+            )
         finally:
             await ledger.aclose()
 

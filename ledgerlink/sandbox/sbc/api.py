@@ -186,6 +186,7 @@ class Api:
         self.books = books
         self.store = books.store
         self.oauth = oauth
+        self._selections: dict[tuple[Any, ...], tuple[int, list[Record]]] = {}
         self.limiter = RateLimiter(
             config.rate_limit_per_minute, config.daily_request_cap, config.rate_limit_retry_after
         )
@@ -358,6 +359,29 @@ class Api:
         )
 
     def _select(self, collection: Collection, business: str, query: Any) -> list[Record]:
+        """The filtered, sorted records; cached while nothing changes, so paging through a
+        large collection costs one filtering pass, not one per page."""
+        key = (
+            collection.name,
+            business,
+            tuple(
+                sorted(
+                    (k, v)
+                    for k, v in query.multi_items()
+                    if k not in ("page", "items_per_page", "attributes")
+                )
+            ),
+        )
+        cached = self._selections.get(key)
+        if cached is not None and cached[0] == self.store.version:
+            return cached[1]
+        selected = self._filter(collection, business, query)
+        if len(self._selections) > 64:
+            self._selections.clear()
+        self._selections[key] = (self.store.version, selected)
+        return selected
+
+    def _filter(self, collection: Collection, business: str, query: Any) -> list[Record]:
         scope = "-" if collection.shared else business
         records = self.store.all(scope, collection.name)
         deleted_since = query.get("deleted_since")

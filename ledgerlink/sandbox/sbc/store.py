@@ -60,6 +60,8 @@ class Store:
         self._grants: dict[str, Record] = {}
         self._meta: dict[str, str] = {}
         self._seq = 0
+        #: Bumped by every change, so readers can cache what they derived from the state.
+        self.version = 0
         self._dirty_records: dict[tuple[str, str, str], Record | None] = {}
         self._dirty_grants: dict[str, Record | None] = {}
         self._dirty_meta: dict[str, str] = {}
@@ -174,6 +176,7 @@ class Store:
 
     def put(self, business: str, collection: str, record: Record) -> Record:
         """Insert or replace ``record`` (which carries its ``id``)."""
+        self.version += 1
         with self.unit():
             if "_seq" not in record:
                 self._seq += 1
