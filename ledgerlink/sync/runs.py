@@ -81,6 +81,56 @@ def settings_for(session: Session, connection_id: int) -> SyncSettings:
     return found
 
 
+def save_settings(
+    session: Session,
+    principal: Principal,
+    connection_id: int,
+    *,
+    data_sets: list[str],
+    policies: dict[str, str],
+    overlap_seconds: int,
+) -> SyncSettings:
+    """Store what the Sync Settings page chose; refuses unknown names with what is allowed."""
+    from ledgerlink.sync.datasets import FIELDS
+
+    _ledger_connection(session, connection_id)
+    known_sets = {d.value for d in DataSet}
+    if not data_sets or any(d not in known_sets for d in data_sets):
+        raise SyncError(f"data sets: choose one or more of {', '.join(sorted(known_sets))}")
+    known_policies = {p.value for p in Policy}
+    for name, value in policies.items():
+        if name not in FIELDS or value not in known_policies:
+            raise SyncError(
+                f"policy for {name!r}: use {', '.join(sorted(known_policies))} for one of "
+                f"{', '.join(FIELDS)}"
+            )
+    if not 0 <= overlap_seconds <= 86_400:
+        raise SyncError("overlap: give 0 to 86400 seconds (300 is a safe default)")
+    settings = settings_for(session, connection_id)
+    before = {
+        "data_sets": settings.data_sets,
+        "policies": settings.field_policies,
+        "overlap": settings.overlap_seconds,
+    }
+    settings.data_sets = [DataSet(d).value for d in data_sets]
+    settings.field_policies = dict(policies)
+    settings.overlap_seconds = overlap_seconds
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="sync.settings_changed",
+        entity_type="connection",
+        entity_id=connection_id,
+        before=before,
+        after={
+            "data_sets": settings.data_sets,
+            "policies": settings.field_policies,
+            "overlap": overlap_seconds,
+        },
+    )
+    return settings
+
+
 def policies_of(settings: SyncSettings) -> dict[str, Policy]:
     return {field: Policy(value) for field, value in (settings.field_policies or {}).items()}
 

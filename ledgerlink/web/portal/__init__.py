@@ -11,6 +11,7 @@ from ledgerlink.web.portal import (
     sbc_connect,
     session_pages,
     settings_pages,
+    sync_pages,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -22,3 +23,4 @@ router.include_router(mapping_pages.router)
 router.include_router(member_pages.router)
 router.include_router(sbc_connect.router)
 router.include_router(integration_pages.router)
+router.include_router(sync_pages.router)

@@ -1,0 +1,176 @@
+"""What the portal, the API and the CLI show about sync runs: progress with rate and ETA,
+records, settings. Kept apart from the web layer so all three say the same thing."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledgerlink.store.models import Connection
+from ledgerlink.store.sync_models import SyncRecord, SyncRun
+from ledgerlink.sync.datasets import FIELD_LABELS, FIELDS, DataSet, Policy
+from ledgerlink.sync.runs import ACTIVE, LEDGER_KINDS, settings_for
+
+RECORD_COLUMNS = (
+    "run",
+    "member",
+    "data_set",
+    "direction",
+    "action",
+    "status",
+    "fields",
+    "message",
+    "fix",
+)
+
+
+def progress(run: SyncRun) -> dict[str, Any]:
+    """Done/total, percent, records per second and time left, as the progress bar shows."""
+    started = run.started_at
+    now = run.finished_at or datetime.now(UTC)
+    elapsed = (now - started).total_seconds() if started else 0.0
+    rate = run.done / elapsed if elapsed > 0 else 0.0
+    remaining = max(run.total - run.done, 0)
+    eta = remaining / rate if rate > 0 and run.status in ACTIVE else None
+    percent = (
+        100
+        if run.status in ("finished", "planned")
+        else (int(run.done * 100 / run.total) if run.total else 0)
+    )
+    return {
+        "id": run.id,
+        "status": run.status,
+        "done": run.done,
+        "total": run.total,
+        "percent": percent,
+        "rate": round(rate, 1),
+        "eta_seconds": None if eta is None else round(eta),
+        "errors": int(run.counts.get("failed", 0)),
+        "counts": dict(run.counts),
+        "finished": run.status not in ACTIVE,
+        "error": run.error,
+    }
+
+
+def run_summary(run: SyncRun, connection_name: str) -> dict[str, Any]:
+    duration = None
+    if run.started_at and run.finished_at:
+        duration = round((run.finished_at - run.started_at).total_seconds(), 1)
+    return {
+        "id": run.id,
+        "connection": connection_name,
+        "connection_id": run.connection_id,
+        "trigger": run.trigger,
+        "data_sets": [DataSet(d).label for d in run.data_sets],
+        "dry_run": run.dry_run,
+        "status": run.status,
+        "counts": dict(run.counts),
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_seconds": duration,
+        "requested_by": run.requested_by,
+        "source_run_id": run.source_run_id,
+        "error": run.error,
+    }
+
+
+def recent_runs(
+    session: Session, limit: int = 30, status: str | None = None
+) -> list[dict[str, Any]]:
+    names = dict(session.execute(select(Connection.id, Connection.name)).tuples().all())
+    query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
+    if status:
+        query = query.where(SyncRun.status == status)
+    return [run_summary(run, names.get(run.connection_id, "?")) for run in session.scalars(query)]
+
+
+def records(
+    session: Session, run_id: int, status: str | None = None, limit: int | None = 500
+) -> list[dict[str, Any]]:
+    query = select(SyncRecord).where(SyncRecord.run_id == run_id).order_by(SyncRecord.id)
+    if status:
+        query = query.where(SyncRecord.status == status)
+    if limit:
+        query = query.limit(limit)
+    return [record_view(r) for r in session.scalars(query)]
+
+
+def record_view(record: SyncRecord) -> dict[str, Any]:
+    fields = []
+    for name, change in record.changes.items():
+        if name.startswith("_"):
+            continue
+        fields.append(
+            {
+                "field": FIELD_LABELS.get(name, name),
+                "before": change.get("before", ""),
+                "after": change.get("after", ""),
+                "side": change.get("side", ""),
+                "conflict": change.get("conflict"),
+            }
+        )
+    return {
+        "id": record.id,
+        "member": record.record_key,
+        "data_set": record.data_set,
+        "direction": record.direction,
+        "action": record.action,
+        "status": record.status,
+        "fields": fields,
+        "message": record.message,
+        "fix": record.fix,
+    }
+
+
+def records_csv(session: Session, run_id: int, status: str | None = None) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(RECORD_COLUMNS)
+    yield buffer.getvalue()
+    for view in records(session, run_id, status, limit=None):
+        buffer.seek(0)
+        buffer.truncate()
+        changes = "; ".join(f"{f['field']}: {f['before']} -> {f['after']}" for f in view["fields"])
+        writer.writerow(
+            [
+                run_id,
+                view["member"],
+                view["data_set"],
+                view["direction"],
+                view["action"],
+                view["status"],
+                changes,
+                view["message"],
+                view["fix"],
+            ]
+        )
+        yield buffer.getvalue()
+
+
+def connection_settings(session: Session) -> list[dict[str, Any]]:
+    """Every ledger connection with its sync settings (defaults made on first view)."""
+    out = []
+    for connection in session.scalars(
+        select(Connection).where(Connection.kind.in_(LEDGER_KINDS)).order_by(Connection.name)
+    ):
+        settings = settings_for(session, connection.id)
+        out.append(
+            {
+                "id": connection.id,
+                "name": connection.name,
+                "kind": connection.kind,
+                "data_sets": list(settings.data_sets),
+                "policies": {
+                    f: settings.field_policies.get(f, Policy.REGISTRY_WINS.value) for f in FIELDS
+                },
+                "overlap_seconds": settings.overlap_seconds,
+            }
+        )
+    return out
