@@ -28,7 +28,11 @@ RESERVED_ARGS = frozenset({PERIODIC_MARK})
 
 BUILTIN_MODULE = "ledgerlink.jobs.builtin"
 #: Capabilities whose jobs every worker must know, whichever process enqueued them.
-CAPABILITY_MODULES = ("ledgerlink.members.bulk", "ledgerlink.sync.runs")
+CAPABILITY_MODULES = (
+    "ledgerlink.members.bulk",
+    "ledgerlink.sync.runs",
+    "ledgerlink.sync.schedules",
+)
 
 
 class Jitter(Protocol):

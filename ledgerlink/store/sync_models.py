@@ -160,3 +160,27 @@ class SyncSettings(Base):
     field_policies: Mapped[dict[str, str]] = mapped_column(JSONDocument, default=dict)
     overlap_seconds: Mapped[int] = mapped_column(Integer, default=300)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SyncSchedule(Base):
+    """A sync that runs by itself: daily or weekly at a time, or on a cron expression, in a
+    time zone. ``next_run_at`` is what the portal shows and what the scheduler checks."""
+
+    __tablename__ = "sync_schedules"
+    __table_args__ = (Index("ix_sync_schedules_due", "enabled", "next_run_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    data_sets: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    #: daily | weekly | cron
+    kind: Mapped[str] = mapped_column(String(8))
+    #: the schedule as a cron expression in ``timezone`` (daily and weekly are made into one)
+    cron: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_outcome: Mapped[str] = mapped_column(String(500), default="")
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -307,3 +307,83 @@ def sync_log(
                 )
         return
     out.print(_records_table(runtime, run_id, status="failed" if failed else None))
+
+
+schedule_app = typer.Typer(help="Syncs that run by themselves.", no_args_is_help=True)
+sync_app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("add")
+def schedule_add(
+    connection: ConnectionOption = None,
+    daily: Annotated[str | None, typer.Option(help="Every day at HH:MM.")] = None,
+    weekly: Annotated[str | None, typer.Option(help="Every week: 'monday 02:30'.")] = None,
+    cron: Annotated[
+        str | None, typer.Option(help="A cron expression, e.g. '30 2 * * 1-5'.")
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="IANA time zone of the times.")] = "UTC",
+    data_set: DataSetOption = None,
+) -> None:
+    """Add a schedule (one of --daily, --weekly or --cron); prints its next run."""
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.sync import runs, schedules
+
+    chosen = [o for o in (daily, weekly, cron) if o]
+    if len(chosen) != 1:
+        raise _fail("give exactly one of --daily HH:MM, --weekly 'monday HH:MM' or --cron EXPR", 2)
+    runtime = _runtime()
+    target = _connection(runtime, connection)
+    weekday, _, at = (weekly or "").partition(" ")
+    try:
+        with runtime.db.transaction() as session:
+            schedule = schedules.add(
+                session,
+                cli_principal(),
+                target.id,
+                kind="daily" if daily else "weekly" if weekly else "cron",
+                at=daily or at,
+                weekday=weekday,
+                cron=cron or "",
+                timezone=timezone,
+                data_sets=data_set,
+            )
+            out.print(f"schedule {schedule.id}: next run {schedule.next_run_at:%Y-%m-%d %H:%M} UTC")
+    except runs.SyncError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+@schedule_app.command("list")
+def schedule_list() -> None:
+    """Every schedule with its next run and last outcome."""
+    from ledgerlink.sync import views
+
+    runtime = _runtime()
+    table = Table("id", "connection", "when", "time zone", "data sets", "next run (UTC)", "last")
+    with runtime.db.read() as session:
+        for connection_id, found in views.schedules_of(session).items():
+            for s in found:
+                table.add_row(
+                    str(s["id"]),
+                    str(connection_id),
+                    s["when"],
+                    s["timezone"],
+                    ", ".join(s["data_sets"]),
+                    f"{s['next_run_at']:%Y-%m-%d %H:%M}",
+                    s["last_outcome"],
+                )
+    out.print(table)
+
+
+@schedule_app.command("remove")
+def schedule_remove(schedule_id: Annotated[int, typer.Argument(help="The schedule's id.")]) -> None:
+    """Remove a schedule (runs it already started go on)."""
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.sync import runs, schedules
+
+    runtime = _runtime()
+    try:
+        with runtime.db.transaction() as session:
+            schedules.remove(session, cli_principal(), schedule_id)
+    except runs.SyncError as exc:
+        raise _fail(str(exc), 2) from None
+    out.print(f"schedule {schedule_id} removed")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink.store.models import Connection
-from ledgerlink.store.sync_models import SyncRecord, SyncRun
+from ledgerlink.store.sync_models import SyncRecord, SyncRun, SyncSchedule
 from ledgerlink.sync.datasets import FIELD_LABELS, FIELDS, DataSet, Policy
 from ledgerlink.sync.runs import ACTIVE, LEDGER_KINDS, settings_for
 
@@ -152,6 +152,32 @@ def records_csv(session: Session, run_id: int, status: str | None = None) -> Ite
             ]
         )
         yield buffer.getvalue()
+
+
+def schedule_view(schedule: SyncSchedule) -> dict[str, Any]:
+    when = {
+        "daily": "every day",
+        "weekly": "every week",
+        "cron": "cron",
+    }[schedule.kind]
+    return {
+        "id": schedule.id,
+        "connection_id": schedule.connection_id,
+        "when": f"{when}: {schedule.cron}",
+        "timezone": schedule.timezone,
+        "data_sets": [DataSet(d).label for d in schedule.data_sets],
+        "enabled": schedule.enabled,
+        "next_run_at": schedule.next_run_at,
+        "last_outcome": schedule.last_outcome,
+        "last_run_id": schedule.last_run_id,
+    }
+
+
+def schedules_of(session: Session) -> dict[int, list[dict[str, Any]]]:
+    by_connection: dict[int, list[dict[str, Any]]] = {}
+    for schedule in session.scalars(select(SyncSchedule).order_by(SyncSchedule.id)):
+        by_connection.setdefault(schedule.connection_id, []).append(schedule_view(schedule))
+    return by_connection
 
 
 def connection_settings(session: Session) -> list[dict[str, Any]]:

@@ -79,7 +79,9 @@ def test_sync_now_shows_progress_to_100_and_the_log_entry(
 
             page.get_by_role("button", name="Sync Now").click()
             page.wait_for_url(f"{base}/sync/runs/*")
-            finished = "document.querySelector('[data-testid=sync-status]').innerText === 'finished'"
+            finished = (
+                "document.querySelector('[data-testid=sync-status]').innerText === 'finished'"
+            )
             page.wait_for_function(f"() => {finished}", timeout=60_000)
             progress = page.get_by_test_id("sync-progress")
             assert progress.locator("progress").get_attribute("value") == "100"

@@ -15,7 +15,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store.sync_models import SyncRun
-from ledgerlink.sync import runs, views
+from ledgerlink.sync import runs, schedules, views
 from ledgerlink.sync.datasets import FIELD_LABELS, FIELDS, DataSet, Policy
 from ledgerlink.web.portal.rendering import render, render_error
 from ledgerlink.web.security import admin, operator, viewer
@@ -35,6 +35,7 @@ def sync_page(
     with request.app.state.db.transaction() as session:
         connections = views.connection_settings(session)
         recent = views.recent_runs(session)
+        planned = views.schedules_of(session)
     return render(
         request,
         "sync.html",
@@ -44,6 +45,8 @@ def sync_page(
         fields=FIELDS,
         field_labels=FIELD_LABELS,
         policies=POLICY_LABELS,
+        schedules=planned,
+        weekdays=schedules.WEEKDAYS,
         notice=notice,
     )
 
@@ -68,6 +71,41 @@ async def save_settings(
     except (runs.SyncError, ValueError) as exc:
         return render_error(request, 422, f"Sync settings were not saved: {exc}")
     return RedirectResponse("/sync?notice=Sync+settings+saved", 303)
+
+
+@router.post("/sync/schedules")
+async def add_schedule(
+    request: Request, principal: Annotated[Principal, Depends(admin)]
+) -> Response:
+    form = await request.form()
+    try:
+        with request.app.state.db.transaction() as session:
+            schedules.add(
+                session,
+                principal,
+                int(str(form.get("connection_id") or "0")),
+                kind=str(form.get("kind") or ""),
+                at=str(form.get("at") or ""),
+                weekday=str(form.get("weekday") or ""),
+                cron=str(form.get("cron") or ""),
+                timezone=str(form.get("timezone") or "UTC").strip(),
+                data_sets=[str(v) for v in form.getlist("data_sets")] or None,
+            )
+    except (runs.SyncError, ValueError) as exc:
+        return render_error(request, 422, f"The schedule was not added: {exc}")
+    return RedirectResponse("/sync?notice=Schedule+added", 303)
+
+
+@router.post("/sync/schedules/{schedule_id}/remove")
+def remove_schedule(
+    request: Request, schedule_id: int, principal: Annotated[Principal, Depends(admin)]
+) -> Response:
+    try:
+        with request.app.state.db.transaction() as session:
+            schedules.remove(session, principal, schedule_id)
+    except runs.SyncError as exc:
+        return render_error(request, 404, str(exc))
+    return RedirectResponse("/sync?notice=Schedule+removed", 303)
 
 
 @router.post("/sync/run")

@@ -1,0 +1,118 @@
+"""Sync pages in-process: settings, schedules, a plan's records and their CSV, and who may
+do what."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.identity.roles import Role
+from ledgerlink.store.db import Database
+from ledgerlink.store.sync_models import SyncRecord, SyncSchedule, SyncSettings
+from ledgerlink.sync import runs
+from tests.support.members import add_connection
+from tests.support.web import make_user, sign_in
+
+
+def test_an_admin_sets_policies_and_a_schedule_and_sees_the_next_run(client, db: Database) -> None:  # type: ignore[no-untyped-def]
+    connection_id = add_connection(db)
+    csrf = sign_in(client, make_user(db, Role.ADMIN).email)
+    page = client.get("/sync")
+    assert page.status_code == 200
+    assert "Sync Now" in page.text
+    assert "No schedule" in page.text
+    saved = client.post(
+        "/sync/settings",
+        data={
+            "csrftoken": csrf,
+            "connection_id": connection_id,
+            "data_sets": ["member_details", "balances"],
+            "policy_email": "ledger_wins",
+            "policy_city": "newest_wins",
+            "overlap_seconds": "120",
+        },
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    with db.read() as session:
+        settings = session.get(SyncSettings, connection_id)
+        assert settings is not None
+        assert settings.data_sets == ["member_details", "balances"]
+        assert settings.field_policies == {"email": "ledger_wins", "city": "newest_wins"}
+        assert settings.overlap_seconds == 120
+    added = client.post(
+        "/sync/schedules",
+        data={
+            "csrftoken": csrf,
+            "connection_id": connection_id,
+            "kind": "weekly",
+            "at": "02:30",
+            "weekday": "sunday",
+            "timezone": "America/New_York",
+        },
+        follow_redirects=False,
+    )
+    assert added.status_code == 303
+    page = client.get("/sync")
+    assert "every week: 30 2 * * 0" in page.text
+    assert "America/New_York" in page.text
+    bad = client.post(
+        "/sync/schedules",
+        data={"csrftoken": csrf, "connection_id": connection_id, "kind": "daily", "at": "2pm"},
+    )
+    assert bad.status_code == 422
+    assert "HH:MM" in bad.text
+    with db.read() as session:
+        schedule_id = session.scalars(select(SyncSchedule.id)).one()
+    assert (
+        client.post(
+            f"/sync/schedules/{schedule_id}/remove",
+            data={"csrftoken": csrf},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
+
+
+def test_a_run_page_lists_records_exports_them_and_viewers_cannot_start_runs(
+    client, db: Database
+) -> None:  # type: ignore[no-untyped-def]
+    connection_id = add_connection(db)
+    with db.transaction() as session:
+        run = runs.start(
+            session, None, cli_principal(), connection_id, ["member_details"], dry_run=True
+        )
+        run.status = "planned"
+        session.add(
+            SyncRecord(
+                run_id=run.id,
+                data_set="member_details",
+                record_key="M00001",
+                member_id=None,
+                direction="to_ledger",
+                action="update",
+                status="planned",
+                changes={
+                    "email": {
+                        "before": "old@example.org",
+                        "after": "new@example.org",
+                        "side": "ledger",
+                    }
+                },
+                message="to ledger: email",
+                fix="",
+            )
+        )
+        run_id = run.id
+    sign_in(client, make_user(db, Role.VIEWER).email)
+    page = client.get(f"/sync/runs/{run_id}")
+    assert page.status_code == 200
+    assert "old@example.org → new@example.org" in page.text
+    assert "Apply this plan" not in page.text  # viewers read only
+    exported = client.get(f"/sync/runs/{run_id}/records.csv")
+    assert exported.headers["content-type"].startswith("text/csv")
+    lines = exported.text.strip().splitlines()
+    assert lines[0].startswith("run,member,data_set")
+    assert "M00001" in lines[1]
+    assert "old@example.org -> new@example.org" in lines[1]
+    assert client.post("/sync/run", data={"connection_id": connection_id}).status_code in (401, 403)
