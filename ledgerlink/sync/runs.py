@@ -99,10 +99,13 @@ def save_settings(
         raise SyncError(f"data sets: choose one or more of {', '.join(sorted(known_sets))}")
     known_policies = {p.value for p in Policy}
     for name, value in policies.items():
-        if name not in FIELDS or value not in known_policies:
+        if name not in FIELDS:
             raise SyncError(
-                f"policy for {name!r}: use {', '.join(sorted(known_policies))} for one of "
-                f"{', '.join(FIELDS)}"
+                f"policy for {name!r}: that is not a synced field; use one of {', '.join(FIELDS)}"
+            )
+        if value not in known_policies:
+            raise SyncError(
+                f"policy for {name!r}: {value!r} is not a policy; use {', '.join(sorted(known_policies))}"
             )
     if not 0 <= overlap_seconds <= 86_400:
         raise SyncError("overlap: give 0 to 86400 seconds (300 is a safe default)")

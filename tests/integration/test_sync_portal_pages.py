@@ -116,3 +116,47 @@ def test_a_run_page_lists_records_exports_them_and_viewers_cannot_start_runs(
     assert "M00001" in lines[1]
     assert "old@example.org -> new@example.org" in lines[1]
     assert client.post("/sync/run", data={"connection_id": connection_id}).status_code in (401, 403)
+
+
+def test_the_api_starts_runs_reports_progress_and_validates_settings(client, db: Database) -> None:  # type: ignore[no-untyped-def]
+    connection_id = add_connection(db)
+    operator_token = make_user(db, Role.OPERATOR).token
+    admin_token = make_user(db, Role.ADMIN).token
+    as_operator = {"Authorization": f"Bearer {operator_token}"}
+    as_admin = {"Authorization": f"Bearer {admin_token}"}
+    started = client.post(
+        "/api/v1/sync/runs",
+        headers=as_operator,
+        json={"connection_id": connection_id, "data_sets": ["member_details"], "dry_run": True},
+    )
+    assert started.status_code == 202, started.text
+    body = started.json()
+    assert body["status"] == "queued"
+    assert body["dry_run"] is True
+    assert body["progress"] == {**body["progress"], "done": 0, "finished": False}
+    again = client.post(
+        "/api/v1/sync/runs", headers=as_operator, json={"connection_id": connection_id}
+    )
+    assert again.status_code == 202  # a plan does not block a run
+    busy = client.post(
+        "/api/v1/sync/runs", headers=as_operator, json={"connection_id": connection_id}
+    )
+    assert busy.status_code == 409
+    assert "still queued" in busy.json()["detail"]
+    listed = client.get("/api/v1/sync/runs", headers=as_operator).json()
+    assert [r["id"] for r in listed][:2] == [again.json()["id"], body["id"]]
+    refused = client.put(
+        f"/api/v1/sync/settings/{connection_id}",
+        headers=as_admin,
+        json={"data_sets": ["member_details"], "field_policies": {"email": "coin_toss"}},
+    )
+    assert refused.status_code == 422
+    assert "coin_toss" in refused.json()["detail"]
+    assert (
+        client.put(
+            f"/api/v1/sync/settings/{connection_id}",
+            headers=as_operator,
+            json={"data_sets": ["balances"]},
+        ).status_code
+        == 403
+    )

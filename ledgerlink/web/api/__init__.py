@@ -9,6 +9,7 @@ from ledgerlink.web.api import (
     jobs_api,
     mappings_api,
     members_api,
+    sync_api,
     users_api,
 )
 
@@ -19,3 +20,4 @@ router.include_router(audit_api.router)
 router.include_router(jobs_api.router)
 router.include_router(mappings_api.router)
 router.include_router(members_api.router)
+router.include_router(sync_api.router)

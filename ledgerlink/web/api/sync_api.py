@@ -1,0 +1,174 @@
+"""Sync over the API: start a run or a plan, follow its progress, read its records, apply a
+plan, retry failed records, cancel, and read or change the sync settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from ledgerlink.identity.principal import Principal
+from ledgerlink.store.sync_models import SyncRun
+from ledgerlink.sync import runs, views
+from ledgerlink.sync.datasets import DataSet
+from ledgerlink.web.problems import Problem
+from ledgerlink.web.security import admin, operator, viewer
+
+router = APIRouter(prefix="/sync", tags=["sync"])
+
+
+class RunIn(BaseModel):
+    connection_id: int
+    data_sets: list[DataSet] | None = Field(
+        default=None, description="Default: the data sets chosen in the sync settings."
+    )
+    dry_run: bool = Field(default=False, description="Plan only: record what would change.")
+
+
+class SettingsIn(BaseModel):
+    data_sets: list[DataSet]
+    field_policies: dict[str, str] = Field(default_factory=dict)
+    overlap_seconds: int = 300
+
+
+def _state(request: Request, run_id: int) -> dict[str, Any]:
+    with request.app.state.db.read() as session:
+        run = session.get(SyncRun, run_id)
+        if run is None:
+            raise Problem(404, "Not found", f"there is no sync run {run_id}")
+        return {**views.run_summary(run, ""), "progress": views.progress(run)}
+
+
+@router.post("/runs", status_code=202, summary="Start a sync run, or a plan (dry run)")
+def start_run(
+    request: Request, body: RunIn, principal: Annotated[Principal, Depends(operator)]
+) -> dict[str, Any]:
+    runtime = request.app.state.runtime
+    try:
+        with runtime.db.transaction() as session:
+            run = runs.start(
+                session,
+                runtime.jobs,
+                principal,
+                body.connection_id,
+                [d.value for d in body.data_sets] if body.data_sets else None,
+                trigger="api",
+                dry_run=body.dry_run,
+            )
+            run_id = run.id
+    except runs.SyncError as exc:
+        raise Problem(409, "Cannot start", str(exc)) from None
+    return _state(request, run_id)
+
+
+@router.get("/runs", summary="Recent sync runs (the sync log)")
+def list_runs(
+    request: Request,
+    _: Annotated[Principal, Depends(viewer)],
+    status: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    with request.app.state.db.read() as session:
+        return views.recent_runs(session, limit=min(max(limit, 1), 500), status=status)
+
+
+@router.get("/runs/{run_id}", summary="A run with its progress (done/total, rate, ETA, errors)")
+def get_run(
+    request: Request, run_id: int, _: Annotated[Principal, Depends(viewer)]
+) -> dict[str, Any]:
+    return _state(request, run_id)
+
+
+@router.get("/runs/{run_id}/records", summary="What a run changed, planned, or failed on")
+def get_records(
+    request: Request,
+    run_id: int,
+    _: Annotated[Principal, Depends(viewer)],
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    with request.app.state.db.read() as session:
+        return views.records(session, run_id, status, limit=5000)
+
+
+@router.post("/runs/{run_id}/cancel", summary="Stop a run after its current page")
+def cancel_run(
+    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
+) -> dict[str, Any]:
+    try:
+        with request.app.state.db.transaction() as session:
+            runs.request_cancel(session, principal, run_id)
+    except runs.SyncError as exc:
+        raise Problem(409, "Cannot cancel", str(exc)) from None
+    return _state(request, run_id)
+
+
+@router.post("/runs/{run_id}/apply", status_code=202, summary="Apply a plan exactly (or re-plan)")
+def apply_plan(
+    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
+) -> dict[str, Any]:
+    return _follow_up(request, run_id, principal, "plan")
+
+
+@router.post("/runs/{run_id}/retry", status_code=202, summary="Run the failed records again")
+def retry_run(
+    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
+) -> dict[str, Any]:
+    return _follow_up(request, run_id, principal, "retry")
+
+
+def _follow_up(request: Request, run_id: int, principal: Principal, trigger: str) -> dict[str, Any]:
+    runtime = request.app.state.runtime
+    try:
+        with runtime.db.transaction() as session:
+            source = session.get(SyncRun, run_id)
+            if source is None:
+                raise Problem(404, "Not found", f"there is no sync run {run_id}")
+            if trigger == "plan" and source.status != "planned":
+                raise Problem(
+                    409, "Not a plan", f"run {run_id} is {source.status}; make a new plan"
+                )
+            run = runs.start(
+                session,
+                runtime.jobs,
+                principal,
+                source.connection_id,
+                [DataSet.MEMBER_DETAILS.value],
+                trigger=trigger,
+                source_run_id=run_id,
+            )
+            new_id = run.id
+    except runs.SyncError as exc:
+        raise Problem(409, "Cannot start", str(exc)) from None
+    return _state(request, new_id)
+
+
+@router.get("/settings", summary="Sync settings of every ledger connection")
+def get_settings(
+    request: Request, _: Annotated[Principal, Depends(viewer)]
+) -> list[dict[str, Any]]:
+    with request.app.state.db.transaction() as session:
+        return views.connection_settings(session)
+
+
+@router.put("/settings/{connection_id}", summary="Change a connection's sync settings")
+def put_settings(
+    request: Request,
+    connection_id: int,
+    body: SettingsIn,
+    principal: Annotated[Principal, Depends(admin)],
+) -> dict[str, Any]:
+    try:
+        with request.app.state.db.transaction() as session:
+            runs.save_settings(
+                session,
+                principal,
+                connection_id,
+                data_sets=[d.value for d in body.data_sets],
+                policies=body.field_policies,
+                overlap_seconds=body.overlap_seconds,
+            )
+    except runs.SyncError as exc:
+        raise Problem(422, "Invalid sync settings", str(exc)) from None
+    with request.app.state.db.transaction() as session:
+        return next(c for c in views.connection_settings(session) if c["id"] == connection_id)
