@@ -104,9 +104,8 @@ def save_settings(
                 f"policy for {name!r}: that is not a synced field; use one of {', '.join(FIELDS)}"
             )
         if value not in known_policies:
-            raise SyncError(
-                f"policy for {name!r}: {value!r} is not a policy; use {', '.join(sorted(known_policies))}"
-            )
+            allowed = ", ".join(sorted(known_policies))
+            raise SyncError(f"policy for {name!r}: {value!r} is not a policy; use {allowed}")
     if not 0 <= overlap_seconds <= 86_400:
         raise SyncError("overlap: give 0 to 86400 seconds (300 is a safe default)")
     settings = settings_for(session, connection_id)
