@@ -1,6 +1,7 @@
 """The ledger's view of each linked member: balance, open invoices, transaction history.
 
-Balances are read in full every run (one paged read of customers and of open invoices:
+Balances are read in full every run (the customer's balance where the ledger keeps one,
+else the sum of its open invoices; one paged read of customers and of open invoices:
 a balance moves with every posting and the ledger does not say when), transactions
 incrementally (invoices and payments changed since the cursor, minus the overlap).
 Rows are rewritten only when their content hash changed, so a run over unchanged data
@@ -54,11 +55,15 @@ def _links(db: Database, connection_id: int) -> dict[str, int]:
 
 async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> ViewCounts:
     links = _links(db, connection_id)
-    balances: dict[int, tuple[str, int]] = {}
+    balances: dict[int, tuple[str, int | None]] = {}
     async for customer in ledger.customers():
         member_id = links.get(customer.id)
-        if member_id is not None and customer.balance is not None:
-            balances[member_id] = (customer.balance.currency, customer.balance.minor)
+        if member_id is not None:
+            balance = customer.balance
+            balances[member_id] = (
+                balance.currency if balance is not None else customer.currency,
+                balance.minor if balance is not None else None,
+            )
     outstanding: dict[int, list[int]] = {}
     async for invoice in ledger.invoices(open_only=True):
         member_id = links.get(invoice.customer_id)
@@ -72,9 +77,11 @@ async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> 
                 select(MemberBalance).where(MemberBalance.connection_id == connection_id)
             )
         }
-        for member_id, (currency, balance) in balances.items():
+        for member_id, (currency, reported) in balances.items():
             open_amounts = outstanding.get(member_id, [])
-            digest = _digest(currency, balance, sum(open_amounts), len(open_amounts))
+            # A ledger that keeps no balance on the customer (Sage 500): what is still open.
+            minor = reported if reported is not None else sum(open_amounts)
+            digest = _digest(currency, minor, sum(open_amounts), len(open_amounts))
             row = existing.get(member_id)
             if row is not None and row.content_hash == digest:
                 counts.unchanged += 1
@@ -83,7 +90,7 @@ async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> 
                 row = MemberBalance(connection_id=connection_id, member_id=member_id)
                 session.add(row)
             row.currency = currency
-            row.balance_minor = balance
+            row.balance_minor = minor
             row.outstanding_minor = sum(open_amounts)
             row.open_invoices = len(open_amounts)
             row.content_hash = digest

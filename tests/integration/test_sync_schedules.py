@@ -92,12 +92,8 @@ def test_a_schedule_does_not_start_over_a_run_still_going(db: Database) -> None:
         assert schedules.fire_due(session, None, ME, now=now) == []
     with db.read() as session:
         schedule = session.scalars(select(SyncSchedule)).one()
-        assert (
-            schedule.last_outcome.startswith("skipped:")
-        )
-        assert (
-            "still queued" in schedule.last_outcome
-        )
+        assert schedule.last_outcome.startswith("skipped:")
+        assert "still queued" in schedule.last_outcome
         assert session.scalars(select(SyncRun)).all().__len__() == 1
 
 

@@ -1,0 +1,163 @@
+"""Member details and balances synchronised with the Sage 500 simulator: registry changes go
+through the staging table and the ERP's import, ERP changes come back by UpdateDate."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, insert, select, update
+
+from ledgerlink import connections, demo
+from ledgerlink.connectors.factory import ledger_for
+from ledgerlink.connectors.sage500.tables import StgCustomer, tarCustomer, tciContact
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.members import registry
+from ledgerlink.runtime import Runtime
+from ledgerlink.sandbox import sage500
+from ledgerlink.settings import Settings
+from ledgerlink.store.member_models import MemberLinkRow, MemberRow
+from ledgerlink.store.models import Connection
+from ledgerlink.store.sync_models import MemberBalance, SyncRun
+from ledgerlink.sync import runs
+
+ME = cli_principal()
+PEOPLE = 12
+
+
+@pytest.fixture
+def erp(settings: Settings, tmp_path: Path) -> Iterator[tuple[Runtime, int, object]]:
+    from ledgerlink.store.migrate import upgrade
+
+    runtime = Runtime(settings)
+    upgrade(runtime.db)
+    url = f"sqlite:///{tmp_path / 'erp.sqlite3'}"
+    engine = create_engine(url)
+    config = sage500.Sage500Config(seed_people=PEOPLE, import_interval_seconds=0.02)
+    sage500.create_schema(engine)
+    sage500.seed(engine, config)
+    processor = sage500.ImportProcessor(engine, config)
+    stop = threading.Event()
+    thread = threading.Thread(target=processor.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    with runtime.db.transaction() as session:
+        demo.ensure_members(session, count=PEOPLE)
+        connection = connections.create(
+            session,
+            runtime.vault,
+            ME,
+            kind="sage500",
+            name="Sage 500",
+            settings={
+                "company_id": "SOA",
+                "receipt_gl_account": "1010-00",
+                "import_wait_seconds": 20,
+            },
+            secrets={"database_url": url},
+        )
+        connection_id = connection.id
+        members = dict(session.execute(select(MemberRow.number, MemberRow.id)).tuples().all())
+        now = datetime.now(UTC)
+        session.execute(
+            insert(MemberLinkRow),
+            [
+                {
+                    "member_id": members[f"M{n:05d}"],
+                    "connection_id": connection_id,
+                    "system": "sage500",
+                    "customer_id": str(n),
+                    "customer_number": f"C{n:05d}",
+                    "customer_name": "",
+                    "created_customer": False,
+                    "linked_at": now,
+                    "linked_by": "test",
+                }
+                for n in range(1, PEOPLE + 1)
+            ],
+        )
+    yield runtime, connection_id, engine
+    stop.set()
+    thread.join(timeout=10)
+    engine.dispose()
+    runtime.db.dispose()
+
+
+def _sync(runtime: Runtime, connection_id: int, data_sets: list[str]) -> SyncRun:
+    with runtime.db.transaction() as session:
+        run_id = runs.start(session, None, ME, connection_id, data_sets).id
+        connection = session.get(Connection, connection_id)
+        session.expunge(connection)
+
+    async def go() -> SyncRun:
+        async with ledger_for(runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
+            return await runs.execute(runtime.db, run_id, ledger, ME)
+
+    return asyncio.run(go())
+
+
+def test_registry_changes_are_imported_into_sage_500_and_erp_changes_come_back(erp) -> None:  # type: ignore[no-untyped-def]
+    runtime, connection_id, engine = erp
+    first = _sync(runtime, connection_id, ["member_details"])
+    assert first.status == "finished"
+    assert first.counts.get("failed", 0) == 0
+    with runtime.db.transaction() as session:
+        member = registry.load_member(session, registry.get_member(session, "M00003"))
+        registry.update_member(session, ME, "M00003", replace(member, email="erp.push@example.org"))
+    pushed = _sync(runtime, connection_id, ["member_details"])
+    assert pushed.counts.get("updated") == 1
+    with engine.connect() as conn:
+        staged = conn.execute(select(StgCustomer).where(StgCustomer.c.CustID == "C00003")).all()
+        email = conn.scalar(
+            select(tciContact.c.EMailAddr)
+            .join(tarCustomer, tarCustomer.c.PrimaryCntctKey == tciContact.c.CntctKey)
+            .where(tarCustomer.c.CustID == "C00003")
+        )
+    assert staged
+    assert staged[-1].ProcessStatus == 1
+    assert email == "erp.push@example.org"
+
+    later = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1)
+    with engine.begin() as conn:
+        conn.execute(
+            update(tciContact).where(tciContact.c.CntctKey == 5).values(Phone="+1 503 555 0111")
+        )
+        conn.execute(
+            update(tarCustomer)
+            .where(tarCustomer.c.CustKey == 5)
+            .values(UpdateDate=later, UpdateCounter=tarCustomer.c.UpdateCounter + 1)
+        )
+    pulled = _sync(runtime, connection_id, ["member_details"])
+    assert pulled.counts.get("updated") == 1
+    with runtime.db.read() as session:
+        assert registry.get_member(session, "M00005").phone == "+15035550111"
+
+
+def test_balances_are_the_open_invoices_when_sage_500_keeps_no_balance(erp) -> None:  # type: ignore[no-untyped-def]
+    runtime, connection_id, engine = erp
+    run = _sync(runtime, connection_id, ["balances"])
+    assert run.status == "finished"
+    from ledgerlink.connectors.sage500.tables import tarInvoice
+
+    with engine.connect() as conn:
+        open_total = conn.scalar(
+            select(tarInvoice.c.Balance)
+            .where(tarInvoice.c.CustKey == 1, tarInvoice.c.Balance > 0)
+            .limit(1)
+        )
+        balances = (
+            conn.execute(select(tarInvoice.c.Balance).where(tarInvoice.c.CustKey == 1))
+            .scalars()
+            .all()
+        )
+    assert open_total is not None
+    with runtime.db.read() as session:
+        member_one = session.scalars(select(MemberRow.id).where(MemberRow.number == "M00001")).one()
+        balance = session.get(MemberBalance, (connection_id, member_one))
+    assert balance is not None
+    assert balance.balance_minor == int(sum(balances) * 100)
+    assert balance.open_invoices == len([b for b in balances if b > 0])
