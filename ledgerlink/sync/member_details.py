@@ -162,19 +162,35 @@ def registry_changed(session: Session, connection_id: int, since: datetime | Non
     return set(session.scalars(query))
 
 
-def baselines(
-    session: Session, connection_id: int, member_ids: list[int]
-) -> dict[int, SyncBaseline]:
-    found: dict[int, SyncBaseline] = {}
+@dataclass(frozen=True)
+class Baseline:
+    """What both sides last agreed on for one member (read as a plain row)."""
+
+    customer_id: str
+    values: dict[str, str]
+    registry_hash: str
+    ledger_hash: str
+
+
+def baselines(session: Session, connection_id: int, member_ids: list[int]) -> dict[int, Baseline]:
+    found: dict[int, Baseline] = {}
+    columns = (
+        SyncBaseline.member_id,
+        SyncBaseline.customer_id,
+        SyncBaseline.values,
+        SyncBaseline.registry_hash,
+        SyncBaseline.ledger_hash,
+    )
     for offset in range(0, len(member_ids), 500):
         chunk = member_ids[offset : offset + 500]
-        for baseline in session.scalars(
-            select(SyncBaseline).where(
+        for row in session.execute(
+            select(*columns).where(
                 SyncBaseline.connection_id == connection_id, SyncBaseline.member_id.in_(chunk)
             )
         ):
-            session.expunge(baseline)
-            found[baseline.member_id] = baseline
+            found[row.member_id] = Baseline(
+                row.customer_id, row.values, row.registry_hash, row.ledger_hash
+            )
     return found
 
 
@@ -200,7 +216,7 @@ def raw_hash(customer: CustomerAccount) -> str:
 def evaluate(
     linked: LinkedMember,
     customer: CustomerAccount | None,
-    baseline: SyncBaseline | None,
+    baseline: Baseline | None,
     policies: dict[str, Policy],
 ) -> MemberPlan:
     mine = registry_values(linked.member)
