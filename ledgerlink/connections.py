@@ -107,7 +107,7 @@ SETTINGS_MODELS: dict[str, type[_Settings]] = {
 #: Which secrets each kind holds. ``database_url`` is secret because it carries a password.
 SECRET_NAMES: dict[str, frozenset[str]] = {
     "sbc": frozenset({"client_secret", "refresh_token"}),
-    "paytrace": frozenset({"password"}),
+    "paytrace": frozenset({"password", "webhook_secret"}),
     "sage500": frozenset({"database_url"}),
 }
 #: Secrets connectors keep for themselves (never set through the API, never shown).

@@ -15,6 +15,7 @@ plan, the plan is marked stale and a new plan is made instead of applying a gues
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -434,9 +435,16 @@ class Execution:
             if len(unread) > details.FULL_READ_THRESHOLD:  # one paged read beats many single ones
                 async for customer in self.ledger.customers():
                     known.setdefault(customer.id, customer)
-        for offset in range(0, len(pending), self.page_size):
-            self._check_cancel()
-            await self._page(pending[offset : offset + self.page_size], known)
+        # The customers read above live until the data set ends: keep the garbage collector
+        # from walking them again and again (a full collection over 100,000 customers costs
+        # more than the page it interrupts).
+        gc.freeze()
+        try:
+            for offset in range(0, len(pending), self.page_size):
+                self._check_cancel()
+                await self._page(pending[offset : offset + self.page_size], known)
+        finally:
+            gc.unfreeze()
 
     async def _plan_moved(self, member_ids: list[int]) -> bool:
         """Applying a plan: did either side of any planned member move since?"""

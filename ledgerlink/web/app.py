@@ -22,7 +22,7 @@ from ledgerlink import __version__
 from ledgerlink.connectors.previews import register_all as register_preview_sources
 from ledgerlink.runtime import Runtime
 from ledgerlink.settings import Settings
-from ledgerlink.web import health
+from ledgerlink.web import health, inbound
 from ledgerlink.web.api import router as api_router
 from ledgerlink.web.metrics import MetricsMiddleware
 from ledgerlink.web.portal import router as portal_router
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.embedded_runner = None
 
     app.include_router(health.router)
+    app.include_router(inbound.router)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(portal_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -119,7 +120,9 @@ def _install_api_docs(app: FastAPI) -> None:
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/metrics"
+    """Machine callers get problem+json; people get the portal's error page."""
+    path = request.url.path
+    return path.startswith(("/api/", "/inbound/")) or path == "/metrics"
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -186,6 +189,9 @@ class CSRFMiddleware:
             _restore_content_type(app),
             signing_secret=signing_secret,
             always_protect={"/login"},
+            # Push sources authenticate each delivery (signature or read-back) and never act
+            # for a browser user, so cookie-based CSRF does not apply to them.
+            skip_if_scope=lambda scope: str(scope.get("path", "")).startswith("/inbound/"),
             cookie_secure=secure,
             cookie_samesite="Lax",
             send_csrf_failed=_csrf_failed,

@@ -20,7 +20,8 @@ from ledgerlink.web.problems import Problem
 SESSION_COOKIE = "ll_session"
 
 #: Routes anyone may call. Keep this list short and obvious.
-PUBLIC_PATHS = frozenset({"/login", "/healthz", "/readyz", "/static"})
+#: ``/inbound`` is authenticated by each delivery itself (signature, or read-back).
+PUBLIC_PATHS = frozenset({"/login", "/healthz", "/readyz", "/static", "/inbound"})
 
 
 class NotSignedIn(Exception):

@@ -1,6 +1,7 @@
 """Push: a PayTrace Secure Checkout style silent post per transaction.
 
-Form-encoded and unsigned, as PayTrace's silent post is, so receivers must verify each
+Form-encoded (``parmList=TRANSACTIONID~123|TRANXTYPE~SALE|…|``) and unsigned, as PayTrace's
+silent post is, so receivers must verify each
 event by reading the transaction back (``/v1/transactions/export/by_id``). Sent in the
 background with a few retries; a failing receiver never slows or fails the API call.
 """
@@ -27,8 +28,15 @@ class SilentPost:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def send(self, fields: dict[str, str]) -> None:
+        """Post ``fields`` as PayTrace does: one form field ``parmList`` of
+        ``KEY~value|`` pairs (``|`` and ``~`` cannot occur in the values sent)."""
         if not self.url:
             return
+        parm_list = "".join(
+            f"{key}~{str(value).replace('|', ' ').replace('~', ' ')}|"
+            for key, value in fields.items()
+        )
+        fields = {"parmList": parm_list}
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

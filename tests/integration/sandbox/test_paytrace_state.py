@@ -108,7 +108,10 @@ def test_silent_post_is_delivered_for_each_transaction(tmp_path: Path) -> None:
     arrived = threading.Event()
 
     async def receive(request: Request) -> PlainTextResponse:
-        received.append(dict(await request.form()))  # type: ignore[arg-type]
+        form = await request.form()
+        assert set(form) == {"parmList"}  # PayTrace's silent post: one KEY~value| list
+        pairs = [p.split("~", 1) for p in str(form["parmList"]).split("|") if p]
+        received.append(dict(pairs))  # type: ignore[arg-type]
         arrived.set()
         return PlainTextResponse("OK")
 

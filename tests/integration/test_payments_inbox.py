@@ -1,0 +1,238 @@
+"""The payments inbox and its inbound endpoints: silent posts and signed webhooks land once,
+card numbers are refused, bad signatures and replays are refused, and the PayTrace
+simulator's own silent posts arrive."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook
+
+from ledgerlink import connections
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.sandbox.paytrace import PayTraceConfig, create_app
+from ledgerlink.store.db import Database
+from ledgerlink.store.payment_models import PaymentEvent
+from tests.support.asgi_server import serve_in_thread
+
+SECRET = "whsec_" + base64.b64encode(b"ledgerlink-test-webhook-secret!!").decode()
+
+
+def _paytrace_connection(client) -> int:  # type: ignore[no-untyped-def]
+    runtime = client.app.state.runtime
+    with runtime.db.transaction() as session:
+        connection = connections.create(
+            session,
+            runtime.vault,
+            cli_principal(),
+            kind="paytrace",
+            name="PayTrace",
+            settings={"username": "u", "integrator_id": "i"},
+            secrets={"password": "p", "webhook_secret": SECRET},
+        )
+        return int(connection.id)
+
+
+def _events(db: Database) -> list[PaymentEvent]:
+    with db.read() as session:
+        found = list(session.scalars(select(PaymentEvent).order_by(PaymentEvent.id)))
+        for event in found:
+            session.expunge(event)
+        return found
+
+
+def _parm_list(**fields: str) -> str:
+    return "".join(f"{k}~{v}|" for k, v in fields.items())
+
+
+def test_a_silent_post_lands_once_unverified_and_repeats_are_counted(client, db: Database) -> None:  # type: ignore[no-untyped-def]
+    connection_id = _paytrace_connection(client)
+    form = {
+        "parmList": _parm_list(
+            TRANSACTIONID="180000123",
+            TRANXTYPE="SALE",
+            ORDERID="0000000001-IN",
+            CUSTID="C00001",
+            AMOUNT="120.00",
+            RESPONSECODE="101",
+            MASKEDCARD="xxxxxxxxxxxx5439",
+            CARDTYPE="Visa",
+        )
+    }
+    for _ in range(3):
+        response = client.post(f"/inbound/paytrace/{connection_id}/silent-post", data=form)
+        assert response.status_code == 200
+        assert response.text == "OK"
+    [event] = _events(db)
+    assert (event.source, event.kind, event.transaction_id, event.verified) == (
+        "silent_post",
+        "sale",
+        "180000123",
+        False,
+    )
+    assert event.payload["invoice_id"] == "0000000001-IN"
+    assert event.payload["amount"] == "120.00"
+    assert event.deliveries == 3
+    assert event.status == "received"
+
+
+def test_card_numbers_and_unknown_types_are_refused_naming_the_field(client, db: Database) -> None:  # type: ignore[no-untyped-def]
+    connection_id = _paytrace_connection(client)
+    leaked = client.post(
+        f"/inbound/paytrace/{connection_id}/silent-post",
+        data={
+            "parmList": _parm_list(
+                TRANSACTIONID="1", TRANXTYPE="SALE", MASKEDCARD="4012 0000 9876 5439"
+            )
+        },
+    )
+    assert leaked.status_code == 400
+    assert leaked.json()["errors"] == [{"field": "masked_card", "message": leaked.json()["detail"]}]
+    assert "card number" in leaked.json()["detail"]
+    odd = client.post(
+        f"/inbound/paytrace/{connection_id}/silent-post",
+        data={"TRANSACTIONID": "2", "TRANXTYPE": "LAYAWAY"},
+    )
+    assert odd.status_code == 400
+    assert odd.json()["errors"][0]["field"] == "type"
+    assert (
+        client.post("/inbound/paytrace/999/silent-post", data={"TRANSACTIONID": "3"}).status_code
+        == 404
+    )
+    assert _events(db) == []
+
+
+def _signed(body: dict, msg_id: str, at: datetime | None = None) -> tuple[bytes, dict[str, str]]:  # type: ignore[type-arg]
+    data = json.dumps(body)
+    moment = at or datetime.now(UTC)
+    signature = Webhook(SECRET).sign(msg_id, moment, data)
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+    return data.encode(), headers
+
+
+def test_a_signed_webhook_is_accepted_once_and_verified(client, db: Database) -> None:  # type: ignore[no-untyped-def]
+    connection_id = _paytrace_connection(client)
+    body = {
+        "type": "payment.refund",
+        "data": {
+            "transaction_id": 180000200,
+            "amount": "20.00",
+            "original_transaction_id": 180000123,
+        },
+    }
+    content, headers = _signed(body, "msg_1")
+    first = client.post(
+        f"/inbound/paytrace/{connection_id}/webhook", content=content, headers=headers
+    )
+    again = client.post(
+        f"/inbound/paytrace/{connection_id}/webhook", content=content, headers=headers
+    )
+    assert first.status_code == 202
+    assert first.json()["duplicate"] is False
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
+    [event] = _events(db)
+    assert (event.kind, event.verified, event.delivery_id) == ("refund", True, "msg_1")
+    assert event.payload["original_transaction_id"] == "180000123"
+
+
+def test_bad_signatures_old_deliveries_and_missing_secrets_are_refused(
+    client, db: Database
+) -> None:  # type: ignore[no-untyped-def]
+    connection_id = _paytrace_connection(client)
+    body = {"type": "payment.sale", "data": {"transaction_id": "5"}}
+    content, headers = _signed(body, "msg_2")
+    tampered = client.post(
+        f"/inbound/paytrace/{connection_id}/webhook",
+        content=content.replace(b"5", b"6"),
+        headers=headers,
+    )
+    assert tampered.status_code == 401
+    content, headers = _signed(body, "msg_3", at=datetime.now(UTC) - timedelta(hours=1))
+    replayed = client.post(
+        f"/inbound/paytrace/{connection_id}/webhook", content=content, headers=headers
+    )
+    assert replayed.status_code == 401
+    runtime = client.app.state.runtime
+    with runtime.db.transaction() as session:
+        bare = connections.create(
+            session,
+            runtime.vault,
+            cli_principal(),
+            kind="paytrace",
+            name="No webhooks",
+            settings={"username": "u", "integrator_id": "i"},
+        )
+        bare_id = bare.id
+    content, headers = _signed(body, "msg_4")
+    unset = client.post(f"/inbound/paytrace/{bare_id}/webhook", content=content, headers=headers)
+    assert unset.status_code == 409
+    assert "webhook secret" in unset.json()["detail"]
+    assert _events(db) == []
+
+
+def test_the_paytrace_simulators_silent_posts_arrive(
+    settings, db: Database, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from ledgerlink.web.app import create_app as ledgerlink_app
+
+    settings.run_embedded_worker = False
+    app = ledgerlink_app(settings)
+    runtime = app.state.runtime
+    with runtime.db.transaction() as session:
+        connection_id = connections.create(
+            session,
+            runtime.vault,
+            cli_principal(),
+            kind="paytrace",
+            name="PayTrace",
+            settings={"username": "u", "integrator_id": "i"},
+            secrets={"password": "p"},
+        ).id
+    with serve_in_thread(app) as base:
+        config = PayTraceConfig(
+            seed_people=4, silent_post_url=f"{base}/inbound/paytrace/{connection_id}/silent-post"
+        )
+        with serve_in_thread(create_app(tmp_path / "pt", config=config)) as paytrace:
+            import httpx
+
+            token = httpx.post(
+                f"{paytrace}/oauth/token",
+                data={
+                    "grant_type": "password",
+                    "username": config.username,
+                    "password": config.password,
+                },
+            ).json()["access_token"]
+            sale = httpx.post(
+                f"{paytrace}/v1/transactions/sale/by_customer",
+                json={
+                    "integrator_id": config.integrator_id,
+                    "customer_id": "C00001",
+                    "amount": "42.00",
+                    "invoice_id": "0000000007-IN",
+                },
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()
+            deadline = time.monotonic() + 10
+            while not _events(db) and time.monotonic() < deadline:
+                time.sleep(0.05)
+    [event] = _events(db)
+    assert event.transaction_id == str(sale["transaction_id"])
+    assert (event.kind, event.payload["amount"], event.payload["invoice_id"]) == (
+        "sale",
+        "42.00",
+        "0000000007-IN",
+    )
+    assert "masked_card" in event.payload
+    assert event.payload["masked_card"].startswith("x")
