@@ -11,6 +11,7 @@ never sends one, so a source that does is misconfigured and is told so.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -192,3 +193,60 @@ def accept(session: Session, event: InboundEvent) -> tuple[int | None, bool]:
         .values(deliveries=PaymentEvent.deliveries + 1)
     )
     return None, False
+
+
+class InboxWriter:
+    """Group commit for the inbound endpoints: events that arrive together are stored in
+    one transaction, and each caller is answered once its event is committed.
+
+    One event per transaction spends most of its time on the transaction itself; under a
+    burst (a settlement, a backlog of silent posts) batching keeps acceptance fast and
+    still durable before the answer.
+    """
+
+    def __init__(self, db: Any, *, max_batch: int = 256, max_wait: float = 0.002) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self._queue: (
+            asyncio.Queue[tuple[InboundEvent, asyncio.Future[tuple[int | None, bool]]]] | None
+        ) = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, event: InboundEvent) -> tuple[int | None, bool]:
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = loop.create_task(self._run(self._queue))
+        future: asyncio.Future[tuple[int | None, bool]] = loop.create_future()
+        self._queue.put_nowait((event, future))
+        return await future
+
+    async def _run(
+        self, queue: asyncio.Queue[tuple[InboundEvent, asyncio.Future[tuple[int | None, bool]]]]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + self.max_wait
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    if loop.time() >= deadline:
+                        break
+                    await asyncio.sleep(0)
+            try:
+                results = await asyncio.to_thread(self._store, [event for event, _ in batch])
+            except Exception as exc:  # every waiter learns the batch failed
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    def _store(self, events: list[InboundEvent]) -> list[tuple[int | None, bool]]:
+        with self.db.transaction() as session:
+            return [accept(session, event) for event in events]

@@ -9,6 +9,7 @@ the inbox; a repeated delivery is answered the same way and stored once.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -25,18 +26,34 @@ MAX_BODY = 64 * 1024
 ConnectionId = Annotated[int, Path(description="The PayTrace connection the events belong to.")]
 
 
+_KNOWN_TTL = 10.0
+
+
 def _paytrace(request: Request, connection_id: int) -> Connection:
+    """The PayTrace connection (remembered for a few seconds: a burst of events would
+    otherwise read it once per event)."""
+    known: dict[int, tuple[float, Connection]] | None = getattr(
+        request.app.state, "inbound_connections", None
+    )
+    if known is None:
+        known = request.app.state.inbound_connections = {}
+    cached = known.get(connection_id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
     with request.app.state.db.read() as session:
         connection: Connection | None = session.get(Connection, connection_id)
         if connection is None or connection.kind != "paytrace":
             raise Problem(404, "Not found", f"there is no PayTrace connection {connection_id}")
         session.expunge(connection)
-        return connection
+    known[connection_id] = (time.monotonic() + _KNOWN_TTL, connection)
+    return connection
 
 
-def _store(request: Request, event: inbox.InboundEvent) -> tuple[int | None, bool]:
-    with request.app.state.db.transaction() as session:
-        return inbox.accept(session, event)
+async def _store(request: Request, event: inbox.InboundEvent) -> tuple[int | None, bool]:
+    writer = getattr(request.app.state, "inbox_writer", None)
+    if writer is None:
+        writer = request.app.state.inbox_writer = inbox.InboxWriter(request.app.state.db)
+    return await writer.submit(event)
 
 
 @router.post("/paytrace/{connection_id}/silent-post", summary="PayTrace silent post (form)")
@@ -49,7 +66,7 @@ async def silent_post(request: Request, connection_id: ConnectionId) -> Response
         raise Problem(
             400, "Event refused", exc.message, errors=[{"field": exc.field, "message": exc.message}]
         ) from None
-    _store(request, event)
+    await _store(request, event)
     return PlainTextResponse("OK")
 
 
@@ -81,7 +98,7 @@ async def webhook(request: Request, connection_id: ConnectionId) -> Response:
         raise Problem(
             400, "Event refused", exc.message, errors=[{"field": exc.field, "message": exc.message}]
         ) from None
-    event_id, new = _store(request, event)
+    event_id, new = await _store(request, event)
     return JSONResponse(
         {"accepted": True, "duplicate": not new, "event_id": event_id}, 202 if new else 200
     )
