@@ -200,3 +200,42 @@ def connection_settings(session: Session) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def member_ledger_view(session: Session, member_id: int) -> dict[str, Any]:
+    """What the ledgers told the last sync about a member: balance per connection and the
+    transaction history (newest first), amounts formatted exactly."""
+    from ledgerlink.domain.money import Money
+    from ledgerlink.store.sync_models import MemberBalance, MemberTransaction
+
+    names = dict(session.execute(select(Connection.id, Connection.name)).tuples().all())
+    balances = [
+        {
+            "connection": names.get(b.connection_id, "?"),
+            "balance": Money(b.balance_minor, b.currency).format_display(),
+            "outstanding": Money(b.outstanding_minor, b.currency).format_display(),
+            "open_invoices": b.open_invoices,
+            "refreshed_at": b.refreshed_at,
+        }
+        for b in session.scalars(select(MemberBalance).where(MemberBalance.member_id == member_id))
+    ]
+    history = [
+        {
+            "connection": names.get(t.connection_id, "?"),
+            "kind": t.kind.replace("_", " "),
+            "number": t.number,
+            "date": t.posted_on,
+            "total": Money(t.total_minor, t.currency).format_display(),
+            "outstanding": Money(t.outstanding_minor, t.currency).format_display()
+            if t.kind == "invoice"
+            else "",
+            "status": t.status.replace("_", " "),
+        }
+        for t in session.scalars(
+            select(MemberTransaction)
+            .where(MemberTransaction.member_id == member_id)
+            .order_by(MemberTransaction.posted_on.desc(), MemberTransaction.ledger_id)
+            .limit(200)
+        )
+    ]
+    return {"balances": balances, "history": history}

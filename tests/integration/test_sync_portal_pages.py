@@ -160,3 +160,50 @@ def test_the_api_starts_runs_reports_progress_and_validates_settings(client, db:
         ).status_code
         == 403
     )
+
+
+def test_the_member_page_shows_the_synchronised_balance_and_history(client, db: Database) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from ledgerlink.store.member_models import MemberRow
+    from ledgerlink.store.sync_models import MemberBalance, MemberTransaction
+    from tests.support.members import add_levels, add_member
+
+    connection_id = add_connection(db)
+    add_levels(db)
+    add_member(db, "M00042", "Ada", "Ledger", email="ada@example.org")
+    with db.transaction() as session:
+        member_id = session.scalars(select(MemberRow.id).where(MemberRow.number == "M00042")).one()
+        session.add(
+            MemberBalance(
+                connection_id=connection_id,
+                member_id=member_id,
+                currency="USD",
+                balance_minor=12050,
+                outstanding_minor=12050,
+                open_invoices=1,
+                content_hash="x",
+            )
+        )
+        session.add(
+            MemberTransaction(
+                connection_id=connection_id,
+                ledger_id="inv-1",
+                member_id=member_id,
+                kind="invoice",
+                number="SI-7",
+                posted_on=date(2026, 11, 2),
+                currency="USD",
+                total_minor=12050,
+                outstanding_minor=12050,
+                status="unpaid",
+                content_hash="y",
+            )
+        )
+    sign_in(client, make_user(db, Role.VIEWER).email)
+    page = client.get("/members/M00042")
+    assert page.status_code == 200
+    assert "balance $120.50" in page.text
+    assert "1 open invoice(s)" in page.text
+    assert "SI-7" in page.text
+    assert "2026-11-02" in page.text

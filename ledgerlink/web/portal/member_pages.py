@@ -23,6 +23,7 @@ from ledgerlink.members.registry import (
     load_member,
 )
 from ledgerlink.members.search import MemberQuery, SearchInvalid, matching_ids, search
+from ledgerlink.sync import views as sync_views
 from ledgerlink.web.api.members_api import (
     MAX_IMPORT_BYTES,
     index_cache,
@@ -331,6 +332,7 @@ def _detail(
         member = load_member(session, row)
         history = linking.history(session, row.id)
         connections = [(c.id, c.name, c.kind) for c in ledger_connections(session)]
+        ledger_view = sync_views.member_ledger_view(session, row.id)
     active = {e.connection_id: e for e in history if e.active}
     return render(
         request,
@@ -338,6 +340,7 @@ def _detail(
         status_code=status_code,
         member=member,
         history=history,
+        ledger_view=ledger_view,
         active=active,
         connections=connections,
         candidates=candidates,
