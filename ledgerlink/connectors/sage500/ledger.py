@@ -294,6 +294,24 @@ class Sage500Ledger:
         async for invoice in self._chunks("reading invoices", make):
             yield invoice
 
+    async def payments(
+        self, *, changed_since: datetime | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Customer receipts and refunds (``tarCustPmt`` has no change date, so all of
+        them; the sync's content hashes make the unchanged ones cost nothing)."""
+        digits = await self.currency_digits()
+
+        def make() -> Iterator[dict[str, Any]]:
+            return reads.payments(self.engine, self.options.company_id, digits)
+
+        async for payment in self._chunks("reading payments", make):
+            yield payment
+
+    async def gl_accounts(self) -> list[dict[str, str]]:
+        return await self._run(
+            "reading GL accounts", reads.gl_accounts, self.engine, self.options.company_id
+        )
+
     async def currency_digits(self) -> dict[str, int]:
         if self._digits is None:
             self._digits = await self._run("reading currencies", reads.currency_digits, self.engine)

@@ -184,3 +184,70 @@ def invoices(
 
 def _date(value: Any) -> date:
     return value.date() if isinstance(value, datetime) else value
+
+
+def gl_accounts(engine: Engine, company_id: str) -> list[dict[str, str]]:
+    """GL accounts of the company (number and description), for the settings pages."""
+    from ledgerlink.connectors.sage500.tables import tglAccount
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(tglAccount.c.GLAcctNo, tglAccount.c.Description)
+            .where(tglAccount.c.CompanyID == company_id)
+            .order_by(tglAccount.c.GLAcctNo)
+        )
+        return [
+            {"number": str(r.GLAcctNo).strip(), "description": str(r.Description or "").strip()}
+            for r in rows
+        ]
+
+
+def payments(engine: Engine, company_id: str, digits: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """Customer payments (receipts positive, refunds negative in Sage 500) with what each
+    applied, as ``{id, kind, customer_id, date, amount, unallocated, reference, applied}``;
+    ``applied`` maps invoice keys to amounts."""
+    from ledgerlink.connectors.sage500.tables import tarCustPmt, tarPmtAppl
+
+    last = 0
+    while True:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(tarCustPmt)
+                .where(tarCustPmt.c.CompanyID == company_id, tarCustPmt.c.CustPmtKey > last)
+                .order_by(tarCustPmt.c.CustPmtKey)
+                .limit(BATCH)
+            ).all()
+            keys = [r.CustPmtKey for r in rows]
+            applications: dict[int, dict[str, Decimal]] = {}
+            if keys:
+                for a in connection.execute(
+                    select(
+                        tarPmtAppl.c.ApplyFromPmtKey,
+                        tarPmtAppl.c.ApplyToInvcKey,
+                        tarPmtAppl.c.PmtAmt,
+                    ).where(tarPmtAppl.c.ApplyFromPmtKey.in_(keys))
+                ):
+                    applications.setdefault(a.ApplyFromPmtKey, {})[str(a.ApplyToInvcKey)] = Decimal(
+                        str(a.PmtAmt)
+                    )
+        for row in rows:
+            currency = str(row.CurrID).strip()
+            places = digits.get(currency, 2)
+            amount = to_money(row.TranAmt, currency, places)
+            yield {
+                "id": str(row.CustPmtKey),
+                "kind": "refund" if amount.is_negative else "receipt",
+                "customer_id": str(row.CustKey),
+                "date": _date(row.TranDate),
+                "amount": abs(amount),
+                "unallocated": abs(to_money(row.UnappliedAmt, currency, places)),
+                "reference": str(row.TranCmnt or row.TranID or "").strip(),
+                "applied": {
+                    k: to_money(v, currency, places)
+                    for k, v in applications.get(row.CustPmtKey, {}).items()
+                },
+                "deleted": False,
+            }
+        if len(rows) < BATCH:
+            return
+        last = rows[-1].CustPmtKey
