@@ -307,7 +307,8 @@ def test_payments_with_their_applications_and_gl_accounts_are_read(erp: Erp) -> 
 
     found, accounts = asyncio.run(read())
     [payment] = [p for p in found if p["id"] == posted.id]
-    assert payment["kind"] == "receipt" and payment["customer_id"] == "8"
+    assert payment["kind"] == "receipt"
+    assert payment["customer_id"] == "8"
     assert payment["amount"] == Money.parse(str(balance + 5), "USD")
     assert payment["unallocated"] == Money.parse("5.00", "USD")
     assert payment["applied"] == {invoice: Money.parse(str(balance), "USD")}
