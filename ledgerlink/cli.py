@@ -174,6 +174,9 @@ def demo(
             connected = demo_data.connect_sbc_sandbox(runtime, where)
             if connected:
                 out.print(f"  {connected}")
+            linking_note = demo_data.link_demo_members(runtime)
+            if linking_note:
+                out.print(f"  {linking_note}")
             for name, address in where.items():
                 out.print(f"  simulator {name:<9} {address.base_url}")
         url = f"http://{runtime.settings.host}:{port}/"

@@ -244,3 +244,40 @@ def ensure_members(session: Session, count: int = 240) -> int:
             ),
         )
     return count
+
+
+def link_demo_members(runtime: Runtime) -> str | None:
+    """Start linking every demo member to the SBC sandbox in the background (a bulk
+    create-and-link job), so Sync has linked members to work on. Only once: a demo whose
+    SBC connection already has links, or a bulk run, is left alone."""
+    from sqlalchemy import func
+
+    from ledgerlink.members import bulk
+    from ledgerlink.store.member_models import BulkLinkRun, MemberLinkRow, MemberRow
+
+    with runtime.db.transaction() as session:
+        connection = session.scalar(
+            select(Connection).where(Connection.name == "Sage Business Cloud (sandbox)")
+        )
+        if connection is None or connection.auth_status != "connected":
+            return None
+        linked = session.scalar(
+            select(func.count())
+            .select_from(MemberLinkRow)
+            .where(MemberLinkRow.connection_id == connection.id)
+        )
+        started = session.scalar(
+            select(func.count())
+            .select_from(BulkLinkRun)
+            .where(BulkLinkRun.connection_id == connection.id)
+        )
+        if linked or started:
+            return None
+        ids = list(session.scalars(select(MemberRow.id).order_by(MemberRow.id)))
+        if not ids:
+            return None
+        run = bulk.start(session, runtime.jobs, cli_principal(), connection.id, ids, {"demo": True})
+        return (
+            f"Linking the {len(ids)} demo members to the SBC sandbox in the background "
+            f"(Members → bulk run {run.id}; about three minutes at SBC's 100 requests/minute)."
+        )

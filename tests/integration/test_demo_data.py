@@ -39,3 +39,30 @@ def test_demo_members_are_the_people_the_simulators_hold(db) -> None:  # type: i
         person.email,
     )
     assert member.level_code == person.membership_type.lower()
+
+
+def test_the_demo_links_its_members_to_the_sbc_sandbox_once(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ledgerlink.runtime import Runtime
+    from ledgerlink.sandbox.sbc import SbcConfig
+    from ledgerlink.store.member_models import BulkLinkItem, BulkLinkRun
+    from ledgerlink.store.migrate import upgrade
+    from tests.support.sbc import connect_ledgerlink, running_sbc
+
+    runtime = Runtime(settings)
+    upgrade(runtime.db)
+    with runtime.db.transaction() as session:
+        demo.ensure_members(session, count=20)
+    with running_sbc(tmp_path / "sbc", SbcConfig(rate_limit_per_minute=0, seed_people=20)) as (
+        base,
+        _,
+    ):
+        connect_ledgerlink(runtime, base)
+        note = demo.link_demo_members(runtime)
+        assert note is not None
+        assert "20 demo members" in note
+        assert demo.link_demo_members(runtime) is None  # not twice
+    with runtime.db.read() as session:
+        run = session.scalars(select(BulkLinkRun)).one()
+        assert run.total == 20
+        assert session.scalar(select(func.count()).select_from(BulkLinkItem)) == 20
+    runtime.db.dispose()
