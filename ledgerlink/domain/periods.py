@@ -47,18 +47,19 @@ def financial_years(
     year_end: date, accounts_start: date | None, ahead: int = 1
 ) -> list[FinancialYear]:
     """Financial years from the one containing ``accounts_start`` to ``ahead`` years after
-    the one ending on ``year_end``."""
-    first_end = year_end
+    the one ending on ``year_end``.
+
+    Every year end is ``year_end`` shifted by whole years (not the previous end shifted by
+    one), so a year ending on 29 February keeps ending on 29 February in leap years.
+    """
     floor = accounts_start or _shift_year(year_end, -3)
-    while _shift_year(first_end, -1) >= floor:
-        first_end = _shift_year(first_end, -1)
-    years = []
-    end = first_end
-    last_end = _shift_year(year_end, ahead)
-    while end <= last_end:
-        years.append(FinancialYear(_shift_year(end, -1) + timedelta(days=1), end))
-        end = _shift_year(end, 1)
-    return years
+    back = 0
+    while _shift_year(year_end, -(back + 1)) >= floor:
+        back += 1
+    return [
+        FinancialYear(_shift_year(year_end, k - 1) + timedelta(days=1), _shift_year(year_end, k))
+        for k in range(-back, ahead + 1)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
