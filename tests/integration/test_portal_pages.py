@@ -26,6 +26,8 @@ def test_adding_a_connection_from_the_portal_opens_its_page(client, db) -> None:
     assert response.status_code == 200
     assert "PayTrace live" in response.text
     assert "Integrator id" in response.text
+    assert "Webhook secret" in response.text  # for signed push events
+    assert "/silent-post" in response.text  # where PayTrace's silent posts go
 
 
 def test_a_bad_setting_is_named_on_the_connection_page(client, db) -> None:  # type: ignore[no-untyped-def]
