@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         secure=runtime.settings.secure_cookies,
     )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(inbound.InboundFastPath)  # outermost: push sources skip the rest
     return app
 
 

@@ -10,16 +10,18 @@ the inbox; a repeated delivery is answered the same way and stored once.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledgerlink import connections
 from ledgerlink.payments import inbox
 from ledgerlink.store.models import Connection
-from ledgerlink.web.problems import Problem
+from ledgerlink.web.problems import Problem, problem_response
 
 router = APIRouter(prefix="/inbound", tags=["inbound"])
 MAX_BODY = 64 * 1024
@@ -102,3 +104,42 @@ async def webhook(request: Request, connection_id: ConnectionId) -> Response:
     return JSONResponse(
         {"accepted": True, "duplicate": not new, "event_id": event_id}, 202 if new else 200
     )
+
+
+class InboundFastPath:
+    """Serves ``/inbound/…`` before the portal's middleware (sessions, CSRF, metrics,
+    request ids): push sources send bursts, need none of it, and each layer costs per
+    request. The routes stay registered with the app (documentation, route checks); this
+    only answers them sooner."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.routes = [
+            Route(
+                "/inbound/paytrace/{connection_id:int}/silent-post",
+                _fast(silent_post),
+                methods=["POST"],
+            ),
+            Route(
+                "/inbound/paytrace/{connection_id:int}/webhook", _fast(webhook), methods=["POST"]
+            ),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/inbound/"):
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    await route.handle({**scope, **child}, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _fast(handler: Any) -> Any:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request, int(request.path_params["connection_id"]))  # type: ignore[no-any-return]
+        except Problem as problem:
+            return problem_response(problem, request.url.path)
+
+    return endpoint
