@@ -7,6 +7,7 @@ first active connection of its kind (or any, if none is active yet) and never wr
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,27 +40,45 @@ def _connection(runtime: Runtime, kind: str) -> Connection:
     return rows[0]
 
 
+def _read_live(
+    runtime: Runtime,
+    connection: Connection,
+    read: Callable[[Any], Awaitable[list[dict[str, Any]]]],
+) -> list[dict[str, Any]]:
+    """Open the connection's client, run ``read`` with it, close it; any upstream
+    failure becomes "no recent records" with the connector's own words."""
+    from ledgerlink.connectors.errors import SYSTEM_NAMES
+    from ledgerlink.connectors.factory import ledger_for
+
+    opener = gateway_for if connection.kind == "paytrace" else ledger_for
+    try:
+        client = opener(runtime, connection)
+    except UpstreamError as exc:
+        raise PreviewUnavailable(exc.message) from None
+
+    async def run() -> list[dict[str, Any]]:
+        try:
+            return await read(client)
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(run())
+    except UpstreamError as exc:
+        name = SYSTEM_NAMES.get(connection.kind, connection.kind)
+        raise PreviewUnavailable(f"{name} could not be read: {exc.message}") from None
+
+
 def recent_paytrace_transactions(runtime: Runtime, limit: int) -> PreviewSource:
     """The ``limit`` newest transactions of the last month, read now (so a failure is
     reported as "no recent records" before the preview starts)."""
     connection = _connection(runtime, "paytrace")
-    try:
-        gateway = gateway_for(runtime, connection)
-    except UpstreamError as exc:
-        raise PreviewUnavailable(exc.message) from None
-    assert isinstance(gateway, PayTraceGateway)
     today = datetime.now(UTC).date()
 
-    async def fetch() -> list[dict[str, Any]]:
-        try:
-            return await gateway.export_raw(today - LOOKBACK, today)
-        finally:
-            await gateway.aclose()
+    async def read(gateway: PayTraceGateway) -> list[dict[str, Any]]:
+        return await gateway.export_raw(today - LOOKBACK, today)
 
-    try:
-        items = asyncio.run(fetch())
-    except UpstreamError as exc:
-        raise PreviewUnavailable(f"PayTrace could not be read: {exc.message}") from None
+    items = _read_live(runtime, connection, read)
     items.sort(key=lambda item: int(item.get("transaction_id") or 0), reverse=True)
     newest = [redact(item) for item in items[:limit]]
     return SampleSource(newest, f"the {len(newest)} most recent transactions of {connection.name}")
@@ -104,31 +123,16 @@ def recent_members(runtime: Runtime, limit: int) -> PreviewSource:
 
 
 def recent_sbc_contacts(runtime: Runtime, limit: int) -> PreviewSource:
-    from ledgerlink.connectors.factory import ledger_for
     from ledgerlink.connectors.sbc.ledger import SbcLedger
 
     connection = _connection(runtime, "sbc")
-    try:
-        ledger = ledger_for(runtime, connection)
-    except UpstreamError as exc:
-        raise PreviewUnavailable(exc.message) from None
-    assert isinstance(ledger, SbcLedger)
 
-    async def fetch() -> list[dict[str, Any]]:
-        try:
-            body = await ledger._get(
-                "/contacts",
-                {"sort": "updated_at:desc", "items_per_page": min(limit, 200), "attributes": "all"},
-                what="contacts",
-            )
-            return list(body.get("$items") or [])
-        finally:
-            await ledger.aclose()
+    async def read(ledger: SbcLedger) -> list[dict[str, Any]]:
+        query = {"sort": "updated_at:desc", "items_per_page": min(limit, 200), "attributes": "all"}
+        body = await ledger._get("/contacts", query, what="contacts")  # one page is enough
+        return list(body.get("$items") or [])
 
-    try:
-        items = asyncio.run(fetch())
-    except UpstreamError as exc:
-        raise PreviewUnavailable(f"Sage Business Cloud could not be read: {exc.message}") from None
+    items = _read_live(runtime, connection, read)
     if not items:
         raise PreviewUnavailable(f"{connection.name} has no contacts yet")
     return SampleSource(
@@ -201,23 +205,12 @@ def recent_sage500_customers(runtime: Runtime, limit: int) -> PreviewSource:
 
 def recent_paytrace_customers(runtime: Runtime, limit: int) -> PreviewSource:
     connection = _connection(runtime, "paytrace")
-    try:
-        gateway = gateway_for(runtime, connection)
-    except UpstreamError as exc:
-        raise PreviewUnavailable(exc.message) from None
-    assert isinstance(gateway, PayTraceGateway)
 
-    async def fetch() -> list[dict[str, Any]]:
-        try:
-            body = await gateway._post("/v1/customer/export", {}, idempotent=True)
-            return list(body.get("customers") or [])
-        finally:
-            await gateway.aclose()
+    async def read(gateway: PayTraceGateway) -> list[dict[str, Any]]:
+        body = await gateway._post("/v1/customer/export", {}, idempotent=True)  # raw profiles
+        return list(body.get("customers") or [])
 
-    try:
-        items = asyncio.run(fetch())
-    except UpstreamError as exc:
-        raise PreviewUnavailable(f"PayTrace could not be read: {exc.message}") from None
+    items = _read_live(runtime, connection, read)
     newest = [redact(item) for item in items[-limit:]][::-1]
     if not newest:
         raise PreviewUnavailable(f"{connection.name} has no customer profiles")

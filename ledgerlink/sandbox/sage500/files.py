@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
+from ledgerlink.connectors.sage500.flat_files import CUSTOMER_COLUMNS, RECEIPT_COLUMNS
 from ledgerlink.connectors.sage500.tables import (
     FAILED,
     POSTED,
@@ -34,34 +35,6 @@ from ledgerlink.connectors.sage500.tables import (
 if TYPE_CHECKING:
     from ledgerlink.sandbox.sage500.processor import ImportProcessor
 
-RECEIPT_COLUMNS = (
-    "ImportReference",
-    "CompanyID",
-    "CustID",
-    "TranType",
-    "TranDate",
-    "TranAmt",
-    "CurrID",
-    "GLAcctNo",
-    "TranCmnt",
-    "ApplyToInvcID",
-    "PmtAmt",
-)
-CUSTOMER_COLUMNS = (
-    "ImportReference",
-    "CompanyID",
-    "CustID",
-    "CustName",
-    "AddrLine1",
-    "AddrLine2",
-    "City",
-    "StateID",
-    "PostalCode",
-    "CountryID",
-    "CntctName",
-    "EMailAddr",
-    "Phone",
-)
 RESULT_COLUMNS = ("ImportReference", "Status", "ErrorMessage", "Key")
 STATUS_WORDS = {0: "Pending", POSTED: "Posted", FAILED: "Failed"}
 
