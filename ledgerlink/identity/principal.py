@@ -26,6 +26,16 @@ class Principal:
 SYSTEM = Principal(user_id=None, email="ledgerlink", role=Role.ADMIN, via="system")
 
 
+def job_principal(actor: str) -> Principal:
+    """Who a job acts as: the person who started it, marked as acting through a job."""
+    return Principal(user_id=None, email=actor, role=Role.OPERATOR, via="job")
+
+
+def system_principal(name: str) -> Principal:
+    """Work the service starts by itself (a schedule firing), named for the audit chain."""
+    return Principal(user_id=None, email=name, role=Role.OPERATOR, via="system")
+
+
 def cli_principal() -> Principal:
     """Commands run on the server's shell act with full rights, named after the OS user."""
     import getpass

@@ -24,8 +24,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.base import Ledger
 from ledgerlink.connectors.errors import UpstreamError
-from ledgerlink.identity.principal import Principal
-from ledgerlink.identity.roles import Role
+from ledgerlink.identity.principal import Principal, job_principal
 from ledgerlink.jobs.port import JobQueue
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
 from ledgerlink.members.linking import (
@@ -346,11 +345,6 @@ def progress(session: Session, run_id: int, *, items: int = 500) -> dict[str, An
             for v in views
         ]
     return out
-
-
-def job_principal(actor: str) -> Principal:
-    """Who a job acts as: the person who started it, marked as acting through a job."""
-    return Principal(user_id=None, email=actor, role=Role.OPERATOR, via="job")
 
 
 @tasks.task(TASK, retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0))

@@ -22,9 +22,9 @@ from ledgerlink.connectors.base import Ledger
 from ledgerlink.domain.money import Money
 from ledgerlink.domain.periods import FinancialYear
 from ledgerlink.store.db import Database
-from ledgerlink.store.member_models import MemberLinkRow
 from ledgerlink.store.sync_models import MemberBalance, MemberTransaction
 from ledgerlink.store.types import utcnow
+from ledgerlink.sync.member_details import customer_links
 
 
 @dataclass
@@ -42,15 +42,8 @@ def _digest(*parts: Any) -> str:
 
 
 def _links(db: Database, connection_id: int) -> dict[str, int]:
-    """customer id → member id, for the active links of the connection."""
     with db.read() as session:
-        rows = session.execute(
-            select(MemberLinkRow.customer_id, MemberLinkRow.member_id).where(
-                MemberLinkRow.connection_id == connection_id,
-                MemberLinkRow.unlinked_at.is_(None),
-            )
-        )
-        return {str(customer_id): int(member_id) for customer_id, member_id in rows}
+        return customer_links(session, connection_id)
 
 
 async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> ViewCounts:

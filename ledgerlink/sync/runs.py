@@ -27,8 +27,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.base import Ledger
 from ledgerlink.domain.periods import FinancialYear
-from ledgerlink.identity.principal import Principal
-from ledgerlink.identity.roles import Role
+from ledgerlink.identity.principal import Principal, job_principal
 from ledgerlink.jobs.port import JobQueue
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
 from ledgerlink.store import audit
@@ -51,6 +50,10 @@ LEDGER_KINDS: Final = ("sbc", "sage500")
 
 class SyncError(Exception):
     """A run cannot start or continue; the message says why and what to do."""
+
+
+class SyncRunNotFound(SyncError):
+    pass
 
 
 @dataclass
@@ -212,6 +215,26 @@ def start(
         after={"connection_id": connection_id, "data_sets": run.data_sets, "trigger": trigger},
     )
     return run
+
+
+def start_follow_up(
+    session: Session, jobs: JobQueue | None, principal: Principal, run_id: int, trigger: str
+) -> SyncRun:
+    """Apply a plan (``trigger`` "plan") or run a run's failed records again ("retry")."""
+    source = session.get(SyncRun, run_id)
+    if source is None:
+        raise SyncRunNotFound(f"there is no sync run {run_id}")
+    if trigger == "plan" and source.status != "planned":
+        raise SyncError(f"run {run_id} is {source.status}, not a plan to apply; make a new plan")
+    return start(
+        session,
+        jobs,
+        principal,
+        source.connection_id,
+        [DataSet.MEMBER_DETAILS.value],
+        trigger=trigger,
+        source_run_id=run_id,
+    )
 
 
 def request_cancel(session: Session, principal: Principal, run_id: int) -> SyncRun:
@@ -430,8 +453,9 @@ class Execution:
             return
         if len(pending) - len(known) > details.FULL_READ_THRESHOLD:
             with self.db.read() as session:
-                linked = details.linked_members(session, self.connection_id, pending)
-            unread = {m.customer_id for m in linked.values()} - set(known)
+                by_customer = details.customer_links(session, self.connection_id)
+            wanted = set(pending)
+            unread = {c for c, m in by_customer.items() if m in wanted} - set(known)
             if len(unread) > details.FULL_READ_THRESHOLD:  # one paged read beats many single ones
                 async for customer in self.ledger.customers():
                     known.setdefault(customer.id, customer)
@@ -622,11 +646,6 @@ async def execute(
     page_size: int = PAGE,
 ) -> SyncRun:
     return await Execution(db, run_id, ledger, principal, on_progress, page_size)()
-
-
-def job_principal(actor: str) -> Principal:
-    """Who the job acts as: the person who started the run, marked as acting through a job."""
-    return Principal(user_id=None, email=actor, role=Role.OPERATOR, via="job")
 
 
 @tasks.task(TASK, retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0))

@@ -17,7 +17,7 @@ from croniter import croniter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledgerlink.identity.principal import Principal
+from ledgerlink.identity.principal import Principal, system_principal
 from ledgerlink.jobs.port import JobQueue
 from ledgerlink.jobs.registry import JobContext, tasks
 from ledgerlink.store import audit
@@ -159,12 +159,6 @@ def fire_due(
     return started
 
 
-def scheduler_principal() -> Principal:
-    from ledgerlink.identity.roles import Role
-
-    return Principal(user_id=None, email="scheduler", role=Role.OPERATOR, via="system")
-
-
 @tasks.task(TASK)
 def fire_schedules(ctx: JobContext) -> None:
     """Every minute: start the sync runs whose schedules are due."""
@@ -172,7 +166,7 @@ def fire_schedules(ctx: JobContext) -> None:
 
     jobs = job_queue(ctx.settings, ctx.db)
     with ctx.db.transaction() as session:
-        fire_due(session, jobs, scheduler_principal())
+        fire_due(session, jobs, system_principal("scheduler"))
 
 
 tasks.periodic("sync.schedules.minutely", "* * * * *", task=TASK)

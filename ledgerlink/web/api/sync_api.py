@@ -121,25 +121,10 @@ def _follow_up(request: Request, run_id: int, principal: Principal, trigger: str
     runtime = request.app.state.runtime
     try:
         with runtime.db.transaction() as session:
-            source = session.get(SyncRun, run_id)
-            if source is None:
-                raise Problem(404, "Not found", f"there is no sync run {run_id}")
-            if trigger == "plan" and source.status != "planned":
-                raise Problem(
-                    409, "Not a plan", f"run {run_id} is {source.status}; make a new plan"
-                )
-            run = runs.start(
-                session,
-                runtime.jobs,
-                principal,
-                source.connection_id,
-                [DataSet.MEMBER_DETAILS.value],
-                trigger=trigger,
-                source_run_id=run_id,
-            )
-            new_id = run.id
+            new_id = runs.start_follow_up(session, runtime.jobs, principal, run_id, trigger).id
     except runs.SyncError as exc:
-        raise Problem(409, "Cannot start", str(exc)) from None
+        status = 404 if isinstance(exc, runs.SyncRunNotFound) else 409
+        raise Problem(status, "Cannot start", str(exc)) from None
     return _state(request, new_id)
 
 

@@ -218,23 +218,7 @@ def _follow_up(request: Request, run_id: int, principal: Principal, trigger: str
     runtime = request.app.state.runtime
     try:
         with runtime.db.transaction() as session:
-            source = session.get(SyncRun, run_id)
-            if source is None:
-                return render_error(request, 404, "There is no such sync run.")
-            if trigger == "plan" and source.status != "planned":
-                return render_error(
-                    request, 409, f"Run {run_id} is {source.status}, not a plan to apply."
-                )
-            run = runs.start(
-                session,
-                runtime.jobs,
-                principal,
-                source.connection_id,
-                [DataSet.MEMBER_DETAILS.value],
-                trigger=trigger,
-                source_run_id=run_id,
-            )
-            new_id = run.id
+            new_id = runs.start_follow_up(session, runtime.jobs, principal, run_id, trigger).id
     except runs.SyncError as exc:
         return render_error(request, 409, str(exc))
     return RedirectResponse(f"/sync/runs/{new_id}", 303)
