@@ -71,6 +71,14 @@ class Settings(BaseSettings):
         le=5_000,
         description="Members a sync handles per checkpoint (one transaction each).",
     )
+    payments_concurrency: int = Field(
+        default=16, ge=1, le=256, description="Payments posted at once by one worker."
+    )
+    payments_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A payment whose worker died is taken up again after this long.",
+    )
     task_modules: list[str] = Field(
         default_factory=list,
         description="Extra modules to import for their job tasks (plug-ins, test tasks).",

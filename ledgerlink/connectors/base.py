@@ -70,6 +70,10 @@ class Ledger(Protocol):
         changed_since: datetime | None = None,
     ) -> AsyncIterator[Invoice]: ...
 
+    async def find_invoice(self, number: str) -> Invoice | None:
+        """The invoice users know by ``number`` (SBC invoice_number, Sage 500 TranID)."""
+        ...
+
     async def post_receipt(self, receipt: ReceiptRequest) -> PostedReceipt:
         """Post once: a repeat with the same idempotency key returns the first posting
         with ``replayed=True`` instead of posting again."""

@@ -101,6 +101,8 @@ class ReceiptRequest:
     reference: str = ""  # shown to users in the ledger (e.g. "PayTrace 123456")
     memo: str = ""
     payment_method: str = "card"
+    #: the GL cash account the mapping chose (Sage 500); empty: the connection's default
+    gl_account: str = ""
 
     @property
     def applied(self) -> Money:
@@ -136,6 +138,9 @@ class RefundRequest:
     applications: tuple[Application, ...] = ()  # invoices the refund re-opens
     reference: str = ""
     memo: str = ""
+    gl_account: str = ""
+    #: a chargeback is posted as such where the ledger tells them apart (Sage 500)
+    chargeback: bool = False
 
 
 class CardTransactionKind(StrEnum):

@@ -32,6 +32,7 @@ CAPABILITY_MODULES = (
     "ledgerlink.members.bulk",
     "ledgerlink.sync.runs",
     "ledgerlink.sync.schedules",
+    "ledgerlink.payments.jobs",
 )
 
 

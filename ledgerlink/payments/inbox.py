@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -204,8 +204,18 @@ class InboxWriter:
     still durable before the answer.
     """
 
-    def __init__(self, db: Any, *, max_batch: int = 256, max_wait: float = 0.002) -> None:
+    def __init__(
+        self,
+        db: Any,
+        *,
+        on_new: Callable[[Session], None] | None = None,
+        max_batch: int = 256,
+        max_wait: float = 0.002,
+    ) -> None:
         self.db = db
+        #: called in the storing transaction when a batch holds a new event (enqueues the
+        #: drain in the same commit, so no stored event waits for a job that never comes)
+        self.on_new = on_new
         self.max_batch = max_batch
         self.max_wait = max_wait
         self._queue: (
@@ -249,4 +259,7 @@ class InboxWriter:
 
     def _store(self, events: list[InboundEvent]) -> list[tuple[int | None, bool]]:
         with self.db.transaction() as session:
-            return [accept(session, event) for event in events]
+            results = [accept(session, event) for event in events]
+            if self.on_new is not None and any(new for _, new in results):
+                self.on_new(session)
+            return results

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledgerlink import connections
 from ledgerlink.payments import inbox
+from ledgerlink.payments.jobs import request_processing
 from ledgerlink.store.models import Connection
 from ledgerlink.web.problems import Problem, problem_response
 
@@ -54,7 +55,10 @@ def _paytrace(request: Request, connection_id: int) -> Connection:
 async def _store(request: Request, event: inbox.InboundEvent) -> tuple[int | None, bool]:
     writer = getattr(request.app.state, "inbox_writer", None)
     if writer is None:
-        writer = request.app.state.inbox_writer = inbox.InboxWriter(request.app.state.db)
+        jobs = request.app.state.runtime.jobs
+        writer = request.app.state.inbox_writer = inbox.InboxWriter(
+            request.app.state.db, on_new=lambda session: request_processing(jobs, session)
+        )
     return await writer.submit(event)
 
 

@@ -93,6 +93,9 @@ class FakeLedger:
     ) -> AsyncIterator[Invoice]:
         raise NotImplementedError
 
+    async def find_invoice(self, number: str) -> Invoice | None:
+        return None
+
     async def post_receipt(self, receipt: ReceiptRequest) -> PostedReceipt:
         raise NotImplementedError
 

@@ -294,6 +294,24 @@ class Sage500Ledger:
         async for invoice in self._chunks("reading invoices", make):
             yield invoice
 
+    async def find_invoice(self, number: str) -> Invoice | None:
+        """The invoice whose ``TranID`` is ``number`` (open or not)."""
+        digits = await self.currency_digits()
+
+        def lookup() -> list[Invoice]:
+            return list(
+                reads.invoices(
+                    self.engine,
+                    self.options.company_id,
+                    digits,
+                    open_only=False,
+                    tran_id=number.strip(),
+                )
+            )
+
+        found = await self._run("reading an invoice", lookup)
+        return found[0] if found else None
+
     async def payments(
         self, *, changed_since: datetime | None = None
     ) -> AsyncIterator[dict[str, Any]]:
@@ -398,21 +416,21 @@ class Sage500Ledger:
             receipt.amount,
             receipt.applications,
             receipt.reference or receipt.memo,
-            self.options.receipt_gl_account,
+            receipt.gl_account or self.options.receipt_gl_account,
             "receipt_gl_account",
             "the receipt",
         )
 
     async def post_refund(self, refund: RefundRequest) -> PostedReceipt:
         return await self._post(
-            "Refund",
+            "Chargeback" if refund.chargeback else "Refund",
             refund.idempotency_key,
             refund.customer_id,
             refund.date,
             refund.amount,
             refund.applications,
             refund.reference or refund.memo,
-            self.options.refund_gl_account or self.options.receipt_gl_account,
+            refund.gl_account or self.options.refund_gl_account or self.options.receipt_gl_account,
             "refund_gl_account",
             "the refund",
         )

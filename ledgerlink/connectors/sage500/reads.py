@@ -144,6 +144,7 @@ def invoices(
     *,
     customer_key: int | None = None,
     open_only: bool = True,
+    tran_id: str | None = None,
 ) -> Iterator[Invoice]:
     query = (
         select(tarInvoice, tarCustomer.c.CustID)
@@ -156,6 +157,8 @@ def invoices(
         query = query.where(tarInvoice.c.CustKey == customer_key)
     if open_only:
         query = query.where(tarInvoice.c.Balance != 0)
+    if tran_id is not None:
+        query = query.where(tarInvoice.c.TranID == tran_id)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     for row in rows:

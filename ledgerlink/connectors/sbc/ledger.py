@@ -280,6 +280,15 @@ class SbcLedger:
             if not open_only or found.is_open:
                 yield found
 
+    async def find_invoice(self, number: str) -> Invoice | None:
+        """The sales invoice whose ``invoice_number`` is ``number`` (open or not)."""
+        wanted = number.strip()
+        currency = await self.base_currency()
+        async for item in self.pages("/sales_invoices", {"search": wanted}):
+            if str(item.get("invoice_number") or "").strip() == wanted:
+                return shapes.invoice(item, currency)
+        return None
+
     async def payments(
         self, *, changed_since: datetime | None = None
     ) -> AsyncIterator[dict[str, Any]]:

@@ -167,6 +167,8 @@ class Admin:
             body = await _json(request)
         except ValueError:
             return error_response({codes.E_REQUEST: [codes.ERROR_TEXTS[codes.E_REQUEST]]})
+        if "case_number" in body:
+            return self._decide_dispute(body)
         try:
             from ledgerlink.sandbox.paytrace.gateway import _transaction_id
 
@@ -197,6 +199,21 @@ class Admin:
             dispute_id = int(cursor.lastrowid or 0)
         created = next(d for d in self._dispute_rows() if d["case_number"] == _case(dispute_id))
         return JSONResponse(created, 201)
+
+    def _decide_dispute(self, body: dict[str, Any]) -> Response:
+        """``{"case_number": "CB…", "status": "won"|"lost"}``: the card network decided."""
+        status = str(body.get("status") or "")
+        if status not in ("open", "won", "lost"):
+            return error_response({"status": ["Use open, won or lost."]})
+        case = str(body.get("case_number") or "")
+        found = next((d for d in self._dispute_rows() if d["case_number"] == case), None)
+        if found is None:
+            return error_response({"case_number": [f"There is no dispute {case}."]})
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE disputes SET status = ? WHERE id = ?", (status, int(case.lstrip("CB")))
+            )
+        return JSONResponse({**found, "status": status})
 
     def _dispute_rows(self) -> list[dict[str, Any]]:
         rows = self.store.all(

@@ -1,0 +1,146 @@
+"""A card payment as posting needs it, from an inbox event or PayTrace's own record.
+
+Pushed events are brief and, for silent posts, unsigned: before anything is posted an
+unverified event is replaced by what PayTrace's export says about the transaction
+(:func:`from_transaction`), so a forged or garbled push can never move money.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ledgerlink.domain.accounts import CardOutcome, CardTransaction, CardTransactionKind
+from ledgerlink.domain.money import Money, MoneyError
+from ledgerlink.payments.problems import PaymentProblem
+
+
+@dataclass(frozen=True)
+class CardPayment:
+    transaction_id: str
+    #: sale | capture | authorization | refund | void | chargeback | dispute_won
+    kind: str
+    amount: Money  # always positive; the kind says which way it goes
+    invoice_number: str
+    paytrace_customer_id: str
+    on: dt.date
+    approval_code: str = ""
+    original_transaction_id: str = ""
+    declined: bool = False
+    #: PayTrace voided it (a sale read back after its void, or AVS/CSC rules, code 103)
+    voided: bool = False
+    response: str = ""
+    settled: bool = False
+
+    def mapping_source(self) -> dict[str, Any]:
+        """The transaction in PayTrace's export shape, which the payment specs read."""
+        kind = {"capture": "SALE", "dispute_won": "SALE", "chargeback": "CHARGEBACK"}.get(
+            self.kind, self.kind.upper()
+        )
+        return {
+            "transaction_id": self.transaction_id,
+            "transaction_type": kind,
+            "amount": self.amount.format_plain(),
+            "currency": self.amount.currency,
+            "customer_id": self.paytrace_customer_id,
+            "invoice_id": self.invoice_number,
+            "approval_code": self.approval_code,
+            "status": "approved" if self.kind in ("sale", "capture", "dispute_won") else None,
+            "created": {"at": self.on.isoformat()},
+            "payment_method": "card",
+        }
+
+
+def _amount(text: str, currency: str) -> Money:
+    try:
+        return abs(Money.parse(Decimal(text.strip() or "x"), currency))
+    except (InvalidOperation, MoneyError, ValueError):
+        raise PaymentProblem(
+            "mapping",
+            f"The amount {text!r} of the payment is not an amount of {currency}",
+            "Check the PayTrace notification; retry once PayTrace's record is readable.",
+        ) from None
+
+
+def from_payload(
+    transaction_id: str, kind: str, payload: dict[str, Any], on: dt.date, currency: str
+) -> CardPayment:
+    """What a signed (or imported) event says, taken as it stands."""
+    code = str(payload.get("response_code") or "")
+    status = str(payload.get("status") or "").lower()
+    return CardPayment(
+        transaction_id=transaction_id,
+        kind=kind,
+        amount=_amount(str(payload.get("amount") or ""), payload.get("currency") or currency),
+        invoice_number=str(payload.get("invoice_id") or "").strip(),
+        paytrace_customer_id=str(payload.get("customer_id") or "").strip(),
+        on=on,
+        approval_code=str(payload.get("approval_code") or ""),
+        original_transaction_id=str(payload.get("original_transaction_id") or "").strip(),
+        declined=code == "102" or status == "declined",
+        voided=code in ("103", "109") or status == "voided",
+        response=str(payload.get("response") or ""),
+    )
+
+
+_SALE_KINDS = (CardTransactionKind.SALE, CardTransactionKind.CAPTURE, CardTransactionKind.VOID)
+
+
+def from_transaction(claimed: CardPayment, transaction: CardTransaction) -> CardPayment:
+    """``claimed`` checked against PayTrace's record of the transaction; PayTrace wins.
+
+    A sale read back as voided is still the sale (voided later); anything else that does
+    not match what the push said means the push is not to be trusted.
+    """
+    expected = {
+        "sale": _SALE_KINDS,
+        "capture": _SALE_KINDS,
+        "authorization": (CardTransactionKind.AUTHORIZATION, *_SALE_KINDS),
+        "refund": (CardTransactionKind.REFUND, CardTransactionKind.VOID),
+        "void": (*_SALE_KINDS, CardTransactionKind.AUTHORIZATION, CardTransactionKind.REFUND),
+    }.get(claimed.kind)
+    if expected is not None and transaction.kind not in expected:
+        raise PaymentProblem(
+            "unverified",
+            f"The notification says transaction {claimed.transaction_id} is a {claimed.kind}, "
+            f"but PayTrace has it as a {transaction.kind.value}",
+            "Nothing was posted. Check where the notification came from; ignore it if it "
+            "was not PayTrace.",
+        )
+    if claimed.kind == "void" and not transaction.voided:
+        raise PaymentProblem(
+            "unverified",
+            f"The notification says transaction {claimed.transaction_id} was voided, but "
+            "PayTrace has it as not voided",
+            "Nothing was reversed. Retry later if the void is still being processed; ignore "
+            "it otherwise.",
+        )
+    if transaction.amount.minor != claimed.amount.minor and claimed.kind in (
+        "sale",
+        "capture",
+        "authorization",
+        "refund",
+    ):
+        raise PaymentProblem(
+            "unverified",
+            f"The notification says {claimed.amount.format_plain()} but PayTrace has "
+            f"{transaction.amount.format_plain()} for transaction {claimed.transaction_id}",
+            "Nothing was posted. Check where the notification came from; ignore it if it "
+            "was not PayTrace.",
+        )
+    created = transaction.created_at.date() if transaction.created_at else claimed.on
+    return replace(
+        claimed,
+        amount=transaction.amount if claimed.kind != "chargeback" else claimed.amount,
+        invoice_number=transaction.invoice_number.strip() or claimed.invoice_number,
+        paytrace_customer_id=transaction.customer_id.strip() or claimed.paytrace_customer_id,
+        on=created,
+        approval_code=transaction.approval_code or claimed.approval_code,
+        original_transaction_id=transaction.original_id or claimed.original_transaction_id,
+        declined=transaction.outcome is CardOutcome.DECLINED,
+        voided=transaction.voided,
+        response=transaction.status_message or claimed.response,
+        settled=transaction.settled_at is not None,
+    )

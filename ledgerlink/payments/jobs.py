@@ -1,0 +1,116 @@
+"""The payment jobs: drain the inbox (post what arrived) and poll PayTrace.
+
+``payments.process`` is enqueued with the events that cause it (the inbound endpoints
+and the poller add it in the transaction that stores the events) and ticks every ten
+seconds besides, for deferred events and anything a crash left behind. One drain claims
+events in batches and posts ``payments_concurrency`` of them at once; several drains
+(workers) share the inbox safely, each event being claimed by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
+from ledgerlink.payments import queue
+
+log = structlog.get_logger("ledgerlink.payments")
+
+PROCESS = "payments.process"
+POLL = "payments.poll"
+#: A drain stays this long for new events before ending (fewer job starts under load).
+IDLE_SECONDS = 3.0
+#: and hands over after this long, so other jobs get the worker too.
+MAX_DRAIN_SECONDS = 120.0
+
+
+def request_processing(runtime_jobs: Any, session: Session) -> None:
+    """Make sure a drain runs after ``session`` commits (one queued drain is enough)."""
+    runtime_jobs.enqueue(session, PROCESS, dedup_key=PROCESS)
+
+
+async def drain(runtime: Any, *, idle_seconds: float = IDLE_SECONDS) -> dict[str, int]:
+    """Process every due event; returns counts by the status events ended in."""
+    from ledgerlink.payments.posting import PaymentProcessor
+
+    settings = runtime.settings
+    processor = PaymentProcessor(runtime)
+    limit = asyncio.Semaphore(settings.payments_concurrency)
+    counts: dict[str, int] = {}
+    started = time.monotonic()
+    idle_since: float | None = None
+
+    async def one(event: queue.ClaimedEvent) -> None:
+        async with limit:
+            try:
+                status = await processor.handle(event)
+            except Exception:  # one bad event must not stop the others; its lease lapses
+                log.exception("payments.event_failed", event_id=event.id)
+                status = "failed"
+            counts[status] = counts.get(status, 0) + 1
+
+    in_flight: set[asyncio.Task[None]] = set()
+    try:
+        while time.monotonic() - started < MAX_DRAIN_SECONDS:
+            room = settings.payments_concurrency * 2 - len(in_flight)
+            claimed = (
+                await asyncio.to_thread(
+                    queue.claim, runtime.db, room, settings.payments_lease_seconds
+                )
+                if room > 0
+                else []
+            )
+            for event in claimed:
+                task = asyncio.create_task(one(event))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if claimed:
+                idle_since = None
+                await asyncio.sleep(0)
+                continue
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= idle_seconds:
+                break
+            await asyncio.sleep(0.05)
+        if in_flight:
+            await asyncio.gather(*in_flight)
+    finally:
+        await processor.aclose()
+    return counts
+
+
+def _runtime(ctx: JobContext) -> Any:
+    from ledgerlink.runtime import Runtime
+
+    runtime = Runtime(ctx.settings)
+    runtime.__dict__["db"] = ctx.db
+    return runtime
+
+
+@tasks.task(PROCESS, retry=RetryPolicy(max_attempts=3, base_delay=5.0, max_delay=60.0))
+def process_task(ctx: JobContext, **_: Any) -> None:
+    counts = asyncio.run(drain(_runtime(ctx)))
+    if counts:
+        log.info("payments.drained", **counts)
+
+
+@tasks.task(POLL, retry=RetryPolicy(max_attempts=2, base_delay=10.0, max_delay=60.0))
+def poll_task(ctx: JobContext, **_: Any) -> None:
+    from ledgerlink.payments.poller import poll_due
+
+    runtime = _runtime(ctx)
+    asyncio.run(poll_due(runtime))
+
+
+tasks.periodic("payments.process.tick", "* * * * * */10", task=PROCESS)
+tasks.periodic("payments.poll.minutely", "* * * * *", task=POLL)
+
+__all__ = ["POLL", "PROCESS", "drain", "request_processing"]

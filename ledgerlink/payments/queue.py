@@ -1,0 +1,279 @@
+"""The inbox as a work queue: claim events with a lease, record what became of them.
+
+A worker claims a handful of events (``received``, due, or ``processing`` with a lease
+that ran out because the worker holding it died) and finishes each with one transaction
+that writes the posting, the event's new status, the exception (if any) and the audit
+entry together. A worker killed between posting to the ledger and that transaction
+leaves the event to be claimed again; the retry posts with the same idempotency key, so
+the ledger hands back the first posting and it is recorded once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from ledgerlink.store import audit
+from ledgerlink.store.db import Database
+from ledgerlink.store.payment_models import PaymentEvent, PaymentException, PaymentPosting
+from ledgerlink.store.types import utcnow
+
+#: Events still to be worked on (``processing`` counts while its lease runs).
+ACTIVE = ("received", "processing")
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    id: int
+    connection_id: int | None
+    source: str
+    transaction_id: str
+    kind: str
+    payload: dict[str, Any]
+    verified: bool
+    attempts: int
+    received_at: datetime
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(
+            PaymentEvent.status == "received",
+            or_(PaymentEvent.not_before.is_(None), PaymentEvent.not_before <= now),
+        ),
+        and_(PaymentEvent.status == "processing", PaymentEvent.claimed_until < now),
+    )
+
+
+def claim(db: Database, limit: int, lease_seconds: float) -> list[ClaimedEvent]:
+    """Take up to ``limit`` due events, oldest first, for ``lease_seconds``."""
+    now = utcnow()
+    with db.transaction() as session:
+        query = select(PaymentEvent.id).where(_due(now)).order_by(PaymentEvent.id).limit(limit)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if not ids:
+            return []
+        session.execute(
+            update(PaymentEvent)
+            .where(PaymentEvent.id.in_(ids))
+            .values(
+                status="processing",
+                claimed_until=now + timedelta(seconds=lease_seconds),
+                attempts=PaymentEvent.attempts + 1,
+            )
+        )
+        rows = session.scalars(
+            select(PaymentEvent).where(PaymentEvent.id.in_(ids)).order_by(PaymentEvent.id)
+        ).all()
+        return [
+            ClaimedEvent(
+                id=row.id,
+                connection_id=row.connection_id,
+                source=row.source,
+                transaction_id=row.transaction_id,
+                kind=row.kind,
+                payload=dict(row.payload or {}),
+                verified=row.verified,
+                attempts=row.attempts,
+                received_at=row.received_at,
+            )
+            for row in rows
+        ]
+
+
+def has_due(db: Database) -> bool:
+    with db.read() as session:
+        return session.scalar(select(PaymentEvent.id).where(_due(utcnow())).limit(1)) is not None
+
+
+def next_due_in(db: Database) -> float | None:
+    """Seconds until the earliest deferred event is due (None: nothing waits)."""
+    with db.read() as session:
+        soonest = session.scalar(
+            select(PaymentEvent.not_before)
+            .where(PaymentEvent.status == "received", PaymentEvent.not_before.is_not(None))
+            .order_by(PaymentEvent.not_before)
+            .limit(1)
+        )
+    if soonest is None:
+        return None
+    return max((soonest - utcnow()).total_seconds(), 0.0)
+
+
+def defer(db: Database, event_id: int, why: str, seconds: float) -> None:
+    with db.transaction() as session:
+        session.execute(
+            update(PaymentEvent)
+            .where(PaymentEvent.id == event_id)
+            .values(
+                status="received",
+                claimed_until=None,
+                not_before=utcnow() + timedelta(seconds=seconds),
+                message=why,
+            )
+        )
+
+
+def event_status(session: Session, dedup_key: str) -> str | None:
+    return session.scalar(select(PaymentEvent.status).where(PaymentEvent.dedup_key == dedup_key))
+
+
+def posting_by_key(session: Session, key: str) -> PaymentPosting | None:
+    return session.scalar(select(PaymentPosting).where(PaymentPosting.idempotency_key == key))
+
+
+def receipt_for(session: Session, transaction_id: str) -> PaymentPosting | None:
+    """The newest receipt posted for a PayTrace sale (a won dispute posts it again)."""
+    return session.scalar(
+        select(PaymentPosting)
+        .where(PaymentPosting.transaction_id == transaction_id, PaymentPosting.action == "receipt")
+        .order_by(PaymentPosting.id.desc())
+        .limit(1)
+    )
+
+
+def refunded_minor(session: Session, original_transaction_id: str) -> int:
+    """How much of a sale's applied amount refunds have already re-opened."""
+    rows = session.scalars(
+        select(PaymentPosting.applied_minor).where(
+            PaymentPosting.action == "refund",
+            PaymentPosting.original_transaction_id == original_transaction_id,
+        )
+    ).all()
+    return sum(rows)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of an event: ``status`` posted | ignored | exception."""
+
+    status: str
+    message: str
+    postings: tuple[dict[str, Any], ...] = ()
+    reversed_posting_id: int | None = None
+    problem: Any = None  # PaymentProblem
+    resolves_dispute_of: str | None = None
+
+
+def finish(db: Database, event: ClaimedEvent, outcome: Outcome, actor: str) -> None:
+    """Record ``outcome`` for ``event`` in one transaction (postings, status, exception,
+    audit). A posting whose key is already recorded is left as it is."""
+    now = utcnow()
+    with db.transaction() as session:
+        written: list[dict[str, Any]] = []
+        for values in outcome.postings:
+            if posting_by_key(session, values["idempotency_key"]) is None:
+                session.add(PaymentPosting(event_id=event.id, posted_at=now, **values))
+                written.append(values)
+        if outcome.reversed_posting_id is not None:
+            session.execute(
+                update(PaymentPosting)
+                .where(PaymentPosting.id == outcome.reversed_posting_id)
+                .values(reversed_at=now)
+            )
+        session.execute(
+            update(PaymentEvent)
+            .where(PaymentEvent.id == event.id)
+            .values(
+                status=outcome.status,
+                message=outcome.message,
+                processed_at=now,
+                claimed_until=None,
+                not_before=None,
+            )
+        )
+        existing = session.scalar(
+            select(PaymentException).where(PaymentException.event_id == event.id)
+        )
+        problem = outcome.problem
+        if problem is not None:
+            _open_exception(session, event, existing, problem, now)
+        elif existing is not None and existing.status == "open" and outcome.status == "posted":
+            existing.status = "resolved"
+            existing.resolved_at = now
+            existing.resolved_by = actor
+            existing.resolution = existing.resolution or outcome.message
+        if outcome.resolves_dispute_of:
+            _close_dispute(session, outcome.resolves_dispute_of, actor, now)
+        for values in written:
+            audit.record(
+                session,
+                actor=actor,
+                action=f"payment.{values['action']}",
+                entity_type="payment_event",
+                entity_id=event.id,
+                after={
+                    "transaction_id": event.transaction_id,
+                    "kind": event.kind,
+                    "system": values["system"],
+                    "ledger_id": values["ledger_id"],
+                    "idempotency_key": values["idempotency_key"],
+                    "invoice_number": values["invoice_number"],
+                    "amount_minor": values["amount_minor"],
+                    "applied_minor": values["applied_minor"],
+                    "currency": values["currency"],
+                    "mapping_version": values["mapping_version"],
+                },
+            )
+        if problem is not None:
+            audit.record(
+                session,
+                actor=actor,
+                action="payment.exception",
+                entity_type="payment_event",
+                entity_id=event.id,
+                after={"reason_code": problem.code, "reason": problem.reason},
+            )
+
+
+def _open_exception(
+    session: Session,
+    event: ClaimedEvent,
+    existing: PaymentException | None,
+    problem: Any,
+    now: datetime,
+) -> None:
+    amount = event.payload.get("amount_minor")
+    values = {
+        "reason_code": problem.code,
+        "reason": problem.reason,
+        "fix": problem.fix,
+        "critical": problem.critical,
+        "invoice_number": str(event.payload.get("invoice_id") or "")[:64],
+        "amount_minor": int(amount) if amount is not None else None,
+        "currency": str(event.payload.get("currency") or "")[:3],
+    }
+    if existing is None:
+        session.add(PaymentException(event_id=event.id, status="open", opened_at=now, **values))
+        return
+    for name, value in values.items():
+        setattr(existing, name, value)
+    if existing.status != "open":
+        existing.status = "open"
+        existing.opened_at = now
+        existing.resolved_at = None
+        existing.resolved_by = None
+        existing.resolution = None
+        existing.alerted_at = None
+
+
+def _close_dispute(session: Session, transaction_id: str, actor: str, now: datetime) -> None:
+    chargeback = session.scalar(
+        select(PaymentException)
+        .join(PaymentEvent, PaymentEvent.id == PaymentException.event_id)
+        .where(
+            PaymentEvent.dedup_key == f"{transaction_id}:chargeback",
+            PaymentException.status == "open",
+        )
+    )
+    if chargeback is not None:
+        chargeback.status = "resolved"
+        chargeback.resolved_at = now
+        chargeback.resolved_by = actor
+        chargeback.resolution = "Dispute won: the receipt was posted again"

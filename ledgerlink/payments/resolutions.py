@@ -1,0 +1,158 @@
+"""What an operator can do with a payment in the exceptions queue; every action audited.
+
+* **retry** — try again as it is (after fixing the cause: a link, the spec, the ledger);
+* **apply to another invoice** — post it against the invoice named;
+* **put on account** — for an overpayment, apply what is open and leave the rest on the
+  customer's account; otherwise post all of it on account (to the payer, or to the
+  customer number given);
+* **ignore** — nothing is posted; the reason is required and kept.
+
+Re-queued payments go through the same path as new ones (verify, plan, post once): an
+action never writes to a ledger itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledgerlink.identity.principal import Principal
+from ledgerlink.payments.jobs import request_processing
+from ledgerlink.store import audit
+from ledgerlink.store.payment_models import PaymentEvent, PaymentException
+from ledgerlink.store.types import utcnow
+
+Action = Literal["retry", "apply_to_invoice", "on_account", "ignore"]
+ACTIONS: tuple[Action, ...] = ("retry", "apply_to_invoice", "on_account", "ignore")
+#: Exceptions whose payment may already be in the ledger (the outcome of the last try is
+#: unknown): only retry (with the same idempotency key) or ignore are offered.
+_OUTCOME_UNKNOWN = frozenset({"upstream"})
+_OVERPAID = frozenset({"amount_mismatch", "invoice_closed"})
+
+
+class ActionRefused(ValueError):
+    """The action cannot be taken; ``field`` names the input and the message the fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    exception_id: int
+    action: Action
+    message: str
+
+
+def allowed_actions(reason_code: str) -> tuple[Action, ...]:
+    if reason_code in _OUTCOME_UNKNOWN:
+        return ("retry", "ignore")
+    if reason_code == "chargeback":
+        return ("ignore",)
+    return ACTIONS
+
+
+def take_action(
+    session: Session,
+    jobs: Any,
+    principal: Principal,
+    exception_id: int,
+    action: str,
+    *,
+    invoice_number: str = "",
+    customer_number: str = "",
+    note: str = "",
+) -> ActionResult:
+    """Apply ``action`` to an open exception in ``session``'s transaction."""
+    found = session.get(PaymentException, exception_id)
+    if found is None:
+        raise ActionRefused("exception_id", f"There is no payment exception {exception_id}")
+    if found.status != "open":
+        raise ActionRefused(
+            "exception_id", f"Exception {exception_id} is already {found.status}; reload the queue"
+        )
+    if action not in ACTIONS:
+        raise ActionRefused("action", f"{action!r} is not one of {', '.join(ACTIONS)}")
+    if action not in allowed_actions(found.reason_code):
+        raise ActionRefused(
+            "action",
+            f"{action.replace('_', ' ')} is not offered for this exception "
+            f"({found.reason_code}); use {' or '.join(allowed_actions(found.reason_code))}",
+        )
+    event = session.get(PaymentEvent, found.event_id)
+    assert event is not None  # the foreign key cascades
+    payload = dict(event.payload or {})
+    override = dict(payload.get("override") or {})
+    note = note.strip()
+    if action == "ignore":
+        if not note:
+            raise ActionRefused("note", "Say why the payment is ignored (it is kept in the audit)")
+        found.status = "ignored"
+        found.resolved_at = utcnow()
+        found.resolved_by = principal.actor
+        found.resolution = f"Ignored: {note}"
+        event.status = "ignored"
+        event.message = f"Ignored by {principal.actor}: {note}"
+        message = "The payment is ignored; nothing was posted"
+    else:
+        if action == "apply_to_invoice":
+            number = invoice_number.strip()
+            if not number:
+                raise ActionRefused("invoice_number", "Enter the invoice number to apply it to")
+            override = {"invoice_number": number}
+            message = f"The payment will be applied to invoice {number}"
+        elif action == "on_account":
+            if found.reason_code in _OVERPAID:
+                override["accept_over"] = True
+                message = "What is open on the invoice is paid; the rest goes on account"
+            else:
+                override = {"on_account": True}
+                if customer_number.strip():
+                    override["customer_number"] = customer_number.strip()
+                message = "The payment will be put on the customer's account"
+        else:
+            message = "The payment will be tried again"
+        if found.reason_code not in _OUTCOME_UNKNOWN:
+            payload.pop("plan", None)  # nothing was posted: plan afresh
+        payload["override"] = override
+        event.payload = payload
+        event.status = "received"
+        event.attempts = 0
+        event.not_before = None
+        event.claimed_until = None
+        event.message = message
+        found.resolution = f"{action.replace('_', ' ')} by {principal.actor}" + (
+            f": {note}" if note else ""
+        )
+        request_processing(jobs, session)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action=f"payment.exception.{action}",
+        entity_type="payment_exception",
+        entity_id=found.id,
+        after={
+            "transaction_id": event.transaction_id,
+            "reason_code": found.reason_code,
+            "invoice_number": invoice_number.strip(),
+            "customer_number": customer_number.strip(),
+            "note": note,
+        },
+    )
+    return ActionResult(found.id, action, message)
+
+
+def open_count(session: Session) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(PaymentException)
+            .where(PaymentException.status == "open")
+        )
+        or 0
+    )

@@ -1,0 +1,267 @@
+"""A small world for payment tests: ledgerlink's store, the PayTrace simulator on a real
+socket, and a ledger simulator (Sage 500 on SQLite with its import running, or SBC),
+with the connections between them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import Engine
+
+from ledgerlink import connections, demo
+from ledgerlink.connectors.sage500.tables import StgCashRcpt, tarCustPmt, tarInvoice
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.payments import queue
+from ledgerlink.payments.jobs import drain
+from ledgerlink.payments.poller import poll_due
+from ledgerlink.runtime import Runtime
+from ledgerlink.sandbox import sage500
+from ledgerlink.sandbox.paytrace import PayTraceConfig
+from ledgerlink.sandbox.paytrace import create_app as paytrace_app
+from ledgerlink.settings import Settings
+from ledgerlink.store.payment_models import PaymentEvent, PaymentException, PaymentPosting
+from tests.support.asgi_server import serve_in_thread
+
+ME = cli_principal()
+
+
+@dataclass
+class PaymentsWorld:
+    runtime: Runtime
+    paytrace_url: str
+    paytrace_config: PayTraceConfig
+    paytrace_id: int
+    ledger_id: int
+    erp: Engine | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    # -- PayTrace, as a merchant's other systems use it ----------------------------------
+
+    def _token(self) -> str:
+        if "access" not in self.tokens:
+            self.tokens["access"] = httpx.post(
+                f"{self.paytrace_url}/oauth/token",
+                data={
+                    "grant_type": "password",
+                    "username": self.paytrace_config.username,
+                    "password": self.paytrace_config.password,
+                },
+            ).json()["access_token"]
+        return self.tokens["access"]
+
+    def paytrace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = httpx.post(
+            f"{self.paytrace_url}{path}",
+            json={"integrator_id": self.paytrace_config.integrator_id, **body},
+            headers={"Authorization": f"Bearer {self._token()}"},
+            timeout=10,
+        )
+        return dict(response.json())
+
+    def pay(self, customer_id: str, amount: str, invoice: str = "") -> str:
+        """A card payment by the customer's stored card; its transaction id."""
+        body = self.paytrace(
+            "/v1/transactions/sale/by_customer",
+            {"customer_id": customer_id, "amount": amount, "invoice_id": invoice or None},
+        )
+        return str(body["transaction_id"])
+
+    def settle(self) -> None:
+        httpx.post(f"{self.paytrace_url}/_sandbox/settle", json={}, timeout=10)
+
+    def refund(self, transaction_id: str, amount: str | None = None) -> str:
+        body: dict[str, Any] = {"transaction_id": int(transaction_id)}
+        if amount is not None:
+            body["amount"] = amount
+        return str(self.paytrace("/v1/transactions/refund/for_transaction", body)["transaction_id"])
+
+    def void(self, transaction_id: str) -> None:
+        assert self.paytrace("/v1/transactions/void", {"transaction_id": int(transaction_id)})[
+            "success"
+        ]
+
+    def dispute(self, transaction_id: str) -> dict[str, Any]:
+        return dict(
+            httpx.post(
+                f"{self.paytrace_url}/_sandbox/disputes",
+                json={"transaction_id": int(transaction_id)},
+                timeout=10,
+            ).json()
+        )
+
+    def dispute_report(self) -> bytes:
+        return httpx.get(
+            f"{self.paytrace_url}/_sandbox/disputes", params={"format": "csv"}, timeout=10
+        ).content
+
+    # -- ledgerlink ---------------------------------------------------------------------
+
+    def poll(self) -> None:
+        asyncio.run(poll_due(self.runtime, force=True))
+
+    def process(self, timeout: float = 60.0) -> None:
+        """Drain until nothing is left to do (deferred events included)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            asyncio.run(drain(self.runtime, idle_seconds=0))
+            with self.runtime.db.read() as session:
+                waiting = session.scalar(
+                    select(func.count())
+                    .select_from(PaymentEvent)
+                    .where(PaymentEvent.status.in_(queue.ACTIVE))
+                )
+            if not waiting:
+                return
+            time.sleep(0.2)
+        raise AssertionError("payments still waiting after the timeout")
+
+    def event(self, transaction_id: str, kind: str = "sale") -> PaymentEvent:
+        with self.runtime.db.read() as session:
+            found = session.scalar(
+                select(PaymentEvent).where(PaymentEvent.dedup_key == f"{transaction_id}:{kind}")
+            )
+            assert found is not None, f"no {kind} event for {transaction_id}"
+            session.expunge(found)
+            return found
+
+    def exception_for(self, transaction_id: str, kind: str = "sale") -> PaymentException | None:
+        event = self.event(transaction_id, kind)
+        with self.runtime.db.read() as session:
+            found = session.scalar(
+                select(PaymentException).where(PaymentException.event_id == event.id)
+            )
+            if found is not None:
+                session.expunge(found)
+            return found
+
+    def postings(self) -> list[PaymentPosting]:
+        with self.runtime.db.read() as session:
+            rows = list(session.scalars(select(PaymentPosting).order_by(PaymentPosting.id)))
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    # -- Sage 500, as its users see it ------------------------------------------------------
+
+    def invoice(self, tran_id: str) -> dict[str, Any]:
+        assert self.erp is not None
+        with self.erp.connect() as conn:
+            row = conn.execute(select(tarInvoice).where(tarInvoice.c.TranID == tran_id)).one()
+        return dict(row._mapping)
+
+    def open_invoices(self, cust_key: int) -> list[dict[str, Any]]:
+        assert self.erp is not None
+        with self.erp.connect() as conn:
+            rows = conn.execute(
+                select(tarInvoice)
+                .where(tarInvoice.c.CustKey == cust_key, tarInvoice.c.Balance > 0)
+                .order_by(tarInvoice.c.InvcKey)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def erp_payments(self) -> list[dict[str, Any]]:
+        assert self.erp is not None
+        with self.erp.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(tarCustPmt)).all()]
+
+    def staged_posted(self) -> dict[str, int]:
+        """How many times each import reference was posted by the ERP's import."""
+        assert self.erp is not None
+        with self.erp.connect() as conn:
+            rows = conn.execute(
+                select(StgCashRcpt.c.ImportReference, func.count())
+                .where(StgCashRcpt.c.ProcessStatus == 1)
+                .group_by(StgCashRcpt.c.ImportReference)
+            ).all()
+        return {str(ref): int(n) for ref, n in rows}
+
+
+@contextmanager
+def sage500_world(
+    settings: Settings,
+    tmp_path: Path,
+    *,
+    people: int = 12,
+    paytrace: dict[str, Any] | None = None,
+    paytrace_settings: dict[str, Any] | None = None,
+    silent_post_url: str | None = None,
+) -> Iterator[PaymentsWorld]:
+    """PayTrace → Sage 500, with ``people`` members, customers and card profiles."""
+    from ledgerlink.store.migrate import upgrade
+
+    runtime = Runtime(settings)
+    upgrade(runtime.db)
+    url = f"sqlite:///{tmp_path / 'erp.sqlite3'}"
+    engine = create_engine(url)
+    erp_config = sage500.Sage500Config(seed_people=people, import_interval_seconds=0.02)
+    sage500.create_schema(engine)
+    sage500.seed(engine, erp_config)
+    processor = sage500.ImportProcessor(engine, erp_config)
+    stop = threading.Event()
+    thread = threading.Thread(target=processor.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    config = PayTraceConfig(
+        seed_people=people, silent_post_url=silent_post_url, **(paytrace or {})
+    )
+    with ExitStack() as stack:
+        base = stack.enter_context(serve_in_thread(paytrace_app(tmp_path / "pt", config=config)))
+        with runtime.db.transaction() as session:
+            demo.ensure_members(session, count=people)
+            ledger = connections.create(
+                session,
+                runtime.vault,
+                ME,
+                kind="sage500",
+                name="Sage 500",
+                settings={
+                    "company_id": "SOA",
+                    "receipt_gl_account": "1010-00",
+                    "import_wait_seconds": 20,
+                },
+                secrets={"database_url": url},
+            )
+            session.flush()
+            gateway = connections.create(
+                session,
+                runtime.vault,
+                ME,
+                kind="paytrace",
+                name="PayTrace",
+                settings={
+                    "username": config.username,
+                    "integrator_id": config.integrator_id,
+                    "api_base_url": base,
+                    "post_to_connection_id": ledger.id,
+                    **(paytrace_settings or {}),
+                },
+                secrets={"password": config.password},
+            )
+            ids = (gateway.id, ledger.id)
+        world = PaymentsWorld(runtime, base, config, ids[0], ids[1], engine)
+        try:
+            yield world
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+            engine.dispose()
+            runtime.db.dispose()
+
+
+def today() -> datetime:
+    return datetime.now(UTC)
+
+
+def profiles(world: PaymentsWorld) -> list[str]:
+    """PayTrace customer ids with a stored card, in order."""
+    body = world.paytrace("/v1/customer/export", {})
+    return sorted(str(c["customer_id"]) for c in body.get("customers", []))
