@@ -104,7 +104,8 @@ def test_a_decline_is_an_exception_and_posts_nothing(world: PaymentsWorld) -> No
     found = world.exception_for(str(declined["transaction_id"]))
     assert found is not None
     assert found.reason_code == "declined"
-    assert "declined" in found.reason and found.fix
+    assert "declined" in found.reason
+    assert found.fix
     assert world.erp_payments() == []
 
 
@@ -136,7 +137,8 @@ def test_another_customers_invoice_is_a_mismatch(world: PaymentsWorld) -> None:
     world.poll()
     world.process()
     found = world.exception_for(sale)
-    assert found is not None and found.reason_code == "customer_mismatch"
+    assert found is not None
+    assert found.reason_code == "customer_mismatch"
 
 
 def test_a_refund_reopens_the_invoice_and_a_void_reverses_the_receipt(
@@ -200,7 +202,8 @@ def test_a_chargeback_reverses_flags_the_dispute_and_a_won_dispute_posts_again(
     world.process()
     assert world.invoice(invoice["TranID"])["Balance"] == invoice["Balance"]
     flagged = world.exception_for(sale, "chargeback")
-    assert flagged is not None and flagged.reason_code == "chargeback"
+    assert flagged is not None
+    assert flagged.reason_code == "chargeback"
     assert "in dispute" in flagged.reason
 
     import httpx

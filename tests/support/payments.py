@@ -210,9 +210,7 @@ def sage500_world(
     stop = threading.Event()
     thread = threading.Thread(target=processor.run_forever, args=(stop,), daemon=True)
     thread.start()
-    config = PayTraceConfig(
-        seed_people=people, silent_post_url=silent_post_url, **(paytrace or {})
-    )
+    config = PayTraceConfig(seed_people=people, silent_post_url=silent_post_url, **(paytrace or {}))
     with ExitStack() as stack:
         base = stack.enter_context(serve_in_thread(paytrace_app(tmp_path / "pt", config=config)))
         with runtime.db.transaction() as session:
