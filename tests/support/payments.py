@@ -151,6 +151,50 @@ class PaymentsWorld:
                 session.expunge(row)
             return rows
 
+    # -- SBC, through ledgerlink's own connector --------------------------------------------
+
+    def ledger(self) -> Any:
+        from ledgerlink.connectors.factory import ledger_for
+        from ledgerlink.store.models import Connection
+
+        with self.runtime.db.read() as session:
+            connection = session.get(Connection, self.ledger_id)
+            assert connection is not None
+            session.expunge(connection)
+        return ledger_for(self.runtime, connection)
+
+    def linked_customer(self, member_number: str) -> str:
+        from ledgerlink.store.member_models import MemberLinkRow, MemberRow
+
+        with self.runtime.db.read() as session:
+            return str(
+                session.scalar(
+                    select(MemberLinkRow.customer_id)
+                    .join(MemberRow, MemberRow.id == MemberLinkRow.member_id)
+                    .where(
+                        MemberRow.number == member_number,
+                        MemberLinkRow.connection_id == self.ledger_id,
+                        MemberLinkRow.unlinked_at.is_(None),
+                    )
+                )
+            )
+
+    def sbc_invoices(self, customer_id: str, *, open_only: bool = True) -> list[Any]:
+        async def read() -> list[Any]:
+            async with self.ledger() as ledger:
+                return [
+                    i async for i in ledger.invoices(customer_id=customer_id, open_only=open_only)
+                ]
+
+        return asyncio.run(read())
+
+    def sbc_invoice(self, number: str) -> Any:
+        async def read() -> Any:
+            async with self.ledger() as ledger:
+                return await ledger.find_invoice(number)
+
+        return asyncio.run(read())
+
     # -- Sage 500, as its users see it ------------------------------------------------------
 
     def invoice(self, tran_id: str) -> dict[str, Any]:
@@ -263,3 +307,59 @@ def profiles(world: PaymentsWorld) -> list[str]:
     """PayTrace customer ids with a stored card, in order."""
     body = world.paytrace("/v1/customer/export", {})
     return sorted(str(c["customer_id"]) for c in body.get("customers", []))
+
+
+@contextmanager
+def sbc_world(
+    settings: Settings, tmp_path: Path, *, people: int = 12, faults: Any = None
+) -> Iterator[PaymentsWorld]:
+    """PayTrace → SBC: the SBC simulator's seeded contacts (with invoices) linked to members."""
+    from ledgerlink.members import linking
+    from ledgerlink.sandbox.sbc import SbcConfig
+    from ledgerlink.store.migrate import upgrade
+    from tests.support.sbc import connect_ledgerlink, running_sbc
+
+    runtime = Runtime(settings)
+    upgrade(runtime.db)
+    config = PayTraceConfig(seed_people=people)
+    with ExitStack() as stack:
+        base = stack.enter_context(serve_in_thread(paytrace_app(tmp_path / "pt", config=config)))
+        sbc_url, _ = stack.enter_context(
+            running_sbc(
+                tmp_path / "sbc", SbcConfig(rate_limit_per_minute=0, seed_people=people), faults
+            )
+        )
+        with runtime.db.transaction() as session:
+            demo.ensure_members(session, count=people)
+        ledger_id = connect_ledgerlink(runtime, sbc_url)
+        with runtime.db.transaction() as session:
+            gateway = connections.create(
+                session,
+                runtime.vault,
+                ME,
+                kind="paytrace",
+                name="PayTrace",
+                settings={
+                    "username": config.username,
+                    "integrator_id": config.integrator_id,
+                    "api_base_url": base,
+                    "post_to_connection_id": ledger_id,
+                },
+                secrets={"password": config.password},
+            )
+            session.flush()
+            gateway_id = gateway.id
+        world = PaymentsWorld(runtime, base, config, gateway_id, ledger_id)
+
+        async def link_all() -> None:
+            async with world.ledger() as ledger:
+                for n in range(1, people + 1):
+                    await linking.create_and_link(
+                        runtime.db, ME, ledger, f"M{n:05d}", ledger_id, force=True
+                    )
+
+        asyncio.run(link_all())
+        try:
+            yield world
+        finally:
+            runtime.db.dispose()

@@ -1,0 +1,170 @@
+"""``ledgerlink payments …``: process and poll now, read the queue, act on exceptions,
+import a dispute report, charge a stored card."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from ledgerlink.runtime import Runtime
+
+payments_app = typer.Typer(
+    help="Card payments: PayTrace events posted to the ledger, the exceptions queue.",
+    no_args_is_help=True,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _runtime() -> Runtime:
+    from ledgerlink.cli import _runtime as cli_runtime
+
+    return cli_runtime()
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]{message}[/red]")
+    return typer.Exit(code)
+
+
+@payments_app.command("process")
+def process(
+    idle: Annotated[
+        float, typer.Option(help="Seconds to wait for new events before stopping.")
+    ] = 0.0,
+) -> None:
+    """Post every payment event that is due, now (the service does this by itself)."""
+    from ledgerlink.payments.jobs import drain
+
+    counts = asyncio.run(drain(_runtime(), idle_seconds=idle))
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing due"
+    out.print(f"Processed: {summary}")
+
+
+@payments_app.command("poll")
+def poll() -> None:
+    """Read PayTrace's exports and settlement batches now, for every PayTrace connection."""
+    from ledgerlink.payments.poller import poll_due
+
+    results = asyncio.run(poll_due(_runtime(), force=True))
+    if not results:
+        raise _fail("There is no PayTrace connection to poll.")
+    failed = False
+    for result in results:
+        if result.error:
+            failed = True
+            err.print(f"[red]Connection {result.connection_id}: {result.error}[/red]")
+        else:
+            out.print(
+                f"Connection {result.connection_id}: {result.read} transactions read, "
+                f"{result.new} new, {result.batches} new settlement batches"
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+@payments_app.command("list")
+def list_events(
+    status: Annotated[
+        str | None, typer.Option(help="received, posted, exception or ignored.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """The newest payment events and what became of them."""
+    from ledgerlink.payments.views import recent_events
+
+    runtime = _runtime()
+    with runtime.db.read() as session:
+        rows = recent_events(session, status=status, limit=limit)
+    table = Table("id", "transaction", "kind", "amount", "invoice", "status", "message")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.transaction_id,
+            row.kind,
+            row.amount,
+            row.invoice_number,
+            row.status,
+            row.message or "",
+        )
+    out.print(table)
+
+
+@payments_app.command("exceptions")
+def exceptions(
+    all_: Annotated[bool, typer.Option("--all", help="Resolved and ignored ones too.")] = False,
+) -> None:
+    """The exceptions queue: why each payment was not posted and what to do."""
+    from ledgerlink.payments.views import exception_rows
+
+    runtime = _runtime()
+    with runtime.db.read() as session:
+        rows = exception_rows(session, status=None if all_ else "open", limit=500)
+    table = Table("id", "transaction", "reason", "fix", "status")
+    for row in rows:
+        table.add_row(str(row.id), row.transaction_id, row.reason, row.fix, row.status)
+    out.print(table)
+
+
+@payments_app.command("resolve")
+def resolve(
+    exception_id: Annotated[int, typer.Argument(help="The exception's id.")],
+    action: Annotated[str, typer.Option(help="retry, apply_to_invoice, on_account or ignore.")],
+    invoice: Annotated[str, typer.Option(help="For apply_to_invoice: the invoice number.")] = "",
+    customer: Annotated[str, typer.Option(help="For on_account: the customer number.")] = "",
+    note: Annotated[str, typer.Option(help="Why (required to ignore).")] = "",
+) -> None:
+    """Act on an exception; the payment then goes through the normal path again."""
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.payments.resolutions import ActionRefused, take_action
+
+    runtime = _runtime()
+    try:
+        with runtime.db.transaction() as session:
+            result = take_action(
+                session,
+                runtime.jobs,
+                cli_principal(),
+                exception_id,
+                action,
+                invoice_number=invoice,
+                customer_number=customer,
+                note=note,
+            )
+    except ActionRefused as refused:
+        raise _fail(f"{refused.field}: {refused.message}") from None
+    out.print(result.message)
+
+
+@payments_app.command("import-disputes")
+def import_disputes(
+    report: Annotated[Path, typer.Argument(help="PayTrace dispute report (CSV or JSON).")],
+    connection: Annotated[int | None, typer.Option(help="PayTrace connection id.")] = None,
+) -> None:
+    """Import chargebacks and dispute outcomes; importing a report twice changes nothing."""
+    from ledgerlink.payments import disputes
+    from ledgerlink.payments.inbox import EventRefused
+    from ledgerlink.payments.jobs import request_processing
+
+    runtime = _runtime()
+    try:
+        rows = disputes.parse_report(report.read_bytes(), report.name)
+    except (OSError, EventRefused) as exc:
+        raise _fail(f"{report}: {getattr(exc, 'message', exc)}") from None
+    with runtime.db.transaction() as session:
+        result = disputes.import_report(session, rows, connection)
+        if result.new_events:
+            request_processing(runtime.jobs, session)
+    out.print(
+        f"{result.rows} rows: {result.new_events} new events, {result.repeated} already imported"
+    )
+    for problem in result.problems:
+        err.print(f"[red]line {problem.line}, {problem.field}: {problem.message}[/red]")
+    if result.problems:
+        raise typer.Exit(1)

@@ -1,0 +1,296 @@
+"""Read models for the portal, the API and the CLI: payment events, the exceptions queue
+and the dashboard's figures. Amounts are formatted from minor units, never floats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledgerlink.domain.money import Money, MoneyError
+from ledgerlink.payments.problems import REASONS
+from ledgerlink.payments.resolutions import allowed_actions
+from ledgerlink.store.models import Connection
+from ledgerlink.store.payment_models import (
+    PaymentEvent,
+    PaymentException,
+    PaymentPollState,
+    PaymentPosting,
+)
+from ledgerlink.store.types import utcnow
+
+
+def _amount_text(payload: dict[str, Any]) -> str:
+    text = str(payload.get("amount") or "")
+    currency = str(payload.get("currency") or "USD")
+    try:
+        return Money.parse(Decimal(text), currency).format_display()
+    except (ArithmeticError, MoneyError, ValueError):
+        return text
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    transaction_id: str
+    kind: str
+    source: str
+    amount: str
+    invoice_number: str
+    customer_id: str
+    status: str
+    message: str | None
+    deliveries: int
+    attempts: int
+    received_at: datetime
+    processed_at: datetime | None
+
+
+def _event_row(event: PaymentEvent) -> EventRow:
+    payload = dict(event.payload or {})
+    plan = payload.get("plan") or {}
+    return EventRow(
+        id=event.id,
+        transaction_id=event.transaction_id,
+        kind=event.kind,
+        source=event.source,
+        amount=_amount_text(payload),
+        invoice_number=str(plan.get("invoice_number") or payload.get("invoice_id") or ""),
+        customer_id=str(payload.get("customer_id") or ""),
+        status=event.status,
+        message=event.message,
+        deliveries=event.deliveries,
+        attempts=event.attempts,
+        received_at=event.received_at,
+        processed_at=event.processed_at,
+    )
+
+
+def recent_events(
+    session: Session, *, status: str | None = None, limit: int = 50, search: str = ""
+) -> list[EventRow]:
+    query = select(PaymentEvent).order_by(PaymentEvent.id.desc()).limit(limit)
+    if status:
+        query = query.where(PaymentEvent.status == status)
+    if search.strip():
+        query = query.where(PaymentEvent.transaction_id == search.strip())
+    return [_event_row(event) for event in session.scalars(query)]
+
+
+def event_detail(session: Session, event_id: int) -> dict[str, Any] | None:
+    event = session.get(PaymentEvent, event_id)
+    if event is None:
+        return None
+    postings = session.scalars(
+        select(PaymentPosting).where(PaymentPosting.event_id == event_id)
+    ).all()
+    exception = session.scalar(
+        select(PaymentException).where(PaymentException.event_id == event_id)
+    )
+    return {
+        "event": _event_row(event),
+        "postings": [
+            {
+                "action": p.action,
+                "system": p.system,
+                "ledger_id": p.ledger_id,
+                "idempotency_key": p.idempotency_key,
+                "invoice_number": p.invoice_number,
+                "amount": Money(p.amount_minor, p.currency).format_display(),
+                "applied": Money(p.applied_minor, p.currency).format_display(),
+                "mapping_version": p.mapping_version,
+                "posted_at": p.posted_at,
+                "reversed_at": p.reversed_at,
+            }
+            for p in postings
+        ],
+        "exception": exception_row(exception, event) if exception is not None else None,
+    }
+
+
+@dataclass(frozen=True)
+class ExceptionRow:
+    id: int
+    event_id: int
+    transaction_id: str
+    kind: str
+    reason_code: str
+    reason_label: str
+    reason: str
+    fix: str
+    status: str
+    critical: bool
+    invoice_number: str
+    amount: str
+    customer_id: str
+    opened_at: datetime
+    resolved_by: str | None
+    resolution: str | None
+    actions: tuple[str, ...]
+
+
+def exception_row(found: PaymentException, event: PaymentEvent) -> ExceptionRow:
+    payload = dict(event.payload or {})
+    return ExceptionRow(
+        id=found.id,
+        event_id=found.event_id,
+        transaction_id=event.transaction_id,
+        kind=event.kind,
+        reason_code=found.reason_code,
+        reason_label=REASONS.get(found.reason_code, found.reason_code),
+        reason=found.reason,
+        fix=found.fix,
+        status=found.status,
+        critical=found.critical,
+        invoice_number=found.invoice_number or str(payload.get("invoice_id") or ""),
+        amount=_amount_text(payload),
+        customer_id=str(payload.get("customer_id") or ""),
+        opened_at=found.opened_at,
+        resolved_by=found.resolved_by,
+        resolution=found.resolution,
+        actions=allowed_actions(found.reason_code) if found.status == "open" else (),
+    )
+
+
+def exception_rows(
+    session: Session, *, status: str | None = "open", reason: str | None = None, limit: int = 200
+) -> list[ExceptionRow]:
+    query = (
+        select(PaymentException, PaymentEvent)
+        .join(PaymentEvent, PaymentEvent.id == PaymentException.event_id)
+        .order_by(PaymentException.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(PaymentException.status == status)
+    if reason:
+        query = query.where(PaymentException.reason_code == reason)
+    return [exception_row(found, event) for found, event in session.execute(query).tuples()]
+
+
+def disputed_invoices(session: Session) -> set[str]:
+    """Invoice numbers with an open chargeback (shown as *in dispute*)."""
+    rows = session.scalars(
+        select(PaymentException.invoice_number).where(
+            PaymentException.reason_code == "chargeback",
+            PaymentException.status == "open",
+            PaymentException.invoice_number != "",
+        )
+    )
+    return set(rows)
+
+
+@dataclass(frozen=True)
+class Health:
+    name: str
+    kind: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    payments_today: int
+    amount_today: str
+    posted_today: int
+    pending: int
+    exceptions_open: int
+    critical_open: int
+    lag_p50_seconds: float | None
+    lag_p99_seconds: float | None
+    health: list[Health]
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def dashboard(session: Session, now: datetime | None = None) -> Dashboard:
+    now = now or utcnow()
+    since = now - timedelta(hours=24)
+    today = session.execute(
+        select(PaymentEvent.status, PaymentEvent.payload, PaymentEvent.kind).where(
+            PaymentEvent.received_at >= since,
+            PaymentEvent.kind.in_(("sale", "capture")),
+        )
+    ).all()
+    totals: dict[str, int] = {}
+    for _, payload, _ in today:
+        try:
+            amount = Money.parse(
+                Decimal(str(payload.get("amount"))), payload.get("currency") or "USD"
+            )
+        except (ArithmeticError, MoneyError, ValueError):
+            continue
+        totals[amount.currency] = totals.get(amount.currency, 0) + amount.minor
+    amount_today = ", ".join(
+        Money(minor, currency).format_display() for currency, minor in sorted(totals.items())
+    )
+    posted = session.execute(
+        select(PaymentEvent.received_at, PaymentEvent.processed_at).where(
+            PaymentEvent.status == "posted", PaymentEvent.processed_at >= since
+        )
+    ).all()
+    lags = [(done - received).total_seconds() for received, done in posted if done and received]
+    pending = session.scalar(
+        select(func.count())
+        .select_from(PaymentEvent)
+        .where(PaymentEvent.status.in_(("received", "processing")))
+    )
+    open_rows = session.execute(
+        select(PaymentException.critical, func.count())
+        .where(PaymentException.status == "open")
+        .group_by(PaymentException.critical)
+    ).all()
+    open_counts = {bool(critical): int(n) for critical, n in open_rows}
+    return Dashboard(
+        payments_today=len(today),
+        amount_today=amount_today or "—",
+        posted_today=len(posted),
+        pending=int(pending or 0),
+        exceptions_open=sum(open_counts.values()),
+        critical_open=open_counts.get(True, 0),
+        lag_p50_seconds=_percentile(lags, 0.5),
+        lag_p99_seconds=_percentile(lags, 0.99),
+        health=upstream_health(session),
+    )
+
+
+def upstream_health(session: Session) -> list[Health]:
+    polls = {state.connection_id: state for state in session.scalars(select(PaymentPollState))}
+    found = []
+    for connection in session.scalars(select(Connection).order_by(Connection.name)):
+        if connection.kind == "paytrace":
+            state = polls.get(connection.id)
+            if state is None or state.last_run_at is None:
+                found.append(Health(connection.name, "paytrace", True, "Not polled yet"))
+            elif state.last_error:
+                found.append(Health(connection.name, "paytrace", False, state.last_error))
+            else:
+                found.append(
+                    Health(
+                        connection.name,
+                        "paytrace",
+                        True,
+                        f"Polled {state.last_run_at:%H:%M:%S} UTC, {state.last_found} new",
+                    )
+                )
+        else:
+            ok = connection.kind == "sage500" or connection.auth_status == "connected"
+            detail = (
+                "Connected"
+                if ok
+                else (connection.auth_detail or connection.auth_status.replace("_", " "))
+            )
+            if not connection.is_active:
+                ok, detail = False, "Not active (Save the connection to activate it)"
+            found.append(Health(connection.name, connection.kind, ok, detail))
+    return found
