@@ -85,6 +85,7 @@ class PaymentProcessor:
         self._gateways: dict[int, CardGateway] = {}
         self._mappings: dict[str, Any] = {}
         self._lock = asyncio.Lock()
+        self._invoice_locks: dict[str, asyncio.Lock] = {}
 
     async def aclose(self) -> None:
         for opened in self._ledgers.values():
@@ -123,6 +124,16 @@ class PaymentProcessor:
         return outcome.status
 
     async def _process(self, event: queue.ClaimedEvent) -> queue.Outcome:
+        # Payments for one invoice are planned and posted one at a time here; a payment
+        # racing another worker is refused by the ledger and planned again below.
+        invoice = str(event.payload.get("invoice_id") or "")
+        lock = self._invoice_locks.setdefault(invoice, asyncio.Lock()) if invoice else None
+        if lock is None:
+            return await self._plan_and_execute(event)
+        async with lock:
+            return await self._plan_and_execute(event)
+
+    async def _plan_and_execute(self, event: queue.ClaimedEvent) -> queue.Outcome:
         plan = event.payload.get("plan")
         if plan is None:
             payment = await self._verified(event)
@@ -130,7 +141,16 @@ class PaymentProcessor:
             if plan.get("settled"):
                 raise Settled(plan["settled"])
             self._checkpoint(event, plan)
-        return await self._execute(plan)
+        try:
+            return await self._execute(plan)
+        except PaymentProblem as problem:
+            replans = int(event.payload.get("replans") or 0)
+            if problem.code != "rejected" or not plan.get("apply_minor") or replans >= 2:
+                raise
+            # The ledger refused the application: the invoice changed after it was read
+            # (another payment got there first). Nothing was posted; plan again.
+            self._checkpoint(event, None, replans=replans + 1)
+            raise Deferred(f"{problem.reason}; planning again", 0.2) from None
 
     # -- verify -------------------------------------------------------------------------------
 
@@ -544,8 +564,12 @@ class PaymentProcessor:
 
     # -- execute ------------------------------------------------------------------------------
 
-    def _checkpoint(self, event: queue.ClaimedEvent, plan: dict[str, Any]) -> None:
-        payload = {**event.payload, "plan": plan}
+    def _checkpoint(
+        self, event: queue.ClaimedEvent, plan: dict[str, Any] | None, **extra: Any
+    ) -> None:
+        payload = {**event.payload, "plan": plan, **extra}
+        if plan is None:
+            payload.pop("plan")
         with self.db.transaction() as session:
             session.execute(
                 update(PaymentEvent).where(PaymentEvent.id == event.id).values(payload=payload)

@@ -60,7 +60,9 @@ class PaymentsWorld:
         return self.tokens["access"]
 
     def paytrace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = httpx.post(
+        if "http" not in self.__dict__:
+            self.__dict__["http"] = httpx.Client(timeout=10)
+        response = self.__dict__["http"].post(
             f"{self.paytrace_url}{path}",
             json={"integrator_id": self.paytrace_config.integrator_id, **body},
             headers={"Authorization": f"Bearer {self._token()}"},
@@ -239,6 +241,7 @@ def sage500_world(
     paytrace: dict[str, Any] | None = None,
     paytrace_settings: dict[str, Any] | None = None,
     silent_post_url: str | None = None,
+    paytrace_faults: Any = None,
 ) -> Iterator[PaymentsWorld]:
     """PayTrace → Sage 500, with ``people`` members, customers and card profiles."""
     from ledgerlink.store.migrate import upgrade
@@ -254,9 +257,12 @@ def sage500_world(
     stop = threading.Event()
     thread = threading.Thread(target=processor.run_forever, args=(stop,), daemon=True)
     thread.start()
-    config = PayTraceConfig(seed_people=people, silent_post_url=silent_post_url, **(paytrace or {}))
+    options = {"duplicate_window_seconds": 0, **(paytrace or {})}
+    config = PayTraceConfig(seed_people=people, silent_post_url=silent_post_url, **options)
     with ExitStack() as stack:
-        base = stack.enter_context(serve_in_thread(paytrace_app(tmp_path / "pt", config=config)))
+        base = stack.enter_context(
+            serve_in_thread(paytrace_app(tmp_path / "pt", config=config, faults=paytrace_faults))
+        )
         with runtime.db.transaction() as session:
             demo.ensure_members(session, count=people)
             ledger = connections.create(
@@ -311,7 +317,12 @@ def profiles(world: PaymentsWorld) -> list[str]:
 
 @contextmanager
 def sbc_world(
-    settings: Settings, tmp_path: Path, *, people: int = 12, faults: Any = None
+    settings: Settings,
+    tmp_path: Path,
+    *,
+    people: int = 12,
+    faults: Any = None,
+    paytrace_faults: Any = None,
 ) -> Iterator[PaymentsWorld]:
     """PayTrace → SBC: the SBC simulator's seeded contacts (with invoices) linked to members."""
     from ledgerlink.members import linking
@@ -321,9 +332,11 @@ def sbc_world(
 
     runtime = Runtime(settings)
     upgrade(runtime.db)
-    config = PayTraceConfig(seed_people=people)
+    config = PayTraceConfig(seed_people=people, duplicate_window_seconds=0)
     with ExitStack() as stack:
-        base = stack.enter_context(serve_in_thread(paytrace_app(tmp_path / "pt", config=config)))
+        base = stack.enter_context(
+            serve_in_thread(paytrace_app(tmp_path / "pt", config=config, faults=paytrace_faults))
+        )
         sbc_url, _ = stack.enter_context(
             running_sbc(
                 tmp_path / "sbc", SbcConfig(rate_limit_per_minute=0, seed_people=people), faults
