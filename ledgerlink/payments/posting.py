@@ -65,7 +65,7 @@ def _system(connection: Connection) -> str:
 
 
 @dataclass
-class _Ledgers:
+class OpenLedger:
     """The ledger connections a drain posts to, opened once and shared."""
 
     connection: Connection
@@ -81,7 +81,7 @@ class PaymentProcessor:
         self.runtime = runtime
         self.db = runtime.db
         self.actor = actor
-        self._ledgers: dict[int, _Ledgers] = {}
+        self._ledgers: dict[int, OpenLedger] = {}
         self._gateways: dict[int, CardGateway] = {}
         self._mappings: dict[str, Any] = {}
         self._lock = asyncio.Lock()
@@ -155,7 +155,7 @@ class PaymentProcessor:
     # -- verify -------------------------------------------------------------------------------
 
     async def _verified(self, event: queue.ClaimedEvent) -> CardPayment:
-        paytrace = self._paytrace_connection(event.connection_id)
+        paytrace = self.paytrace_connection(event.connection_id)
         currency = str(paytrace.settings.get("currency") or "USD")
         on = event.received_at.date()
         claimed = from_payload(event.transaction_id, event.kind, event.payload, on, currency)
@@ -260,7 +260,7 @@ class PaymentProcessor:
             invoice_id = invoice.id
             apply = amount.min(invoice.outstanding) if invoice.is_open else apply
             over = amount - apply
-            policy = self._paytrace_connection(event.connection_id).settings.get(
+            policy = self.paytrace_connection(event.connection_id).settings.get(
                 "overpayment", "on_account"
             )
             if over.minor > 0 and policy == "exception" and not override.get("accept_over"):
@@ -469,7 +469,7 @@ class PaymentProcessor:
     async def _fetch_sale(self, event: queue.ClaimedEvent, sale_id: str) -> None:
         """A refund, void or chargeback arrived for a sale the inbox never got: read the
         sale from PayTrace and put it in the inbox, so it is posted before its reversal."""
-        gateway = await self._gateway(self._paytrace_connection(event.connection_id))
+        gateway = await self._gateway(self.paytrace_connection(event.connection_id))
         try:
             sale = await gateway.transaction(sale_id)
         except NotFound:
@@ -501,7 +501,7 @@ class PaymentProcessor:
 
     # -- checks and mapping -------------------------------------------------------------------
 
-    async def _check_period(self, target: _Ledgers, on: dt.date) -> None:
+    async def _check_period(self, target: OpenLedger, on: dt.date) -> None:
         if time.monotonic() - target.lockdown_read_at > 60:
             target.lockdown = await target.ledger.lockdown_date()
             target.lockdown_read_at = time.monotonic()
@@ -664,7 +664,7 @@ class PaymentProcessor:
 
     # -- connections ------------------------------------------------------------------------
 
-    def _paytrace_connection(self, connection_id: int | None) -> Connection:
+    def paytrace_connection(self, connection_id: int | None) -> Connection:
         with self.db.read() as session:
             if connection_id is not None:
                 found = session.get(Connection, connection_id)
@@ -684,8 +684,11 @@ class PaymentProcessor:
             connection: Connection = found
             return connection
 
-    async def _ledger_for(self, event: queue.ClaimedEvent) -> _Ledgers:
-        paytrace = self._paytrace_connection(event.connection_id)
+    async def _ledger_for(self, event: queue.ClaimedEvent) -> OpenLedger:
+        return await self.ledger_for_gateway(self.paytrace_connection(event.connection_id))
+
+    async def ledger_for_gateway(self, paytrace: Connection) -> OpenLedger:
+        """The ledger a PayTrace connection's payments are posted to, opened."""
         wanted = paytrace.settings.get("post_to_connection_id")
         with self.db.read() as session:
             if wanted:
@@ -709,7 +712,7 @@ class PaymentProcessor:
             )
         return await self._ledger_by_id(ledger_ids[0])
 
-    async def _ledger_by_id(self, connection_id: int) -> _Ledgers:
+    async def _ledger_by_id(self, connection_id: int) -> OpenLedger:
         async with self._lock:
             opened = self._ledgers.get(connection_id)
             if opened is not None:
@@ -727,7 +730,7 @@ class PaymentProcessor:
                     "Choose SBC or Sage 500 under Accounting Integration → PayTrace, then retry.",
                     critical=True,
                 )
-            opened = _Ledgers(connection, ledger_for(self.runtime, connection), None, -1e9)
+            opened = OpenLedger(connection, ledger_for(self.runtime, connection), None, -1e9)
             self._ledgers[connection_id] = opened
             return opened
 
@@ -741,7 +744,7 @@ class PaymentProcessor:
                 self._gateways[connection.id] = gateway
             return gateway
 
-    async def _payer(self, target: _Ledgers, paytrace_customer_id: str) -> tuple[str | None, str]:
+    async def _payer(self, target: OpenLedger, paytrace_customer_id: str) -> tuple[str | None, str]:
         """(ledger customer id, its number) of a PayTrace customer, or (None, "")."""
         with self.db.read() as session:
             payer = find_payer(session, paytrace_customer_id, target.connection.id)

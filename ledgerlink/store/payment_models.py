@@ -137,3 +137,31 @@ class PaymentPollState(Base):
     last_found: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     batches_seen: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+
+
+class PaymentCharge(Base):
+    """An operator's request to charge a customer's stored PayTrace card for an invoice.
+
+    The request's idempotency key is unique: a double click, a retried API call or a
+    reload after a lost answer finds the first request and its outcome instead of
+    charging the card twice (PayTrace's own sale call is not idempotent).
+    """
+
+    __tablename__ = "payment_charges"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    gateway_connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL")
+    )
+    paytrace_customer_id: Mapped[str] = mapped_column(String(50))
+    invoice_number: Mapped[str] = mapped_column(String(64))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    #: sending | approved | declined | failed | unknown
+    status: Mapped[str] = mapped_column(String(16), default="sending")
+    transaction_id: Mapped[str | None] = mapped_column(String(40))
+    message: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(254))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -9,6 +9,7 @@ from ledgerlink.web.api import (
     jobs_api,
     mappings_api,
     members_api,
+    payments_api,
     sync_api,
     users_api,
 )
@@ -21,3 +22,4 @@ router.include_router(jobs_api.router)
 router.include_router(mappings_api.router)
 router.include_router(members_api.router)
 router.include_router(sync_api.router)
+router.include_router(payments_api.router)

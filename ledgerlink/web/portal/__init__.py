@@ -8,6 +8,7 @@ from ledgerlink.web.portal import (
     integration_pages,
     mapping_pages,
     member_pages,
+    payment_pages,
     sbc_connect,
     session_pages,
     settings_pages,
@@ -24,3 +25,4 @@ router.include_router(member_pages.router)
 router.include_router(sbc_connect.router)
 router.include_router(integration_pages.router)
 router.include_router(sync_pages.router)
+router.include_router(payment_pages.router)

@@ -32,6 +32,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Dashboard", "/", Role.VIEWER),
     NavItem("Members", "/members", Role.VIEWER),
     NavItem("Sync", "/sync", Role.VIEWER),
+    NavItem("Payments", "/payments", Role.VIEWER),
     NavItem("Accounting Integration", "/connections", Role.VIEWER),
     NavItem("Audit", "/audit", Role.VIEWER),
     NavItem("Settings", "/settings", Role.VIEWER),

@@ -1,0 +1,282 @@
+"""Charge a customer's stored PayTrace card for an open invoice, once.
+
+The operator names the invoice (and, if not the whole balance, the amount); the payer is
+the invoice's customer, whose PayTrace profile (the vault token, never a card number) is
+found through the member's links. The request is written first under its idempotency key,
+so a second click or a retried call finds it instead of charging again; the resulting
+payment enters the inbox as an event and is posted by the same path as any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ledgerlink.connectors.errors import NotFound, UpstreamError
+from ledgerlink.domain.accounts import CardOutcome
+from ledgerlink.domain.money import Money
+from ledgerlink.identity.principal import Principal
+from ledgerlink.mapping.errors import MappingValueError
+from ledgerlink.mapping.transforms.customer_ids import harmonise
+from ledgerlink.payments.inbox import InboundEvent, accept
+from ledgerlink.payments.jobs import request_processing
+from ledgerlink.store import audit
+from ledgerlink.store.member_models import MemberLinkRow, MemberRow
+from ledgerlink.store.models import Connection
+from ledgerlink.store.payment_models import PaymentCharge
+from ledgerlink.store.types import utcnow
+
+
+class ChargeRefused(ValueError):
+    """The charge was not sent; ``field`` names the input and the message the fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    id: int
+    status: str  # approved | declined | failed | unknown | sending
+    transaction_id: str | None
+    amount: str
+    invoice_number: str
+    message: str
+    repeated: bool = False
+
+
+def _result(charge: PaymentCharge, repeated: bool = False) -> ChargeResult:
+    return ChargeResult(
+        id=charge.id,
+        status=charge.status,
+        transaction_id=charge.transaction_id,
+        amount=Money(charge.amount_minor, charge.currency).format_display(),
+        invoice_number=charge.invoice_number,
+        message=charge.message or "",
+        repeated=repeated,
+    )
+
+
+def profile_for(
+    session: Session, ledger: Connection, customer_id: str, customer_number: str
+) -> str | None:
+    """The PayTrace customer id of a ledger customer: the member's PayTrace link, else the
+    id ledgerlink derives from the member (or Sage 500) number."""
+    member = session.execute(
+        select(MemberRow.id, MemberRow.number)
+        .join(MemberLinkRow, MemberLinkRow.member_id == MemberRow.id)
+        .where(
+            MemberLinkRow.connection_id == ledger.id,
+            MemberLinkRow.customer_id == customer_id,
+            MemberLinkRow.unlinked_at.is_(None),
+        )
+    ).first()
+    try:
+        if member is not None:
+            linked = session.scalar(
+                select(MemberLinkRow.customer_id).where(
+                    MemberLinkRow.member_id == member.id,
+                    MemberLinkRow.system == "paytrace",
+                    MemberLinkRow.unlinked_at.is_(None),
+                )
+            )
+            return linked or harmonise(member.number, "member", "paytrace").value
+        if ledger.kind == "sage500" and customer_number:
+            return harmonise(customer_number, "sage500", "paytrace").value
+    except MappingValueError:
+        return None
+    return None
+
+
+async def charge_invoice(
+    runtime: Any,
+    principal: Principal,
+    *,
+    invoice_number: str,
+    idempotency_key: str,
+    amount: str = "",
+    gateway_connection_id: int | None = None,
+) -> ChargeResult:
+    """Charge the stored card of ``invoice_number``'s customer (the open balance, or
+    ``amount``). Repeating the same ``idempotency_key`` returns the first outcome."""
+    from ledgerlink.connectors.factory import gateway_for
+    from ledgerlink.payments.posting import PaymentProcessor
+
+    key = idempotency_key.strip()
+    if not 8 <= len(key) <= 80:
+        raise ChargeRefused("idempotency_key", "Send an idempotency key of 8 to 80 characters")
+    with runtime.db.read() as session:
+        earlier = session.scalar(select(PaymentCharge).where(PaymentCharge.idempotency_key == key))
+        if earlier is not None:
+            return _result(earlier, repeated=True)
+    number = invoice_number.strip()
+    if not number:
+        raise ChargeRefused("invoice_number", "Enter the invoice number to charge")
+    processor = PaymentProcessor(runtime, actor=principal.actor)
+    try:
+        gateway_connection = processor.paytrace_connection(gateway_connection_id)
+        target = await processor.ledger_for_gateway(gateway_connection)
+        ledger, connection = target.ledger, target.connection
+        invoice = await ledger.find_invoice(number)
+        if invoice is None:
+            raise ChargeRefused("invoice_number", f"Invoice {number} is not in {connection.name}")
+        if not invoice.is_open:
+            raise ChargeRefused("invoice_number", f"Invoice {number} has nothing left to pay")
+        if amount.strip():
+            try:
+                wanted = Money.parse(amount.strip(), invoice.outstanding.currency)
+            except ValueError as exc:
+                raise ChargeRefused("amount", f"{amount!r} is not an amount: {exc}") from None
+            if wanted.minor <= 0 or wanted > invoice.outstanding:
+                raise ChargeRefused(
+                    "amount",
+                    f"Charge between 0.01 and the open balance "
+                    f"{invoice.outstanding.format_plain()}",
+                )
+        else:
+            wanted = invoice.outstanding
+        customer = await ledger.get_customer(invoice.customer_id)
+        with runtime.db.read() as session:
+            profile = profile_for(session, connection, customer.id, customer.number)
+        if profile is None:
+            raise ChargeRefused(
+                "invoice_number",
+                f"{customer.name} ({customer.number}) is not linked to a PayTrace profile",
+            )
+        gateway = gateway_for(runtime, gateway_connection)
+        try:
+            try:
+                await gateway.customer(profile)
+            except NotFound:
+                raise ChargeRefused(
+                    "invoice_number",
+                    f"{customer.name} has no stored card in PayTrace (profile {profile}); ask "
+                    "them to save one through the payment page",
+                ) from None
+            charge_id = _start(runtime, principal, key, gateway_connection, profile, number, wanted)
+            if charge_id is None:  # a concurrent request with the same key won the race
+                with runtime.db.read() as session:
+                    first = session.scalars(
+                        select(PaymentCharge).where(PaymentCharge.idempotency_key == key)
+                    ).one()
+                    return _result(first, repeated=True)
+            try:
+                sale = await gateway.sale_by_customer(profile, wanted, invoice_number=number)
+            except UpstreamError as exc:
+                unknown = bool(getattr(exc, "outcome_unknown", False))
+                status = "unknown" if unknown else "failed"
+                message = exc.message + (
+                    "; check PayTrace before charging again (the poller brings the payment "
+                    "if it went through)"
+                    if unknown
+                    else ""
+                )
+                return _finish(runtime, principal, charge_id, status, None, message, None)
+        finally:
+            await gateway.aclose()
+    finally:
+        await processor.aclose()
+    approved = sale.outcome is CardOutcome.APPROVED
+    event = InboundEvent(
+        "manual",
+        sale.id,
+        "sale",
+        {
+            "transaction_id": sale.id,
+            "amount": wanted.format_plain(),
+            "currency": wanted.currency,
+            "invoice_id": number,
+            "customer_id": profile,
+            "approval_code": sale.approval_code,
+            "response": sale.status_message,
+            "response_code": "101" if approved else "102",
+            "masked_card": sale.masked_card,
+        },
+        verified=True,
+        connection_id=gateway_connection.id,
+    )
+    status = "approved" if approved else "declined"
+    message = (
+        f"PayTrace approved {wanted.format_plain()} (transaction {sale.id}); it is being posted"
+        if approved
+        else f"PayTrace declined the card: {sale.status_message}"
+    )
+    return _finish(runtime, principal, charge_id, status, sale.id, message, event)
+
+
+def _start(
+    runtime: Any,
+    principal: Principal,
+    key: str,
+    gateway: Connection,
+    profile: str,
+    invoice_number: str,
+    amount: Money,
+) -> int | None:
+    try:
+        with runtime.db.transaction() as session:
+            charge = PaymentCharge(
+                idempotency_key=key,
+                gateway_connection_id=gateway.id,
+                paytrace_customer_id=profile,
+                invoice_number=invoice_number,
+                amount_minor=amount.minor,
+                currency=amount.currency,
+                status="sending",
+                requested_by=principal.actor,
+            )
+            session.add(charge)
+            session.flush()
+            audit.record(
+                session,
+                actor=principal.actor,
+                action="payment.charge",
+                entity_type="payment_charge",
+                entity_id=charge.id,
+                after={
+                    "invoice_number": invoice_number,
+                    "paytrace_customer_id": profile,
+                    "amount_minor": amount.minor,
+                    "currency": amount.currency,
+                },
+            )
+            return int(charge.id)
+    except IntegrityError:
+        return None
+
+
+def _finish(
+    runtime: Any,
+    principal: Principal,
+    charge_id: int,
+    status: str,
+    transaction_id: str | None,
+    message: str,
+    event: InboundEvent | None,
+) -> ChargeResult:
+    with runtime.db.transaction() as session:
+        charge = session.get(PaymentCharge, charge_id)
+        assert charge is not None
+        charge.status = status
+        charge.transaction_id = transaction_id
+        charge.message = message
+        charge.finished_at = utcnow()
+        if event is not None:
+            accept(session, event)
+            request_processing(runtime.jobs, session)
+        audit.record(
+            session,
+            actor=principal.actor,
+            action=f"payment.charge.{status}",
+            entity_type="payment_charge",
+            entity_id=charge_id,
+            after={"transaction_id": transaction_id, "message": message},
+        )
+        session.flush()
+        return _result(charge)

@@ -1,0 +1,185 @@
+"""Payments over the API: the figures, events and what was posted for them, the
+exceptions queue and its actions, polling now, dispute report import, and charging a
+stored card for an invoice (with an ``Idempotency-Key`` header)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from ledgerlink.identity.principal import Principal
+from ledgerlink.payments import disputes, views
+from ledgerlink.payments.inbox import EventRefused
+from ledgerlink.payments.jobs import request_processing
+from ledgerlink.payments.resolutions import ActionRefused, take_action
+from ledgerlink.web.problems import Problem
+from ledgerlink.web.security import operator, viewer
+
+router = APIRouter(prefix="/payments", tags=["payments"])
+
+
+class ActionIn(BaseModel):
+    action: Literal["retry", "apply_to_invoice", "on_account", "ignore"]
+    invoice_number: str = Field(default="", description="apply_to_invoice: the invoice.")
+    customer_number: str = Field(default="", description="on_account: another customer.")
+    note: str = Field(default="", description="Why (required to ignore).")
+
+
+class ChargeIn(BaseModel):
+    invoice_number: str = Field(min_length=1, max_length=64)
+    amount: str = Field(default="", description="Decimal text; empty: the open balance.")
+    connection_id: int | None = Field(default=None, description="PayTrace connection.")
+
+
+@router.get("/dashboard", summary="Payments today, posted, pending, exceptions, lag, health")
+def dashboard(request: Request, _: Annotated[Principal, Depends(viewer)]) -> dict[str, Any]:
+    with request.app.state.db.read() as session:
+        return asdict(views.dashboard(session))
+
+
+@router.get("/events", summary="The newest payment events")
+def list_events(
+    request: Request,
+    _: Annotated[Principal, Depends(viewer)],
+    status: str | None = None,
+    transaction_id: str = "",
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    with request.app.state.db.read() as session:
+        rows = views.recent_events(
+            session, status=status, limit=min(max(limit, 1), 1000), search=transaction_id
+        )
+    return [asdict(row) for row in rows]
+
+
+@router.get("/events/{event_id}", summary="One event, what was posted for it, its exception")
+def get_event(
+    request: Request, event_id: int, _: Annotated[Principal, Depends(viewer)]
+) -> dict[str, Any]:
+    with request.app.state.db.read() as session:
+        detail = views.event_detail(session, event_id)
+    if detail is None:
+        raise Problem(404, "Not found", f"there is no payment event {event_id}")
+    return {
+        "event": asdict(detail["event"]),
+        "postings": detail["postings"],
+        "exception": asdict(detail["exception"]) if detail["exception"] else None,
+    }
+
+
+@router.get("/exceptions", summary="The exceptions queue")
+def list_exceptions(
+    request: Request,
+    _: Annotated[Principal, Depends(viewer)],
+    status: str | None = "open",
+    reason: str | None = None,
+) -> list[dict[str, Any]]:
+    with request.app.state.db.read() as session:
+        return [asdict(row) for row in views.exception_rows(session, status=status, reason=reason)]
+
+
+@router.post("/exceptions/{exception_id}/actions", summary="Retry, apply elsewhere, ...")
+def act(
+    request: Request,
+    exception_id: int,
+    body: ActionIn,
+    principal: Annotated[Principal, Depends(operator)],
+) -> dict[str, Any]:
+    runtime = request.app.state.runtime
+    try:
+        with runtime.db.transaction() as session:
+            result = take_action(
+                session,
+                runtime.jobs,
+                principal,
+                exception_id,
+                body.action,
+                invoice_number=body.invoice_number,
+                customer_number=body.customer_number,
+                note=body.note,
+            )
+    except ActionRefused as refused:
+        status = 404 if "There is no" in refused.message else 422
+        raise Problem(
+            status,
+            "Action refused",
+            refused.message,
+            errors=[{"field": refused.field, "message": refused.message}],
+        ) from None
+    return asdict(result)
+
+
+@router.post("/poll", summary="Poll PayTrace's exports and settlement batches now")
+async def poll(
+    request: Request, _: Annotated[Principal, Depends(operator)]
+) -> list[dict[str, Any]]:
+    from ledgerlink.payments.poller import poll_due
+
+    return [asdict(r) for r in await poll_due(request.app.state.runtime, force=True)]
+
+
+@router.post("/disputes", summary="Import a PayTrace dispute report (CSV or JSON)")
+async def import_disputes(
+    request: Request,
+    report: UploadFile,
+    _: Annotated[Principal, Depends(operator)],
+    connection_id: int | None = None,
+) -> dict[str, Any]:
+    runtime = request.app.state.runtime
+    try:
+        rows = disputes.parse_report(await report.read(), report.filename or "")
+    except EventRefused as refused:
+        raise Problem(
+            422,
+            "Bad report",
+            refused.message,
+            errors=[{"field": refused.field, "message": refused.message}],
+        ) from None
+    with runtime.db.transaction() as session:
+        result = disputes.import_report(session, rows, connection_id)
+        if result.new_events:
+            request_processing(runtime.jobs, session)
+    return disputes.as_dict(result)
+
+
+@router.post("/charges", summary="Charge the stored card of an invoice's customer, once")
+async def charge(
+    request: Request,
+    body: ChargeIn,
+    principal: Annotated[Principal, Depends(operator)],
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key")] = "",
+) -> dict[str, Any]:
+    from ledgerlink.connectors.errors import UpstreamError
+    from ledgerlink.payments.charges import ChargeRefused, charge_invoice
+    from ledgerlink.payments.problems import PaymentProblem
+
+    if not idempotency_key:
+        raise Problem(
+            428,
+            "Idempotency-Key required",
+            "Send an Idempotency-Key header (8 to 80 characters) so a retry never charges twice",
+        )
+    try:
+        result = await charge_invoice(
+            request.app.state.runtime,
+            principal,
+            invoice_number=body.invoice_number,
+            amount=body.amount,
+            idempotency_key=idempotency_key,
+            gateway_connection_id=body.connection_id,
+        )
+    except ChargeRefused as refused:
+        raise Problem(
+            422,
+            "Not charged",
+            refused.message,
+            errors=[{"field": refused.field, "message": refused.message}],
+        ) from None
+    except PaymentProblem as problem:
+        raise Problem(409, "Not charged", f"{problem.reason}. {problem.fix}") from None
+    except UpstreamError as exc:
+        raise Problem(502, "Not charged", exc.message) from None
+    return asdict(result)
