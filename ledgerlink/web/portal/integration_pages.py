@@ -217,8 +217,21 @@ def _detail(
         choices=choices,
         member_methods=connections.MEMBER_PAYMENT_METHODS,
         paytrace_urls=PAYTRACE_URLS,
+        ledgers=_ledger_choices(request) if connection.kind == "paytrace" else [],
         **extra,
     )
+
+
+def _ledger_choices(request: Request) -> list[tuple[int, str]]:
+    from sqlalchemy import select
+
+    with request.app.state.db.read() as session:
+        rows = session.execute(
+            select(Connection.id, Connection.name)
+            .where(Connection.kind.in_(("sbc", "sage500")))
+            .order_by(Connection.name)
+        ).all()
+    return [(int(i), str(n)) for i, n in rows]
 
 
 def _settings_from_form(kind: str, form: Any, current: dict[str, Any]) -> dict[str, Any]:
@@ -235,7 +248,16 @@ def _settings_from_form(kind: str, form: Any, current: dict[str, Any]) -> dict[s
             "authorize_url",
             "token_url",
         ),
-        "paytrace": ("username", "integrator_id", "environment", "api_base_url"),
+        "paytrace": (
+            "username",
+            "integrator_id",
+            "environment",
+            "api_base_url",
+            "post_to_connection_id",
+            "overpayment",
+            "poll_interval_seconds",
+            "poll_overlap_minutes",
+        ),
         "sage500": (
             "mode",
             "company_id",
@@ -261,6 +283,8 @@ def _settings_from_form(kind: str, form: Any, current: dict[str, Any]) -> dict[s
                     "bank_account_id": text.get(f"pm_{method}_bank") or None,
                 }
         settings["payment_methods"] = methods
+    if kind == "paytrace" and "polling_shown" in text:
+        settings["polling"] = text.get("polling") == "1"
     if kind == "paytrace" and "environment" in text and not text.get("api_base_url"):
         settings["api_base_url"] = PAYTRACE_URLS.get(
             text["environment"], settings.get("api_base_url")
