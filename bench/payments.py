@@ -1,20 +1,29 @@
-"""Payments: inbound events durably accepted per second, and their latency.
+"""Payments: inbound events durably accepted per second (and their latency), and the lag
+from a payment arriving to its receipt posted in the ledger at a steady rate.
 
-    .venv/bin/python bench/payments.py [--seconds 10] [--connections 32]
+    .venv/bin/python bench/payments.py inbound [--seconds 10] [--connections 32]
+    .venv/bin/python bench/payments.py lag [--rate 200] [--seconds 20] [--worker separate]
 
-``ledgerlink serve`` runs as users run it (embedded default: SQLite, its own process) with
-a PayTrace connection; aiohttp posts PayTrace silent posts (``parmList``), each a new
-transaction, for a fixed time. An event counts once the endpoint answered 200, which it
-does only after the event is committed to the inbox. Prints one JSON object (events/s,
-p50/p99 latency, server peak RSS, events stored as counted in the database afterwards).
+``inbound``: ``ledgerlink serve`` runs as users run it (embedded default: SQLite, its own
+process, here without the job runner so only acceptance is measured) with a PayTrace
+connection; aiohttp posts PayTrace silent posts (``parmList``), each a new transaction,
+for a fixed time. An event counts once the endpoint answered 200, which it does only
+after the event is committed to the inbox.
 
-(The second figure of the issue, payment → posted receipt lag, needs the posting jobs.)
+``lag``: the SBC simulator (its own process, rate limit off, seeded contacts with open
+invoices), ``ledgerlink serve`` with its embedded job runner, and signed webhooks for
+card payments against those invoices sent at a steady ``--rate`` per second. The lag of
+a payment is from its arrival in the inbox to the ledger acknowledging the receipt
+(``processed_at - received_at``); every payment must end posted.
+
+Each prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import itertools
 import json
 import os
@@ -23,7 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -90,41 +101,36 @@ async def drive(url: str, seconds: float, connections: int) -> tuple[int, float,
         return len(latencies), time.perf_counter() - began, latencies
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=32)
-    args = parser.parse_args()
+def start_ledgerlink(env: dict[str, str], *, worker: bool) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [sys.executable, "-m", "ledgerlink.cli", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port)] + ([] if worker else ["--no-worker"])
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError("ledgerlink did not start")
+        time.sleep(0.1)
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
+
+
+def bench_inbound(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp:
         env, connection_id = prepare(Path(tmp) / "var")
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ledgerlink.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
+        server, base = start_ledgerlink(env, worker=False)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("ledgerlink did not start")
-                time.sleep(0.1)
             url = f"{base}/inbound/paytrace/{connection_id}/silent-post"
             accepted, elapsed, latencies = asyncio.run(drive(url, args.seconds, args.connections))
             latencies.sort()
@@ -145,7 +151,7 @@ def main() -> None:
                         "events_stored": stored,
                         "events_per_second": round(accepted / elapsed),
                         "p50_ms": round(statistics.median(latencies) * 1000, 2),
-                        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+                        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
                         "server_peak_rss_mib": round(peak_rss_kib(server.pid) / 1024, 1),
                     }
                 ),
@@ -154,6 +160,237 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=15)
+
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"ledgerlink-bench-webhook-secret!").decode()
+
+
+def prepare_lag(tmp: Path, people: int) -> tuple[dict[str, str], int, list[tuple[str, int]], Any]:
+    """SBC simulator, ledgerlink's connections to it and to PayTrace; the open invoices."""
+    from connector_throughput import connected_ledger, ledgerlink_runtime, start_sbc
+
+    from ledgerlink import connections
+    from ledgerlink.identity.principal import cli_principal
+
+    sbc_port = free_port()
+    sbc = start_sbc(tmp / "sandbox", sbc_port, ["rate_limit_per_minute=0", f"seed_people={people}"])
+    runtime = ledgerlink_runtime(tmp / "var")
+    ledger = connected_ledger(runtime, f"http://127.0.0.1:{sbc_port}", 0)
+
+    async def open_invoices() -> list[tuple[str, int]]:
+        try:
+            return [(i.number, i.outstanding.minor) async for i in ledger.invoices()]
+        finally:
+            await ledger.aclose()
+
+    invoices = asyncio.run(open_invoices())
+    with runtime.db.transaction() as session:
+        from sqlalchemy import select
+
+        from ledgerlink.store.models import Connection
+
+        sbc_id = session.scalar(select(Connection.id).where(Connection.kind == "sbc"))
+        gateway = connections.create(
+            session,
+            runtime.vault,
+            cli_principal(),
+            kind="paytrace",
+            name="PayTrace",
+            settings={
+                "username": "u",
+                "integrator_id": "i",
+                "post_to_connection_id": sbc_id,
+                "polling": False,
+            },
+            secrets={"password": "p", "webhook_secret": WEBHOOK_SECRET},
+        )
+        session.flush()
+        gateway_id = int(gateway.id)
+    keys = runtime.settings.vault_keys.get_secret_value()
+    runtime.db.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
+    env.update(
+        LEDGERLINK_VAR_DIR=str(tmp / "var"),
+        LEDGERLINK_VAULT_KEYS=keys,
+        LEDGERLINK_LOG_LEVEL="warning",
+    )
+    return env, gateway_id, invoices, sbc
+
+
+def wait_until_done(db: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with db.engine.connect() as conn:
+            waiting = conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM payment_events WHERE status IN ('received', 'processing')"
+            ).scalar()
+        if not waiting:
+            return
+        time.sleep(0.2)
+
+
+async def pace(
+    url: str, rate: float, seconds: float, invoices: list[tuple[str, int]], first: int = 0
+) -> int:
+    """Signed payment webhooks at a steady ``rate`` per second (5 cents each)."""
+    from standardwebhooks.webhooks import Webhook
+
+    signer = Webhook(WEBHOOK_SECRET)
+    room = {number: minor for number, minor in invoices if minor >= 5}
+    numbers = sorted(room)
+    total = int(rate * seconds)
+    sent = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+        began = time.perf_counter()
+        pending: set[asyncio.Task[None]] = set()
+
+        async def send(n: int, invoice: str) -> None:
+            body = json.dumps(
+                {
+                    "type": "payment.sale",
+                    "data": {
+                        "transaction_id": 190_000_000 + first + n,
+                        "amount": "0.05",
+                        "invoice_id": invoice,
+                    },
+                }
+            )
+            moment = datetime.now(UTC)
+            headers = {
+                "webhook-id": f"msg_{first + n}",
+                "webhook-timestamp": str(int(moment.timestamp())),
+                "webhook-signature": signer.sign(f"msg_{first + n}", moment, body),
+                "content-type": "application/json",
+            }
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                assert response.status in (200, 202), response.status
+
+        for n in range(total):
+            invoice = numbers[n % len(numbers)]
+            if room[invoice] < 5:
+                continue
+            room[invoice] -= 5
+            delay = began + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(send(n, invoice))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            sent += 1
+        await asyncio.gather(*pending)
+    return sent
+
+
+def bench_lag(args: argparse.Namespace) -> None:
+    from ledgerlink.store.db import Database
+
+    with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        env, gateway_id, invoices, sbc = prepare_lag(tmp, args.people)
+        separate = args.worker == "separate"
+        server, base = start_ledgerlink(env, worker=not separate)
+        worker = (
+            subprocess.Popen(
+                [sys.executable, "-m", "ledgerlink.cli", "worker"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if separate
+            else None
+        )
+        db = Database(f"sqlite:///{tmp / 'var' / 'ledgerlink.db'}")
+        try:
+            url = f"{base}/inbound/paytrace/{gateway_id}/webhook"
+            # One payment first, so the figures are for the steady state, not the worker's
+            # start (loading code, opening the ledger, the first token).
+            asyncio.run(pace(url, 1, 1, invoices, first=10**6))
+            wait_until_done(db, 60)
+            started = time.perf_counter()
+            sent = asyncio.run(pace(url, args.rate, args.seconds, invoices))
+            sending = time.perf_counter() - started
+            wait_until_done(db, 300)
+            with db.engine.connect() as conn:
+                statuses = dict(
+                    conn.exec_driver_sql(
+                        "SELECT status, COUNT(*) FROM payment_events GROUP BY status"
+                    ).all()
+                )
+                rows = conn.exec_driver_sql(
+                    "SELECT received_at, processed_at FROM payment_events "
+                    "WHERE status = 'posted' AND transaction_id < '191000000'"
+                ).all()
+            timed = sorted(
+                (
+                    datetime.fromisoformat(str(got)),
+                    (
+                        datetime.fromisoformat(str(done)) - datetime.fromisoformat(str(got))
+                    ).total_seconds(),
+                )
+                for got, done in rows
+            )
+            lags = sorted(lag for _, lag in timed)
+            windows: dict[int, list[float]] = {}
+            for got, lag in timed:
+                windows.setdefault(int((got - timed[0][0]).total_seconds() // 5), []).append(lag)
+            print(
+                json.dumps(
+                    {
+                        "benchmark": "payments lag",
+                        "database": "sqlite (embedded default)",
+                        "job_runner": "ledgerlink worker (own process)"
+                        if separate
+                        else "embedded in ledgerlink serve",
+                        "ledger": "SBC simulator (own process, rate limit off)",
+                        "rate_per_second": args.rate,
+                        "payments_sent": sent,
+                        "send_seconds": round(sending, 2),
+                        "statuses": statuses,
+                        "lag_p50_s": round(percentile(lags, 0.5), 3) if lags else None,
+                        "lag_p99_s": round(percentile(lags, 0.99), 3) if lags else None,
+                        "lag_max_s": round(lags[-1], 3) if lags else None,
+                        "lag_p99_s_per_5s_window": [
+                            round(percentile(sorted(w), 0.99), 2)
+                            for _, w in sorted(windows.items())
+                        ],
+                        "server_peak_rss_mib": round(peak_rss_kib(server.pid) / 1024, 1),
+                        "worker_peak_rss_mib": round(peak_rss_kib(worker.pid) / 1024, 1)
+                        if worker
+                        else None,
+                    }
+                ),
+                flush=True,
+            )
+        finally:
+            db.dispose()
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=15)
+            server.terminate()
+            server.wait(timeout=15)
+            sbc.terminate()
+            sbc.wait(timeout=15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    inbound = commands.add_parser("inbound", help="events/s accepted and their latency")
+    inbound.add_argument("--seconds", type=float, default=10.0)
+    inbound.add_argument("--connections", type=int, default=32)
+    lag = commands.add_parser("lag", help="payment → posted receipt lag at a steady rate")
+    lag.add_argument("--rate", type=float, default=200.0)
+    lag.add_argument("--seconds", type=float, default=20.0)
+    lag.add_argument("--people", type=int, default=600)
+    lag.add_argument(
+        "--worker",
+        choices=("embedded", "separate"),
+        default="embedded",
+        help="jobs in the serve process (the default) or in `ledgerlink worker`",
+    )
+    args = parser.parse_args()
+    {"inbound": bench_inbound, "lag": bench_lag}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -133,6 +133,10 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _keep_no_cookies(response: httpx.Response) -> None:
+    return None
+
+
 class UpstreamClient:
     """An httpx.AsyncClient with the policies above. One per run and event loop."""
 
@@ -172,6 +176,10 @@ class UpstreamClient:
             transport=transport,
             headers={"User-Agent": "ledgerlink", **(headers or {})},
         )
+        # These APIs authenticate with bearer tokens and set no cookies we need, yet httpx
+        # runs every response through the standard library's cookie jar (a tenth of a
+        # request's CPU under load). Keep the jar empty and skip that work.
+        self._client.cookies.extract_cookies = _keep_no_cookies  # type: ignore[method-assign]
 
     async def __aenter__(self) -> UpstreamClient:
         return self

@@ -11,17 +11,18 @@ never sends one, so a source that does is misconfigured and is told so.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from ledgerlink.logs import luhn_valid
+from ledgerlink.store.group_commit import GroupCommit
 from ledgerlink.store.payment_models import PaymentEvent
+from ledgerlink.store.types import utcnow
 
 #: PayTrace transaction types (silent post TRANXTYPE, export transaction_type) → our kinds.
 KINDS: Final = {
@@ -161,38 +162,47 @@ def from_webhook(body: Any, delivery_id: str, connection_id: int | None = None) 
 def accept(session: Session, event: InboundEvent) -> tuple[int | None, bool]:
     """Store ``event`` once: (its id, True) when new; (None, False) for a repeat, whose
     delivery is counted on the stored event."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    new_id = session.execute(
+        _INSERT_EVENT[postgresql],
+        {
+            "connection_id": event.connection_id,
+            "source": event.source,
+            "delivery_id": event.delivery_id,
+            "transaction_id": event.transaction_id,
+            "kind": event.kind,
+            "dedup_key": event.dedup_key,
+            "payload": event.payload,
+            "verified": event.verified,
+            "status": "received",
+            "attempts": 0,
+            "deliveries": 1,
+            "received_at": utcnow(),
+        },
+    ).scalar()
+    if new_id is not None:
+        return int(new_id), True
+    session.execute(_COUNT_DELIVERY, {"key": event.dedup_key})
+    return None, False
+
+
+def _insert_event(postgresql: bool) -> Any:
+    # Built once and run with parameters, so SQLAlchemy compiles it once.
+    if postgresql:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = (
-        insert(PaymentEvent)
-        .values(
-            connection_id=event.connection_id,
-            source=event.source,
-            delivery_id=event.delivery_id,
-            transaction_id=event.transaction_id,
-            kind=event.kind,
-            dedup_key=event.dedup_key,
-            payload=event.payload,
-            verified=event.verified,
-            status="received",
-            attempts=0,
-            deliveries=1,
-        )
-        .on_conflict_do_nothing(index_elements=["dedup_key"])
-        .returning(PaymentEvent.id)
-    )
-    new_id = session.execute(statement).scalar()
-    if new_id is not None:
-        return int(new_id), True
-    session.execute(
-        update(PaymentEvent)
-        .where(PaymentEvent.dedup_key == event.dedup_key)
-        .values(deliveries=PaymentEvent.deliveries + 1)
-    )
-    return None, False
+    table: Table = PaymentEvent.__table__  # type: ignore[assignment]
+    # Core, not the ORM's bulk path: compiled once and cached.
+    return insert(table).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
+
+
+_INSERT_EVENT = {False: _insert_event(False), True: _insert_event(True)}
+_COUNT_DELIVERY = (
+    update(PaymentEvent)
+    .where(PaymentEvent.dedup_key == bindparam("key"))
+    .values(deliveries=PaymentEvent.deliveries + 1)
+)
 
 
 class InboxWriter:
@@ -212,54 +222,19 @@ class InboxWriter:
         max_batch: int = 256,
         max_wait: float = 0.002,
     ) -> None:
-        self.db = db
-        #: called in the storing transaction when a batch holds a new event (enqueues the
-        #: drain in the same commit, so no stored event waits for a job that never comes)
+        #: called in the storing transaction when it holds a new event (enqueues the drain
+        #: in the same commit, so no stored event waits for a job that never comes)
         self.on_new = on_new
-        self.max_batch = max_batch
-        self.max_wait = max_wait
-        self._queue: (
-            asyncio.Queue[tuple[InboundEvent, asyncio.Future[tuple[int | None, bool]]]] | None
-        ) = None
-        self._task: asyncio.Task[None] | None = None
+        self._commits: GroupCommit[tuple[int | None, bool]] = GroupCommit(
+            db, max_batch=max_batch, max_wait=max_wait
+        )
 
     async def submit(self, event: InboundEvent) -> tuple[int | None, bool]:
-        loop = asyncio.get_running_loop()
-        if self._queue is None or self._task is None or self._task.done():
-            self._queue = asyncio.Queue()
-            self._task = loop.create_task(self._run(self._queue))
-        future: asyncio.Future[tuple[int | None, bool]] = loop.create_future()
-        self._queue.put_nowait((event, future))
-        return await future
+        return await self._commits.run(lambda session: self._store(session, event))
 
-    async def _run(
-        self, queue: asyncio.Queue[tuple[InboundEvent, asyncio.Future[tuple[int | None, bool]]]]
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await queue.get()]
-            deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    if loop.time() >= deadline:
-                        break
-                    await asyncio.sleep(0)
-            try:
-                results = await asyncio.to_thread(self._store, [event for event, _ in batch])
-            except Exception as exc:  # every waiter learns the batch failed
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-
-    def _store(self, events: list[InboundEvent]) -> list[tuple[int | None, bool]]:
-        with self.db.transaction() as session:
-            results = [accept(session, event) for event in events]
-            if self.on_new is not None and any(new for _, new in results):
-                self.on_new(session)
-            return results
+    def _store(self, session: Session, event: InboundEvent) -> tuple[int | None, bool]:
+        result = accept(session, event)
+        if result[1] and self.on_new is not None and not session.info.get("drain_requested"):
+            self.on_new(session)
+            session.info["drain_requested"] = True
+        return result

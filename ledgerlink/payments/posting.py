@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.connectors.errors import (
@@ -40,8 +42,8 @@ from ledgerlink.payments.facts import CardPayment, from_payload, from_transactio
 from ledgerlink.payments.inbox import InboundEvent, accept
 from ledgerlink.payments.payers import find_payer
 from ledgerlink.payments.problems import Deferred, PaymentProblem, Settled
+from ledgerlink.store.group_commit import GroupCommit
 from ledgerlink.store.models import Connection
-from ledgerlink.store.payment_models import PaymentEvent
 
 log = structlog.get_logger("ledgerlink.payments")
 
@@ -77,10 +79,20 @@ class OpenLedger:
 class PaymentProcessor:
     """Processes claimed events; one instance per drain, used from one event loop."""
 
-    def __init__(self, runtime: Any, *, actor: str = "system:payments") -> None:
+    def __init__(
+        self,
+        runtime: Any,
+        *,
+        actor: str = "system:payments",
+        commits: GroupCommit[Any] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.db = runtime.db
         self.actor = actor
+        #: shared transactions for the small writes of many events (a drain passes one)
+        self.commits = commits
+        self._paytrace: dict[int | None, Connection] = {}
+        self._targets: dict[int, int] = {}
         self._ledgers: dict[int, OpenLedger] = {}
         self._gateways: dict[int, CardGateway] = {}
         self._mappings: dict[str, Any] = {}
@@ -100,7 +112,8 @@ class PaymentProcessor:
         try:
             outcome = await self._process(event)
         except Deferred as waiting:
-            queue.defer(self.db, event.id, waiting.why, waiting.seconds)
+            why, seconds = waiting.why, waiting.seconds
+            await self._write(lambda session: queue.defer_in(session, event.id, why, seconds))
             return "received"
         except Settled as settled:
             outcome = queue.Outcome("ignored", settled.why)
@@ -110,10 +123,11 @@ class PaymentProcessor:
             retry = exc.retryable and not isinstance(exc, (AuthExpired, Misconfigured))
             if retry and event.attempts < MAX_UPSTREAM_ATTEMPTS:
                 seconds = backoff_seconds(event.attempts)
-                queue.defer(self.db, event.id, f"{exc.message} (trying again)", seconds)
+                why = f"{exc.message} (trying again)"
+                await self._write(lambda session: queue.defer_in(session, event.id, why, seconds))
                 return "received"
             outcome = queue.Outcome("exception", exc.message, problem=_upstream_problem(exc))
-        queue.finish(self.db, event, outcome, self.actor)
+        await self._write(lambda session: queue.finish_in(session, event, outcome, self.actor))
         log.info(
             "payments.event_processed",
             event_id=event.id,
@@ -140,7 +154,7 @@ class PaymentProcessor:
             plan = await self._plan(event, payment)
             if plan.get("settled"):
                 raise Settled(plan["settled"])
-            self._checkpoint(event, plan)
+            await self._checkpoint(event, plan)
         try:
             return await self._execute(plan)
         except PaymentProblem as problem:
@@ -149,7 +163,7 @@ class PaymentProcessor:
                 raise
             # The ledger refused the application: the invoice changed after it was read
             # (another payment got there first). Nothing was posted; plan again.
-            self._checkpoint(event, None, replans=replans + 1)
+            await self._checkpoint(event, None, replans=replans + 1)
             raise Deferred(f"{problem.reason}; planning again", 0.2) from None
 
     # -- verify -------------------------------------------------------------------------------
@@ -189,7 +203,7 @@ class PaymentProcessor:
                     "Nothing was posted. Ask the customer to pay again or with another card; "
                     "ignore this exception once they have.",
                 )
-            if payment.voided or self._has_event(f"{payment.transaction_id}:void"):
+            if payment.voided or event.void_received:
                 return {"settled": "Voided at PayTrace before it was posted: nothing to post"}
             return await self._plan_receipt(event, payment, "sale")
         if kind == "authorization":
@@ -564,16 +578,22 @@ class PaymentProcessor:
 
     # -- execute ------------------------------------------------------------------------------
 
-    def _checkpoint(
+    async def _checkpoint(
         self, event: queue.ClaimedEvent, plan: dict[str, Any] | None, **extra: Any
     ) -> None:
         payload = {**event.payload, "plan": plan, **extra}
         if plan is None:
             payload.pop("plan")
+        values = {"event_id": event.id, "payload": payload}
+        await self._write(lambda session: session.execute(queue.SAVE_PAYLOAD, values))
+
+    async def _write(self, work: Callable[[Session], Any]) -> None:
+        """Commit ``work`` (with others under load) before going on."""
+        if self.commits is not None:
+            await self.commits.run(work)
+            return
         with self.db.transaction() as session:
-            session.execute(
-                update(PaymentEvent).where(PaymentEvent.id == event.id).values(payload=payload)
-            )
+            work(session)
 
     async def _execute(self, plan: dict[str, Any]) -> queue.Outcome:
         target = await self._ledger_by_id(int(plan["ledger_connection_id"]))
@@ -665,6 +685,15 @@ class PaymentProcessor:
     # -- connections ------------------------------------------------------------------------
 
     def paytrace_connection(self, connection_id: int | None) -> Connection:
+        """The PayTrace connection (read once per processor: a drain lasts two minutes at
+        most, so a settings change is seen by the next one)."""
+        if connection_id in self._paytrace:
+            return self._paytrace[connection_id]
+        found = self._read_paytrace(connection_id)
+        self._paytrace[connection_id] = found
+        return found
+
+    def _read_paytrace(self, connection_id: int | None) -> Connection:
         with self.db.read() as session:
             if connection_id is not None:
                 found = session.get(Connection, connection_id)
@@ -689,6 +718,8 @@ class PaymentProcessor:
 
     async def ledger_for_gateway(self, paytrace: Connection) -> OpenLedger:
         """The ledger a PayTrace connection's payments are posted to, opened."""
+        if paytrace.id in self._targets:
+            return await self._ledger_by_id(self._targets[paytrace.id])
         wanted = paytrace.settings.get("post_to_connection_id")
         with self.db.read() as session:
             if wanted:
@@ -710,6 +741,7 @@ class PaymentProcessor:
                 "to, then retry.",
                 critical=True,
             )
+        self._targets[paytrace.id] = ledger_ids[0]
         return await self._ledger_by_id(ledger_ids[0])
 
     async def _ledger_by_id(self, connection_id: int) -> OpenLedger:
@@ -760,10 +792,6 @@ class PaymentProcessor:
             if account is not None:
                 return account.id, account.number
         return None, ""
-
-    def _has_event(self, dedup_key: str) -> bool:
-        with self.db.read() as session:
-            return queue.event_status(session, dedup_key) is not None
 
 
 def _describe(

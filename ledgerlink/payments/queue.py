@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from ledgerlink.store import audit
@@ -37,6 +37,10 @@ class ClaimedEvent:
     verified: bool
     attempts: int
     received_at: datetime
+    #: a void for this sale is in the inbox too (it will not be posted)
+    void_received: bool = False
+    #: an exception row exists for it (opened by an earlier try)
+    has_exception: bool = False
 
 
 def _due(now: datetime) -> Any:
@@ -71,6 +75,18 @@ def claim(db: Database, limit: int, lease_seconds: float) -> list[ClaimedEvent]:
         rows = session.scalars(
             select(PaymentEvent).where(PaymentEvent.id.in_(ids)).order_by(PaymentEvent.id)
         ).all()
+        # What each event's processing would otherwise look up one by one.
+        voids = {f"{row.transaction_id}:void" for row in rows if row.kind in ("sale", "capture")}
+        voided = set(
+            session.scalars(
+                select(PaymentEvent.transaction_id).where(PaymentEvent.dedup_key.in_(voids))
+            )
+        )
+        with_exception = set(
+            session.scalars(
+                select(PaymentException.event_id).where(PaymentException.event_id.in_(ids))
+            )
+        )
         return [
             ClaimedEvent(
                 id=row.id,
@@ -82,6 +98,8 @@ def claim(db: Database, limit: int, lease_seconds: float) -> list[ClaimedEvent]:
                 verified=row.verified,
                 attempts=row.attempts,
                 received_at=row.received_at,
+                void_received=row.transaction_id in voided,
+                has_exception=row.id in with_exception,
             )
             for row in rows
         ]
@@ -108,16 +126,20 @@ def next_due_in(db: Database) -> float | None:
 
 def defer(db: Database, event_id: int, why: str, seconds: float) -> None:
     with db.transaction() as session:
-        session.execute(
-            update(PaymentEvent)
-            .where(PaymentEvent.id == event_id)
-            .values(
-                status="received",
-                claimed_until=None,
-                not_before=utcnow() + timedelta(seconds=seconds),
-                message=why,
-            )
+        defer_in(session, event_id, why, seconds)
+
+
+def defer_in(session: Session, event_id: int, why: str, seconds: float) -> None:
+    session.execute(
+        update(PaymentEvent)
+        .where(PaymentEvent.id == event_id)
+        .values(
+            status="received",
+            claimed_until=None,
+            not_before=utcnow() + timedelta(seconds=seconds),
+            message=why,
         )
+    )
 
 
 def event_status(session: Session, dedup_key: str) -> str | None:
@@ -162,74 +184,115 @@ class Outcome:
 
 
 def finish(db: Database, event: ClaimedEvent, outcome: Outcome, actor: str) -> None:
-    """Record ``outcome`` for ``event`` in one transaction (postings, status, exception,
-    audit). A posting whose key is already recorded is left as it is."""
-    now = utcnow()
     with db.transaction() as session:
-        written: list[dict[str, Any]] = []
-        for values in outcome.postings:
-            if posting_by_key(session, values["idempotency_key"]) is None:
-                session.add(PaymentPosting(event_id=event.id, posted_at=now, **values))
-                written.append(values)
-        if outcome.reversed_posting_id is not None:
-            session.execute(
-                update(PaymentPosting)
-                .where(PaymentPosting.id == outcome.reversed_posting_id)
-                .values(reversed_at=now)
-            )
+        finish_in(session, event, outcome, actor)
+
+
+def finish_in(session: Session, event: ClaimedEvent, outcome: Outcome, actor: str) -> None:
+    """Record ``outcome`` for ``event`` in ``session``'s transaction (postings, status,
+    exception, audit). A posting whose key is already recorded is left as it is."""
+    now = utcnow()
+    written = [
+        values
+        for values in outcome.postings
+        if _insert_posting(session, {"event_id": event.id, "posted_at": now, **values})
+    ]
+    if outcome.reversed_posting_id is not None:
         session.execute(
-            update(PaymentEvent)
-            .where(PaymentEvent.id == event.id)
-            .values(
-                status=outcome.status,
-                message=outcome.message,
-                processed_at=now,
-                claimed_until=None,
-                not_before=None,
-            )
+            update(PaymentPosting)
+            .where(PaymentPosting.id == outcome.reversed_posting_id)
+            .values(reversed_at=now)
         )
-        existing = session.scalar(
-            select(PaymentException).where(PaymentException.event_id == event.id)
+    session.execute(
+        _EVENT_DONE,
+        {"event_id": event.id, "status": outcome.status, "message": outcome.message, "at": now},
+    )
+    problem = outcome.problem
+    existing = (
+        session.scalar(select(PaymentException).where(PaymentException.event_id == event.id))
+        if problem is not None or event.has_exception
+        else None
+    )
+    if problem is not None:
+        _open_exception(session, event, existing, problem, now)
+    elif existing is not None and existing.status == "open" and outcome.status == "posted":
+        existing.status = "resolved"
+        existing.resolved_at = now
+        existing.resolved_by = actor
+        existing.resolution = existing.resolution or outcome.message
+    if outcome.resolves_dispute_of:
+        _close_dispute(session, outcome.resolves_dispute_of, actor, now)
+    for values in written:
+        audit.record(
+            session,
+            actor=actor,
+            action=f"payment.{values['action']}",
+            entity_type="payment_event",
+            entity_id=event.id,
+            after={
+                "transaction_id": event.transaction_id,
+                "kind": event.kind,
+                "system": values["system"],
+                "ledger_id": values["ledger_id"],
+                "idempotency_key": values["idempotency_key"],
+                "invoice_number": values["invoice_number"],
+                "amount_minor": values["amount_minor"],
+                "applied_minor": values["applied_minor"],
+                "currency": values["currency"],
+                "mapping_version": values["mapping_version"],
+            },
         )
-        problem = outcome.problem
-        if problem is not None:
-            _open_exception(session, event, existing, problem, now)
-        elif existing is not None and existing.status == "open" and outcome.status == "posted":
-            existing.status = "resolved"
-            existing.resolved_at = now
-            existing.resolved_by = actor
-            existing.resolution = existing.resolution or outcome.message
-        if outcome.resolves_dispute_of:
-            _close_dispute(session, outcome.resolves_dispute_of, actor, now)
-        for values in written:
-            audit.record(
-                session,
-                actor=actor,
-                action=f"payment.{values['action']}",
-                entity_type="payment_event",
-                entity_id=event.id,
-                after={
-                    "transaction_id": event.transaction_id,
-                    "kind": event.kind,
-                    "system": values["system"],
-                    "ledger_id": values["ledger_id"],
-                    "idempotency_key": values["idempotency_key"],
-                    "invoice_number": values["invoice_number"],
-                    "amount_minor": values["amount_minor"],
-                    "applied_minor": values["applied_minor"],
-                    "currency": values["currency"],
-                    "mapping_version": values["mapping_version"],
-                },
-            )
-        if problem is not None:
-            audit.record(
-                session,
-                actor=actor,
-                action="payment.exception",
-                entity_type="payment_event",
-                entity_id=event.id,
-                after={"reason_code": problem.code, "reason": problem.reason},
-            )
+    if problem is not None:
+        audit.record(
+            session,
+            actor=actor,
+            action="payment.exception",
+            entity_type="payment_event",
+            entity_id=event.id,
+            after={"reason_code": problem.code, "reason": problem.reason},
+        )
+
+
+def _insert_posting(session: Session, values: dict[str, Any]) -> bool:
+    """Insert a posting unless its idempotency key is recorded already; True if new."""
+    statement = _INSERT_POSTING[session.get_bind().dialect.name == "postgresql"]
+    return session.execute(statement, values).scalar() is not None
+
+
+def _insert_once(postgresql: bool) -> Any:
+    # Built once and run with parameters, so SQLAlchemy compiles it once.
+    if postgresql:
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    table: Table = PaymentPosting.__table__  # type: ignore[assignment]
+    # Core, not the ORM's bulk path: compiled once and cached.
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(table.c.id)
+    )
+
+
+_INSERT_POSTING = {False: _insert_once(False), True: _insert_once(True)}
+_EVENTS: Table = PaymentEvent.__table__  # type: ignore[assignment]
+_EVENT_DONE = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(
+        status=bindparam("status"),
+        message=bindparam("message"),
+        processed_at=bindparam("at"),
+        claimed_until=None,
+        not_before=None,
+    )
+)
+#: The plan written on the event before it is executed (see posting.py).
+SAVE_PAYLOAD = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(payload=bindparam("payload"))
+)
 
 
 def _open_exception(
