@@ -122,6 +122,12 @@ def start_ledgerlink(env: dict[str, str], *, worker: bool) -> tuple[subprocess.P
         time.sleep(0.1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(ordered: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
 
@@ -132,7 +138,10 @@ def bench_inbound(args: argparse.Namespace) -> None:
         server, base = start_ledgerlink(env, worker=False)
         try:
             url = f"{base}/inbound/paytrace/{connection_id}/silent-post"
+            client_before, server_before = cpu_seconds(os.getpid()), cpu_seconds(server.pid)
             accepted, elapsed, latencies = asyncio.run(drive(url, args.seconds, args.connections))
+            client_cpu = cpu_seconds(os.getpid()) - client_before
+            server_cpu = cpu_seconds(server.pid) - server_before
             latencies.sort()
             from ledgerlink.store.db import Database
 
@@ -153,6 +162,9 @@ def bench_inbound(args: argparse.Namespace) -> None:
                         "p50_ms": round(statistics.median(latencies) * 1000, 2),
                         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
                         "server_peak_rss_mib": round(peak_rss_kib(server.pid) / 1024, 1),
+                        # Everything shares the machine's cores: how busy each side was.
+                        "server_cpu_share": round(server_cpu / elapsed, 2),
+                        "load_generator_cpu_share": round(client_cpu / elapsed, 2),
                     }
                 ),
                 flush=True,

@@ -182,19 +182,26 @@ def accept(session: Session, event: InboundEvent) -> tuple[int | None, bool]:
     ).scalar()
     if new_id is not None:
         return int(new_id), True
-    session.execute(_COUNT_DELIVERY, {"key": event.dedup_key})
+    counted = session.execute(_COUNT_DELIVERY, {"key": event.dedup_key}).rowcount  # type: ignore[attr-defined]
+    if counted != 1:  # OR IGNORE skipped it for another reason than a repeat
+        raise RuntimeError(f"payment event {event.dedup_key} could not be stored")
     return None, False
 
 
 def _insert_event(postgresql: bool) -> Any:
-    # Built once and run with parameters, so SQLAlchemy compiles it once.
+    """The insert that skips a repeat. Built once and run with parameters: SQLite's
+    ``INSERT OR IGNORE`` is compiled once and cached; SQLAlchemy cannot cache an
+    ``ON CONFLICT`` clause, so PostgreSQL's form is compiled per call."""
+    table: Table = PaymentEvent.__table__  # type: ignore[assignment]
     if postgresql:
         from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    table: Table = PaymentEvent.__table__  # type: ignore[assignment]
-    # Core, not the ORM's bulk path: compiled once and cached.
-    return insert(table).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
+
+        return (
+            insert(table).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
+        )
+    from sqlalchemy import insert as core_insert
+
+    return core_insert(table).prefix_with("OR IGNORE").returning(table.c.id)
 
 
 _INSERT_EVENT = {False: _insert_event(False), True: _insert_event(True)}

@@ -256,22 +256,27 @@ def finish_in(session: Session, event: ClaimedEvent, outcome: Outcome, actor: st
 def _insert_posting(session: Session, values: dict[str, Any]) -> bool:
     """Insert a posting unless its idempotency key is recorded already; True if new."""
     statement = _INSERT_POSTING[session.get_bind().dialect.name == "postgresql"]
-    return session.execute(statement, values).scalar() is not None
+    if session.execute(statement, values).scalar() is not None:
+        return True
+    if posting_by_key(session, values["idempotency_key"]) is None:
+        raise RuntimeError(f"posting {values['idempotency_key']} could not be recorded")
+    return False
 
 
 def _insert_once(postgresql: bool) -> Any:
-    # Built once and run with parameters, so SQLAlchemy compiles it once.
+    # Built once and run with parameters; see inbox._insert_event for the two forms.
+    table: Table = PaymentPosting.__table__  # type: ignore[assignment]
     if postgresql:
         from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    table: Table = PaymentPosting.__table__  # type: ignore[assignment]
-    # Core, not the ORM's bulk path: compiled once and cached.
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(table.c.id)
-    )
+
+        return (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(table.c.id)
+        )
+    from sqlalchemy import insert as core_insert
+
+    return core_insert(table).prefix_with("OR IGNORE").returning(table.c.id)
 
 
 _INSERT_POSTING = {False: _insert_once(False), True: _insert_once(True)}

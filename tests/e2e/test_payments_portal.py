@@ -25,7 +25,15 @@ def test_an_operator_resolves_a_payment_exception(page, settings: Settings, tmp_
     env = server_env(settings)
     with sage500_world(settings, tmp_path) as world:
         run_cli(
-            "user create --email ops@example.org --role operator --password-stdin".split(),
+            [
+                "user",
+                "create",
+                "--email",
+                "ops@example.org",
+                "--role",
+                "operator",
+                "--password-stdin",
+            ],
             env,
             stdin=PASSWORD + "\n",
         )
