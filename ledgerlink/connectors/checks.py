@@ -13,6 +13,10 @@ from ledgerlink.store.models import Connection
 
 
 async def check_connection(runtime: Runtime, connection: Connection) -> list[CheckResult]:
+    if connection.kind == "smtp":
+        from ledgerlink.payments.notify import check_smtp
+
+        return await check_smtp(runtime, connection)
     adapter: Ledger | CardGateway
     try:
         adapter = (

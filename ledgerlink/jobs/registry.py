@@ -33,6 +33,7 @@ CAPABILITY_MODULES = (
     "ledgerlink.sync.runs",
     "ledgerlink.sync.schedules",
     "ledgerlink.payments.jobs",
+    "ledgerlink.payments.notify",
 )
 
 

@@ -165,3 +165,22 @@ class PaymentCharge(Base):
     requested_by: Mapped[str] = mapped_column(String(254))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotificationLog(Base):
+    """Every e-mail ledgerlink sent (or failed to send): what, to whom, when.
+
+    It also paces the e-mail: one digest a day, a threshold alert at most once an hour.
+    """
+
+    __tablename__ = "notification_log"
+    __table_args__ = (Index("ix_notification_log_kind", "kind", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: digest | alert | threshold | test
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(255))
+    recipients: Mapped[str] = mapped_column(Text)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

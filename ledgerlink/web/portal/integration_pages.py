@@ -30,7 +30,12 @@ from ledgerlink.web.security import admin, operator, viewer
 
 router = APIRouter()
 
-KIND_LABELS = {"sbc": "Sage Business Cloud", "sage500": "Sage 500", "paytrace": "PayTrace"}
+KIND_LABELS = {
+    "sbc": "Sage Business Cloud",
+    "sage500": "Sage 500",
+    "paytrace": "PayTrace",
+    "smtp": "E-mail (SMTP)",
+}
 NOTICES = {
     "connected": "Sage granted access. Pick the business and the other settings, then Save.",
     "created": "Connection added. Fill in its settings and Save.",
@@ -268,6 +273,17 @@ def _settings_from_form(kind: str, form: Any, current: dict[str, Any]) -> dict[s
             "refund_gl_account",
             "import_wait_seconds",
         ),
+        "smtp": (
+            "host",
+            "port",
+            "security",
+            "username",
+            "from_address",
+            "digest_at",
+            "timezone",
+            "exceptions_threshold",
+            "pending_minutes_threshold",
+        ),
     }[kind]
     for name in simple:
         if name in text:
@@ -283,6 +299,13 @@ def _settings_from_form(kind: str, form: Any, current: dict[str, Any]) -> dict[s
                     "bank_account_id": text.get(f"pm_{method}_bank") or None,
                 }
         settings["payment_methods"] = methods
+    if kind == "smtp":
+        if "recipients" in text:
+            settings["recipients"] = [r.strip() for r in text["recipients"].split(",") if r.strip()]
+        if "alerts_shown" in text:
+            settings["alerts"] = text.get("alerts") == "1"
+        if "digest_at" in text:
+            settings["digest_at"] = text["digest_at"]  # empty turns the digest off
     if kind == "paytrace" and "polling_shown" in text:
         settings["polling"] = text.get("polling") == "1"
     if kind == "paytrace" and "environment" in text and not text.get("api_base_url"):
