@@ -184,3 +184,18 @@ class SyncSchedule(Base):
     last_outcome: Mapped[str] = mapped_column(String(500), default="")
     created_by: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CardProfileBaseline(Base):
+    """What a ledger customer and its PayTrace profile last agreed on (the card-profile
+    data set's three-way merge starts from it)."""
+
+    __tablename__ = "card_profile_baselines"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    paytrace_customer_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    values: Mapped[dict[str, str]] = mapped_column(JSONDocument, default=dict)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

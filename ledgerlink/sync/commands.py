@@ -84,7 +84,7 @@ def _start(
 
 def _execute(runtime: Runtime, connection: Connection, run_id: int, *, show_progress: bool) -> Any:
     from ledgerlink.connectors.errors import UpstreamError
-    from ledgerlink.connectors.factory import ledger_for
+    from ledgerlink.connectors.factory import gateway_for, ledger_for
     from ledgerlink.identity.principal import cli_principal
     from ledgerlink.sync import runs
 
@@ -113,6 +113,7 @@ def _execute(runtime: Runtime, connection: Connection, run_id: int, *, show_prog
                 cli_principal(),
                 moved,
                 page_size=runtime.settings.sync_page_size,
+                open_gateway=lambda gateway: gateway_for(runtime, gateway),
             )
         finally:
             await ledger.aclose()

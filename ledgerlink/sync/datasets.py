@@ -10,6 +10,7 @@ class DataSet(StrEnum):
     MEMBER_DETAILS = "member_details"
     TRANSACTIONS = "transactions"
     BALANCES = "balances"
+    CARD_PROFILES = "card_profiles"
 
     @property
     def label(self) -> str:
@@ -17,6 +18,7 @@ class DataSet(StrEnum):
             "member_details": "Member details",
             "transactions": "Transaction history",
             "balances": "Account balances",
+            "card_profiles": "PayTrace customer profiles",
         }[self.value]
 
 

@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from ledgerlink.connectors.base import Ledger
+from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.domain.periods import FinancialYear
 from ledgerlink.identity.principal import Principal, job_principal
 from ledgerlink.jobs.port import JobQueue
@@ -35,6 +35,7 @@ from ledgerlink.store.db import Database
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncCursor, SyncRecord, SyncRun, SyncSettings
 from ledgerlink.store.types import utcnow
+from ledgerlink.sync import card_profiles as profiles
 from ledgerlink.sync import ledger_view
 from ledgerlink.sync import member_details as details
 from ledgerlink.sync.datasets import DataSet, Policy
@@ -66,6 +67,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+#: Opens a PayTrace connection's gateway (for the card-profiles data set).
+GatewayOpener = Callable[[Connection], CardGateway]
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -277,8 +280,10 @@ class Execution:
         principal: Principal,
         on_progress: ProgressCallback | None = None,
         page_size: int = PAGE,
+        open_gateway: GatewayOpener | None = None,
     ) -> None:
         self.page_size = page_size
+        self.open_gateway = open_gateway
         self.db = db
         self.run_id = run_id
         self.ledger = ledger
@@ -391,6 +396,8 @@ class Execution:
             ledger_since = self._since(cursor.ledger_until if cursor else None)
         if data_set is DataSet.MEMBER_DETAILS:
             await self._member_details(registry_since, ledger_since)
+        elif data_set is DataSet.CARD_PROFILES:
+            await self._card_profiles()
         elif data_set is DataSet.BALANCES:
             counts = await ledger_view.refresh_balances(self.db, self.ledger, self.connection_id)
             for key, value in counts.as_dict().items():
@@ -408,6 +415,94 @@ class Execution:
                 cursor.ledger_until = moved_to
             self.checkpoint[data_set.value] = "done"
             self._save(session, data_set.value)
+
+    async def _card_profiles(self) -> None:
+        """Ledger customers ↔ PayTrace profiles (see :mod:`ledgerlink.sync.card_profiles`)."""
+        with self.db.read() as session:
+            ledger_connection = _ledger_connection(session, self.connection_id)
+            session.expunge(ledger_connection)
+            paytrace = profiles.gateway_connection(session, self.connection_id)
+        if paytrace is None or self.open_gateway is None:
+            self._count("card_profiles_skipped")
+            self._record_problem(
+                profiles.DATA_SET,
+                "No PayTrace connection posts payments to this ledger",
+                "Set Post payments to on the PayTrace connection, then sync again",
+            )
+            return
+        gateway = self.open_gateway(paytrace)
+        try:
+            found = await profiles.pairs(self.db, self.ledger, gateway, ledger_connection)
+            self.total += len(found)
+            with self.db.read() as session:
+                agreed = profiles.baselines(session, self.connection_id)
+            records: list[dict[str, Any]] = []
+            settled: list[tuple[profiles.Pair, dict[str, str]]] = []
+            for pair in found:
+                self._check_cancel()
+                outcome = profiles.evaluate(pair, agreed.get(pair.key), self.policies)
+                self.done += 1
+                if not outcome.changed:
+                    self._count("profiles_unchanged")
+                    if agreed.get(pair.key) != outcome.result and not self.dry_run:
+                        settled.append((pair, outcome.result))
+                    continue
+                record = self._profile_record(pair, outcome)
+                records.append(record)
+                if self.dry_run:
+                    self._count("profiles_to_update")
+                    continue
+                ok, message = await profiles.apply(pair, outcome, self.ledger, gateway)
+                if ok:
+                    settled.append((pair, outcome.result))
+                    self._count("profiles_updated")
+                else:
+                    record["status"], record["message"] = "failed", message
+                    record["fix"] = "check the value in PayTrace and the ledger, then retry"
+                    self._count("failed")
+            with self.db.transaction() as session:
+                for pair, values in settled:
+                    profiles.store_baseline(session, self.connection_id, pair, values)
+                if records:
+                    session.execute(insert(SyncRecord), records)
+        finally:
+            await gateway.aclose()
+
+    def _profile_record(self, pair: profiles.Pair, outcome: Any) -> dict[str, Any]:
+        to = {"paytrace" if outcome.to_registry else "", "ledger" if outcome.to_ledger else ""}
+        to.discard("")
+        if outcome.conflicts:
+            self._count("conflicts")
+        return {
+            "run_id": self.run_id,
+            "data_set": profiles.DATA_SET,
+            "record_key": pair.key,
+            "member_id": None,
+            "direction": "both" if len(to) == 2 else f"to_{to.pop()}",
+            "action": "conflict" if outcome.conflicts else "update",
+            "status": "planned" if self.dry_run else "done",
+            "changes": profiles.changes(outcome),
+            "message": f"PayTrace profile {pair.key} ↔ {pair.customer.number} {pair.customer.name}",
+            "fix": "",
+            "created_at": utcnow(),
+        }
+
+    def _record_problem(self, data_set: str, message: str, fix: str) -> None:
+        with self.db.transaction() as session:
+            session.add(
+                SyncRecord(
+                    run_id=self.run_id,
+                    data_set=data_set,
+                    record_key="-",
+                    member_id=None,
+                    direction="none",
+                    action="skip",
+                    status="failed",
+                    changes={},
+                    message=message,
+                    fix=fix,
+                )
+            )
 
     async def _selection(
         self, registry_since: datetime | None, ledger_since: datetime | None
@@ -644,14 +739,17 @@ async def execute(
     principal: Principal,
     on_progress: ProgressCallback | None = None,
     page_size: int = PAGE,
+    open_gateway: GatewayOpener | None = None,
 ) -> SyncRun:
-    return await Execution(db, run_id, ledger, principal, on_progress, page_size)()
+    """Execute (or resume) a run. ``open_gateway`` opens the PayTrace connection for the
+    card-profiles data set; without it that data set is reported as skipped."""
+    return await Execution(db, run_id, ledger, principal, on_progress, page_size, open_gateway)()
 
 
 @tasks.task(TASK, retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0))
 def sync_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
     """The job: open the connection's ledger and execute the run (resuming if interrupted)."""
-    from ledgerlink.connectors.factory import ledger_for
+    from ledgerlink.connectors.factory import gateway_for, ledger_for
     from ledgerlink.runtime import Runtime
 
     runtime = Runtime(ctx.settings)
@@ -668,7 +766,12 @@ def sync_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
         ledger = ledger_for(runtime, connection)
         try:
             await execute(
-                ctx.db, run_id, ledger, job_principal(actor), page_size=ctx.settings.sync_page_size
+                ctx.db,
+                run_id,
+                ledger,
+                job_principal(actor),
+                page_size=ctx.settings.sync_page_size,
+                open_gateway=lambda connection: gateway_for(runtime, connection),
             )
         finally:
             await ledger.aclose()

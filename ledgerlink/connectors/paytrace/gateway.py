@@ -349,6 +349,30 @@ class PayTraceGateway:
             raise NotFound(SYSTEM, f"PayTrace has no customer profile {customer_id}")
         return _customer(items[0])
 
+    async def update_customer(self, customer: CardCustomer) -> CardCustomer:
+        """Change a profile's name, e-mail, phone and billing address. The card itself is
+        never touched (nor sent): it changes only through PayTrace's hosted fields."""
+        address = customer.address
+        await self._post(
+            "/v1/customer/update",
+            {
+                "customer_id": customer.customer_id,
+                "billing_address": {
+                    "name": customer.name,
+                    "street_address": address.line1,
+                    "street_address2": address.line2,
+                    "city": address.city,
+                    "state": address.region,
+                    "zip": address.postal_code,
+                    "country": address.country,
+                },
+                "email": customer.email,
+                "phone": customer.phone,
+            },
+            idempotent=True,  # the same update twice leaves the same profile
+        )
+        return await self.customer(customer.customer_id)
+
     async def customers(self) -> list[CardCustomer]:
         body = await self._post("/v1/customer/export", {}, idempotent=True)
         return [_customer(item) for item in body.get("customers") or []]

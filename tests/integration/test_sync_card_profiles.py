@@ -1,0 +1,121 @@
+"""Sage 500 customers ↔ PayTrace customer profiles as a sync data set: a change on either
+side reaches the other, a change on both is a conflict the ledger wins, a plan writes
+nothing, an unchanged pair costs no write, and card data is never part of it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from ledgerlink.connectors.factory import gateway_for, ledger_for
+from ledgerlink.connectors.sage500.tables import tarCustomer, tciContact
+from ledgerlink.settings import Settings
+from ledgerlink.store.models import Connection
+from ledgerlink.store.sync_models import SyncRecord, SyncRun
+from ledgerlink.sync import runs
+from tests.support.payments import ME, PaymentsWorld, profiles, sage500_world
+
+
+@pytest.fixture
+def world(settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+    with sage500_world(settings, tmp_path) as made:
+        yield made
+
+
+def _sync(world: PaymentsWorld, *, dry_run: bool = False) -> tuple[SyncRun, list[SyncRecord]]:
+    runtime = world.runtime
+    with runtime.db.transaction() as session:
+        run_id = runs.start(
+            session, None, ME, world.ledger_id, ["card_profiles"], dry_run=dry_run
+        ).id
+        connection = session.get(Connection, world.ledger_id)
+        session.expunge(connection)
+
+    async def go() -> SyncRun:
+        async with ledger_for(runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
+            return await runs.execute(
+                runtime.db, run_id, ledger, ME, open_gateway=lambda c: gateway_for(runtime, c)
+            )
+
+    run = asyncio.run(go())
+    with runtime.db.read() as session:
+        records = list(session.scalars(select(SyncRecord).where(SyncRecord.run_id == run_id)))
+        for record in records:
+            session.expunge(record)
+    return run, records
+
+
+def _profile(world: PaymentsWorld, customer_id: str) -> dict[str, Any]:
+    [found] = world.paytrace("/v1/customer/export", {"customer_id": customer_id})["customers"]
+    return dict(found)
+
+
+def _erp_contact(world: PaymentsWorld, cust_id: str) -> dict[str, Any]:
+    assert world.erp is not None
+    with world.erp.connect() as conn:
+        row = conn.execute(
+            select(tciContact)
+            .join(tarCustomer, tarCustomer.c.PrimaryCntctKey == tciContact.c.CntctKey)
+            .where(tarCustomer.c.CustID == cust_id)
+        ).one()
+    return dict(row._mapping)
+
+
+def test_profiles_and_customers_agree_both_ways_and_conflicts_go_to_the_ledger(
+    world: PaymentsWorld,
+) -> None:
+    first, _ = _sync(world)
+    assert first.status == "finished", first.counts
+    assert first.total == len(profiles(world))
+    again, records = _sync(world)
+    assert records == []
+    assert again.counts.get("profiles_unchanged") == first.total
+
+    one, two = profiles(world)[:2]
+    world.paytrace(
+        "/v1/customer/update", {"customer_id": one, "email": "new.card.email@example.org"}
+    )
+    assert world.erp is not None
+    with world.erp.begin() as conn:
+        key = conn.scalar(
+            select(tarCustomer.c.PrimaryCntctKey).where(tarCustomer.c.CustID == two)
+        )
+        conn.execute(
+            update(tciContact).where(tciContact.c.CntctKey == key).values(Phone="+15035550142")
+        )
+    plan, planned = _sync(world, dry_run=True)
+    assert sorted((r.record_key, r.direction, r.status) for r in planned) == [
+        (one, "to_ledger", "planned"),
+        (two, "to_paytrace", "planned"),
+    ]
+    assert _erp_contact(world, one)["EMailAddr"] != "new.card.email@example.org"
+
+    _, done = _sync(world)
+    assert {r.record_key: r.status for r in done} == {one: "done", two: "done"}
+    assert _erp_contact(world, one)["EMailAddr"] == "new.card.email@example.org"
+    assert _profile(world, two)["phone"] == "+15035550142"
+    assert "credit_card" not in done[0].changes
+
+    world.paytrace("/v1/customer/update", {"customer_id": one, "email": "card.side@example.org"})
+    contact_key = _erp_contact(world, one)["CntctKey"]
+    with world.erp.begin() as conn:
+        conn.execute(
+            update(tciContact)
+            .where(tciContact.c.CntctKey == contact_key)
+            .values(EMailAddr="erp.side@example.org")
+        )
+    _, [conflict] = _sync(world)
+    assert conflict.action == "conflict"
+    assert conflict.changes["_conflicts"] == [
+        {
+            "field": "email",
+            "paytrace": "card.side@example.org",
+            "ledger": "erp.side@example.org",
+            "winner": "ledger",
+        }
+    ]
+    assert _profile(world, one)["email"] == "erp.side@example.org"
