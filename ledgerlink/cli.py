@@ -179,6 +179,9 @@ def demo(
             linking_note = demo_data.link_demo_members(runtime)
             if linking_note:
                 out.print(f"  {linking_note}")
+            payments_note = demo_data.wire_payments(runtime, where)
+            if payments_note:
+                out.print(f"  {payments_note}")
             for name, address in where.items():
                 out.print(f"  simulator {name:<9} {address.base_url}")
         url = f"http://{runtime.settings.host}:{port}/"

@@ -281,3 +281,107 @@ def link_demo_members(runtime: Runtime) -> str | None:
             f"Linking the {len(ids)} demo members to the SBC sandbox in the background "
             f"(Members → bulk run {run.id}; about three minutes at SBC's 100 requests/minute)."
         )
+
+
+#: The demo's first card payments, by the first customers with a stored card and an open
+#: invoice: (amount, or "" for the whole open balance; invoice number, or None for the
+#: customer's first open invoice). One names an invoice that does not exist, so the
+#: exceptions queue has something to work on; 1.12 is declined by PayTrace's sandbox.
+DEMO_PAYMENTS = (
+    ("", None),
+    ("50.00", None),
+    ("", None),
+    ("75.00", "0000099999-IN"),
+    ("1.12", None),
+)
+
+
+def wire_payments(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str | None:
+    """Card payments in the demo post to the Sage 500 sandbox: point the PayTrace
+    connection at it, and (once) make a few payments through the PayTrace sandbox so the
+    Payments page shows receipts, a decline and an exception to resolve."""
+    import asyncio
+
+    import httpx
+
+    from ledgerlink.payments.poller import poll_due
+    from ledgerlink.sandbox.paytrace import PayTraceConfig
+    from ledgerlink.store.payment_models import PaymentEvent
+
+    if "paytrace" not in where or "sage500" not in where:
+        return None
+    with runtime.db.transaction() as session:
+        gateway = session.scalar(select(Connection).where(Connection.name == "PayTrace (sandbox)"))
+        ledger = session.scalar(select(Connection).where(Connection.name == "Sage 500 (sandbox)"))
+        if gateway is None or ledger is None:
+            return None
+        if not gateway.settings.get("post_to_connection_id"):
+            connections.update(
+                session,
+                runtime.vault,
+                cli_principal(),
+                gateway,
+                settings={"post_to_connection_id": ledger.id, "poll_interval_seconds": 30},
+            )
+        if session.scalar(select(PaymentEvent.id).limit(1)) is not None:
+            return None
+    config = PayTraceConfig()
+    base = where["paytrace"].base_url
+    with httpx.Client(base_url=base, timeout=15) as http:
+        token = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "password",
+                "username": config.username,
+                "password": config.password,
+            },
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        stored = http.post(
+            "/v1/customer/export", json={"integrator_id": config.integrator_id}, headers=headers
+        ).json()
+        invoices = _open_invoices(runtime)
+        payers = [
+            str(c["customer_id"])
+            for c in stored.get("customers", [])
+            if str(c["customer_id"]) in invoices
+        ]
+        made = 0
+        for customer, (amount, invoice) in zip(sorted(payers), DEMO_PAYMENTS, strict=False):
+            open_invoice = invoices[customer]
+            answer = http.post(
+                "/v1/transactions/sale/by_customer",
+                json={
+                    "integrator_id": config.integrator_id,
+                    "customer_id": customer,
+                    "amount": amount or open_invoice[1],
+                    "invoice_id": invoice or open_invoice[0],
+                },
+                headers=headers,
+            )
+            made += int(answer.status_code == 200)
+    asyncio.run(poll_due(runtime, force=True))
+    return f"Made {made} demo card payments in the PayTrace sandbox; they post to Sage 500."
+
+
+def _open_invoices(runtime: Runtime) -> dict[str, tuple[str, str]]:
+    """Each Sage 500 sandbox customer's first open invoice: CustID → (TranID, balance)."""
+    from sqlalchemy import create_engine
+
+    from ledgerlink.connectors.sage500.tables import tarCustomer, tarInvoice
+
+    engine = create_engine(runtime.settings.sandbox_sage500_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(tarCustomer.c.CustID, tarInvoice.c.TranID, tarInvoice.c.Balance)
+                .join(tarCustomer, tarCustomer.c.CustKey == tarInvoice.c.CustKey)
+                .where(tarInvoice.c.Balance > 0)
+                .order_by(tarInvoice.c.InvcKey)
+            ).all()
+    finally:
+        engine.dispose()
+    found: dict[str, tuple[str, str]] = {}
+    for cust_id, tran_id, balance in rows:
+        found.setdefault(str(cust_id).strip(), (str(tran_id).strip(), f"{balance:.2f}"))
+    return found

@@ -81,9 +81,7 @@ def test_profiles_and_customers_agree_both_ways_and_conflicts_go_to_the_ledger(
     )
     assert world.erp is not None
     with world.erp.begin() as conn:
-        key = conn.scalar(
-            select(tarCustomer.c.PrimaryCntctKey).where(tarCustomer.c.CustID == two)
-        )
+        key = conn.scalar(select(tarCustomer.c.PrimaryCntctKey).where(tarCustomer.c.CustID == two))
         conn.execute(
             update(tciContact).where(tciContact.c.CntctKey == key).values(Phone="+15035550142")
         )
