@@ -86,6 +86,7 @@ def test_profiles_and_customers_agree_both_ways_and_conflicts_go_to_the_ledger(
             update(tciContact).where(tciContact.c.CntctKey == key).values(Phone="+15035550142")
         )
     plan, planned = _sync(world, dry_run=True)
+    assert plan.status == "planned"
     assert sorted((r.record_key, r.direction, r.status) for r in planned) == [
         (one, "to_ledger", "planned"),
         (two, "to_paytrace", "planned"),
