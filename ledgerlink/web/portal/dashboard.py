@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 
 from ledgerlink.identity.principal import Principal
+from ledgerlink.payments import views as payment_views
 from ledgerlink.store.models import AuditHead, Connection, User
 from ledgerlink.web.portal.rendering import render
 from ledgerlink.web.security import viewer
@@ -28,6 +29,7 @@ def dashboard(request: Request, _: Annotated[Principal, Depends(viewer)]) -> Res
             ),
             "audit_entries": session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)),
         }
+        payments = payment_views.dashboard(session)
     jobs = runtime.jobs.health()
     counts["failed_jobs"] = jobs.failed_last_day
     readiness = {"ok": jobs.ok, "detail": jobs.detail}
@@ -35,6 +37,7 @@ def dashboard(request: Request, _: Annotated[Principal, Depends(viewer)]) -> Res
         request,
         "dashboard.html",
         counts=counts,
+        payments=payments,
         jobs=jobs,
         readiness=readiness,
         database=runtime.db.backend,
