@@ -62,6 +62,15 @@ async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> 
         member_id = links.get(invoice.customer_id)
         if member_id is not None:
             outstanding.setdefault(member_id, []).append(invoice.outstanding.minor)
+    unused_credit: dict[int, int] = {}
+    credit_notes = getattr(ledger, "credit_notes", None)
+    if credit_notes is not None:
+        async for note in credit_notes():
+            member_id = links.get(note["customer_id"])
+            if member_id is not None and not note["deleted"]:
+                unused_credit[member_id] = (
+                    unused_credit.get(member_id, 0) + note["unallocated"].minor
+                )
     counts = ViewCounts()
     with db.transaction() as session:
         existing = {
@@ -72,8 +81,13 @@ async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> 
         }
         for member_id, (currency, reported) in balances.items():
             open_amounts = outstanding.get(member_id, [])
-            # A ledger that keeps no balance on the customer (Sage 500): what is still open.
-            minor = reported if reported is not None else sum(open_amounts)
+            # A ledger that keeps no balance on the customer (Sage 500): what is still open,
+            # less the credit not yet applied.
+            minor = (
+                reported
+                if reported is not None
+                else sum(open_amounts) - unused_credit.get(member_id, 0)
+            )
             digest = _digest(currency, minor, sum(open_amounts), len(open_amounts))
             row = existing.get(member_id)
             if row is not None and row.content_hash == digest:
@@ -143,6 +157,26 @@ async def refresh_transactions(
                 "total_minor": amount.minor,
                 "outstanding_minor": payment["unallocated"].minor,
                 "status": "",
+            }
+    credit_notes = getattr(ledger, "credit_notes", None)
+    if credit_notes is not None:
+        async for note in credit_notes(changed_since=since):
+            if note["deleted"]:
+                gone.add(note["id"])
+                continue
+            member_id = links.get(note["customer_id"])
+            if member_id is None or not _in_periods(note["date"], periods):
+                continue
+            credit: Money = note["amount"]
+            rows[note["id"]] = {
+                "member_id": member_id,
+                "kind": "credit_note",
+                "number": note["number"],
+                "posted_on": note["date"],
+                "currency": credit.currency,
+                "total_minor": credit.minor,
+                "outstanding_minor": note["unallocated"].minor,
+                "status": note["status"],
             }
     counts = ViewCounts()
     with db.transaction() as session:

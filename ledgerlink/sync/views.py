@@ -227,7 +227,7 @@ def member_ledger_view(session: Session, member_id: int) -> dict[str, Any]:
             "date": t.posted_on,
             "total": Money(t.total_minor, t.currency).format_display(),
             "outstanding": Money(t.outstanding_minor, t.currency).format_display()
-            if t.kind == "invoice"
+            if t.kind in ("invoice", "credit_note")
             else "",
             "status": t.status.replace("_", " "),
         }

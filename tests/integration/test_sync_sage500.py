@@ -161,3 +161,58 @@ def test_balances_are_the_open_invoices_when_sage_500_keeps_no_balance(erp) -> N
     assert balance is not None
     assert balance.balance_minor == int(sum(balances) * 100)
     assert balance.open_invoices == len([b for b in balances if b > 0])
+
+
+def test_credit_memos_are_in_the_history_as_credit_notes(erp) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from ledgerlink.connectors.sage500.tables import tarInvoice
+    from ledgerlink.store.sync_models import MemberTransaction
+
+    runtime, connection_id, engine = erp
+    with engine.begin() as conn:
+        key = int(conn.scalar(select(tarInvoice.c.InvcKey).order_by(tarInvoice.c.InvcKey.desc())))
+        conn.execute(
+            insert(tarInvoice).values(
+                InvcKey=key + 1,
+                TranID=f"{key + 1:010d}-CM",
+                TranNo=f"{key + 1:010d}",
+                TranType=502,
+                TranDate=datetime.combine(date.today(), datetime.min.time()),
+                PostDate=datetime.combine(date.today(), datetime.min.time()),
+                TranAmt=-25,
+                TranAmtHC=-25,
+                Balance=-25,
+                BalanceHC=-25,
+                CustKey=3,
+                CompanyID="SOA",
+                CurrID="USD",
+                CurrExchRate=1,
+                Status=1,
+                UpdateCounter=1,
+            )
+        )
+    run = _sync(runtime, connection_id, ["transactions"])
+    assert run.status == "finished"
+    with runtime.db.read() as session:
+        rows = session.scalars(
+            select(MemberTransaction).where(MemberTransaction.ledger_id == str(key + 1))
+        ).all()
+    assert [(r.kind, r.number, r.total_minor, r.outstanding_minor) for r in rows] == [
+        ("credit_note", f"{key + 1:010d}-CM", 2500, 2500)
+    ]
+    _sync(runtime, connection_id, ["balances"])
+    with engine.connect() as conn:
+        open_minor = sum(
+            int(b * 100)
+            for b in conn.execute(
+                select(tarInvoice.c.Balance).where(
+                    tarInvoice.c.CustKey == 3, tarInvoice.c.TranType == 501
+                )
+            ).scalars()
+        )
+    with runtime.db.read() as session:
+        member = session.scalars(select(MemberRow.id).where(MemberRow.number == "M00003")).one()
+        balance = session.get(MemberBalance, (connection_id, member))
+    assert balance is not None
+    assert balance.balance_minor == open_minor - 2500  # the unused credit lowers what is owed

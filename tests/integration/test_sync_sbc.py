@@ -305,3 +305,45 @@ def test_balances_and_history_of_linked_members(world: World) -> None:
     third = world.sync(["balances", "transactions"])
     assert third.counts.get("balances_updated", 0) == 0
     assert third.counts.get("transactions_updated", 0) == 0
+
+
+def test_credit_notes_are_in_the_history_and_a_void_takes_one_out(world: World) -> None:
+    world.sync(["transactions"])
+    member_two = world.contact("M00002")
+    sales = world.sbc.sales_account_id()
+    response = world.sbc.post(
+        "/sales_credit_notes",
+        "sales_credit_note",
+        {
+            "contact_id": member_two["id"],
+            "date": date.today().isoformat(),
+            "reference": "dues refund",
+            "credit_note_lines": [
+                {
+                    "description": "Half-year dues returned",
+                    "ledger_account_id": sales,
+                    "quantity": 1,
+                    "unit_price": "60.00",
+                }
+            ],
+        },
+    )
+    assert response.status_code == 201, response.text
+    note = response.json()
+    assert note["credit_note_number"].startswith("SCN-")
+    world.sync(["transactions", "balances"])
+    with world.runtime.db.read() as session:
+        credit = session.get(MemberTransaction, (world.connection_id, note["id"]))
+        assert credit is not None
+        assert (credit.kind, credit.number, credit.total_minor) == (
+            "credit_note",
+            note["credit_note_number"],
+            6000,
+        )
+        balance = session.scalars(select(MemberBalance).where(MemberBalance.member_id == 2)).one()
+    assert f"{balance.balance_minor / 100:.2f}" == world.contact("M00002")["balance"]
+    voided = world.sbc.delete(f"/sales_credit_notes/{note['id']}", void_reason="issued in error")
+    assert voided.status_code == 204, voided.text
+    world.sync(["transactions"])
+    with world.runtime.db.read() as session:
+        assert session.get(MemberTransaction, (world.connection_id, note["id"])) is None

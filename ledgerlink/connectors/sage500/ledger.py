@@ -294,6 +294,18 @@ class Sage500Ledger:
         async for invoice in self._chunks("reading invoices", make):
             yield invoice
 
+    async def credit_notes(
+        self, *, changed_since: datetime | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """AR credit memos (tarInvoice has no change date: all of them, every time)."""
+        digits = await self.currency_digits()
+
+        def make() -> Iterator[dict[str, Any]]:
+            return reads.credit_notes(self.engine, self.options.company_id, digits)
+
+        async for note in self._chunks("reading credit memos", make):
+            yield note
+
     async def find_invoice(self, number: str) -> Invoice | None:
         """The invoice whose ``TranID`` is ``number`` (open or not)."""
         digits = await self.currency_digits()

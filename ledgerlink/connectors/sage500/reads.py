@@ -159,6 +159,10 @@ def invoices(
         query = query.where(tarInvoice.c.Balance != 0)
     if tran_id is not None:
         query = query.where(tarInvoice.c.TranID == tran_id)
+    # Credit memos live in tarInvoice too (TranType 502): they are read by credit_notes().
+    query = query.where(
+        or_(tarInvoice.c.TranType.is_(None), tarInvoice.c.TranType != CREDIT_MEMO_TRAN_TYPE)
+    )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     for row in rows:
@@ -183,6 +187,42 @@ def invoices(
                 else InvoiceStatus.UNPAID
             ),
         )
+
+
+#: tarInvoice.TranType of an AR credit memo (501 is an invoice).
+CREDIT_MEMO_TRAN_TYPE = 502
+
+
+def credit_notes(
+    engine: Engine, company_id: str, digits: dict[str, int]
+) -> Iterator[dict[str, Any]]:
+    """AR credit memos as ``{id, customer_id, number, date, amount, unallocated, status,
+    deleted}`` (what is left to apply is the memo's ``Balance``)."""
+    query = (
+        select(tarInvoice)
+        .where(
+            tarInvoice.c.CompanyID == company_id,
+            tarInvoice.c.TranType == CREDIT_MEMO_TRAN_TYPE,
+        )
+        .order_by(tarInvoice.c.InvcKey)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    for row in rows:
+        currency = str(row.CurrID).strip()
+        places = digits.get(currency, 2)
+        amount = to_money(abs(row.TranAmt), currency, places)
+        unallocated = to_money(abs(row.Balance), currency, places)
+        yield {
+            "id": str(row.InvcKey),
+            "customer_id": str(row.CustKey),
+            "number": str(row.TranID or "").strip(),
+            "date": _date(row.TranDate),
+            "amount": amount,
+            "unallocated": unallocated,
+            "status": "applied" if unallocated.is_zero else "open",
+            "deleted": False,
+        }
 
 
 def _date(value: Any) -> date:

@@ -280,6 +280,30 @@ class SbcLedger:
             if not open_only or found.is_open:
                 yield found
 
+    async def credit_notes(
+        self, *, changed_since: datetime | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Sales credit notes (and, with ``changed_since``, those voided since), as
+        ``{id, customer_id, number, date, amount, unallocated, status, deleted}``."""
+        currency = await self.base_currency()
+        params: dict[str, Any] = {}
+        if changed_since is not None:
+            params["updated_or_created_since"] = changed_since.isoformat()
+        async for item in self.pages("/sales_credit_notes", params):
+            note = shapes.invoice(
+                {**item, "invoice_number": item.get("credit_note_number")}, currency
+            )
+            yield {
+                "id": note.id,
+                "customer_id": note.customer_id,
+                "number": note.number,
+                "date": note.date,
+                "amount": note.total,
+                "unallocated": note.outstanding,
+                "status": note.status.value,
+                "deleted": note.status.value == "void",
+            }
+
     async def find_invoice(self, number: str) -> Invoice | None:
         """The sales invoice whose ``invoice_number`` is ``number`` (open or not)."""
         wanted = number.strip()

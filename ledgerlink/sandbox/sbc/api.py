@@ -95,6 +95,13 @@ COLLECTIONS = {
             search=("invoice_number", "reference"),
         ),
         Collection(
+            "sales_credit_notes",
+            "sales_credit_note",
+            writable=("POST", "DELETE"),
+            filters={"contact_id": _eq("contact_id"), "status_id": _eq("status_id"), **_DATES},
+            search=("credit_note_number", "reference"),
+        ),
+        Collection(
             "contact_payments",
             "contact_payment",
             writable=("POST", "DELETE"),
@@ -418,6 +425,8 @@ class Api:
                 record, replayed = self.books.create_contact(business, body)
             case "sales_invoices":
                 record, replayed = self.books.create_invoice(business, body)
+            case "sales_credit_notes":
+                record, replayed = self.books.create_credit_note(business, body)
             case "contact_payments":
                 record, replayed = self.books.create_payment(business, body)
             case _:
@@ -440,6 +449,8 @@ class Api:
                 self.books.delete_contact(business, record_id)
             case "sales_invoices":
                 self.books.void_invoice(business, record_id, void_reason)
+            case "sales_credit_notes":
+                self.books.void_credit_note(business, record_id, void_reason)
             case "contact_payments":
                 self.books.delete_payment(business, record_id)
             case "contact_allocations":

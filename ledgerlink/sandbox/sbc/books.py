@@ -336,14 +336,74 @@ class Books:
                 self.store.remember(business, "sales_invoices", key, invoice["id"])
         return invoice, False
 
-    def _invoice_lines(self, business: str, value: Any) -> list[Record]:
+    def create_credit_note(self, business: str, body: dict[str, Any]) -> tuple[Record, bool]:
+        """A sales credit note: money the customer no longer owes (a cancelled membership,
+        a goodwill credit). It lowers the contact's balance; ``outstanding_amount`` is the
+        credit not yet used."""
+        key, replay = self._replay(business, "sales_credit_notes", body)
+        if replay is not None:
+            return replay, True
+        contact = self._ref(business, "contacts", body.get("contact_id"), "contact_id")
+        if "CUSTOMER" not in contact["contact_type_ids"]:
+            raise invalid("contact_id", "is not a customer")
+        issued = values.iso_date(body.get("date"), "date")
+        assert issued is not None
+        self._open_date(business, issued)
+        lines = self._invoice_lines(business, body.get("credit_note_lines"), "credit_note_lines")
+        net = sum(line["net_amount"] for line in lines)
+        tax = sum(line["tax_amount"] for line in lines)
+        note: Record = {
+            "id": new_id(),
+            "contact_id": contact["id"],
+            "date": issued.isoformat(),
+            "reference": values.text(body.get("reference"), "reference", limit=100),
+            "notes": values.text(body.get("notes"), "notes", limit=2000),
+            "currency_id": self._currency(
+                business, body.get("currency_id") or contact.get("currency_id"), "currency_id"
+            ),
+            "credit_note_lines": lines,
+            "net_amount": net,
+            "tax_amount": tax,
+            "total_amount": net + tax,
+            "outstanding_amount": net + tax,
+            "status_id": "UNPAID",
+            "void_reason": None,
+        }
+        with self.store.unit():
+            number = self.store.next_number(f"{business}:credit_note")
+            note["credit_note_number"] = f"SCN-{number}"
+            self.store.put(business, "sales_credit_notes", self._touch(note, created=True))
+            self._post_transaction(business, "SALES_CREDIT_NOTE", note, note["total_amount"])
+            self._adjust_balance(business, contact, -note["total_amount"])
+            if key:
+                self.store.remember(business, "sales_credit_notes", key, note["id"])
+        return note, False
+
+    def void_credit_note(self, business: str, note_id: str, reason: str) -> Record:
+        note = self.must(business, "sales_credit_notes", note_id, "sales credit note")
+        if note["status_id"] == "VOID":
+            raise invalid("status", "the credit note is already void")
+        if not reason.strip():
+            raise invalid("void_reason", "can't be blank")
+        self._open_date(business, date.fromisoformat(note["date"]))
+        with self.store.unit():
+            contact = self.must(business, "contacts", note["contact_id"], "contact")
+            self._adjust_balance(business, contact, note["total_amount"])
+            note.update(status_id="VOID", void_reason=reason.strip(), outstanding_amount=0)
+            self.store.put(business, "sales_credit_notes", self._touch(note))
+            self._void_transaction(business, note)
+        return note
+
+    def _invoice_lines(
+        self, business: str, value: Any, name: str = "invoice_lines"
+    ) -> list[Record]:
         if not value:
-            raise invalid("invoice_lines", "can't be blank")
+            raise invalid(name, "can't be blank")
         if not isinstance(value, list):
-            raise invalid("invoice_lines", "must be a list")
+            raise invalid(name, "must be a list")
         lines = []
         for index, raw in enumerate(value):
-            where = f"invoice_lines[{index}]"
+            where = f"{name}[{index}]"
             if not isinstance(raw, dict):
                 raise invalid(where, "must be an object")
             description = values.text(raw.get("description"), f"{where}.description", required=True)

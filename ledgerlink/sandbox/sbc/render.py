@@ -21,6 +21,7 @@ Json = dict[str, Any]
 TRANSACTION_TYPES = {
     **PAYMENT_TYPES,
     "SALES_INVOICE": "Sales Invoice",
+    "SALES_CREDIT_NOTE": "Sales Credit Note",
 }
 
 
@@ -65,6 +66,8 @@ class Renderer:
                 return f"{record['name']} ({record['reference']})"
             case "sales_invoices":
                 return str(record["invoice_number"])
+            case "sales_credit_notes":
+                return str(record["credit_note_number"])
             case "contact_payments":
                 return f"{record.get('reference') or PAYMENT_TYPES[record['transaction_type_id']]}"
             case "contact_allocations":
@@ -134,6 +137,43 @@ class Renderer:
                 "mobile": person.get("mobile") or None,
             },
             "deleted_at": _stamp(c.get("_deleted")),
+        }
+
+    def _sales_credit_notes(self, n: Record) -> Json:
+        contact = self.store.get(self.business, "contacts", n["contact_id"]) or {}
+        return {
+            "created_at": _stamp(n.get("_created")),
+            "updated_at": _stamp(n.get("_updated")),
+            "transaction": self._local("transactions", n.get("transaction_id")),
+            "credit_note_number": n["credit_note_number"],
+            "contact": self._local("contacts", n["contact_id"]),
+            "contact_name": contact.get("name"),
+            "contact_reference": contact.get("reference"),
+            "date": n["date"],
+            "reference": n.get("reference") or None,
+            "notes": n.get("notes") or None,
+            "currency": self._shared("currencies", n.get("currency_id")),
+            "net_amount": amount_text(n["net_amount"]),
+            "tax_amount": amount_text(n["tax_amount"]),
+            "total_amount": amount_text(n["total_amount"]),
+            "outstanding_amount": amount_text(n["outstanding_amount"]),
+            "status": link("artefact_statuses", n["status_id"], INVOICE_STATUSES[n["status_id"]]),
+            "void_reason": n.get("void_reason"),
+            "credit_note_lines": [
+                {
+                    "id": line["id"],
+                    "displayed_as": line["description"],
+                    "description": line["description"],
+                    "ledger_account": self._local("ledger_accounts", line["ledger_account_id"]),
+                    "quantity": line["quantity"],
+                    "unit_price": amount_text(line["unit_price"]),
+                    "net_amount": amount_text(line["net_amount"]),
+                    "tax_rate": self._local("tax_rates", line.get("tax_rate_id")),
+                    "tax_amount": amount_text(line["tax_amount"]),
+                    "total_amount": amount_text(line["total_amount"]),
+                }
+                for line in n["credit_note_lines"]
+            ],
         }
 
     def _sales_invoices(self, i: Record) -> Json:
