@@ -44,6 +44,12 @@ class SbcOptions:
     max_connections: int = 64
 
 
+INVOICE_ATTRIBUTES = (
+    "invoice_number,contact,date,due_date,total_amount,outstanding_amount,status,currency,"
+    "updated_at"
+)
+
+
 def _decimal_json(response: httpx.Response) -> Any:
     return json.loads(response.content, parse_float=Decimal)
 
@@ -308,7 +314,9 @@ class SbcLedger:
         """The sales invoice whose ``invoice_number`` is ``number`` (open or not)."""
         wanted = number.strip()
         currency = await self.base_currency()
-        async for item in self.pages("/sales_invoices", {"search": wanted}):
+        # Only what an Invoice holds: no lines (a payment looks invoices up one by one).
+        query = {"search": wanted, "items_per_page": 20, "attributes": INVOICE_ATTRIBUTES}
+        async for item in self.pages("/sales_invoices", query):
             if str(item.get("invoice_number") or "").strip() == wanted:
                 return shapes.invoice(item, currency)
         return None
