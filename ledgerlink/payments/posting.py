@@ -152,8 +152,6 @@ class PaymentProcessor:
         if plan is None:
             payment = await self._verified(event)
             plan = await self._plan(event, payment)
-            if plan.get("settled"):
-                raise Settled(plan["settled"])
             await self._checkpoint(event, plan)
         try:
             return await self._execute(plan)
@@ -204,10 +202,10 @@ class PaymentProcessor:
                     "ignore this exception once they have.",
                 )
             if payment.voided or event.void_received:
-                return {"settled": "Voided at PayTrace before it was posted: nothing to post"}
+                raise Settled("Voided at PayTrace before it was posted: nothing to post")
             return await self._plan_receipt(event, payment, "sale")
         if kind == "authorization":
-            return {"settled": "An authorisation only: it is posted when it is captured"}
+            raise Settled("An authorisation only: it is posted when it is captured")
         if kind == "dispute_won":
             return await self._plan_dispute_won(event, payment)
         if kind == "refund":

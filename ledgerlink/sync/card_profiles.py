@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.connectors.errors import UpstreamError
-from ledgerlink.domain.accounts import Address, CardCustomer, CustomerAccount
+from ledgerlink.domain.accounts import CardCustomer, CustomerAccount
 from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.customer_ids import harmonise
 from ledgerlink.payments.payers import find_payer
@@ -29,7 +29,7 @@ from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import CardProfileBaseline
 from ledgerlink.store.types import utcnow
 from ledgerlink.sync.datasets import Policy
-from ledgerlink.sync.fields import customer_draft, ledger_values
+from ledgerlink.sync.fields import address_of, customer_draft, ledger_values
 from ledgerlink.sync.merge import Merge, Values, merge
 
 DATA_SET = "card_profiles"
@@ -81,14 +81,7 @@ def updated_profile(profile: CardCustomer, values: Values) -> CardCustomer:
         name=values["name"],
         email=values["email"],
         phone=values["phone"],
-        address=Address(
-            line1=values["address_line1"],
-            line2=values["address_line2"],
-            city=values["city"],
-            region=values["region"],
-            postal_code=values["postal_code"],
-            country=values["country"],
-        ),
+        address=address_of(values),
     )
 
 

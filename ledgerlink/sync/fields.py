@@ -107,19 +107,23 @@ def updated_member(member: Member, values: Values) -> Member:
     )
 
 
+def address_of(values: Values) -> Address:
+    return Address(
+        line1=values["address_line1"],
+        line2=values["address_line2"],
+        city=values["city"],
+        region=values["region"],
+        postal_code=values["postal_code"],
+        country=values["country"],
+    )
+
+
 def customer_draft(number: str, currency: str, values: Values) -> CustomerDraft:
     return CustomerDraft(
         number=number,
         name=values["name"],
         email=values["email"],
         phone=values["phone"],
-        address=Address(
-            line1=values["address_line1"],
-            line2=values["address_line2"],
-            city=values["city"],
-            region=values["region"],
-            postal_code=values["postal_code"],
-            country=values["country"],
-        ),
+        address=address_of(values),
         currency=currency,
     )

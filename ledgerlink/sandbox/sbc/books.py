@@ -297,43 +297,17 @@ class Books:
         key, replay = self._replay(business, "sales_invoices", body)
         if replay is not None:
             return replay, True
-        contact = self._ref(business, "contacts", body.get("contact_id"), "contact_id")
-        if "CUSTOMER" not in contact["contact_type_ids"]:
-            raise invalid("contact_id", "is not a customer")
-        issued = values.iso_date(body.get("date"), "date")
-        assert issued is not None
-        self._open_date(business, issued)
+        contact, invoice = self._sales_artefact(business, body, "invoice_lines")
+        issued = date.fromisoformat(invoice["date"])
         due = values.iso_date(body.get("due_date"), "due_date", required=False)
         if due is not None and due < issued:
             raise invalid("due_date", "must be on or after the invoice date")
-        lines = self._invoice_lines(business, body.get("invoice_lines"))
-        net = sum(line["net_amount"] for line in lines)
-        tax = sum(line["tax_amount"] for line in lines)
-        invoice: Record = {
-            "id": new_id(),
-            "contact_id": contact["id"],
-            "date": issued.isoformat(),
-            "due_date": (due or issued).isoformat(),
-            "reference": values.text(body.get("reference"), "reference", limit=100),
-            "notes": values.text(body.get("notes"), "notes", limit=2000),
-            "currency_id": self._currency(
-                business, body.get("currency_id") or contact.get("currency_id"), "currency_id"
-            ),
-            "invoice_lines": lines,
-            "net_amount": net,
-            "tax_amount": tax,
-            "total_amount": net + tax,
-            "outstanding_amount": net + tax,
-            "status_id": "UNPAID",
-            "void_reason": None,
-        }
+        invoice["due_date"] = (due or issued).isoformat()
         with self.store.unit():
             invoice["invoice_number"] = f"SI-{self.store.next_number(f'{business}:invoice')}"
-            self.store.put(business, "sales_invoices", self._touch(invoice, created=True))
+            self._record_artefact(business, "sales_invoices", invoice, key)
             self._post_transaction(business, "SALES_INVOICE", invoice, invoice["total_amount"])
             self._adjust_balance(business, contact, invoice["total_amount"])
-            if key:
-                self.store.remember(business, "sales_invoices", key, invoice["id"])
         return invoice, False
 
     def create_credit_note(self, business: str, body: dict[str, Any]) -> tuple[Record, bool]:
@@ -343,16 +317,29 @@ class Books:
         key, replay = self._replay(business, "sales_credit_notes", body)
         if replay is not None:
             return replay, True
+        contact, note = self._sales_artefact(business, body, "credit_note_lines")
+        with self.store.unit():
+            number = self.store.next_number(f"{business}:credit_note")
+            note["credit_note_number"] = f"SCN-{number}"
+            self._record_artefact(business, "sales_credit_notes", note, key)
+            self._post_transaction(business, "SALES_CREDIT_NOTE", note, note["total_amount"])
+            self._adjust_balance(business, contact, -note["total_amount"])
+        return note, False
+
+    def _sales_artefact(
+        self, business: str, body: dict[str, Any], lines_name: str
+    ) -> tuple[Record, Record]:
+        """What an invoice and a credit note share, checked: (contact, the new record)."""
         contact = self._ref(business, "contacts", body.get("contact_id"), "contact_id")
         if "CUSTOMER" not in contact["contact_type_ids"]:
             raise invalid("contact_id", "is not a customer")
         issued = values.iso_date(body.get("date"), "date")
         assert issued is not None
         self._open_date(business, issued)
-        lines = self._invoice_lines(business, body.get("credit_note_lines"), "credit_note_lines")
+        lines = self._invoice_lines(business, body.get(lines_name), lines_name)
         net = sum(line["net_amount"] for line in lines)
         tax = sum(line["tax_amount"] for line in lines)
-        note: Record = {
+        return contact, {
             "id": new_id(),
             "contact_id": contact["id"],
             "date": issued.isoformat(),
@@ -361,7 +348,7 @@ class Books:
             "currency_id": self._currency(
                 business, body.get("currency_id") or contact.get("currency_id"), "currency_id"
             ),
-            "credit_note_lines": lines,
+            lines_name: lines,
             "net_amount": net,
             "tax_amount": tax,
             "total_amount": net + tax,
@@ -369,15 +356,13 @@ class Books:
             "status_id": "UNPAID",
             "void_reason": None,
         }
-        with self.store.unit():
-            number = self.store.next_number(f"{business}:credit_note")
-            note["credit_note_number"] = f"SCN-{number}"
-            self.store.put(business, "sales_credit_notes", self._touch(note, created=True))
-            self._post_transaction(business, "SALES_CREDIT_NOTE", note, note["total_amount"])
-            self._adjust_balance(business, contact, -note["total_amount"])
-            if key:
-                self.store.remember(business, "sales_credit_notes", key, note["id"])
-        return note, False
+
+    def _record_artefact(
+        self, business: str, collection: str, record: Record, key: str | None
+    ) -> None:
+        self.store.put(business, collection, self._touch(record, created=True))
+        if key:
+            self.store.remember(business, collection, key, record["id"])
 
     def void_credit_note(self, business: str, note_id: str, reason: str) -> Record:
         note = self.must(business, "sales_credit_notes", note_id, "sales credit note")

@@ -139,6 +139,23 @@ class Renderer:
             "deleted_at": _stamp(c.get("_deleted")),
         }
 
+    def _lines(self, lines: list[Record]) -> list[Json]:
+        return [
+            {
+                "id": line["id"],
+                "displayed_as": line["description"],
+                "description": line["description"],
+                "ledger_account": self._local("ledger_accounts", line["ledger_account_id"]),
+                "quantity": line["quantity"],
+                "unit_price": amount_text(line["unit_price"]),
+                "net_amount": amount_text(line["net_amount"]),
+                "tax_rate": self._local("tax_rates", line.get("tax_rate_id")),
+                "tax_amount": amount_text(line["tax_amount"]),
+                "total_amount": amount_text(line["total_amount"]),
+            }
+            for line in lines
+        ]
+
     def _sales_credit_notes(self, n: Record) -> Json:
         contact = self.store.get(self.business, "contacts", n["contact_id"]) or {}
         return {
@@ -159,21 +176,7 @@ class Renderer:
             "outstanding_amount": amount_text(n["outstanding_amount"]),
             "status": link("artefact_statuses", n["status_id"], INVOICE_STATUSES[n["status_id"]]),
             "void_reason": n.get("void_reason"),
-            "credit_note_lines": [
-                {
-                    "id": line["id"],
-                    "displayed_as": line["description"],
-                    "description": line["description"],
-                    "ledger_account": self._local("ledger_accounts", line["ledger_account_id"]),
-                    "quantity": line["quantity"],
-                    "unit_price": amount_text(line["unit_price"]),
-                    "net_amount": amount_text(line["net_amount"]),
-                    "tax_rate": self._local("tax_rates", line.get("tax_rate_id")),
-                    "tax_amount": amount_text(line["tax_amount"]),
-                    "total_amount": amount_text(line["total_amount"]),
-                }
-                for line in n["credit_note_lines"]
-            ],
+            "credit_note_lines": self._lines(n["credit_note_lines"]),
         }
 
     def _sales_invoices(self, i: Record) -> Json:
@@ -200,21 +203,7 @@ class Renderer:
             ),
             "status": link("artefact_statuses", i["status_id"], INVOICE_STATUSES[i["status_id"]]),
             "void_reason": i.get("void_reason"),
-            "invoice_lines": [
-                {
-                    "id": line["id"],
-                    "displayed_as": line["description"],
-                    "description": line["description"],
-                    "ledger_account": self._local("ledger_accounts", line["ledger_account_id"]),
-                    "quantity": line["quantity"],
-                    "unit_price": amount_text(line["unit_price"]),
-                    "net_amount": amount_text(line["net_amount"]),
-                    "tax_rate": self._local("tax_rates", line.get("tax_rate_id")),
-                    "tax_amount": amount_text(line["tax_amount"]),
-                    "total_amount": amount_text(line["total_amount"]),
-                }
-                for line in i["invoice_lines"]
-            ],
+            "invoice_lines": self._lines(i["invoice_lines"]),
             "deleted_at": _stamp(i.get("_deleted")),
         }
 
