@@ -89,7 +89,8 @@ class PayTraceSettings(_Settings):
     overpayment: Literal["on_account", "exception"] = "on_account"
     #: Poll PayTrace's exports (and settlement batches) for payments no push delivered.
     polling: bool = True
-    poll_interval_seconds: int = Field(default=60, ge=5, le=86_400)
+    #: Polls are checked every ten seconds, so shorter intervals are not offered.
+    poll_interval_seconds: int = Field(default=60, ge=10, le=86_400)
     #: Re-read this far back each poll, so a transaction PayTrace files late is still seen.
     poll_overlap_minutes: int = Field(default=15, ge=0, le=7 * 24 * 60)
 

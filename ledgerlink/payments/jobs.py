@@ -122,6 +122,6 @@ def poll_task(ctx: JobContext, **_: Any) -> None:
 
 
 tasks.periodic("payments.process.tick", "* * * * * */10", task=PROCESS)
-tasks.periodic("payments.poll.minutely", "* * * * *", task=POLL)
+tasks.periodic("payments.poll.tick", "* * * * * */10", task=POLL)
 
 __all__ = ["POLL", "PROCESS", "drain", "request_processing"]

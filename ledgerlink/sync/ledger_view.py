@@ -110,6 +110,12 @@ async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> 
     return counts
 
 
+def payment_key(payment_id: str) -> str:
+    """A payment's key in the history: its own id space (a Sage 500 CustPmtKey can equal an
+    InvcKey, and the two must not overwrite each other)."""
+    return f"payment:{payment_id}"
+
+
 def _in_periods(day: date, periods: list[FinancialYear]) -> bool:
     return not periods or any(p.contains(day) for p in periods)
 
@@ -142,13 +148,13 @@ async def refresh_transactions(
     if payments is not None:
         async for payment in payments(changed_since=since):
             if payment["deleted"]:
-                gone.add(payment["id"])
+                gone.add(payment_key(payment["id"]))
                 continue
             member_id = links.get(payment["customer_id"])
             if member_id is None or not _in_periods(payment["date"], periods):
                 continue
             amount: Money = payment["amount"]
-            rows[payment["id"]] = {
+            rows[payment_key(payment["id"])] = {
                 "member_id": member_id,
                 "kind": payment["kind"],
                 "number": payment["reference"],

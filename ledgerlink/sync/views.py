@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.payments.views import disputed_invoices
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun, SyncSchedule
 from ledgerlink.sync.datasets import FIELD_LABELS, FIELDS, DataSet, Policy
@@ -219,6 +220,7 @@ def member_ledger_view(session: Session, member_id: int) -> dict[str, Any]:
         }
         for b in session.scalars(select(MemberBalance).where(MemberBalance.member_id == member_id))
     ]
+    disputed = disputed_invoices(session)  # open chargebacks on them
     history = [
         {
             "connection": names.get(t.connection_id, "?"),
@@ -229,7 +231,9 @@ def member_ledger_view(session: Session, member_id: int) -> dict[str, Any]:
             "outstanding": Money(t.outstanding_minor, t.currency).format_display()
             if t.kind in ("invoice", "credit_note")
             else "",
-            "status": t.status.replace("_", " "),
+            "status": "in dispute"
+            if t.kind == "invoice" and t.number in disputed
+            else t.status.replace("_", " "),
         }
         for t in session.scalars(
             select(MemberTransaction)

@@ -201,6 +201,7 @@ def test_a_chargeback_reverses_flags_the_dispute_and_a_won_dispute_posts_again(
     import_report()  # the same report again changes nothing
     world.process()
     assert world.invoice(invoice["TranID"])["Balance"] == invoice["Balance"]
+    assert _member_history_status(world, customer, invoice["TranID"]) == "in dispute"
     flagged = world.exception_for(sale, "chargeback")
     assert flagged is not None
     assert flagged.reason_code == "chargeback"
@@ -217,3 +218,46 @@ def test_a_chargeback_reverses_flags_the_dispute_and_a_won_dispute_posts_again(
     assert world.invoice(invoice["TranID"])["Balance"] == 0
     assert world.exception_for(sale, "chargeback").status == "resolved"  # type: ignore[union-attr]
     assert sorted(p.action for p in world.postings()) == ["receipt", "receipt", "reversal"]
+
+
+def _member_history_status(world: PaymentsWorld, customer: str, tran_id: str) -> str:
+    """The invoice's status on the member's page after a transactions sync."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from ledgerlink.connectors.factory import ledger_for
+    from ledgerlink.store.member_models import MemberLinkRow, MemberRow
+    from ledgerlink.store.models import Connection
+    from ledgerlink.sync import runs, views
+
+    number = "M" + customer[1:]
+    with world.runtime.db.transaction() as session:
+        member_id = session.scalars(select(MemberRow.id).where(MemberRow.number == number)).one()
+        session.add(
+            MemberLinkRow(
+                member_id=member_id,
+                connection_id=world.ledger_id,
+                system="sage500",
+                customer_id=str(int(customer[1:])),
+                customer_number=customer,
+                linked_at=datetime.now(UTC),
+                linked_by="test",
+            )
+        )
+        run_id = runs.start(session, None, ME, world.ledger_id, ["transactions"]).id
+        connection = session.get(Connection, world.ledger_id)
+        session.expunge(connection)
+
+    async def sync() -> None:
+        async with ledger_for(world.runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
+            await runs.execute(world.runtime.db, run_id, ledger, ME)
+
+    asyncio.run(sync())
+    with world.runtime.db.read() as session:
+        history = views.member_ledger_view(session, member_id)["history"]
+    found = [h for h in history if h["number"] == tran_id]
+    assert len(found) == 1, (tran_id, history[:5])
+    [row] = found
+    return str(row["status"])

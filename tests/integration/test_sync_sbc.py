@@ -298,7 +298,9 @@ def test_balances_and_history_of_linked_members(world: World) -> None:
     again = world.sync(["balances", "transactions"])
     assert again.counts.get("balances_updated") == 1
     with world.runtime.db.read() as session:
-        receipt = session.get(MemberTransaction, (world.connection_id, response.json()["id"]))
+        receipt = session.get(
+            MemberTransaction, (world.connection_id, f"payment:{response.json()['id']}")
+        )
         assert receipt is not None
         assert receipt.kind == "receipt"
         assert receipt.total_minor == 1000
