@@ -71,6 +71,8 @@ class MemberPlan:
     unchanged: bool
     problem: str = ""
     fix: str = ""
+    #: what both sides last agreed on (None: never synced, or linked to another customer)
+    baseline: Baseline | None = None
 
     @property
     def deleted(self) -> bool:
@@ -241,8 +243,31 @@ def evaluate(
         ledger_at=customer.updated_at,
     )
     return MemberPlan(
-        linked, customer, outcome, registry_hash, ledger_hash, unchanged=not outcome.changed
+        linked,
+        customer,
+        outcome,
+        registry_hash,
+        ledger_hash,
+        unchanged=not outcome.changed,
+        baseline=baseline if same_link else None,
     )
+
+
+def written_before(plan: MemberPlan) -> dict[str, Any] | None:
+    """For a resumed run: the changes an interrupted attempt already made for this member
+    (both sides agree now, on values that differ from the last agreement), or None."""
+    if plan.merge is None or plan.baseline is None or plan.merge.changed:
+        return None
+    before = plan.baseline.values
+    changed = {
+        name: {"before": before.get(name, ""), "after": value}
+        for name, value in plan.merge.result.items()
+        if before.get(name, "") != value
+    }
+    if not changed:
+        return None
+    side = "ledger" if plan.baseline.registry_hash != plan.registry_hash else "registry"
+    return {name: {**change, "side": side} for name, change in changed.items()}
 
 
 async def read_customers(

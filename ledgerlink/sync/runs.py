@@ -284,6 +284,8 @@ class Execution:
     ) -> None:
         self.page_size = page_size
         self.open_gateway = open_gateway
+        #: resuming an interrupted member-details pass (see _settle)
+        self.resuming = False
         self.db = db
         self.run_id = run_id
         self.ledger = ledger
@@ -538,6 +540,7 @@ class Execution:
         member_ids, known = await self._selection(registry_since, ledger_since)
         after = int(self.checkpoint.get(key) or 0) if self.checkpoint.get(key) != "done" else 0
         pending = [m for m in member_ids if m > after]
+        self.resuming = bool(after)
         if not after:
             self.total += len(member_ids)
         if (
@@ -642,12 +645,34 @@ class Execution:
         page: _Page,
     ) -> None:
         if plan.unchanged:
-            self._count("unchanged")
+            earlier = details.written_before(plan) if self.resuming and not self.dry_run else None
             if not self.dry_run and plan.merge is not None:
                 # both sides already agree, but the baseline was missing or old: record it
                 page.baselines.append(
                     details.baseline_row(self.connection_id, plan, plan.merge.result, None)
                 )
+            if earlier is None:
+                self._count("unchanged")
+                return
+            # This run wrote it before it was interrupted (killed after the write, before
+            # the page's commit): the log still shows the change, once.
+            side = next(iter(earlier.values()))["side"]
+            page.records.append(
+                {
+                    "run_id": self.run_id,
+                    "data_set": DataSet.MEMBER_DETAILS.value,
+                    "record_key": plan.linked.number,
+                    "member_id": plan.linked.member_id,
+                    "direction": f"to_{side}",
+                    "action": "update",
+                    "status": "done",
+                    "changes": earlier,
+                    "message": "written before the run was interrupted; both sides agree",
+                    "fix": "",
+                    "created_at": utcnow(),
+                }
+            )
+            self._count("updated")
             return
         record: dict[str, Any] = {
             "run_id": self.run_id,

@@ -349,3 +349,28 @@ def test_credit_notes_are_in_the_history_and_a_void_takes_one_out(world: World) 
     world.sync(["transactions"])
     with world.runtime.db.read() as session:
         assert session.get(MemberTransaction, (world.connection_id, note["id"])) is None
+
+
+def test_a_resumed_run_logs_what_it_wrote_before_it_was_interrupted(world: World) -> None:
+    world.sync()
+    world.edit_member("M00005", email="moved.before.kill@example.org")
+    # the interrupted attempt had written it to Sage, then died before its page committed
+    world.edit_contact("M00005", email="moved.before.kill@example.org")
+    with world.runtime.db.transaction() as session:
+        run = runs.start(session, None, ME, world.connection_id, ["member_details"])
+        run.status = "running"
+        run.checkpoint = {"member_details": 1}
+        run_id = run.id
+
+    async def resume() -> SyncRun:
+        async with world.ledger() as ledger:
+            return await runs.execute(world.runtime.db, run_id, ledger, ME)
+
+    resumed = asyncio.run(resume())
+    assert resumed.status == "finished"
+    [record] = [r for r in world.records(run_id) if r.record_key == "M00005"]
+    assert (record.action, record.status, record.direction) == ("update", "done", "to_ledger")
+    assert record.changes["email"]["after"] == "moved.before.kill@example.org"
+    assert "before the run was interrupted" in record.message
+    again = world.sync()
+    assert world.records(again.id) == []  # and it is not written or logged again
