@@ -45,6 +45,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from connector_throughput import free_port, peak_rss_kib  # type: ignore[import-not-found]
 
 
+def server_env(var_dir: Path, vault_keys: str) -> dict[str, str]:
+    """The environment of a `ledgerlink` process using ``var_dir`` and these vault keys."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
+    env.update(
+        LEDGERLINK_VAR_DIR=str(var_dir),
+        LEDGERLINK_VAULT_KEYS=vault_keys,
+        LEDGERLINK_LOG_LEVEL="warning",
+    )
+    return env
+
+
 def prepare(var_dir: Path) -> tuple[dict[str, str], int]:
     from cryptography.fernet import Fernet
 
@@ -55,10 +66,7 @@ def prepare(var_dir: Path) -> tuple[dict[str, str], int]:
     from ledgerlink.store.migrate import upgrade
 
     keys = Fernet.generate_key().decode()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
-    env.update(
-        LEDGERLINK_VAR_DIR=str(var_dir), LEDGERLINK_VAULT_KEYS=keys, LEDGERLINK_LOG_LEVEL="warning"
-    )
+    env = server_env(var_dir, keys)
     runtime = Runtime(Settings(var_dir=var_dir, vault_keys=keys, _env_file=None))  # type: ignore[call-arg]
     upgrade(runtime.db)
     with runtime.db.transaction() as session:
@@ -220,12 +228,7 @@ def prepare_lag(tmp: Path, people: int) -> tuple[dict[str, str], int, list[tuple
         gateway_id = int(gateway.id)
     keys = runtime.settings.vault_keys.get_secret_value()
     runtime.db.dispose()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
-    env.update(
-        LEDGERLINK_VAR_DIR=str(tmp / "var"),
-        LEDGERLINK_VAULT_KEYS=keys,
-        LEDGERLINK_LOG_LEVEL="warning",
-    )
+    env = server_env(tmp / "var", keys)
     return env, gateway_id, invoices, sbc
 
 

@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+
+from ledgerlink.terminal import err, out
+from ledgerlink.terminal import failure as _fail
+from ledgerlink.terminal import runtime as _runtime
 
 if TYPE_CHECKING:
     from ledgerlink.runtime import Runtime
@@ -29,20 +32,6 @@ link_app = typer.Typer(
     "`link bulk --without-account`.",
     invoke_without_command=True,
 )
-
-out = Console()
-err = Console(stderr=True)
-
-
-def _runtime() -> Runtime:
-    from ledgerlink.cli import _runtime as cli_runtime
-
-    return cli_runtime()
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
-    return typer.Exit(code)
 
 
 @members_app.command("import")

@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from ledgerlink.runtime import Runtime
+from ledgerlink.terminal import err, out
+from ledgerlink.terminal import failure as _fail
+from ledgerlink.terminal import runtime as _runtime
 
 payments_app = typer.Typer(
     help="Card payments: PayTrace events posted to the ledger, the exceptions queue.",
     no_args_is_help=True,
 )
-out = Console()
-err = Console(stderr=True)
-
-
-def _runtime() -> Runtime:
-    from ledgerlink.cli import _runtime as cli_runtime
-
-    return cli_runtime()
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
-    return typer.Exit(code)
 
 
 @payments_app.command("process")
@@ -150,17 +137,11 @@ def import_disputes(
     """Import chargebacks and dispute outcomes; importing a report twice changes nothing."""
     from ledgerlink.payments import disputes
     from ledgerlink.payments.inbox import EventRefused
-    from ledgerlink.payments.jobs import request_processing
 
-    runtime = _runtime()
     try:
-        rows = disputes.parse_report(report.read_bytes(), report.name)
+        result = disputes.import_file(_runtime(), report.read_bytes(), report.name, connection)
     except (OSError, EventRefused) as exc:
         raise _fail(f"{report}: {getattr(exc, 'message', exc)}") from None
-    with runtime.db.transaction() as session:
-        result = disputes.import_report(session, rows, connection)
-        if result.new_events:
-            request_processing(runtime.jobs, session)
     out.print(
         f"{result.rows} rows: {result.new_events} new events, {result.repeated} already imported"
     )

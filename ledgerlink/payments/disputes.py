@@ -127,6 +127,21 @@ def import_report(
     return result
 
 
+def import_file(
+    runtime: Any, content: bytes, filename: str, connection_id: int | None
+) -> DisputeImport:
+    """Parse a report and store its events, with the drain that posts them enqueued in the
+    same transaction (EventRefused if the file as a whole cannot be read)."""
+    from ledgerlink.payments.jobs import request_processing
+
+    rows = parse_report(content, filename)
+    with runtime.db.transaction() as session:
+        result = import_report(session, rows, connection_id)
+        if result.new_events:
+            request_processing(runtime.jobs, session)
+    return result
+
+
 def as_dict(result: DisputeImport) -> dict[str, Any]:
     return {
         "rows": result.rows,

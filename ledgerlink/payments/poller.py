@@ -139,8 +139,4 @@ async def poll_due(runtime: Any, *, force: bool = False) -> list[PollResult]:
     return [await poll_connection(runtime, connection) for connection in due]
 
 
-def last_polls(session: Any) -> dict[int, PaymentPollState]:
-    return {state.connection_id: state for state in session.scalars(select(PaymentPollState))}
-
-
-__all__ = ["PollResult", "event_of", "last_polls", "poll_connection", "poll_due"]
+__all__ = ["PollResult", "event_of", "poll_connection", "poll_due"]

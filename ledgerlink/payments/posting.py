@@ -113,7 +113,7 @@ class PaymentProcessor:
             outcome = await self._process(event)
         except Deferred as waiting:
             why, seconds = waiting.why, waiting.seconds
-            await self._write(lambda session: queue.defer_in(session, event.id, why, seconds))
+            await self._write(lambda session: queue.defer(session, event.id, why, seconds))
             return "received"
         except Settled as settled:
             outcome = queue.Outcome("ignored", settled.why)
@@ -124,10 +124,10 @@ class PaymentProcessor:
             if retry and event.attempts < MAX_UPSTREAM_ATTEMPTS:
                 seconds = backoff_seconds(event.attempts)
                 why = f"{exc.message} (trying again)"
-                await self._write(lambda session: queue.defer_in(session, event.id, why, seconds))
+                await self._write(lambda session: queue.defer(session, event.id, why, seconds))
                 return "received"
             outcome = queue.Outcome("exception", exc.message, problem=_upstream_problem(exc))
-        await self._write(lambda session: queue.finish_in(session, event, outcome, self.actor))
+        await self._write(lambda session: queue.finish(session, event, outcome, self.actor))
         log.info(
             "payments.event_processed",
             event_id=event.id,
@@ -602,35 +602,25 @@ class PaymentProcessor:
         on = dt.date.fromisoformat(plan["date"])
         applications = (Application(plan["invoice_id"], applied),) if applied.minor else ()
         action = plan["action"]
-        ledger_id = ""
+        common: dict[str, Any] = {
+            "idempotency_key": plan["key"],
+            "customer_id": plan["customer_id"],
+            "date": on,
+            "amount": amount,
+            "applications": applications,
+            "reference": plan["reference"],
+            "gl_account": plan["gl_account"],
+        }
         try:
-            if action == "receipt":
-                posted = await ledger.post_receipt(
-                    ReceiptRequest(
-                        idempotency_key=plan["key"],
-                        customer_id=plan["customer_id"],
-                        date=on,
-                        amount=amount,
-                        applications=applications,
-                        reference=plan["reference"],
-                        gl_account=plan["gl_account"],
-                    )
-                )
-                ledger_id, replayed = posted.id, posted.replayed
-            elif action == "reversal" and connection.kind == "sbc":
+            if action == "reversal" and connection.kind == "sbc":
                 await ledger.reverse_receipt(plan["receipt_ledger_id"])  # type: ignore[attr-defined]
                 ledger_id, replayed = plan["receipt_ledger_id"], False
             else:
-                posted = await ledger.post_refund(
-                    RefundRequest(
-                        idempotency_key=plan["key"],
-                        customer_id=plan["customer_id"],
-                        date=on,
-                        amount=amount,
-                        applications=applications,
-                        reference=plan["reference"],
-                        gl_account=plan["gl_account"],
-                        chargeback=bool(plan.get("chargeback")),
+                posted = await (
+                    ledger.post_receipt(ReceiptRequest(**common))
+                    if action == "receipt"
+                    else ledger.post_refund(
+                        RefundRequest(**common, chargeback=bool(plan.get("chargeback")))
                     )
                 )
                 ledger_id, replayed = posted.id, posted.replayed

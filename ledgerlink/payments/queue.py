@@ -110,26 +110,7 @@ def has_due(db: Database) -> bool:
         return session.scalar(select(PaymentEvent.id).where(_due(utcnow())).limit(1)) is not None
 
 
-def next_due_in(db: Database) -> float | None:
-    """Seconds until the earliest deferred event is due (None: nothing waits)."""
-    with db.read() as session:
-        soonest = session.scalar(
-            select(PaymentEvent.not_before)
-            .where(PaymentEvent.status == "received", PaymentEvent.not_before.is_not(None))
-            .order_by(PaymentEvent.not_before)
-            .limit(1)
-        )
-    if soonest is None:
-        return None
-    return max((soonest - utcnow()).total_seconds(), 0.0)
-
-
-def defer(db: Database, event_id: int, why: str, seconds: float) -> None:
-    with db.transaction() as session:
-        defer_in(session, event_id, why, seconds)
-
-
-def defer_in(session: Session, event_id: int, why: str, seconds: float) -> None:
+def defer(session: Session, event_id: int, why: str, seconds: float) -> None:
     session.execute(
         update(PaymentEvent)
         .where(PaymentEvent.id == event_id)
@@ -183,12 +164,7 @@ class Outcome:
     resolves_dispute_of: str | None = None
 
 
-def finish(db: Database, event: ClaimedEvent, outcome: Outcome, actor: str) -> None:
-    with db.transaction() as session:
-        finish_in(session, event, outcome, actor)
-
-
-def finish_in(session: Session, event: ClaimedEvent, outcome: Outcome, actor: str) -> None:
+def finish(session: Session, event: ClaimedEvent, outcome: Outcome, actor: str) -> None:
     """Record ``outcome`` for ``event`` in ``session``'s transaction (postings, status,
     exception, audit). A posting whose key is already recorded is left as it is."""
     now = utcnow()

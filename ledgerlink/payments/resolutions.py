@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.identity.principal import Principal
@@ -36,10 +35,12 @@ _OVERPAID = frozenset({"amount_mismatch", "invoice_closed"})
 class ActionRefused(ValueError):
     """The action cannot be taken; ``field`` names the input and the message the fix."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, missing: bool = False) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        #: the exception itself does not exist (not a refusal of the action)
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ def take_action(
     """Apply ``action`` to an open exception in ``session``'s transaction."""
     found = session.get(PaymentException, exception_id)
     if found is None:
-        raise ActionRefused("exception_id", f"There is no payment exception {exception_id}")
+        raise ActionRefused(
+            "exception_id", f"There is no payment exception {exception_id}", missing=True
+        )
     if found.status != "open":
         raise ActionRefused(
             "exception_id", f"Exception {exception_id} is already {found.status}; reload the queue"
@@ -145,14 +148,3 @@ def take_action(
         },
     )
     return ActionResult(found.id, action, message)
-
-
-def open_count(session: Session) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(PaymentException)
-            .where(PaymentException.status == "open")
-        )
-        or 0
-    )

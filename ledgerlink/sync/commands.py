@@ -8,9 +8,12 @@ import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from ledgerlink.terminal import err, out
+from ledgerlink.terminal import failure as _fail
+from ledgerlink.terminal import runtime as _runtime
 
 if TYPE_CHECKING:
     from ledgerlink.runtime import Runtime
@@ -21,8 +24,6 @@ sync_app = typer.Typer(
     "transaction history and balances.",
     no_args_is_help=True,
 )
-out = Console()
-err = Console(stderr=True)
 
 ConnectionOption = Annotated[
     str | None,
@@ -36,17 +37,6 @@ DataSetOption = Annotated[
         help="member_details, transactions or balances (repeat; default: the chosen ones).",
     ),
 ]
-
-
-def _runtime() -> Runtime:
-    from ledgerlink.cli import _runtime as cli_runtime
-
-    return cli_runtime()
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
-    return typer.Exit(code)
 
 
 def _connection(runtime: Runtime, name: str | None) -> Connection:

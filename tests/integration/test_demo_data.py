@@ -70,33 +70,21 @@ def test_the_demo_links_its_members_to_the_sbc_sandbox_once(settings, tmp_path) 
 
 def test_the_demo_posts_its_first_card_payments_to_the_sage_500_sandbox(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import asyncio
-    import threading
-
-    from sqlalchemy import create_engine
 
     from ledgerlink.payments.jobs import drain
     from ledgerlink.runtime import Runtime
-    from ledgerlink.sandbox import sage500
     from ledgerlink.sandbox.paytrace import PayTraceConfig
     from ledgerlink.sandbox.paytrace import create_app as paytrace_app
     from ledgerlink.sandbox.supervisor import SimulatorAddress
     from ledgerlink.store.migrate import upgrade
     from ledgerlink.store.payment_models import PaymentEvent, PaymentException
     from tests.support.asgi_server import serve_in_thread
+    from tests.support.payments import running_erp
 
     runtime = Runtime(settings)
     upgrade(runtime.db)
     settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.sandbox_sage500_url)
-    erp_config = sage500.Sage500Config(seed_people=30, import_interval_seconds=0.02)
-    sage500.create_schema(engine)
-    sage500.seed(engine, erp_config)
-    stop = threading.Event()
-    importer = threading.Thread(
-        target=sage500.ImportProcessor(engine, erp_config).run_forever, args=(stop,), daemon=True
-    )
-    importer.start()
-    try:
+    with running_erp(settings.sandbox_sage500_url, 30):
         app = paytrace_app(tmp_path / "pt", config=PayTraceConfig(seed_people=30))
         with serve_in_thread(app) as base:
             where = {
@@ -110,10 +98,6 @@ def test_the_demo_posts_its_first_card_payments_to_the_sage_500_sandbox(settings
             assert "Made 5 demo card payments" in note
             assert demo.wire_payments(runtime, where) is None  # once
             asyncio.run(drain(runtime, idle_seconds=0))
-    finally:
-        stop.set()
-        importer.join(timeout=10)
-        engine.dispose()
     with runtime.db.read() as session:
         statuses = sorted(session.scalars(select(PaymentEvent.status)))
         reasons = sorted(session.scalars(select(PaymentException.reason_code)))

@@ -4,14 +4,13 @@ through the staging table and the ERP's import, ERP changes come back by UpdateD
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, insert, select, update
+from sqlalchemy import insert, select, update
 
 from ledgerlink import connections, demo
 from ledgerlink.connectors.factory import ledger_for
@@ -19,12 +18,12 @@ from ledgerlink.connectors.sage500.tables import StgCustomer, tarCustomer, tciCo
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.members import registry
 from ledgerlink.runtime import Runtime
-from ledgerlink.sandbox import sage500
 from ledgerlink.settings import Settings
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import MemberBalance, SyncRun
 from ledgerlink.sync import runs
+from tests.support.payments import running_erp
 
 ME = cli_principal()
 PEOPLE = 12
@@ -37,53 +36,43 @@ def erp(settings: Settings, tmp_path: Path) -> Iterator[tuple[Runtime, int, obje
     runtime = Runtime(settings)
     upgrade(runtime.db)
     url = f"sqlite:///{tmp_path / 'erp.sqlite3'}"
-    engine = create_engine(url)
-    config = sage500.Sage500Config(seed_people=PEOPLE, import_interval_seconds=0.02)
-    sage500.create_schema(engine)
-    sage500.seed(engine, config)
-    processor = sage500.ImportProcessor(engine, config)
-    stop = threading.Event()
-    thread = threading.Thread(target=processor.run_forever, args=(stop,), daemon=True)
-    thread.start()
-    with runtime.db.transaction() as session:
-        demo.ensure_members(session, count=PEOPLE)
-        connection = connections.create(
-            session,
-            runtime.vault,
-            ME,
-            kind="sage500",
-            name="Sage 500",
-            settings={
-                "company_id": "SOA",
-                "receipt_gl_account": "1010-00",
-                "import_wait_seconds": 20,
-            },
-            secrets={"database_url": url},
-        )
-        connection_id = connection.id
-        members = dict(session.execute(select(MemberRow.number, MemberRow.id)).tuples().all())
-        now = datetime.now(UTC)
-        session.execute(
-            insert(MemberLinkRow),
-            [
-                {
-                    "member_id": members[f"M{n:05d}"],
-                    "connection_id": connection_id,
-                    "system": "sage500",
-                    "customer_id": str(n),
-                    "customer_number": f"C{n:05d}",
-                    "customer_name": "",
-                    "created_customer": False,
-                    "linked_at": now,
-                    "linked_by": "test",
-                }
-                for n in range(1, PEOPLE + 1)
-            ],
-        )
-    yield runtime, connection_id, engine
-    stop.set()
-    thread.join(timeout=10)
-    engine.dispose()
+    with running_erp(url, PEOPLE) as engine:
+        with runtime.db.transaction() as session:
+            demo.ensure_members(session, count=PEOPLE)
+            connection = connections.create(
+                session,
+                runtime.vault,
+                ME,
+                kind="sage500",
+                name="Sage 500",
+                settings={
+                    "company_id": "SOA",
+                    "receipt_gl_account": "1010-00",
+                    "import_wait_seconds": 20,
+                },
+                secrets={"database_url": url},
+            )
+            connection_id = connection.id
+            members = dict(session.execute(select(MemberRow.number, MemberRow.id)).tuples().all())
+            now = datetime.now(UTC)
+            session.execute(
+                insert(MemberLinkRow),
+                [
+                    {
+                        "member_id": members[f"M{n:05d}"],
+                        "connection_id": connection_id,
+                        "system": "sage500",
+                        "customer_id": str(n),
+                        "customer_number": f"C{n:05d}",
+                        "customer_name": "",
+                        "created_customer": False,
+                        "linked_at": now,
+                        "linked_by": "test",
+                    }
+                    for n in range(1, PEOPLE + 1)
+                ],
+            )
+        yield runtime, connection_id, engine
     runtime.db.dispose()
 
 

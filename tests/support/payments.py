@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,17 +248,10 @@ def sage500_world(
     runtime = Runtime(settings)
     upgrade(runtime.db)
     url = f"sqlite:///{tmp_path / 'erp.sqlite3'}"
-    engine = create_engine(url)
-    erp_config = sage500.Sage500Config(seed_people=people, import_interval_seconds=0.02)
-    sage500.create_schema(engine)
-    sage500.seed(engine, erp_config)
-    processor = sage500.ImportProcessor(engine, erp_config)
-    stop = threading.Event()
-    thread = threading.Thread(target=processor.run_forever, args=(stop,), daemon=True)
-    thread.start()
     options = {"duplicate_window_seconds": 0, **(paytrace or {})}
     config = PayTraceConfig(seed_people=people, silent_post_url=silent_post_url, **options)
     with ExitStack() as stack:
+        engine = stack.enter_context(running_erp(url, people))
         base = stack.enter_context(
             serve_in_thread(paytrace_app(tmp_path / "pt", config=config, faults=paytrace_faults))
         )
@@ -279,34 +271,62 @@ def sage500_world(
                 secrets={"database_url": url},
             )
             session.flush()
-            gateway = connections.create(
-                session,
-                runtime.vault,
-                ME,
-                kind="paytrace",
-                name="PayTrace",
-                settings={
-                    "username": config.username,
-                    "integrator_id": config.integrator_id,
-                    "api_base_url": base,
-                    "post_to_connection_id": ledger.id,
-                    **(paytrace_settings or {}),
-                },
-                secrets={"password": config.password},
+            ids = (
+                _paytrace(runtime, session, config, base, ledger.id, paytrace_settings),
+                ledger.id,
             )
-            ids = (gateway.id, ledger.id)
         world = PaymentsWorld(runtime, base, config, ids[0], ids[1], engine)
         try:
             yield world
         finally:
-            stop.set()
-            thread.join(timeout=10)
-            engine.dispose()
             runtime.db.dispose()
 
 
-def today() -> datetime:
-    return datetime.now(UTC)
+@contextmanager
+def running_erp(url: str, people: int) -> Iterator[Engine]:
+    """The Sage 500 simulator's database at ``url``, seeded, with its import running."""
+    engine = create_engine(url)
+    config = sage500.Sage500Config(seed_people=people, import_interval_seconds=0.02)
+    sage500.create_schema(engine)
+    sage500.seed(engine, config)
+    stop = threading.Event()
+    processor = sage500.ImportProcessor(engine, config)
+    thread = threading.Thread(target=processor.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield engine
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+def _paytrace(
+    runtime: Runtime,
+    session: Any,
+    config: PayTraceConfig,
+    base: str,
+    ledger_id: int,
+    settings: dict[str, Any] | None,
+) -> int:
+    """ledgerlink's PayTrace connection to the simulator at ``base``, posting to a ledger."""
+    gateway = connections.create(
+        session,
+        runtime.vault,
+        ME,
+        kind="paytrace",
+        name="PayTrace",
+        settings={
+            "username": config.username,
+            "integrator_id": config.integrator_id,
+            "api_base_url": base,
+            "post_to_connection_id": ledger_id,
+            **(settings or {}),
+        },
+        secrets={"password": config.password},
+    )
+    session.flush()
+    return int(gateway.id)
 
 
 def profiles(world: PaymentsWorld) -> list[str]:
@@ -346,22 +366,7 @@ def sbc_world(
             demo.ensure_members(session, count=people)
         ledger_id = connect_ledgerlink(runtime, sbc_url)
         with runtime.db.transaction() as session:
-            gateway = connections.create(
-                session,
-                runtime.vault,
-                ME,
-                kind="paytrace",
-                name="PayTrace",
-                settings={
-                    "username": config.username,
-                    "integrator_id": config.integrator_id,
-                    "api_base_url": base,
-                    "post_to_connection_id": ledger_id,
-                },
-                secrets={"password": config.password},
-            )
-            session.flush()
-            gateway_id = gateway.id
+            gateway_id = _paytrace(runtime, session, config, base, ledger_id, None)
         world = PaymentsWorld(runtime, base, config, gateway_id, ledger_id)
 
         async def link_all() -> None:

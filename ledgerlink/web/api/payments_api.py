@@ -13,9 +13,8 @@ from pydantic import BaseModel, Field
 from ledgerlink.identity.principal import Principal
 from ledgerlink.payments import disputes, views
 from ledgerlink.payments.inbox import EventRefused
-from ledgerlink.payments.jobs import request_processing
 from ledgerlink.payments.resolutions import ActionRefused, take_action
-from ledgerlink.web.problems import Problem
+from ledgerlink.web.problems import Problem, field_problem
 from ledgerlink.web.security import operator, viewer
 
 router = APIRouter(prefix="/payments", tags=["payments"])
@@ -102,13 +101,8 @@ def act(
                 note=body.note,
             )
     except ActionRefused as refused:
-        status = 404 if "There is no" in refused.message else 422
-        raise Problem(
-            status,
-            "Action refused",
-            refused.message,
-            errors=[{"field": refused.field, "message": refused.message}],
-        ) from None
+        status = 404 if refused.missing else 422
+        raise field_problem(refused.field, refused.message, status=status) from None
     return asdict(result)
 
 
@@ -128,20 +122,12 @@ async def import_disputes(
     _: Annotated[Principal, Depends(operator)],
     connection_id: int | None = None,
 ) -> dict[str, Any]:
-    runtime = request.app.state.runtime
     try:
-        rows = disputes.parse_report(await report.read(), report.filename or "")
+        result = disputes.import_file(
+            request.app.state.runtime, await report.read(), report.filename or "", connection_id
+        )
     except EventRefused as refused:
-        raise Problem(
-            422,
-            "Bad report",
-            refused.message,
-            errors=[{"field": refused.field, "message": refused.message}],
-        ) from None
-    with runtime.db.transaction() as session:
-        result = disputes.import_report(session, rows, connection_id)
-        if result.new_events:
-            request_processing(runtime.jobs, session)
+        raise field_problem(refused.field, refused.message) from None
     return disputes.as_dict(result)
 
 
@@ -172,12 +158,7 @@ async def charge(
             gateway_connection_id=body.connection_id,
         )
     except ChargeRefused as refused:
-        raise Problem(
-            422,
-            "Not charged",
-            refused.message,
-            errors=[{"field": refused.field, "message": refused.message}],
-        ) from None
+        raise field_problem(refused.field, refused.message) from None
     except PaymentProblem as problem:
         raise Problem(409, "Not charged", f"{problem.reason}. {problem.fix}") from None
     except UpstreamError as exc:

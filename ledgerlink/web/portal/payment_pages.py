@@ -11,11 +11,12 @@ from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ledgerlink.identity.principal import Principal
 from ledgerlink.payments import disputes, views
 from ledgerlink.payments.inbox import EventRefused
-from ledgerlink.payments.jobs import request_processing
 from ledgerlink.payments.problems import REASONS
 from ledgerlink.payments.resolutions import ActionRefused, take_action
 from ledgerlink.store.models import Connection
@@ -26,11 +27,9 @@ router = APIRouter()
 STATUSES = ("received", "processing", "posted", "exception", "ignored")
 
 
-def _paytrace_connections(session: object) -> list[Connection]:
-    from sqlalchemy import select
-
+def _paytrace_connections(session: Session) -> list[Connection]:
     return list(
-        session.scalars(  # type: ignore[attr-defined]
+        session.scalars(
             select(Connection).where(Connection.kind == "paytrace").order_by(Connection.name)
         )
     )
@@ -148,15 +147,12 @@ async def import_disputes(request: Request, _: Annotated[Principal, Depends(oper
         return render_error(request, 422, "Choose the dispute report file (CSV or JSON) first")
     content = await upload.read()
     connection_id = int(str(form.get("connection_id") or "0")) or None
-    runtime = request.app.state.runtime
     try:
-        rows = disputes.parse_report(content, upload.filename)
+        result = disputes.import_file(
+            request.app.state.runtime, content, upload.filename, connection_id
+        )
     except EventRefused as refused:
         return render_error(request, 422, f"{upload.filename}: {refused.message}")
-    with runtime.db.transaction() as session:
-        result = disputes.import_report(session, rows, connection_id)
-        if result.new_events:
-            request_processing(runtime.jobs, session)
     message = (
         f"{upload.filename}: {result.rows} rows, {result.new_events} new events, "
         f"{result.repeated} already imported"
