@@ -216,9 +216,12 @@ def _email(value: Any) -> str | None:
     text = _trim(value)
     if not text:
         return text
-    if "@" not in text or text.startswith("@") or text.endswith("@"):
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain:
         raise MappingValueError(f"{text!r} is not an e-mail address", "correct the address")
-    return text.lower()
+    # The domain is case-insensitive; the local part is the mailbox owner's, and the member
+    # registry keeps it as typed: lower-casing it would make every synced e-mail differ.
+    return f"{local}@{domain.lower()}"
 
 
 def _phone(value: Any, region: Any = None) -> str | None:
@@ -597,7 +600,7 @@ FUNCTIONS: Final[dict[str, Function]] = {
         _f("replace", 3, 3, "replace(text, old, new): every old replaced by new", _replace),
         _f("guid", 1, None, "guid(a, b, …): 32 hex characters derived from the values", _guid),
         _f("digits", 1, 1, "digits(text): only the digits", _digits),
-        _f("email", 1, 1, "email(text): trimmed, lower case, checked for an @", _email),
+        _f("email", 1, 1, "email(text): trimmed, domain in lower case, checked for an @", _email),
         _f("phone", 1, 2, "phone(text, country?): E.164 (+15551234567)", _phone),
         # logic
         _f("if", 3, 3, "if(condition, then, else): then when condition holds", build=_if),

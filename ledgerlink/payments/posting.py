@@ -567,9 +567,9 @@ class PaymentProcessor:
 
     def _mapping(self, system: str) -> Any:
         if system not in self._mappings:
-            from ledgerlink.store.mapping_repo import MappingRepository
+            from ledgerlink.store.mapping_repo import mapping_repository
 
-            repository = MappingRepository(self.runtime.settings.var_dir / "mappings")
+            repository = mapping_repository(self.runtime.settings)
             with self.db.read() as session:
                 self._mappings[system] = repository.load(session, SPECS[system])
         return self._mappings[system]

@@ -363,3 +363,8 @@ def exact_numbers(value: Any) -> Any:
     if isinstance(value, list):
         return [exact_numbers(v) for v in value]
     return value
+
+
+def mapping_repository(settings: Any) -> MappingRepository:
+    """The repository of an installation: overrides in ``<var_dir>/mappings``."""
+    return MappingRepository(settings.var_dir / "mappings")

@@ -48,6 +48,8 @@ class SyncRun(Base):
     requested_by: Mapped[str] = mapped_column(String(254))
     job_id: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
+    #: The mapping spec versions the run mapped member details with (name → ``name@v3``).
+    mapping_versions: Mapped[dict[str, str]] = mapped_column(JSONDocument, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -104,6 +106,9 @@ class SyncBaseline(Base):
     values: Mapped[dict[str, str]] = mapped_column(JSONDocument, default=dict)
     registry_hash: Mapped[str] = mapped_column(String(64))
     ledger_hash: Mapped[str] = mapped_column(String(64))
+    #: What the ledger held, in the registry's terms, when a lossy spec made it differ
+    #: from ``values`` (a name cut to 40 characters); NULL when the two are the same.
+    ledger_values: Mapped[dict[str, str] | None] = mapped_column(JSONDocument)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

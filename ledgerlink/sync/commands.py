@@ -76,6 +76,7 @@ def _execute(runtime: Runtime, connection: Connection, run_id: int, *, show_prog
     from ledgerlink.connectors.errors import UpstreamError
     from ledgerlink.connectors.factory import gateway_for, ledger_for
     from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.store.mapping_repo import mapping_repository
     from ledgerlink.sync import runs
 
     progress = Progress(
@@ -104,6 +105,7 @@ def _execute(runtime: Runtime, connection: Connection, run_id: int, *, show_prog
                 moved,
                 page_size=runtime.settings.sync_page_size,
                 open_gateway=lambda gateway: gateway_for(runtime, gateway),
+                mappings=mapping_repository(runtime.settings),
             )
         finally:
             await ledger.aclose()
@@ -144,7 +146,10 @@ def _records_table(runtime: Runtime, run_id: int, status: str | None = None) -> 
 
 def _summary(run: Any) -> str:
     counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(run.counts.items()))
-    return f"run {run.id}: {run.status} ({counts or 'nothing to do'})"
+    line = f"run {run.id}: {run.status} ({counts or 'nothing to do'})"
+    if run.mapping_versions:
+        line += "\nmapped with " + ", ".join(sorted(run.mapping_versions.values()))
+    return line
 
 
 @sync_app.command("plan")

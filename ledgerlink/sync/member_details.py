@@ -34,14 +34,9 @@ from ledgerlink.store.member_models import MemberLinkRow, MemberRow, MembershipL
 from ledgerlink.store.sync_models import SyncBaseline
 from ledgerlink.store.types import utcnow
 from ledgerlink.sync.datasets import Policy
-from ledgerlink.sync.fields import (
-    customer_draft,
-    ledger_values,
-    registry_values,
-    updated_member,
-    values_hash,
-)
-from ledgerlink.sync.merge import Merge, merge
+from ledgerlink.sync.details_mapping import DetailsMapping, SpecFailed
+from ledgerlink.sync.fields import registry_values, updated_member, values_hash
+from ledgerlink.sync.merge import Merge, Values, merge
 
 #: Above this many members to read one by one, read every customer page by page instead.
 FULL_READ_THRESHOLD = 200
@@ -73,6 +68,8 @@ class MemberPlan:
     fix: str = ""
     #: what both sides last agreed on (None: never synced, or linked to another customer)
     baseline: Baseline | None = None
+    #: the ledger's fields in the registry's terms, through the spec (empty: not read)
+    ledger_values: Values = field(default_factory=dict)
 
     @property
     def deleted(self) -> bool:
@@ -172,6 +169,8 @@ class Baseline:
     values: dict[str, str]
     registry_hash: str
     ledger_hash: str
+    #: what the ledger held then, in the registry's terms, when the spec made it differ
+    ledger_values: dict[str, str] | None = None
 
 
 def baselines(session: Session, connection_id: int, member_ids: list[int]) -> dict[int, Baseline]:
@@ -182,6 +181,7 @@ def baselines(session: Session, connection_id: int, member_ids: list[int]) -> di
         SyncBaseline.values,
         SyncBaseline.registry_hash,
         SyncBaseline.ledger_hash,
+        SyncBaseline.ledger_values,
     )
     for offset in range(0, len(member_ids), 500):
         chunk = member_ids[offset : offset + 500]
@@ -191,7 +191,7 @@ def baselines(session: Session, connection_id: int, member_ids: list[int]) -> di
             )
         ):
             found[row.member_id] = Baseline(
-                row.customer_id, row.values, row.registry_hash, row.ledger_hash
+                row.customer_id, row.values, row.registry_hash, row.ledger_hash, row.ledger_values
             )
     return found
 
@@ -220,25 +220,26 @@ def evaluate(
     customer: CustomerAccount | None,
     baseline: Baseline | None,
     policies: dict[str, Policy],
+    mapping: DetailsMapping,
 ) -> MemberPlan:
     mine = registry_values(linked.member)
     registry_hash = values_hash(mine)
     if customer is None or customer.deleted:
         return MemberPlan(linked, None, None, registry_hash, "", unchanged=False)
     ledger_hash = raw_hash(customer)
-    same_link = baseline is not None and baseline.customer_id == linked.customer_id
-    if (
-        same_link
-        and baseline is not None
-        and baseline.registry_hash == registry_hash
-        and baseline.ledger_hash == ledger_hash
-    ):
+    same = baseline if baseline is not None and baseline.customer_id == linked.customer_id else None
+    if same is not None and same.registry_hash == registry_hash and same.ledger_hash == ledger_hash:
         return MemberPlan(linked, customer, None, registry_hash, ledger_hash, unchanged=True)
+    theirs = mapping.ledger_values(customer, linked.member, linked.currency)
     outcome = merge(
-        baseline.values if same_link and baseline is not None else None,
+        same.values if same is not None else None,
         mine,
-        ledger_values(customer),
+        theirs,
         policies,
+        ledger_baseline=same.ledger_values if same is not None else None,
+        registry_moved=same is None or same.registry_hash != registry_hash,
+        ledger_moved=same is None or same.ledger_hash != ledger_hash,
+        as_ledger_would=lambda: mapping.as_ledger_would(linked.member, linked.currency),
         registry_at=linked.updated_at,
         ledger_at=customer.updated_at,
     )
@@ -249,7 +250,8 @@ def evaluate(
         registry_hash,
         ledger_hash,
         unchanged=not outcome.changed,
-        baseline=baseline if same_link else None,
+        baseline=same,
+        ledger_values=theirs,
     )
 
 
@@ -299,23 +301,42 @@ async def read_customers(
     return found
 
 
-Written = dict[int, tuple[bool, str, CustomerAccount | None]]
+@dataclass(frozen=True)
+class LedgerWrite:
+    """How one member's ledger update went."""
+
+    ok: bool
+    customer: CustomerAccount | None = None  # the customer as the ledger holds it now
+    message: str = ""
+    fix: str = ""
 
 
-async def write_ledger(ledger: Ledger, plans: list[MemberPlan]) -> Written:
-    """Push each plan's ledger-side changes; member id → (ok, message, customer now)."""
+Written = dict[int, LedgerWrite]
+UPSTREAM_FIX = "check the connection and the value in the ledger, then retry failed records"
+
+
+async def write_ledger(ledger: Ledger, plans: list[MemberPlan], mapping: DetailsMapping) -> Written:
+    """Push each plan's ledger-side changes, mapped through the member → ledger spec."""
     results: Written = {}
     semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
 
     async def one(plan: MemberPlan) -> None:
         assert plan.merge is not None
-        draft = customer_draft(plan.linked.customer_number, plan.linked.currency, plan.merge.result)
+        linked = plan.linked
+        try:
+            member = updated_member(linked.member, plan.merge.result)
+            draft = mapping.draft(linked.customer_number, linked.currency, member)
+        except SpecFailed as exc:
+            results[linked.member_id] = LedgerWrite(False, message=exc.message, fix=exc.fix)
+            return
         async with semaphore:
             try:
-                now = await ledger.update_customer(plan.linked.customer_id, draft)
-                results[plan.linked.member_id] = (True, "", now)
+                now = await ledger.update_customer(linked.customer_id, draft)
+                results[linked.member_id] = LedgerWrite(True, now)
             except UpstreamError as exc:
-                results[plan.linked.member_id] = (False, exc.message, None)
+                results[linked.member_id] = LedgerWrite(
+                    False, message=exc.message, fix=UPSTREAM_FIX
+                )
 
     await asyncio.gather(*(one(p) for p in plans if p.merge is not None and p.merge.to_ledger))
     return results
@@ -341,10 +362,19 @@ def write_registry(
 
 
 def baseline_row(
-    connection_id: int, plan: MemberPlan, values: dict[str, str], ledger_now: CustomerAccount | None
+    connection_id: int,
+    plan: MemberPlan,
+    values: dict[str, str],
+    ledger_now: CustomerAccount | None,
+    mapping: DetailsMapping,
 ) -> dict[str, Any]:
-    """The baseline to store after ``plan`` was settled with ``values`` on both sides."""
+    """The baseline to store after ``plan`` was settled with ``values`` on both sides: the
+    registry's values, and the ledger's as read through the spec when they differ."""
     agreed = values_hash(values)
+    held = plan.ledger_values
+    if ledger_now is not None:
+        member = updated_member(plan.linked.member, values)
+        held = mapping.ledger_values(ledger_now, member, plan.linked.currency)
     registry_hash = (
         plan.registry_hash if plan.merge is None or not plan.merge.to_registry else agreed
     )
@@ -356,6 +386,7 @@ def baseline_row(
         "values": values,
         "registry_hash": registry_hash,
         "ledger_hash": ledger_hash,
+        "ledger_values": held if held and held != values else None,
         "synced_at": utcnow(),
     }
 
@@ -374,7 +405,14 @@ def store_baselines(session: Session, rows: list[dict[str, Any]]) -> None:
         index_elements=["connection_id", "member_id"],
         set_={
             name: statement.excluded[name]
-            for name in ("customer_id", "values", "registry_hash", "ledger_hash", "synced_at")
+            for name in (
+                "customer_id",
+                "values",
+                "registry_hash",
+                "ledger_hash",
+                "ledger_values",
+                "synced_at",
+            )
         },
     )
     session.execute(statement, rows)

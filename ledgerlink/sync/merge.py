@@ -6,10 +6,17 @@ different values is a conflict, settled by the field's policy (registry wins, le
 wins, or the side changed most recently wins) and reported. Without a baseline (the
 first sync of a link) every difference is settled by the policy, and reported as a
 conflict only when the policy had to choose against a side that was not empty.
+
+The ledger's values reach the merge through a mapping spec, which may not give back
+exactly what the registry holds (a name cut to 40 characters). So each side is compared
+with what *it* last held (the ledger's own baseline, when one was stored), a side whose
+raw record did not change since then has changed nothing, and a value the ledger holds
+because the spec wrote it that way (``as_ledger_would``) agrees with the registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -61,26 +68,59 @@ def merge(
     ledger: Values,
     policies: dict[str, Policy],
     *,
+    ledger_baseline: Values | None = None,
+    registry_moved: bool = True,
+    ledger_moved: bool = True,
+    as_ledger_would: Callable[[], Values] | None = None,
     registry_at: datetime | None = None,
     ledger_at: datetime | None = None,
     default: Policy = Policy.REGISTRY_WINS,
 ) -> Merge:
+    """Merge one member. ``baseline`` is what both sides last agreed on in the registry's
+    terms, ``ledger_baseline`` what the ledger held then (when it differs); a side not
+    ``*_moved`` since the baseline changed no field; ``as_ledger_would()`` gives the
+    registry's values as the ledger holds them when both agree (asked for at most once,
+    and only when a difference needs it)."""
     result: Values = {}
     outcome = Merge(result)
+    mapped: list[Values] = []
+
+    def agrees(name: str, theirs: str) -> bool:
+        if as_ledger_would is None:
+            return False
+        if not mapped:
+            mapped.append(as_ledger_would())
+        return mapped[0].get(name, "") == theirs
+
     for name in FIELDS:
         mine, theirs = registry.get(name, ""), ledger.get(name, "")
         if mine == theirs:
             result[name] = mine
             continue
-        base = None if baseline is None else baseline.get(name, "")
-        if base is not None and theirs == base:
-            chosen = "registry"  # only the registry changed it
-        elif base is not None and mine == base:
-            chosen = "ledger"  # only the ledger changed it
-        elif base is None and not theirs:
+        if baseline is not None:
+            held = ledger_baseline if ledger_baseline is not None else baseline
+            registry_changed = registry_moved and mine != baseline.get(name, "")
+            ledger_changed = ledger_moved and theirs != held.get(name, "")
+            if not ledger_changed and not registry_changed:
+                result[name] = mine  # apart only in how the spec writes the ledger's copy
+                continue
+            if not ledger_changed:
+                chosen = "registry"
+            elif agrees(name, theirs):
+                result[name] = mine  # the ledger holds the registry's value, as mapped
+                continue
+            elif not registry_changed:
+                chosen = "ledger"
+            else:
+                chosen = _winner(policies.get(name, default), registry_at, ledger_at)
+                outcome.conflicts.append(Conflict(name, mine, theirs, chosen))
+        elif not theirs:
             chosen = "registry"  # first sync: fill the empty side, nothing to argue about
-        elif base is None and not mine:
+        elif not mine:
             chosen = "ledger"
+        elif agrees(name, theirs):
+            result[name] = mine
+            continue
         else:
             chosen = _winner(policies.get(name, default), registry_at, ledger_at)
             outcome.conflicts.append(Conflict(name, mine, theirs, chosen))

@@ -30,8 +30,10 @@ from ledgerlink.domain.periods import FinancialYear
 from ledgerlink.identity.principal import Principal, job_principal
 from ledgerlink.jobs.port import JobQueue
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
+from ledgerlink.mapping.errors import SpecError
 from ledgerlink.store import audit
 from ledgerlink.store.db import Database
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncCursor, SyncRecord, SyncRun, SyncSettings
 from ledgerlink.store.types import utcnow
@@ -39,6 +41,7 @@ from ledgerlink.sync import card_profiles as profiles
 from ledgerlink.sync import ledger_view
 from ledgerlink.sync import member_details as details
 from ledgerlink.sync.datasets import DataSet, Policy
+from ledgerlink.sync.details_mapping import DetailsMapping
 from ledgerlink.sync.fields import registry_values, values_hash
 
 log = structlog.get_logger("ledgerlink.sync")
@@ -281,9 +284,11 @@ class Execution:
         on_progress: ProgressCallback | None = None,
         page_size: int = PAGE,
         open_gateway: GatewayOpener | None = None,
+        mappings: MappingRepository | None = None,
     ) -> None:
         self.page_size = page_size
         self.open_gateway = open_gateway
+        self.mappings = mappings or MappingRepository()
         #: resuming an interrupted member-details pass (see _settle)
         self.resuming = False
         self.db = db
@@ -537,6 +542,7 @@ class Execution:
         self, registry_since: datetime | None, ledger_since: datetime | None
     ) -> None:
         key = DataSet.MEMBER_DETAILS.value
+        self.mapping = self._load_mapping()
         member_ids, known = await self._selection(registry_since, ledger_since)
         after = int(self.checkpoint.get(key) or 0) if self.checkpoint.get(key) != "done" else 0
         pending = [m for m in member_ids if m > after]
@@ -567,6 +573,30 @@ class Execution:
                 await self._page(pending[offset : offset + self.page_size], known)
         finally:
             gc.unfreeze()
+
+    def _load_mapping(self) -> DetailsMapping:
+        """The member ↔ customer specs this run maps with, recorded on the run (a resumed
+        run that finds a newer version records both)."""
+        with self.db.transaction() as session:
+            try:
+                mapping = DetailsMapping.load(session, self.mappings, self.ledger.system)
+            except SpecError as exc:
+                raise SyncError(
+                    "a member ↔ customer mapping spec cannot be used: "
+                    + "; ".join(p.message for p in exc.problems)
+                    + ". Correct it under Mappings (or roll it back), then run again."
+                ) from None
+            run = session.get(SyncRun, self.run_id)
+            assert run is not None
+            used = dict(run.mapping_versions or {})
+            for name, version in mapping.versions.items():
+                earlier = used.get(name)
+                if earlier and version not in earlier.split(" then "):
+                    used[name] = f"{earlier} then {version}"
+                elif not earlier:
+                    used[name] = version
+            run.mapping_versions = used
+        return mapping
 
     async def _plan_moved(self, member_ids: list[int]) -> bool:
         """Applying a plan: did either side of any planned member move since?"""
@@ -619,13 +649,18 @@ class Execution:
         customers = await details.read_customers(self.ledger, wanted, known)
         plans = [
             details.evaluate(
-                linked, customers.get(linked.customer_id), base.get(mid), self.policies
+                linked,
+                customers.get(linked.customer_id),
+                base.get(mid),
+                self.policies,
+                self.mapping,
             )
             for mid, linked in sorted(links.items())
         ]
         written: details.Written = {}
         if not self.dry_run:
-            written = await details.write_ledger(self.ledger, [p for p in plans if not p.unchanged])
+            changed = [p for p in plans if not p.unchanged]
+            written = await details.write_ledger(self.ledger, changed, self.mapping)
         page = _Page()
         with self.db.transaction() as session:
             for plan in plans:
@@ -649,7 +684,9 @@ class Execution:
             if not self.dry_run and plan.merge is not None:
                 # both sides already agree, but the baseline was missing or old: record it
                 page.baselines.append(
-                    details.baseline_row(self.connection_id, plan, plan.merge.result, None)
+                    details.baseline_row(
+                        self.connection_id, plan, plan.merge.result, None, self.mapping
+                    )
                 )
             if earlier is None:
                 self._count("unchanged")
@@ -706,12 +743,9 @@ class Execution:
             self._count("deleted")
             return
         assert plan.merge is not None
-        ok, message, ledger_now = written.get(plan.linked.member_id, (True, "", None))
-        if not ok:
-            record["status"], record["message"] = "failed", message
-            record["fix"] = (
-                "check the connection and the value in the ledger, then retry failed records"
-            )
+        write = written.get(plan.linked.member_id, details.LedgerWrite(True))
+        if not write.ok:
+            record["status"], record["message"], record["fix"] = "failed", write.message, write.fix
             self._count("failed")
             return
         if plan.merge.to_registry:
@@ -722,7 +756,9 @@ class Execution:
                 self._count("failed")
                 return
         page.baselines.append(
-            details.baseline_row(self.connection_id, plan, plan.merge.result, ledger_now)
+            details.baseline_row(
+                self.connection_id, plan, plan.merge.result, write.customer, self.mapping
+            )
         )
         record["message"] = _summary(plan)
         self._count("updated")
@@ -765,10 +801,15 @@ async def execute(
     on_progress: ProgressCallback | None = None,
     page_size: int = PAGE,
     open_gateway: GatewayOpener | None = None,
+    mappings: MappingRepository | None = None,
 ) -> SyncRun:
     """Execute (or resume) a run. ``open_gateway`` opens the PayTrace connection for the
-    card-profiles data set; without it that data set is reported as skipped."""
-    return await Execution(db, run_id, ledger, principal, on_progress, page_size, open_gateway)()
+    card-profiles data set; without it that data set is reported as skipped. ``mappings``
+    says where spec overrides live (the configuration directory); without it, the
+    database's versions and the shipped defaults."""
+    return await Execution(
+        db, run_id, ledger, principal, on_progress, page_size, open_gateway, mappings
+    )()
 
 
 @tasks.task(TASK, retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0))
@@ -776,6 +817,7 @@ def sync_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
     """The job: open the connection's ledger and execute the run (resuming if interrupted)."""
     from ledgerlink.connectors.factory import gateway_for, ledger_for
     from ledgerlink.runtime import Runtime
+    from ledgerlink.store.mapping_repo import mapping_repository
 
     runtime = Runtime(ctx.settings)
     runtime.__dict__["db"] = ctx.db
@@ -797,6 +839,7 @@ def sync_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
                 job_principal(actor),
                 page_size=ctx.settings.sync_page_size,
                 open_gateway=lambda connection: gateway_for(runtime, connection),
+                mappings=mapping_repository(ctx.settings),
             )
         finally:
             await ledger.aclose()

@@ -79,6 +79,7 @@ def run_summary(run: SyncRun, connection_name: str) -> dict[str, Any]:
         "requested_by": run.requested_by,
         "source_run_id": run.source_run_id,
         "error": run.error,
+        "mapping_versions": dict(run.mapping_versions or {}),
     }
 
 

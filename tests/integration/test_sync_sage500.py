@@ -15,6 +15,7 @@ from sqlalchemy import insert, select, update
 from ledgerlink import connections, demo
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.connectors.sage500.tables import StgCustomer, tarCustomer, tciContact
+from ledgerlink.domain.members import AccountType
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.members import registry
 from ledgerlink.runtime import Runtime
@@ -205,3 +206,53 @@ def test_credit_memos_are_in_the_history_as_credit_notes(erp) -> None:  # type: 
         balance = session.get(MemberBalance, (connection_id, member))
     assert balance is not None
     assert balance.balance_minor == open_minor - 2500  # the unused credit lowers what is owed
+
+
+def test_a_name_longer_than_sage_500_keeps_is_never_cut_in_the_registry(erp) -> None:  # type: ignore[no-untyped-def]
+    """Sage 500 keeps 40 characters of a name (the spec cuts it): the ERP's shorter copy is
+    how the spec writes it, not a change, so an ERP edit to another field flows back and
+    the member keeps the whole name."""
+    runtime, connection_id, engine = erp
+    long_name = "Worshipful Company of Chartered Accountants of the City"
+    with runtime.db.transaction() as session:
+        member = registry.load_member(session, registry.get_member(session, "M00004"))
+        registry.update_member(
+            session,
+            ME,
+            "M00004",
+            replace(member, account_type=AccountType.CORPORATE, organisation=long_name),
+        )
+    pushed = _sync(runtime, connection_id, ["member_details"])
+    assert pushed.counts.get("failed", 0) == 0
+    with engine.connect() as conn:
+        held = conn.scalar(select(tarCustomer.c.CustName).where(tarCustomer.c.CustKey == 4))
+    assert held == long_name[:40]
+
+    later = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1)
+    with engine.begin() as conn:
+        contact = conn.scalar(
+            select(tarCustomer.c.PrimaryCntctKey).where(tarCustomer.c.CustKey == 4)
+        )
+        conn.execute(
+            update(tciContact)
+            .where(tciContact.c.CntctKey == contact)
+            .values(EMailAddr="ledger.desk@example.org")
+        )
+        conn.execute(
+            update(tarCustomer)
+            .where(tarCustomer.c.CustKey == 4)
+            .values(UpdateDate=later, UpdateCounter=tarCustomer.c.UpdateCounter + 1)
+        )
+    pulled = _sync(runtime, connection_id, ["member_details"])
+    assert pulled.counts.get("updated") == 1
+    assert pulled.counts.get("conflicts", 0) == 0
+    with runtime.db.read() as session:
+        after = registry.load_member(session, registry.get_member(session, "M00004"))
+    assert after.email == "ledger.desk@example.org"
+    assert after.organisation == long_name
+    again = _sync(runtime, connection_id, ["member_details"])
+    assert again.counts.get("updated", 0) == 0
+    assert set(again.mapping_versions) == {
+        "member_to_sage500_customer",
+        "sage500_customer_to_member",
+    }

@@ -16,10 +16,12 @@ from sqlalchemy import select
 from ledgerlink import demo
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.identity.principal import cli_principal
+from ledgerlink.mapping.loader import packaged_text
 from ledgerlink.members import linking, registry
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.settings import Settings
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.member_models import MemberLinkRow
 from ledgerlink.store.models import AuditEntry, Connection
 from ledgerlink.store.sync_models import (
@@ -374,3 +376,54 @@ def test_a_resumed_run_logs_what_it_wrote_before_it_was_interrupted(world: World
     assert "before the run was interrupted" in record.message
     again = world.sync()
     assert world.records(again.id) == []  # and it is not written or logged again
+
+
+def test_runs_map_through_the_editable_specs_and_record_their_versions(world: World) -> None:
+    """Finance changes how a member becomes an SBC contact (names in capitals): the next
+    write uses the new spec and the run records its version; the registry keeps its own
+    spelling while other fields still flow back; rolling back restores the shipped form."""
+    first = world.sync()
+    assert first.mapping_versions["member_to_sbc_contact"].startswith(
+        "member_to_sbc_contact@package:"
+    )
+    assert first.mapping_versions["sbc_contact_to_member"].startswith(
+        "sbc_contact_to_member@package:"
+    )
+    repository = MappingRepository()
+    shipped = packaged_text("member_to_sbc_contact")
+    assert shipped is not None
+    rule = "expr: if(source.account_type == 'corporate', clean(source.company_name), vars.person)"
+    assert rule in shipped
+    capitals = shipped.replace(rule, rule.replace("expr: if(", "expr: upper(if(") + ")")
+    with world.runtime.db.transaction() as session:
+        repository.save(session, ME, "member_to_sbc_contact", capitals, "names in capitals")
+
+    world.edit_member("M00003", email="new3@example.org")
+    second = world.sync()
+    assert second.mapping_versions["member_to_sbc_contact"] == "member_to_sbc_contact@v1"
+    member = world.member("M00003")
+    contact = world.contact("M00003")
+    assert contact["email"] == "new3@example.org"
+    assert contact["name"] == member.display_name.upper()
+
+    world.edit_contact("M00003", email="desk3@example.org")
+    third = world.sync()
+    assert third.counts.get("conflicts", 0) == 0
+    after = world.member("M00003")
+    assert after.email == "desk3@example.org"
+    assert after.display_name == member.display_name  # not the ledger's capitals
+    assert world.sync().counts.get("updated", 0) == 0
+
+    with world.runtime.db.transaction() as session:
+        repository.rollback(session, ME, "member_to_sbc_contact", 0, "back to the default")
+    # The contact still has the capitals the earlier spec wrote: not a change made in SBC.
+    world.edit_contact("M00003", email="desk.again3@example.org")
+    world.sync()
+    after = world.member("M00003")
+    assert after.email == "desk.again3@example.org"
+    assert after.display_name == member.display_name
+    world.edit_member("M00003", email="again3@example.org")
+    fourth = world.sync()
+    assert fourth.mapping_versions["member_to_sbc_contact"] == "member_to_sbc_contact@v2"
+    assert world.contact("M00003")["name"] == member.display_name
+    assert world.sync().counts.get("updated", 0) == 0

@@ -175,7 +175,8 @@ def test_member_to_contact_to_member_is_stable(member: dict[str, Any]) -> None:
     assert once == twice  # a fixed point after one normalising pass
     assert once["member_number"] == member["member_number"]
     assert (once["first_name"], once["last_name"]) == (member["first_name"], member["last_name"])
-    assert once["email"] == member["email"].lower()
+    local, _, domain = member["email"].rpartition("@")
+    assert once["email"] == f"{local}@{domain.lower()}"  # the mailbox part as typed
     assert once["account_type"] == member["account_type"]
     if member["account_type"] == "corporate":
         assert once["company_name"] == member["company_name"]

@@ -90,3 +90,68 @@ def test_ledger_wins_and_newest_wins_pick_the_right_side(base, registry, ledger)
         ledger_at=now + timedelta(seconds=1),
     )
     assert all(newest.result[c.field] == ledger[c.field] for c in newest.conflicts)
+
+
+# ---- a ledger read through a spec that does not give the registry's values back ----------
+
+
+def _shout(side: dict[str, str]) -> dict[str, str]:
+    """A spec that writes the ledger's copy in capitals (lossy: the case is gone)."""
+    return {name: value.upper() for name, value in side.items()}
+
+
+@given(base=st.none() | values, registry=values, chosen=policies)
+def test_a_ledger_holding_the_registry_as_the_spec_writes_it_agrees(base, registry, chosen) -> None:  # type: ignore[no-untyped-def]
+    asked: list[int] = []
+
+    def as_ledger_would() -> dict[str, str]:
+        asked.append(1)
+        return _shout(registry)
+
+    outcome = merge(base, registry, _shout(registry), chosen, as_ledger_would=as_ledger_would)
+    assert not outcome.changed
+    assert not outcome.conflicts
+    assert outcome.result == registry  # the registry keeps its own spelling
+    assert len(asked) <= 1
+
+
+@given(
+    registry=values,
+    field=st.sampled_from(FIELDS),
+    typed=st.sampled_from(["", "A", "B", "C", "D"]),
+    chosen=policies,
+)
+def test_only_what_the_ledger_changed_flows_back_through_a_lossy_spec(
+    registry, field, typed, chosen
+) -> None:  # type: ignore[no-untyped-def]
+    held = _shout(registry)  # what the ledger held after the last sync
+    now = {**held, field: typed}  # then someone edited one field in the ledger
+    outcome = merge(
+        registry,
+        registry,
+        now,
+        chosen,
+        ledger_baseline=held,
+        registry_moved=False,
+        as_ledger_would=lambda: _shout(registry),
+    )
+    assert not outcome.to_ledger
+    assert not outcome.conflicts
+    moved = [change.field for change in outcome.to_registry]
+    assert moved == ([field] if typed != held[field] else [])
+
+
+@given(base=values, registry=values, ledger=values, chosen=policies)
+def test_sides_that_did_not_move_change_nothing(base, registry, ledger, chosen) -> None:  # type: ignore[no-untyped-def]
+    outcome = merge(
+        base,
+        registry,
+        ledger,
+        chosen,
+        ledger_baseline=ledger,
+        registry_moved=False,
+        ledger_moved=False,
+    )
+    assert not outcome.changed
+    assert not outcome.conflicts
+    assert outcome.result == registry

@@ -53,12 +53,18 @@ def clean_line(value: str | None) -> str:
     return text
 
 
+_PARTS: Final = ("address_line_1", "address_line_2", "city", "region", "postal_code", "country")
+
+
 @lru_cache(maxsize=4096)
 def normalise_address(
     line1: str, line2: str, city: str, region: str, postal_code: str, country: str
 ) -> dict[str, str]:
     """One address in normal form, as ``{address_line_1, address_line_2, city, region,
-    postal_code, country}`` (country ISO alpha-2; empty country means US)."""
+    postal_code, country}`` (country ISO alpha-2; empty country means US). An address with
+    no lines at all stays empty, country included, as the member registry keeps it."""
+    if not any(part.strip() for part in (line1, line2, city, region, postal_code, country)):
+        return dict.fromkeys(_PARTS, "")
     code = country_code(country) if country and country.strip() else "US"
     if code == "US" and line1.strip():
         us = _us_address(line1, line2, city, region, postal_code)

@@ -25,6 +25,7 @@ from ledgerlink.store.mapping_repo import (
     PreviewUnavailable,
     UnknownMapping,
     exact_numbers,
+    mapping_repository,
     preview_source,
 )
 from ledgerlink.web.problems import Problem, field_problem
@@ -72,7 +73,7 @@ class PreviewIn(BaseModel):
 
 
 def repository(request: Request) -> MappingRepository:
-    return MappingRepository(request.app.state.runtime.settings.var_dir / "mappings")
+    return mapping_repository(request.app.state.runtime.settings)
 
 
 def spec_problem(exc: SpecError) -> Problem:

@@ -1,0 +1,264 @@
+"""Member details through the mapping specs: how a registry member becomes the ledger's
+customer, and how the customer reads back in the registry's terms.
+
+The member-details sync compares and merges in the registry's vocabulary (``FIELDS``). The
+ledger's side of that comparison is the ``<ledger>_to_member`` spec run over the customer;
+what is written to the ledger is the ``member_to_<ledger>`` spec run over the member. So a
+finance team that edits a spec (a name cut to 40 characters, a different address style)
+changes what the sync writes without a release, and every run records which versions it
+used. A spec may be lossy (Sage 500 names hold 40 characters): the merge keeps what each
+side last held apart (see ``merge``), so such a spec never flows back into the registry.
+
+Each ledger's customer is shown to the specs as a record of that system (an SBC contact,
+a Sage 500 customer row), built from and read back into the connector's
+:class:`CustomerAccount` through one table of field paths per system.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy.orm import Session
+
+from ledgerlink.domain.accounts import Address, CustomerAccount, CustomerDraft
+from ledgerlink.domain.members import AccountType, Member
+from ledgerlink.mapping import MappingContext
+from ledgerlink.mapping.errors import MappingValueError
+from ledgerlink.mapping.transforms.addresses import country_code
+from ledgerlink.mapping.transforms.names import clean_name
+from ledgerlink.store.mapping_repo import ActiveMapping, MappingRepository
+from ledgerlink.sync.merge import Values
+
+#: ledger kind → (registry → ledger spec, ledger → registry spec)
+SPECS: Final = {
+    "sbc": ("member_to_sbc_contact", "sbc_contact_to_member"),
+    "sage500": ("member_to_sage500_customer", "sage500_customer_to_member"),
+}
+
+#: Where each synchronised field lives in a ledger's record, as the specs name it.
+RECORD_PATHS: Final[dict[str, dict[str, str]]] = {
+    "sbc": {
+        "name": "name",
+        "email": "email",
+        "phone": "main_contact_person.telephone",
+        "address_line1": "main_address.address_line_1",
+        "address_line2": "main_address.address_line_2",
+        "city": "main_address.city",
+        "region": "main_address.region",
+        "postal_code": "main_address.postal_code",
+        "country": "main_address.country_id",
+    },
+    "sage500": {
+        "name": "CustName",
+        "email": "EMailAddr",
+        "phone": "Phone",
+        "address_line1": "AddrLine1",
+        "address_line2": "AddrLine2",
+        "city": "City",
+        "region": "StateID",
+        "postal_code": "PostalCode",
+        "country": "CountryID",
+    },
+}
+#: The customer number and currency in each ledger's record.
+NUMBER_PATH: Final = {"sbc": "reference", "sage500": "CustID"}
+CURRENCY_PATH: Final = {"sbc": "currency_id", "sage500": "CurrID"}
+
+#: The registry member's fields as the specs name them (``registry.member``).
+MEMBER_FIELDS: Final = {
+    "email": "email",
+    "phone": "phone",
+    "address_line1": "address_line_1",
+    "address_line2": "address_line_2",
+    "city": "city",
+    "region": "region",
+    "postal_code": "postal_code",
+    "country": "country",
+}
+
+
+class SpecFailed(Exception):
+    """The member → ledger spec could not map a field the ledger needs."""
+
+    def __init__(self, version: str, problems: list[str]) -> None:
+        super().__init__(f"the mapping spec {version} could not map: " + "; ".join(problems))
+        self.message = str(self)
+        self.fix = "correct the member, or the spec under Mappings (preview it on this member)"
+
+
+def member_record(member: Member, currency: str) -> dict[str, Any]:
+    """A registry member as the mapping specs name its fields (``registry.member``)."""
+    address = member.address
+    return {
+        "member_number": member.number,
+        "account_type": member.account_type.value,
+        "status": member.status.value,
+        "membership_level": member.level_code,
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "company_name": member.organisation,
+        "email": member.email,
+        "phone": member.phone,
+        "address_line_1": address.line1,
+        "address_line_2": address.line2,
+        "city": address.city,
+        "region": address.region,
+        "postal_code": address.postal_code,
+        "country": address.country,
+        "currency": currency,
+    }
+
+
+def _put(record: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        record = record.setdefault(part, {})
+    record[leaf] = value
+
+
+def _get(record: dict[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+@dataclass(frozen=True)
+class DetailsMapping:
+    """The two member ↔ customer specs of one ledger kind, compiled, with their versions."""
+
+    system: str
+    to_ledger: ActiveMapping
+    to_registry: ActiveMapping
+
+    @classmethod
+    def load(cls, session: Session, repository: MappingRepository, system: str) -> DetailsMapping:
+        forward, backward = SPECS[system]
+        return cls(system, repository.load(session, forward), repository.load(session, backward))
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """spec name → the version reference a run records (``name@v3``)."""
+        return {
+            mapping.spec.name: mapping.version for mapping in (self.to_ledger, self.to_registry)
+        }
+
+    def ledger_record(self, customer: CustomerAccount) -> dict[str, Any]:
+        """The customer as a record of its system, the way the specs read it."""
+        address = customer.address
+        values = {
+            "name": customer.name,
+            "email": customer.email,
+            "phone": customer.phone,
+            "address_line1": address.line1,
+            "address_line2": address.line2,
+            "city": address.city,
+            "region": address.region,
+            "postal_code": address.postal_code,
+            "country": address.country,
+        }
+        record: dict[str, Any] = {}
+        for name, path in RECORD_PATHS[self.system].items():
+            _put(record, path, values[name] or None)
+        _put(record, NUMBER_PATH[self.system], customer.number)
+        _put(record, CURRENCY_PATH[self.system], customer.currency)
+        return record
+
+    def ledger_values(self, customer: CustomerAccount, member: Member, currency: str) -> Values:
+        """The customer's fields in the registry's terms, through the ``to_registry`` spec
+        (the linked member is its ``existing`` record: its last name decides where a name
+        splits). A field the spec cannot map keeps the ledger's value as typed: the
+        registry refuses it, naming the field, if it is ever written there."""
+        record = self.ledger_record(customer)
+        result = self.to_registry.compiled.apply(
+            record, member_record(member, currency), MappingContext()
+        )
+        out, failed = result.output, {e.field for e in result.errors}
+        corporate = member.account_type is AccountType.CORPORATE
+        values: Values = {}
+        for name, field in MEMBER_FIELDS.items():
+            if field in failed:
+                values[name] = _text(_get(record, RECORD_PATHS[self.system][name]))
+            else:
+                values[name] = _text(out.get(field))
+        company = clean_name(_text(out.get("company_name")))
+        person = clean_name(f"{_text(out.get('first_name'))} {_text(out.get('last_name'))}")
+        values["name"] = (company if corporate and company else person) or company
+        if not values["name"]:
+            values["name"] = clean_name(customer.name)
+        return values
+
+    def as_ledger_would(self, member: Member, currency: str) -> Values:
+        """The member's fields as the ledger holds them once it agrees with the registry:
+        the ``to_ledger`` spec, then read back. Tells a ledger value that only looks
+        different (a name cut to 40 characters) from one changed there."""
+        record = self._ledger_output(member, currency)
+        customer = self._customer_of(record, member.number, currency)
+        return self.ledger_values(customer, member, currency)
+
+    def draft(self, number: str, currency: str, member: Member) -> CustomerDraft:
+        """What the ledger is sent for ``member``: the ``to_ledger`` spec's output. Raises
+        :class:`SpecFailed` when the spec cannot map a field the ledger keeps."""
+        record = self._ledger_output(member, currency)
+        customer = self._customer_of(record, number, currency)
+        return CustomerDraft(
+            number=number,
+            name=customer.name,
+            email=customer.email,
+            phone=customer.phone,
+            address=customer.address,
+            currency=currency,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _ledger_output(self, member: Member, currency: str) -> dict[str, Any]:
+        result = self.to_ledger.compiled.apply(
+            member_record(member, currency), None, MappingContext()
+        )
+        wanted = {path for path in RECORD_PATHS[self.system].values()}
+        problems = [
+            f"{e.field}: {e.message}"
+            for e in result.errors
+            if e.field in wanted or any(p.startswith(e.field + ".") for p in wanted)
+        ]
+        if problems:
+            raise SpecFailed(self.to_ledger.version, problems)
+        return result.output
+
+    def _customer_of(self, record: dict[str, Any], number: str, currency: str) -> CustomerAccount:
+        paths = RECORD_PATHS[self.system].items()
+        values = {name: _text(_get(record, path)) for name, path in paths}
+        return CustomerAccount(
+            system=self.system,
+            id="",
+            number=number,
+            name=values["name"],
+            email=values["email"],
+            phone=values["phone"],
+            address=Address(
+                line1=values["address_line1"],
+                line2=values["address_line2"],
+                city=values["city"],
+                region=values["region"],
+                postal_code=values["postal_code"],
+                country=_alpha2(values["country"]),
+            ),
+            currency=currency,
+        )
+
+
+def _alpha2(country: str) -> str:
+    """Customers carry ISO alpha-2 countries (a Sage 500 spec writes ``CountryID`` in
+    alpha-3; the connector converts back when it stages the row)."""
+    try:
+        return country_code(country, 2) if country else ""
+    except MappingValueError:
+        return country
