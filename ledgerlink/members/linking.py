@@ -33,11 +33,13 @@ from ledgerlink.connectors.errors import SYSTEM_NAMES, NotFound, UpstreamError
 from ledgerlink.domain.accounts import CustomerAccount, CustomerDraft
 from ledgerlink.domain.members import Member, member_link_idempotency_key
 from ledgerlink.identity.principal import Principal
+from ledgerlink.members.customer_mapping import DetailsMapping, SpecFailed
 from ledgerlink.members.normalise import email_key
 from ledgerlink.members.registry import get_member, load_member
 from ledgerlink.store import audit
 from ledgerlink.store.db import Database
-from ledgerlink.store.member_models import MemberLinkRow, MemberRow
+from ledgerlink.store.mapping_repo import MappingRepository
+from ledgerlink.store.member_models import MemberLinkRow, MemberRow, MembershipLevelRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.types import utcnow
 
@@ -279,15 +281,15 @@ def default_ledger_connection(session: Session) -> Connection:
     return rows[0]
 
 
-def customer_draft(member: Member) -> CustomerDraft:
-    """The customer a member becomes: the member number is the reference users see."""
-    return CustomerDraft(
-        number=member.number,
-        name=member.display_name,
-        email=member.email,
-        phone=member.phone,
-        address=member.address,
-    )
+def customer_draft(db: Database, ctx: _Context) -> CustomerDraft:
+    """The customer a member becomes, through the connection's member → customer mapping
+    spec; the member number is the reference users see."""
+    with db.read() as session:
+        mapping = DetailsMapping.load(session, MappingRepository(), ctx.connection.kind)
+    try:
+        return mapping.draft(ctx.member.number, ctx.currency, ctx.member)
+    except SpecFailed as exc:
+        raise LinkFailed(f"{exc.message}; {exc.fix}", "mapping") from None
 
 
 def _system_noun(system: str) -> str:
@@ -417,6 +419,7 @@ class _Context:
     member_id: int
     connection: Connection
     existing: MemberLinkRow | None
+    currency: str  # the membership level's
 
 
 def _context(db: Database, member_number: str, connection_id: int) -> _Context:
@@ -428,11 +431,13 @@ def _context(db: Database, member_number: str, connection_id: int) -> _Context:
         except MemberNotFound as exc:
             raise LinkNotFound(str(exc), "member_number") from None
         connection = ledger_connection(session, connection_id)
+        level = session.get(MembershipLevelRow, row.level_id)
         return _Context(
             load_member(session, row),
             row.id,
             connection,
             _active_link(session, row.id, connection_id),
+            level.currency if level is not None else "USD",
         )
 
 
@@ -531,7 +536,7 @@ async def create_and_link(
 
     key = member_link_idempotency_key(ctx.member.number, connection.id)
     try:
-        customer = await ledger.create_customer(customer_draft(ctx.member), key)
+        customer = await ledger.create_customer(customer_draft(db, ctx), key)
     except UpstreamError as exc:
         field = getattr(exc, "field", None) or "customer"
         raise LinkFailed(

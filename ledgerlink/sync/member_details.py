@@ -29,12 +29,12 @@ from ledgerlink.domain.accounts import CustomerAccount
 from ledgerlink.domain.members import Member, MemberInvalid
 from ledgerlink.identity.principal import Principal
 from ledgerlink.members import registry
+from ledgerlink.members.customer_mapping import DetailsMapping, SpecFailed
 from ledgerlink.members.linking import _unlink_row
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow, MembershipLevelRow
 from ledgerlink.store.sync_models import SyncBaseline
 from ledgerlink.store.types import utcnow
 from ledgerlink.sync.datasets import Policy
-from ledgerlink.sync.details_mapping import DetailsMapping, SpecFailed
 from ledgerlink.sync.fields import registry_values, updated_member, values_hash
 from ledgerlink.sync.merge import Merge, Values, merge
 

@@ -31,6 +31,7 @@ from ledgerlink.identity.principal import Principal, job_principal
 from ledgerlink.jobs.port import JobQueue
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
 from ledgerlink.mapping.errors import SpecError
+from ledgerlink.members.customer_mapping import DetailsMapping
 from ledgerlink.store import audit
 from ledgerlink.store.db import Database
 from ledgerlink.store.mapping_repo import MappingRepository
@@ -41,7 +42,6 @@ from ledgerlink.sync import card_profiles as profiles
 from ledgerlink.sync import ledger_view
 from ledgerlink.sync import member_details as details
 from ledgerlink.sync.datasets import DataSet, Policy
-from ledgerlink.sync.details_mapping import DetailsMapping
 from ledgerlink.sync.fields import registry_values, values_hash
 
 log = structlog.get_logger("ledgerlink.sync")

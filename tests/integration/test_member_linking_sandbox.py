@@ -18,10 +18,12 @@ from sqlalchemy import select
 
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.identity.principal import cli_principal
+from ledgerlink.mapping.loader import packaged_text
 from ledgerlink.members import linking
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.settings import Settings
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.member_models import MemberLinkRow
 from ledgerlink.store.migrate import upgrade
 from ledgerlink.store.models import Connection
@@ -104,3 +106,28 @@ def test_linking_survives_an_expired_access_token(world) -> None:  # type: ignor
     httpx.post(f"{sbc.base_url}/_sandbox/expire_tokens", json={})
     outcome = asyncio.run(_create(runtime, connection_id, "M90001"))
     assert outcome.action == "created"
+
+
+def test_the_contact_is_made_the_way_the_member_to_contact_spec_says(world) -> None:  # type: ignore[no-untyped-def]
+    """Finance edits the member → SBC contact spec (names in capitals, a fixed e-mail for
+    accounts): the next contact created is made that way, the reference stays the member
+    number; a spec that cannot map the name refuses to create, saying which spec and field."""
+    runtime, connection_id, sbc = world
+    shipped = packaged_text("member_to_sbc_contact")
+    assert shipped is not None
+    rule = "expr: if(source.account_type == 'corporate', clean(source.company_name), vars.person)"
+    edited = shipped.replace(rule, rule.replace("expr: if(", "expr: upper(if(") + ")")
+    with runtime.db.transaction() as session:
+        MappingRepository().save(session, ME, "member_to_sbc_contact", edited, "capitals")
+    asyncio.run(_create(runtime, connection_id, "M90001"))
+    [contact] = sbc.ok("/contacts", search="M90001", attributes="all")["$items"]
+    assert (contact["reference"], contact["name"]) == ("M90001", "JANE SANDBOX")
+
+    broken = shipped.replace(rule, "expr: number(source.first_name)")
+    with runtime.db.transaction() as session:
+        MappingRepository().save(session, ME, "member_to_sbc_contact", broken, "oops")
+    with pytest.raises(linking.LinkFailed) as refused:
+        asyncio.run(_create(runtime, connection_id, "M90002"))
+    assert "member_to_sbc_contact@v2" in str(refused.value)
+    assert "name" in str(refused.value)
+    assert sbc.ok("/contacts", search="M90002", attributes="all")["$items"] == []

@@ -1,5 +1,6 @@
-"""Member details through the mapping specs: how a registry member becomes the ledger's
-customer, and how the customer reads back in the registry's terms.
+"""A member and its ledger customer through the mapping specs: how a registry member
+becomes the ledger's customer (when linking creates it, and when a sync updates it), and
+how the customer reads back in the registry's terms.
 
 The member-details sync compares and merges in the registry's vocabulary (``FIELDS``). The
 ledger's side of that comparison is the ``<ledger>_to_member`` spec run over the customer;
@@ -28,7 +29,8 @@ from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.addresses import country_code
 from ledgerlink.mapping.transforms.names import clean_name
 from ledgerlink.store.mapping_repo import ActiveMapping, MappingRepository
-from ledgerlink.sync.merge import Values
+
+Values = dict[str, str]
 
 #: ledger kind → (registry → ledger spec, ledger → registry spec)
 SPECS: Final = {
