@@ -17,7 +17,8 @@ a Sage 500 customer row), built from and read back into the connector's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
@@ -132,13 +133,22 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+#: How many mapped records a :class:`DetailsMapping` remembers at most (a sync page of 500
+#: members makes about five each; the run calls ``forget`` between pages).
+MEMO_LIMIT: Final = 8192
+
+
 @dataclass(frozen=True)
 class DetailsMapping:
-    """The two member ↔ customer specs of one ledger kind, compiled, with their versions."""
+    """The two member ↔ customer specs of one ledger kind, compiled, with their versions.
+
+    A sync maps the same member several times (to compare, to write, to record what the
+    ledger holds after the write), so results are remembered until ``forget``."""
 
     system: str
     to_ledger: ActiveMapping
     to_registry: ActiveMapping
+    _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, session: Session, repository: MappingRepository, system: str) -> DetailsMapping:
@@ -178,6 +188,21 @@ class DetailsMapping:
         (the linked member is its ``existing`` record: its last name decides where a name
         splits). A field the spec cannot map keeps the ledger's value as typed: the
         registry refuses it, naming the field, if it is ever written there."""
+        address = customer.address
+        key = (
+            "to_registry",
+            customer.name,
+            customer.email,
+            customer.phone,
+            address,
+            customer.number,
+            customer.currency,
+            member,
+            currency,
+        )
+        return dict(self._remember(key, lambda: self._ledger_values(customer, member, currency)))
+
+    def _ledger_values(self, customer: CustomerAccount, member: Member, currency: str) -> Values:
         record = self.ledger_record(customer)
         result = self.to_registry.compiled.apply(
             record, member_record(member, currency), MappingContext()
@@ -185,11 +210,11 @@ class DetailsMapping:
         out, failed = result.output, {e.field for e in result.errors}
         corporate = member.account_type is AccountType.CORPORATE
         values: Values = {}
-        for name, field in MEMBER_FIELDS.items():
-            if field in failed:
+        for name, key in MEMBER_FIELDS.items():
+            if key in failed:
                 values[name] = _text(_get(record, RECORD_PATHS[self.system][name]))
             else:
-                values[name] = _text(out.get(field))
+                values[name] = _text(out.get(key))
         company = clean_name(_text(out.get("company_name")))
         person = clean_name(f"{_text(out.get('first_name'))} {_text(out.get('last_name'))}")
         values["name"] = (company if corporate and company else person) or company
@@ -200,8 +225,12 @@ class DetailsMapping:
     def as_ledger_would(self, member: Member, currency: str) -> Values:
         """The member's fields as the ledger holds them once it agrees with the registry:
         the ``to_ledger`` spec, then read back. Tells a ledger value that only looks
-        different (a name cut to 40 characters) from one changed there."""
-        record = self._ledger_output(member, currency)
+        different (a name cut to 40 characters) from one changed there. Empty when the
+        spec cannot map the member (writing it then fails, saying why)."""
+        try:
+            record = self._ledger_output(member, currency)
+        except SpecFailed:
+            return {}
         customer = self._customer_of(record, member.number, currency)
         return self.ledger_values(customer, member, currency)
 
@@ -221,7 +250,24 @@ class DetailsMapping:
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def forget(self) -> None:
+        """Drop remembered results (a sync does so after each page)."""
+        self._memo.clear()
+
+    def _remember(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            found = self._memo[key] = compute()
+        return found
+
     def _ledger_output(self, member: Member, currency: str) -> dict[str, Any]:
+        return self._remember(  # type: ignore[no-any-return]
+            ("to_ledger", member, currency), lambda: self._map_to_ledger(member, currency)
+        )
+
+    def _map_to_ledger(self, member: Member, currency: str) -> dict[str, Any]:
         result = self.to_ledger.compiled.apply(
             member_record(member, currency), None, MappingContext()
         )

@@ -671,6 +671,7 @@ class Execution:
             self.done += len(member_ids)
             self.checkpoint[DataSet.MEMBER_DETAILS.value] = max(member_ids)
             self._save(session, DataSet.MEMBER_DETAILS.value)
+        self.mapping.forget()
 
     def _settle(
         self,

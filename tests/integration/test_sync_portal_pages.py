@@ -83,6 +83,10 @@ def test_a_run_page_lists_records_exports_them_and_viewers_cannot_start_runs(
             session, None, cli_principal(), connection_id, ["member_details"], dry_run=True
         )
         run.status = "planned"
+        run.mapping_versions = {
+            "member_to_sbc_contact": "member_to_sbc_contact@v2",
+            "sbc_contact_to_member": "sbc_contact_to_member@package:0123456789ab",
+        }
         session.add(
             SyncRecord(
                 run_id=run.id,
@@ -104,11 +108,21 @@ def test_a_run_page_lists_records_exports_them_and_viewers_cannot_start_runs(
             )
         )
         run_id = run.id
-    sign_in(client, make_user(db, Role.VIEWER).email)
+    viewer = make_user(db, Role.VIEWER)
+    sign_in(client, viewer.email)
     page = client.get(f"/sync/runs/{run_id}")
     assert page.status_code == 200
     assert "old@example.org → new@example.org" in page.text
     assert "Apply this plan" not in page.text  # viewers read only
+    # which spec versions mapped the run, each a link to its spec
+    assert (
+        '<a href="/settings/mappings/member_to_sbc_contact">member_to_sbc_contact@v2</a>'
+        in page.text
+    )
+    assert "sbc_contact_to_member@package:0123456789ab" in page.text
+    token = {"Authorization": f"Bearer {viewer.token}"}
+    described = client.get(f"/api/v1/sync/runs/{run_id}", headers=token).json()
+    assert described["mapping_versions"]["member_to_sbc_contact"] == "member_to_sbc_contact@v2"
     exported = client.get(f"/sync/runs/{run_id}/records.csv")
     assert exported.headers["content-type"].startswith("text/csv")
     lines = exported.text.strip().splitlines()

@@ -427,3 +427,27 @@ def test_runs_map_through_the_editable_specs_and_record_their_versions(world: Wo
     assert fourth.mapping_versions["member_to_sbc_contact"] == "member_to_sbc_contact@v2"
     assert world.contact("M00003")["name"] == member.display_name
     assert world.sync().counts.get("updated", 0) == 0
+
+
+def test_a_spec_that_cannot_map_a_member_fails_that_record_and_says_which_spec(
+    world: World,
+) -> None:
+    world.sync()
+    shipped = packaged_text("member_to_sbc_contact")
+    assert shipped is not None
+    rule = "expr: if(source.account_type == 'corporate', clean(source.company_name), vars.person)"
+    broken = shipped.replace(rule, "expr: number(source.first_name)")
+    with world.runtime.db.transaction() as session:
+        MappingRepository().save(session, ME, "member_to_sbc_contact", broken, "oops")
+    before = world.contact("M00005")
+    world.edit_member("M00005", email="five@example.org")
+    run = world.sync()
+    assert run.status == "finished"
+    assert run.counts.get("failed") == 1
+    [failed] = [r for r in world.records(run.id) if r.status == "failed"]
+    assert failed.record_key == "M00005"
+    assert "member_to_sbc_contact@v1" in failed.message
+    assert "name" in failed.message
+    assert "Mappings" in failed.fix
+    assert world.contact("M00005")["email"] == before["email"]  # nothing half-written
+    assert world.member("M00005").email == "five@example.org"  # the registry keeps its edit
