@@ -84,29 +84,9 @@ def recent_paytrace_transactions(runtime: Runtime, limit: int) -> PreviewSource:
     return SampleSource(newest, f"the {len(newest)} most recent transactions of {connection.name}")
 
 
-def member_record(row: Any, level_code: str, currency: str) -> dict[str, Any]:
-    """A registry member as the mapping specs name its fields (``registry.member``)."""
-    return {
-        "member_number": row.number,
-        "account_type": row.account_type,
-        "status": row.status,
-        "membership_level": level_code,
-        "first_name": row.first_name,
-        "last_name": row.last_name,
-        "company_name": row.organisation,
-        "email": row.email,
-        "phone": row.phone,
-        "address_line_1": row.address_line1,
-        "address_line_2": row.address_line2,
-        "city": row.city,
-        "region": row.region,
-        "postal_code": row.postal_code,
-        "country": row.country,
-        "currency": currency,
-    }
-
-
 def recent_members(runtime: Runtime, limit: int) -> PreviewSource:
+    from ledgerlink.members.customer_mapping import member_record
+    from ledgerlink.members.registry import member_from_row
     from ledgerlink.store.member_models import MemberRow, MembershipLevelRow
 
     with runtime.db.read() as session:
@@ -118,7 +98,9 @@ def recent_members(runtime: Runtime, limit: int) -> PreviewSource:
         ).all()
     if not rows:
         raise PreviewUnavailable("the member registry is empty; import members first")
-    records = [member_record(member, code, currency) for member, code, currency in rows]
+    records = [
+        member_record(member_from_row(member, code), currency) for member, code, currency in rows
+    ]
     return SampleSource(records, f"the {len(records)} most recently changed members")
 
 

@@ -184,3 +184,26 @@ def test_a_shared_table_change_that_breaks_a_spec_is_refused(client, db) -> None
 def test_an_unknown_spec_is_not_found(client, db) -> None:
     response = client.get("/api/v1/mappings/nope", headers=_headers(db, Role.VIEWER))
     assert response.status_code == 404
+
+
+def test_a_preview_over_the_newest_members_shows_each_beside_its_contact(client, db) -> None:
+    from tests.support.members import add_levels, add_member
+
+    add_levels(db)
+    add_member(db, "M70001", "Ada", "Lovelace", email="Ada@Example.org")
+    add_member(db, "M70002", "Alan", "Turing", email="alan@example.org")
+    headers = _headers(db, Role.OPERATOR)
+    before = _counts(db)
+    response = client.post(
+        "/api/v1/mappings/member_to_sbc_contact/preview",
+        json={"source": "recent", "limit": 5},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    rows = {row["input"]["member_number"]: row for row in response.json()["rows"]}
+    assert set(rows) == {"M70001", "M70002"}
+    ada = rows["M70001"]
+    assert ada["output"]["name"] == "Ada Lovelace"
+    assert ada["output"]["reference"] == "M70001"
+    assert ada["output"]["email"] == "Ada@example.org"  # the mailbox part as the member typed it
+    assert _counts(db) == before  # a preview writes nothing
