@@ -17,7 +17,7 @@ a Sage 500 customer row), built from and read back into the connector's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.domain.accounts import Address, CustomerAccount, CustomerDraft
 from ledgerlink.domain.members import AccountType, Member
-from ledgerlink.mapping import MappingContext
+from ledgerlink.mapping import MappingContext, MappingResult
 from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.addresses import country_code
 from ledgerlink.mapping.transforms.names import clean_name
@@ -162,27 +162,6 @@ class DetailsMapping:
             mapping.spec.name: mapping.version for mapping in (self.to_ledger, self.to_registry)
         }
 
-    def ledger_record(self, customer: CustomerAccount) -> dict[str, Any]:
-        """The customer as a record of its system, the way the specs read it."""
-        address = customer.address
-        values = {
-            "name": customer.name,
-            "email": customer.email,
-            "phone": customer.phone,
-            "address_line1": address.line1,
-            "address_line2": address.line2,
-            "city": address.city,
-            "region": address.region,
-            "postal_code": address.postal_code,
-            "country": address.country,
-        }
-        record: dict[str, Any] = {}
-        for name, path in RECORD_PATHS[self.system].items():
-            _put(record, path, values[name] or None)
-        _put(record, NUMBER_PATH[self.system], customer.number)
-        _put(record, CURRENCY_PATH[self.system], customer.currency)
-        return record
-
     def ledger_values(self, customer: CustomerAccount, member: Member, currency: str) -> Values:
         """The customer's fields in the registry's terms, through the ``to_registry`` spec
         (the linked member is its ``existing`` record: its last name decides where a name
@@ -203,7 +182,7 @@ class DetailsMapping:
         return dict(self._remember(key, lambda: self._ledger_values(customer, member, currency)))
 
     def _ledger_values(self, customer: CustomerAccount, member: Member, currency: str) -> Values:
-        record = self.ledger_record(customer)
+        record = customer_record(self.system, customer)
         result = self.to_registry.compiled.apply(
             record, member_record(member, currency), MappingContext()
         )
@@ -231,14 +210,14 @@ class DetailsMapping:
             record = self._ledger_output(member, currency)
         except SpecFailed:
             return {}
-        customer = self._customer_of(record, member.number, currency)
+        customer = customer_from_record(self.system, record, member.number, currency)
         return self.ledger_values(customer, member, currency)
 
     def draft(self, number: str, currency: str, member: Member) -> CustomerDraft:
         """What the ledger is sent for ``member``: the ``to_ledger`` spec's output. Raises
         :class:`SpecFailed` when the spec cannot map a field the ledger keeps."""
         record = self._ledger_output(member, currency)
-        customer = self._customer_of(record, number, currency)
+        customer = customer_from_record(self.system, record, number, currency)
         return CustomerDraft(
             number=number,
             name=customer.name,
@@ -271,36 +250,68 @@ class DetailsMapping:
         result = self.to_ledger.compiled.apply(
             member_record(member, currency), None, MappingContext()
         )
-        wanted = {path for path in RECORD_PATHS[self.system].values()}
-        problems = [
-            f"{e.field}: {e.message}"
-            for e in result.errors
-            if e.field in wanted or any(p.startswith(e.field + ".") for p in wanted)
-        ]
-        if problems:
-            raise SpecFailed(self.to_ledger.version, problems)
-        return result.output
+        return checked(result, self.to_ledger.version, RECORD_PATHS[self.system].values())
 
-    def _customer_of(self, record: dict[str, Any], number: str, currency: str) -> CustomerAccount:
-        paths = RECORD_PATHS[self.system].items()
-        values = {name: _text(_get(record, path)) for name, path in paths}
-        return CustomerAccount(
-            system=self.system,
-            id="",
-            number=number,
-            name=values["name"],
-            email=values["email"],
-            phone=values["phone"],
-            address=Address(
-                line1=values["address_line1"],
-                line2=values["address_line2"],
-                city=values["city"],
-                region=values["region"],
-                postal_code=values["postal_code"],
-                country=_alpha2(values["country"]),
-            ),
-            currency=currency,
-        )
+
+def customer_record(system: str, customer: CustomerAccount) -> dict[str, Any]:
+    """The customer as a record of its system (``sbc.contact``, ``sage500.customer``), the
+    way the specs read it."""
+    address = customer.address
+    values = {
+        "name": customer.name,
+        "email": customer.email,
+        "phone": customer.phone,
+        "address_line1": address.line1,
+        "address_line2": address.line2,
+        "city": address.city,
+        "region": address.region,
+        "postal_code": address.postal_code,
+        "country": address.country,
+    }
+    record: dict[str, Any] = {}
+    for name, path in RECORD_PATHS[system].items():
+        _put(record, path, values[name] or None)
+    _put(record, NUMBER_PATH[system], customer.number)
+    _put(record, CURRENCY_PATH[system], customer.currency)
+    return record
+
+
+def customer_from_record(
+    system: str, record: dict[str, Any], number: str, currency: str
+) -> CustomerAccount:
+    """A spec's output record of ``system`` as the customer a connector writes."""
+    values = {name: _text(_get(record, path)) for name, path in RECORD_PATHS[system].items()}
+    return CustomerAccount(
+        system=system,
+        id="",
+        number=number,
+        name=values["name"],
+        email=values["email"],
+        phone=values["phone"],
+        address=Address(
+            line1=values["address_line1"],
+            line2=values["address_line2"],
+            city=values["city"],
+            region=values["region"],
+            postal_code=values["postal_code"],
+            country=_alpha2(values["country"]),
+        ),
+        currency=currency,
+    )
+
+
+def checked(result: MappingResult, version: str, wanted: Iterable[str]) -> dict[str, Any]:
+    """``result``'s output, or :class:`SpecFailed` naming the fields among ``wanted`` (output
+    paths) the spec could not map; errors in fields nobody writes are not in the way."""
+    paths = set(wanted)
+    problems = [
+        f"{e.field}: {e.message}"
+        for e in result.errors
+        if e.field in paths or any(p.startswith(e.field + ".") for p in paths)
+    ]
+    if problems:
+        raise SpecFailed(version, problems)
+    return result.output
 
 
 def _alpha2(country: str) -> str:

@@ -10,29 +10,58 @@ wins" the ledger; the default is the ledger, the customer master.
 
 Pairs are found as payments find their payer: the member's PayTrace link and ledger link,
 or the ``CustID`` a Sage 500 profile is named after.
+
+With a Sage 500 ledger the two sides meet through the mapping specs: a profile is read in
+the ledger's terms through ``paytrace_customer_to_sage500_customer`` and written through
+``sage500_customer_to_paytrace_customer``, so a change to either spec changes the sync
+(and the run records their versions). SBC has no such specs: its fields correspond one to
+one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import select
 
 from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.connectors.errors import UpstreamError
-from ledgerlink.domain.accounts import CardCustomer, CustomerAccount
+from ledgerlink.domain.accounts import Address, CardCustomer, CustomerAccount
+from ledgerlink.mapping import MappingContext
 from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.customer_ids import harmonise
+from ledgerlink.members.customer_mapping import (
+    RECORD_PATHS,
+    SpecFailed,
+    checked,
+    customer_from_record,
+    customer_record,
+)
 from ledgerlink.payments.payers import find_payer
+from ledgerlink.store.mapping_repo import ActiveMapping, MappingRepository
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import CardProfileBaseline
 from ledgerlink.store.types import utcnow
-from ledgerlink.sync.datasets import Policy
+from ledgerlink.sync.datasets import FIELDS, Policy
 from ledgerlink.sync.fields import address_of, customer_draft, ledger_values
 from ledgerlink.sync.merge import Merge, Values, merge
 
 DATA_SET = "card_profiles"
+#: (PayTrace → ledger, ledger → PayTrace) specs by ledger kind.
+SPECS: Final = {
+    "sage500": ("paytrace_customer_to_sage500_customer", "sage500_customer_to_paytrace_customer")
+}
+#: Where a profile's fields are in a ``paytrace.customer`` record.
+PROFILE_PATHS: Final = {
+    "name": ("billing_address", "name"),
+    "line1": ("billing_address", "street_address"),
+    "line2": ("billing_address", "street_address2"),
+    "city": ("billing_address", "city"),
+    "region": ("billing_address", "state"),
+    "postal_code": ("billing_address", "zip"),
+    "country": ("billing_address", "country"),
+}
 
 
 @dataclass
@@ -61,9 +90,27 @@ def gateway_connection(session: Any, ledger_connection_id: int) -> Connection | 
     return chosen[0]
 
 
-def profile_values(profile: CardCustomer) -> Values:
-    """A profile's fields, normalised exactly as a ledger customer's are."""
-    as_customer = CustomerAccount(
+def profile_record(profile: CardCustomer) -> dict[str, Any]:
+    """A profile as PayTrace's export gives it (``paytrace.customer``), never card data."""
+    a = profile.address
+    return {
+        "customer_id": profile.customer_id,
+        "email": profile.email or None,
+        "phone": profile.phone or None,
+        "billing_address": {
+            "name": profile.name or None,
+            "street_address": a.line1 or None,
+            "street_address2": a.line2 or None,
+            "city": a.city or None,
+            "state": a.region or None,
+            "zip": a.postal_code or None,
+            "country": a.country or None,
+        },
+    }
+
+
+def _as_customer(profile: CardCustomer) -> CustomerAccount:
+    return CustomerAccount(
         system="paytrace",
         id=profile.customer_id,
         number=profile.customer_id,
@@ -72,7 +119,108 @@ def profile_values(profile: CardCustomer) -> Values:
         phone=profile.phone,
         address=profile.address,
     )
-    return ledger_values(as_customer)
+
+
+@dataclass(frozen=True)
+class ProfileMapping:
+    """The two specs between a ledger's customers and PayTrace profiles (Sage 500)."""
+
+    system: str
+    to_ledger: ActiveMapping
+    to_paytrace: ActiveMapping
+
+    @classmethod
+    def load(
+        cls, session: Any, repository: MappingRepository, system: str
+    ) -> ProfileMapping | None:
+        """The specs for ``system``'s ledgers; None when there are none (SBC)."""
+        if system not in SPECS:
+            return None
+        inbound, outbound = SPECS[system]
+        return cls(system, repository.load(session, inbound), repository.load(session, outbound))
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {m.spec.name: m.version for m in (self.to_ledger, self.to_paytrace)}
+
+    def profile_values(self, profile: CardCustomer, customer: CustomerAccount) -> Values:
+        """The profile as the ledger would hold it (the PayTrace → ledger spec), normalised
+        as the ledger's own values are; a field the spec cannot map is taken as typed."""
+        result = self.to_ledger.compiled.apply(profile_record(profile), None, MappingContext())
+        mapped = customer_from_record(
+            self.system, result.output, customer.number, customer.currency
+        )
+        values = ledger_values(mapped)
+        if result.errors:
+            raw = ledger_values(_as_customer(profile))
+            failed = {e.field for e in result.errors}
+            for name, path in RECORD_PATHS[self.system].items():
+                if path in failed:
+                    values[name] = raw[name]
+        return values
+
+    def as_paytrace_would(self, profile: CardCustomer, customer: CustomerAccount) -> Values:
+        """``customer``'s values as PayTrace holds them once it agrees with the ledger (the
+        ledger → PayTrace spec, then read back); empty when the spec cannot map it."""
+        try:
+            written = self.profile_of(profile, customer)
+        except SpecFailed:
+            return {}
+        return self.profile_values(written, customer)
+
+    def paytrace_side(self, pair: Pair, ledger: Values, baseline: Values | None) -> Values:
+        """The profile in the ledger's terms, where a value that is only how the spec
+        writes the ledger's value (now, or when both last agreed) counts as that value: a
+        spec that shortens or re-cases a name is not a change made in PayTrace."""
+        values = self.profile_values(pair.profile, pair.customer)
+        differing = [name for name in FIELDS if values.get(name) != ledger.get(name)]
+        if not differing:
+            return values
+        now = self.as_paytrace_would(pair.profile, pair.customer)
+        then: Values = {}
+        if baseline is not None:
+            agreed = _with_values(pair.customer, baseline)
+            then = self.as_paytrace_would(pair.profile, agreed)
+        for name in differing:
+            if now and values[name] == now.get(name):
+                values[name] = ledger[name]
+            elif baseline is not None and then and values[name] == then.get(name):
+                values[name] = baseline.get(name, "")
+        return values
+
+    def profile_of(self, profile: CardCustomer, customer: CustomerAccount) -> CardCustomer:
+        """What PayTrace is sent for ``customer`` (the ledger → PayTrace spec); raises
+        :class:`SpecFailed` when the spec cannot map a field a profile keeps."""
+        result = self.to_paytrace.compiled.apply(
+            customer_record(self.system, customer), None, MappingContext()
+        )
+        wanted = ["email", "phone", *(".".join(p) for p in PROFILE_PATHS.values())]
+        out = checked(result, self.to_paytrace.version, wanted)
+        billing = out.get("billing_address") or {}
+
+        def text(*path: str) -> str:
+            value = billing.get(path[1]) if len(path) == 2 else out.get(path[0])
+            return "" if value is None else str(value)
+
+        return replace(
+            profile,
+            name=text(*PROFILE_PATHS["name"]),
+            email=text("email"),
+            phone=text("phone"),
+            address=Address(
+                line1=text(*PROFILE_PATHS["line1"]),
+                line2=text(*PROFILE_PATHS["line2"]),
+                city=text(*PROFILE_PATHS["city"]),
+                region=text(*PROFILE_PATHS["region"]),
+                postal_code=text(*PROFILE_PATHS["postal_code"]),
+                country=text(*PROFILE_PATHS["country"]),
+            ),
+        )
+
+
+def profile_values(profile: CardCustomer) -> Values:
+    """A profile's fields, normalised exactly as a ledger customer's are (no spec)."""
+    return ledger_values(_as_customer(profile))
 
 
 def updated_profile(profile: CardCustomer, values: Values) -> CardCustomer:
@@ -116,15 +264,36 @@ def _policies(policies: dict[str, Policy]) -> tuple[dict[str, Policy], Policy]:
     return dict(policies), Policy.LEDGER_WINS
 
 
-def evaluate(pair: Pair, baseline: Values | None, policies: dict[str, Policy]) -> Merge:
+def evaluate(
+    pair: Pair,
+    baseline: Values | None,
+    policies: dict[str, Policy],
+    mapping: ProfileMapping | None = None,
+) -> Merge:
     chosen, default = _policies(policies)
+    ledger = ledger_values(pair.customer)
+    paytrace = (
+        profile_values(pair.profile)
+        if mapping is None
+        else mapping.paytrace_side(pair, ledger, baseline)
+    )
     return merge(
         baseline,
-        profile_values(pair.profile),
-        ledger_values(pair.customer),
+        paytrace,
+        ledger,
         chosen,
         ledger_at=pair.customer.updated_at,
         default=default,
+    )
+
+
+def _with_values(customer: CustomerAccount, values: Values) -> CustomerAccount:
+    return replace(
+        customer,
+        name=values.get("name", ""),
+        email=values.get("email", ""),
+        phone=values.get("phone", ""),
+        address=address_of({name: values.get(name, "") for name in FIELDS}),
     )
 
 
@@ -148,15 +317,26 @@ def changes(outcome: Merge) -> dict[str, Any]:
 
 
 async def apply(
-    pair: Pair, outcome: Merge, ledger: Ledger, gateway: CardGateway
+    pair: Pair,
+    outcome: Merge,
+    ledger: Ledger,
+    gateway: CardGateway,
+    mapping: ProfileMapping | None = None,
 ) -> tuple[bool, str]:
     """Write the merge's result to whichever side must change; (ok, message)."""
     try:
         if outcome.to_registry:  # "registry" is PayTrace here
-            await gateway.update_customer(updated_profile(pair.profile, outcome.result))
+            if mapping is None:
+                profile = updated_profile(pair.profile, outcome.result)
+            else:
+                agreed = _with_values(pair.customer, outcome.result)
+                profile = mapping.profile_of(pair.profile, agreed)
+            await gateway.update_customer(profile)
         if outcome.to_ledger:
             draft = customer_draft(pair.customer.number, pair.customer.currency, outcome.result)
             await ledger.update_customer(pair.customer.id, draft)
+    except SpecFailed as exc:
+        return False, f"{exc.message}; {exc.fix}"
     except UpstreamError as exc:
         return False, exc.message
     return True, ""

@@ -19,7 +19,7 @@ import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import structlog
 from sqlalchemy import insert, select
@@ -45,6 +45,7 @@ from ledgerlink.sync.datasets import DataSet, Policy
 from ledgerlink.sync.fields import registry_values, values_hash
 
 log = structlog.get_logger("ledgerlink.sync")
+_Loaded = TypeVar("_Loaded")
 
 TASK: Final = "sync.run"
 PAGE: Final = 500
@@ -437,6 +438,12 @@ class Execution:
                 "Set Post payments to on the PayTrace connection, then sync again",
             )
             return
+        with self.db.transaction() as session:
+            mapping = self._specs(
+                lambda: profiles.ProfileMapping.load(session, self.mappings, ledger_connection.kind)
+            )
+            if mapping is not None:
+                self._record_versions(session, mapping.versions)
         gateway = self.open_gateway(paytrace)
         try:
             found = await profiles.pairs(self.db, self.ledger, gateway, ledger_connection)
@@ -447,7 +454,7 @@ class Execution:
             settled: list[tuple[profiles.Pair, dict[str, str]]] = []
             for pair in found:
                 self._check_cancel()
-                outcome = profiles.evaluate(pair, agreed.get(pair.key), self.policies)
+                outcome = profiles.evaluate(pair, agreed.get(pair.key), self.policies, mapping)
                 self.done += 1
                 if not outcome.changed:
                     self._count("profiles_unchanged")
@@ -459,7 +466,7 @@ class Execution:
                 if self.dry_run:
                     self._count("profiles_to_update")
                     continue
-                ok, message = await profiles.apply(pair, outcome, self.ledger, gateway)
+                ok, message = await profiles.apply(pair, outcome, self.ledger, gateway, mapping)
                 if ok:
                     settled.append((pair, outcome.result))
                     self._count("profiles_updated")
@@ -575,28 +582,37 @@ class Execution:
             gc.unfreeze()
 
     def _load_mapping(self) -> DetailsMapping:
-        """The member ↔ customer specs this run maps with, recorded on the run (a resumed
-        run that finds a newer version records both)."""
+        """The member ↔ customer specs this run maps with, recorded on the run."""
         with self.db.transaction() as session:
-            try:
-                mapping = DetailsMapping.load(session, self.mappings, self.ledger.system)
-            except SpecError as exc:
-                raise SyncError(
-                    "a member ↔ customer mapping spec cannot be used: "
-                    + "; ".join(p.message for p in exc.problems)
-                    + ". Correct it under Mappings (or roll it back), then run again."
-                ) from None
-            run = session.get(SyncRun, self.run_id)
-            assert run is not None
-            used = dict(run.mapping_versions or {})
-            for name, version in mapping.versions.items():
-                earlier = used.get(name)
-                if earlier and version not in earlier.split(" then "):
-                    used[name] = f"{earlier} then {version}"
-                elif not earlier:
-                    used[name] = version
-            run.mapping_versions = used
+            mapping = self._specs(
+                lambda: DetailsMapping.load(session, self.mappings, self.ledger.system)
+            )
+            self._record_versions(session, mapping.versions)
         return mapping
+
+    def _specs(self, load: Callable[[], _Loaded]) -> _Loaded:
+        try:
+            return load()
+        except SpecError as exc:
+            raise SyncError(
+                "a mapping spec this run needs cannot be used: "
+                + "; ".join(p.message for p in exc.problems)
+                + ". Correct it under Mappings (or roll it back), then run again."
+            ) from None
+
+    def _record_versions(self, session: Session, versions: dict[str, str]) -> None:
+        """Add the spec versions a data set maps with to the run (a resumed run that finds
+        a newer version records both: ``name@v3 then name@v4``)."""
+        run = session.get(SyncRun, self.run_id)
+        assert run is not None
+        used = dict(run.mapping_versions or {})
+        for name, version in versions.items():
+            earlier = used.get(name)
+            if not earlier:
+                used[name] = version
+            elif version not in earlier.split(" then "):
+                used[name] = f"{earlier} then {version}"
+        run.mapping_versions = used
 
     async def _plan_moved(self, member_ids: list[int]) -> bool:
         """Applying a plan: did either side of any planned member move since?"""

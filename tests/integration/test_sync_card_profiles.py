@@ -13,7 +13,9 @@ from sqlalchemy import select, update
 
 from ledgerlink.connectors.factory import gateway_for, ledger_for
 from ledgerlink.connectors.sage500.tables import tarCustomer, tciContact
+from ledgerlink.mapping.loader import packaged_text
 from ledgerlink.settings import Settings
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
 from ledgerlink.sync import runs
@@ -118,3 +120,59 @@ def test_profiles_and_customers_agree_both_ways_and_conflicts_go_to_the_ledger(
         }
     ]
     assert _profile(world, one)["email"] == "erp.side@example.org"
+
+
+def test_profiles_are_written_the_way_the_ledger_to_paytrace_spec_says(
+    world: PaymentsWorld,
+) -> None:
+    """Finance edits the Sage 500 → PayTrace spec (billing names in capitals): the next
+    profile written takes that form and the run records the version; the capitals are not
+    taken for a change made in PayTrace, so nothing flows back and later runs are quiet;
+    a real PayTrace change still reaches the ledger."""
+    first, _ = _sync(world)
+    assert first.mapping_versions["sage500_customer_to_paytrace_customer"].startswith(
+        "sage500_customer_to_paytrace_customer@package:"
+    )
+    assert "paytrace_customer_to_sage500_customer" in first.mapping_versions
+    name = "sage500_customer_to_paytrace_customer"
+    shipped = packaged_text(name)
+    assert shipped is not None
+    rule = "billing_address.name: left(clean(source.CustName), 50)"
+    assert rule in shipped
+    edited = shipped.replace(rule, "billing_address.name: upper(left(clean(source.CustName), 50))")
+    with world.runtime.db.transaction() as session:
+        MappingRepository().save(session, ME, name, edited, "billing names in capitals")
+
+    one = profiles(world)[0]
+    assert world.erp is not None
+    key = _erp_contact(world, one)["CntctKey"]
+    with world.erp.begin() as conn:
+        conn.execute(
+            update(tciContact).where(tciContact.c.CntctKey == key).values(Phone="+15035550177")
+        )
+        cust_name = conn.scalar(select(tarCustomer.c.CustName).where(tarCustomer.c.CustID == one))
+    pushed, [record] = _sync(world)
+    assert pushed.mapping_versions[name] == f"{name}@v1"
+    assert record.direction == "to_paytrace"
+    profile = _profile(world, one)
+    assert profile["phone"] == "+15035550177"
+    assert profile["billing_address"]["name"] == cust_name.strip().upper()
+
+    _, records = _sync(world)
+    assert records == []
+    with world.erp.connect() as conn:
+        assert (
+            conn.scalar(select(tarCustomer.c.CustName).where(tarCustomer.c.CustID == one))
+            == cust_name
+        )
+
+    world.paytrace("/v1/customer/update", {"customer_id": one, "email": "card.desk@example.org"})
+    _, [pulled] = _sync(world)
+    assert pulled.direction == "to_ledger"
+    assert set(pulled.changes) == {"email"}
+    assert _erp_contact(world, one)["EMailAddr"] == "card.desk@example.org"
+    with world.erp.connect() as conn:
+        assert (
+            conn.scalar(select(tarCustomer.c.CustName).where(tarCustomer.c.CustID == one))
+            == cust_name
+        )
