@@ -281,13 +281,14 @@ def default_ledger_connection(session: Session) -> Connection:
     return rows[0]
 
 
-def customer_draft(db: Database, ctx: _Context) -> CustomerDraft:
+def customer_draft(db: Database, ctx: _Context) -> tuple[CustomerDraft, str]:
     """The customer a member becomes, through the connection's member → customer mapping
-    spec; the member number is the reference users see."""
+    spec, and that spec's version; the member number is the reference users see."""
     with db.read() as session:
         mapping = DetailsMapping.load(session, MappingRepository(), ctx.connection.kind)
     try:
-        return mapping.draft(ctx.member.number, ctx.currency, ctx.member)
+        draft = mapping.draft(ctx.member.number, ctx.currency, ctx.member)
+        return draft, mapping.to_ledger.version
     except SpecFailed as exc:
         raise LinkFailed(f"{exc.message}; {exc.fix}", "mapping") from None
 
@@ -371,8 +372,10 @@ def store_link(
     customer: CustomerAccount,
     *,
     created: bool,
+    mapping_version: str | None = None,
 ) -> MemberLinkRow:
-    """Insert the active link and its audit entry in the caller's transaction."""
+    """Insert the active link and its audit entry in the caller's transaction (with the
+    spec version the customer was made with, when ledgerlink made it)."""
     holder = _holder(session, connection.id, customer.id)
     if holder is not None and holder != member_row.number:
         raise LinkConflict(
@@ -405,7 +408,10 @@ def store_link(
         action="member.linked",
         entity_type="member_link",
         entity_id=link.id,
-        after=link_snapshot(link, member_row.number),
+        after={
+            **link_snapshot(link, member_row.number),
+            **({"mapping_version": mapping_version} if mapping_version else {}),
+        },
     )
     return link
 
@@ -536,7 +542,8 @@ async def create_and_link(
 
     key = member_link_idempotency_key(ctx.member.number, connection.id)
     try:
-        customer = await ledger.create_customer(customer_draft(db, ctx), key)
+        draft, mapping_version = customer_draft(db, ctx)
+        customer = await ledger.create_customer(draft, key)
     except UpstreamError as exc:
         field = getattr(exc, "field", None) or "customer"
         raise LinkFailed(
@@ -558,6 +565,7 @@ async def create_and_link(
         ctx,
         customer,
         created=True,
+        mapping_version=mapping_version,
         action="created",
         message=f"Created {_system_noun(connection.kind)} {customer.name!r} "
         f"(reference {customer.number or ctx.member.number}) in {connection.name} and linked "
@@ -574,6 +582,7 @@ def _link(
     created: bool,
     action: str,
     message: str,
+    mapping_version: str | None = None,
 ) -> LinkOutcome:
     with db.transaction() as session:
         member_row = session.get(MemberRow, ctx.member_id)
@@ -592,7 +601,13 @@ def _link(
             )
         else:
             link = store_link(
-                session, principal, member_row, ctx.connection, customer, created=created
+                session,
+                principal,
+                member_row,
+                ctx.connection,
+                customer,
+                created=created,
+                mapping_version=mapping_version,
             )
         link_id = link.id
     return LinkOutcome(

@@ -26,7 +26,7 @@ from ledgerlink.settings import Settings
 from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.member_models import MemberLinkRow
 from ledgerlink.store.migrate import upgrade
-from ledgerlink.store.models import Connection
+from ledgerlink.store.models import AuditEntry, Connection
 from tests.support.members import add_levels, add_member
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
 
@@ -122,6 +122,11 @@ def test_the_contact_is_made_the_way_the_member_to_contact_spec_says(world) -> N
     asyncio.run(_create(runtime, connection_id, "M90001"))
     [contact] = sbc.ok("/contacts", search="M90001", attributes="all")["$items"]
     assert (contact["reference"], contact["name"]) == ("M90001", "JANE SANDBOX")
+    with runtime.db.read() as session:
+        linked = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "member.linked")
+        ).one()
+        assert linked.after["mapping_version"] == "member_to_sbc_contact@v1"
 
     broken = shipped.replace(rule, "expr: number(source.first_name)")
     with runtime.db.transaction() as session:
