@@ -152,13 +152,18 @@ def demo(
     import uvicorn
 
     from ledgerlink import demo as demo_data
-    from ledgerlink.sandbox.supervisor import Supervisor, installed_simulators
+    from ledgerlink.sandbox.supervisor import (
+        Supervisor,
+        installed_simulators,
+        stop_children_on_sigterm,
+    )
     from ledgerlink.store.migrate import upgrade
     from ledgerlink.web.app import create_app
 
     runtime = _runtime()
     upgrade(runtime.db)
     supervisor = Supervisor(runtime.settings, runtime.settings.sandbox_dir / "logs")
+    stop_children_on_sigterm()
     try:
         with runtime.db.transaction() as session:
             demo_data.ensure_users(session)

@@ -189,11 +189,16 @@ def _serve_sage500(
 @sandbox_app.command("up")
 def up(fault: FaultOption = None) -> None:
     """Run all three simulators until Ctrl-C (logs under var/sandbox/logs/)."""
-    from ledgerlink.sandbox.supervisor import Supervisor, installed_simulators
+    from ledgerlink.sandbox.supervisor import (
+        Supervisor,
+        installed_simulators,
+        stop_children_on_sigterm,
+    )
 
     settings = _settings()
     supervisor = Supervisor(settings, settings.sandbox_dir / "logs")
     extra = tuple(arg for f in fault or [] for arg in ("--fault", f))
+    stop_children_on_sigterm()
     supervisor.start(installed_simulators(), extra_args=extra)
     try:
         ready = supervisor.wait_ready()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,18 @@ import httpx
 from ledgerlink.settings import Settings
 
 SIMULATORS = ("sbc", "paytrace", "sage500")
+
+
+def stop_children_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a service manager) unwind this process like Ctrl-C, so the
+    simulators it started are stopped with it. Without it the default action kills the
+    process at once (uvicorn re-raises the signal after its own shutdown) and the
+    simulators are left running, holding their ports."""
+
+    def unwind(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, unwind)
 
 
 def installed_simulators() -> tuple[str, ...]:
