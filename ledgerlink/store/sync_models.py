@@ -35,6 +35,9 @@ class SyncRun(Base):
     trigger: Mapped[str] = mapped_column(String(16))
     data_sets: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Re-apply the member → customer spec to every linked customer (after a spec change),
+    #: not only to members that changed.
+    remap: Mapped[bool] = mapped_column(Boolean, default=False)
     #: queued | running | finished | failed | cancelled | planned | applied | stale
     status: Mapped[str] = mapped_column(String(16), default="queued")
     total: Mapped[int] = mapped_column(Integer, default=0)

@@ -29,6 +29,14 @@ ConnectionOption = Annotated[
     str | None,
     typer.Option("--connection", "-c", help="Connection name (default: the only ledger)."),
 ]
+RemapOption = Annotated[
+    bool,
+    typer.Option(
+        "--remap",
+        help="After a mapping spec changed: write every linked customer the way the member → "
+        "customer spec now says (member details only).",
+    ),
+]
 DataSetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -153,12 +161,14 @@ def _summary(run: Any) -> str:
 
 
 @sync_app.command("plan")
-def plan(connection: ConnectionOption = None, data_set: DataSetOption = None) -> None:
+def plan(
+    connection: ConnectionOption = None, data_set: DataSetOption = None, remap: RemapOption = False
+) -> None:
     """Dry run: show what a sync would create, update, delete and where fields conflict,
     field by field. Apply it with `ledgerlink sync apply PLAN_ID`."""
     runtime = _runtime()
     target = _connection(runtime, connection)
-    run_id = _start(runtime, target, data_set, dry_run=True)
+    run_id = _start(runtime, target, data_set, dry_run=True, remap=remap)
     run = _execute(runtime, target, run_id, show_progress=sys.stderr.isatty())
     out.print(_records_table(runtime, run_id))
     out.print(_summary(run))
@@ -213,6 +223,7 @@ def run(
         int | None,
         typer.Option("--retry-failed", help="Run again only the failed records of this run."),
     ] = None,
+    remap: RemapOption = False,
 ) -> None:
     """Sync now, with a progress bar; exits 1 when any record failed."""
     runtime = _runtime()
@@ -222,7 +233,7 @@ def run(
     elif retry_failed is not None:
         run_id = _start(runtime, target, ["member_details"], "retry", source_run_id=retry_failed)
     else:
-        run_id = _start(runtime, target, data_set)
+        run_id = _start(runtime, target, data_set, remap=remap)
     finished = _execute(runtime, target, run_id, show_progress=sys.stderr.isatty())
     out.print(_summary(finished))
     if finished.counts.get("failed"):

@@ -221,14 +221,19 @@ def evaluate(
     baseline: Baseline | None,
     policies: dict[str, Policy],
     mapping: DetailsMapping,
+    *,
+    remap: bool = False,
 ) -> MemberPlan:
+    """What to do for one member. ``remap``: also when neither side changed, write the
+    ledger the spec's form of any field it holds differently."""
     mine = registry_values(linked.member)
     registry_hash = values_hash(mine)
     if customer is None or customer.deleted:
         return MemberPlan(linked, None, None, registry_hash, "", unchanged=False)
     ledger_hash = raw_hash(customer)
     same = baseline if baseline is not None and baseline.customer_id == linked.customer_id else None
-    if same is not None and same.registry_hash == registry_hash and same.ledger_hash == ledger_hash:
+    untouched = same is not None and same.ledger_hash == ledger_hash
+    if not remap and untouched and same is not None and same.registry_hash == registry_hash:
         return MemberPlan(linked, customer, None, registry_hash, ledger_hash, unchanged=True)
     theirs = mapping.ledger_values(customer, linked.member, linked.currency)
     outcome = merge(
@@ -240,6 +245,7 @@ def evaluate(
         registry_moved=same is None or same.registry_hash != registry_hash,
         ledger_moved=same is None or same.ledger_hash != ledger_hash,
         as_ledger_would=lambda: mapping.as_ledger_would(linked.member, linked.currency),
+        remap=remap,
         registry_at=linked.updated_at,
         ledger_at=customer.updated_at,
     )

@@ -72,6 +72,7 @@ def merge(
     registry_moved: bool = True,
     ledger_moved: bool = True,
     as_ledger_would: Callable[[], Values] | None = None,
+    remap: bool = False,
     registry_at: datetime | None = None,
     ledger_at: datetime | None = None,
     default: Policy = Policy.REGISTRY_WINS,
@@ -80,7 +81,9 @@ def merge(
     terms, ``ledger_baseline`` what the ledger held then (when it differs); a side not
     ``*_moved`` since the baseline changed no field; ``as_ledger_would()`` gives the
     registry's values as the ledger holds them when both agree (asked for at most once,
-    and only when a difference needs it)."""
+    and only when a difference needs it). ``remap``: a field the ledger holds otherwise than
+    ``as_ledger_would`` says, and that no side changed, goes to the ledger in that form (a
+    spec changed since it was written)."""
     result: Values = {}
     outcome = Merge(result)
     mapped: list[Values] = []
@@ -92,17 +95,27 @@ def merge(
             mapped.append(as_ledger_would())
         return mapped[0].get(name, "") == theirs
 
+    def remapped(name: str, theirs: str) -> bool:
+        """A remap run: the ledger's copy differs from what the spec writes now."""
+        if not remap or as_ledger_would is None or agrees(name, theirs):
+            return False
+        result[name] = registry.get(name, "")
+        outcome.to_ledger.append(FieldChange(name, theirs, mapped[0].get(name, "")))
+        return True
+
     for name in FIELDS:
         mine, theirs = registry.get(name, ""), ledger.get(name, "")
         if mine == theirs:
-            result[name] = mine
+            if not remapped(name, theirs):
+                result[name] = mine
             continue
         if baseline is not None:
             held = ledger_baseline if ledger_baseline is not None else baseline
             registry_changed = registry_moved and mine != baseline.get(name, "")
             ledger_changed = ledger_moved and theirs != held.get(name, "")
             if not ledger_changed and not registry_changed:
-                result[name] = mine  # apart only in how the spec writes the ledger's copy
+                if not remapped(name, theirs):
+                    result[name] = mine  # apart only in how the spec writes the ledger's copy
                 continue
             if not ledger_changed:
                 chosen = "registry"

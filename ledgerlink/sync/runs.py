@@ -170,14 +170,19 @@ def start(
     trigger: str = "manual",
     dry_run: bool = False,
     source_run_id: int | None = None,
+    remap: bool = False,
 ) -> SyncRun:
-    """Record a run and enqueue its job (``jobs`` None: the caller runs it in-process)."""
+    """Record a run and enqueue its job (``jobs`` None: the caller runs it in-process).
+    ``remap``: write every linked customer the member → customer spec now gives (after a
+    spec change), not only the members that changed."""
     connection = _ledger_connection(session, connection_id)
     chosen = data_sets or list(settings_for(session, connection_id).data_sets)
     unknown = [d for d in chosen if d not in DataSet.__members__.values()]
     if unknown or not chosen:
         known = ", ".join(d.value for d in DataSet)
         raise SyncError(f"unknown data set(s) {', '.join(unknown) or '(none chosen)'}; use {known}")
+    if remap:
+        chosen = [DataSet.MEMBER_DETAILS.value]  # re-applying specs is a member-details run
     busy = session.scalars(
         select(SyncRun).where(
             SyncRun.connection_id == connection_id,
@@ -198,6 +203,7 @@ def start(
         trigger=trigger,
         data_sets=[DataSet(d).value for d in chosen],
         dry_run=dry_run,
+        remap=remap,
         status="queued",
         counts={},
         checkpoint={},
@@ -219,7 +225,12 @@ def start(
         action="sync.planned" if dry_run else "sync.started",
         entity_type="sync_run",
         entity_id=run.id,
-        after={"connection_id": connection_id, "data_sets": run.data_sets, "trigger": trigger},
+        after={
+            "connection_id": connection_id,
+            "data_sets": run.data_sets,
+            "trigger": trigger,
+            "remap": remap,
+        },
     )
     return run
 
@@ -241,6 +252,7 @@ def start_follow_up(
         [DataSet.MEMBER_DETAILS.value],
         trigger=trigger,
         source_run_id=run_id,
+        remap=source.remap,
     )
 
 
@@ -319,6 +331,7 @@ class Execution:
             self.overlap = timedelta(seconds=settings.overlap_seconds)
             self.data_sets = list(run.data_sets)
             self.dry_run = run.dry_run
+            self.remap = run.remap
             self.source_run_id = run.source_run_id
             self.trigger = run.trigger
             self.checkpoint = dict(run.checkpoint or {})
@@ -402,7 +415,9 @@ class Execution:
             cursor = session.get(SyncCursor, (self.connection_id, data_set.value))
             registry_since = self._since(cursor.registry_until if cursor else None)
             ledger_since = self._since(cursor.ledger_until if cursor else None)
-        if data_set is DataSet.MEMBER_DETAILS:
+        if data_set is DataSet.MEMBER_DETAILS and self.remap and self.source_run_id is None:
+            await self._member_details(None, None)  # every linked member
+        elif data_set is DataSet.MEMBER_DETAILS:
             await self._member_details(registry_since, ledger_since)
         elif data_set is DataSet.CARD_PROFILES:
             await self._card_profiles()
@@ -670,6 +685,7 @@ class Execution:
                 base.get(mid),
                 self.policies,
                 self.mapping,
+                remap=self.remap,
             )
             for mid, linked in sorted(links.items())
         ]

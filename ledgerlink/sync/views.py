@@ -80,6 +80,7 @@ def run_summary(run: SyncRun, connection_name: str) -> dict[str, Any]:
         "source_run_id": run.source_run_id,
         "error": run.error,
         "mapping_versions": dict(run.mapping_versions or {}),
+        "remap": run.remap,
     }
 
 

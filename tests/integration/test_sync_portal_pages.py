@@ -11,7 +11,7 @@ from ledgerlink.store.db import Database
 from ledgerlink.store.sync_models import SyncRecord, SyncSchedule, SyncSettings
 from ledgerlink.sync import runs
 from tests.support.members import add_connection
-from tests.support.web import make_user, sign_in
+from tests.support.web import csrf_token, make_user, sign_in
 
 
 def test_an_admin_sets_policies_and_a_schedule_and_sees_the_next_run(client, db: Database) -> None:  # type: ignore[no-untyped-def]
@@ -221,3 +221,35 @@ def test_the_member_page_shows_the_synchronised_balance_and_history(client, db: 
     assert "1 open invoice(s)" in page.text
     assert "SI-7" in page.text
     assert "2026-11-02" in page.text
+
+
+def test_re_applying_the_mapping_specs_is_planned_from_the_portal_and_the_api(
+    client, db: Database
+) -> None:  # type: ignore[no-untyped-def]
+    connection_id = add_connection(db)
+    operator_account = make_user(db, Role.OPERATOR)
+    sign_in(client, operator_account.email)
+    page = client.get("/sync")
+    assert "Plan re-applying mapping specs" in page.text
+    response = client.post(
+        "/sync/run",
+        data={
+            "connection_id": connection_id,
+            "dry_run": "1",
+            "remap": "1",
+            "csrftoken": csrf_token(client),
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    run_id = int(response.headers["location"].rsplit("/", 1)[1])
+    described = client.get(f"/sync/runs/{run_id}")
+    assert "Re-applies the member → customer mapping spec" in described.text
+    headers = {"Authorization": f"Bearer {operator_account.token}"}
+    started = client.post(
+        "/api/v1/sync/runs",
+        headers=headers,
+        json={"connection_id": connection_id, "data_sets": ["balances"], "remap": True},
+    ).json()
+    assert started["remap"] is True
+    assert started["data_sets"] == ["Member details"]  # re-applying specs is member details

@@ -451,3 +451,42 @@ def test_a_spec_that_cannot_map_a_member_fails_that_record_and_says_which_spec(
     assert "Mappings" in failed.fix
     assert world.contact("M00005")["email"] == before["email"]  # nothing half-written
     assert world.member("M00005").email == "five@example.org"  # the registry keeps its edit
+
+
+def test_a_remap_run_rewrites_every_customer_the_way_a_changed_spec_says(world: World) -> None:
+    """After the member → contact spec changes, a normal run writes only members that
+    changed; a plan with remap shows every contact the spec now writes differently, and
+    applying it rewrites them (the registry untouched), after which there is nothing left."""
+    world.sync()
+    shipped = packaged_text("member_to_sbc_contact")
+    assert shipped is not None
+    rule = "expr: if(source.account_type == 'corporate', clean(source.company_name), vars.person)"
+    capitals = shipped.replace(rule, rule.replace("expr: if(", "expr: upper(if(") + ")")
+    with world.runtime.db.transaction() as session:
+        MappingRepository().save(session, ME, "member_to_sbc_contact", capitals, "capitals")
+    assert world.sync().counts.get("updated", 0) == 0  # nothing changed: nothing written
+
+    registry_before = {f"M{n:05d}": world.member(f"M{n:05d}") for n in range(1, PEOPLE + 1)}
+    plan = world.sync(dry_run=True, remap=True)
+    assert plan.status == "planned"
+    planned = [r for r in world.records(plan.id) if r.status == "planned"]
+    assert len(planned) == PEOPLE
+    first = next(r for r in planned if r.record_key == "M00001")
+    name = registry_before["M00001"].display_name
+    assert first.changes["name"] == {"before": name, "after": name.upper(), "side": "ledger"}
+    assert world.contact("M00001")["name"] == name  # a plan writes nothing
+
+    with world.runtime.db.transaction() as session:
+        applying = runs.start_follow_up(session, None, ME, plan.id, "plan").id
+
+    async def go() -> SyncRun:
+        async with world.ledger() as ledger:
+            return await runs.execute(world.runtime.db, applying, ledger, ME)
+
+    applied = asyncio.run(go())
+    assert applied.counts.get("updated") == PEOPLE, applied.counts
+    for number, member in registry_before.items():
+        assert world.contact(number)["name"] == member.display_name.upper()
+        assert world.member(number) == member  # the registry keeps its own spelling
+    assert world.sync().counts.get("updated", 0) == 0
+    assert world.sync(remap=True).counts.get("updated", 0) == 0

@@ -155,3 +155,28 @@ def test_sides_that_did_not_move_change_nothing(base, registry, ledger, chosen) 
     assert not outcome.changed
     assert not outcome.conflicts
     assert outcome.result == registry
+
+
+@given(registry=values, held=values, chosen=policies)
+def test_a_remap_writes_the_spec_form_of_every_field_the_ledger_holds_otherwise(
+    registry, held, chosen
+) -> None:  # type: ignore[no-untyped-def]
+    """Neither side changed since the last sync; the spec now writes capitals."""
+    outcome = merge(
+        registry,
+        registry,
+        held,
+        chosen,
+        ledger_baseline=held,
+        registry_moved=False,
+        ledger_moved=False,
+        as_ledger_would=lambda: _shout(registry),
+        remap=True,
+    )
+    assert not outcome.to_registry
+    assert not outcome.conflicts
+    assert outcome.result == registry
+    wanted = _shout(registry)
+    assert {c.field: c.after for c in outcome.to_ledger} == {
+        name: wanted[name] for name in FIELDS if held[name] != wanted[name]
+    }

@@ -24,6 +24,11 @@ class RunIn(BaseModel):
         default=None, description="Default: the data sets chosen in the sync settings."
     )
     dry_run: bool = Field(default=False, description="Plan only: record what would change.")
+    remap: bool = Field(
+        default=False,
+        description="Member details only: write every linked customer the member → customer "
+        "mapping spec now gives (after a spec change), not only members that changed.",
+    )
 
 
 class SettingsIn(BaseModel):
@@ -55,6 +60,7 @@ def start_run(
                 [d.value for d in body.data_sets] if body.data_sets else None,
                 trigger="api",
                 dry_run=body.dry_run,
+                remap=body.remap,
             )
             run_id = run.id
     except runs.SyncError as exc:

@@ -114,6 +114,7 @@ def run_now(
     principal: Annotated[Principal, Depends(operator)],
     connection_id: Annotated[int, Form()],
     dry_run: Annotated[str, Form()] = "",
+    remap: Annotated[str, Form()] = "",
 ) -> Response:
     runtime = request.app.state.runtime
     try:
@@ -126,6 +127,7 @@ def run_now(
                 None,
                 trigger="manual",
                 dry_run=bool(dry_run),
+                remap=bool(remap),
             )
             run_id = run.id
     except runs.SyncError as exc:
