@@ -82,12 +82,12 @@ MEMBER_FIELDS: Final = {
 
 
 class SpecFailed(Exception):
-    """The member → ledger spec could not map a field the ledger needs."""
+    """A spec could not map a field the system it writes to keeps; nothing is written."""
 
     def __init__(self, version: str, problems: list[str]) -> None:
         super().__init__(f"the mapping spec {version} could not map: " + "; ".join(problems))
         self.message = str(self)
-        self.fix = "correct the member, or the spec under Mappings (preview it on this member)"
+        self.fix = "correct the record, or the spec under Mappings (preview it on this record)"
 
 
 def member_record(member: Member, currency: str) -> dict[str, Any]:
