@@ -44,6 +44,9 @@ def test_the_shipped_specs_are_listed_with_their_versions(client, db) -> None:
     assert by_name[RECEIPT]["version"].startswith(f"{RECEIPT}@package:")
     assert by_name[RECEIPT]["source"] == "paytrace.transaction"
     assert by_name["payment_status"]["kind"] == "table"
+    # every shipped spec says where ledgerlink runs it
+    assert [n for n, s in by_name.items() if s["used_by"] == "Previews"] == []
+    assert "Member details sync" in by_name["member_to_sbc_contact"]["used_by"]
 
 
 def test_saving_creates_an_audited_version_and_rollback_restores_an_earlier_one(client, db) -> None:

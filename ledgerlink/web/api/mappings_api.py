@@ -103,10 +103,31 @@ def version_out(row: MappingVersion) -> dict[str, Any]:
     }
 
 
+#: Where ledgerlink runs each shipped spec, said for the people who edit them.
+USED_BY: dict[str, str] = {
+    "member_to_sbc_contact": "Member details sync (what SBC is sent); creating a contact when "
+    "linking",
+    "sbc_contact_to_member": "Member details sync (how an SBC contact reads in the registry)",
+    "member_to_sage500_customer": "Member details sync (what Sage 500 is sent); creating a "
+    "customer when linking",
+    "sage500_customer_to_member": "Member details sync (how a Sage 500 customer reads in the "
+    "registry)",
+    "paytrace_transaction_to_sage500_cash_receipt": "Card payments posted to Sage 500 (date, GL "
+    "account, reference)",
+    "paytrace_transaction_to_sbc_contact_payment": "Card payments posted to SBC (date, reference)",
+    "paytrace_customer_to_sage500_customer": "PayTrace customer profiles sync (how a profile "
+    "reads in Sage 500)",
+    "sage500_customer_to_paytrace_customer": "PayTrace customer profiles sync (what a profile "
+    "is sent)",
+    "payment_status": "The card-payment specs (status translation)",
+}
+
+
 def summary(repo: MappingRepository, session: Any, name: str) -> dict[str, Any]:
     source = repo.text(session, name)
     out: dict[str, Any] = {
         "name": name,
+        "used_by": USED_BY.get(name, "Previews"),
         "version": source.ref,
         "origin": source.origin,
         "kind": None,
