@@ -34,6 +34,7 @@ from ledgerlink.jobs.registry import (
     PERIODIC_TIMESTAMP,
     Jitter,
     JobContext,
+    JobInterrupted,
     PeriodicSchedule,
     load_task_modules,
     tasks,
@@ -383,10 +384,13 @@ class EmbeddedRunner:
                 settings=self.settings,
                 db=self.db,
                 scheduled_for=scheduled_for,
+                stopping=self._stopping,
             )
             bound.info("job.started")
             try:
                 spec.func(ctx, **args)
+            except JobInterrupted:
+                self._interrupted(job, bound)
             except Exception as exc:
                 self._failed(job, exc, bound)
             else:
@@ -443,6 +447,23 @@ class EmbeddedRunner:
                 )
             )
         bound.warning("job.failed", error=error, final=False, retry_in_seconds=round(delay, 3))
+
+    def _interrupted(self, job: _Claimed, bound: Any) -> None:
+        """The task stopped because this runner is stopping: queue it again now, the
+        attempt not counted (it did not fail)."""
+        with self.db.transaction() as session:
+            session.execute(
+                update(Job)
+                .where(*self._mine(job))
+                .values(
+                    status="queued",
+                    run_at=utcnow(),
+                    attempts=Job.attempts - 1,
+                    locked_by=None,
+                    lease_expires_at=None,
+                )
+            )
+        bound.info("job.interrupted", detail="the runner is stopping; queued again")
 
     def _finish_failed(self, job: _Claimed, error: str) -> None:
         with self.db.transaction() as session:

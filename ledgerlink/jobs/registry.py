@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,6 +76,12 @@ class RetryPolicy:
         return min(max(delay, 0.0), cap)
 
 
+class JobInterrupted(Exception):
+    """Raised by a task that stopped between units of work because its runner is stopping
+    (``JobContext.stopping``). The embedded runner puts the job back at once without
+    counting an attempt; the next run continues from the task's own checkpoint."""
+
+
 @dataclass(frozen=True)
 class JobContext:
     """What a running task gets besides its arguments."""
@@ -85,6 +92,11 @@ class JobContext:
     db: Database
     #: For jobs started by a periodic schedule, the tick they stand for (UTC).
     scheduled_for: datetime | None = None
+    #: Set when the runner is asked to stop (embedded runner). A long task checks it between
+    #: units of work and stops early: returning when nothing is left half-done, raising
+    #: :class:`JobInterrupted` when it should run again. procrastinate workers keep their
+    #: own graceful stop, so there it is never set.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 TaskFunction = Callable[..., None]

@@ -15,6 +15,7 @@ the progress bar and the result list never disagree with what was done.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,7 +27,7 @@ from ledgerlink.connectors.base import Ledger
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.identity.principal import Principal, job_principal
 from ledgerlink.jobs.port import JobQueue
-from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
+from ledgerlink.jobs.registry import JobContext, JobInterrupted, RetryPolicy, tasks
 from ledgerlink.members.linking import (
     CustomerIndex,
     CustomerIndexCache,
@@ -142,10 +143,13 @@ async def run(
     principal: Principal,
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
     """Work through the run's pending items; returns the progress at the end.
 
-    Safe to call again after any interruption: only pending items are touched.
+    Safe to call again after any interruption: only pending items are touched. When
+    ``should_stop()`` turns true (the job runner is stopping), members not started yet are
+    left pending and :class:`JobInterrupted` is raised so the job runs again.
     """
     with db.transaction() as session:
         bulk = session.get(BulkLinkRun, run_id)
@@ -171,9 +175,14 @@ async def run(
     gate = asyncio.Semaphore(max(1, concurrency))
     stopped: list[BaseException] = []
 
+    interrupted: list[bool] = []
+
     async def one(item_id: int, number: str) -> None:
         async with gate:
-            if stopped:  # something fatal happened: leave the rest pending for the retry
+            if stopped or interrupted:  # leave the rest pending for the next run
+                return
+            if should_stop():
+                interrupted.append(True)
                 return
             customer_id: str | None = None
             try:
@@ -192,6 +201,9 @@ async def run(
             _record(db, item_id, status, message, customer_id)
 
     await asyncio.gather(*(one(item_id, number) for item_id, number in pending))
+    if interrupted:
+        log.info("members.bulk_link.interrupted", run=run_id)
+        raise JobInterrupted
     return _finish(db, run_id)
 
 
@@ -368,7 +380,7 @@ def bulk_link_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
     async def work() -> None:
         ledger = ledger_for(runtime, connection)
         try:
-            await run(ctx.db, run_id, ledger, job_principal(actor))
+            await run(ctx.db, run_id, ledger, job_principal(actor), should_stop=ctx.stopping.is_set)
         finally:
             await ledger.aclose()
 

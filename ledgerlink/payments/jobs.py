@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -35,8 +36,15 @@ def request_processing(runtime_jobs: Any, session: Session) -> None:
     runtime_jobs.enqueue(session, PROCESS, dedup_key=PROCESS)
 
 
-async def drain(runtime: Any, *, idle_seconds: float = IDLE_SECONDS) -> dict[str, int]:
-    """Process every due event; returns counts by the status events ended in."""
+async def drain(
+    runtime: Any,
+    *,
+    idle_seconds: float = IDLE_SECONDS,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, int]:
+    """Process every due event; returns counts by the status events ended in. Stops
+    claiming when ``should_stop()`` turns true (the runner is stopping), finishing the
+    events in hand; the next drain takes the rest."""
     from ledgerlink.payments.posting import PaymentProcessor
 
     settings = runtime.settings
@@ -58,7 +66,7 @@ async def drain(runtime: Any, *, idle_seconds: float = IDLE_SECONDS) -> dict[str
 
     in_flight: set[asyncio.Task[None]] = set()
     try:
-        while time.monotonic() - started < MAX_DRAIN_SECONDS:
+        while time.monotonic() - started < MAX_DRAIN_SECONDS and not should_stop():
             # Claim a batch when the workers run low, not after every event: each claim
             # is a write transaction.
             room = settings.payments_concurrency * 2 - len(in_flight)
@@ -103,7 +111,7 @@ def _runtime(ctx: JobContext) -> Any:
 @tasks.task(PROCESS, retry=RetryPolicy(max_attempts=3, base_delay=5.0, max_delay=60.0))
 def process_task(ctx: JobContext, **_: Any) -> None:
     runtime = _runtime(ctx)
-    counts = asyncio.run(drain(runtime))
+    counts = asyncio.run(drain(runtime, should_stop=ctx.stopping.is_set))
     if counts:
         log.info("payments.drained", **counts)
     if queue.has_due(runtime.db):

@@ -29,7 +29,7 @@ from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.domain.periods import FinancialYear
 from ledgerlink.identity.principal import Principal, job_principal
 from ledgerlink.jobs.port import JobQueue
-from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
+from ledgerlink.jobs.registry import JobContext, JobInterrupted, RetryPolicy, tasks
 from ledgerlink.mapping.errors import SpecError
 from ledgerlink.members.customer_mapping import DetailsMapping
 from ledgerlink.store import audit
@@ -298,7 +298,9 @@ class Execution:
         page_size: int = PAGE,
         open_gateway: GatewayOpener | None = None,
         mappings: MappingRepository | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
+        self.should_stop = should_stop
         self.page_size = page_size
         self.open_gateway = open_gateway
         self.mappings = mappings or MappingRepository()
@@ -346,6 +348,9 @@ class Execution:
             error = None
         except _Cancelled:
             status, error = "cancelled", None
+        except JobInterrupted:
+            log.info("sync.run_interrupted", run=self.run_id, done=self.done)
+            raise  # the run stays running; its job runs again from the checkpoint
         except Exception as exc:  # recorded on the run, then re-raised for the job's retry
             self._finish("failed", _describe(exc))
             raise
@@ -366,6 +371,10 @@ class Execution:
         self.on_progress(Progress(self.run_id, data_set, self.done, self.total, dict(self.counts)))
 
     def _check_cancel(self) -> None:
+        """Between pages: stop here if the run was cancelled, or the job runner is
+        stopping (everything before this point is committed)."""
+        if self.should_stop():
+            raise JobInterrupted
         with self.db.read() as session:
             wanted = session.scalar(
                 select(SyncRun.cancel_requested).where(SyncRun.id == self.run_id)
@@ -835,13 +844,14 @@ async def execute(
     page_size: int = PAGE,
     open_gateway: GatewayOpener | None = None,
     mappings: MappingRepository | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> SyncRun:
     """Execute (or resume) a run. ``open_gateway`` opens the PayTrace connection for the
     card-profiles data set; without it that data set is reported as skipped. ``mappings``
     says where spec overrides live (the configuration directory); without it, the
     database's versions and the shipped defaults."""
     return await Execution(
-        db, run_id, ledger, principal, on_progress, page_size, open_gateway, mappings
+        db, run_id, ledger, principal, on_progress, page_size, open_gateway, mappings, should_stop
     )()
 
 
@@ -873,6 +883,7 @@ def sync_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
                 page_size=ctx.settings.sync_page_size,
                 open_gateway=lambda connection: gateway_for(runtime, connection),
                 mappings=mapping_repository(ctx.settings),
+                should_stop=ctx.stopping.is_set,
             )
         finally:
             await ledger.aclose()

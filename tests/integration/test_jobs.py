@@ -296,3 +296,25 @@ def test_the_builtin_prune_schedule_is_registered() -> None:
     with pytest.raises(ValueError, match="not a cron"):
         tasks.periodic("broken", "every day", task="jobs.prune")
     assert "broken" not in {s.name for s in tasks.schedules()}
+
+
+def test_a_long_job_hands_back_when_the_runner_stops_and_resumes_uncounted(
+    job_settings: Settings, db: Database, queue: JobQueue
+) -> None:
+    """Stopping the embedded runner does not wait out its grace for a long job: the job
+    stops between units of work, is queued again without counting an attempt, and the
+    next runner finishes it."""
+    if db.engine.dialect.name == "postgresql":
+        pytest.skip("procrastinate workers keep their own graceful stop (stopping never set)")
+    job_id = enqueue(db, queue, "test.until_stopped", args={"label": "long"})
+    assert job_id is not None
+    with worker_thread(job_settings):
+        wait_until(lambda: effects_of(db, "long", "started"), timeout=15, what="the job")
+    assert [e.event for e in effects_of(db, "long")] == ["started", "interrupted"]
+    info = queue.get(job_id)
+    assert info is not None
+    assert info.status == "queued"
+    with worker_thread(job_settings):
+        wait_until(lambda: status_of(queue, job_id) == "succeeded", timeout=15, what="resume")
+    finished = effects_of(db, "long", "finished")
+    assert [(e.job_id, e.attempt) for e in finished] == [(job_id, 1)]  # not counted

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, insert, select
 
-from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
+from ledgerlink.jobs.registry import JobContext, JobInterrupted, RetryPolicy, tasks
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 
@@ -105,6 +105,20 @@ def slow(ctx: JobContext, *, label: str, seconds: float) -> None:
     _note(ctx, label, "started")
     time.sleep(seconds)
     _note(ctx, label, "finished")
+
+
+@tasks.task("test.until_stopped")
+def until_stopped(ctx: JobContext, *, label: str) -> None:
+    """A long job with a checkpoint: works until its runner stops, then hands back; run
+    again, it sees its checkpoint (the "interrupted" effect) and finishes."""
+    if effects_of(ctx.db, label, "interrupted"):
+        _note(ctx, label, "finished")
+        return
+    _note(ctx, label, "started")
+    while not ctx.stopping.wait(0.05):
+        pass
+    _note(ctx, label, "interrupted")
+    raise JobInterrupted
 
 
 @tasks.task("test.tick")
