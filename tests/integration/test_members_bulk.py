@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.jobs.port import job_queue
+from ledgerlink.jobs.registry import JobInterrupted
 from ledgerlink.members import bulk
 from ledgerlink.members.search import MemberQuery, matching_ids
 from ledgerlink.settings import Settings
@@ -113,6 +114,26 @@ def test_a_crashed_bulk_run_resumes_without_duplicates(members) -> None:
     assert _links(db) == 12
     numbers = [c.number for c in ledger.by_id.values()]
     assert len(set(numbers)) == 12
+
+
+def test_a_bulk_run_hands_back_when_its_runner_stops_and_the_next_run_finishes(
+    members,
+) -> None:  # type: ignore[no-untyped-def]
+    db, connection_id = members
+    ledger = FakeLedger()
+    run_id = _start(db, connection_id)
+    stop_after_four = lambda: len(ledger.by_id) >= 4  # noqa: E731 - the runner's stop flag
+    with pytest.raises(JobInterrupted):
+        asyncio.run(bulk.run(db, run_id, ledger, ME, concurrency=1, should_stop=stop_after_four))
+    with db.read() as session:
+        halfway = bulk.progress(session, run_id)
+    assert halfway["counts"]["created"] == 4
+    assert halfway["counts"]["pending"] == 8
+    assert halfway["status"] == "running"  # not finished: the job runs again
+    result = asyncio.run(bulk.run(db, run_id, ledger, ME))
+    assert result["status"] == "finished"
+    assert result["counts"]["created"] == 12
+    assert len(ledger.by_id) == 12
 
 
 def test_likely_duplicates_are_skipped_with_the_reason_and_failures_listed(members) -> None:

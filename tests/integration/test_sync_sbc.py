@@ -16,6 +16,7 @@ from sqlalchemy import select
 from ledgerlink import demo
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.identity.principal import cli_principal
+from ledgerlink.jobs.registry import JobInterrupted
 from ledgerlink.mapping.loader import packaged_text
 from ledgerlink.members import linking, registry
 from ledgerlink.runtime import Runtime
@@ -490,3 +491,35 @@ def test_a_remap_run_rewrites_every_customer_the_way_a_changed_spec_says(world: 
         assert world.member(number) == member  # the registry keeps its own spelling
     assert world.sync().counts.get("updated", 0) == 0
     assert world.sync(remap=True).counts.get("updated", 0) == 0
+
+
+def test_a_run_handed_back_by_a_stopping_runner_resumes_where_it_stopped(world: World) -> None:
+    """The job runner is stopping: the run stops between pages (what it did is committed),
+    stays running, and the next attempt does the rest; every member is written once."""
+    world.sync()
+    for n in range(1, PEOPLE + 1):
+        world.edit_member(f"M{n:05d}", email=f"handed.back{n}@example.org")
+    with world.runtime.db.transaction() as session:
+        run_id = runs.start(session, None, ME, world.connection_id, ["member_details"]).id
+    checks: list[int] = []
+
+    def stopping_after_two_pages() -> bool:
+        checks.append(1)
+        return len(checks) > 2
+
+    async def go(**kwargs: Any) -> SyncRun:
+        async with world.ledger() as ledger:
+            return await runs.execute(world.runtime.db, run_id, ledger, ME, page_size=5, **kwargs)
+
+    with pytest.raises(JobInterrupted):
+        asyncio.run(go(should_stop=stopping_after_two_pages))
+    with world.runtime.db.read() as session:
+        halfway = session.get(SyncRun, run_id)
+        assert halfway is not None
+        assert (halfway.status, halfway.done) == ("running", 10)
+    finished = asyncio.run(go())
+    assert finished.status == "finished"
+    assert finished.counts.get("updated") == PEOPLE
+    keys = [r.record_key for r in world.records(run_id)]
+    assert sorted(keys) == sorted(f"M{n:05d}" for n in range(1, PEOPLE + 1))  # once each
+    assert world.contact("M00024")["email"] == "handed.back24@example.org"
