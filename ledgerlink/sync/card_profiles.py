@@ -11,11 +11,10 @@ wins" the ledger; the default is the ledger, the customer master.
 Pairs are found as payments find their payer: the member's PayTrace link and ledger link,
 or the ``CustID`` a Sage 500 profile is named after.
 
-With a Sage 500 ledger the two sides meet through the mapping specs: a profile is read in
-the ledger's terms through ``paytrace_customer_to_sage500_customer`` and written through
-``sage500_customer_to_paytrace_customer``, so a change to either spec changes the sync
-(and the run records their versions). SBC has no such specs: its fields correspond one to
-one.
+The two sides meet through the mapping specs: a profile is read in the ledger's terms
+through ``paytrace_customer_to_<ledger>`` and written through ``<ledger>_to_paytrace_customer``
+(``sage500_customer`` or ``sbc_contact``), so a change to either spec changes the sync
+(and the run records their versions).
 """
 
 from __future__ import annotations
@@ -50,7 +49,8 @@ from ledgerlink.sync.merge import Merge, Values, merge
 DATA_SET = "card_profiles"
 #: (PayTrace → ledger, ledger → PayTrace) specs by ledger kind.
 SPECS: Final = {
-    "sage500": ("paytrace_customer_to_sage500_customer", "sage500_customer_to_paytrace_customer")
+    "sage500": ("paytrace_customer_to_sage500_customer", "sage500_customer_to_paytrace_customer"),
+    "sbc": ("paytrace_customer_to_sbc_contact", "sbc_contact_to_paytrace_customer"),
 }
 #: Where a profile's fields are in a ``paytrace.customer`` record.
 PROFILE_PATHS: Final = {

@@ -19,7 +19,7 @@ from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
 from ledgerlink.sync import runs
-from tests.support.payments import ME, PaymentsWorld, profiles, sage500_world
+from tests.support.payments import ME, PaymentsWorld, profiles, sage500_world, sbc_world
 
 
 @pytest.fixture
@@ -176,3 +176,34 @@ def test_profiles_are_written_the_way_the_ledger_to_paytrace_spec_says(
             conn.scalar(select(tarCustomer.c.CustName).where(tarCustomer.c.CustID == one))
             == cust_name
         )
+
+
+def test_with_an_sbc_ledger_profiles_meet_contacts_through_the_sbc_specs(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with sbc_world(settings, tmp_path, people=6) as world:
+        first, _ = _sync(world)
+        assert first.status == "finished", first.counts
+        assert first.total > 0, "the profiles pair with the members' SBC contacts"
+        assert first.mapping_versions["paytrace_customer_to_sbc_contact"].startswith(
+            "paytrace_customer_to_sbc_contact@package:"
+        )
+        assert "sbc_contact_to_paytrace_customer" in first.mapping_versions
+        _, records = _sync(world)
+        assert records == []  # what the first run agreed stays agreed
+
+        one = profiles(world)[0]
+        world.paytrace(
+            "/v1/customer/update", {"customer_id": one, "email": "Card.Desk@Example.org"}
+        )
+        _, [pulled] = _sync(world)
+        assert pulled.direction == "to_ledger"
+        assert pulled.changes["email"]["after"] == "Card.Desk@example.org"
+
+        async def emails() -> list[str]:
+            async with world.ledger() as ledger:
+                return [c.email async for c in ledger.customers()]
+
+        assert "Card.Desk@example.org" in asyncio.run(emails())  # in SBC itself
+        _, records = _sync(world)
+        assert records == []

@@ -116,6 +116,8 @@ def test_every_shipped_spec_and_table_loads_and_compiles() -> None:
         "sage500_customer_to_member",
         "sage500_customer_to_paytrace_customer",
         "paytrace_customer_to_sage500_customer",
+        "sbc_contact_to_paytrace_customer",
+        "paytrace_customer_to_sbc_contact",
         "paytrace_transaction_to_sage500_cash_receipt",
         "paytrace_transaction_to_sbc_contact_payment",
     }
