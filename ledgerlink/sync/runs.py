@@ -476,33 +476,37 @@ class Execution:
                 agreed = profiles.baselines(session, self.connection_id)
             records: list[dict[str, Any]] = []
             settled: list[tuple[profiles.Pair, dict[str, str]]] = []
-            for pair in found:
-                self._check_cancel()
-                outcome = profiles.evaluate(pair, agreed.get(pair.key), self.policies, mapping)
-                self.done += 1
-                if not outcome.changed:
-                    self._count("profiles_unchanged")
-                    if agreed.get(pair.key) != outcome.result and not self.dry_run:
+            try:
+                for pair in found:
+                    self._check_cancel()
+                    outcome = profiles.evaluate(pair, agreed.get(pair.key), self.policies, mapping)
+                    self.done += 1
+                    if not outcome.changed:
+                        self._count("profiles_unchanged")
+                        if agreed.get(pair.key) != outcome.result and not self.dry_run:
+                            settled.append((pair, outcome.result))
+                        continue
+                    record = self._profile_record(pair, outcome)
+                    if self.dry_run:
+                        records.append(record)
+                        self._count("profiles_to_update")
+                        continue
+                    ok, message = await profiles.apply(pair, outcome, self.ledger, gateway, mapping)
+                    records.append(record)  # once its writes are over, however they went
+                    if ok:
                         settled.append((pair, outcome.result))
-                    continue
-                record = self._profile_record(pair, outcome)
-                records.append(record)
-                if self.dry_run:
-                    self._count("profiles_to_update")
-                    continue
-                ok, message = await profiles.apply(pair, outcome, self.ledger, gateway, mapping)
-                if ok:
-                    settled.append((pair, outcome.result))
-                    self._count("profiles_updated")
-                else:
-                    record["status"], record["message"] = "failed", message
-                    record["fix"] = "check the value in PayTrace and the ledger, then retry"
-                    self._count("failed")
-            with self.db.transaction() as session:
-                for pair, values in settled:
-                    profiles.store_baseline(session, self.connection_id, pair, values)
-                if records:
-                    session.execute(insert(SyncRecord), records)
+                        self._count("profiles_updated")
+                    else:
+                        record["status"], record["message"] = "failed", message
+                        record["fix"] = "check the value in PayTrace and the ledger, then retry"
+                        self._count("failed")
+            finally:
+                # what was written is recorded, also when the run stops between pairs
+                with self.db.transaction() as session:
+                    for pair, values in settled:
+                        profiles.store_baseline(session, self.connection_id, pair, values)
+                    if records:
+                        session.execute(insert(SyncRecord), records)
         finally:
             await gateway.aclose()
 

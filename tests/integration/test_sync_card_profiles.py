@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from ledgerlink.connectors.factory import gateway_for, ledger_for
 from ledgerlink.connectors.sage500.tables import tarCustomer, tciContact
+from ledgerlink.jobs.registry import JobInterrupted
 from ledgerlink.mapping.loader import packaged_text
 from ledgerlink.settings import Settings
 from ledgerlink.store.mapping_repo import MappingRepository
@@ -207,3 +208,47 @@ def test_with_an_sbc_ledger_profiles_meet_contacts_through_the_sbc_specs(
         assert "Card.Desk@example.org" in asyncio.run(emails())  # in SBC itself
         _, records = _sync(world)
         assert records == []
+
+
+def test_a_profiles_run_stopped_between_pairs_keeps_what_it_wrote(world: PaymentsWorld) -> None:
+    _sync(world)
+    ids = profiles(world)
+    for n, customer_id in enumerate(ids):
+        world.paytrace(
+            "/v1/customer/update", {"customer_id": customer_id, "email": f"stop{n}@example.org"}
+        )
+    runtime = world.runtime
+    with runtime.db.transaction() as session:
+        run_id = runs.start(session, None, ME, world.ledger_id, ["card_profiles"]).id
+        connection = session.get(Connection, world.ledger_id)
+        session.expunge(connection)
+    checks: list[int] = []
+
+    def stopping_after_one_pair() -> bool:
+        checks.append(1)
+        return len(checks) > 1
+
+    async def go(**kwargs: Any) -> SyncRun:
+        async with ledger_for(runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
+            return await runs.execute(
+                runtime.db,
+                run_id,
+                ledger,
+                ME,
+                open_gateway=lambda c: gateway_for(runtime, c),
+                **kwargs,
+            )
+
+    with pytest.raises(JobInterrupted):
+        asyncio.run(go(should_stop=stopping_after_one_pair))
+
+    def keys() -> list[str]:
+        with runtime.db.read() as session:
+            return list(
+                session.scalars(select(SyncRecord.record_key).where(SyncRecord.run_id == run_id))
+            )
+
+    assert len(keys()) == 1  # the pair written before the stop is in the log
+    finished = asyncio.run(go())
+    assert finished.status == "finished"
+    assert sorted(keys()) == sorted(ids)  # every pair once: the first is not written again

@@ -121,8 +121,7 @@ USED_BY: dict[str, str] = {
     "is sent)",
     "paytrace_customer_to_sbc_contact": "PayTrace customer profiles sync (how a profile reads "
     "in SBC)",
-    "sbc_contact_to_paytrace_customer": "PayTrace customer profiles sync (what a profile is "
-    "sent)",
+    "sbc_contact_to_paytrace_customer": "PayTrace customer profiles sync (what a profile is sent)",
     "payment_status": "The card-payment specs (status translation)",
 }
 
