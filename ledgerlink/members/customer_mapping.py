@@ -133,13 +133,13 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-#: How many mapped records a :class:`DetailsMapping` remembers at most (a sync page of 500
+#: How many mapped records a :class:`CustomerMapping` remembers at most (a sync page of 500
 #: members makes about five each; the run calls ``forget`` between pages).
 MEMO_LIMIT: Final = 8192
 
 
 @dataclass(frozen=True)
-class DetailsMapping:
+class CustomerMapping:
     """The two member ↔ customer specs of one ledger kind, compiled, with their versions.
 
     A sync maps the same member several times (to compare, to write, to record what the
@@ -151,7 +151,7 @@ class DetailsMapping:
     _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def load(cls, session: Session, repository: MappingRepository, system: str) -> DetailsMapping:
+    def load(cls, session: Session, repository: MappingRepository, system: str) -> CustomerMapping:
         forward, backward = SPECS[system]
         return cls(system, repository.load(session, forward), repository.load(session, backward))
 

@@ -33,7 +33,7 @@ from ledgerlink.connectors.errors import SYSTEM_NAMES, NotFound, UpstreamError
 from ledgerlink.domain.accounts import CustomerAccount, CustomerDraft
 from ledgerlink.domain.members import Member, member_link_idempotency_key
 from ledgerlink.identity.principal import Principal
-from ledgerlink.members.customer_mapping import DetailsMapping, SpecFailed
+from ledgerlink.members.customer_mapping import CustomerMapping, SpecFailed
 from ledgerlink.members.normalise import email_key
 from ledgerlink.members.registry import get_member, load_member
 from ledgerlink.store import audit
@@ -285,7 +285,7 @@ def customer_draft(db: Database, ctx: _Context) -> tuple[CustomerDraft, str]:
     """The customer a member becomes, through the connection's member → customer mapping
     spec, and that spec's version; the member number is the reference users see."""
     with db.read() as session:
-        mapping = DetailsMapping.load(session, MappingRepository(), ctx.connection.kind)
+        mapping = CustomerMapping.load(session, MappingRepository(), ctx.connection.kind)
     try:
         draft = mapping.draft(ctx.member.number, ctx.currency, ctx.member)
         return draft, mapping.to_ledger.version

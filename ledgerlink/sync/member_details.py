@@ -29,7 +29,7 @@ from ledgerlink.domain.accounts import CustomerAccount
 from ledgerlink.domain.members import Member, MemberInvalid
 from ledgerlink.identity.principal import Principal
 from ledgerlink.members import registry
-from ledgerlink.members.customer_mapping import DetailsMapping, SpecFailed
+from ledgerlink.members.customer_mapping import CustomerMapping, SpecFailed
 from ledgerlink.members.linking import _unlink_row
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow, MembershipLevelRow
 from ledgerlink.store.sync_models import SyncBaseline
@@ -220,7 +220,7 @@ def evaluate(
     customer: CustomerAccount | None,
     baseline: Baseline | None,
     policies: dict[str, Policy],
-    mapping: DetailsMapping,
+    mapping: CustomerMapping,
     *,
     remap: bool = False,
 ) -> MemberPlan:
@@ -321,7 +321,9 @@ Written = dict[int, LedgerWrite]
 UPSTREAM_FIX = "check the connection and the value in the ledger, then retry failed records"
 
 
-async def write_ledger(ledger: Ledger, plans: list[MemberPlan], mapping: DetailsMapping) -> Written:
+async def write_ledger(
+    ledger: Ledger, plans: list[MemberPlan], mapping: CustomerMapping
+) -> Written:
     """Push each plan's ledger-side changes, mapped through the member → ledger spec."""
     results: Written = {}
     semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
@@ -372,7 +374,7 @@ def baseline_row(
     plan: MemberPlan,
     values: dict[str, str],
     ledger_now: CustomerAccount | None,
-    mapping: DetailsMapping,
+    mapping: CustomerMapping,
 ) -> dict[str, Any]:
     """The baseline to store after ``plan`` was settled with ``values`` on both sides: the
     registry's values, and the ledger's as read through the spec when they differ."""

@@ -95,27 +95,25 @@ def merge(
             mapped.append(as_ledger_would())
         return mapped[0].get(name, "") == theirs
 
-    def remapped(name: str, theirs: str) -> bool:
-        """A remap run: the ledger's copy differs from what the spec writes now."""
-        if not remap or as_ledger_would is None or agrees(name, theirs):
-            return False
-        result[name] = registry.get(name, "")
-        outcome.to_ledger.append(FieldChange(name, theirs, mapped[0].get(name, "")))
-        return True
+    def remap_to_ledger(name: str, theirs: str) -> None:
+        """A remap run: the ledger's copy of a settled field differs from what the spec
+        writes now, so the ledger gets the spec's form."""
+        if remap and as_ledger_would is not None and not agrees(name, theirs):
+            outcome.to_ledger.append(FieldChange(name, theirs, mapped[0].get(name, "")))
 
     for name in FIELDS:
         mine, theirs = registry.get(name, ""), ledger.get(name, "")
         if mine == theirs:
-            if not remapped(name, theirs):
-                result[name] = mine
+            result[name] = mine
+            remap_to_ledger(name, theirs)
             continue
         if baseline is not None:
             held = ledger_baseline if ledger_baseline is not None else baseline
             registry_changed = registry_moved and mine != baseline.get(name, "")
             ledger_changed = ledger_moved and theirs != held.get(name, "")
             if not ledger_changed and not registry_changed:
-                if not remapped(name, theirs):
-                    result[name] = mine  # apart only in how the spec writes the ledger's copy
+                result[name] = mine  # apart only in how the spec writes the ledger's copy
+                remap_to_ledger(name, theirs)
                 continue
             if not ledger_changed:
                 chosen = "registry"

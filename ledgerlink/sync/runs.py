@@ -31,7 +31,7 @@ from ledgerlink.identity.principal import Principal, job_principal
 from ledgerlink.jobs.port import JobQueue
 from ledgerlink.jobs.registry import JobContext, JobInterrupted, RetryPolicy, tasks
 from ledgerlink.mapping.errors import SpecError
-from ledgerlink.members.customer_mapping import DetailsMapping
+from ledgerlink.members.customer_mapping import CustomerMapping
 from ledgerlink.store import audit
 from ledgerlink.store.db import Database
 from ledgerlink.store.mapping_repo import MappingRepository
@@ -609,11 +609,11 @@ class Execution:
         finally:
             gc.unfreeze()
 
-    def _load_mapping(self) -> DetailsMapping:
+    def _load_mapping(self) -> CustomerMapping:
         """The member ↔ customer specs this run maps with, recorded on the run."""
         with self.db.transaction() as session:
             mapping = self._specs(
-                lambda: DetailsMapping.load(session, self.mappings, self.ledger.system)
+                lambda: CustomerMapping.load(session, self.mappings, self.ledger.system)
             )
             self._record_versions(session, mapping.versions)
         return mapping
