@@ -433,37 +433,24 @@ class EmbeddedRunner:
             return
         spec = tasks.get(job.task)
         delay = spec.retry.delay_for(job.attempt, self.rng) if spec else 0.0
-        retry_at = utcnow() + timedelta(seconds=delay)
-        with self.db.transaction() as session:
-            session.execute(
-                update(Job)
-                .where(*self._mine(job))
-                .values(
-                    status="queued",
-                    run_at=retry_at,
-                    last_error=error,
-                    locked_by=None,
-                    lease_expires_at=None,
-                )
-            )
+        self._requeue(job, utcnow() + timedelta(seconds=delay), last_error=error)
         bound.warning("job.failed", error=error, final=False, retry_in_seconds=round(delay, 3))
 
     def _interrupted(self, job: _Claimed, bound: Any) -> None:
         """The task stopped because this runner is stopping: queue it again now, the
         attempt not counted (it did not fail)."""
+        self._requeue(job, utcnow(), attempts=Job.attempts - 1)
+        bound.info("job.interrupted", detail="the runner is stopping; queued again")
+
+    def _requeue(self, job: _Claimed, run_at: datetime, **values: Any) -> None:
         with self.db.transaction() as session:
             session.execute(
                 update(Job)
                 .where(*self._mine(job))
                 .values(
-                    status="queued",
-                    run_at=utcnow(),
-                    attempts=Job.attempts - 1,
-                    locked_by=None,
-                    lease_expires_at=None,
+                    status="queued", run_at=run_at, locked_by=None, lease_expires_at=None, **values
                 )
             )
-        bound.info("job.interrupted", detail="the runner is stopping; queued again")
 
     def _finish_failed(self, job: _Claimed, error: str) -> None:
         with self.db.transaction() as session:

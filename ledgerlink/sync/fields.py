@@ -96,14 +96,7 @@ def updated_member(member: Member, values: Values) -> Member:
         organisation=organisation,
         email=values["email"],
         phone=values["phone"],
-        address=Address(
-            line1=values["address_line1"],
-            line2=values["address_line2"],
-            city=values["city"],
-            region=values["region"],
-            postal_code=values["postal_code"],
-            country=values["country"],
-        ),
+        address=address_of(values),
     )
 
 
