@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, update
@@ -90,6 +91,21 @@ def _sync(runtime: Runtime, connection_id: int, data_sets: list[str]) -> SyncRun
     return asyncio.run(go())
 
 
+def _edit_in_erp(engine: Any, cust_key: int, **contact: str) -> None:
+    """Change a customer's contact fields as a Sage 500 user would (UpdateDate moves)."""
+    later = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1)
+    with engine.begin() as conn:
+        key = conn.scalar(
+            select(tarCustomer.c.PrimaryCntctKey).where(tarCustomer.c.CustKey == cust_key)
+        )
+        conn.execute(update(tciContact).where(tciContact.c.CntctKey == key).values(**contact))
+        conn.execute(
+            update(tarCustomer)
+            .where(tarCustomer.c.CustKey == cust_key)
+            .values(UpdateDate=later, UpdateCounter=tarCustomer.c.UpdateCounter + 1)
+        )
+
+
 def test_registry_changes_are_imported_into_sage_500_and_erp_changes_come_back(erp) -> None:  # type: ignore[no-untyped-def]
     runtime, connection_id, engine = erp
     first = _sync(runtime, connection_id, ["member_details"])
@@ -111,16 +127,7 @@ def test_registry_changes_are_imported_into_sage_500_and_erp_changes_come_back(e
     assert staged[-1].ProcessStatus == 1
     assert email == "erp.push@example.org"
 
-    later = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1)
-    with engine.begin() as conn:
-        conn.execute(
-            update(tciContact).where(tciContact.c.CntctKey == 5).values(Phone="+1 503 555 0111")
-        )
-        conn.execute(
-            update(tarCustomer)
-            .where(tarCustomer.c.CustKey == 5)
-            .values(UpdateDate=later, UpdateCounter=tarCustomer.c.UpdateCounter + 1)
-        )
+    _edit_in_erp(engine, 5, Phone="+1 503 555 0111")
     pulled = _sync(runtime, connection_id, ["member_details"])
     assert pulled.counts.get("updated") == 1
     with runtime.db.read() as session:
@@ -228,21 +235,7 @@ def test_a_name_longer_than_sage_500_keeps_is_never_cut_in_the_registry(erp) -> 
         held = conn.scalar(select(tarCustomer.c.CustName).where(tarCustomer.c.CustKey == 4))
     assert held == long_name[:40]
 
-    later = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1)
-    with engine.begin() as conn:
-        contact = conn.scalar(
-            select(tarCustomer.c.PrimaryCntctKey).where(tarCustomer.c.CustKey == 4)
-        )
-        conn.execute(
-            update(tciContact)
-            .where(tciContact.c.CntctKey == contact)
-            .values(EMailAddr="ledger.desk@example.org")
-        )
-        conn.execute(
-            update(tarCustomer)
-            .where(tarCustomer.c.CustKey == 4)
-            .values(UpdateDate=later, UpdateCounter=tarCustomer.c.UpdateCounter + 1)
-        )
+    _edit_in_erp(engine, 4, EMailAddr="ledger.desk@example.org")
     pulled = _sync(runtime, connection_id, ["member_details"])
     assert pulled.counts.get("updated") == 1
     assert pulled.counts.get("conflicts", 0) == 0
