@@ -39,6 +39,7 @@ from ledgerlink.members.linking import (
 from ledgerlink.members.search import display_name
 from ledgerlink.store import audit
 from ledgerlink.store.db import Database
+from ledgerlink.store.mapping_repo import MappingRepository, mapping_repository
 from ledgerlink.store.member_models import BulkLinkItem, BulkLinkRun, MemberRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.types import utcnow
@@ -144,6 +145,7 @@ async def run(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     should_stop: Callable[[], bool] = lambda: False,
+    mappings: MappingRepository | None = None,
 ) -> dict[str, Any]:
     """Work through the run's pending items; returns the progress at the end.
 
@@ -187,7 +189,14 @@ async def run(
             customer_id: str | None = None
             try:
                 outcome = await create_and_link(
-                    db, principal, ledger, number, connection_id, index=index, cache=cache
+                    db,
+                    principal,
+                    ledger,
+                    number,
+                    connection_id,
+                    index=index,
+                    cache=cache,
+                    mappings=mappings,
                 )
                 status = "created" if outcome.action == "created" else "linked"
                 message, customer_id = outcome.message, outcome.customer.id
@@ -380,7 +389,14 @@ def bulk_link_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
     async def work() -> None:
         ledger = ledger_for(runtime, connection)
         try:
-            await run(ctx.db, run_id, ledger, job_principal(actor), should_stop=ctx.stopping.is_set)
+            await run(
+                ctx.db,
+                run_id,
+                ledger,
+                job_principal(actor),
+                should_stop=ctx.stopping.is_set,
+                mappings=mapping_repository(ctx.settings),
+            )
         finally:
             await ledger.aclose()
 

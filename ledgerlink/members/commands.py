@@ -140,6 +140,7 @@ def link(
     from ledgerlink.connectors.factory import ledger_for
     from ledgerlink.identity.principal import cli_principal
     from ledgerlink.members import linking
+    from ledgerlink.store.mapping_repo import mapping_repository
 
     runtime = _runtime()
     target = _connection(runtime, connection)
@@ -149,7 +150,13 @@ def link(
         try:
             if create:
                 return await linking.create_and_link(
-                    runtime.db, cli_principal(), ledger, member, target.id, force=force
+                    runtime.db,
+                    cli_principal(),
+                    ledger,
+                    member,
+                    target.id,
+                    force=force,
+                    mappings=mapping_repository(runtime.settings),
                 )
             return await linking.link_existing(
                 runtime.db,

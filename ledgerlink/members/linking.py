@@ -281,11 +281,16 @@ def default_ledger_connection(session: Session) -> Connection:
     return rows[0]
 
 
-def customer_draft(db: Database, ctx: _Context) -> tuple[CustomerDraft, str]:
+def customer_draft(
+    db: Database, ctx: _Context, mappings: MappingRepository | None = None
+) -> tuple[CustomerDraft, str]:
     """The customer a member becomes, through the connection's member → customer mapping
-    spec, and that spec's version; the member number is the reference users see."""
+    spec, and that spec's version; the member number is the reference users see.
+    ``mappings``: the installation's repository (with its configuration directory)."""
     with db.read() as session:
-        mapping = CustomerMapping.load(session, MappingRepository(), ctx.connection.kind)
+        mapping = CustomerMapping.load(
+            session, mappings or MappingRepository(), ctx.connection.kind
+        )
     try:
         draft = mapping.draft(ctx.member.number, ctx.currency, ctx.member)
         return draft, mapping.to_ledger.version
@@ -495,12 +500,14 @@ async def create_and_link(
     force: bool = False,
     index: CustomerIndex | None = None,
     cache: CustomerIndexCache | None = None,
+    mappings: MappingRepository | None = None,
 ) -> LinkOutcome:
     """Create the member's customer in the connection's ledger and link it.
 
     Already linked: says so and changes nothing. A customer with the member number as
     reference: linked instead of creating. Other likely duplicates: raises
-    :class:`LikelyDuplicates` (unless ``force``), so the user can link one instead.
+    :class:`LikelyDuplicates` (unless ``force``), so the user can link one instead. The
+    customer is made through the member → customer spec found in ``mappings``.
     """
     ctx = _context(db, member_number, connection_id)
     connection = ctx.connection
@@ -542,7 +549,7 @@ async def create_and_link(
 
     key = member_link_idempotency_key(ctx.member.number, connection.id)
     try:
-        draft, mapping_version = customer_draft(db, ctx)
+        draft, mapping_version = customer_draft(db, ctx, mappings)
         customer = await ledger.create_customer(draft, key)
     except UpstreamError as exc:
         field = getattr(exc, "field", None) or "customer"

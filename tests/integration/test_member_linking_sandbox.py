@@ -23,7 +23,7 @@ from ledgerlink.members import linking
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.settings import Settings
-from ledgerlink.store.mapping_repo import MappingRepository
+from ledgerlink.store.mapping_repo import MappingRepository, mapping_repository
 from ledgerlink.store.member_models import MemberLinkRow
 from ledgerlink.store.migrate import upgrade
 from ledgerlink.store.models import AuditEntry, Connection
@@ -136,3 +136,35 @@ def test_the_contact_is_made_the_way_the_member_to_contact_spec_says(world) -> N
     assert "member_to_sbc_contact@v2" in str(refused.value)
     assert "name" in str(refused.value)
     assert sbc.ok("/contacts", search="M90002", attributes="all")["$items"] == []
+
+
+def test_a_spec_in_the_configuration_directory_makes_the_contact(world) -> None:  # type: ignore[no-untyped-def]
+    runtime, connection_id, sbc = world
+    shipped = packaged_text("member_to_sbc_contact")
+    assert shipped is not None
+    rule = "expr: if(source.account_type == 'corporate', clean(source.company_name), vars.person)"
+    folder = runtime.settings.var_dir / "mappings"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "member_to_sbc_contact.yaml").write_text(
+        shipped.replace(rule, rule.replace("expr: if(", "expr: upper(if(") + ")")
+    )
+
+    async def create() -> linking.LinkOutcome:
+        async with _ledger(runtime, connection_id) as ledger:
+            return await linking.create_and_link(
+                runtime.db,
+                ME,
+                ledger,
+                "M90001",
+                connection_id,
+                mappings=mapping_repository(runtime.settings),
+            )
+
+    asyncio.run(create())
+    [contact] = sbc.ok("/contacts", search="M90001", attributes="all")["$items"]
+    assert contact["name"] == "JANE SANDBOX"
+    with runtime.db.read() as session:
+        linked = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "member.linked")
+        ).one()
+    assert linked.after["mapping_version"].startswith("member_to_sbc_contact@config:")

@@ -39,6 +39,7 @@ from ledgerlink.members.registry import (
     update_member,
 )
 from ledgerlink.members.search import MemberQuery, SearchInvalid, matching_ids, search
+from ledgerlink.store.mapping_repo import mapping_repository
 from ledgerlink.store.models import Connection
 from ledgerlink.web.problems import Problem, field_problem
 from ledgerlink.web.security import admin, operator, viewer
@@ -437,6 +438,7 @@ async def post_link(
                     body.connection_id,
                     force=body.force,
                     cache=index_cache(request),
+                    mappings=mapping_repository(request.app.state.runtime.settings),
                 )
             else:
                 outcome = await linking.link_existing(

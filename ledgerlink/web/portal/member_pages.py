@@ -23,6 +23,7 @@ from ledgerlink.members.registry import (
     load_member,
 )
 from ledgerlink.members.search import MemberQuery, SearchInvalid, matching_ids, search
+from ledgerlink.store.mapping_repo import mapping_repository
 from ledgerlink.sync import views as sync_views
 from ledgerlink.web.api.members_api import (
     MAX_IMPORT_BYTES,
@@ -249,6 +250,7 @@ async def create_account(
                 connection_id,
                 force=bool(force),
                 cache=index_cache(request),
+                mappings=mapping_repository(request.app.state.runtime.settings),
             )
     except linking.LikelyDuplicates as exc:
         return _detail(
