@@ -374,8 +374,7 @@ def bulk_link_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
     from ledgerlink.connectors.factory import ledger_for
     from ledgerlink.runtime import Runtime
 
-    runtime = Runtime(ctx.settings)
-    runtime.__dict__["db"] = ctx.db  # share the worker's engine instead of opening another
+    runtime = Runtime.for_job(ctx)
     with ctx.db.read() as session:
         bulk = session.get(BulkLinkRun, run_id)
         if bulk is None:

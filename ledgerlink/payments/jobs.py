@@ -100,17 +100,11 @@ async def drain(
     return counts
 
 
-def _runtime(ctx: JobContext) -> Any:
-    from ledgerlink.runtime import Runtime
-
-    runtime = Runtime(ctx.settings)
-    runtime.__dict__["db"] = ctx.db
-    return runtime
-
-
 @tasks.task(PROCESS, retry=RetryPolicy(max_attempts=3, base_delay=5.0, max_delay=60.0))
 def process_task(ctx: JobContext, **_: Any) -> None:
-    runtime = _runtime(ctx)
+    from ledgerlink.runtime import Runtime
+
+    runtime = Runtime.for_job(ctx)
     counts = asyncio.run(drain(runtime, should_stop=ctx.stopping.is_set))
     if counts:
         log.info("payments.drained", **counts)
@@ -124,8 +118,9 @@ def process_task(ctx: JobContext, **_: Any) -> None:
 @tasks.task(POLL, retry=RetryPolicy(max_attempts=2, base_delay=10.0, max_delay=60.0))
 def poll_task(ctx: JobContext, **_: Any) -> None:
     from ledgerlink.payments.poller import poll_due
+    from ledgerlink.runtime import Runtime
 
-    runtime = _runtime(ctx)
+    runtime = Runtime.for_job(ctx)
     asyncio.run(poll_due(runtime))
 
 

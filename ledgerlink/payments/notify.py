@@ -296,8 +296,7 @@ def notify_task(ctx: JobContext, **_: Any) -> None:
 
     from ledgerlink.runtime import Runtime
 
-    runtime = Runtime(ctx.settings)
-    runtime.__dict__["db"] = ctx.db
+    runtime = Runtime.for_job(ctx)
     asyncio.run(run_notifications(runtime))
 
 

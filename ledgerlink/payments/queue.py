@@ -208,14 +208,7 @@ def finish(session: Session, event: ClaimedEvent, outcome: Outcome, actor: str) 
             after={
                 "transaction_id": event.transaction_id,
                 "kind": event.kind,
-                "system": values["system"],
-                "ledger_id": values["ledger_id"],
-                "idempotency_key": values["idempotency_key"],
-                "invoice_number": values["invoice_number"],
-                "amount_minor": values["amount_minor"],
-                "applied_minor": values["applied_minor"],
-                "currency": values["currency"],
-                "mapping_version": values["mapping_version"],
+                **{name: values[name] for name in _AUDITED_POSTING},
             },
         )
     if problem is not None:
@@ -227,6 +220,19 @@ def finish(session: Session, event: ClaimedEvent, outcome: Outcome, actor: str) 
             entity_id=event.id,
             after={"reason_code": problem.code, "reason": problem.reason},
         )
+
+
+#: What the audit chain keeps of each posting.
+_AUDITED_POSTING = (
+    "system",
+    "ledger_id",
+    "idempotency_key",
+    "invoice_number",
+    "amount_minor",
+    "applied_minor",
+    "currency",
+    "mapping_version",
+)
 
 
 def _insert_posting(session: Session, values: dict[str, Any]) -> bool:

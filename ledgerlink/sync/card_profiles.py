@@ -123,19 +123,15 @@ def _as_customer(profile: CardCustomer) -> CustomerAccount:
 
 @dataclass(frozen=True)
 class ProfileMapping:
-    """The two specs between a ledger's customers and PayTrace profiles (Sage 500)."""
+    """The two specs between a ledger's customers and PayTrace profiles."""
 
     system: str
     to_ledger: ActiveMapping
     to_paytrace: ActiveMapping
 
     @classmethod
-    def load(
-        cls, session: Any, repository: MappingRepository, system: str
-    ) -> ProfileMapping | None:
-        """The specs for ``system``'s ledgers; None when there are none (SBC)."""
-        if system not in SPECS:
-            return None
+    def load(cls, session: Any, repository: MappingRepository, system: str) -> ProfileMapping:
+        """The specs for ``system``'s ledgers."""
         inbound, outbound = SPECS[system]
         return cls(system, repository.load(session, inbound), repository.load(session, outbound))
 
@@ -218,21 +214,6 @@ class ProfileMapping:
         )
 
 
-def profile_values(profile: CardCustomer) -> Values:
-    """A profile's fields, normalised exactly as a ledger customer's are (no spec)."""
-    return ledger_values(_as_customer(profile))
-
-
-def updated_profile(profile: CardCustomer, values: Values) -> CardCustomer:
-    return replace(
-        profile,
-        name=values["name"],
-        email=values["email"],
-        phone=values["phone"],
-        address=address_of(values),
-    )
-
-
 async def pairs(
     db: Any, ledger: Ledger, gateway: CardGateway, ledger_connection: Connection
 ) -> list[Pair]:
@@ -268,18 +249,13 @@ def evaluate(
     pair: Pair,
     baseline: Values | None,
     policies: dict[str, Policy],
-    mapping: ProfileMapping | None = None,
+    mapping: ProfileMapping,
 ) -> Merge:
     chosen, default = _policies(policies)
     ledger = ledger_values(pair.customer)
-    paytrace = (
-        profile_values(pair.profile)
-        if mapping is None
-        else mapping.paytrace_side(pair, ledger, baseline)
-    )
     return merge(
         baseline,
-        paytrace,
+        mapping.paytrace_side(pair, ledger, baseline),
         ledger,
         chosen,
         ledger_at=pair.customer.updated_at,
@@ -321,17 +297,13 @@ async def apply(
     outcome: Merge,
     ledger: Ledger,
     gateway: CardGateway,
-    mapping: ProfileMapping | None = None,
+    mapping: ProfileMapping,
 ) -> tuple[bool, str]:
     """Write the merge's result to whichever side must change; (ok, message)."""
     try:
         if outcome.to_registry:  # "registry" is PayTrace here
-            if mapping is None:
-                profile = updated_profile(pair.profile, outcome.result)
-            else:
-                agreed = _with_values(pair.customer, outcome.result)
-                profile = mapping.profile_of(pair.profile, agreed)
-            await gateway.update_customer(profile)
+            agreed = _with_values(pair.customer, outcome.result)
+            await gateway.update_customer(mapping.profile_of(pair.profile, agreed))
         if outcome.to_ledger:
             draft = customer_draft(pair.customer.number, pair.customer.currency, outcome.result)
             await ledger.update_customer(pair.customer.id, draft)

@@ -232,8 +232,9 @@ def evaluate(
         return MemberPlan(linked, None, None, registry_hash, "", unchanged=False)
     ledger_hash = raw_hash(customer)
     same = baseline if baseline is not None and baseline.customer_id == linked.customer_id else None
-    untouched = same is not None and same.ledger_hash == ledger_hash
-    if not remap and untouched and same is not None and same.registry_hash == registry_hash:
+    registry_moved = same is None or same.registry_hash != registry_hash
+    ledger_moved = same is None or same.ledger_hash != ledger_hash
+    if not remap and not registry_moved and not ledger_moved:
         return MemberPlan(linked, customer, None, registry_hash, ledger_hash, unchanged=True)
     theirs = mapping.ledger_values(customer, linked.member, linked.currency)
     outcome = merge(
@@ -242,8 +243,8 @@ def evaluate(
         theirs,
         policies,
         ledger_baseline=same.ledger_values if same is not None else None,
-        registry_moved=same is None or same.registry_hash != registry_hash,
-        ledger_moved=same is None or same.ledger_hash != ledger_hash,
+        registry_moved=registry_moved,
+        ledger_moved=ledger_moved,
         as_ledger_would=lambda: mapping.as_ledger_would(linked.member, linked.currency),
         remap=remap,
         registry_at=linked.updated_at,

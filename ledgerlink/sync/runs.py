@@ -466,8 +466,7 @@ class Execution:
             mapping = self._specs(
                 lambda: profiles.ProfileMapping.load(session, self.mappings, ledger_connection.kind)
             )
-            if mapping is not None:
-                self._record_versions(session, mapping.versions)
+            self._record_versions(session, mapping.versions)
         gateway = self.open_gateway(paytrace)
         try:
             found = await profiles.pairs(self.db, self.ledger, gateway, ledger_connection)
@@ -866,8 +865,7 @@ def sync_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
     from ledgerlink.runtime import Runtime
     from ledgerlink.store.mapping_repo import mapping_repository
 
-    runtime = Runtime(ctx.settings)
-    runtime.__dict__["db"] = ctx.db
+    runtime = Runtime.for_job(ctx)
     with ctx.db.read() as session:
         run = session.get(SyncRun, run_id)
         if run is None:

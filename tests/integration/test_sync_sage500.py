@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, update
 
-from ledgerlink import connections, demo
+from ledgerlink import demo
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.connectors.sage500.tables import StgCustomer, tarCustomer, tciContact
 from ledgerlink.domain.members import AccountType
@@ -25,7 +25,7 @@ from ledgerlink.store.member_models import MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import MemberBalance, SyncRun
 from ledgerlink.sync import runs
-from tests.support.payments import running_erp
+from tests.support.payments import add_sage500_connection, running_erp
 
 ME = cli_principal()
 PEOPLE = 12
@@ -41,20 +41,7 @@ def erp(settings: Settings, tmp_path: Path) -> Iterator[tuple[Runtime, int, obje
     with running_erp(url, PEOPLE) as engine:
         with runtime.db.transaction() as session:
             demo.ensure_members(session, count=PEOPLE)
-            connection = connections.create(
-                session,
-                runtime.vault,
-                ME,
-                kind="sage500",
-                name="Sage 500",
-                settings={
-                    "company_id": "SOA",
-                    "receipt_gl_account": "1010-00",
-                    "import_wait_seconds": 20,
-                },
-                secrets={"database_url": url},
-            )
-            connection_id = connection.id
+            connection_id = add_sage500_connection(runtime, session, url).id
             members = dict(session.execute(select(MemberRow.number, MemberRow.id)).tuples().all())
             now = datetime.now(UTC)
             session.execute(

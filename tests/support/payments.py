@@ -257,20 +257,7 @@ def sage500_world(
         )
         with runtime.db.transaction() as session:
             demo.ensure_members(session, count=people)
-            ledger = connections.create(
-                session,
-                runtime.vault,
-                ME,
-                kind="sage500",
-                name="Sage 500",
-                settings={
-                    "company_id": "SOA",
-                    "receipt_gl_account": "1010-00",
-                    "import_wait_seconds": 20,
-                },
-                secrets={"database_url": url},
-            )
-            session.flush()
+            ledger = add_sage500_connection(runtime, session, url)
             ids = (
                 _paytrace(runtime, session, config, base, ledger.id, paytrace_settings),
                 ledger.id,
@@ -280,6 +267,21 @@ def sage500_world(
             yield world
         finally:
             runtime.db.dispose()
+
+
+def add_sage500_connection(runtime: Runtime, session: Any, url: str) -> Any:
+    """The Sage 500 connection to the simulator's database at ``url`` (company SOA)."""
+    connection = connections.create(
+        session,
+        runtime.vault,
+        ME,
+        kind="sage500",
+        name="Sage 500",
+        settings={"company_id": "SOA", "receipt_gl_account": "1010-00", "import_wait_seconds": 20},
+        secrets={"database_url": url},
+    )
+    session.flush()
+    return connection
 
 
 @contextmanager
