@@ -2,8 +2,9 @@
 
 Every log line, ours or a library's (uvicorn, httpx, procrastinate), passes through
 :func:`redact` before it is written: values under secret-sounding keys, bearer/basic
-credentials, credential query parameters and any Luhn-valid 13-19 digit number are
-masked. Card data must never reach a log file, even by accident in an exception message.
+credentials, credential query parameters and card numbers, however their digit groups
+are separated (``domain.card_numbers``), are masked. Card data must never reach a log
+file, even by accident in an exception message.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any, Final
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
+
+from ledgerlink.domain.card_numbers import luhn_valid as luhn_valid  # re-exported
+from ledgerlink.domain.card_numbers import mask_card_numbers
 
 MASK: Final = "[REDACTED]"
 
@@ -36,35 +40,15 @@ _CREDENTIAL_PARAM = re.compile(
     r"(?P<value>[^&\s\"']+)",
     re.IGNORECASE,
 )
-# 13-19 digits, optionally grouped by single spaces or dashes, not part of a longer number.
-_CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
-
-
-def luhn_valid(digits: str) -> bool:
-    """True when ``digits`` (only 0-9) passes the Luhn check used by card numbers."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
-def _mask_card(match: re.Match[str]) -> str:
-    digits = re.sub(r"[ -]", "", match.group(0))
-    if 13 <= len(digits) <= 19 and luhn_valid(digits):
-        return f"[PAN ****{digits[-4:]}]"
-    return match.group(0)
+#: How a card number appears in a log line: its last four digits only.
+_PAN_MASK: Final = "[PAN ****{last4}]"
 
 
 def redact_text(text: str) -> str:
     """Mask credentials and card numbers inside free text (messages, URLs, tracebacks)."""
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _CREDENTIAL_PARAM.sub(lambda m: f"{m.group('key')}{MASK}", text)
-    return _CARD_CANDIDATE.sub(_mask_card, text)
+    return mask_card_numbers(text, _PAN_MASK)
 
 
 def is_secret_key(key: object) -> bool:

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 
+import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,11 +68,16 @@ def test_card_number_inside_an_exception_traceback_is_masked() -> None:
 
 
 @given(
-    body=st.text(alphabet="0123456789", min_size=12, max_size=18),
+    # No card number starts with 0 (ISO/IEC 7812 gives 0 to no issuer), so zero-padded ids
+    # are left alone.
+    first=st.sampled_from("123456789"),
+    body=st.text(alphabet="0123456789", min_size=11, max_size=17),
     separator=st.sampled_from(["", " ", "-"]),
 )
-def test_any_luhn_valid_13_to_19_digit_number_is_masked(body: str, separator: str) -> None:
-    pan = _with_luhn_check_digit(body)
+def test_any_luhn_valid_13_to_19_digit_number_is_masked(
+    first: str, body: str, separator: str
+) -> None:
+    pan = _with_luhn_check_digit(first + body)
     grouped = separator.join(pan[i : i + 4] for i in range(0, len(pan), 4))
     redacted = redact_text(f"charged {grouped} today")
     assert pan not in redacted.replace(" ", "").replace("-", "")
@@ -96,3 +102,48 @@ def test_nested_structures_are_redacted() -> None:
     assert value == {
         "request": {"headers": {"Authorization": "[REDACTED]"}, "body": ["[PAN ****1111]"]}
     }
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "4111.1111.1111.1111",
+        "4111/1111/1111/1111",
+        "4111_1111_1111_1111",
+        "4111\u00a01111\u00a01111\u00a01111",
+        "3782.822463.10005",
+    ],
+)
+def test_card_numbers_with_dots_slashes_or_underscores_are_masked_in_log_lines(
+    written: str,
+) -> None:
+    stream = _capture()
+    structlog.get_logger("t").warning("silent_post.refused", body=f"MASKEDCARD={written}")
+    logging.getLogger("uvicorn.error").error("bad field %s", written)
+    out = stream.getvalue()
+    digits = "".join(c for c in written if c.isdigit())
+    assert written not in out
+    assert out.count(f"[PAN ****{digits[-4:]}]") == 2
+
+
+separator_chars = st.characters(
+    blacklist_categories=("L", "N", "Cs"), blacklist_characters="\r\n\v\f\x85\u2028\u2029"
+)
+
+
+@given(
+    body=st.text(alphabet="0123456789", min_size=11, max_size=17),
+    first=st.sampled_from("123456789"),
+    size=st.integers(min_value=3, max_value=6),
+    separator=st.text(separator_chars, min_size=1, max_size=2),
+)
+def test_any_card_number_in_groups_with_any_separator_is_masked(
+    body: str, first: str, size: int, separator: str
+) -> None:
+    pan = _with_luhn_check_digit(first + body)
+    groups = [pan[i : i + size] for i in range(0, len(pan), size)]
+    if len(groups[-1]) < 3:  # regroup the last two so that every group has 3-6 digits
+        tail = groups.pop(-2) + groups.pop()
+        groups += [tail] if len(tail) <= 6 else [tail[:-3], tail[-3:]]
+    redacted = redact({"message": f"charged {separator.join(groups)} today"})
+    assert redacted == {"message": f"charged [PAN ****{pan[-4:]}] today"}
