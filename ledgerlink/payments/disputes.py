@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ledgerlink.domain.card_numbers import contains_card_number
 from ledgerlink.payments.inbox import EventRefused, InboundEvent, accept
 
 REQUIRED = ("transaction_id", "dispute_amount")
@@ -67,6 +68,13 @@ def parse_report(content: bytes, filename: str = "") -> list[dict[str, str]]:
 
 
 def events_of(row: dict[str, str], connection_id: int | None) -> list[InboundEvent]:
+    for name, value in row.items():  # first: no later message may echo a card number
+        if contains_card_number(str(value)):
+            raise EventRefused(
+                str(name),
+                f"{name} holds what looks like a full card number; ledgerlink never accepts "
+                "card numbers (remove it, or keep at most the last four digits)",
+            )
     transaction_id = (row.get("transaction_id") or "").strip()
     if not transaction_id.isdigit():
         raise EventRefused("transaction_id", f"{transaction_id!r} is not a PayTrace transaction id")

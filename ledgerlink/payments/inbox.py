@@ -11,7 +11,6 @@ never sends one, so a source that does is misconfigured and is told so.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -19,7 +18,7 @@ from typing import Any, Final
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
-from ledgerlink.logs import luhn_valid
+from ledgerlink.domain.card_numbers import contains_card_number
 from ledgerlink.store.group_commit import GroupCommit
 from ledgerlink.store.payment_models import PaymentEvent
 from ledgerlink.store.types import utcnow
@@ -65,7 +64,6 @@ SILENT_POST_FIELDS: Final = {
     "MASKEDCARD": "masked_card",
     "EMAIL": "email",
 }
-_LONG_DIGITS = re.compile(r"\d[\d -]{11,22}\d")
 
 
 class EventRefused(ValueError):
@@ -94,14 +92,12 @@ class InboundEvent:
 
 def _refuse_card_numbers(values: Mapping[str, Any]) -> None:
     for name, value in values.items():
-        for match in _LONG_DIGITS.finditer(str(value)):
-            digits = re.sub(r"\D", "", match.group())
-            if 13 <= len(digits) <= 19 and luhn_valid(digits):
-                raise EventRefused(
-                    name,
-                    f"{name} holds what looks like a full card number; ledgerlink never accepts "
-                    "card numbers (send the masked number only)",
-                )
+        if contains_card_number(str(value)):
+            raise EventRefused(
+                name,
+                f"{name} holds what looks like a full card number; ledgerlink never accepts "
+                "card numbers (send the masked number only)",
+            )
 
 
 def _event(source: str, values: Mapping[str, str], kind_raw: str, **extra: Any) -> InboundEvent:

@@ -107,6 +107,24 @@ def test_card_numbers_and_unknown_types_are_refused_naming_the_field(client, db:
     assert _events(db) == []
 
 
+def test_card_numbers_with_dots_slashes_or_underscores_are_refused_naming_the_field(  # type: ignore[no-untyped-def]
+    client, db: Database
+) -> None:
+    connection_id = _paytrace_connection(client)
+    for number, written in enumerate(
+        ("4111.1111.1111.1111", "4111/1111/1111/1111", "4111_1111_1111_1111"), start=1
+    ):
+        refused = client.post(
+            f"/inbound/paytrace/{connection_id}/silent-post",
+            data={"TRANSACTIONID": str(number), "TRANXTYPE": "SALE", "MASKEDCARD": written},
+        )
+        assert refused.status_code == 400, written
+        assert refused.json()["errors"][0]["field"] == "masked_card"
+        assert "card number" in refused.json()["detail"]
+        assert written not in refused.text
+    assert _events(db) == []
+
+
 def _signed(body: dict, msg_id: str, at: datetime | None = None) -> tuple[bytes, dict[str, str]]:  # type: ignore[type-arg]
     data = json.dumps(body)
     moment = at or datetime.now(UTC)

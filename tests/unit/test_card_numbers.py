@@ -12,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledgerlink.domain.card_numbers import contains_card_number, luhn_valid, mask_card_numbers
+from ledgerlink.payments import disputes
+from ledgerlink.payments.inbox import EventRefused
 
 LINE_BREAKS = "\r\n\v\f\x85\u2028\u2029"
 #: Anything that is not a letter, a digit or a line break can sit between digit groups.
@@ -168,3 +170,19 @@ def test_numbers_that_fail_luhn_or_start_with_zero_are_not_card_numbers() -> Non
     assert not contains_card_number("4111 1111 1111 1112")
     assert not contains_card_number("0000 0000 0000 0000")
     assert not contains_card_number("order 0000000001-IN, invoice 1234567, 12500 cents")
+
+
+def test_a_dispute_report_row_with_a_card_number_is_refused_naming_the_field() -> None:
+    row = {
+        "case_number": "CB0000001",
+        "transaction_id": "180000001",
+        "dispute_amount": "120.00",
+        "reason": "cardholder 4111/1111/1111/1111 says not received",
+        "card": "XXXXXXXXXXXX1111",
+    }
+    with pytest.raises(EventRefused) as refused:
+        disputes.events_of(row, None)
+    assert refused.value.field == "reason"
+    assert "card number" in refused.value.message
+    assert "4111/1111" not in refused.value.message
+    assert disputes.events_of({**row, "reason": "not received"}, None)
