@@ -385,20 +385,70 @@ def audit_verify(
             "truncated or rewritten chain."
         ),
     ] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Check only the entries written since the newest signed checkpoint "
+            "(milliseconds) instead of the whole chain.",
+        ),
+    ] = False,
 ) -> None:
-    """Check every entry's hash and link; names the first edited, deleted or reordered entry."""
-    from ledgerlink.store import audit
-
-    runtime = _runtime()
-    with runtime.db.read() as session:
-        try:
-            report = audit.verify(session, expect_head=expect_head)
-        except ValueError as exc:
-            _fail(f"--expect-head: {exc}", code=2)
+    """Check every entry's hash and link, and the chain against its signed checkpoints
+    (<var_dir>/audit-anchors/); names the first edited, deleted or reordered entry.
+    A chain that verifies gets a new checkpoint."""
+    if incremental and expect_head is not None:
+        _fail("--expect-head needs a full check; leave out --incremental", code=2)
+    report = _audit_check(incremental, expect_head)
     if report.ok:
-        out.print(f"[green]OK[/green]: {report.entries} entries, head {report.head_hash}")
+        anchored = (
+            f"; checkpoint written at entry {report.anchored_seq}" if report.anchored_seq else ""
+        )
+        out.print(
+            f"[green]OK[/green]: {report.entries} entries, head {report.head_hash} "
+            f"({report.rows_read} read{anchored})"
+        )
         return
     _fail(f"TAMPERED: {report.problem}", code=3)
+
+
+@audit_app.command("anchor")
+def audit_anchor() -> None:
+    """Write a signed checkpoint of the audit chain now (after checking the entries written
+    since the last one), to <var_dir>/audit-anchors/checkpoints.jsonl."""
+    report = _audit_check(True, None)
+    if not report.ok:
+        _fail(f"TAMPERED: {report.problem} No checkpoint was written.", code=3)
+    if report.anchored_seq is not None:
+        out.print(
+            f"[green]Checkpoint written[/green]: entry {report.anchored_seq}, hash "
+            f"{report.head_hash}, in {report.anchor_file}"
+        )
+    else:
+        out.print(
+            f"Already anchored: the newest checkpoint is at entry {report.entries}, the head "
+            f"of the chain ({report.anchor_file})."
+        )
+
+
+def _audit_check(incremental: bool, expect_head: str | None) -> Any:
+    from ledgerlink.store import audit_checks
+    from ledgerlink.vault import VaultError
+
+    runtime = _runtime()
+    try:
+        return audit_checks.check(
+            runtime.settings,
+            runtime.db,
+            runtime.vault,
+            kind="incremental" if incremental else "full",
+            checked_by=cli_principal().actor,
+            expect_head=expect_head,
+        )
+    except ValueError as exc:
+        _fail(f"--expect-head: {exc}", code=2)
+    except VaultError as exc:
+        _fail(str(exc))
 
 
 @audit_app.command("show")

@@ -154,6 +154,11 @@ class Vault:
         )
         return hkdf.derive(material)
 
+    def derive_secrets(self, purpose: str, length: int = 32) -> list[bytes]:
+        """``derive_secret`` under every configured key, the primary first: for checking
+        what was signed before a rotation while the old key is still configured."""
+        return [Vault([key]).derive_secret(purpose, length) for key in self._current().keys]
+
     # ---- internals ----------------------------------------------------------------------
 
     @property
@@ -277,6 +282,7 @@ def rotate(settings: Settings, db: Database, *, actor: str = "system:ledgerlink"
     if env_keys is not None:
         vault = Vault(env_keys)
         count = _reencrypt_everything(db, vault, actor=actor, key_source=ENV_VAR)
+        _carry_audit_anchors(settings, vault)
         others = len(env_keys) - 1
         if others:
             step = (
@@ -308,6 +314,7 @@ def rotate(settings: Settings, db: Database, *, actor: str = "system:ledgerlink"
         count = _reencrypt_everything(  # step 2 (+ sweep)
             db, Vault([fresh, *old_keys]), actor=actor, key_source=f"key file {path}"
         )
+        _carry_audit_anchors(settings, Vault([fresh, *old_keys]))  # while both keys exist
         try:
             _write_key_file(path, [fresh])  # step 3
         except OSError as exc:
@@ -319,6 +326,17 @@ def rotate(settings: Settings, db: Database, *, actor: str = "system:ledgerlink"
             ) from None
     log.info("vault.rotated", key_file=str(path), re_encrypted=count, retired=len(old_keys))
     return RotationReport(count, f"key file {path}", retired_keys=len(old_keys))
+
+
+def _carry_audit_anchors(settings: Settings, vault: Vault) -> None:
+    """Re-sign the newest audit checkpoint under the new primary key while the old key can
+    still check it, so the checkpoints keep verifying once the old key is retired."""
+    from ledgerlink.store import audit_anchors
+
+    try:
+        audit_anchors.carry_over(settings, vault)
+    except (OSError, audit_anchors.AnchorProblem) as exc:
+        log.error("vault.audit_anchors_not_carried", error=str(exc))
 
 
 # ---- re-encryption ----------------------------------------------------------------------

@@ -37,24 +37,4 @@ def prune(ctx: JobContext, *, keep_days: float = KEEP_FINISHED.days) -> None:
 # Daily, off the hour so it does not coincide with everyone's midnight jobs.
 tasks.periodic("jobs.prune.daily", "17 3 * * *", task="jobs.prune")
 
-
-class AuditChainBroken(RuntimeError):
-    """The audit chain failed verification; the message names the first bad entry."""
-
-
-@tasks.task("audit.verify", retry=RetryPolicy(max_attempts=1, base_delay=60.0))
-def verify_audit_chain(ctx: JobContext) -> None:
-    """Re-check the whole audit chain, so tampering is noticed within a day even if nobody
-    runs ``ledgerlink audit verify``. A broken chain fails the job, which the dashboard
-    shows as a failed job with the entry to investigate."""
-    from ledgerlink.store import audit
-
-    with ctx.db.read() as session:
-        report = audit.verify(session)
-    if not report.ok:
-        log.error("audit.chain_broken", problem=report.problem)
-        raise AuditChainBroken(report.problem)
-    log.info("audit.chain_verified", entries=report.entries, head=report.head_hash)
-
-
-tasks.periodic("audit.verify.daily", "43 2 * * *", task="audit.verify")
+# The audit chain checks (quarter-hourly and nightly) live in ledgerlink/audit_jobs.py.

@@ -11,10 +11,14 @@ back. Each entry's hash covers its content and the previous entry's hash::
 starting from ``GENESIS_HASH``. Changing, deleting or reordering any entry breaks every
 link after it, which ``verify`` finds and names. The ``audit_head`` row holds the last
 sequence number and hash: appenders lock it (which serialises them on every back-end and
-makes ``seq`` gap-free), and ``verify`` uses it to notice a deleted tail. Someone with
-write access could still rebuild the whole chain and the head consistently; recording
-the head hash somewhere else now and then (``ledgerlink audit verify`` prints it) and
-passing it back as ``expect_head`` catches that too.
+makes ``seq`` gap-free), and ``verify`` uses it to notice a deleted tail.
+
+Someone with write access to the database could still rebuild the whole chain and the
+head consistently. Signed checkpoints kept outside the database catch that
+(``store/audit_anchors.py``, checked by ``store/audit_checks.py``): ``verify`` takes
+them as ``checkpoints`` (entry → hash it must still carry) and can ``resume`` from one,
+so a check reads only the entries written since. A head hash recorded by hand and
+passed back as ``expect_head`` works too.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from types import EllipsisType
 from typing import Any, overload
 
 import structlog
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from ledgerlink.store.db import Database
@@ -328,10 +332,13 @@ def record(
 class VerifyReport:
     """The outcome of walking the chain.
 
-    ``entries`` counts the entries that verified (all of them when ``ok``); ``head_hash``
-    is the hash of the last of those — worth recording elsewhere and passing back as
-    ``expect_head`` later. ``first_bad_seq`` names the first entry found wrong (for a
-    deletion, the first missing one); ``problem`` says what was found and what to do.
+    ``entries`` counts the entries that verified (all of them when ``ok`` and
+    ``complete``); ``head_hash`` is the hash of the last of those — worth recording
+    elsewhere and passing back as ``expect_head`` later. ``first_bad_seq`` names the first
+    entry found wrong (for a deletion, the first missing one); ``problem`` says what was
+    found and what to do. ``rows_read`` counts the entries this walk read (a resumed walk
+    reads only those after its starting point); ``complete`` is False when ``max_rows``
+    stopped it before the head (what it read was fine; the rest is for the next walk).
     """
 
     ok: bool
@@ -340,6 +347,18 @@ class VerifyReport:
     problem: str | None = None
     first_bad_seq: int | None = None
     last_good_at: datetime | None = None
+    rows_read: int = 0
+    complete: bool = True
+    head_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a walk starts: entry ``seq`` is known to have carried ``hash`` (a signed
+    checkpoint says so). The walk re-checks that entry and then reads only later ones."""
+
+    seq: int
+    hash: str
 
 
 _COLUMNS = (
@@ -356,20 +375,29 @@ _COLUMNS = (
 )
 
 
-def verify(session: Session, *, expect_head: str | None = None) -> VerifyReport:
+def verify(
+    session: Session,
+    *,
+    expect_head: str | None = None,
+    resume: Resume | None = None,
+    max_rows: int | None = None,
+    checkpoints: Mapping[int, str] | None = None,
+) -> VerifyReport:
     """Walk the chain in ``seq`` order, streaming, and report the first thing wrong.
 
     Finds an edited entry (content no longer matches its hash), deleted entries (a gap in
     ``seq``), reordered entries (an entry links to one other than its predecessor), an
     entry rewritten with a recomputed hash (its successor still links to the original),
     a deleted tail (``audit_head`` records more than the log holds) and, given
-    ``expect_head``, a chain rebuilt since that head hash was recorded.
+    ``expect_head`` or ``checkpoints`` (entry number → the hash a signed checkpoint
+    recorded for it), a chain rebuilt since that hash was recorded.
 
-    The head row is read first and entries after it are ignored, so appenders committing
-    meanwhile (PostgreSQL's READ COMMITTED shows them) are neither a false alarm nor
-    checked; the next run covers them.
+    ``resume`` starts from a checkpointed entry instead of the genesis; ``max_rows`` stops
+    after that many entries (``complete`` is then False). The head row is read first and
+    entries after it are ignored, so appenders committing meanwhile (PostgreSQL's READ
+    COMMITTED shows them) are neither a false alarm nor checked; the next run covers them.
     """
-    wanted = _parse_expected_head(expect_head)
+    wanted = parse_expected_head(expect_head)
     head = session.execute(
         select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
     ).one_or_none()
@@ -382,30 +410,112 @@ def verify(session: Session, *, expect_head: str | None = None) -> VerifyReport:
             "checked. " + _advice(None),
         )
     head_seq, head_hash = int(head[0]), str(head[1])
+    marks = dict(checkpoints or {})
 
     walk = _Walk()
+    if resume is not None and resume.seq > 0:
+        started = _resume(session, walk, resume, head_seq)
+        if started is not None:
+            return started
+    stop_at = head_seq if max_rows is None else min(head_seq, walk.next_seq - 1 + max_rows)
     bad: Any = None
     result = session.execute(
         select(*_COLUMNS)
-        .where(AuditEntry.seq <= head_seq)
+        .where(AuditEntry.seq >= walk.next_seq, AuditEntry.seq <= stop_at)
         .order_by(AuditEntry.seq)
         .execution_options(yield_per=1000)
     )
     try:
         for row in result:
+            walk.rows_read += 1
             if row.seq != walk.next_seq or row.prev_hash != walk.prev_hash:
                 bad = row
                 break
             if _recompute(row) != row.hash:
                 bad = row
                 break
+            if row.seq in marks and marks[row.seq] != row.hash:
+                return walk.report(_rebuilt_since_checkpoint(row.seq), row.seq, good_at=None)
             walk.accept(row)
     finally:
         result.close()
 
     if bad is not None:
         return _diagnose(session, walk, bad)
+    if stop_at < head_seq and walk.next_seq - 1 == stop_at:
+        return VerifyReport(
+            ok=True,
+            entries=walk.count,
+            head_hash=walk.prev_hash,
+            last_good_at=walk.last_at,
+            rows_read=walk.rows_read,
+            complete=False,
+            head_seq=head_seq,
+        )
+    beyond = [seq for seq in marks if seq > walk.next_seq - 1]
+    if beyond and walk.next_seq - 1 >= head_seq:
+        last = walk.next_seq - 1
+        return walk.report(
+            f"Audit chain broken: a signed checkpoint records entry {max(beyond)}, but the "
+            f"log ends at entry {last}: entries were deleted and the audit head rewritten "
+            "to hide it.",
+            last + 1,
+        )
     return _check_head(session, walk, head_seq, head_hash, wanted)
+
+
+def _resume(session: Session, walk: _Walk, resume: Resume, head_seq: int) -> VerifyReport | None:
+    """Start ``walk`` at the checkpointed entry, or report why the chain no longer has it."""
+    row = session.execute(select(*_COLUMNS).where(AuditEntry.seq == resume.seq)).one_or_none()
+    if row is not None:
+        walk.rows_read += 1
+    if row is None or resume.seq > head_seq:
+        return walk.report(
+            f"Audit chain broken: a signed checkpoint records entry {resume.seq}, but the "
+            + (
+                f"log ends at entry {head_seq}"
+                if row is None
+                else f"audit head was set back to entry {head_seq}"
+            )
+            + ": entries were deleted (the log truncated) and the audit head rewritten to "
+            "hide it.",
+            min(resume.seq, head_seq + 1),
+            good_at=None,
+        )
+    if row.hash != resume.hash:
+        return walk.report(_rebuilt_since_checkpoint(resume.seq), resume.seq, good_at=None)
+    if _recompute(row) != row.hash:
+        return walk.report(
+            f"Audit chain broken: entry {row.seq} ({_describe(row)}) was edited after it was "
+            "written: its content no longer matches its hash.",
+            row.seq,
+            good_at=None,
+        )
+    # An index-only count: catches entries deleted before the checkpoint without reading
+    # them (an entry edited in place there is for the full walk to find).
+    present = session.scalar(
+        select(func.count()).select_from(AuditEntry).where(AuditEntry.seq.between(1, resume.seq))
+    )
+    if present != resume.seq:
+        missing = resume.seq - int(present or 0)
+        return walk.report(
+            f"Audit chain broken: {missing} of entries 1{_EN_DASH}{resume.seq - 1} "
+            f"{'is' if missing == 1 else 'are'} missing (deleted) before the signed checkpoint "
+            f"at entry {resume.seq}; a full verification names them.",
+            None,
+            good_at=None,
+        )
+    walk.next_seq, walk.prev_hash, walk.count = resume.seq + 1, resume.hash, resume.seq
+    walk.last_at = row.at
+    return None
+
+
+def _rebuilt_since_checkpoint(seq: int) -> str:
+    return (
+        f"Audit chain broken: entry {seq} no longer carries the hash a signed checkpoint "
+        f"recorded for it: entries up to {seq} were edited or deleted and every later hash "
+        "recomputed to hide it (or the checkpoints belong to another database)."
+    )
 
 
 def verify_all(db: Database) -> VerifyReport:
@@ -427,6 +537,7 @@ class _Walk:
     count: int = 0
     last_at: datetime | None = None
     second_last_at: datetime | None = None
+    rows_read: int = 0
 
     def accept(self, row: Any) -> None:
         self.next_seq = row.seq + 1
@@ -451,6 +562,7 @@ class _Walk:
             problem=f"{problem} {_advice(last_good_at)}",
             first_bad_seq=first_bad_seq,
             last_good_at=last_good_at,
+            rows_read=self.rows_read,
         )
 
 
@@ -549,7 +661,12 @@ def _check_head(
             good_at=None,
         )
     return VerifyReport(
-        ok=True, entries=walk.count, head_hash=walk.prev_hash, last_good_at=walk.last_at
+        ok=True,
+        entries=walk.count,
+        head_hash=walk.prev_hash,
+        last_good_at=walk.last_at,
+        rows_read=walk.rows_read,
+        head_seq=head_seq,
     )
 
 
@@ -575,7 +692,7 @@ def _seq_of_hash(session: Session, digest: str, *, up_to: int | None = None) -> 
     return None if found is None else int(found)
 
 
-def _parse_expected_head(expect_head: str | None) -> str | None:
+def parse_expected_head(expect_head: str | None) -> str | None:
     if expect_head is None:
         return None
     wanted = expect_head.strip().lower()

@@ -240,6 +240,7 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+from ledgerlink.store import audit_models as _audit_models  # noqa: E402,F401  (registers the audit check table)
 from ledgerlink.store import mapping_models as _mapping_models  # noqa: E402,F401  (registers mapping tables)
 from ledgerlink.store import member_models as _member_models  # noqa: E402,F401  (registers member tables)
 from ledgerlink.store import payment_models as _payment_models  # noqa: E402,F401  (registers payment tables)

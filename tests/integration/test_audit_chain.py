@@ -361,13 +361,13 @@ def test_the_walk_streams_past_one_batch(db: Database) -> None:
 def test_the_daily_verification_job_fails_loudly_on_a_tampered_chain(
     db: Database, settings
 ) -> None:  # type: ignore[no-untyped-def]
-    from ledgerlink.jobs.builtin import AuditChainBroken, verify_audit_chain
+    from ledgerlink.audit_jobs import AuditChainBroken, verify_audit_chain
     from ledgerlink.jobs.registry import JobContext, tasks
 
-    assert any(s.task == "audit.verify" for s in tasks.schedules())
+    assert any(s.task == "audit.verify" and s.args == {"full": True} for s in tasks.schedules())
     append(db, 4)
     context = JobContext(job_id=1, attempt=1, settings=settings, db=db)
-    verify_audit_chain(context)  # an intact chain passes quietly
+    verify_audit_chain(context, full=True)  # an intact chain passes quietly
     tamper(db, "DELETE FROM audit_log WHERE seq = 2")
     with pytest.raises(AuditChainBroken, match="entry 2"):
-        verify_audit_chain(context)
+        verify_audit_chain(context, full=True)

@@ -1,18 +1,27 @@
-"""Reading and verifying the audit chain."""
+"""Reading and verifying the audit chain.
+
+Verification checks the chain against its signed checkpoints (``store/audit_checks.py``):
+``GET /audit/verify`` is an incremental check any viewer may run (it reads at most
+``INCREMENTAL_BUDGET`` entries, usually a handful); a full re-verification from the first
+entry is an administrator's ``POST /audit/verify/full``, run as a job, one at a time.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from ledgerlink.audit_jobs import FULL_DEDUP_KEY, TASK
 from ledgerlink.identity.principal import Principal
-from ledgerlink.store import audit
+from ledgerlink.store import audit_checks
+from ledgerlink.store.audit_models import AuditCheckState
 from ledgerlink.store.models import AuditEntry
-from ledgerlink.web.security import viewer
+from ledgerlink.web.problems import PROBLEM_JSON, Problem
+from ledgerlink.web.security import admin, viewer
 
 router = APIRouter(tags=["audit"])
 
@@ -27,6 +36,36 @@ class AuditEntryOut(BaseModel):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     hash: str
+
+
+class AuditCheckOut(BaseModel):
+    """One check of the chain against its signed checkpoints."""
+
+    kind: str
+    ok: bool | None
+    complete: bool
+    #: Entries 1..entries are verified; head_hash is the hash of entry ``entries``.
+    entries: int
+    head_hash: str | None
+    head_seq: int
+    rows_read: int
+    #: The signed checkpoint the check started from (null: the first entry).
+    anchor_seq: int | None
+    problem: str | None
+    first_bad_seq: int | None
+    checked_at: datetime | None
+    checked_by: str | None
+
+
+class AuditChecksOut(BaseModel):
+    incremental: AuditCheckOut | None
+    full: AuditCheckOut | None
+    full_running: bool
+
+
+class FullCheckStarted(BaseModel):
+    job_id: int
+    detail: str
 
 
 @router.get("/audit", summary="Audit entries, newest first")
@@ -51,13 +90,87 @@ def list_entries(
         ]
 
 
-@router.get("/audit/verify", summary="Check the hash chain end to end")
-def verify_chain(request: Request, _: Annotated[Principal, Depends(viewer)]) -> dict[str, Any]:
-    report = audit.verify_all(request.app.state.db)
-    return {
-        "ok": report.ok,
-        "entries": report.entries,
-        "head_hash": report.head_hash,
-        "problem": report.problem,
-        "first_bad_seq": report.first_bad_seq,
-    }
+@router.get(
+    "/audit/verify",
+    summary="Check the chain against its signed checkpoints (entries written since the last)",
+)
+def verify_chain(
+    request: Request, principal: Annotated[Principal, Depends(viewer)]
+) -> AuditCheckOut:
+    runtime = request.app.state.runtime
+    result = audit_checks.check(
+        runtime.settings,
+        runtime.db,
+        runtime.vault,
+        kind="incremental",
+        checked_by=principal.actor,
+        max_rows=audit_checks.INCREMENTAL_BUDGET,
+    )
+    return AuditCheckOut(
+        kind=result.kind,
+        ok=result.ok,
+        complete=result.complete,
+        entries=result.entries,
+        head_hash=result.head_hash,
+        head_seq=result.head_seq,
+        rows_read=result.rows_read,
+        anchor_seq=result.anchor_seq,
+        problem=result.problem,
+        first_bad_seq=result.first_bad_seq,
+        checked_at=result.checked_at,
+        checked_by=result.checked_by,
+    )
+
+
+@router.get("/audit/checks", summary="The latest incremental and full checks, without running one")
+def latest_checks(request: Request, _: Annotated[Principal, Depends(viewer)]) -> AuditChecksOut:
+    last = audit_checks.last_checks(request.app.state.runtime.db)
+    return AuditChecksOut(
+        incremental=_out(last.incremental),
+        full=_out(last.full),
+        full_running=last.full_running,
+    )
+
+
+_REFUSED = {
+    "content": {PROBLEM_JSON: {}},
+    "description": "A full verification is running, or finished less than a minute ago.",
+}
+
+
+@router.post(
+    "/audit/verify/full",
+    status_code=202,
+    summary="Re-verify the whole chain from the first entry (administrators; one at a time)",
+    responses={409: _REFUSED, 429: _REFUSED},
+)
+def start_full_check(
+    request: Request, principal: Annotated[Principal, Depends(admin)]
+) -> FullCheckStarted:
+    runtime = request.app.state.runtime
+    now = datetime.now(UTC)
+    with runtime.db.transaction() as session:
+        refusal = audit_checks.refuse_full(session, now)
+        job_id = None
+        if refusal is None:
+            job_id = runtime.jobs.enqueue(
+                session, TASK, {"full": True, "by": principal.actor}, dedup_key=FULL_DEDUP_KEY
+            )
+    if refusal is not None and "running" in refusal:
+        raise Problem(409, "A full verification is running", refusal)
+    if refusal is not None:
+        raise Problem(429, "Too soon", refusal, headers={"Retry-After": "60"})
+    if job_id is None:
+        raise Problem(
+            409,
+            "A full verification is queued",
+            "A full verification is already queued; read its result at /api/v1/audit/checks.",
+        )
+    return FullCheckStarted(
+        job_id=job_id,
+        detail="Full verification started; its result appears at /api/v1/audit/checks.",
+    )
+
+
+def _out(row: AuditCheckState | None) -> AuditCheckOut | None:
+    return None if row is None else AuditCheckOut.model_validate(row, from_attributes=True)

@@ -1,18 +1,27 @@
-"""Reading and verifying the audit chain."""
+"""Reading and verifying the audit chain.
+
+The page shows the latest recorded checks (the scheduled ones included) without running
+anything; *Check now* runs an incremental check against the signed checkpoints (cheap,
+any viewer); *Re-verify everything* enqueues a full check (administrators, one at a
+time, at most once a minute).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from ledgerlink.audit_jobs import FULL_DEDUP_KEY, TASK
 from ledgerlink.identity.principal import Principal
-from ledgerlink.store import audit
+from ledgerlink.identity.roles import Role
+from ledgerlink.store import audit_checks
 from ledgerlink.store.models import AuditEntry
 from ledgerlink.web.portal.rendering import render
-from ledgerlink.web.security import viewer
+from ledgerlink.web.security import admin, viewer
 
 router = APIRouter()
 PAGE = 50
@@ -21,11 +30,58 @@ PAGE = 50
 @router.get("/audit")
 def audit_page(
     request: Request,
-    _: Annotated[Principal, Depends(viewer)],
+    principal: Annotated[Principal, Depends(viewer)],
     action: Annotated[str | None, Query(max_length=100)] = None,
     actor: Annotated[str | None, Query(max_length=254)] = None,
     before: Annotated[int | None, Query(ge=1)] = None,
     verify: bool = False,
+) -> Response:
+    runtime = request.app.state.runtime
+    report = None
+    if verify:
+        report = audit_checks.check(
+            runtime.settings,
+            runtime.db,
+            runtime.vault,
+            kind="incremental",
+            checked_by=principal.actor,
+            max_rows=audit_checks.INCREMENTAL_BUDGET,
+        )
+    return _page(request, principal, action=action, actor=actor, before=before, report=report)
+
+
+@router.post("/audit/verify/full")
+def start_full_check(request: Request, principal: Annotated[Principal, Depends(admin)]) -> Response:
+    runtime = request.app.state.runtime
+    now = datetime.now(UTC)
+    with runtime.db.transaction() as session:
+        refusal = audit_checks.refuse_full(session, now)
+        job_id = None
+        if refusal is None:
+            job_id = runtime.jobs.enqueue(
+                session, TASK, {"full": True, "by": principal.actor}, dedup_key=FULL_DEDUP_KEY
+            )
+    if refusal is None and job_id is None:
+        refusal = "A full verification is already queued; its result will appear here."
+    if refusal is not None:
+        return _page(request, principal, status_code=409, error=refusal)
+    return _page(
+        request,
+        principal,
+        status_code=202,
+        notice="Full verification started; reload this page to see its result.",
+    )
+
+
+def _page(
+    request: Request,
+    principal: Principal,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    before: int | None = None,
+    status_code: int = 200,
+    **extra: Any,
 ) -> Response:
     db = request.app.state.runtime.db
     query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(PAGE)
@@ -37,13 +93,16 @@ def audit_page(
         query = query.where(AuditEntry.seq < before)
     with db.read() as session:
         entries = list(session.scalars(query))
-    report = audit.verify_all(db) if verify else None
     return render(
         request,
         "audit.html",
+        status_code=status_code,
         entries=entries,
-        report=report,
+        report=extra.pop("report", None),
+        checks=audit_checks.last_checks(db),
+        can_verify_full=principal.can(Role.ADMIN),
         filters={"action": action, "actor": actor},
         next_before=entries[-1].seq if len(entries) == PAGE else None,
         prev_before=None,
+        **extra,
     )

@@ -1,0 +1,103 @@
+"""Scheduled audit chain checks, and the alert when one fails.
+
+Every quarter of an hour an incremental check (only the entries written since the newest
+signed checkpoint), every night a full one; an administrator can also ask for a full
+check from the portal or the API, which enqueues the same task. A failed check is
+recorded (the audit page and the dashboard show it), logged at error level, e-mailed
+once through the e-mail connection when alerts are on, and fails the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
+from ledgerlink.store import audit_checks
+from ledgerlink.store.audit_models import AuditCheckState
+
+log = structlog.get_logger("ledgerlink.audit")
+
+TASK = "audit.verify"
+FULL_DEDUP_KEY = "audit.verify.full"
+SCHEDULER = "system:scheduler"
+
+
+class AuditChainBroken(RuntimeError):
+    """The audit chain failed verification; the message names the first bad entry."""
+
+
+@tasks.task(TASK, retry=RetryPolicy(max_attempts=1, base_delay=60.0))
+def verify_audit_chain(ctx: JobContext, *, full: bool = False, by: str = SCHEDULER) -> None:
+    """Check the chain against its signed checkpoints (``full``: from the first entry)."""
+    from ledgerlink.runtime import Runtime
+
+    runtime = Runtime.for_job(ctx)
+    now = datetime.now(UTC)
+    if full:
+        if not audit_checks.claim_full(ctx.db, now):
+            log.info("audit.full_check_already_running")
+            return
+        try:
+            result = audit_checks.check(
+                ctx.settings, ctx.db, runtime.vault, kind="full", checked_by=by, now=now
+            )
+        finally:
+            audit_checks.release_full(ctx.db)
+    else:
+        result = audit_checks.check(
+            ctx.settings, ctx.db, runtime.vault, kind="incremental", checked_by=by, now=now
+        )
+    if result.ok:
+        return
+    alert(runtime, result)
+    raise AuditChainBroken(result.problem)
+
+
+def alert(runtime: Any, result: audit_checks.AuditCheck) -> None:
+    """E-mail a failed check to the e-mail connection's recipients, once per problem."""
+    from ledgerlink.payments import notify
+    from ledgerlink.store.payment_models import NotificationLog
+
+    with runtime.db.read() as session:
+        connection = notify.smtp_connection(session)
+        state = session.get(AuditCheckState, result.kind)
+        already = None if state is None else state.alerted_problem
+    if connection is None or not connection.settings.get("alerts", True):
+        return
+    if already == result.problem:
+        return
+    mail = notify.Mail(
+        "alert",
+        "ledgerlink: the audit log failed verification",
+        f"The {result.kind} check of the audit log at {result.checked_at:%Y-%m-%d %H:%M} UTC "
+        f"found a problem:\n\n{result.problem}\n\nThe Audit page of the portal shows the "
+        "latest result; `ledgerlink audit verify` re-checks the whole chain.",
+    )
+    error: str | None = None
+    try:
+        asyncio.run(notify.send(runtime, connection, mail))
+    except notify.MailFailed as exc:
+        error = str(exc)
+        log.warning("audit.alert_not_sent", error=error)
+    with runtime.db.transaction() as session:
+        session.add(
+            NotificationLog(
+                kind=mail.kind,
+                subject=mail.subject,
+                recipients=", ".join(connection.settings.get("recipients") or []),
+                ok=error is None,
+                error=error,
+            )
+        )
+        if error is None:
+            row = session.get(AuditCheckState, result.kind)
+            if row is not None:
+                row.alerted_problem = result.problem
+
+
+tasks.periodic("audit.verify.quarter-hourly", "*/15 * * * *", task=TASK)
+tasks.periodic("audit.verify.daily", "43 2 * * *", task=TASK, args={"full": True})
