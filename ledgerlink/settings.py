@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -47,11 +48,26 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     base_url: str = Field(default="", description="Public URL of the portal, for links in e-mail.")
     secure_cookies: bool = Field(
-        default=False, description="Mark cookies Secure; turn on whenever served over HTTPS."
+        default=False,
+        description="Mark cookies Secure even on plain HTTP (they always are on requests that "
+        "came over HTTPS, directly or through a trusted proxy).",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto headers are believed. Empty: none are, and the "
+        "client address is always the connecting peer's.",
     )
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
-    login_max_failures: int = Field(default=5, ge=1)
-    login_lockout_minutes: int = Field(default=15, ge=1)
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Wrong passwords for one account from one address before each further "
+        "failure doubles the wait before the next attempt (from 1 second).",
+    )
+    login_lockout_minutes: int = Field(
+        default=15, ge=1, description="The longest wait between sign-in attempts."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     run_embedded_worker: bool = Field(
@@ -91,6 +107,24 @@ class Settings(BaseSettings):
     sandbox_sage500_port: int = Field(
         default=8103, ge=1, le=65535, description="The Sage 500 simulator's admin endpoint."
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> object:
+        import ipaddress
+
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for entry in value:
+                try:
+                    ipaddress.ip_network(str(entry), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"trusted_proxies: {entry!r} is not an IP address or network; list "
+                        "proxies as addresses or CIDR networks, e.g. 10.0.0.5,192.168.0.0/24"
+                    ) from None
+        return value
 
     @property
     def sandbox_dir(self) -> Path:

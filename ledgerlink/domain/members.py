@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, TypeVar
 
 from ledgerlink.domain.accounts import Address
+from ledgerlink.domain.card_numbers import contains_card_number
 from ledgerlink.domain.money import Money
 
 
@@ -112,6 +114,22 @@ def normalise_level_code(value: str | None) -> str:
     return text
 
 
+def card_number_problems(values: Mapping[str, str]) -> list[FieldProblem]:
+    """A problem for every field that holds what looks like a full card number, however
+    its digit groups are separated: the registry never keeps card data. The message does
+    not repeat the value, so the number goes no further (not into a response, not into a
+    log line)."""
+    return [
+        FieldProblem(
+            name,
+            "holds what looks like a full card number",
+            "remove it: ledgerlink never stores card numbers (keep at most the last four digits)",
+        )
+        for name, value in values.items()
+        if value and contains_card_number(value)
+    ]
+
+
 def parse_enum(kind: type[E], value: str | None, field_name: str, default: E) -> E:
     """``value`` as one of ``kind``'s members (case-insensitive; empty means ``default``)."""
     text = clean_text(value).lower()
@@ -154,6 +172,9 @@ class MembershipLevel:
             problems.append(
                 FieldProblem("annual_fee", "is negative", "give zero or a positive amount")
             )
+        problems += card_number_problems(
+            {"code": self.code, "name": self.name, "description": self.description}
+        )
         if problems:
             raise MemberInvalid(problems)
 

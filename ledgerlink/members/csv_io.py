@@ -8,7 +8,9 @@ it was. A row equal to what is stored (same normalised content hash) is skipped 
 a write or an audit entry, so importing the same file twice changes nothing.
 
 Export writes the same columns in the same normal form, so an exported file re-imports
-as a no-op.
+as a no-op. A cell that a spreadsheet could run as a formula is exported with a leading
+``'`` and read back without it (``ledgerlink.csv_cells``). A cell holding what looks like
+a card number is refused (line, field), and the number is not repeated in the report.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Final
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from ledgerlink.csv_cells import SafeCsvWriter, unescape_cell
+from ledgerlink.domain.card_numbers import mask_card_numbers
 from ledgerlink.domain.members import FieldProblem, Member, MemberInvalid
 from ledgerlink.identity.principal import Principal
 from ledgerlink.members.normalise import DEFAULT_PHONE_REGION
@@ -223,8 +227,8 @@ def parse(
                 )
             )
             continue
-        data = dict(zip(columns, values, strict=False))
-        number_text = data.get("member_number", "").strip()
+        data = dict(zip(columns, map(unescape_cell, values), strict=False))  # export's quotes
+        number_text = mask_card_numbers(data.get("member_number", "").strip())
         try:
             member = build_member(MemberFields.from_mapping(data), phone_region=phone_region)
         except MemberInvalid as exc:
@@ -366,9 +370,19 @@ def export_rows(session: Session) -> Iterator[list[str]]:
 
 def export_csv(session: Session) -> Iterator[str]:
     """The export as text chunks (about 1,000 rows each) for a streaming response."""
+    return csv_text(export_rows(session))
+
+
+def csv_text(rows: Iterable[list[str]]) -> Iterator[str]:
+    """``rows`` as CSV text chunks (about 1,000 rows each). No cell can start a spreadsheet
+    formula (``csv_cells``: a member named ``=HYPERLINK(...)`` is written ``'=HYPERLINK(...)``
+    and :func:`parse` reads it back without the quote); the phone column, E.164 that
+    ledgerlink validated, stays a plain ``+14155550100``."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    for count, values in enumerate(export_rows(session), start=1):
+    writer = SafeCsvWriter(
+        buffer, lineterminator="\r\n", plain_number_columns=[COLUMNS.index("phone")]
+    )
+    for count, values in enumerate(rows, start=1):
         writer.writerow(values)
         if count % 1000 == 0:
             yield buffer.getvalue()

@@ -25,6 +25,7 @@ from ledgerlink.domain.members import (
     MemberInvalid,
     MembershipLevel,
     MemberStatus,
+    card_number_problems,
     clean_text,
     normalise_level_code,
     normalise_member_number,
@@ -96,6 +97,9 @@ def build_member(raw: MemberFields, *, phone_region: str = DEFAULT_PHONE_REGION)
     The level is only checked for form here; whether it exists is the registry's call
     (:func:`level_id_for`), because that needs the database.
     """
+    cards = card_number_problems(asdict(raw))
+    if cards:  # checked first, alone: no other message may repeat the number
+        raise MemberInvalid(cards)
     problems: list[FieldProblem] = []
 
     def attempt(step: Any, *args: Any) -> Any:

@@ -102,6 +102,18 @@ class LoginAttempt(Base):
     succeeded: Mapped[bool] = mapped_column(Boolean)
 
 
+class LoginThrottle(Base):
+    """A run of failed sign-ins for one key (an address, or an account from an address) and
+    when the next attempt for it is accepted; see identity/login.py."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retry_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Connection(Base):
     """A configured external system (SBC, PayTrace, Sage 500). Non-secret settings are
     plain JSON; secrets live in ``connection_secrets``, encrypted by the vault."""

