@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ledgerlink.csv_cells import SafeCsvWriter
 from ledgerlink.terminal import err, out
 from ledgerlink.terminal import failure as _fail
 from ledgerlink.terminal import runtime as _runtime
@@ -291,7 +291,7 @@ def sync_log(
         out.print(table)
         return
     if as_csv:
-        writer = csv.writer(sys.stdout)
+        writer = SafeCsvWriter(sys.stdout)  # no cell can start a spreadsheet formula
         writer.writerow(
             ["run", "member", "data_set", "direction", "action", "status", "message", "fix"]
         )

@@ -3,7 +3,6 @@ records, settings. Kept apart from the web layer so all three say the same thing
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.csv_cells import SafeCsvWriter
 from ledgerlink.payments.views import disputed_invoices
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun, SyncSchedule
@@ -134,7 +134,7 @@ def record_view(record: SyncRecord) -> dict[str, Any]:
 
 def records_csv(session: Session, run_id: int, status: str | None = None) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeCsvWriter(buffer)  # no cell can start a spreadsheet formula
     writer.writerow(RECORD_COLUMNS)
     yield buffer.getvalue()
     for view in records(session, run_id, status, limit=None):

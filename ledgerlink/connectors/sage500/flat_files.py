@@ -118,6 +118,9 @@ class FlatFileExchange:
         stem = file_stem(reference)
         partial = self.drop_folder / f"{stem}.csv.part"
         with partial.open("w", newline="", encoding="utf-8") as handle:
+            # Written plainly, not through csv_cells: the ERP's import reads this file, not a
+            # person's spreadsheet; a quote in front of "-12.50" or a customer's name would
+            # reach Sage 500 as data (an unreadable amount, a name with a quote in it).
             writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
