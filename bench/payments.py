@@ -11,10 +11,15 @@ for a fixed time. An event counts once the endpoint answered 200, which it does 
 after the event is committed to the inbox.
 
 ``lag``: the SBC simulator (its own process, rate limit off, seeded contacts with open
-invoices), ``ledgerlink serve`` with its embedded job runner, and signed webhooks for
-card payments against those invoices sent at a steady ``--rate`` per second. The lag of
-a payment is from its arrival in the inbox to the ledger acknowledging the receipt
+invoices), the PayTrace simulator (its own process) holding a card sale for each payment
+(made before the clock starts), ``ledgerlink serve`` with its embedded job runner, and
+signed webhooks for those sales sent at a steady ``--rate`` per second. Each webhook is
+read back from PayTrace before it is posted, as in production. The lag of a payment is
+from its arrival in the inbox to the ledger acknowledging the receipt
 (``processed_at - received_at``); every payment must end posted.
+
+The inbound endpoints' rate limits (``LEDGERLINK_INBOUND_LIMIT_*``) are turned off here:
+the benchmarks measure how fast ledgerlink accepts, not the limit an installation sets.
 
 Each prints one JSON object.
 """
@@ -52,6 +57,8 @@ def server_env(var_dir: Path, vault_keys: str) -> dict[str, str]:
         LEDGERLINK_VAR_DIR=str(var_dir),
         LEDGERLINK_VAULT_KEYS=vault_keys,
         LEDGERLINK_LOG_LEVEL="warning",
+        LEDGERLINK_INBOUND_LIMIT_PER_ADDRESS="",
+        LEDGERLINK_INBOUND_LIMIT_PER_CONNECTION="",
     )
     return env
 
@@ -185,15 +192,37 @@ def bench_inbound(args: argparse.Namespace) -> None:
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"ledgerlink-bench-webhook-secret!").decode()
 
 
-def prepare_lag(tmp: Path, people: int) -> tuple[dict[str, str], int, list[tuple[str, int]], Any]:
-    """SBC simulator, ledgerlink's connections to it and to PayTrace; the open invoices."""
+def start_paytrace(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
+    env.update(LEDGERLINK_VAR_DIR=str(var_dir), LEDGERLINK_LOG_LEVEL="warning")
+    args = [sys.executable, "-m", "ledgerlink.cli", "sandbox", "serve", "paytrace"]
+    args += ["--port", str(port), "--set", "duplicate_window_seconds=0", "--set", "seed_people=0"]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_sandbox/faults", timeout=1)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the PayTrace simulator did not start")
+
+
+def prepare_lag(
+    tmp: Path, people: int
+) -> tuple[dict[str, str], int, list[tuple[str, int]], str, list[Any]]:
+    """SBC and PayTrace simulators, ledgerlink's connections to them; the open invoices."""
     from connector_throughput import connected_ledger, ledgerlink_runtime, start_sbc
 
     from ledgerlink import connections
     from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.sandbox.paytrace import PayTraceConfig
 
-    sbc_port = free_port()
+    sbc_port, paytrace_port = free_port(), free_port()
     sbc = start_sbc(tmp / "sandbox", sbc_port, ["rate_limit_per_minute=0", f"seed_people={people}"])
+    paytrace = start_paytrace(tmp / "paytrace", paytrace_port)
+    paytrace_url = f"http://127.0.0.1:{paytrace_port}"
     runtime = ledgerlink_runtime(tmp / "var")
     ledger = connected_ledger(runtime, f"http://127.0.0.1:{sbc_port}", 0)
 
@@ -204,6 +233,7 @@ def prepare_lag(tmp: Path, people: int) -> tuple[dict[str, str], int, list[tuple
             await ledger.aclose()
 
     invoices = asyncio.run(open_invoices())
+    account = PayTraceConfig()
     with runtime.db.transaction() as session:
         from sqlalchemy import select
 
@@ -217,19 +247,71 @@ def prepare_lag(tmp: Path, people: int) -> tuple[dict[str, str], int, list[tuple
             kind="paytrace",
             name="PayTrace",
             settings={
-                "username": "u",
-                "integrator_id": "i",
+                "username": account.username,
+                "integrator_id": account.integrator_id,
+                "api_base_url": paytrace_url,
                 "post_to_connection_id": sbc_id,
                 "polling": False,
             },
-            secrets={"password": "p", "webhook_secret": WEBHOOK_SECRET},
+            secrets={"password": account.password, "webhook_secret": WEBHOOK_SECRET},
         )
         session.flush()
         gateway_id = int(gateway.id)
     keys = runtime.settings.vault_keys.get_secret_value()
     runtime.db.dispose()
     env = server_env(tmp / "var", keys)
-    return env, gateway_id, invoices, sbc
+    return env, gateway_id, invoices, paytrace_url, [sbc, paytrace]
+
+
+async def card_sales(paytrace_url: str, invoices: list[tuple[str, int]], count: int) -> list[Any]:
+    """``count`` card sales of 5 cents in PayTrace, spread over the open invoices (as many
+    as each has room for): [(transaction id, invoice number)]."""
+    from ledgerlink.sandbox.paytrace import PayTraceConfig
+
+    account = PayTraceConfig()
+    room = {number: minor for number, minor in invoices if minor >= 5}
+    numbers = sorted(room)
+    wanted: list[str] = []
+    for n in itertools.count():
+        if len(wanted) == count or not any(minor >= 5 for minor in room.values()):
+            break
+        invoice = numbers[n % len(numbers)]
+        if room[invoice] >= 5:
+            room[invoice] -= 5
+            wanted.append(invoice)
+    async with httpx.AsyncClient(base_url=paytrace_url, timeout=30) as client:
+        token = (
+            await client.post(
+                "/oauth/token",
+                data={
+                    "grant_type": "password",
+                    "username": account.username,
+                    "password": account.password,
+                },
+            )
+        ).json()["access_token"]
+        limit = asyncio.Semaphore(16)
+
+        async def sale(invoice: str) -> tuple[str, str]:
+            async with limit:
+                body = {
+                    "integrator_id": account.integrator_id,
+                    "amount": "0.05",
+                    "invoice_id": invoice,
+                    "credit_card": {
+                        "number": "4111111111111111",
+                        "expiration_month": "12",
+                        "expiration_year": "2030",
+                    },
+                }
+                answer = await client.post(
+                    "/v1/transactions/sale/keyed",
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                return str(answer.json()["transaction_id"]), invoice
+
+        return list(await asyncio.gather(*(sale(invoice) for invoice in wanted)))
 
 
 def wait_until_done(db: Any, seconds: float) -> None:
@@ -244,27 +326,22 @@ def wait_until_done(db: Any, seconds: float) -> None:
         time.sleep(0.2)
 
 
-async def pace(
-    url: str, rate: float, seconds: float, invoices: list[tuple[str, int]], first: int = 0
-) -> int:
-    """Signed payment webhooks at a steady ``rate`` per second (5 cents each)."""
+async def pace(url: str, rate: float, sales: list[Any], first: int = 0) -> int:
+    """Signed payment webhooks for PayTrace's ``sales`` at a steady ``rate`` per second."""
     from standardwebhooks.webhooks import Webhook
 
     signer = Webhook(WEBHOOK_SECRET)
-    room = {number: minor for number, minor in invoices if minor >= 5}
-    numbers = sorted(room)
-    total = int(rate * seconds)
     sent = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
         began = time.perf_counter()
         pending: set[asyncio.Task[None]] = set()
 
-        async def send(n: int, invoice: str) -> None:
+        async def send(n: int, transaction_id: str, invoice: str) -> None:
             body = json.dumps(
                 {
                     "type": "payment.sale",
                     "data": {
-                        "transaction_id": 190_000_000 + first + n,
+                        "transaction_id": transaction_id,
                         "amount": "0.05",
                         "invoice_id": invoice,
                     },
@@ -281,15 +358,11 @@ async def pace(
                 await response.read()
                 assert response.status in (200, 202), response.status
 
-        for n in range(total):
-            invoice = numbers[n % len(numbers)]
-            if room[invoice] < 5:
-                continue
-            room[invoice] -= 5
+        for n, (transaction_id, invoice) in enumerate(sales):
             delay = began + n / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            task = asyncio.create_task(send(n, invoice))
+            task = asyncio.create_task(send(n, transaction_id, invoice))
             pending.add(task)
             task.add_done_callback(pending.discard)
             sent += 1
@@ -302,7 +375,9 @@ def bench_lag(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        env, gateway_id, invoices, sbc = prepare_lag(tmp, args.people)
+        env, gateway_id, invoices, paytrace_url, simulators = prepare_lag(tmp, args.people)
+        sales = asyncio.run(card_sales(paytrace_url, invoices, 1 + int(args.rate * args.seconds)))
+        warm_up, sales = sales[:1], sales[1:]
         separate = args.worker == "separate"
         server, base = start_ledgerlink(env, worker=not separate)
         worker = (
@@ -320,10 +395,10 @@ def bench_lag(args: argparse.Namespace) -> None:
             url = f"{base}/inbound/paytrace/{gateway_id}/webhook"
             # One payment first, so the figures are for the steady state, not the worker's
             # start (loading code, opening the ledger, the first token).
-            asyncio.run(pace(url, 1, 1, invoices, first=10**6))
+            asyncio.run(pace(url, 1, warm_up, first=10**6))
             wait_until_done(db, 60)
             started = time.perf_counter()
-            sent = asyncio.run(pace(url, args.rate, args.seconds, invoices))
+            sent = asyncio.run(pace(url, args.rate, sales))
             sending = time.perf_counter() - started
             wait_until_done(db, 300)
             with db.engine.connect() as conn:
@@ -334,7 +409,8 @@ def bench_lag(args: argparse.Namespace) -> None:
                 )
                 rows = conn.exec_driver_sql(
                     "SELECT received_at, processed_at FROM payment_events "
-                    "WHERE status = 'posted' AND transaction_id < '191000000'"
+                    "WHERE status = 'posted' AND transaction_id != ?",
+                    (warm_up[0][0],),
                 ).all()
             timed = sorted(
                 (
@@ -358,6 +434,7 @@ def bench_lag(args: argparse.Namespace) -> None:
                         if separate
                         else "embedded in ledgerlink serve",
                         "ledger": "SBC simulator (own process, rate limit off)",
+                        "gateway": "PayTrace simulator (own process): each webhook read back",
                         "rate_per_second": args.rate,
                         "payments_sent": sent,
                         "send_seconds": round(sending, 2),
@@ -384,8 +461,9 @@ def bench_lag(args: argparse.Namespace) -> None:
                 worker.wait(timeout=15)
             server.terminate()
             server.wait(timeout=15)
-            sbc.terminate()
-            sbc.wait(timeout=15)
+            for simulator in simulators:
+                simulator.terminate()
+                simulator.wait(timeout=15)
 
 
 def main() -> None:

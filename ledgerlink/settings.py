@@ -95,6 +95,16 @@ class Settings(BaseSettings):
         gt=0,
         description="A payment whose worker died is taken up again after this long.",
     )
+    inbound_limit_per_address: str = Field(
+        default="100/10 seconds",
+        description="Silent posts (and webhooks failing their signature) one client address "
+        "may send to /inbound; more are answered 429. Empty: no limit.",
+    )
+    inbound_limit_per_connection: str = Field(
+        default="600/minute",
+        description="Silent posts accepted per PayTrace connection (each costs a look-up in "
+        "PayTrace). Empty: no limit.",
+    )
     task_modules: list[str] = Field(
         default_factory=list,
         description="Extra modules to import for their job tasks (plug-ins, test tasks).",
@@ -107,6 +117,13 @@ class Settings(BaseSettings):
     sandbox_sage500_port: int = Field(
         default=8103, ge=1, le=65535, description="The Sage 500 simulator's admin endpoint."
     )
+
+    @field_validator("inbound_limit_per_address", "inbound_limit_per_connection")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from ledgerlink.web.inbound_limits import check_limit
+
+        return check_limit(value)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -59,7 +59,11 @@ def poll() -> None:
 @payments_app.command("list")
 def list_events(
     status: Annotated[
-        str | None, typer.Option(help="received, posted, exception or ignored.")
+        str | None,
+        typer.Option(
+            help="received, posted, exception or ignored; for silent posts (hints) also "
+            "confirmed or unverified."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:

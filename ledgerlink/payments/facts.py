@@ -88,11 +88,30 @@ def from_payload(
 _SALE_KINDS = (CardTransactionKind.SALE, CardTransactionKind.CAPTURE, CardTransactionKind.VOID)
 
 
-def from_transaction(claimed: CardPayment, transaction: CardTransaction) -> CardPayment:
+class NotBorneOut(Exception):
+    """PayTrace's record does not bear out what a push said (another kind, not voided)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """A push checked against PayTrace's record: ``payment`` is PayTrace's version;
+    ``disagreements`` say what the push claimed otherwise (in words, for the record)."""
+
+    payment: CardPayment
+    disagreements: tuple[str, ...] = ()
+
+
+def from_transaction(claimed: CardPayment, transaction: CardTransaction) -> ReadBack:
     """``claimed`` checked against PayTrace's record of the transaction; PayTrace wins.
 
-    A sale read back as voided is still the sale (voided later); anything else that does
-    not match what the push said means the push is not to be trusted.
+    A sale read back as voided is still the sale (voided later). A push of another kind
+    than PayTrace has, or a void PayTrace has not made, is not borne out
+    (:class:`NotBorneOut`); any other difference (the amount) is noted, and PayTrace's
+    record is what the payment becomes.
     """
     expected = {
         "sale": _SALE_KINDS,
@@ -102,36 +121,29 @@ def from_transaction(claimed: CardPayment, transaction: CardTransaction) -> Card
         "void": (*_SALE_KINDS, CardTransactionKind.AUTHORIZATION, CardTransactionKind.REFUND),
     }.get(claimed.kind)
     if expected is not None and transaction.kind not in expected:
-        raise PaymentProblem(
-            "unverified",
+        raise NotBorneOut(
             f"The notification says transaction {claimed.transaction_id} is a {claimed.kind}, "
-            f"but PayTrace has it as a {transaction.kind.value}",
-            "Nothing was posted. Check where the notification came from; ignore it if it "
-            "was not PayTrace.",
+            f"but PayTrace has it as a {transaction.kind.value}"
         )
     if claimed.kind == "void" and not transaction.voided:
-        raise PaymentProblem(
-            "unverified",
+        raise NotBorneOut(
             f"The notification says transaction {claimed.transaction_id} was voided, but "
-            "PayTrace has it as not voided",
-            "Nothing was reversed. Retry later if the void is still being processed; ignore "
-            "it otherwise.",
+            "PayTrace has it as not voided"
         )
+    disagreements: tuple[str, ...] = ()
     if transaction.amount.minor != claimed.amount.minor and claimed.kind in (
         "sale",
         "capture",
         "authorization",
         "refund",
     ):
-        raise PaymentProblem(
-            "unverified",
-            f"The notification says {claimed.amount.format_plain()} but PayTrace has "
-            f"{transaction.amount.format_plain()} for transaction {claimed.transaction_id}",
-            "Nothing was posted. Check where the notification came from; ignore it if it "
-            "was not PayTrace.",
+        disagreements = (
+            f"the notification said {claimed.amount.format_plain()} "
+            f"{claimed.amount.currency} but PayTrace has "
+            f"{transaction.amount.format_plain()} {transaction.amount.currency}",
         )
     created = transaction.created_at.date() if transaction.created_at else claimed.on
-    return replace(
+    payment = replace(
         claimed,
         amount=transaction.amount if claimed.kind != "chargeback" else claimed.amount,
         invoice_number=transaction.invoice_number.strip() or claimed.invoice_number,
@@ -144,3 +156,22 @@ def from_transaction(claimed: CardPayment, transaction: CardTransaction) -> Card
         response=transaction.status_message or claimed.response,
         settled=transaction.settled_at is not None,
     )
+    return ReadBack(payment, disagreements)
+
+
+def payload_of(payment: CardPayment, masked_card: str = "") -> dict[str, str]:
+    """``payment`` as an inbox payload (the fields a verified event carries)."""
+    payload = {
+        "transaction_id": payment.transaction_id,
+        "amount": payment.amount.format_plain(),
+        "currency": payment.amount.currency,
+        "invoice_id": payment.invoice_number,
+        "customer_id": payment.paytrace_customer_id,
+        "approval_code": payment.approval_code,
+        "response": payment.response,
+        "original_transaction_id": payment.original_transaction_id,
+        "masked_card": masked_card,
+        "response_code": "102" if payment.declined else "101",
+        "status": "voided" if payment.voided else "",
+    }
+    return {name: value for name, value in payload.items() if value}

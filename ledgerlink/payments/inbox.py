@@ -7,12 +7,22 @@ one statement whose unique ``dedup_key`` makes a repeat a no-op (counted, not st
 
 Nothing that looks like a full card number is accepted anywhere in a payload: PayTrace
 never sends one, so a source that does is misconfigured and is told so.
+
+**An unsigned push is a hint, never a fact.** A silent post is stored unverified: what is
+posted for it is PayTrace's own record, read back by id. A chargeback or won dispute is
+never taken from one at all (PayTrace's API cannot confirm them; they come from the dispute
+report an authorised user imports, or a signed webhook): such a post is stored as
+``unverified`` and never processed. A hint is kept apart from the events it speaks of — its key is
+``hint:<transaction>:<kind>`` — so it can never block, change or pre-empt the real event:
+processing a hint reads the transaction from PayTrace and puts *PayTrace's record* into the
+inbox under the real key (as the poller would), and a hint PayTrace does not bear out is
+flagged ``unverified`` without opening an exception.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from sqlalchemy import Table, bindparam, update
@@ -64,6 +74,12 @@ SILENT_POST_FIELDS: Final = {
     "MASKEDCARD": "masked_card",
     "EMAIL": "email",
 }
+#: Kinds PayTrace's API cannot confirm: never taken from an unsigned push.
+DISPUTE_KINDS: Final = ("chargeback", "dispute_won")
+#: Sources that are no more than a hint (anyone can send them).
+UNSIGNED_SOURCES: Final = ("silent_post",)
+#: The longest value a push may give for a kept field (PayTrace's own are far shorter).
+MAX_VALUE_LENGTH: Final = 255
 
 
 class EventRefused(ValueError):
@@ -84,10 +100,14 @@ class InboundEvent:
     verified: bool = False
     delivery_id: str = ""
     connection_id: int | None = None
+    #: ``received`` (to be processed) or ``unverified`` (a hint kept apart, never posted)
+    status: str = "received"
+    message: str | None = None
 
     @property
     def dedup_key(self) -> str:
-        return f"{self.transaction_id}:{self.kind}"
+        real = f"{self.transaction_id}:{self.kind}"
+        return f"hint:{real}" if self.source in UNSIGNED_SOURCES else real
 
 
 def _refuse_card_numbers(values: Mapping[str, Any]) -> None:
@@ -103,7 +123,7 @@ def _refuse_card_numbers(values: Mapping[str, Any]) -> None:
 def _event(source: str, values: Mapping[str, str], kind_raw: str, **extra: Any) -> InboundEvent:
     _refuse_card_numbers(values)
     transaction_id = str(values.get("transaction_id") or "").strip()
-    if not transaction_id.isdigit():
+    if not (transaction_id.isascii() and transaction_id.isdigit()) or len(transaction_id) > 20:
         raise EventRefused(
             "transaction_id", f"transaction_id {transaction_id!r} is missing or not a PayTrace id"
         )
@@ -115,6 +135,13 @@ def _event(source: str, values: Mapping[str, str], kind_raw: str, **extra: Any) 
     payload = {
         name: str(values[name]).strip() for name in KEPT if values.get(name) not in (None, "")
     }
+    for name, value in payload.items():
+        if len(value) > MAX_VALUE_LENGTH:
+            raise EventRefused(
+                name,
+                f"{name} has {len(value)} characters; PayTrace's fields have at most "
+                f"{MAX_VALUE_LENGTH}, so this did not come from PayTrace",
+            )
     return InboundEvent(source, transaction_id, kind, payload, **extra)
 
 
@@ -132,15 +159,27 @@ def parse_parm_list(text: str) -> dict[str, str]:
 
 
 def from_silent_post(form: Mapping[str, str], connection_id: int | None = None) -> InboundEvent:
-    """A PayTrace silent post. Unsigned: the event is stored unverified and read back from
-    PayTrace (export by id) before anything is posted."""
+    """A PayTrace silent post. Unsigned, so only a hint: it is stored apart and processing
+    it reads the transaction back from PayTrace (export by id); a chargeback or won dispute
+    is stored ``unverified`` and never processed."""
     raw = (
         parse_parm_list(form["parmList"])
         if "parmList" in form
         else {k.upper(): v for k, v in form.items()}
     )
     values = {ours: raw[theirs] for theirs, ours in SILENT_POST_FIELDS.items() if theirs in raw}
-    return _event("silent_post", values, raw.get("TRANXTYPE", ""), connection_id=connection_id)
+    event = _event("silent_post", values, raw.get("TRANXTYPE", ""), connection_id=connection_id)
+    if event.kind in DISPUTE_KINDS:
+        return replace(
+            event,
+            status="unverified",
+            message=(
+                f"A silent post said transaction {event.transaction_id} had a {event.kind}; "
+                "chargebacks and won disputes are taken only from the dispute report or a "
+                "signed webhook, so nothing was changed"
+            ),
+        )
+    return event
 
 
 def from_webhook(body: Any, delivery_id: str, connection_id: int | None = None) -> InboundEvent:
@@ -170,7 +209,8 @@ def accept(session: Session, event: InboundEvent) -> tuple[int | None, bool]:
             "dedup_key": event.dedup_key,
             "payload": event.payload,
             "verified": event.verified,
-            "status": "received",
+            "status": event.status,
+            "message": event.message,
             "attempts": 0,
             "deliveries": 1,
             "received_at": utcnow(),
@@ -237,7 +277,8 @@ class InboxWriter:
 
     def _store(self, session: Session, event: InboundEvent) -> tuple[int | None, bool]:
         result = accept(session, event)
-        if result[1] and self.on_new is not None and not session.info.get("drain_requested"):
+        to_process = result[1] and event.status == "received"
+        if to_process and self.on_new is not None and not session.info.get("drain_requested"):
             self.on_new(session)
             session.info["drain_requested"] = True
         return result

@@ -18,7 +18,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -37,9 +37,16 @@ from ledgerlink.domain.accounts import Application, CardOutcome, ReceiptRequest,
 from ledgerlink.domain.money import Money
 from ledgerlink.mapping import MappingContext
 from ledgerlink.mapping.transforms.customer_ids import LinkTable, harmonise
-from ledgerlink.payments import queue
-from ledgerlink.payments.facts import CardPayment, from_payload, from_transaction
-from ledgerlink.payments.inbox import InboundEvent, accept
+from ledgerlink.payments import hints, queue
+from ledgerlink.payments.facts import (
+    CardPayment,
+    NotBorneOut,
+    ReadBack,
+    from_payload,
+    from_transaction,
+)
+from ledgerlink.payments.inbox import DISPUTE_KINDS, UNSIGNED_SOURCES, InboundEvent, accept
+from ledgerlink.payments.jobs import request_processing
 from ledgerlink.payments.payers import find_payer
 from ledgerlink.payments.problems import Deferred, PaymentProblem, Settled
 from ledgerlink.store.group_commit import GroupCommit
@@ -56,6 +63,8 @@ SPECS = {
 #: (about 10 minutes of backoff in all).
 MAX_UPSTREAM_ATTEMPTS = 8
 SALE_KINDS = ("sale", "capture")
+#: Sources whose events are checked against PayTrace's record before they are planned.
+READ_BACK_SOURCES = ("webhook",)
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -127,6 +136,9 @@ class PaymentProcessor:
                 await self._write(lambda session: queue.defer(session, event.id, why, seconds))
                 return "received"
             outcome = queue.Outcome("exception", exc.message, problem=_upstream_problem(exc))
+        if event.source in UNSIGNED_SOURCES and outcome.status == "exception":
+            # A hint opens no exception: the poller brings the real event regardless.
+            outcome = queue.Outcome("unverified", f"Not looked up in PayTrace: {outcome.message}")
         await self._write(lambda session: queue.finish(session, event, outcome, self.actor))
         log.info(
             "payments.event_processed",
@@ -138,6 +150,8 @@ class PaymentProcessor:
         return outcome.status
 
     async def _process(self, event: queue.ClaimedEvent) -> queue.Outcome:
+        if event.source in UNSIGNED_SOURCES:
+            return await self._confirm_hint(event)
         # Payments for one invoice are planned and posted one at a time here; a payment
         # racing another worker is refused by the ledger and planned again below.
         invoice = str(event.payload.get("invoice_id") or "")
@@ -150,11 +164,13 @@ class PaymentProcessor:
     async def _plan_and_execute(self, event: queue.ClaimedEvent) -> queue.Outcome:
         plan = event.payload.get("plan")
         if plan is None:
-            payment = await self._verified(event)
-            plan = await self._plan(event, payment)
+            read_back = await self._verified(event)
+            plan = await self._plan(event, read_back.payment)
+            if read_back.disagreements:
+                plan["disagreement"] = "; ".join(read_back.disagreements)
             await self._checkpoint(event, plan)
         try:
-            return await self._execute(plan)
+            outcome = await self._execute(plan)
         except PaymentProblem as problem:
             replans = int(event.payload.get("replans") or 0)
             if problem.code != "rejected" or not plan.get("apply_minor") or replans >= 2:
@@ -163,28 +179,61 @@ class PaymentProcessor:
             # (another payment got there first). Nothing was posted; plan again.
             await self._checkpoint(event, None, replans=replans + 1)
             raise Deferred(f"{problem.reason}; planning again", 0.2) from None
+        if plan.get("disagreement"):
+            outcome = replace(
+                outcome,
+                message=f"{outcome.message} (PayTrace's record; {plan['disagreement']})",
+            )
+        return outcome
 
     # -- verify -------------------------------------------------------------------------------
 
-    async def _verified(self, event: queue.ClaimedEvent) -> CardPayment:
+    async def _confirm_hint(self, event: queue.ClaimedEvent) -> queue.Outcome:
+        """A silent post: PayTrace's record of the transaction goes into the inbox (see
+        :mod:`ledgerlink.payments.hints`); the hint itself posts nothing."""
+        paytrace = self.paytrace_connection(event.connection_id)
+        currency = str(paytrace.settings.get("currency") or "USD")
+        confirmation = await hints.confirm(event, await self._gateway(paytrace), currency)
+        real = confirmation.real
+        if real is not None:
+
+            def store(session: Session) -> None:
+                if accept(session, real)[1]:
+                    request_processing(self.runtime.jobs, session)
+
+            await self._write(store)
+        return confirmation.outcome
+
+    async def _verified(self, event: queue.ClaimedEvent) -> ReadBack:
+        """What the event says, checked against PayTrace's record where PayTrace has one.
+
+        Signed webhooks are read back too (defence in depth: the secret alone must not be
+        enough to post); chargebacks and won disputes are not in PayTrace's API and come
+        only from signed or imported sources."""
         paytrace = self.paytrace_connection(event.connection_id)
         currency = str(paytrace.settings.get("currency") or "USD")
         on = event.received_at.date()
         claimed = from_payload(event.transaction_id, event.kind, event.payload, on, currency)
-        if event.verified:
-            return claimed
+        if event.source not in READ_BACK_SOURCES or event.kind in DISPUTE_KINDS:
+            return ReadBack(claimed)
         gateway = await self._gateway(paytrace)
         try:
-            transaction = await gateway.transaction(event.transaction_id)
+            return from_transaction(claimed, await gateway.transaction(event.transaction_id))
         except NotFound:
-            raise PaymentProblem(
-                "unverified",
-                f"PayTrace has no transaction {event.transaction_id}: the notification did "
-                "not come from this PayTrace account",
-                "Nothing was posted. Check which PayTrace account sends to this address; "
-                "ignore the notification if it was not PayTrace.",
-            ) from None
-        return from_transaction(claimed, transaction)
+            reason = (
+                f"A webhook signed with this connection's secret names transaction "
+                f"{event.transaction_id}, which PayTrace does not have"
+            )
+        except NotBorneOut as not_borne_out:
+            reason = f"A signed webhook does not match PayTrace: {not_borne_out.reason}"
+        raise PaymentProblem(
+            "unverified",
+            reason,
+            "Nothing was posted. Someone other than PayTrace's integration may hold the "
+            "webhook secret: set a new one under Accounting Integration → PayTrace, give it "
+            "to the sender, and ignore this exception.",
+            critical=True,
+        )
 
     # -- plan ---------------------------------------------------------------------------------
 

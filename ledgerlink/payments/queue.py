@@ -24,6 +24,8 @@ from ledgerlink.store.types import utcnow
 
 #: Events still to be worked on (``processing`` counts while its lease runs).
 ACTIVE = ("received", "processing")
+#: How an event ends well: posted, or (a hint) confirmed by PayTrace's record.
+SETTLED_OK = ("posted", "confirmed")
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,8 @@ def refunded_minor(session: Session, original_transaction_id: str) -> int:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of an event: ``status`` posted | ignored | exception."""
+    """What became of an event: ``status`` posted | ignored | exception, or for a hint
+    confirmed | unverified."""
 
     status: str
     message: str
@@ -191,7 +194,7 @@ def finish(session: Session, event: ClaimedEvent, outcome: Outcome, actor: str) 
     )
     if problem is not None:
         _open_exception(session, event, existing, problem, now)
-    elif existing is not None and existing.status == "open" and outcome.status == "posted":
+    elif existing is not None and existing.status == "open" and outcome.status in SETTLED_OK:
         existing.status = "resolved"
         existing.resolved_at = now
         existing.resolved_by = actor

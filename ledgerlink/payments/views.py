@@ -203,6 +203,8 @@ class Dashboard:
     lag_p50_seconds: float | None
     lag_p99_seconds: float | None
     health: list[Health]
+    #: silent posts in 24 h that PayTrace did not bear out (kept apart, posted nothing)
+    unverified_today: int = 0
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -220,8 +222,14 @@ def dashboard(session: Session, now: datetime | None = None) -> Dashboard:
         select(PaymentEvent.status, PaymentEvent.payload, PaymentEvent.kind).where(
             PaymentEvent.received_at >= since,
             PaymentEvent.kind.in_(("sale", "capture")),
+            PaymentEvent.verified.is_(True),  # a hint is not a payment; its read-back is
         )
     ).all()
+    unverified = session.scalar(
+        select(func.count())
+        .select_from(PaymentEvent)
+        .where(PaymentEvent.received_at >= since, PaymentEvent.status == "unverified")
+    )
     totals: dict[str, int] = {}
     for _, payload, _ in today:
         try:
@@ -261,6 +269,7 @@ def dashboard(session: Session, now: datetime | None = None) -> Dashboard:
         lag_p50_seconds=_percentile(lags, 0.5),
         lag_p99_seconds=_percentile(lags, 0.99),
         health=upstream_health(session),
+        unverified_today=int(unverified or 0),
     )
 
 

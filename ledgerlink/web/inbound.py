@@ -1,10 +1,13 @@
 """Inbound endpoints for push sources of payment events.
 
-They are public (no session, no API token): a silent post is verified later by reading
-the transaction back from PayTrace; a webhook must carry a valid Standard Webhooks
+They are public (no session, no API token). A silent post is unsigned, so it is only a
+hint: it is stored apart and what gets posted is PayTrace's own record, read back by id
+(:mod:`ledgerlink.payments.hints`). A webhook must carry a valid Standard Webhooks
 signature made with the connection's ``webhook_secret`` (timestamp within five minutes,
-so a captured delivery cannot be replayed later). Both answer as soon as the event is in
-the inbox; a repeated delivery is answered the same way and stored once.
+so a captured delivery cannot be replayed later), and is read back from PayTrace too.
+Both answer as soon as the event is in the inbox; a repeated delivery is answered the
+same way and stored once. Bodies are capped before they are parsed, and silent posts
+(and failed signatures) are rate-limited (:mod:`ledgerlink.web.inbound_limits`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.routing import Match, Route
@@ -23,11 +26,17 @@ from ledgerlink import connections
 from ledgerlink.payments import inbox
 from ledgerlink.payments.jobs import request_processing
 from ledgerlink.store.models import Connection
+from ledgerlink.web.inbound_limits import InboundLimits, Refusal
 from ledgerlink.web.problems import Problem, problem_response
 
 router = APIRouter(prefix="/inbound", tags=["inbound"])
 MAX_BODY = 64 * 1024
-ConnectionId = Annotated[int, Path(description="The PayTrace connection the events belong to.")]
+#: The largest id a connection can have (the database's 64-bit integer).
+MAX_ID = 2**63 - 1
+ConnectionId = Annotated[
+    int, Path(ge=1, le=MAX_ID, description="The PayTrace connection the events belong to.")
+]
+FORM = "application/x-www-form-urlencoded"
 
 
 _KNOWN_TTL = 10.0
@@ -44,6 +53,8 @@ def _paytrace(request: Request, connection_id: int) -> Connection:
     cached = known.get(connection_id)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
+    if not 1 <= connection_id <= MAX_ID:
+        raise Problem(404, "Not found", f"there is no PayTrace connection {connection_id}")
     with request.app.state.db.read() as session:
         connection: Connection | None = session.get(Connection, connection_id)
         if connection is None or connection.kind != "paytrace":
@@ -63,22 +74,83 @@ async def _store(request: Request, event: inbox.InboundEvent) -> tuple[int | Non
     return await writer.submit(event)
 
 
+async def _body(request: Request) -> bytes:
+    """The request body, refused with 413 as soon as it passes :data:`MAX_BODY` (whatever
+    its content type, and before anything parses it)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise _too_large()
+    return bytes(body)
+
+
+def _too_large() -> Problem:
+    return Problem(413, "Too large", f"a push may have at most {MAX_BODY} bytes")
+
+
 async def _form_fields(request: Request) -> dict[str, str]:
     """The posted form. PayTrace sends it URL-encoded: parsed from the body directly,
-    which costs a fraction of the general multipart-capable form parser under a burst."""
+    which costs a fraction of the general form parser under a burst; a multipart form is
+    accepted too, from the same capped body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        form = await request.form()
-        return {k: str(v) for k, v in form.items()}
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise Problem(413, "Too large", f"a silent post may have at most {MAX_BODY} bytes")
-    return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+    body = await _body(request)
+    if content_type == FORM:
+        return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+    if content_type != "multipart/form-data":
+        raise Problem(
+            415,
+            "Unsupported content type",
+            f"a silent post is a form ({FORM}), not {content_type or 'an untyped body'}",
+        )
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=0, max_fields=100)
+    except HTTPException as refused:  # malformed multipart, a file part, too many fields
+        raise Problem(400, "Malformed form", str(refused.detail)) from None
+    return {key: str(value) for key, value in form.items()}
 
 
-@router.post("/paytrace/{connection_id}/silent-post", summary="PayTrace silent post (form)")
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _limits(request: Request) -> InboundLimits:
+    limits: InboundLimits | None = getattr(request.app.state, "inbound_limits", None)
+    if limits is None:
+        settings = request.app.state.runtime.settings
+        limits = request.app.state.inbound_limits = InboundLimits(
+            settings.inbound_limit_per_address, settings.inbound_limit_per_connection
+        )
+    return limits
+
+
+def _over(refusal: Refusal) -> Problem:
+    return Problem(
+        429,
+        "Too many requests",
+        f"{refusal.what}; try again in {refusal.retry_after} s (PayTrace's exports are read "
+        "regardless, so nothing is lost)",
+        headers={"Retry-After": str(refusal.retry_after)},
+    )
+
+
+@router.post(
+    "/paytrace/{connection_id}/silent-post",
+    summary="PayTrace silent post (form): a hint, read back from PayTrace before anything "
+    "is posted",
+)
 async def silent_post(request: Request, connection_id: ConnectionId) -> Response:
     _paytrace(request, connection_id)
+    refusal = _limits(request).silent_post(_client(request), connection_id)
+    if refusal is not None:
+        raise _over(refusal)
     fields = await _form_fields(request)
     try:
         event = inbox.from_silent_post(fields, connection_id)
@@ -103,12 +175,13 @@ async def webhook(request: Request, connection_id: ConnectionId) -> Response:
             "this connection has no webhook secret; an administrator sets one under Accounting "
             "Integration → PayTrace before a source may push events",
         )
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise Problem(413, "Too large", f"an event body may have at most {MAX_BODY} bytes")
+    body = await _body(request)
     try:
         parsed = Webhook(secret).verify(body, dict(request.headers))
     except WebhookVerificationError as exc:
+        refusal = _limits(request).bad_signature(_client(request))
+        if refusal is not None:
+            raise _over(refusal) from None
         raise Problem(
             401, "Signature refused", f"the webhook signature did not verify: {exc}"
         ) from None

@@ -126,11 +126,11 @@ class PaymentsWorld:
             time.sleep(0.2)
         raise AssertionError("payments still waiting after the timeout")
 
-    def event(self, transaction_id: str, kind: str = "sale") -> PaymentEvent:
+    def event(self, transaction_id: str, kind: str = "sale", *, hint: bool = False) -> PaymentEvent:
+        """The inbox event for a transaction; ``hint=True``: the silent post's hint."""
+        key = f"{'hint:' if hint else ''}{transaction_id}:{kind}"
         with self.runtime.db.read() as session:
-            found = session.scalar(
-                select(PaymentEvent).where(PaymentEvent.dedup_key == f"{transaction_id}:{kind}")
-            )
+            found = session.scalar(select(PaymentEvent).where(PaymentEvent.dedup_key == key))
             assert found is not None, f"no {kind} event for {transaction_id}"
             session.expunge(found)
             return found

@@ -24,7 +24,15 @@ from ledgerlink.web.portal.rendering import render, render_error
 from ledgerlink.web.security import operator, viewer
 
 router = APIRouter()
-STATUSES = ("received", "processing", "posted", "exception", "ignored")
+STATUSES = (
+    "received",
+    "processing",
+    "posted",
+    "exception",
+    "ignored",
+    "confirmed",
+    "unverified",
+)
 
 
 def _paytrace_connections(session: Session) -> list[Connection]:
