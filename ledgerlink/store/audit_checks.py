@@ -137,6 +137,11 @@ def check(
             problem = check_newest(newest, keys, anchors.path)
     except AnchorProblem as exc:
         problem = str(exc)
+    except OSError as exc:
+        problem = (
+            f"The audit checkpoint file {anchors.path} cannot be read ({exc.strerror}); make "
+            "it readable by the user ledgerlink runs as, then check again."
+        )
 
     if problem is not None:
         report = audit.VerifyReport(ok=False, entries=0, head_hash=audit.GENESIS_HASH)

@@ -142,6 +142,9 @@ def test_a_truncated_log_with_a_rewritten_head_is_caught_by_the_api_the_portal_a
     page = client.get("/audit")
     assert 'data-testid="audit-state"' in page.text
     assert found in page.text
+    dashboard = client.get("/")
+    assert 'data-testid="audit-broken"' in dashboard.text
+    assert found in dashboard.text
     checks = client.get("/api/v1/audit/checks", headers=api["viewer"]).json()
     assert checks["incremental"]["ok"] is False
     assert checks["full"]["ok"] is False

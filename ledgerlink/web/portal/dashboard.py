@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from ledgerlink.identity.principal import Principal
 from ledgerlink.payments import views as payment_views
+from ledgerlink.store import audit_checks
 from ledgerlink.store.models import AuditHead, Connection, User
 from ledgerlink.web.portal.rendering import render
 from ledgerlink.web.security import viewer
@@ -41,4 +42,5 @@ def dashboard(request: Request, _: Annotated[Principal, Depends(viewer)]) -> Res
         jobs=jobs,
         readiness=readiness,
         database=runtime.db.backend,
+        audit_broken=audit_checks.last_checks(runtime.db).broken,
     )
