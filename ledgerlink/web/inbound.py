@@ -147,8 +147,12 @@ def _over(refusal: Refusal) -> Problem:
     "is posted",
 )
 async def silent_post(request: Request, connection_id: ConnectionId) -> Response:
+    limits = _limits(request)
+    refusal = limits.from_address(_client(request))  # before any work, even a look-up
+    if refusal is not None:
+        raise _over(refusal)
     _paytrace(request, connection_id)
-    refusal = _limits(request).silent_post(_client(request), connection_id)
+    refusal = limits.for_connection(connection_id)
     if refusal is not None:
         raise _over(refusal)
     fields = await _form_fields(request)
@@ -179,7 +183,7 @@ async def webhook(request: Request, connection_id: ConnectionId) -> Response:
     try:
         parsed = Webhook(secret).verify(body, dict(request.headers))
     except WebhookVerificationError as exc:
-        refusal = _limits(request).bad_signature(_client(request))
+        refusal = _limits(request).from_address(_client(request))
         if refusal is not None:
             raise _over(refusal) from None
         raise Problem(

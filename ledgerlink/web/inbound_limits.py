@@ -40,20 +40,14 @@ class InboundLimits:
         self._per_address = _item(per_address)
         self._per_connection = _item(per_connection)
 
-    def silent_post(self, address: str, connection_id: int) -> Refusal | None:
-        """Count an unsigned push; a refusal when the address or connection is over."""
-        return self._hit(self._per_address, "address", address, "from this address") or (
-            self._hit(
-                self._per_connection,
-                "connection",
-                str(connection_id),
-                f"for PayTrace connection {connection_id}",
-            )
-        )
-
-    def bad_signature(self, address: str) -> Refusal | None:
-        """Count a webhook whose signature failed against the address's allowance."""
+    def from_address(self, address: str) -> Refusal | None:
+        """Count an unsigned push, or a webhook whose signature failed, from ``address``."""
         return self._hit(self._per_address, "address", address, "from this address")
+
+    def for_connection(self, connection_id: int) -> Refusal | None:
+        """Count a silent post for a (known) PayTrace connection."""
+        where = f"for PayTrace connection {connection_id}"
+        return self._hit(self._per_connection, "connection", str(connection_id), where)
 
     def _hit(self, item: RateLimitItem | None, kind: str, key: str, where: str) -> Refusal | None:
         if item is None or self._limiter.hit(item, kind, key):
