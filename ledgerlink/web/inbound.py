@@ -53,13 +53,18 @@ def _paytrace(request: Request, connection_id: int) -> Connection:
     cached = known.get(connection_id)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    if not 1 <= connection_id <= MAX_ID:
+    connection: Connection | None = None
+    if 1 <= connection_id <= MAX_ID:
+        with request.app.state.db.read() as session:
+            connection = session.get(Connection, connection_id)
+            if connection is not None:
+                session.expunge(connection)
+    if connection is None or connection.kind != "paytrace":
+        # Probing for connection ids counts against the address like any unsigned push.
+        refusal = _limits(request).from_address(_client(request))
+        if refusal is not None:
+            raise _over(refusal)
         raise Problem(404, "Not found", f"there is no PayTrace connection {connection_id}")
-    with request.app.state.db.read() as session:
-        connection: Connection | None = session.get(Connection, connection_id)
-        if connection is None or connection.kind != "paytrace":
-            raise Problem(404, "Not found", f"there is no PayTrace connection {connection_id}")
-        session.expunge(connection)
     known[connection_id] = (time.monotonic() + _KNOWN_TTL, connection)
     return connection
 
