@@ -22,6 +22,7 @@ from ledgerlink import connections
 from ledgerlink.audit_jobs import AuditChainBroken, verify_audit_chain
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
+from ledgerlink.jobs.port import job_queue
 from ledgerlink.jobs.registry import JobContext, tasks
 from ledgerlink.settings import Settings
 from ledgerlink.store import audit, audit_checks
@@ -30,6 +31,7 @@ from ledgerlink.store.db import Database
 from ledgerlink.store.models import AuditEntry
 from ledgerlink.vault import Vault, load_vault, new_key, rotate
 from tests.integration.test_audit_chain import append, tamper
+from tests.support.job_tasks import wait_until, worker_thread
 from tests.support.smtp import smtp_server
 from tests.support.web import make_user, sign_in
 
@@ -333,6 +335,31 @@ def test_a_viewer_cannot_start_a_full_verification(
     page = client.post("/audit/verify/full", data={"csrftoken": csrf}, follow_redirects=False)
     assert page.status_code == 403
     assert "Re-verify everything" not in client.get("/audit").text
+
+
+def test_an_admins_full_verification_runs_on_the_worker(
+    settings: Settings,
+    db: Database,
+    client: TestClient,
+    api: dict[str, dict[str, str]],
+) -> None:
+    append(db, 3)
+    started = client.post("/api/v1/audit/verify/full", headers=api["admin"])
+    assert started.status_code == 202, started.text
+    job_id = started.json()["job_id"]
+    queue = job_queue(settings, db)
+
+    def status() -> str | None:
+        info = queue.get(job_id)
+        return None if info is None else info.status
+
+    with worker_thread(settings):
+        wait_until(lambda: status() == "succeeded", timeout=30, what="the full check")
+    full = client.get("/api/v1/audit/checks", headers=api["viewer"]).json()["full"]
+    assert full["ok"] is True
+    assert full["entries"] == audit.verify_all(db).entries
+    reasons = [json.loads(line)["reason"] for line in anchor_path(settings).read_text().split()]
+    assert reasons[0] == "full"
 
 
 def test_the_schedules_check_quarter_hourly_and_fully_every_night() -> None:
