@@ -99,5 +99,27 @@ def alert(runtime: Any, result: audit_checks.AuditCheck) -> None:
                 row.alerted_problem = result.problem
 
 
+def digest_anchor_lines(runtime: Any) -> list[str]:
+    """The newest signed checkpoint, for the daily digest: a copy of the anchor kept in
+    people's mailboxes, outside this machine, that ``--expect-head`` can check against."""
+    from ledgerlink.store.audit_anchors import AnchorFile, AnchorProblem
+
+    try:
+        newest = AnchorFile.for_settings(runtime.settings).newest()
+    except (OSError, AnchorProblem) as exc:
+        log.warning("audit.digest_anchor_unavailable", error=str(exc))
+        return []
+    if newest is None:
+        return []
+    return [
+        "",
+        "Audit log anchor (keep this e-mail: it shows the audit log as it was today):",
+        f"  entry {newest.seq}, hash {newest.hash}",
+        f"  signed checkpoint of {newest.at:%Y-%m-%d %H:%M} UTC, key {newest.kid}, "
+        f"signature {newest.mac}",
+        f"  `ledgerlink audit verify --expect-head {newest.hash}` checks the log against it.",
+    ]
+
+
 tasks.periodic("audit.verify.quarter-hourly", "*/15 * * * *", task=TASK)
 tasks.periodic("audit.verify.daily", "43 2 * * *", task=TASK, args={"full": True})

@@ -268,6 +268,12 @@ async def run_notifications(runtime: Any, now: dt.datetime | None = None) -> lis
         alert = alert_due(session) if settings.get("alerts", True) else None
         threshold = threshold_due(session, settings, now)
         digest = digest_due(session, settings, now)
+    if digest is not None:
+        from ledgerlink.audit_jobs import digest_anchor_lines
+
+        digest = Mail(
+            digest.kind, digest.subject, "\n".join([digest.body, *digest_anchor_lines(runtime)])
+        )
     due: list[tuple[Mail, list[int]]] = [alert] if alert else []
     due += [(mail, []) for mail in (threshold, digest) if mail is not None]
     sent = []

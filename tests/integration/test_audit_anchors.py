@@ -183,6 +183,43 @@ def test_a_failed_scheduled_check_is_emailed_once(settings: Settings, db: Databa
     assert f"signed checkpoint records entry {head}" in inbox.body(0)
 
 
+def test_the_daily_digest_carries_the_newest_checkpoint(settings: Settings, db: Database) -> None:
+    import asyncio
+
+    from ledgerlink.payments.notify import run_notifications
+    from ledgerlink.runtime import Runtime
+
+    runtime = Runtime(settings)
+    with smtp_server() as (port, inbox):
+        with db.transaction() as session:
+            connection = connections.create(
+                session,
+                runtime.vault,
+                cli_principal(),
+                kind="smtp",
+                name="Mail",
+                settings={
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "security": "none",
+                    "from_address": "ledgerlink@example.org",
+                    "recipients": ["controller@example.org"],
+                    "digest_at": "00:00",
+                },
+                secrets={},
+            )
+            connections.update(session, runtime.vault, cli_principal(), connection, is_active=True)
+        append(db, 3)
+        anchored = check(settings, db)
+        try:
+            assert [m.kind for m in asyncio.run(run_notifications(runtime))] == ["digest"]
+        finally:
+            runtime.close()
+    body = inbox.body(0)
+    assert f"entry {anchored.entries}, hash {anchored.head_hash}" in body
+    assert f"--expect-head {anchored.head_hash}" in body
+
+
 # ---- (b) an edited entry with every later hash recomputed ------------------------------------
 
 
