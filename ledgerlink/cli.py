@@ -127,7 +127,17 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        **_proxy_options(settings),
     )
+
+
+def _proxy_options(settings: Settings) -> dict[str, Any]:
+    """Forwarded headers are believed only from the configured trusted proxies (uvicorn
+    would otherwise believe any client connecting from 127.0.0.1), so the client address
+    and scheme the app sees are the peer's own unless a trusted proxy says otherwise."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 @app.command()
@@ -201,6 +211,7 @@ def demo(
             log_config=None,
             access_log=False,
             server_header=False,
+            **_proxy_options(runtime.settings),
         )
     except RuntimeError as exc:
         _fail(str(exc))
@@ -287,8 +298,17 @@ def user_enable(email: Annotated[str, typer.Argument(help="The user's e-mail.")]
 def user_set_password(
     email: Annotated[str, typer.Argument(help="The user's e-mail.")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    revoke_tokens: Annotated[
+        bool,
+        typer.Option(
+            "--revoke-tokens/--keep-tokens",
+            help="Also revoke the user's API tokens (the default: anyone who knew the old "
+            "password may have made one).",
+        ),
+    ] = True,
 ) -> None:
-    """Set a user's password (signs them out everywhere)."""
+    """Set a user's password (signs them out everywhere; revokes their API tokens unless
+    --keep-tokens)."""
     from ledgerlink.identity import users
 
     password = (
@@ -299,10 +319,20 @@ def user_set_password(
     runtime = _runtime()
     try:
         with runtime.db.transaction() as session:
-            users.set_password(session, cli_principal(), _find_user(session, email), password)
+            changed = users.set_password(
+                session,
+                cli_principal(),
+                _find_user(session, email),
+                password,
+                revoke_tokens=revoke_tokens,
+            )
     except users.AccountError as exc:
         _fail(f"{exc.field}: {exc.message}")
-    out.print("Password changed.")
+    tokens = changed.api_tokens_revoked
+    out.print(
+        f"Password changed; {changed.sessions_ended} session(s) signed out, "
+        f"{tokens} API token{'' if tokens == 1 else 's'} revoked."
+    )
 
 
 @user_app.command("token")

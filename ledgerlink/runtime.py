@@ -3,14 +3,16 @@ settings: the database, the vault and the job queue."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ledgerlink.jobs.port import JobQueue, job_queue
 from ledgerlink.jobs.registry import load_task_modules
 from ledgerlink.settings import Settings
-from ledgerlink.store.db import Database
+from ledgerlink.store.db import Database, owner_only
 from ledgerlink.vault import Vault, load_vault
 
 if TYPE_CHECKING:
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
 @dataclass
 class Runtime:
     settings: Settings
+
+    def __post_init__(self) -> None:
+        protect_var_dir(self.settings)
 
     @cached_property
     def db(self) -> Database:
@@ -48,3 +53,16 @@ class Runtime:
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()
+
+
+def protect_var_dir(settings: Settings) -> None:
+    """``var/`` and everything in it (databases, the vault key, simulator state, logs)
+    readable by ledgerlink's user only: the directory 0700, files without group or other
+    permissions. Run at every start, so copies and older versions' files are fixed too."""
+    var = settings.var_dir
+    if not var.is_dir():
+        return
+    for directory, _dirs, files in os.walk(var):
+        owner_only(Path(directory))
+        for name in files:
+            owner_only(Path(directory) / name)

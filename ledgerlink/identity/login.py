@@ -1,27 +1,47 @@
 """Signing in: password check with throttling, portal sessions and API token lookup.
 
-Throttling state lives in the database (``login_attempts``) so that it holds across every
-web process behind a load balancer. Two limits apply: failures per account (stops
-guessing one password) and failures per client address (stops spraying many accounts).
+Throttling slows guessing down without letting anyone lock an account: every wrong
+password makes the next attempt *from the same client address* wait, the wait doubling
+with each further failure up to ``login_lockout_minutes``. Two runs of failures are kept:
+
+* per account and address (``login_max_failures`` free, then 1 s, 2 s, 4 s …): stops one
+  client guessing one password;
+* per address over all accounts (``FAILURES_PER_ADDRESS`` free, then the same doubling):
+  stops one client spraying many accounts.
+
+There is deliberately no limit per account alone: then whoever guesses at the admin's
+account could lock the admin out. The admin signing in from an address that has not been
+failing is never refused, however many others are guessing. The client address is the
+peer's, or the one a trusted proxy forwarded (``trusted_proxies``); a header from anyone
+else changes nothing.
+
+The state lives in the database (``login_throttles``) so that it holds across every web
+process behind a load balancer; the rows of a key are locked while its attempt is checked,
+so a burst of parallel guesses is counted one after another.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.identity import passwords, tokens
 from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.settings import Settings
-from ledgerlink.store.models import ApiToken, LoginAttempt, User, UserSession
+from ledgerlink.store.models import ApiToken, LoginAttempt, LoginThrottle, User, UserSession
 from ledgerlink.store.types import utcnow
 
-#: A client address may fail this many times (over all accounts) per lockout window.
+#: A client address may fail this many times (over all accounts) before its waits begin.
 FAILURES_PER_ADDRESS = 30
+#: The wait after the first failure beyond the free ones; it doubles with each further one.
+FIRST_WAIT_SECONDS = 1
+#: A run of failures is forgotten after this long without a failure.
+FORGET_AFTER = timedelta(days=1)
 
 
 class LoginRefused(Exception):
@@ -41,24 +61,34 @@ class NewSession:
 
 
 def authenticate(
-    session: Session, settings: Settings, *, email: str, password: str, client_ip: str | None
+    session: Session,
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    client_ip: str | None,
+    now: datetime | None = None,
 ) -> NewSession:
     """Check the password (within the throttle) and open a portal session.
 
     Raises ``LoginRefused``. The failed attempt is added to ``session`` before raising:
     callers catch the refusal *inside* their transaction so that it is recorded.
+    ``now`` is for tests that move the clock.
     """
+    now = now or utcnow()
     address = email.strip().lower()
-    window_start = utcnow() - timedelta(minutes=settings.login_lockout_minutes)
-    _refuse_if_throttled(session, settings, address, client_ip, window_start)
+    throttle = _Throttle.of(settings, address, client_ip)
+    throttle.refuse_if_waiting(session, now)
 
     user = session.scalar(select(User).where(User.email == address))
     ok = passwords.verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
-        session.add(LoginAttempt(email=address, client_ip=client_ip, succeeded=False))
+        session.add(LoginAttempt(email=address, client_ip=client_ip, succeeded=False, at=now))
+        throttle.note_failure(session, now)
         raise LoginRefused("E-mail or password is wrong, or the account is disabled.")
 
-    session.add(LoginAttempt(email=address, client_ip=client_ip, succeeded=True))
+    session.add(LoginAttempt(email=address, client_ip=client_ip, succeeded=True, at=now))
+    throttle.note_success(session)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     token = tokens.new_secret()
@@ -70,7 +100,7 @@ def authenticate(
             client_ip=client_ip,
         )
     )
-    _forget_old_attempts(session)
+    _forget_old_attempts(session, now)
     return NewSession(token=token, principal=_principal(user, "session"))
 
 
@@ -121,51 +151,112 @@ def _principal(user: User, via: str) -> Principal:
     return Principal(user_id=user.id, email=user.email, role=Role(user.role), via=via)
 
 
-def _refuse_if_throttled(
-    session: Session, settings: Settings, address: str, client_ip: str | None, since: datetime
-) -> None:
-    minutes = settings.login_lockout_minutes
-    last_success = session.scalar(
-        select(func.max(LoginAttempt.at)).where(
-            LoginAttempt.email == address, LoginAttempt.succeeded.is_(True)
-        )
-    )
-    account_since = max(since, last_success) if last_success else since
-    account_failures = _count_failures(session, LoginAttempt.email == address, account_since)
-    if account_failures >= settings.login_max_failures:
-        raise LoginRefused(
-            f"Too many failed sign-ins for this account. Try again in {minutes} minutes, "
-            "or ask an administrator to reset the password.",
-            throttled=True,
-            retry_after=minutes * 60,
-        )
-    if (
-        client_ip
-        and _count_failures(session, LoginAttempt.client_ip == client_ip, since)
-        >= FAILURES_PER_ADDRESS
-    ):
-        raise LoginRefused(
-            f"Too many failed sign-ins from this address. Try again in {minutes} minutes.",
-            throttled=True,
-            retry_after=minutes * 60,
-        )
+@dataclass(frozen=True)
+class _Run:
+    key: str
+    free_failures: int
+    refusal: str  # what the refused client is told, before "Try again in …"
 
 
-def _count_failures(session: Session, condition: object, since: object) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(LoginAttempt)
-            .where(
-                condition,  # type: ignore[arg-type]
-                LoginAttempt.succeeded.is_(False),
-                LoginAttempt.at > since,
+@dataclass(frozen=True)
+class _Throttle:
+    """The two runs of failures an attempt counts against (see the module's docstring)."""
+
+    account: _Run
+    address: _Run
+    longest_wait: int
+
+    @classmethod
+    def of(cls, settings: Settings, email: str, client_ip: str | None) -> _Throttle:
+        peer = client_ip or "unknown"
+        return cls(
+            account=_Run(
+                f"account:{peer}|{email}"[:400],
+                settings.login_max_failures,
+                "Too many failed sign-ins for this account from your address.",
+            ),
+            address=_Run(
+                f"address:{peer}"[:400],
+                FAILURES_PER_ADDRESS,
+                "Too many failed sign-ins from your address.",
+            ),
+            longest_wait=settings.login_lockout_minutes * 60,
+        )
+
+    @property
+    def runs(self) -> tuple[_Run, _Run]:
+        return (self.account, self.address)  # keys in sorted order: rows lock in one order
+
+    def refuse_if_waiting(self, session: Session, now: datetime) -> None:
+        rows = {
+            row.key: row
+            for row in session.scalars(
+                select(LoginThrottle)
+                .where(LoginThrottle.key.in_([run.key for run in self.runs]))
+                .order_by(LoginThrottle.key)
+                .with_for_update()
             )
-        )
-        or 0
-    )
+        }
+        for run in self.runs:
+            row = rows.get(run.key)
+            if row is None or now - row.last_failure_at > FORGET_AFTER or row.retry_at <= now:
+                continue
+            seconds = max(1, math.ceil((row.retry_at - now).total_seconds()))
+            raise LoginRefused(
+                f"{run.refusal} Try again in {_in_words(seconds)}.",
+                throttled=True,
+                retry_after=seconds,
+            )
+
+    def note_failure(self, session: Session, now: datetime) -> None:
+        for run in self.runs:
+            _ensure_row(session, run.key, now)
+            row = session.scalars(
+                select(LoginThrottle)
+                .where(LoginThrottle.key == run.key)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).one()
+            if now - row.last_failure_at > FORGET_AFTER:
+                row.failures = 0
+            row.failures += 1
+            row.last_failure_at = now
+            wait = _wait_seconds(row.failures, run.free_failures, self.longest_wait)
+            row.retry_at = now + timedelta(seconds=wait)
+
+    def note_success(self, session: Session) -> None:
+        """The right password ends this client's run for the account. The address's run
+        goes on: signing in to an account of one's own must not reset a spraying run."""
+        session.execute(delete(LoginThrottle).where(LoginThrottle.key == self.account.key))
 
 
-def _forget_old_attempts(session: Session) -> None:
-    """Keep the attempts table small: nothing older than a day is needed for throttling."""
-    session.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - timedelta(days=1)))
+def _wait_seconds(failures: int, free: int, longest: int) -> int:
+    if failures < free:
+        return 0
+    return int(min(FIRST_WAIT_SECONDS * 2 ** min(failures - free, 40), longest))
+
+
+def _ensure_row(session: Session, key: str, now: datetime) -> None:
+    """Insert the key's row unless it exists (a concurrent first failure may insert it
+    at the same moment: neither fails)."""
+    values = {"key": key, "failures": 0, "last_failure_at": now, "retry_at": now}
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(LoginThrottle).values(**values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(LoginThrottle).values(**values).on_conflict_do_nothing())
+
+
+def _in_words(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
+
+
+def _forget_old_attempts(session: Session, now: datetime) -> None:
+    """Keep the attempts and throttle tables small: older runs no longer count."""
+    session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - FORGET_AFTER))
+    session.execute(delete(LoginThrottle).where(LoginThrottle.last_failure_at < now - FORGET_AFTER))

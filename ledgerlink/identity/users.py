@@ -3,6 +3,7 @@ the same transaction, with password hashes never included."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -117,26 +118,75 @@ def update_user(
     return user
 
 
-def set_password(session: Session, by: Principal, user: User, password: str) -> None:
-    """Change a password and sign the user out everywhere."""
+@dataclass(frozen=True)
+class PasswordChanged:
+    """What a password change ended besides the old password."""
+
+    sessions_ended: int
+    api_tokens_revoked: int
+
+
+def set_password(
+    session: Session, by: Principal, user: User, password: str, *, revoke_tokens: bool
+) -> PasswordChanged:
+    """Change a password and sign the user out everywhere; with ``revoke_tokens`` their
+    API tokens stop working too (someone who knew the old password may have made one).
+
+    A user changing their own password chooses; an administrator resetting someone
+    else's password always revokes (the reset is for an account that may be in the
+    wrong hands). Each revocation is audited, and the change records how many.
+    """
+    by_someone_else = by.user_id is not None and by.user_id != user.id
+    if by_someone_else and not revoke_tokens:
+        raise AccountError(
+            "revoke_tokens",
+            "an administrator resetting another user's password always revokes their API "
+            "tokens; leave revoke_tokens out or set it to true",
+        )
     try:
         passwords.check_strength(password)
     except passwords.WeakPassword as exc:
         raise AccountError("password", str(exc)) from None
     user.password_hash = passwords.hash_password(password)
     user.password_changed_at = utcnow()
-    end_sessions(session, user)
+    changed = PasswordChanged(
+        sessions_ended=end_sessions(session, user),
+        api_tokens_revoked=revoke_api_tokens(session, by, user) if revoke_tokens else 0,
+    )
     audit.record(
         session,
         actor=by.actor,
         action="user.password_changed",
         entity_type="user",
         entity_id=user.id,
+        after={
+            "sessions_ended": changed.sessions_ended,
+            "api_tokens_revoked": changed.api_tokens_revoked,
+        },
     )
+    return changed
 
 
-def end_sessions(session: Session, user: User) -> None:
+def end_sessions(session: Session, user: User) -> int:
+    """Sign the user out of every portal session; returns how many there were."""
+    ended = (
+        session.scalar(
+            select(func.count()).select_from(UserSession).where(UserSession.user_id == user.id)
+        )
+        or 0
+    )
     session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    return ended
+
+
+def revoke_api_tokens(session: Session, by: Principal, user: User) -> int:
+    """Revoke every live API token of ``user`` (each audited); returns how many."""
+    live = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in live:
+        revoke_api_token(session, by, token)
+    return len(live)
 
 
 def issue_api_token(

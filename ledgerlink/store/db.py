@@ -12,14 +12,19 @@ SQLite and PostgreSQL need different care to give the same guarantees:
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = structlog.get_logger("ledgerlink.store")
 
 
 class Database:
@@ -79,7 +84,7 @@ def _create_engine(url: str, busy_timeout_ms: int, echo: bool) -> Engine:
         return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_owner_only(Path(parsed.database))
     engine = create_engine(
         url,
         echo=echo,
@@ -103,3 +108,31 @@ def _create_engine(url: str, busy_timeout_ms: int, echo: bool) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _create_owner_only(database: Path) -> None:
+    """An SQLite database (and a directory made for it) that only ledgerlink's user can
+    read: the file is created empty with mode 0600 before SQLite opens it, and SQLite gives
+    the -wal, -shm and -journal files it creates later the database file's permissions.
+    Files an earlier version left readable to others are fixed here too."""
+    if not database.parent.exists():
+        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        owner_only(Path(f"{database}{suffix}"))
+
+
+def owner_only(path: Path) -> None:
+    """Take group and other permissions off ``path`` (a file or directory of ours) when it
+    has any; symbolic links and other users' files are left alone."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode) or not info.st_mode & 0o077 or info.st_uid != os.getuid():
+        return
+    try:
+        path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+    except OSError as exc:
+        log.warning("store.permissions_not_fixed", path=str(path), error=str(exc))

@@ -12,7 +12,6 @@ import structlog
 from asgi_csrf import asgi_csrf
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,6 +23,7 @@ from ledgerlink.runtime import Runtime
 from ledgerlink.settings import Settings
 from ledgerlink.web import health, inbound
 from ledgerlink.web.api import router as api_router
+from ledgerlink.web.headers import SecurityHeaders
 from ledgerlink.web.metrics import MetricsMiddleware
 from ledgerlink.web.portal import router as portal_router
 from ledgerlink.web.portal.rendering import render_error
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 runner.stop()
             runtime.close()
 
-    app = FastAPI(
+    app = _App(
         title="ledgerlink",
         version=__version__,
         summary="Member registry, Sage and PayTrace kept in agreement.",
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     app.state.runtime = runtime
     app.state.db = runtime.db
+    app.force_secure_cookies = runtime.settings.secure_cookies
     app.state.embedded_runner = None
 
     app.include_router(health.router)
@@ -101,6 +102,19 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     return app
 
 
+class _App(FastAPI):
+    """The application, wrapped in the security headers outside everything else (the
+    inbound fast path and Starlette's last-resort error handler included), so that every
+    response carries them."""
+
+    force_secure_cookies = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(
+            super().build_middleware_stack(), force_secure_cookies=self.force_secure_cookies
+        )
+
+
 def _install_api_docs(app: FastAPI) -> None:
     """OpenAPI document and Swagger UI for signed-in users; assets are served locally so
     the docs work on sites without internet access."""
@@ -111,13 +125,26 @@ def _install_api_docs(app: FastAPI) -> None:
 
     @app.get("/api/docs", include_in_schema=False, dependencies=[Depends(viewer)])
     def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/api/v1/openapi.json",
-            title="ledgerlink API",
-            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-        )
+        return HTMLResponse(_API_DOCS_PAGE)
+
+
+#: Swagger UI started by a static script (the Content-Security-Policy allows no inline
+#: script); the document's address travels in a data attribute.
+_API_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>ledgerlink API</title>
+  <link rel="icon" href="/static/favicon.svg">
+  <link rel="stylesheet" href="/static/swagger/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui" data-openapi-url="/api/v1/openapi.json"></div>
+  <script src="/static/swagger/swagger-ui-bundle.js"></script>
+  <script src="/static/swagger/start.js"></script>
+</body>
+</html>
+"""
 
 
 def _is_api(request: Request) -> bool:

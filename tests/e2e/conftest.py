@@ -42,8 +42,21 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, tmp_path: Path) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A fresh browser page. A test fails when the page hit the Content-Security-Policy
+    (Chromium reports each blocked script, style or connection on the console): the portal
+    must work under the policy it sends."""
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(15_000)
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(f"{message.text} ({page.url})")
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
     yield page
     context.close()
+    assert not violations, "the page broke the Content-Security-Policy:\n" + "\n".join(violations)

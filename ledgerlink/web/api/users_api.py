@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledgerlink.identity import users
+from ledgerlink.identity import passwords, users
 from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.store.models import ApiToken, User
@@ -40,6 +41,30 @@ class UserPatch(BaseModel):
     role: Role | None = None
     is_active: bool | None = None
     display_name: str | None = Field(default=None, max_length=200)
+
+
+class OwnPasswordIn(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+    revoke_tokens: bool = Field(
+        default=True,
+        description="Also revoke your API tokens (this one included): anyone who knew the "
+        "old password may have made one.",
+    )
+
+
+class PasswordResetIn(BaseModel):
+    password: str = Field(min_length=1, max_length=1024)
+    revoke_tokens: bool = Field(
+        default=True,
+        description="Revoke the user's API tokens. Always true when resetting another "
+        "user's password.",
+    )
+
+
+class PasswordChangedOut(BaseModel):
+    sessions_ended: int = Field(description="Portal sessions signed out.")
+    api_tokens_revoked: int
 
 
 class TokenIn(BaseModel):
@@ -101,6 +126,56 @@ def me(principal: Annotated[Principal, Depends(viewer)]) -> dict[str, str | int 
         "role": principal.role.value,
         "via": principal.via,
     }
+
+
+@router.post(
+    "/me/password",
+    summary="Change your own password",
+    description="Signs you out of every portal session; revokes your API tokens unless "
+    "revoke_tokens is false.",
+)
+def change_own_password(
+    request: Request, body: OwnPasswordIn, principal: Annotated[Principal, Depends(viewer)]
+) -> PasswordChangedOut:
+    try:
+        with request.app.state.db.transaction() as session:
+            user = session.get(User, principal.user_id) if principal.user_id else None
+            if user is None or not passwords.verify_password(
+                user.password_hash, body.current_password
+            ):
+                raise users.AccountError("current_password", "the current password is not right")
+            changed = users.set_password(
+                session, principal, user, body.new_password, revoke_tokens=body.revoke_tokens
+            )
+    except users.AccountError as exc:
+        field = "new_password" if exc.field == "password" else exc.field
+        raise field_problem(field, exc.message) from None
+    return PasswordChangedOut(**asdict(changed))
+
+
+@router.post(
+    "/users/{user_id}/password",
+    summary="Set a user's password",
+    description="Signs the user out of every portal session and revokes their API tokens.",
+)
+def reset_password(
+    request: Request,
+    user_id: int,
+    body: PasswordResetIn,
+    principal: Annotated[Principal, Depends(admin)],
+) -> PasswordChangedOut:
+    try:
+        with request.app.state.db.transaction() as session:
+            changed = users.set_password(
+                session,
+                principal,
+                _get_user(session, user_id),
+                body.password,
+                revoke_tokens=body.revoke_tokens,
+            )
+    except users.AccountError as exc:
+        raise field_problem(exc.field, exc.message) from None
+    return PasswordChangedOut(**asdict(changed))
 
 
 @router.get("/users", summary="List users")

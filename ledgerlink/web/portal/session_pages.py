@@ -66,7 +66,8 @@ def login_submit(
         max_age=runtime.settings.session_hours * 3600,
         httponly=True,
         samesite="lax",
-        secure=runtime.settings.secure_cookies,
+        # Also added for any HTTPS request by web/headers.py; said here too for the reader.
+        secure=runtime.settings.secure_cookies or request.url.scheme == "https",
     )
     return redirect
 

@@ -51,15 +51,19 @@ def change_own_password(
     principal: Annotated[Principal, Depends(viewer)],
     current_password: Annotated[str, Form(max_length=1024)],
     new_password: Annotated[str, Form(max_length=1024)],
+    revoke_tokens: Annotated[bool, Form()] = False,
 ) -> Response:
-    """Self-service: every role may change its own password (and only its own)."""
+    """Self-service: every role may change its own password (and only its own). Every
+    session ends; the API tokens too when ticked (the form ticks it by default)."""
     with request.app.state.runtime.db.transaction() as session:
         user = session.get(User, principal.user_id)
         if user is None or not passwords.verify_password(user.password_hash, current_password):
             error = "The current password is not right."
         else:
             try:
-                users.set_password(session, principal, user, new_password)
+                users.set_password(
+                    session, principal, user, new_password, revoke_tokens=revoke_tokens
+                )
                 error = None
             except users.AccountError as exc:
                 error = exc.message
@@ -112,6 +116,33 @@ def save_user(
     except (users.AccountError, ValueError) as exc:
         return _page(request, principal, status_code=422, error=str(exc))
     return RedirectResponse("/settings?done=user-saved", status_code=303)
+
+
+@router.post("/settings/users/{user_id}/password")
+def reset_password(
+    request: Request,
+    user_id: int,
+    principal: Annotated[Principal, Depends(admin)],
+    new_password: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    """An administrator sets someone's password: their sessions end and their API tokens
+    are revoked (the account may be in the wrong hands)."""
+    try:
+        with request.app.state.runtime.db.transaction() as session:
+            user = _user(session, user_id)
+            email = user.email
+            changed = users.set_password(session, principal, user, new_password, revoke_tokens=True)
+    except users.AccountError as exc:
+        return _page(request, principal, status_code=422, error=f"New password: {exc.message}")
+    if user_id == principal.user_id:
+        return RedirectResponse("/login?signed_out=true", status_code=303)
+    tokens = changed.api_tokens_revoked
+    return _page(
+        request,
+        principal,
+        notice=f"Password of {email} reset. They were signed out of "
+        f"{changed.sessions_ended} session(s) and {tokens} API token(s) were revoked.",
+    )
 
 
 @router.post("/settings/tokens")
