@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Literal
 
 import structlog
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ledgerlink.store import audit
@@ -95,10 +97,6 @@ class AuditCheck:
             f" against the signed checkpoint at entry {self.anchor_seq}" if self.anchor_seq else ""
         )
         return f"The chain is intact: {self.entries} entries verified{anchored}."
-
-
-class FullCheckRefused(Exception):
-    """A full check cannot start now; the message says why and when it can."""
 
 
 def check(
@@ -228,11 +226,14 @@ def _store(db: Database, result: AuditCheck) -> None:
 
 
 def _row(session: Session, kind: str) -> AuditCheckState:
-    row = session.get(AuditCheckState, kind)
-    if row is None:
-        row = AuditCheckState(kind=kind, complete=True, entries=0, head_seq=0, rows_read=0)
-        session.add(row)
-        session.flush()
+    """The row for ``kind``, created if missing (concurrent first checks both succeed)."""
+    values = {"kind": kind, "complete": True, "entries": 0, "head_seq": 0, "rows_read": 0}
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(pg_insert(AuditCheckState).values(values).on_conflict_do_nothing())
+    else:
+        session.execute(sqlite_insert(AuditCheckState).values(values).on_conflict_do_nothing())
+    row = session.get(AuditCheckState, kind, populate_existing=True)
+    assert row is not None
     return row
 
 
@@ -270,21 +271,34 @@ def last_checks(db: Database) -> LastChecks:
 # ---- full checks: one at a time ---------------------------------------------------------------
 
 
-def refuse_full(session: Session, now: datetime) -> str | None:
+@dataclass(frozen=True, slots=True)
+class FullRefusal:
+    """Why a full check requested by hand cannot start now (HTTP status and words)."""
+
+    status: int
+    title: str
+    detail: str
+
+
+def refuse_full(session: Session, now: datetime) -> FullRefusal | None:
     """Why a full check requested by hand cannot start now, or None."""
     row = session.get(AuditCheckState, "full")
     if row is None:
         return None
     if row.running_since is not None and now - row.running_since < FULL_STALE:
-        return (
+        return FullRefusal(
+            409,
+            "A full verification is running",
             f"A full verification has been running since {_when(row.running_since)}; wait "
-            "for it to finish and read its result on this page."
+            "for it to finish and read its result on the Audit page.",
         )
     if row.checked_at is not None and now - row.checked_at < FULL_PAUSE:
         wait = int((FULL_PAUSE - (now - row.checked_at)).total_seconds()) + 1
-        return (
+        return FullRefusal(
+            429,
+            "Too soon",
             f"A full verification finished at {_when(row.checked_at)}; start another in "
-            f"{wait} s, or read its result on this page."
+            f"{wait} s, or read its result on the Audit page.",
         )
     return None
 

@@ -20,6 +20,7 @@ from ledgerlink.identity.principal import Principal
 from ledgerlink.store import audit_checks
 from ledgerlink.store.audit_models import AuditCheckState
 from ledgerlink.store.models import AuditEntry
+from ledgerlink.web.api.inputs import INT64_MAX, CleanText
 from ledgerlink.web.problems import PROBLEM_JSON, Problem
 from ledgerlink.web.security import admin, viewer
 
@@ -72,9 +73,9 @@ class FullCheckStarted(BaseModel):
 def list_entries(
     request: Request,
     _: Annotated[Principal, Depends(viewer)],
-    action: Annotated[str | None, Query(max_length=100)] = None,
-    entity_type: Annotated[str | None, Query(max_length=64)] = None,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    action: Annotated[CleanText | None, Query(max_length=100)] = None,
+    entity_type: Annotated[CleanText | None, Query(max_length=64)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AuditEntryOut]:
     query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)
@@ -156,10 +157,9 @@ def start_full_check(
             job_id = runtime.jobs.enqueue(
                 session, TASK, {"full": True, "by": principal.actor}, dedup_key=FULL_DEDUP_KEY
             )
-    if refusal is not None and "running" in refusal:
-        raise Problem(409, "A full verification is running", refusal)
     if refusal is not None:
-        raise Problem(429, "Too soon", refusal, headers={"Retry-After": "60"})
+        retry = {"Retry-After": str(int(audit_checks.FULL_PAUSE.total_seconds()))}
+        raise Problem(refusal.status, refusal.title, refusal.detail, headers=retry)
     if job_id is None:
         raise Problem(
             409,

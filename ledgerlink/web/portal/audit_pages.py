@@ -61,10 +61,15 @@ def start_full_check(request: Request, principal: Annotated[Principal, Depends(a
             job_id = runtime.jobs.enqueue(
                 session, TASK, {"full": True, "by": principal.actor}, dedup_key=FULL_DEDUP_KEY
             )
-    if refusal is None and job_id is None:
-        refusal = "A full verification is already queued; its result will appear here."
     if refusal is not None:
-        return _page(request, principal, status_code=409, error=refusal)
+        return _page(request, principal, status_code=refusal.status, error=refusal.detail)
+    if job_id is None:
+        return _page(
+            request,
+            principal,
+            status_code=409,
+            error="A full verification is already queued; its result will appear here.",
+        )
     return _page(
         request,
         principal,
