@@ -471,14 +471,13 @@ def _resume(session: Session, walk: _Walk, resume: Resume, head_seq: int) -> Ver
         walk.rows_read += 1
     if row is None or resume.seq > head_seq:
         return walk.report(
-            f"Audit chain broken: a signed checkpoint records entry {resume.seq}, but the "
+            f"Audit chain broken: a signed checkpoint records entry {resume.seq}, but "
             + (
-                f"log ends at entry {head_seq}"
-                if row is None
-                else f"audit head was set back to entry {head_seq}"
-            )
-            + ": entries were deleted (the log truncated) and the audit head rewritten to "
-            "hide it.",
+                f"the log ends at entry {head_seq}: entries were deleted (the log truncated) "
+                "and the audit head rewritten to hide it."
+                if resume.seq > head_seq
+                else "the log no longer has that entry: it was deleted."
+            ),
             min(resume.seq, head_seq + 1),
             good_at=None,
         )
