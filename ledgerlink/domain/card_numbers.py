@@ -41,12 +41,16 @@ from typing import Final
 _ALNUM: Final = r"[^\W_]"
 #: One or two characters between groups: not a letter, not a digit, not a line break.
 _SEPARATOR: Final = r"(?:[^\w\r\n\v\f\x85\u2028\u2029]|_){1,2}"
-_GROUP: Final = rf"(?<!{_ALNUM})\d{{3,6}}(?!{_ALNUM})"
+#: The first digit of a candidate: not preceded by a letter or digit. (The pattern starts
+#: with ``\d`` so the regex engine skips quickly over text without digits.)
+_START: Final = rf"\d(?<!{_ALNUM}\d)"
+_GROUP: Final = rf"\d{{3,6}}(?!{_ALNUM})"
 _LAST_SHORT_GROUP: Final = rf"\d{{1,2}}(?!{_ALNUM})"
 _CANDIDATE: Final = re.compile(
-    rf"(?<!{_ALNUM})\d{{13,19}}(?!{_ALNUM})"
-    rf"|{_GROUP}(?:{_SEPARATOR}{_GROUP})*"
-    rf"(?:{_SEPARATOR}{_GROUP}|(?P<short>{_SEPARATOR}{_LAST_SHORT_GROUP}))"
+    rf"{_START}(?:"
+    rf"\d{{12,18}}(?!{_ALNUM})"  # one group of 13-19 digits
+    rf"|\d{{2,5}}(?!{_ALNUM})(?:{_SEPARATOR}{_GROUP})*"  # or a chain of 3-6 digit groups
+    rf"(?:{_SEPARATOR}{_GROUP}|(?P<short>{_SEPARATOR}{_LAST_SHORT_GROUP})))"
 )
 _DIGIT: Final = re.compile(r"\d")
 
@@ -69,10 +73,13 @@ def luhn_valid(digits: str) -> bool:
 
 def _card_digits(candidate: str) -> str | None:
     """The candidate's digits (ASCII) when they make a card number, else None."""
-    digits = "".join(str(int(char)) for char in _DIGIT.findall(candidate))
-    if 13 <= len(digits) <= 19 and digits[0] != "0" and luhn_valid(digits):
-        return digits
-    return None
+    found = _DIGIT.findall(candidate)
+    if not 13 <= len(found) <= 19:
+        return None
+    digits = "".join(found)
+    if not digits.isascii():
+        digits = "".join(str(int(char)) for char in digits)  # full-width and other scripts
+    return digits if digits[0] != "0" and luhn_valid(digits) else None
 
 
 def _card(match: re.Match[str]) -> tuple[str, str] | None:
