@@ -104,6 +104,29 @@ def authenticate(
     return NewSession(token=token, principal=_principal(user, "session"))
 
 
+def check_current_password(
+    session: Session,
+    settings: Settings,
+    user: User,
+    password: str,
+    *,
+    client_ip: str | None,
+    now: datetime | None = None,
+) -> bool:
+    """Whether ``password`` is the signed-in ``user``'s own, asked before a change. It
+    counts in the same throttle as signing in: a stolen session or API token must not
+    become a way to guess the password at full speed. Raises ``LoginRefused`` while the
+    client must wait; a wrong password is added to ``session`` (commit it)."""
+    now = now or utcnow()
+    throttle = _Throttle.of(settings, user.email, client_ip)
+    throttle.refuse_if_waiting(session, now)
+    if passwords.verify_password(user.password_hash, password):
+        return True
+    session.add(LoginAttempt(email=user.email, client_ip=client_ip, succeeded=False, at=now))
+    throttle.note_failure(session, now)
+    return False
+
+
 def resolve_session(session: Session, token: str) -> Principal | None:
     row = session.get(UserSession, tokens.digest(token))
     if row is None or row.expires_at <= utcnow() or not row.user.is_active:

@@ -452,3 +452,38 @@ def test_setting_a_password_from_the_cli_revokes_tokens_unless_asked_to_keep_the
         live = {t.user.email: t.revoked_at is None for t in session.scalars(select(ApiToken))}
     assert live == {"kept@example.org": True, "revoked@example.org": False}
     assert [e.actor.startswith("cli:") for e in _audited(db, "api_token.revoked")] == [True]
+
+
+def test_guessing_the_current_password_on_the_settings_page_is_slowed_down(
+    client, db, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """A session left open on someone's desk must not become a way to find the password."""
+    account = make_user(db, Role.VIEWER)
+    token = sign_in(client, account.email)
+    statuses = [
+        client.post(
+            "/account/password",
+            data={
+                "current_password": f"guess number {n}",
+                "new_password": NEW_PASSWORD,
+                "csrftoken": token,
+            },
+        ).status_code
+        for n in range(settings.login_max_failures + 1)
+    ]
+    assert statuses == [422] * settings.login_max_failures + [429]
+
+
+def test_guessing_the_current_password_through_the_api_is_slowed_down(client, db, settings) -> None:  # type: ignore[no-untyped-def]
+    """A stolen API token must not become a way to find its owner's password."""
+    account = make_user(db, Role.VIEWER)
+    responses = [
+        client.post(
+            "/api/v1/me/password",
+            json={"current_password": f"guess number {n}", "new_password": NEW_PASSWORD},
+            headers=_bearer(account.token),
+        )
+        for n in range(settings.login_max_failures + 1)
+    ]
+    assert [r.status_code for r in responses] == [422] * settings.login_max_failures + [429]
+    assert int(responses[-1].headers["retry-after"]) >= 1

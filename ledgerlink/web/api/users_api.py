@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledgerlink.identity import passwords, users
+from ledgerlink.identity import login, users
 from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.store.models import ApiToken, User
@@ -132,24 +132,37 @@ def me(principal: Annotated[Principal, Depends(viewer)]) -> dict[str, str | int 
     "/me/password",
     summary="Change your own password",
     description="Signs you out of every portal session; revokes your API tokens unless "
-    "revoke_tokens is false.",
+    "revoke_tokens is false. Wrong current passwords slow down like sign-ins.",
+    responses={429: {"description": "Too many wrong passwords: wait for Retry-After seconds."}},
 )
 def change_own_password(
     request: Request, body: OwnPasswordIn, principal: Annotated[Principal, Depends(viewer)]
 ) -> PasswordChangedOut:
-    try:
-        with request.app.state.db.transaction() as session:
-            user = session.get(User, principal.user_id) if principal.user_id else None
-            if user is None or not passwords.verify_password(
-                user.password_hash, body.current_password
+    runtime = request.app.state.runtime
+    client_ip = request.client.host if request.client else None
+    refused: users.AccountError | login.LoginRefused | None = None
+    with runtime.db.transaction() as session:  # a wrong password is recorded: no raise inside
+        user = session.get(User, principal.user_id) if principal.user_id else None
+        try:
+            if user is None or not login.check_current_password(
+                session, runtime.settings, user, body.current_password, client_ip=client_ip
             ):
                 raise users.AccountError("current_password", "the current password is not right")
             changed = users.set_password(
                 session, principal, user, body.new_password, revoke_tokens=body.revoke_tokens
             )
-    except users.AccountError as exc:
-        field = "new_password" if exc.field == "password" else exc.field
-        raise field_problem(field, exc.message) from None
+        except (users.AccountError, login.LoginRefused) as exc:
+            refused = exc
+    if isinstance(refused, login.LoginRefused):
+        raise Problem(
+            429,
+            "Too many attempts",
+            refused.message,
+            headers={"Retry-After": str(refused.retry_after)},
+        )
+    if refused is not None:
+        field = "new_password" if refused.field == "password" else refused.field
+        raise field_problem(field, refused.message)
     return PasswordChangedOut(**asdict(changed))
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledgerlink.identity import passwords, users
+from ledgerlink.identity import login, users
 from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role, parse_role
 from ledgerlink.store.models import ApiToken, User
@@ -55,20 +55,27 @@ def change_own_password(
 ) -> Response:
     """Self-service: every role may change its own password (and only its own). Every
     session ends; the API tokens too when ticked (the form ticks it by default)."""
-    with request.app.state.runtime.db.transaction() as session:
+    runtime = request.app.state.runtime
+    client_ip = request.client.host if request.client else None
+    status = 422
+    with runtime.db.transaction() as session:
         user = session.get(User, principal.user_id)
-        if user is None or not passwords.verify_password(user.password_hash, current_password):
-            error = "The current password is not right."
-        else:
-            try:
+        try:
+            if user is None or not login.check_current_password(
+                session, runtime.settings, user, current_password, client_ip=client_ip
+            ):
+                error: str | None = "The current password is not right."
+            else:
                 users.set_password(
                     session, principal, user, new_password, revoke_tokens=revoke_tokens
                 )
                 error = None
-            except users.AccountError as exc:
-                error = exc.message
+        except users.AccountError as exc:
+            error = exc.message
+        except login.LoginRefused as exc:  # caught inside: the transaction still commits
+            error, status = exc.message, 429
     if error:
-        return _page(request, principal, status_code=422, error=error)
+        return _page(request, principal, status_code=status, error=error)
     return RedirectResponse("/login?signed_out=true", status_code=303)
 
 
