@@ -21,8 +21,12 @@ from ledgerlink import connections
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store.models import Connection
 from ledgerlink.vault import Vault
+from ledgerlink.yaml_limits import YamlLimits, YamlTooLarge, check_yaml
 
 FORMAT_VERSION = 1
+#: Size, nesting and aliases an imported file may use (a few dozen connections is ~20 KiB).
+LIMITS = YamlLimits(max_bytes=1024 * 1024)
+MAX_NAME = 100  # connections.name is VARCHAR(100)
 
 
 @dataclass
@@ -79,7 +83,11 @@ def _line(node: Any, key: str | int | None = None) -> int | None:
 def import_yaml(session: Session, vault: Vault, by: Principal, text: str) -> ImportReport:
     report = ImportReport()
     try:
+        check_yaml(text, LIMITS)
         document = YAML().load(text)
+    except YamlTooLarge as exc:
+        report.errors.append(ConfigError(exc.line, "file", exc.message))
+        return report
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         report.errors.append(
@@ -110,8 +118,25 @@ def import_yaml(session: Session, vault: Vault, by: Principal, text: str) -> Imp
         if not name:
             report.errors.append(ConfigError(_line(item), f"{where}.name", "give a name"))
             continue
+        if len(name) > MAX_NAME:
+            report.errors.append(
+                ConfigError(
+                    _line(item, "name"), f"{where}.name", f"is longer than {MAX_NAME} characters"
+                )
+            )
+            continue
+        raw_settings = item.get("settings") or {}
+        if not isinstance(raw_settings, dict):
+            report.errors.append(
+                ConfigError(
+                    _line(item, "settings"),
+                    f"{where}.settings",
+                    "must be a mapping of setting: value (see an export)",
+                )
+            )
+            continue
         try:
-            clean = connections.validate_settings(kind, dict(item.get("settings") or {}))
+            clean = connections.validate_settings(kind, dict(raw_settings))
         except connections.InvalidConnection as exc:
             key = exc.field.split(".")[1] if exc.field.startswith("settings.") else None
             settings_node = item.get("settings")

@@ -20,8 +20,11 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ledgerlink.mapping.errors import SpecError, SpecProblem
 from ledgerlink.mapping.spec import ALLOWED_KEYS, Document, MappingSpec, TableDocument
+from ledgerlink.yaml_limits import YamlLimits, YamlTooLarge, check_yaml
 
 MAX_YAML_BYTES = 256 * 1024
+#: Size, nesting, aliases: what a spec may use (see ``ledgerlink/yaml_limits.py``).
+LIMITS = YamlLimits(max_bytes=MAX_YAML_BYTES)
 
 Loc = tuple[str | int, ...]
 _UNION_TAGS = frozenset({"str", "int", "bool", "none", "float", "list", "dict"})
@@ -62,13 +65,13 @@ def _yaml() -> YAML:
 
 
 def parse_yaml(text: str, file: str) -> Any:
-    """The round-trip tree of ``text``; :class:`SpecError` with the line on bad YAML."""
-    if len(text.encode("utf-8")) > MAX_YAML_BYTES:
-        raise SpecError(
-            [SpecProblem(file, None, "", f"the spec is larger than {MAX_YAML_BYTES // 1024} KiB")]
-        )
+    """The round-trip tree of ``text``; :class:`SpecError` with the line on bad YAML, or
+    on YAML too large, too deep or expanding too far through aliases to be built."""
     try:
+        check_yaml(text, LIMITS)
         return _yaml().load(text)
+    except YamlTooLarge as exc:
+        raise SpecError([SpecProblem(file, exc.line, "", f"the spec {exc.message}")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

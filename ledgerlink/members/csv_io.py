@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from ledgerlink.csv_cells import SafeCsvWriter, unescape_cell
 from ledgerlink.domain.card_numbers import mask_card_numbers
 from ledgerlink.domain.members import FieldProblem, Member, MemberInvalid
+from ledgerlink.domain.text import control_character_problem
 from ledgerlink.identity.principal import Principal
 from ledgerlink.members.normalise import DEFAULT_PHONE_REGION
 from ledgerlink.members.registry import (
@@ -229,6 +230,10 @@ def parse(
             continue
         data = dict(zip(columns, map(unescape_cell, values), strict=False))  # export's quotes
         number_text = mask_card_numbers(data.get("member_number", "").strip())
+        unstorable = _control_characters(line, data, number_text)
+        if unstorable:
+            errors.extend(unstorable)
+            continue
         try:
             member = build_member(MemberFields.from_mapping(data), phone_region=phone_region)
         except MemberInvalid as exc:
@@ -259,6 +264,19 @@ def parse(
         first_line[member.number] = line
         good.append(ParsedRow(line, member))
     return good, errors, rows
+
+
+def _control_characters(line: int, data: dict[str, str], number: str) -> list[RowError]:
+    """A NUL or other control character cannot be stored (PostgreSQL refuses NUL and the
+    whole import would fail): the row is refused naming the column, the others go on."""
+    found = [
+        (column, problem)
+        for column, value in data.items()
+        if column in COLUMNS and (problem := control_character_problem(value))
+    ]
+    if found and control_character_problem(number):
+        number = ""
+    return [RowError(line, column, problem, number) for column, problem in found]
 
 
 def import_csv(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,9 +22,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ledgerlink.domain.card_numbers import contains_card_number
+from ledgerlink.domain.text import control_character_problem
 from ledgerlink.payments.inbox import EventRefused, InboundEvent, accept
 
 REQUIRED = ("transaction_id", "dispute_amount")
+#: PayTrace transaction ids are decimal numbers (stored in at most 40 characters).
+TRANSACTION_ID = re.compile(r"[0-9]{1,40}")
 STATUSES = ("open", "won", "lost")
 
 
@@ -55,16 +59,32 @@ def parse_report(content: bytes, filename: str = "") -> list[dict[str, str]]:
         items = body.get("disputes") if isinstance(body, dict) else body
         if not isinstance(items, list):
             raise EventRefused("file", 'A JSON report is {"disputes": [...]} or a list of cases')
+        for number, item in enumerate(items, start=1):
+            if not isinstance(item, dict):
+                raise EventRefused(
+                    "file",
+                    f"case {number} of the JSON report is not an object of field: value; "
+                    'write each case as {"transaction_id": ..., "dispute_amount": ...}',
+                )
         return [{str(k): "" if v is None else str(v) for k, v in item.items()} for item in items]
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
-    if missing:
+    # newline="": the csv module reads CRLF, LF and a bare CR (old Mac files) as line ends
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
+        if missing:
+            raise EventRefused(
+                "file",
+                f"The report has no {', '.join(missing)} column; export the dispute report "
+                "from PayTrace (CSV) and upload it unchanged",
+            )
+        return [
+            {str(k): v if isinstance(v, str) else ",".join(v or []) for k, v in row.items()}
+            for row in reader
+        ]
+    except csv.Error as exc:
         raise EventRefused(
-            "file",
-            f"The report has no {', '.join(missing)} column; export the dispute report from "
-            "PayTrace (CSV) and upload it unchanged",
-        )
-    return [dict(row) for row in reader]
+            "file", f"The report is not valid CSV at line {reader.line_num}: {exc}"
+        ) from None
 
 
 def events_of(row: dict[str, str], connection_id: int | None) -> list[InboundEvent]:
@@ -75,12 +95,17 @@ def events_of(row: dict[str, str], connection_id: int | None) -> list[InboundEve
                 f"{name} holds what looks like a full card number; ledgerlink never accepts "
                 "card numbers (remove it, or keep at most the last four digits)",
             )
+    for name, value in row.items():
+        problem = control_character_problem(str(value))
+        if problem:
+            raise EventRefused(str(name), problem)
     transaction_id = (row.get("transaction_id") or "").strip()
-    if not transaction_id.isdigit():
+    if not TRANSACTION_ID.fullmatch(transaction_id):
         raise EventRefused("transaction_id", f"{transaction_id!r} is not a PayTrace transaction id")
     amount_text = (row.get("dispute_amount") or "").strip()
     try:
-        if Decimal(amount_text) <= 0:
+        amount = Decimal(amount_text)
+        if not amount.is_finite() or amount <= 0 or amount.adjusted() >= 12:
             raise InvalidOperation
     except InvalidOperation:
         raise EventRefused(

@@ -73,11 +73,17 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _validation_error(err: dict[str, Any]) -> dict[str, str]:
+    field = _field_path(tuple(err.get("loc", ())))
+    context = err.get("ctx") or {}
+    if err.get("type") == "control_character" and context.get("path"):
+        # a nested JSON field (connection settings): name it, not only the object
+        return {"field": f"{field}.{context['path']}", "message": str(context["problem"])}
+    return {"field": field, "message": str(err.get("msg", ""))}
+
+
 def validation_problem(exc: RequestValidationError) -> Problem:
-    errors = [
-        {"field": _field_path(tuple(err.get("loc", ()))), "message": str(err.get("msg", ""))}
-        for err in exc.errors()
-    ]
+    errors = [_validation_error(err) for err in exc.errors()]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     return Problem(422, "Invalid request", summary, kind="validation", errors=errors)
 
@@ -93,6 +99,60 @@ def http_problem(exc: StarletteHTTPException) -> Problem:
     title = titles.get(exc.status_code, "Request failed")
     detail = exc.detail if isinstance(exc.detail, str) else title
     return Problem(exc.status_code, title, detail, headers=getattr(exc, "headers", None))
+
+
+#: The JSON schema of a problem document, for the OpenAPI description.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "Each field that was wrong and why (CSV imports and mapping "
+            "specs add the line and file).",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+_DESCRIPTIONS = {
+    400: "The request could not be read (malformed body or form)",
+    401: "Not signed in: send 'Authorization: Bearer llk_…'",
+    403: "Your role does not allow this, or a browser request had no CSRF token",
+    404: "No such record",
+    405: "Method not allowed (the Allow header lists those that are)",
+    409: "Conflicts with the current state (said in detail)",
+    413: "The upload is too large",
+    422: "Invalid input; errors name each field and the fix",
+    428: "A required precondition header is missing",
+    429: "Too many requests; wait for Retry-After seconds",
+    502: "The upstream system (ledger or gateway) failed",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for problem documents with these statuses."""
+    return {
+        status: {
+            "description": _DESCRIPTIONS.get(status, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+#: What every API operation can answer besides its success: applied to the whole API router.
+COMMON_PROBLEMS = problem_responses(400, 401, 403, 404, 405, 409, 413, 422, 429)
 
 
 def internal_problem(request: Request) -> Problem:

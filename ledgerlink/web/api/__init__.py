@@ -1,5 +1,6 @@
 """The REST API, version 1. Authenticated by bearer API token (or the portal session with
-an ``x-csrftoken`` header); errors are RFC 9457 problem documents."""
+an ``x-csrftoken`` header); errors are RFC 9457 problem documents, and the OpenAPI
+description lists every status and media type an operation answers with."""
 
 from fastapi import APIRouter
 
@@ -13,8 +14,9 @@ from ledgerlink.web.api import (
     sync_api,
     users_api,
 )
+from ledgerlink.web.problems import COMMON_PROBLEMS
 
-router = APIRouter()
+router = APIRouter(responses=COMMON_PROBLEMS)
 router.include_router(users_api.router)
 router.include_router(connections_api.router)
 router.include_router(audit_api.router)

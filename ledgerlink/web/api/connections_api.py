@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ledgerlink import connections
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store.models import Connection
+from ledgerlink.web.api.inputs import CleanObject, CleanText, PathId
 from ledgerlink.web.problems import Problem, field_problem
 from ledgerlink.web.security import admin, operator, viewer
 
@@ -20,16 +21,16 @@ router = APIRouter(tags=["connections"])
 
 class ConnectionIn(BaseModel):
     kind: connections.ConnectionKind
-    name: str = Field(min_length=1, max_length=100)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    secrets: dict[str, str] = Field(
+    name: CleanText = Field(min_length=1, max_length=100)
+    settings: CleanObject = Field(default_factory=dict)
+    secrets: dict[str, CleanText] = Field(
         default_factory=dict, description="Write-only; responses only say whether each is set."
     )
 
 
 class ConnectionPatch(BaseModel):
-    settings: dict[str, Any] | None = None
-    secrets: dict[str, str] | None = None
+    settings: CleanObject | None = None
+    secrets: dict[str, CleanText] | None = None
     is_active: bool | None = None
 
 
@@ -51,7 +52,7 @@ def list_connections(
 
 @router.get("/connections/{connection_id}", summary="One connection (secrets masked)")
 def get_connection(
-    request: Request, connection_id: int, _: Annotated[Principal, Depends(viewer)]
+    request: Request, connection_id: PathId, _: Annotated[Principal, Depends(viewer)]
 ) -> dict[str, Any]:
     with request.app.state.db.read() as session:
         return connections.describe(_get(session, connection_id))
@@ -81,7 +82,7 @@ def create_connection(
 @router.patch("/connections/{connection_id}", summary="Change settings, secrets or activation")
 def patch_connection(
     request: Request,
-    connection_id: int,
+    connection_id: PathId,
     body: ConnectionPatch,
     principal: Annotated[Principal, Depends(admin)],
 ) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def patch_connection(
 
 @router.delete("/connections/{connection_id}", status_code=204, summary="Delete a connection")
 def delete_connection(
-    request: Request, connection_id: int, principal: Annotated[Principal, Depends(admin)]
+    request: Request, connection_id: PathId, principal: Annotated[Principal, Depends(admin)]
 ) -> None:
     with request.app.state.db.transaction() as session:
         connections.delete(session, principal, _get(session, connection_id))
@@ -126,7 +127,7 @@ class ConnectionTestOut(BaseModel):
     summary="Check reachability, credentials, permissions and the chosen business/company",
 )
 async def run_connection_test(
-    request: Request, connection_id: int, _: Annotated[Principal, Depends(operator)]
+    request: Request, connection_id: PathId, _: Annotated[Principal, Depends(operator)]
 ) -> ConnectionTestOut:
     from ledgerlink.connectors.checks import check_connection
 

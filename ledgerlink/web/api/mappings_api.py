@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from ledgerlink.identity.principal import Principal
@@ -28,31 +28,37 @@ from ledgerlink.store.mapping_repo import (
     mapping_repository,
     preview_source,
 )
+from ledgerlink.web.api.inputs import INT64_MAX, CleanText
 from ledgerlink.web.problems import Problem, field_problem
 from ledgerlink.web.security import admin, operator, viewer
 
 router = APIRouter(tags=["mappings"])
 
-NAME = r"^[a-z][a-z0-9_]{0,63}$"
+#: A spec's or table's name in a path.
+SpecName = Annotated[CleanText, Path(max_length=64)]
 
 
 class SpecIn(BaseModel):
-    yaml: str = Field(min_length=1, max_length=256 * 1024, description="The whole spec as YAML.")
-    comment: str = Field(default="", max_length=500)
+    yaml: CleanText = Field(
+        min_length=1, max_length=256 * 1024, description="The whole spec as YAML."
+    )
+    comment: CleanText = Field(default="", max_length=500)
 
 
 class RollbackIn(BaseModel):
-    version: int = Field(ge=0, description="The version to restore; 0 is the shipped default.")
-    comment: str = Field(default="", max_length=500)
+    version: int = Field(
+        ge=0, le=INT64_MAX, description="The version to restore; 0 is the shipped default."
+    )
+    comment: CleanText = Field(default="", max_length=500)
 
 
 class PreviewIn(BaseModel):
-    yaml: str | None = Field(
+    yaml: CleanText | None = Field(
         default=None,
         max_length=256 * 1024,
         description="A draft to preview instead of the active spec.",
     )
-    tables: dict[str, str] = Field(
+    tables: dict[Annotated[CleanText, Field(max_length=64)], CleanText] = Field(
         default_factory=dict, description="Drafts of shared tables (name → YAML) to preview with."
     )
     records: list[dict[str, Any]] | None = Field(
@@ -161,7 +167,7 @@ def list_mappings(
 
 @router.get("/mappings/{name}", summary="A spec's active YAML and its version history")
 def get_mapping(
-    request: Request, name: str, _: Annotated[Principal, Depends(viewer)]
+    request: Request, name: SpecName, _: Annotated[Principal, Depends(viewer)]
 ) -> dict[str, Any]:
     repo = repository(request)
     with request.app.state.db.read() as session:
@@ -178,7 +184,7 @@ def get_mapping(
 
 @router.put("/mappings/{name}", summary="Save a new version (validated, audited)")
 def put_mapping(
-    request: Request, name: str, body: SpecIn, principal: Annotated[Principal, Depends(admin)]
+    request: Request, name: SpecName, body: SpecIn, principal: Annotated[Principal, Depends(admin)]
 ) -> dict[str, Any]:
     repo = repository(request)
     try:
@@ -197,7 +203,10 @@ def put_mapping(
 
 @router.post("/mappings/{name}/rollback", summary="Activate an earlier version as a new version")
 def rollback_mapping(
-    request: Request, name: str, body: RollbackIn, principal: Annotated[Principal, Depends(admin)]
+    request: Request,
+    name: SpecName,
+    body: RollbackIn,
+    principal: Annotated[Principal, Depends(admin)],
 ) -> dict[str, Any]:
     repo = repository(request)
     try:
@@ -216,7 +225,7 @@ def rollback_mapping(
     "/mappings/{name}/preview", summary="Run a spec (or a draft) over records; writes nothing"
 )
 def preview_mapping(
-    request: Request, name: str, body: PreviewIn, _: Annotated[Principal, Depends(operator)]
+    request: Request, name: SpecName, body: PreviewIn, _: Annotated[Principal, Depends(operator)]
 ) -> dict[str, Any]:
     repo = repository(request)
     runtime = request.app.state.runtime

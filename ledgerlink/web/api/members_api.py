@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -41,46 +41,54 @@ from ledgerlink.members.registry import (
 from ledgerlink.members.search import MemberQuery, SearchInvalid, matching_ids, search
 from ledgerlink.store.mapping_repo import mapping_repository
 from ledgerlink.store.models import Connection
-from ledgerlink.web.problems import Problem, field_problem
+from ledgerlink.web.api.inputs import INT64_MAX, BodyId, CleanText, PathId, QueryId
+from ledgerlink.web.problems import Problem, field_problem, problem_responses
 from ledgerlink.web.security import admin, operator, viewer
 
 router = APIRouter(tags=["members"])
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
+#: A member number in a path (numbers are at most 40 characters).
+MemberNumber = Annotated[CleanText, Path(max_length=40)]
+#: A membership level's code in a path.
+LevelCode = Annotated[CleanText, Path(max_length=64)]
+#: A short filter value in a query string.
+Filter = Annotated[CleanText | None, Query(max_length=64)]
+
 
 class MemberIn(BaseModel):
-    member_number: str = Field(max_length=40)
-    first_name: str = Field(default="", max_length=200)
-    last_name: str = Field(default="", max_length=200)
-    organisation: str = Field(default="", max_length=200)
-    email: str = Field(default="", max_length=320)
-    phone: str = Field(default="", max_length=40)
+    member_number: CleanText = Field(max_length=40)
+    first_name: CleanText = Field(default="", max_length=200)
+    last_name: CleanText = Field(default="", max_length=200)
+    organisation: CleanText = Field(default="", max_length=200)
+    email: CleanText = Field(default="", max_length=320)
+    phone: CleanText = Field(default="", max_length=40)
     account_type: Literal["personal", "corporate"] = "personal"
-    membership_level: str = Field(max_length=64)
+    membership_level: CleanText = Field(max_length=64)
     status: Literal["pending", "active", "suspended", "terminated", "expired"] = "active"
-    address_line1: str = Field(default="", max_length=200)
-    address_line2: str = Field(default="", max_length=200)
-    city: str = Field(default="", max_length=100)
-    region: str = Field(default="", max_length=100)
-    postal_code: str = Field(default="", max_length=20)
-    country: str = Field(default="", max_length=60)
+    address_line1: CleanText = Field(default="", max_length=200)
+    address_line2: CleanText = Field(default="", max_length=200)
+    city: CleanText = Field(default="", max_length=100)
+    region: CleanText = Field(default="", max_length=100)
+    postal_code: CleanText = Field(default="", max_length=20)
+    country: CleanText = Field(default="", max_length=60)
 
 
 class LevelIn(BaseModel):
-    code: str = Field(max_length=64)
-    name: str = Field(max_length=200)
-    annual_fee: str = Field(max_length=32, description="Decimal string, e.g. '120.00'.")
-    currency: str = Field(default="USD", max_length=3)
-    description: str = Field(default="", max_length=500)
+    code: CleanText = Field(max_length=64)
+    name: CleanText = Field(max_length=200)
+    annual_fee: CleanText = Field(max_length=32, description="Decimal string, e.g. '120.00'.")
+    currency: CleanText = Field(default="USD", max_length=3)
+    description: CleanText = Field(default="", max_length=500)
 
 
 class LinkIn(BaseModel):
-    connection_id: int
+    connection_id: BodyId
     create: bool = Field(
         default=False, description="Create the customer in the ledger, then link it."
     )
-    customer_id: str | None = Field(
+    customer_id: CleanText | None = Field(
         default=None, max_length=100, description="Link this existing customer instead."
     )
     force: bool = Field(default=False, description="Create even though likely duplicates exist.")
@@ -88,20 +96,22 @@ class LinkIn(BaseModel):
 
 
 class UnlinkIn(BaseModel):
-    connection_id: int
-    reason: str = Field(default="", max_length=500)
+    connection_id: BodyId
+    reason: CleanText = Field(default="", max_length=500)
 
 
 class BulkIn(BaseModel):
-    connection_id: int
-    member_numbers: list[str] = Field(default_factory=list, max_length=100_000)
+    connection_id: BodyId
+    member_numbers: list[Annotated[CleanText, Field(max_length=40)]] = Field(
+        default_factory=list, max_length=100_000
+    )
     all_filtered: bool = Field(
         default=False, description="Every member matching the filters below."
     )
-    q: str = Field(default="", max_length=200)
-    level: str | None = None
-    account_type: str | None = None
-    status: str | None = None
+    q: CleanText = Field(default="", max_length=200)
+    level: CleanText | None = Field(default=None, max_length=64)
+    account_type: CleanText | None = Field(default=None, max_length=64)
+    status: CleanText | None = Field(default=None, max_length=64)
 
 
 def invalid(exc: MemberInvalid) -> Problem:
@@ -184,7 +194,10 @@ def post_level(
 
 @router.put("/membership-levels/{code}", summary="Change a membership level (not its code)")
 def put_level(
-    request: Request, code: str, body: LevelIn, principal: Annotated[Principal, Depends(admin)]
+    request: Request,
+    code: LevelCode,
+    body: LevelIn,
+    principal: Annotated[Principal, Depends(admin)],
 ) -> dict[str, Any]:
     try:
         level = build_level(body.code, body.name, body.annual_fee, body.currency, body.description)
@@ -201,7 +214,7 @@ def put_level(
 
 @router.delete("/membership-levels/{code}", status_code=204, summary="Delete an unused level")
 def remove_level(
-    request: Request, code: str, principal: Annotated[Principal, Depends(admin)]
+    request: Request, code: LevelCode, principal: Annotated[Principal, Depends(admin)]
 ) -> None:
     try:
         with request.app.state.db.transaction() as session:
@@ -220,14 +233,14 @@ def remove_level(
 def list_members(
     request: Request,
     _: Annotated[Principal, Depends(viewer)],
-    q: Annotated[str, Query(max_length=200)] = "",
+    q: Annotated[CleanText, Query(max_length=200)] = "",
     without_account: bool = False,
-    connection_id: int | None = None,
-    level: str | None = None,
-    account_type: str | None = None,
-    status: str | None = None,
+    connection_id: QueryId = None,
+    level: Filter = None,
+    account_type: Filter = None,
+    status: Filter = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> dict[str, Any]:
     query = _query(q, without_account, connection_id, level, account_type, status, limit, offset)
     try:
@@ -258,7 +271,16 @@ def post_member(
         raise field_problem(exc.field, str(exc), status=409) from None
 
 
-@router.get("/members/export", summary="Every member as CSV (re-imports as a no-op)")
+class CsvResponse(StreamingResponse):
+    media_type = "text/csv"
+
+
+@router.get(
+    "/members/export",
+    summary="Every member as CSV (re-imports as a no-op)",
+    response_class=CsvResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def export_members(request: Request, _: Annotated[Principal, Depends(viewer)]) -> StreamingResponse:
     db = request.app.state.db
 
@@ -306,7 +328,7 @@ def run_import(
 
 @router.get("/members/{number}", summary="One member with their active links")
 def get_one(
-    request: Request, number: str, _: Annotated[Principal, Depends(viewer)]
+    request: Request, number: MemberNumber, _: Annotated[Principal, Depends(viewer)]
 ) -> dict[str, Any]:
     try:
         with request.app.state.db.read() as session:
@@ -318,7 +340,7 @@ def get_one(
 @router.put("/members/{number}", summary="Replace a member's details")
 def put_member(
     request: Request,
-    number: str,
+    number: MemberNumber,
     body: MemberIn,
     principal: Annotated[Principal, Depends(operator)],
 ) -> dict[str, Any]:
@@ -337,7 +359,7 @@ def put_member(
 
 @router.delete("/members/{number}", status_code=204, summary="Delete a never-linked member")
 def remove_member(
-    request: Request, number: str, principal: Annotated[Principal, Depends(operator)]
+    request: Request, number: MemberNumber, principal: Annotated[Principal, Depends(operator)]
 ) -> None:
     try:
         with request.app.state.db.transaction() as session:
@@ -388,11 +410,12 @@ def index_cache(request: Request) -> linking.CustomerIndexCache:
     "/members/{number}/candidates",
     summary="Customers in a ledger that are probably this member (same reference, e-mail, "
     "similar name)",
+    responses=problem_responses(502),
 )
 async def candidates(
     request: Request,
-    number: str,
-    connection_id: int,
+    number: MemberNumber,
+    connection_id: Annotated[int, Query(ge=1, le=INT64_MAX)],
     _: Annotated[Principal, Depends(viewer)],
 ) -> list[dict[str, Any]]:
     async with open_ledger(request, connection_id) as ledger:
@@ -415,10 +438,11 @@ async def candidates(
 @router.post(
     "/members/{number}/links",
     summary="Create-and-link (create=true) or link an existing customer (customer_id)",
+    responses=problem_responses(502),
 )
 async def post_link(
     request: Request,
-    number: str,
+    number: MemberNumber,
     body: LinkIn,
     principal: Annotated[Principal, Depends(operator)],
 ) -> dict[str, Any]:
@@ -458,7 +482,7 @@ async def post_link(
 @router.post("/members/{number}/unlink", summary="End the member's link in a connection")
 def post_unlink(
     request: Request,
-    number: str,
+    number: MemberNumber,
     body: UnlinkIn,
     principal: Annotated[Principal, Depends(operator)],
 ) -> dict[str, Any]:
@@ -473,7 +497,7 @@ def post_unlink(
 
 @router.get("/members/{number}/links", summary="The member's link history, newest first")
 def link_history(
-    request: Request, number: str, _: Annotated[Principal, Depends(viewer)]
+    request: Request, number: MemberNumber, _: Annotated[Principal, Depends(viewer)]
 ) -> list[dict[str, Any]]:
     try:
         with request.app.state.db.read() as session:
@@ -525,7 +549,7 @@ def query_selection(query: MemberQuery) -> dict[str, Any]:
 @router.get("/member-links/bulk/{run_id}", summary="A bulk run's progress and results")
 def bulk_progress(
     request: Request,
-    run_id: int,
+    run_id: PathId,
     _: Annotated[Principal, Depends(viewer)],
     items: Annotated[int, Query(ge=0, le=5000)] = 500,
 ) -> dict[str, Any]:
@@ -538,7 +562,7 @@ def bulk_progress(
 
 @router.post("/member-links/bulk/{run_id}/retry", summary="Retry a bulk run's failed members")
 def bulk_retry(
-    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
+    request: Request, run_id: PathId, principal: Annotated[Principal, Depends(operator)]
 ) -> dict[str, Any]:
     runtime = request.app.state.runtime
     try:

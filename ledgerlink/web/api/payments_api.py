@@ -7,14 +7,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, UploadFile
+from fastapi import APIRouter, Depends, Header, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from ledgerlink.identity.principal import Principal
 from ledgerlink.payments import disputes, views
 from ledgerlink.payments.inbox import EventRefused
 from ledgerlink.payments.resolutions import ActionRefused, take_action
-from ledgerlink.web.problems import Problem, field_problem
+from ledgerlink.store.models import Connection
+from ledgerlink.web.api.inputs import INT64_MAX, CleanText, PathId, QueryId
+from ledgerlink.web.problems import Problem, field_problem, problem_responses
 from ledgerlink.web.security import operator, viewer
 
 router = APIRouter(prefix="/payments", tags=["payments"])
@@ -22,15 +24,23 @@ router = APIRouter(prefix="/payments", tags=["payments"])
 
 class ActionIn(BaseModel):
     action: Literal["retry", "apply_to_invoice", "on_account", "ignore"]
-    invoice_number: str = Field(default="", description="apply_to_invoice: the invoice.")
-    customer_number: str = Field(default="", description="on_account: another customer.")
-    note: str = Field(default="", description="Why (required to ignore).")
+    invoice_number: CleanText = Field(
+        default="", max_length=64, description="apply_to_invoice: the invoice."
+    )
+    customer_number: CleanText = Field(
+        default="", max_length=64, description="on_account: another customer."
+    )
+    note: CleanText = Field(default="", max_length=1000, description="Why (required to ignore).")
 
 
 class ChargeIn(BaseModel):
-    invoice_number: str = Field(min_length=1, max_length=64)
-    amount: str = Field(default="", description="Decimal text; empty: the open balance.")
-    connection_id: int | None = Field(default=None, description="PayTrace connection.")
+    invoice_number: CleanText = Field(min_length=1, max_length=64)
+    amount: CleanText = Field(
+        default="", max_length=32, description="Decimal text; empty: the open balance."
+    )
+    connection_id: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="PayTrace connection."
+    )
 
 
 @router.get("/dashboard", summary="Payments today, posted, pending, exceptions, lag, health")
@@ -43,8 +53,8 @@ def dashboard(request: Request, _: Annotated[Principal, Depends(viewer)]) -> dic
 def list_events(
     request: Request,
     _: Annotated[Principal, Depends(viewer)],
-    status: str | None = None,
-    transaction_id: str = "",
+    status: Annotated[CleanText | None, Query(max_length=32)] = None,
+    transaction_id: Annotated[CleanText, Query(max_length=64)] = "",
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     with request.app.state.db.read() as session:
@@ -56,7 +66,7 @@ def list_events(
 
 @router.get("/events/{event_id}", summary="One event, what was posted for it, its exception")
 def get_event(
-    request: Request, event_id: int, _: Annotated[Principal, Depends(viewer)]
+    request: Request, event_id: PathId, _: Annotated[Principal, Depends(viewer)]
 ) -> dict[str, Any]:
     with request.app.state.db.read() as session:
         detail = views.event_detail(session, event_id)
@@ -73,8 +83,8 @@ def get_event(
 def list_exceptions(
     request: Request,
     _: Annotated[Principal, Depends(viewer)],
-    status: str | None = "open",
-    reason: str | None = None,
+    status: Annotated[CleanText | None, Query(max_length=32)] = "open",
+    reason: Annotated[CleanText | None, Query(max_length=64)] = None,
 ) -> list[dict[str, Any]]:
     with request.app.state.db.read() as session:
         return [asdict(row) for row in views.exception_rows(session, status=status, reason=reason)]
@@ -83,7 +93,7 @@ def list_exceptions(
 @router.post("/exceptions/{exception_id}/actions", summary="Retry, apply elsewhere, ...")
 def act(
     request: Request,
-    exception_id: int,
+    exception_id: PathId,
     body: ActionIn,
     principal: Annotated[Principal, Depends(operator)],
 ) -> dict[str, Any]:
@@ -115,28 +125,46 @@ async def poll(
     return [asdict(r) for r in await poll_due(request.app.state.runtime, force=True)]
 
 
+#: A dispute report is a few thousand rows; anything far larger is not one.
+MAX_REPORT_BYTES = 20 * 1024 * 1024
+
+
 @router.post("/disputes", summary="Import a PayTrace dispute report (CSV or JSON)")
 async def import_disputes(
     request: Request,
     report: UploadFile,
     _: Annotated[Principal, Depends(operator)],
-    connection_id: int | None = None,
+    connection_id: QueryId = None,
 ) -> dict[str, Any]:
+    content = await report.read(MAX_REPORT_BYTES + 1)
+    if len(content) > MAX_REPORT_BYTES:
+        raise field_problem("report", "is larger than 20 MB; split it into parts", status=413)
+    if connection_id is not None:
+        with request.app.state.db.read() as session:
+            connection = session.get(Connection, connection_id)
+            if connection is None or connection.kind != "paytrace":
+                raise field_problem(
+                    "connection_id", f"there is no PayTrace connection {connection_id}"
+                )
     try:
         result = disputes.import_file(
-            request.app.state.runtime, await report.read(), report.filename or "", connection_id
+            request.app.state.runtime, content, report.filename or "", connection_id
         )
     except EventRefused as refused:
         raise field_problem(refused.field, refused.message) from None
     return disputes.as_dict(result)
 
 
-@router.post("/charges", summary="Charge the stored card of an invoice's customer, once")
+@router.post(
+    "/charges",
+    summary="Charge the stored card of an invoice's customer, once",
+    responses=problem_responses(428, 502),
+)
 async def charge(
     request: Request,
     body: ChargeIn,
     principal: Annotated[Principal, Depends(operator)],
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key")] = "",
+    idempotency_key: Annotated[CleanText, Header(alias="Idempotency-Key", max_length=200)] = "",
 ) -> dict[str, Any]:
     from ledgerlink.connectors.errors import UpstreamError
     from ledgerlink.payments.charges import ChargeRefused, charge_invoice

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store.sync_models import SyncRun
 from ledgerlink.sync import runs, views
 from ledgerlink.sync.datasets import DataSet
+from ledgerlink.web.api.inputs import BodyId, CleanText, PathId
 from ledgerlink.web.problems import Problem
 from ledgerlink.web.security import admin, operator, viewer
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/sync", tags=["sync"])
 
 
 class RunIn(BaseModel):
-    connection_id: int
+    connection_id: BodyId
     data_sets: list[DataSet] | None = Field(
         default=None, description="Default: the data sets chosen in the sync settings."
     )
@@ -34,7 +35,7 @@ class RunIn(BaseModel):
 class SettingsIn(BaseModel):
     data_sets: list[DataSet]
     field_policies: dict[str, str] = Field(default_factory=dict)
-    overlap_seconds: int = 300
+    overlap_seconds: int = Field(default=300, ge=0, le=86_400)
 
 
 def _state(request: Request, run_id: int) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def start_run(
 def list_runs(
     request: Request,
     _: Annotated[Principal, Depends(viewer)],
-    status: str | None = None,
+    status: Annotated[CleanText | None, Query(max_length=32)] = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     with request.app.state.db.read() as session:
@@ -81,7 +82,7 @@ def list_runs(
 
 @router.get("/runs/{run_id}", summary="A run with its progress (done/total, rate, ETA, errors)")
 def get_run(
-    request: Request, run_id: int, _: Annotated[Principal, Depends(viewer)]
+    request: Request, run_id: PathId, _: Annotated[Principal, Depends(viewer)]
 ) -> dict[str, Any]:
     return _state(request, run_id)
 
@@ -89,9 +90,9 @@ def get_run(
 @router.get("/runs/{run_id}/records", summary="What a run changed, planned, or failed on")
 def get_records(
     request: Request,
-    run_id: int,
+    run_id: PathId,
     _: Annotated[Principal, Depends(viewer)],
-    status: str | None = None,
+    status: Annotated[CleanText | None, Query(max_length=32)] = None,
 ) -> list[dict[str, Any]]:
     with request.app.state.db.read() as session:
         return views.records(session, run_id, status, limit=5000)
@@ -99,7 +100,7 @@ def get_records(
 
 @router.post("/runs/{run_id}/cancel", summary="Stop a run after its current page")
 def cancel_run(
-    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
+    request: Request, run_id: PathId, principal: Annotated[Principal, Depends(operator)]
 ) -> dict[str, Any]:
     try:
         with request.app.state.db.transaction() as session:
@@ -111,19 +112,21 @@ def cancel_run(
 
 @router.post("/runs/{run_id}/apply", status_code=202, summary="Apply a plan exactly (or re-plan)")
 def apply_plan(
-    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
+    request: Request, run_id: PathId, principal: Annotated[Principal, Depends(operator)]
 ) -> dict[str, Any]:
     return _follow_up(request, run_id, principal, "plan")
 
 
 @router.post("/runs/{run_id}/retry", status_code=202, summary="Run the failed records again")
 def retry_run(
-    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
+    request: Request, run_id: PathId, principal: Annotated[Principal, Depends(operator)]
 ) -> dict[str, Any]:
     return _follow_up(request, run_id, principal, "retry")
 
 
-def _follow_up(request: Request, run_id: int, principal: Principal, trigger: str) -> dict[str, Any]:
+def _follow_up(
+    request: Request, run_id: PathId, principal: Principal, trigger: str
+) -> dict[str, Any]:
     runtime = request.app.state.runtime
     try:
         with runtime.db.transaction() as session:
@@ -145,7 +148,7 @@ def get_settings(
 @router.put("/settings/{connection_id}", summary="Change a connection's sync settings")
 def put_settings(
     request: Request,
-    connection_id: int,
+    connection_id: PathId,
     body: SettingsIn,
     principal: Annotated[Principal, Depends(admin)],
 ) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ledgerlink.identity import login, users
 from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.store.models import ApiToken, User
+from ledgerlink.web.api.inputs import CleanText, PathId
 from ledgerlink.web.problems import Problem, field_problem
 from ledgerlink.web.security import admin, viewer
 
@@ -31,21 +32,21 @@ class UserOut(BaseModel):
 
 
 class UserIn(BaseModel):
-    email: str = Field(max_length=254)
-    password: str = Field(min_length=1, max_length=1024)
+    email: CleanText = Field(max_length=254)
+    password: CleanText = Field(min_length=1, max_length=1024)
     role: Role
-    display_name: str | None = Field(default=None, max_length=200)
+    display_name: CleanText | None = Field(default=None, max_length=200)
 
 
 class UserPatch(BaseModel):
     role: Role | None = None
     is_active: bool | None = None
-    display_name: str | None = Field(default=None, max_length=200)
+    display_name: CleanText | None = Field(default=None, max_length=200)
 
 
 class OwnPasswordIn(BaseModel):
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    current_password: CleanText = Field(min_length=1, max_length=1024)
+    new_password: CleanText = Field(min_length=1, max_length=1024)
     revoke_tokens: bool = Field(
         default=True,
         description="Also revoke your API tokens (this one included): anyone who knew the "
@@ -54,7 +55,7 @@ class OwnPasswordIn(BaseModel):
 
 
 class PasswordResetIn(BaseModel):
-    password: str = Field(min_length=1, max_length=1024)
+    password: CleanText = Field(min_length=1, max_length=1024)
     revoke_tokens: bool = Field(
         default=True,
         description="Revoke the user's API tokens. Always true when resetting another "
@@ -68,7 +69,7 @@ class PasswordChangedOut(BaseModel):
 
 
 class TokenIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: CleanText = Field(min_length=1, max_length=100)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
@@ -173,7 +174,7 @@ def change_own_password(
 )
 def reset_password(
     request: Request,
-    user_id: int,
+    user_id: PathId,
     body: PasswordResetIn,
     principal: Annotated[Principal, Depends(admin)],
 ) -> PasswordChangedOut:
@@ -218,7 +219,10 @@ def create_user(
 
 @router.patch("/users/{user_id}", summary="Change a user's role, status or name")
 def patch_user(
-    request: Request, user_id: int, body: UserPatch, principal: Annotated[Principal, Depends(admin)]
+    request: Request,
+    user_id: PathId,
+    body: UserPatch,
+    principal: Annotated[Principal, Depends(admin)],
 ) -> UserOut:
     try:
         with request.app.state.db.transaction() as session:
@@ -237,7 +241,7 @@ def patch_user(
 
 @router.get("/users/{user_id}/tokens", summary="List a user's API tokens")
 def list_tokens(
-    request: Request, user_id: int, _: Annotated[Principal, Depends(admin)]
+    request: Request, user_id: PathId, _: Annotated[Principal, Depends(admin)]
 ) -> list[TokenOut]:
     with request.app.state.db.read() as session:
         _get_user(session, user_id)
@@ -247,7 +251,10 @@ def list_tokens(
 
 @router.post("/users/{user_id}/tokens", status_code=201, summary="Issue an API token")
 def issue_token(
-    request: Request, user_id: int, body: TokenIn, principal: Annotated[Principal, Depends(admin)]
+    request: Request,
+    user_id: PathId,
+    body: TokenIn,
+    principal: Annotated[Principal, Depends(admin)],
 ) -> NewTokenOut:
     try:
         with request.app.state.db.transaction() as session:
@@ -265,7 +272,7 @@ def issue_token(
 
 @router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token")
 def revoke_token(
-    request: Request, token_id: int, principal: Annotated[Principal, Depends(admin)]
+    request: Request, token_id: PathId, principal: Annotated[Principal, Depends(admin)]
 ) -> None:
     with request.app.state.db.transaction() as session:
         token = session.get(ApiToken, token_id)
