@@ -8,11 +8,17 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from hypothesis import settings as hypothesis_profiles
 
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 from tests.support.databases import PostgresFactory, SqliteFactory
 from tests.support.postgres import postgres_server
+
+# Property tests judge behaviour, not speed: on a loaded 2-core CI machine an example can
+# take longer than hypothesis's default 200 ms deadline without anything being wrong.
+hypothesis_profiles.register_profile("ledgerlink", deadline=None)
+hypothesis_profiles.load_profile("ledgerlink")
 
 
 @pytest.fixture(scope="session")
