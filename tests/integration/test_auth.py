@@ -487,3 +487,17 @@ def test_guessing_the_current_password_through_the_api_is_slowed_down(client, db
     ]
     assert [r.status_code for r in responses] == [422] * settings.login_max_failures + [429]
     assert int(responses[-1].headers["retry-after"]) >= 1
+
+
+def test_an_out_of_range_id_on_the_settings_page_is_a_clear_error(client, db) -> None:  # type: ignore[no-untyped-def]
+    admin = make_user(db, Role.ADMIN)
+    token = sign_in(client, admin.email)
+    too_big = 2**63
+    for path, data in [
+        (f"/settings/users/{too_big}/password", {"new_password": NEW_PASSWORD}),
+        (f"/settings/users/{too_big}", {"role": "viewer", "is_active": "true"}),
+        (f"/settings/tokens/{too_big}/revoke", {}),
+        ("/settings/tokens", {"user_id": str(too_big), "name": "x"}),
+    ]:
+        response = client.post(path, data={**data, "csrftoken": token})
+        assert response.status_code == 422, (path, response.status_code)

@@ -13,6 +13,7 @@ from ledgerlink.identity import login, users
 from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role, parse_role
 from ledgerlink.store.models import ApiToken, User
+from ledgerlink.web.api.inputs import INT64_MAX, PathId
 from ledgerlink.web.portal.rendering import render
 from ledgerlink.web.problems import Problem
 from ledgerlink.web.security import admin, viewer
@@ -106,7 +107,7 @@ def add_user(
 @router.post("/settings/users/{user_id}")
 def save_user(
     request: Request,
-    user_id: int,
+    user_id: PathId,
     principal: Annotated[Principal, Depends(admin)],
     role: Annotated[str, Form()],
     is_active: Annotated[bool, Form()],
@@ -128,7 +129,7 @@ def save_user(
 @router.post("/settings/users/{user_id}/password")
 def reset_password(
     request: Request,
-    user_id: int,
+    user_id: PathId,
     principal: Annotated[Principal, Depends(admin)],
     new_password: Annotated[str, Form(max_length=1024)],
 ) -> Response:
@@ -156,7 +157,7 @@ def reset_password(
 def create_token(
     request: Request,
     principal: Annotated[Principal, Depends(admin)],
-    user_id: Annotated[int, Form()],
+    user_id: Annotated[int, Form(ge=1, le=INT64_MAX)],
     name: Annotated[str, Form(max_length=100)],
     expires_in_days: Annotated[str, Form()] = "",
 ) -> Response:
@@ -182,7 +183,7 @@ def create_token(
 
 @router.post("/settings/tokens/{token_id}/revoke")
 def revoke_token(
-    request: Request, token_id: int, principal: Annotated[Principal, Depends(admin)]
+    request: Request, token_id: PathId, principal: Annotated[Principal, Depends(admin)]
 ) -> Response:
     with request.app.state.runtime.db.transaction() as session:
         token = session.get(ApiToken, token_id)
