@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerlink import __version__
@@ -188,9 +189,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         found = http_problem(exc)
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; list them all
+            found.headers = {**(found.headers or {}), "Allow": _allowed_methods(app, request)}
         if _is_api(request):
             return problem_response(found, request.url.path)
-        return render_error(request, exc.status_code, found.detail)
+        page = render_error(request, exc.status_code, found.detail)
+        page.headers.update(found.headers or {})
+        return page
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -199,6 +205,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _is_api(request):
             return problem_response(found, request.url.path)
         return render_error(request, 500, found.detail)
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """The methods some route answers at this request's path (for a 405's Allow header)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _quote(value: str) -> str:

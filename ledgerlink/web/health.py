@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ledgerlink.store.migrate import pending_revisions
@@ -25,7 +25,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database and job queue usable")
+@router.get(
+    "/readyz",
+    summary="Readiness: database and job queue usable",
+    responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
+)
 def readyz(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
     checks: dict[str, Any] = {}
@@ -58,6 +62,11 @@ def readyz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", dependencies=[Depends(viewer)])
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    dependencies=[Depends(viewer)],
+    response_class=PlainTextResponse,
+)
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

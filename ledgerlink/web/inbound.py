@@ -27,9 +27,13 @@ from ledgerlink.payments import inbox
 from ledgerlink.payments.jobs import request_processing
 from ledgerlink.store.models import Connection
 from ledgerlink.web.inbound_limits import InboundLimits, Refusal
-from ledgerlink.web.problems import Problem, problem_response
+from ledgerlink.web.problems import Problem, problem_response, problem_responses
 
-router = APIRouter(prefix="/inbound", tags=["inbound"])
+router = APIRouter(
+    prefix="/inbound",
+    tags=["inbound"],
+    responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 429),
+)
 MAX_BODY = 64 * 1024
 #: The largest id a connection can have (the database's 64-bit integer).
 MAX_ID = 2**63 - 1
@@ -150,6 +154,7 @@ def _over(refusal: Refusal) -> Problem:
     "/paytrace/{connection_id}/silent-post",
     summary="PayTrace silent post (form): a hint, read back from PayTrace before anything "
     "is posted",
+    response_class=PlainTextResponse,
 )
 async def silent_post(request: Request, connection_id: ConnectionId) -> Response:
     limits = _limits(request)
@@ -172,7 +177,9 @@ async def silent_post(request: Request, connection_id: ConnectionId) -> Response
 
 
 @router.post(
-    "/paytrace/{connection_id}/webhook", summary="Payment event signed with Standard Webhooks"
+    "/paytrace/{connection_id}/webhook",
+    summary="Payment event signed with Standard Webhooks",
+    responses={202: {"description": "Accepted: a new event", "content": {"application/json": {}}}},
 )
 async def webhook(request: Request, connection_id: ConnectionId) -> Response:
     connection = _paytrace(request, connection_id)

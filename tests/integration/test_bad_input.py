@@ -210,9 +210,7 @@ def test_a_bare_cr_in_a_dispute_report_is_read_as_a_line_break(client, db: Datab
     assert [(p["line"], p["field"]) for p in result["problems"]] == [(3, "transaction_id")]
 
 
-def test_a_nul_or_a_non_object_in_a_dispute_report_is_a_row_problem(
-    client, db: Database
-) -> None:
+def test_a_nul_or_a_non_object_in_a_dispute_report_is_a_row_problem(client, db: Database) -> None:
     headers = _admin(db)
     report = (
         "case_number,transaction_id,dispute_amount,status\n"
@@ -241,9 +239,7 @@ def test_a_nul_or_a_non_object_in_a_dispute_report_is_a_row_problem(
 def test_a_deeply_nested_mapping_spec_is_refused_with_its_line(client, db: Database) -> None:
     headers = _admin(db)
     spec = "name: payment_status\nkind: table\nextra:\n  " + "[" * 5000 + "]" * 5000 + "\n"
-    response = client.put(
-        "/api/v1/mappings/payment_status", json={"yaml": spec}, headers=headers
-    )
+    response = client.put("/api/v1/mappings/payment_status", json={"yaml": spec}, headers=headers)
     assert response.status_code == 422, response.text
     [error] = response.json()["errors"]
     assert error["line"] == 4

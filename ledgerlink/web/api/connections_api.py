@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,7 @@ class ConnectionIn(BaseModel):
 class ConnectionPatch(BaseModel):
     settings: CleanObject | None = None
     secrets: dict[str, CleanText] | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 def _get(session: Session, connection_id: int) -> Connection:

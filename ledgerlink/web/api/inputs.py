@@ -27,7 +27,7 @@ PathId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 #: An optional database id in a query string.
 QueryId = Annotated[int | None, Query(ge=1, le=INT64_MAX)]
 #: A database id in a request body.
-BodyId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+BodyId = Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]
 
 
 class _NoControlCharacters:

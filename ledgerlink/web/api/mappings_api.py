@@ -47,7 +47,10 @@ class SpecIn(BaseModel):
 
 class RollbackIn(BaseModel):
     version: int = Field(
-        ge=0, le=INT64_MAX, description="The version to restore; 0 is the shipped default."
+        strict=True,
+        ge=0,
+        le=INT64_MAX,
+        description="The version to restore; 0 is the shipped default.",
     )
     comment: CleanText = Field(default="", max_length=500)
 
@@ -58,7 +61,7 @@ class PreviewIn(BaseModel):
         max_length=256 * 1024,
         description="A draft to preview instead of the active spec.",
     )
-    tables: dict[Annotated[CleanText, Field(max_length=64)], CleanText] = Field(
+    tables: dict[str, CleanText] = Field(
         default_factory=dict, description="Drafts of shared tables (name → YAML) to preview with."
     )
     records: list[dict[str, Any]] | None = Field(
@@ -70,7 +73,7 @@ class PreviewIn(BaseModel):
         default="sample",
         description="'recent': the most recent real records, once a connector provides them.",
     )
-    limit: int = Field(default=20, ge=1, le=MAX_PREVIEW)
+    limit: int = Field(default=20, strict=True, ge=1, le=MAX_PREVIEW)
     links: list[dict[str, str]] = Field(
         default_factory=list,
         description="Customer ID links to preview with, "

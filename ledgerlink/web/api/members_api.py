@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from ledgerlink.domain.members import MemberInvalid
 from ledgerlink.identity.principal import Principal
@@ -85,14 +85,16 @@ class LevelIn(BaseModel):
 
 class LinkIn(BaseModel):
     connection_id: BodyId
-    create: bool = Field(
+    create: StrictBool = Field(
         default=False, description="Create the customer in the ledger, then link it."
     )
     customer_id: CleanText | None = Field(
         default=None, max_length=100, description="Link this existing customer instead."
     )
-    force: bool = Field(default=False, description="Create even though likely duplicates exist.")
-    relink: bool = Field(default=False, description="Replace the member's current link.")
+    force: StrictBool = Field(
+        default=False, description="Create even though likely duplicates exist."
+    )
+    relink: StrictBool = Field(default=False, description="Replace the member's current link.")
 
 
 class UnlinkIn(BaseModel):
@@ -105,7 +107,7 @@ class BulkIn(BaseModel):
     member_numbers: list[Annotated[CleanText, Field(max_length=40)]] = Field(
         default_factory=list, max_length=100_000
     )
-    all_filtered: bool = Field(
+    all_filtered: StrictBool = Field(
         default=False, description="Every member matching the filters below."
     )
     q: CleanText = Field(default="", max_length=200)

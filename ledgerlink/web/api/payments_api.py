@@ -39,7 +39,7 @@ class ChargeIn(BaseModel):
         default="", max_length=32, description="Decimal text; empty: the open balance."
     )
     connection_id: int | None = Field(
-        default=None, ge=1, le=INT64_MAX, description="PayTrace connection."
+        default=None, strict=True, ge=1, le=INT64_MAX, description="PayTrace connection."
     )
 
 

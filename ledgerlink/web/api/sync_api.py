@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store.sync_models import SyncRun
@@ -24,8 +24,8 @@ class RunIn(BaseModel):
     data_sets: list[DataSet] | None = Field(
         default=None, description="Default: the data sets chosen in the sync settings."
     )
-    dry_run: bool = Field(default=False, description="Plan only: record what would change.")
-    remap: bool = Field(
+    dry_run: StrictBool = Field(default=False, description="Plan only: record what would change.")
+    remap: StrictBool = Field(
         default=False,
         description="Member details only: write every linked customer the member → customer "
         "mapping spec now gives (after a spec change), not only members that changed.",
@@ -35,7 +35,7 @@ class RunIn(BaseModel):
 class SettingsIn(BaseModel):
     data_sets: list[DataSet]
     field_policies: dict[str, str] = Field(default_factory=dict)
-    overlap_seconds: int = Field(default=300, ge=0, le=86_400)
+    overlap_seconds: int = Field(default=300, strict=True, ge=0, le=86_400)
 
 
 def _state(request: Request, run_id: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -40,14 +40,14 @@ class UserIn(BaseModel):
 
 class UserPatch(BaseModel):
     role: Role | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
     display_name: CleanText | None = Field(default=None, max_length=200)
 
 
 class OwnPasswordIn(BaseModel):
     current_password: CleanText = Field(min_length=1, max_length=1024)
     new_password: CleanText = Field(min_length=1, max_length=1024)
-    revoke_tokens: bool = Field(
+    revoke_tokens: StrictBool = Field(
         default=True,
         description="Also revoke your API tokens (this one included): anyone who knew the "
         "old password may have made one.",
@@ -56,7 +56,7 @@ class OwnPasswordIn(BaseModel):
 
 class PasswordResetIn(BaseModel):
     password: CleanText = Field(min_length=1, max_length=1024)
-    revoke_tokens: bool = Field(
+    revoke_tokens: StrictBool = Field(
         default=True,
         description="Revoke the user's API tokens. Always true when resetting another "
         "user's password.",
@@ -70,7 +70,7 @@ class PasswordChangedOut(BaseModel):
 
 class TokenIn(BaseModel):
     name: CleanText = Field(min_length=1, max_length=100)
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: int | None = Field(default=None, strict=True, ge=1, le=3650)
 
 
 class TokenOut(BaseModel):
