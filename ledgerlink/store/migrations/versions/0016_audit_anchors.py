@@ -1,6 +1,6 @@
 """audit anchors: the latest audit chain checks
 
-Revision ID: 0016_audit_anchors
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-06
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import ledgerlink.store.types
 
-revision = "0016_audit_anchors"
+revision = "0016"
 down_revision = "0015"
 branch_labels = None
 depends_on = None

@@ -1,6 +1,6 @@
 """login throttle: progressive delays per address and per account from an address
 
-Revision ID: 0017_login_throttle
+Revision ID: 0017
 Revises: 0015
 Create Date: 2026-12-06
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import ledgerlink.store.types
 
-revision = "0017_login_throttle"
+revision = "0017"
 down_revision = "0015"
 branch_labels = None
 depends_on = None
