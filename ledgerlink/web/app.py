@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +34,7 @@ from ledgerlink.web.problems import (
     http_problem,
     internal_problem,
     problem_response,
+    unstorable_problem,
     validation_problem,
 )
 from ledgerlink.web.security import NotSignedIn, viewer
@@ -197,6 +199,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         page = render_error(request, exc.status_code, found.detail)
         page.headers.update(found.headers or {})
         return page
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: Exception) -> Response:
+        # The last line of defence for input no route bounded (a portal form, a path id):
+        # the database refused a value (an integer beyond 64 bits, NUL in text) and the
+        # transaction was rolled back. A 422 that says so, not a 500.
+        log.warning("web.unstorable_input", path=request.url.path, error=type(exc).__name__)
+        found = unstorable_problem()
+        if _is_api(request):
+            return problem_response(found, request.url.path)
+        return render_error(request, 422, found.detail)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -155,6 +155,17 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 COMMON_PROBLEMS = problem_responses(400, 401, 403, 404, 405, 409, 413, 422, 429)
 
 
+def unstorable_problem() -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        "A value in this request cannot be stored, so nothing was changed: numbers (ids "
+        "included) go up to 9223372036854775807, and text may not contain NUL or other "
+        "control characters. Correct the value and send it again.",
+        kind="validation",
+    )
+
+
 def internal_problem(request: Request) -> Problem:
     request_id = request.headers.get("x-request-id", "")
     return Problem(

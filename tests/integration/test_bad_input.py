@@ -279,3 +279,15 @@ def test_connection_settings_import_refuses_deep_yaml_with_its_line(db: Database
     assert error.field == "file"
     assert error.line == 5
     assert "nested" in error.message
+
+
+def test_a_portal_page_with_an_id_beyond_64_bits_is_not_a_server_error(
+    client, db: Database
+) -> None:
+    from tests.support.web import sign_in
+
+    account = make_user(db, Role.ADMIN)
+    sign_in(client, account.email)
+    page = client.get(f"/connections/{TOO_BIG}")
+    assert page.status_code in (404, 422), page.status_code
+    assert "connection" in page.text.lower() or "9223372036854775808" in page.text

@@ -134,3 +134,49 @@ def test_replacing_table_rows_keeps_comments_and_other_keys() -> None:
     reloaded = load_document(edited, "demo.yaml").document
     assert isinstance(reloaded, MappingSpec)
     assert reloaded.tables["gl_accounts"].rows == rows
+
+
+def _refusal(text: str) -> tuple[int | None, str]:
+    with pytest.raises(SpecError) as raised:
+        load_document(text, "demo.yaml")
+    [problem] = raised.value.problems
+    return problem.line, problem.message
+
+
+def test_a_spec_nested_thousands_deep_is_refused_with_its_line() -> None:
+    line, message = _refusal(GOOD + "description:\n  " + "[" * 5000 + "]" * 5000 + "\n")
+    assert line == GOOD.count("\n") + 2
+    assert "nested more than 64 levels" in message
+
+
+def test_nesting_in_block_style_is_counted_too() -> None:
+    deep = "".join("  " * i + f"k{i}:\n" for i in range(80)) + "  " * 80 + "leaf: 1\n"
+    line, message = _refusal("extra:\n" + "\n".join("  " + row for row in deep.splitlines()))
+    assert line is not None
+    assert 60 < line < 70
+    assert "nested" in message
+
+
+def test_an_alias_bomb_is_refused_at_the_alias_that_goes_over_the_limit() -> None:
+    bomb = 'lol: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    previous = "a"
+    for name in "bcdef":  # nine to the sixth: 531,441 strings once expanded
+        bomb += f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]\n"
+        previous = name
+    line, message = _refusal(GOOD + bomb)
+    assert line is not None
+    assert line > GOOD.count("\n") + 1
+    assert "aliases" in message
+
+
+def test_a_few_aliases_and_merge_keys_still_load() -> None:
+    spec = GOOD.replace(
+        "fields:\n",
+        "x-defaults: &defaults {expr: source.member_number, required: true}\nfields:\n",
+    ).replace(
+        "  reference:\n    expr: source.member_number\n    required: true\n",
+        "  reference: *defaults\n",
+    )
+    with pytest.raises(SpecError) as raised:  # x-defaults is not a spec key, but it parsed
+        load_document(spec, "demo.yaml")
+    assert [p.field for p in raised.value.problems] == ["x-defaults"]
