@@ -291,3 +291,27 @@ def test_a_portal_page_with_an_id_beyond_64_bits_is_not_a_server_error(
     page = client.get(f"/connections/{TOO_BIG}")
     assert page.status_code in (404, 422), page.status_code
     assert "connection" in page.text.lower() or "9223372036854775808" in page.text
+
+
+def test_a_nul_in_a_portal_token_or_connection_name_is_refused_naming_the_field(
+    client, db: Database
+) -> None:
+    from tests.support.web import sign_in
+
+    account = make_user(db, Role.ADMIN)
+    csrf = sign_in(client, account.email)
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {account.token}"})
+    token = client.post(
+        "/settings/tokens",
+        data={"user_id": me.json()["user_id"], "name": "ci\x00", "csrftoken": csrf},
+    )
+    connection = client.post(
+        "/connections", data={"kind": "paytrace", "name": "Pay\x00Trace", "csrftoken": csrf}
+    )
+    assert token.status_code == 422, token.status_code
+    assert "name: contains a NUL" in token.text
+    assert connection.status_code == 422, connection.status_code
+    assert "name: contains a NUL" in connection.text
+    with db.read() as session:
+        assert session.scalars(select(Connection)).all() == []
+        assert session.scalars(select(ApiToken.name)).all() == ["tests"]

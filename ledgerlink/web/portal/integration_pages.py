@@ -23,6 +23,7 @@ from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.connectors.sbc.ledger import SbcLedger
 from ledgerlink.domain.periods import financial_years
+from ledgerlink.domain.text import control_character_problem
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store.models import Connection
 from ledgerlink.web.portal.rendering import render, render_error
@@ -124,6 +125,8 @@ async def add_connection(
     runtime = request.app.state.runtime
     defaults: dict[str, Any] = {}
     try:
+        if problem := control_character_problem(name):
+            raise connections.InvalidConnection("name", problem)
         with runtime.db.transaction() as session:
             created = connections.create(
                 session, runtime.vault, principal, kind=kind, name=name, settings=defaults

@@ -13,7 +13,7 @@ from ledgerlink.identity import login, users
 from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role, parse_role
 from ledgerlink.store.models import ApiToken, User
-from ledgerlink.web.api.inputs import INT64_MAX, PathId
+from ledgerlink.web.api.inputs import INT64_MAX, CleanText, PathId
 from ledgerlink.web.portal.rendering import render
 from ledgerlink.web.problems import Problem
 from ledgerlink.web.security import admin, viewer
@@ -158,7 +158,7 @@ def create_token(
     request: Request,
     principal: Annotated[Principal, Depends(admin)],
     user_id: Annotated[int, Form(ge=1, le=INT64_MAX)],
-    name: Annotated[str, Form(max_length=100)],
+    name: Annotated[CleanText, Form(max_length=100)],
     expires_in_days: Annotated[str, Form()] = "",
 ) -> Response:
     try:
