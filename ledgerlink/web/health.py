@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ledgerlink.store.migrate import pending_revisions
+from ledgerlink.web.problems import problem_responses
 from ledgerlink.web.security import viewer
 
 router = APIRouter(tags=["operations"])
@@ -67,6 +68,7 @@ def readyz(request: Request) -> JSONResponse:
     summary="Prometheus metrics",
     dependencies=[Depends(viewer)],
     response_class=PlainTextResponse,
+    responses=problem_responses(401, 403),
 )
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
