@@ -30,6 +30,34 @@ class AuditChainBroken(RuntimeError):
     """The audit chain failed verification; the message names the first bad entry."""
 
 
+class FullCheckRefused(Exception):
+    """A full check asked for by hand cannot start now; ``refusal`` says why."""
+
+    def __init__(self, refusal: audit_checks.FullRefusal) -> None:
+        super().__init__(refusal.detail)
+        self.refusal = refusal
+
+
+def request_full_check(runtime: Any, by: str, now: datetime) -> int:
+    """Queue a full re-verification asked for by an administrator (portal or API): one at
+    a time, not again within a minute of the last. The job id, or :class:`FullCheckRefused`.
+    """
+    with runtime.db.transaction() as session:
+        refusal = audit_checks.refuse_full(session, now)
+        if refusal is None:
+            job_id = runtime.jobs.enqueue(
+                session, TASK, {"full": True, "by": by}, dedup_key=FULL_DEDUP_KEY
+            )
+            if job_id is not None:
+                return int(job_id)
+            refusal = audit_checks.FullRefusal(
+                409,
+                "A full verification is queued",
+                "A full verification is already queued; its result will appear on the Audit page.",
+            )
+    raise FullCheckRefused(refusal)
+
+
 @tasks.task(TASK, retry=RetryPolicy(max_attempts=1, base_delay=60.0))
 def verify_audit_chain(ctx: JobContext, *, full: bool = False, by: str = SCHEDULER) -> None:
     """Check the chain against its signed checkpoints (``full``: from the first entry)."""

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from ledgerlink.audit_jobs import FULL_DEDUP_KEY, TASK
+from ledgerlink.audit_jobs import FullCheckRefused, request_full_check
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store import audit_checks
 from ledgerlink.store.audit_models import AuditCheckState
@@ -148,24 +148,12 @@ _REFUSED = {
 def start_full_check(
     request: Request, principal: Annotated[Principal, Depends(admin)]
 ) -> FullCheckStarted:
-    runtime = request.app.state.runtime
-    now = datetime.now(UTC)
-    with runtime.db.transaction() as session:
-        refusal = audit_checks.refuse_full(session, now)
-        job_id = None
-        if refusal is None:
-            job_id = runtime.jobs.enqueue(
-                session, TASK, {"full": True, "by": principal.actor}, dedup_key=FULL_DEDUP_KEY
-            )
-    if refusal is not None:
+    try:
+        job_id = request_full_check(request.app.state.runtime, principal.actor, datetime.now(UTC))
+    except FullCheckRefused as refused:
+        found = refused.refusal
         retry = {"Retry-After": str(int(audit_checks.FULL_PAUSE.total_seconds()))}
-        raise Problem(refusal.status, refusal.title, refusal.detail, headers=retry)
-    if job_id is None:
-        raise Problem(
-            409,
-            "A full verification is queued",
-            "A full verification is already queued; read its result at /api/v1/audit/checks.",
-        )
+        raise Problem(found.status, found.title, found.detail, headers=retry) from None
     return FullCheckStarted(
         job_id=job_id,
         detail="Full verification started; its result appears at /api/v1/audit/checks.",

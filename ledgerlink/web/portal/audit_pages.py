@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from ledgerlink.audit_jobs import FULL_DEDUP_KEY, TASK
+from ledgerlink.audit_jobs import FullCheckRefused, request_full_check
 from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.store import audit_checks
@@ -52,24 +52,11 @@ def audit_page(
 
 @router.post("/audit/verify/full")
 def start_full_check(request: Request, principal: Annotated[Principal, Depends(admin)]) -> Response:
-    runtime = request.app.state.runtime
-    now = datetime.now(UTC)
-    with runtime.db.transaction() as session:
-        refusal = audit_checks.refuse_full(session, now)
-        job_id = None
-        if refusal is None:
-            job_id = runtime.jobs.enqueue(
-                session, TASK, {"full": True, "by": principal.actor}, dedup_key=FULL_DEDUP_KEY
-            )
-    if refusal is not None:
-        return _page(request, principal, status_code=refusal.status, error=refusal.detail)
-    if job_id is None:
-        return _page(
-            request,
-            principal,
-            status_code=409,
-            error="A full verification is already queued; its result will appear here.",
-        )
+    try:
+        request_full_check(request.app.state.runtime, principal.actor, datetime.now(UTC))
+    except FullCheckRefused as refused:
+        found = refused.refusal
+        return _page(request, principal, status_code=found.status, error=found.detail)
     return _page(
         request,
         principal,
