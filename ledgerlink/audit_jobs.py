@@ -38,6 +38,19 @@ class FullCheckRefused(Exception):
         self.refusal = refusal
 
 
+def check_recent(runtime: Any, by: str) -> audit_checks.AuditCheck:
+    """The check anyone may ask for (portal, API): the entries written since the newest
+    signed checkpoint, at most :data:`audit_checks.INCREMENTAL_BUDGET` of them per call."""
+    return audit_checks.check(
+        runtime.settings,
+        runtime.db,
+        runtime.vault,
+        kind="incremental",
+        checked_by=by,
+        max_rows=audit_checks.INCREMENTAL_BUDGET,
+    )
+
+
 def request_full_check(runtime: Any, by: str, now: datetime) -> int:
     """Queue a full re-verification asked for by an administrator (portal or API): one at
     a time, not again within a minute of the last. The job id, or :class:`FullCheckRefused`.

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from ledgerlink.audit_jobs import FullCheckRefused, request_full_check
+from ledgerlink.audit_jobs import FullCheckRefused, check_recent, request_full_check
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store import audit_checks
 from ledgerlink.store.audit_models import AuditCheckState
@@ -98,15 +98,7 @@ def list_entries(
 def verify_chain(
     request: Request, principal: Annotated[Principal, Depends(viewer)]
 ) -> AuditCheckOut:
-    runtime = request.app.state.runtime
-    result = audit_checks.check(
-        runtime.settings,
-        runtime.db,
-        runtime.vault,
-        kind="incremental",
-        checked_by=principal.actor,
-        max_rows=audit_checks.INCREMENTAL_BUDGET,
-    )
+    result = check_recent(request.app.state.runtime, principal.actor)
     return AuditCheckOut(
         kind=result.kind,
         ok=result.ok,

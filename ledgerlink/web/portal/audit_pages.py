@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from ledgerlink.audit_jobs import FullCheckRefused, request_full_check
+from ledgerlink.audit_jobs import FullCheckRefused, check_recent, request_full_check
 from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.store import audit_checks
@@ -36,17 +36,7 @@ def audit_page(
     before: Annotated[int | None, Query(ge=1)] = None,
     verify: bool = False,
 ) -> Response:
-    runtime = request.app.state.runtime
-    report = None
-    if verify:
-        report = audit_checks.check(
-            runtime.settings,
-            runtime.db,
-            runtime.vault,
-            kind="incremental",
-            checked_by=principal.actor,
-            max_rows=audit_checks.INCREMENTAL_BUDGET,
-        )
+    report = check_recent(request.app.state.runtime, principal.actor) if verify else None
     return _page(request, principal, action=action, actor=actor, before=before, report=report)
 
 
