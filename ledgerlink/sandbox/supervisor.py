@@ -99,15 +99,19 @@ class Supervisor:
                 time.sleep(0.2)
         return {name: where[name] for name in self.processes}
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """SIGTERM every simulator, then kill what is still running after one shared
+        grace period (not one per simulator: three slow ones must not take 30 s)."""
         for process in self.processes.values():
             if process.poll() is None:
                 process.terminate()
+        deadline = time.monotonic() + grace_seconds
         for process in self.processes.values():
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
         self.processes.clear()
 
     def wait(self) -> None:
