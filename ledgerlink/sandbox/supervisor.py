@@ -32,6 +32,9 @@ def stop_children_on_sigterm() -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, unwind)
+    # A process started in the background by a script inherits SIGINT *ignored* (POSIX),
+    # and Python then leaves it so: Ctrl-C (or `kill -INT`) would do nothing. Take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def installed_simulators() -> tuple[str, ...]:
