@@ -73,9 +73,13 @@ def _event_row(event: PaymentEvent) -> EventRow:
 def recent_events(
     session: Session, *, status: str | None = None, limit: int = 50, search: str = ""
 ) -> list[EventRow]:
+    """The newest events, newest first. A hint PayTrace confirmed is left out unless asked
+    for by its status: the event it brought (PayTrace's record) is the payment."""
     query = select(PaymentEvent).order_by(PaymentEvent.id.desc()).limit(limit)
     if status:
         query = query.where(PaymentEvent.status == status)
+    else:
+        query = query.where(PaymentEvent.status != "confirmed")
     if search.strip():
         query = query.where(PaymentEvent.transaction_id == search.strip())
     return [_event_row(event) for event in session.scalars(query)]

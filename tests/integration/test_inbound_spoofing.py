@@ -25,7 +25,7 @@ from standardwebhooks.webhooks import Webhook
 
 from ledgerlink import connections
 from ledgerlink.identity.principal import cli_principal
-from ledgerlink.payments import disputes, hints
+from ledgerlink.payments import disputes, hints, views
 from ledgerlink.payments.jobs import drain
 from ledgerlink.settings import Settings
 from ledgerlink.store.models import Connection
@@ -170,6 +170,9 @@ def test_a_hint_paytrace_confirms_posts_paytraces_record_once(
     real = world.event(sale)
     assert (real.source, real.status) == (hints.READ_BACK, "posted")
     assert real.payload["invoice_id"] == invoice["TranID"]  # PayTrace's, not the post's
+    with world.runtime.db.read() as session:  # the payments list shows the payment once
+        listed = [(row.transaction_id, row.status) for row in views.recent_events(session)]
+    assert listed == [(sale, "posted")]
     world.poll()  # the export brings the same sale: it is a repeat, not a second receipt
     world.process()
     assert world.invoice(invoice["TranID"])["Balance"] == before - Decimal("12.34")
