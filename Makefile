@@ -50,8 +50,9 @@ typecheck: $(VENV)/.test
 	$(VENV)/bin/mypy ledgerlink
 
 # pytest exits 5 when it collects nothing; make treats any non-zero exit as failure.
+# Two workers (CI has two cores); a file's tests stay together on one worker.
 test: system-test-deps $(VENV)/.test lint typecheck
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
