@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
 import resource
 import socket
 import statistics
@@ -99,21 +98,9 @@ async def run_concurrently(
 
 
 def start_sbc(var_dir: Path, port: int, settings: list[str]) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
-    env.update(LEDGERLINK_VAR_DIR=str(var_dir), LEDGERLINK_LOG_LEVEL="warning")
-    args = [sys.executable, "-m", "ledgerlink.cli", "sandbox", "serve", "sbc", "--port", str(port)]
-    for setting in settings:
-        args += ["--set", setting]
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sandbox/faults", timeout=1)
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the SBC simulator did not start")
+    from sandbox_throughput import start
+
+    return start("sbc", port, var_dir, settings)
 
 
 def ledgerlink_runtime(var_dir: Path) -> Any:

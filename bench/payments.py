@@ -192,28 +192,12 @@ def bench_inbound(args: argparse.Namespace) -> None:
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"ledgerlink-bench-webhook-secret!").decode()
 
 
-def start_paytrace(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
-    env.update(LEDGERLINK_VAR_DIR=str(var_dir), LEDGERLINK_LOG_LEVEL="warning")
-    args = [sys.executable, "-m", "ledgerlink.cli", "sandbox", "serve", "paytrace"]
-    args += ["--port", str(port), "--set", "duplicate_window_seconds=0", "--set", "seed_people=0"]
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sandbox/faults", timeout=1)
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the PayTrace simulator did not start")
-
-
 def prepare_lag(
     tmp: Path, people: int
 ) -> tuple[dict[str, str], int, list[tuple[str, int]], str, list[Any]]:
     """SBC and PayTrace simulators, ledgerlink's connections to them; the open invoices."""
     from connector_throughput import connected_ledger, ledgerlink_runtime, start_sbc
+    from sandbox_throughput import start as start_simulator
 
     from ledgerlink import connections
     from ledgerlink.identity.principal import cli_principal
@@ -221,7 +205,9 @@ def prepare_lag(
 
     sbc_port, paytrace_port = free_port(), free_port()
     sbc = start_sbc(tmp / "sandbox", sbc_port, ["rate_limit_per_minute=0", f"seed_people={people}"])
-    paytrace = start_paytrace(tmp / "paytrace", paytrace_port)
+    paytrace = start_simulator(
+        "paytrace", paytrace_port, tmp / "paytrace", ["duplicate_window_seconds=0", "seed_people=0"]
+    )
     paytrace_url = f"http://127.0.0.1:{paytrace_port}"
     runtime = ledgerlink_runtime(tmp / "var")
     ledger = connected_ledger(runtime, f"http://127.0.0.1:{sbc_port}", 0)

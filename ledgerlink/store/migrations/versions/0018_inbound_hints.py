@@ -39,7 +39,7 @@ _EVENTS = sa.table(
 def upgrade() -> None:
     connection = op.get_bind()
     rows = connection.execute(
-        sa.select(_EVENTS.c.id, _EVENTS.c.payload, _EVENTS.c.status).where(
+        sa.select(_EVENTS.c.id, _EVENTS.c.dedup_key, _EVENTS.c.payload, _EVENTS.c.status).where(
             _EVENTS.c.source == "silent_post"
         )
     ).all()
@@ -48,16 +48,8 @@ def upgrade() -> None:
         if row.status in ("posted", "ignored") or payload.get("plan"):
             values = {"source": "read_back", "verified": True}
         else:
-            values = {"dedup_key": "hint:" + _key_of(connection, row.id), "verified": False}
+            values = {"dedup_key": f"hint:{row.dedup_key}", "verified": False}
         connection.execute(sa.update(_EVENTS).where(_EVENTS.c.id == row.id).values(**values))
-
-
-def _key_of(connection: sa.Connection, event_id: int) -> str:
-    return str(
-        connection.execute(
-            sa.select(_EVENTS.c.dedup_key).where(_EVENTS.c.id == event_id)
-        ).scalar_one()
-    )
 
 
 def downgrade() -> None:
