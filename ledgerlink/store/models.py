@@ -256,4 +256,5 @@ from ledgerlink.store import audit_models as _audit_models  # noqa: E402,F401  (
 from ledgerlink.store import mapping_models as _mapping_models  # noqa: E402,F401  (registers mapping tables)
 from ledgerlink.store import member_models as _member_models  # noqa: E402,F401  (registers member tables)
 from ledgerlink.store import payment_models as _payment_models  # noqa: E402,F401  (registers payment tables)
+from ledgerlink.store import recon_models as _recon_models  # noqa: E402,F401  (registers reconciliation tables)
 from ledgerlink.store import sync_models as _sync_models  # noqa: E402,F401  (registers sync tables)
