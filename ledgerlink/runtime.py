@@ -9,18 +9,27 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+
+from ledgerlink.connectors import factory
+from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.jobs.port import JobQueue, job_queue
 from ledgerlink.jobs.registry import load_task_modules
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database, owner_only
+from ledgerlink.store.mapping_repo import MappingRepository, mapping_repository
 from ledgerlink.vault import Vault, load_vault
 
 if TYPE_CHECKING:
     from ledgerlink.jobs.registry import JobContext
+    from ledgerlink.store.models import Connection
 
 
 @dataclass
 class Runtime:
+    """The composition root: web routes (through ``web/deps.py``), CLI commands and job
+    tasks get every collaborator a use case needs from here, so each is wired once."""
+
     settings: Settings
 
     def __post_init__(self) -> None:
@@ -41,6 +50,23 @@ class Runtime:
     def jobs(self) -> JobQueue:
         load_task_modules(self.settings)
         return job_queue(self.settings, self.db)
+
+    @cached_property
+    def mappings(self) -> MappingRepository:
+        """The installation's mapping specs (with its configuration directory's overrides)."""
+        return mapping_repository(self.settings)
+
+    def ledger_for(
+        self, connection: Connection, transport: httpx.AsyncBaseTransport | None = None
+    ) -> Ledger:
+        """The ledger adapter for a stored ledger connection (settings and vault secrets)."""
+        return factory.ledger_for(self, connection, transport)
+
+    def gateway_for(
+        self, connection: Connection, transport: httpx.AsyncBaseTransport | None = None
+    ) -> CardGateway:
+        """The card gateway adapter for a stored PayTrace connection."""
+        return factory.gateway_for(self, connection, transport)
 
     @classmethod
     def for_job(cls, ctx: JobContext) -> Runtime:

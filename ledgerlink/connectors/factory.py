@@ -3,7 +3,7 @@ vault. The only place that knows which class serves which kind."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -13,8 +13,10 @@ from ledgerlink.connectors.errors import Misconfigured
 from ledgerlink.connectors.paytrace import PayTraceGateway, PayTraceOptions
 from ledgerlink.connectors.sbc.ledger import SbcLedger, SbcOptions
 from ledgerlink.connectors.sbc.oauth import SbcAuth, SbcOAuth, TokenVault
-from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
+
+if TYPE_CHECKING:
+    from ledgerlink.runtime import Runtime
 
 CALLBACK_PATH = "/connections/sbc/callback"
 

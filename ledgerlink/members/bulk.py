@@ -145,7 +145,7 @@ async def run(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     should_stop: Callable[[], bool] = lambda: False,
-    mappings: MappingRepository | None = None,
+    mappings: MappingRepository,
 ) -> dict[str, Any]:
     """Work through the run's pending items; returns the progress at the end.
 

@@ -319,7 +319,7 @@ async def _run_with_progress(
             task_id = progress.add_task("bulk", total=total)
             watcher = asyncio.create_task(watch(task_id))
             try:
-                await bulk.run(runtime.db, run_id, ledger, principal)
+                await bulk.run(runtime.db, run_id, ledger, principal, mappings=runtime.mappings)
             finally:
                 watcher.cancel()
             progress.update(task_id, completed=total)

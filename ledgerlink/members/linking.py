@@ -282,15 +282,13 @@ def default_ledger_connection(session: Session) -> Connection:
 
 
 def customer_draft(
-    db: Database, ctx: _Context, mappings: MappingRepository | None = None
+    db: Database, ctx: _Context, mappings: MappingRepository
 ) -> tuple[CustomerDraft, str]:
     """The customer a member becomes, through the connection's member → customer mapping
     spec, and that spec's version; the member number is the reference users see.
     ``mappings``: the installation's repository (with its configuration directory)."""
     with db.read() as session:
-        mapping = CustomerMapping.load(
-            session, mappings or MappingRepository(), ctx.connection.kind
-        )
+        mapping = CustomerMapping.load(session, mappings, ctx.connection.kind)
     try:
         draft = mapping.draft(ctx.member.number, ctx.currency, ctx.member)
         return draft, mapping.to_ledger.version
@@ -500,7 +498,7 @@ async def create_and_link(
     force: bool = False,
     index: CustomerIndex | None = None,
     cache: CustomerIndexCache | None = None,
-    mappings: MappingRepository | None = None,
+    mappings: MappingRepository,
 ) -> LinkOutcome:
     """Create the member's customer in the connection's ledger and link it.
 

@@ -97,7 +97,12 @@ def register_recent_source(record_kind: str, factory: RecentSourceFactory) -> No
 
 
 class MappingRepository:
-    def __init__(self, config_dir: Path | None = None) -> None:
+    """The mapping specs of one installation: database versions over the configuration
+    directory's files over the shipped specs. Built once by the composition root
+    (``Runtime.mappings``); ``config_dir`` is required so no caller can silently lose an
+    installation's overrides."""
+
+    def __init__(self, config_dir: Path | None) -> None:
         self.config_dir = config_dir
 
     # ---- reading ------------------------------------------------------------------------

@@ -297,13 +297,14 @@ class Execution:
         on_progress: ProgressCallback | None = None,
         page_size: int = PAGE,
         open_gateway: GatewayOpener | None = None,
-        mappings: MappingRepository | None = None,
+        *,
+        mappings: MappingRepository,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.should_stop = should_stop
         self.page_size = page_size
         self.open_gateway = open_gateway
-        self.mappings = mappings or MappingRepository()
+        self.mappings = mappings
         #: resuming an interrupted member-details pass (see _settle)
         self.resuming = False
         self.db = db
@@ -846,15 +847,23 @@ async def execute(
     on_progress: ProgressCallback | None = None,
     page_size: int = PAGE,
     open_gateway: GatewayOpener | None = None,
-    mappings: MappingRepository | None = None,
+    *,
+    mappings: MappingRepository,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> SyncRun:
     """Execute (or resume) a run. ``open_gateway`` opens the PayTrace connection for the
     card-profiles data set; without it that data set is reported as skipped. ``mappings``
-    says where spec overrides live (the configuration directory); without it, the
-    database's versions and the shipped defaults."""
+    is the installation's repository (``Runtime.mappings``)."""
     return await Execution(
-        db, run_id, ledger, principal, on_progress, page_size, open_gateway, mappings, should_stop
+        db,
+        run_id,
+        ledger,
+        principal,
+        on_progress,
+        page_size,
+        open_gateway,
+        mappings=mappings,
+        should_stop=should_stop,
     )()
 
 

@@ -18,6 +18,7 @@ from ledgerlink.members import linking, registry
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.settings import Settings
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
 from tests.support.sbc import connect_ledgerlink, running_sbc
 from tests.support.server import run_cli, running_server, running_worker, server_env
@@ -54,7 +55,13 @@ def test_sync_now_shows_progress_to_100_and_the_log_entry(
             async with ledger_for(runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
                 for n in range(1, MEMBERS + 1):
                     await linking.create_and_link(
-                        runtime.db, me, ledger, f"M{n:05d}", connection_id, force=True
+                        runtime.db,
+                        me,
+                        ledger,
+                        f"M{n:05d}",
+                        connection_id,
+                        force=True,
+                        mappings=MappingRepository(None),
                     )
 
         # Playwright's event loop owns this thread: run ours in another one.

@@ -61,7 +61,9 @@ def _ledger(runtime: Runtime, connection_id: int):  # type: ignore[no-untyped-de
 
 async def _create(runtime: Runtime, connection_id: int, number: str) -> linking.LinkOutcome:
     async with _ledger(runtime, connection_id) as ledger:
-        return await linking.create_and_link(runtime.db, ME, ledger, number, connection_id)
+        return await linking.create_and_link(
+            runtime.db, ME, ledger, number, connection_id, mappings=MappingRepository(None)
+        )
 
 
 def test_create_account_makes_one_sbc_contact_with_the_member_number_as_reference(world) -> None:  # type: ignore[no-untyped-def]
@@ -118,7 +120,7 @@ def test_the_contact_is_made_the_way_the_member_to_contact_spec_says(world) -> N
     rule = "expr: if(source.account_type == 'corporate', clean(source.company_name), vars.person)"
     edited = shipped.replace(rule, rule.replace("expr: if(", "expr: upper(if(") + ")")
     with runtime.db.transaction() as session:
-        MappingRepository().save(session, ME, "member_to_sbc_contact", edited, "capitals")
+        MappingRepository(None).save(session, ME, "member_to_sbc_contact", edited, "capitals")
     asyncio.run(_create(runtime, connection_id, "M90001"))
     [contact] = sbc.ok("/contacts", search="M90001", attributes="all")["$items"]
     assert (contact["reference"], contact["name"]) == ("M90001", "JANE SANDBOX")
@@ -130,7 +132,7 @@ def test_the_contact_is_made_the_way_the_member_to_contact_spec_says(world) -> N
 
     broken = shipped.replace(rule, "expr: number(source.first_name)")
     with runtime.db.transaction() as session:
-        MappingRepository().save(session, ME, "member_to_sbc_contact", broken, "oops")
+        MappingRepository(None).save(session, ME, "member_to_sbc_contact", broken, "oops")
     with pytest.raises(linking.LinkFailed) as refused:
         asyncio.run(_create(runtime, connection_id, "M90002"))
     assert "member_to_sbc_contact@v2" in str(refused.value)

@@ -15,6 +15,7 @@ from ledgerlink.members import bulk
 from ledgerlink.members.search import MemberQuery, matching_ids
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.member_models import MemberLinkRow
 from ledgerlink.store.models import Job
 from tests.support.fake_ledger import Crash, FakeLedger
@@ -77,7 +78,7 @@ def test_bulk_creates_and_links_every_member_and_reports_each(members) -> None:
     db, connection_id = members
     ledger = FakeLedger()
     run_id = _start(db, connection_id)
-    result = asyncio.run(bulk.run(db, run_id, ledger, ME))
+    result = asyncio.run(bulk.run(db, run_id, ledger, ME, mappings=MappingRepository(None)))
     assert result["counts"] == {"pending": 0, "created": 12, "linked": 0, "skipped": 0, "failed": 0}
     assert result["status"] == "finished"
     assert result["percent"] == 100
@@ -102,12 +103,16 @@ def test_a_crashed_bulk_run_resumes_without_duplicates(members) -> None:
     ledger.after_create = crash_on_the_fifth
     run_id = _start(db, connection_id)
     with pytest.raises(Crash):
-        asyncio.run(bulk.run(db, run_id, ledger, ME, concurrency=1))
+        asyncio.run(
+            bulk.run(db, run_id, ledger, ME, concurrency=1, mappings=MappingRepository(None))
+        )
     assert len(ledger.by_id) == 5
     assert _links(db) == 4
 
     ledger.after_create = None
-    result = asyncio.run(bulk.run(db, run_id, ledger, ME, concurrency=3))
+    result = asyncio.run(
+        bulk.run(db, run_id, ledger, ME, concurrency=3, mappings=MappingRepository(None))
+    )
     assert result["counts"]["pending"] == 0
     assert result["counts"]["failed"] == 0
     assert len(ledger.by_id) == 12, "no customer may be created twice"
@@ -124,13 +129,23 @@ def test_a_bulk_run_hands_back_when_its_runner_stops_and_the_next_run_finishes(
     run_id = _start(db, connection_id)
     stop_after_four = lambda: len(ledger.by_id) >= 4  # noqa: E731 - the runner's stop flag
     with pytest.raises(JobInterrupted):
-        asyncio.run(bulk.run(db, run_id, ledger, ME, concurrency=1, should_stop=stop_after_four))
+        asyncio.run(
+            bulk.run(
+                db,
+                run_id,
+                ledger,
+                ME,
+                concurrency=1,
+                should_stop=stop_after_four,
+                mappings=MappingRepository(None),
+            )
+        )
     with db.read() as session:
         halfway = bulk.progress(session, run_id)
     assert halfway["counts"]["created"] == 4
     assert halfway["counts"]["pending"] == 8
     assert halfway["status"] == "running"  # not finished: the job runs again
-    result = asyncio.run(bulk.run(db, run_id, ledger, ME))
+    result = asyncio.run(bulk.run(db, run_id, ledger, ME, mappings=MappingRepository(None)))
     assert result["status"] == "finished"
     assert result["counts"]["created"] == 12
     assert len(ledger.by_id) == 12
@@ -142,7 +157,7 @@ def test_likely_duplicates_are_skipped_with_the_reason_and_failures_listed(membe
     ledger.add("OLD-1", "Someone", "ada@example.org")  # same e-mail as M00001
     ledger.reject_names.add("Ben Bose")
     run_id = _start(db, connection_id)
-    result = asyncio.run(bulk.run(db, run_id, ledger, ME))
+    result = asyncio.run(bulk.run(db, run_id, ledger, ME, mappings=MappingRepository(None)))
     assert result["counts"]["skipped"] == 1
     assert result["counts"]["failed"] == 1
     with db.read() as session:
@@ -155,7 +170,7 @@ def test_likely_duplicates_are_skipped_with_the_reason_and_failures_listed(membe
     ledger.reject_names.clear()
     with db.transaction() as session:
         bulk.retry_failed(session, None, ME, run_id)
-    result = asyncio.run(bulk.run(db, run_id, ledger, ME))
+    result = asyncio.run(bulk.run(db, run_id, ledger, ME, mappings=MappingRepository(None)))
     assert result["counts"]["failed"] == 0
     assert result["counts"]["created"] == 11
 

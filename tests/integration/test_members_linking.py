@@ -12,6 +12,7 @@ from ledgerlink.identity.principal import cli_principal
 from ledgerlink.members import linking
 from ledgerlink.members.registry import get_member
 from ledgerlink.store.db import Database
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.member_models import MemberLinkRow
 from ledgerlink.store.models import AuditEntry
 from tests.support.fake_ledger import FakeLedger
@@ -34,7 +35,11 @@ def test_the_fake_ledger_satisfies_the_protocol() -> None:
 
 def test_create_account_creates_the_customer_with_the_member_number_and_links_it(setup) -> None:
     db, ledger, connection_id = setup
-    outcome = asyncio.run(linking.create_and_link(db, ME, ledger, "M00001", connection_id))
+    outcome = asyncio.run(
+        linking.create_and_link(
+            db, ME, ledger, "M00001", connection_id, mappings=MappingRepository(None)
+        )
+    )
     assert outcome.action == "created"
     assert "Created Sage Business Cloud contact 'Jane Doe'" in outcome.message
     assert "linked it to member M00001" in outcome.message
@@ -57,8 +62,16 @@ def test_create_account_creates_the_customer_with_the_member_number_and_links_it
 
 def test_create_account_twice_creates_once(setup) -> None:
     db, ledger, connection_id = setup
-    asyncio.run(linking.create_and_link(db, ME, ledger, "M00001", connection_id))
-    again = asyncio.run(linking.create_and_link(db, ME, ledger, "M00001", connection_id))
+    asyncio.run(
+        linking.create_and_link(
+            db, ME, ledger, "M00001", connection_id, mappings=MappingRepository(None)
+        )
+    )
+    again = asyncio.run(
+        linking.create_and_link(
+            db, ME, ledger, "M00001", connection_id, mappings=MappingRepository(None)
+        )
+    )
     assert again.action == "already_linked"
     assert len(ledger.by_id) == 1
 
@@ -66,7 +79,11 @@ def test_create_account_twice_creates_once(setup) -> None:
 def test_a_customer_with_the_member_number_as_reference_is_linked_not_duplicated(setup) -> None:
     db, ledger, connection_id = setup
     existing = ledger.add("M00001", "J. Doe (old)")
-    outcome = asyncio.run(linking.create_and_link(db, ME, ledger, "M00001", connection_id))
+    outcome = asyncio.run(
+        linking.create_and_link(
+            db, ME, ledger, "M00001", connection_id, mappings=MappingRepository(None)
+        )
+    )
     assert outcome.action == "linked_existing"
     assert outcome.customer.id == existing.id
     assert "instead of creating a duplicate" in outcome.message
@@ -79,7 +96,11 @@ def test_a_likely_duplicate_is_offered_instead_of_created(setup) -> None:
     by_name = ledger.add("C-78", "Doe, Jane")
     ledger.add("C-79", "Unrelated Person")
     with pytest.raises(linking.LikelyDuplicates) as offered:
-        asyncio.run(linking.create_and_link(db, ME, ledger, "M00001", connection_id))
+        asyncio.run(
+            linking.create_and_link(
+                db, ME, ledger, "M00001", connection_id, mappings=MappingRepository(None)
+            )
+        )
     ids = [c.customer.id for c in offered.value.candidates]
     assert set(ids) == {by_email.id, by_name.id}
     reasons = {c.customer.id: c.reasons for c in offered.value.candidates}
@@ -88,7 +109,9 @@ def test_a_likely_duplicate_is_offered_instead_of_created(setup) -> None:
     assert ledger.create_calls == 0
 
     forced = asyncio.run(
-        linking.create_and_link(db, ME, ledger, "M00001", connection_id, force=True)
+        linking.create_and_link(
+            db, ME, ledger, "M00001", connection_id, force=True, mappings=MappingRepository(None)
+        )
     )
     assert forced.action == "created"
 
@@ -151,7 +174,11 @@ def test_a_customer_linked_elsewhere_is_shown_as_such_among_candidates(setup) ->
     found = asyncio.run(linking.find_candidates(db, ledger, "M00003", connection_id))
     assert [(c.customer.id, c.linked_to) for c in found] == [(customer.id, "M00002")]
     # a candidate someone else holds does not block creating
-    outcome = asyncio.run(linking.create_and_link(db, ME, ledger, "M00003", connection_id))
+    outcome = asyncio.run(
+        linking.create_and_link(
+            db, ME, ledger, "M00003", connection_id, mappings=MappingRepository(None)
+        )
+    )
     assert outcome.action == "created"
 
 
@@ -159,7 +186,11 @@ def test_a_ledger_rejection_is_reported_with_the_field_and_nothing_is_linked(set
     db, ledger, connection_id = setup
     ledger.reject_names.add("Jane Doe")
     with pytest.raises(linking.LinkFailed) as failed:
-        asyncio.run(linking.create_and_link(db, ME, ledger, "M00001", connection_id))
+        asyncio.run(
+            linking.create_and_link(
+                db, ME, ledger, "M00001", connection_id, mappings=MappingRepository(None)
+            )
+        )
     assert failed.value.field == "name"
     assert "name can't be blank" in failed.value.message
     with db.read() as session:
@@ -170,4 +201,8 @@ def test_a_paytrace_connection_is_not_a_ledger_and_says_why(setup) -> None:
     db, ledger, _ = setup
     paytrace = add_connection(db, "Cards", "paytrace")
     with pytest.raises(linking.LinkError, match="PayTrace customer profiles hold a card"):
-        asyncio.run(linking.create_and_link(db, ME, ledger, "M00001", paytrace))
+        asyncio.run(
+            linking.create_and_link(
+                db, ME, ledger, "M00001", paytrace, mappings=MappingRepository(None)
+            )
+        )

@@ -11,6 +11,7 @@ import pytest
 
 from ledgerlink.payments import resolutions
 from ledgerlink.settings import Settings
+from ledgerlink.store.mapping_repo import MappingRepository
 from tests.support.payments import ME, PaymentsWorld, profiles, sage500_world
 
 
@@ -252,7 +253,9 @@ def _member_history_status(world: PaymentsWorld, customer: str, tran_id: str) ->
 
     async def sync() -> None:
         async with ledger_for(world.runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
-            await runs.execute(world.runtime.db, run_id, ledger, ME)
+            await runs.execute(
+                world.runtime.db, run_id, ledger, ME, mappings=MappingRepository(None)
+            )
 
     asyncio.run(sync())
     with world.runtime.db.read() as session:

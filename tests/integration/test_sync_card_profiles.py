@@ -41,7 +41,12 @@ def _sync(world: PaymentsWorld, *, dry_run: bool = False) -> tuple[SyncRun, list
     async def go() -> SyncRun:
         async with ledger_for(runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
             return await runs.execute(
-                runtime.db, run_id, ledger, ME, open_gateway=lambda c: gateway_for(runtime, c)
+                runtime.db,
+                run_id,
+                ledger,
+                ME,
+                open_gateway=lambda c: gateway_for(runtime, c),
+                mappings=MappingRepository(None),
             )
 
     run = asyncio.run(go())
@@ -142,7 +147,7 @@ def test_profiles_are_written_the_way_the_ledger_to_paytrace_spec_says(
     assert rule in shipped
     edited = shipped.replace(rule, "billing_address.name: upper(left(clean(source.CustName), 50))")
     with world.runtime.db.transaction() as session:
-        MappingRepository().save(session, ME, name, edited, "billing names in capitals")
+        MappingRepository(None).save(session, ME, name, edited, "billing names in capitals")
 
     one = profiles(world)[0]
     assert world.erp is not None
@@ -236,6 +241,7 @@ def test_a_profiles_run_stopped_between_pairs_keeps_what_it_wrote(world: Payment
                 ledger,
                 ME,
                 open_gateway=lambda c: gateway_for(runtime, c),
+                mappings=MappingRepository(None),
                 **kwargs,
             )
 

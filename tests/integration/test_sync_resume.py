@@ -22,6 +22,7 @@ from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.faults import FaultInjector, FaultPlan
 from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.settings import Settings
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
@@ -57,7 +58,13 @@ def test_a_killed_sync_resumes_without_duplicates(settings: Settings, tmp_path: 
             async with ledger_for(runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
                 for n in range(1, MEMBERS + 1):
                     await linking.create_and_link(
-                        runtime.db, ME, ledger, f"M{n:05d}", connection_id, force=True
+                        runtime.db,
+                        ME,
+                        ledger,
+                        f"M{n:05d}",
+                        connection_id,
+                        force=True,
+                        mappings=MappingRepository(None),
                     )
 
         asyncio.run(link_all())

@@ -21,6 +21,7 @@ from ledgerlink.identity.principal import cli_principal
 from ledgerlink.members import registry
 from ledgerlink.runtime import Runtime
 from ledgerlink.settings import Settings
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import MemberBalance, SyncRun
@@ -73,7 +74,9 @@ def _sync(runtime: Runtime, connection_id: int, data_sets: list[str]) -> SyncRun
 
     async def go() -> SyncRun:
         async with ledger_for(runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
-            return await runs.execute(runtime.db, run_id, ledger, ME)
+            return await runs.execute(
+                runtime.db, run_id, ledger, ME, mappings=MappingRepository(None)
+            )
 
     return asyncio.run(go())
 

@@ -60,7 +60,9 @@ class World:
 
         async def go() -> SyncRun:
             async with self.ledger() as ledger:
-                return await runs.execute(self.runtime.db, run_id, ledger, ME)
+                return await runs.execute(
+                    self.runtime.db, run_id, ledger, ME, mappings=MappingRepository(None)
+                )
 
         return asyncio.run(go())
 
@@ -122,7 +124,13 @@ def world(settings: Settings, tmp_path: Path) -> Iterator[World]:
             async with world.ledger() as ledger:
                 for n in range(1, PEOPLE + 1):
                     await linking.create_and_link(
-                        runtime.db, ME, ledger, f"M{n:05d}", connection_id, force=True
+                        runtime.db,
+                        ME,
+                        ledger,
+                        f"M{n:05d}",
+                        connection_id,
+                        force=True,
+                        mappings=MappingRepository(None),
                     )
 
         asyncio.run(link_all())
@@ -367,7 +375,9 @@ def test_a_resumed_run_logs_what_it_wrote_before_it_was_interrupted(world: World
 
     async def resume() -> SyncRun:
         async with world.ledger() as ledger:
-            return await runs.execute(world.runtime.db, run_id, ledger, ME)
+            return await runs.execute(
+                world.runtime.db, run_id, ledger, ME, mappings=MappingRepository(None)
+            )
 
     resumed = asyncio.run(resume())
     assert resumed.status == "finished"
@@ -390,7 +400,7 @@ def test_runs_map_through_the_editable_specs_and_record_their_versions(world: Wo
     assert first.mapping_versions["sbc_contact_to_member"].startswith(
         "sbc_contact_to_member@package:"
     )
-    repository = MappingRepository()
+    repository = MappingRepository(None)
     shipped = packaged_text("member_to_sbc_contact")
     assert shipped is not None
     rule = "expr: if(source.account_type == 'corporate', clean(source.company_name), vars.person)"
@@ -439,7 +449,7 @@ def test_a_spec_that_cannot_map_a_member_fails_that_record_and_says_which_spec(
     rule = "expr: if(source.account_type == 'corporate', clean(source.company_name), vars.person)"
     broken = shipped.replace(rule, "expr: number(source.first_name)")
     with world.runtime.db.transaction() as session:
-        MappingRepository().save(session, ME, "member_to_sbc_contact", broken, "oops")
+        MappingRepository(None).save(session, ME, "member_to_sbc_contact", broken, "oops")
     before = world.contact("M00005")
     world.edit_member("M00005", email="five@example.org")
     run = world.sync()
@@ -464,7 +474,7 @@ def test_a_remap_run_rewrites_every_customer_the_way_a_changed_spec_says(world: 
     rule = "expr: if(source.account_type == 'corporate', clean(source.company_name), vars.person)"
     capitals = shipped.replace(rule, rule.replace("expr: if(", "expr: upper(if(") + ")")
     with world.runtime.db.transaction() as session:
-        MappingRepository().save(session, ME, "member_to_sbc_contact", capitals, "capitals")
+        MappingRepository(None).save(session, ME, "member_to_sbc_contact", capitals, "capitals")
     assert world.sync().counts.get("updated", 0) == 0  # nothing changed: nothing written
 
     registry_before = {f"M{n:05d}": world.member(f"M{n:05d}") for n in range(1, PEOPLE + 1)}
@@ -482,7 +492,9 @@ def test_a_remap_run_rewrites_every_customer_the_way_a_changed_spec_says(world: 
 
     async def go() -> SyncRun:
         async with world.ledger() as ledger:
-            return await runs.execute(world.runtime.db, applying, ledger, ME)
+            return await runs.execute(
+                world.runtime.db, applying, ledger, ME, mappings=MappingRepository(None)
+            )
 
     applied = asyncio.run(go())
     assert applied.counts.get("updated") == PEOPLE, applied.counts
@@ -509,7 +521,15 @@ def test_a_run_handed_back_by_a_stopping_runner_resumes_where_it_stopped(world: 
 
     async def go(**kwargs: Any) -> SyncRun:
         async with world.ledger() as ledger:
-            return await runs.execute(world.runtime.db, run_id, ledger, ME, page_size=5, **kwargs)
+            return await runs.execute(
+                world.runtime.db,
+                run_id,
+                ledger,
+                ME,
+                page_size=5,
+                **kwargs,
+                mappings=MappingRepository(None),
+            )
 
     with pytest.raises(JobInterrupted):
         asyncio.run(go(should_stop=stopping_after_two_pages))

@@ -28,6 +28,7 @@ from ledgerlink.sandbox import sage500
 from ledgerlink.sandbox.paytrace import PayTraceConfig
 from ledgerlink.sandbox.paytrace import create_app as paytrace_app
 from ledgerlink.settings import Settings
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.payment_models import PaymentEvent, PaymentException, PaymentPosting
 from tests.support.asgi_server import serve_in_thread
 
@@ -375,7 +376,13 @@ def sbc_world(
             async with world.ledger() as ledger:
                 for n in range(1, people + 1):
                     await linking.create_and_link(
-                        runtime.db, ME, ledger, f"M{n:05d}", ledger_id, force=True
+                        runtime.db,
+                        ME,
+                        ledger,
+                        f"M{n:05d}",
+                        ledger_id,
+                        force=True,
+                        mappings=MappingRepository(None),
                     )
 
         asyncio.run(link_all())
