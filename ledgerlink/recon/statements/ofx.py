@@ -1,0 +1,156 @@
+"""OFX (1.x SGML and 2.x XML) bank and card statements read with ``ofxparse``.
+
+``ofxparse`` (MIT) reads both OFX generations and gives amounts as Decimal; this module
+decodes by the header's charset first (so a bad byte is named with its line and offset),
+refuses a truncated file or a statement without transactions, and keeps amounts exact.
+(``ofxtools`` would also write OFX, but it is GPL-3.0-only; the sandbox writes OFX from a
+template that this parser reads back.)
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import date, datetime
+from typing import Any
+
+from ofxparse import OfxParser
+from ofxparse.ofxparse import OfxParserException
+
+from ledgerlink.domain.money import Money
+from ledgerlink.recon.statements.errors import StatementError
+from ledgerlink.recon.statements.model import Statement, StatementLine
+from ledgerlink.recon.statements.reading import currency_code, decode, money
+
+FORMAT = "ofx"
+_SGML_HEADER = re.compile(rb"^\s*OFXHEADER\s*:\s*100", re.IGNORECASE)
+_XML_ENCODING = re.compile(rb"<\?xml[^>]*encoding=[\"']([A-Za-z0-9_.-]+)[\"']", re.IGNORECASE)
+_CHARSET = re.compile(rb"^CHARSET\s*:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+_ENCODING = re.compile(rb"^ENCODING\s*:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+_STMTTRN = re.compile(r"<STMTTRN>", re.IGNORECASE)
+
+
+def looks_like(head: bytes) -> bool:
+    upper = head.upper()
+    return bool(_SGML_HEADER.match(head)) or b"<OFX>" in upper or b"<?OFX" in upper
+
+
+def parse(data: bytes) -> Statement:
+    """An OFX statement as a :class:`Statement`, or :class:`StatementError` with the line."""
+    text = decode(data, _encoding_of(data), what="OFX file")
+    _check_shape(text)
+    # ofxparse decodes by the SGML header only (an XML file, or one with a blank line
+    # before the header, is read as ASCII): hand it the text already decoded here, with
+    # any non-ASCII character as a character reference, which it reads back as that
+    # character whatever it thinks the encoding is.
+    payload = text.lstrip().encode("ascii", "xmlcharrefreplace")
+    try:
+        ofx = OfxParser.parse(io.BytesIO(payload), fail_fast=True)
+    except (OfxParserException, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise StatementError(
+            None,
+            f"the OFX statement cannot be read: {exc}",
+            "export the statement again from the bank (OFX/QFX, 'Quicken' or 'Money' format)",
+        ) from None
+    accounts = list(getattr(ofx, "accounts", []) or [])
+    if len(accounts) != 1:
+        raise StatementError(
+            None,
+            f"the file holds {len(accounts)} account statements",
+            "export one account per file",
+        )
+    return _statement(accounts[0], text)
+
+
+def _encoding_of(data: bytes) -> str:
+    head = data[:1024]
+    if _SGML_HEADER.match(head):
+        encoding = _ENCODING.search(head)
+        if encoding and encoding.group(1).upper().replace(b"-", b"") == b"UTF8":
+            return "utf-8"
+        charset = _CHARSET.search(head)
+        value = charset.group(1).decode("ascii", "replace").upper() if charset else "1252"
+        if value in ("1252", "NONE"):
+            return "cp1252"
+        if value in ("ISO-8859-1", "8859-1"):
+            return "latin-1"
+        return "cp1252" if value.isdigit() else value
+    declared = _XML_ENCODING.search(head)
+    return declared.group(1).decode("ascii") if declared else "utf-8"
+
+
+def _check_shape(text: str) -> None:
+    lines = text.splitlines()
+    if not re.search(r"</OFX>", text, re.IGNORECASE):
+        raise StatementError(
+            len(lines) or None,
+            "the file ends before </OFX>: it is truncated",
+            "ask the bank for the complete file",
+        )
+    if not re.search(r"<(CC)?STMTRS>", text, re.IGNORECASE):
+        raise StatementError(
+            None,
+            "the OFX file holds no bank or card statement (STMTRS or CCSTMTRS)",
+            "export an account statement, not a sign-on or investment file",
+        )
+    if not _STMTTRN.search(text):
+        listing = re.search(r"<BANKTRANLIST>", text, re.IGNORECASE)
+        raise StatementError(
+            _line_at(text, listing.start()) if listing else None,
+            "the OFX statement has no transactions (no STMTTRN)",
+            "pick a date range with transactions when exporting",
+        )
+
+
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _statement(account: Any, text: str) -> Statement:
+    statement = account.statement
+    currency = currency_code(str(getattr(account, "curdef", "") or "USD"), None)
+    positions = [_line_at(text, m.start()) for m in _STMTTRN.finditer(text)]
+    lines: list[StatementLine] = []
+    for index, txn in enumerate(statement.transactions):
+        number = positions[index] if index < len(positions) else positions[-1]
+        if txn.amount is None or txn.date is None:
+            raise StatementError(
+                number, "the transaction has no TRNAMT or DTPOSTED", "export the file again"
+            )
+        memo = str(txn.memo or "").strip()
+        checknum = str(txn.checknum or "").strip()
+        reference = checknum if checknum not in ("", "0") else memo
+        description = str(txn.payee or "").strip()
+        lines.append(
+            StatementLine(
+                line_no=number,
+                booked_on=_day(txn.date),
+                value_on=_day(txn.user_date) if txn.user_date else None,
+                amount=money(txn.amount, currency, number, field="TRNAMT"),
+                reference=reference,
+                description=description,
+                type_code=str(txn.type or "").upper(),
+                bank_ref=str(txn.id or ""),
+            )
+        )
+    days = [line.booked_on for line in lines]
+    start = getattr(statement, "start_date", None)
+    end = getattr(statement, "end_date", None)
+    balance = getattr(statement, "balance", None)
+    closing: Money | None = None
+    if balance is not None and str(balance) != "":
+        closing = money(balance, currency, None, field="LEDGERBAL BALAMT")
+    return Statement.of(
+        format=FORMAT,
+        account=str(getattr(account, "account_id", "") or getattr(account, "number", "")),
+        currency=currency,
+        period_start=_day(start) if start else min(days),
+        period_end=_day(end) if end else max(days),
+        opening=None,
+        closing=closing,
+        lines=tuple(lines),
+    )
+
+
+def _day(value: datetime | date) -> date:
+    return value.date() if isinstance(value, datetime) else value
