@@ -1,0 +1,1 @@
+"""Reconciliation: card transactions, ledger receipts, batches and bank deposits compared."""
