@@ -8,10 +8,10 @@ profiles and settlement batches. Both can be asked to check themselves, which is
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ledgerlink.domain.accounts import (
     Batch,
@@ -21,7 +21,9 @@ from ledgerlink.domain.accounts import (
     CustomerDraft,
     Invoice,
     PostedReceipt,
+    ReceiptFields,
     ReceiptRequest,
+    ReceiptReversal,
     RefundRequest,
 )
 from ledgerlink.domain.money import Money
@@ -133,3 +135,44 @@ class CardGateway(Protocol):
     async def batches(self, start: date, end: date) -> list[Batch]: ...
 
     async def batch_transactions(self, batch_number: str) -> list[CardTransaction]: ...
+
+
+@runtime_checkable
+class ReceiptReversals(Protocol):
+    """What card payments need of a ledger beyond :class:`Ledger`: taking a receipt back
+    (a void or a chargeback), and knowing what the ledger's refunds can do."""
+
+    #: True when a refund's applications re-open invoices (Sage 500); False when a refund
+    #: only pays money on account back (SBC), so a refund plan re-opens nothing there.
+    refunds_reopen_invoices: bool
+
+    async def reverse_posted_receipt(self, reversal: ReceiptReversal) -> PostedReceipt:
+        """Undo the receipt, re-opening what it paid. Safe to repeat (a retry after a lost
+        reply): the answer is the same reversal, not a second one."""
+        ...
+
+
+@runtime_checkable
+class PaymentLedger(Ledger, ReceiptReversals, Protocol):
+    """A ledger card payments post to."""
+
+
+@dataclass(frozen=True)
+class CardPostingRules:
+    """How card payments post to one kind of ledger, for the payments pipeline: how its
+    payment spec names the customer and how the spec's output reads, and whether
+    ledgerlink names PayTrace profiles after the ledger's customers. Declared by the
+    connector package (its registry descriptor), so payments code knows no field names."""
+
+    #: the spec's field naming the ledger customer (the pipeline chose the customer, so
+    #: that field's errors are moot)
+    customer_field: str
+    #: the link-table column the spec reads the ledger customer's id from
+    customer_link: str
+    #: the spec's output as the date, GL account and reference to post with
+    read_receipt: Callable[[Mapping[str, Any]], ReceiptFields]
+    #: the ledger customer number a PayTrace profile id stands for, where ledgerlink names
+    #: profiles after the ledger's customers (None: not named so, or not this one's form)
+    customer_number_of_profile: Callable[[str], str | None] | None = None
+    #: and the other way: the profile id ledgerlink gives a ledger customer number
+    profile_of_customer_number: Callable[[str], str | None] | None = None

@@ -128,6 +128,28 @@ class PostedReceipt:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiptReversal:
+    """Undo a posted receipt (a card void or chargeback). Ledgers differ in how: one
+    deletes the receipt (SBC), another posts ``undoing`` against it (Sage 500: a refund or
+    chargeback entry that re-opens the invoice). Either way the invoice is open again."""
+
+    #: the ledger's id of the receipt (SBC contact payment id, Sage 500 CustPmtKey)
+    receipt_id: str
+    #: the entry that undoes it, for ledgers that post one; its key makes a retry safe
+    undoing: RefundRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptFields:
+    """What a ledger's payment spec chose for one receipt, read from the spec's output by
+    the ledger's connector ("" where the spec left a field out)."""
+
+    date: str = ""  # ISO date
+    gl_account: str = ""
+    reference: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RefundRequest:
     """Money going back to a customer (a card refund or a chargeback)."""
 

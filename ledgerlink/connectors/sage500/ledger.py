@@ -58,6 +58,7 @@ from ledgerlink.domain.accounts import (
     Invoice,
     PostedReceipt,
     ReceiptRequest,
+    ReceiptReversal,
     RefundRequest,
 )
 from ledgerlink.domain.money import Money
@@ -446,6 +447,14 @@ class Sage500Ledger:
             "refund_gl_account",
             "the refund",
         )
+
+    #: A Sage 500 refund (or chargeback) applied to an invoice re-opens it.
+    refunds_reopen_invoices = True
+
+    async def reverse_posted_receipt(self, reversal: ReceiptReversal) -> PostedReceipt:
+        """Undo a card receipt the Sage 500 way: post the refund or chargeback entry that
+        re-opens its invoice (once: its key finds an earlier post)."""
+        return await self.post_refund(reversal.undoing)
 
     async def _post(
         self,

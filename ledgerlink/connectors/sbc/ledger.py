@@ -26,6 +26,7 @@ from ledgerlink.domain.accounts import (
     Invoice,
     PostedReceipt,
     ReceiptRequest,
+    ReceiptReversal,
     RefundRequest,
 )
 from ledgerlink.domain.money import Money
@@ -432,6 +433,22 @@ class SbcLedger:
         # SBC answers a repeated idempotency_id with the original record; the sandbox (and,
         # as far as documented, SBC) uses 200 rather than 201 for such a replay.
         return shapes.posted_payment(item, key, amount.currency, replayed=status == 200)
+
+    #: An SBC refund pays money on account back; it cannot re-open an invoice.
+    refunds_reopen_invoices = False
+
+    async def reverse_posted_receipt(self, reversal: ReceiptReversal) -> PostedReceipt:
+        """Undo a card receipt the SBC way: delete it (:meth:`reverse_receipt`), which
+        re-opens what it paid. Nothing new is posted, so the answer names the receipt."""
+        await self.reverse_receipt(reversal.receipt_id)
+        undoing = reversal.undoing
+        return PostedReceipt(
+            self.system,
+            reversal.receipt_id,
+            undoing.idempotency_key,
+            undoing.amount,
+            sum((a.amount for a in undoing.applications), Money.zero(undoing.amount.currency)),
+        )
 
     async def reverse_receipt(self, payment_id: str, *, deleted_after: date | None = None) -> None:
         """Delete a receipt (or refund) in SBC, which re-opens the invoices it paid: how a
