@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
 from ledgerlink.sandbox.faults import FaultInjector, FaultMiddleware, admin_routes
+from ledgerlink.sandbox.paytrace import settlement
 from ledgerlink.sandbox.paytrace.admin import Admin
 from ledgerlink.sandbox.paytrace.clock import Clock
 from ledgerlink.sandbox.paytrace.config import PayTraceConfig
@@ -51,7 +52,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = None
         if config.settle_daily_at:
-            task = asyncio.create_task(_settle_daily(store, clock, config.settle_daily_at))
+            task = asyncio.create_task(_settle_daily(store, config, clock, config.settle_daily_at))
         try:
             yield
         finally:
@@ -102,13 +103,14 @@ def _rate_limited(retry_after: int | None) -> Response:
     )
 
 
-async def _settle_daily(store: Store, clock: Clock, at: str) -> None:
-    """Settle the open batch once a day at ``at`` (HH:MM, simulator time zone)."""
+async def _settle_daily(store: Store, config: PayTraceConfig, clock: Clock, at: str) -> None:
+    """Settle the open batch once a day at ``at`` (HH:MM, simulator time zone), with its
+    deposit (fees and withheld chargebacks, see settlement.py)."""
     last_day = None
     while True:
         await asyncio.sleep(20)
         moment = clock.local(clock.now())
         if moment.strftime("%H:%M") >= at and moment.date() != last_day:
             last_day = moment.date()
-            summary = store.settle(clock.now())
+            summary = settlement.settle(store, config, clock)
             log.info("paytrace.settled batch=%s", summary and summary["batch_number"])

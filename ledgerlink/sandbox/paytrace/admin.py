@@ -11,12 +11,13 @@ import csv
 import io
 import json
 import secrets
+from datetime import date
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ledgerlink.sandbox.paytrace import codes
+from ledgerlink.sandbox.paytrace import codes, settlement
 from ledgerlink.sandbox.paytrace.cards import read_card
 from ledgerlink.sandbox.paytrace.gateway import (
     ENCRYPTED_PREFIX,
@@ -81,6 +82,7 @@ class Admin:
             "disputes": self.disputes,
             "hpf_token": self.hpf_token,
             "state": self.state,
+            "deposits": self.deposits,
         }
 
     async def settle(self, request: Request) -> Response:
@@ -94,11 +96,35 @@ class Admin:
             return JSONResponse(
                 {"pending_count": pending["n"], "pending_net_amount": plain(pending["net"])}
             )
-        summary = self.store.settle(self.clock.now())
+        summary = settlement.settle(self.store, self.gateway.config, self.clock)
         return JSONResponse(
             {
                 "settled": summary is not None,
                 "batch": None if summary is None else self.gateway.batch_json(summary),
+            }
+        )
+
+    async def deposits(self, request: Request) -> Response:
+        """What reached the bank per settled batch: gross, fees, withheld chargebacks, net.
+
+        Not part of PayTrace's API (fees and withholdings are on the merchant statement);
+        it stands for the bank. ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` filters by deposit date.
+        """
+        try:
+            start, end = (
+                date.fromisoformat(v) if v else None
+                for v in (request.query_params.get("from"), request.query_params.get("to"))
+            )
+        except ValueError:
+            return JSONResponse(
+                {"errors": [{"field": "from/to", "message": "write dates as YYYY-MM-DD"}]}, 400
+            )
+        schedule = self.gateway.config.card_fees
+        return JSONResponse(
+            {
+                "card_fees": schedule,
+                "deposit_delay_days": self.gateway.config.deposit_delay_days,
+                "deposits": settlement.deposits_json(self.store, self.clock, start, end),
             }
         )
 

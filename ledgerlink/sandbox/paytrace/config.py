@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ledgerlink.sandbox.paytrace.settlement import DEFAULT_CARD_FEES, CardFee
+
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -47,6 +49,15 @@ class PayTraceConfig(BaseModel):
         None, description="HH:MM (simulator time zone) to settle the open batch every day."
     )
     timezone: str = Field("UTC", description="IANA zone of the times the API shows.")
+    card_fees: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_CARD_FEES),
+        description="Processor fee per card brand, percent plus fixed (Visa=1.80%+0.10); "
+        "'other' is the rate of brands not named. Written as Visa:1.80%+0.10,Amex:2.9% "
+        "with --set. Fees are kept from each batch's deposit (see /_sandbox/deposits).",
+    )
+    deposit_delay_days: int = Field(
+        1, ge=0, le=10, description="Days from a batch's settlement to its bank deposit."
+    )
     seed_people: int = Field(240, ge=0, le=100_000)
 
     @field_validator("decline_amounts", "avs_void_amounts", mode="before")
@@ -69,6 +80,24 @@ class PayTraceConfig(BaseModel):
             except MoneyError as exc:
                 raise ValueError(f"{item!r}: {exc}") from None
         return out
+
+    @field_validator("card_fees", mode="before")
+    @classmethod
+    def _fees_text(cls, value: Any) -> Any:
+        # ``--set card_fees=Visa:1.80%+0.10,Amex:2.9%`` arrives as one string.
+        if isinstance(value, str):
+            pairs = [part.partition(":") for part in value.split(",") if part.strip()]
+            return {brand.strip(): rate.strip() for brand, _, rate in pairs}
+        return value
+
+    @field_validator("card_fees")
+    @classmethod
+    def _fees(cls, value: dict[str, str]) -> dict[str, str]:
+        for brand, rate in value.items():
+            CardFee.parse(rate)  # ValueError names the rate and the form to use
+            if not brand:
+                raise ValueError(f"{rate!r} has no card brand; write Visa:{rate}")
+        return value
 
     @field_validator("settle_daily_at")
     @classmethod

@@ -8,11 +8,13 @@ same earlier batches. Only the dates move with the day the sandbox was first sta
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from ledgerlink.sandbox.paytrace import codes
 from ledgerlink.sandbox.paytrace.cards import TEST_CARDS, CardFacts, mask
 from ledgerlink.sandbox.paytrace.clock import Clock
 from ledgerlink.sandbox.paytrace.config import PayTraceConfig
+from ledgerlink.sandbox.paytrace.settlement import FeeSchedule, record_deposit
 from ledgerlink.sandbox.paytrace.store import FIRST_BATCH_NUMBER, Store
 from ledgerlink.sandbox.people import population
 
@@ -123,4 +125,13 @@ def seed(store: Store, config: PayTraceConfig, clock: Clock) -> None:
                             "created_at": created + 5 * 86_400,
                         },
                     )
+        schedule = FeeSchedule.from_config(config.card_fees)
+        for batch_index, days_ago in enumerate(HISTORY_DAYS_AGO):
+            settled_on = clock.local(now - days_ago * 86_400 + 3600).date()
+            record_deposit(
+                db,
+                FIRST_BATCH_NUMBER + batch_index,
+                schedule,
+                settled_on + timedelta(days=config.deposit_delay_days),
+            )
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SEEDED_KEY, "1"))

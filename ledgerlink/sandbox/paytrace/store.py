@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,12 @@ CREATE INDEX IF NOT EXISTS transactions_original ON transactions (original_id);
 CREATE INDEX IF NOT EXISTS transactions_dup ON transactions (fingerprint, created_at);
 CREATE TABLE IF NOT EXISTS batches (
     batch_number INTEGER PRIMARY KEY, settled_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS deposits (
+    batch_number INTEGER PRIMARY KEY, gross INTEGER NOT NULL, fees INTEGER NOT NULL,
+    withheld INTEGER NOT NULL, net INTEGER NOT NULL, deposit_on TEXT NOT NULL,
+    fees_by_brand TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS withholdings (
+    dispute_id INTEGER PRIMARY KEY, batch_number INTEGER NOT NULL, amount INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS hosted_fields (
     hpf_token TEXT PRIMARY KEY, enc_key TEXT NOT NULL, masked TEXT NOT NULL,
     card_type TEXT NOT NULL, exp_month INTEGER NOT NULL, exp_year INTEGER NOT NULL,
@@ -149,8 +155,13 @@ class Store:
 
     # -- settlement -------------------------------------------------------------------------
 
-    def settle(self, now: float) -> Row | None:
-        """Settle every transaction pending settlement into a new batch; None if none pend."""
+    def settle(
+        self, now: float, on_settled: Callable[[sqlite3.Connection, int], None] | None = None
+    ) -> Row | None:
+        """Settle every transaction pending settlement into a new batch; None if none pend.
+
+        ``on_settled(db, batch_number)`` runs in the same transaction (the deposit of the
+        batch, see settlement.py)."""
         with self.transaction() as db:
             pending = db.execute(
                 "SELECT COUNT(*) FROM transactions WHERE status = ?", (codes.STATUS_PENDING,)
@@ -167,6 +178,8 @@ class Store:
                 " WHERE status = ?",
                 (codes.STATUS_SETTLED, now, number, codes.STATUS_PENDING),
             )
+            if on_settled is not None:
+                on_settled(db, number)
         return self.batch_summary(number)
 
     def batch_summary(self, number: int) -> Row | None:
