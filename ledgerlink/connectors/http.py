@@ -14,6 +14,7 @@ a read, or a write carrying its idempotency key. Otherwise the caller gets
 from __future__ import annotations
 
 import email.utils
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ import structlog
 from httpx_aiohttp import AiohttpTransport
 from prometheus_client import Counter, Histogram
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors.errors import SYSTEM_NAMES, RateLimited, Unavailable, UpstreamError
 from ledgerlink.connectors.throttle import TokenBucket
 
@@ -117,8 +119,9 @@ class Auth(Protocol):
 Classifier = Callable[[httpx.Response], UpstreamError | None]
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date); None if absent/bad."""
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date, counted from ``now``,
+    default the system clock); None if absent/bad."""
     if not value:
         return None
     value = value.strip()
@@ -130,7 +133,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _keep_no_cookies(response: httpx.Response) -> None:
@@ -154,8 +157,11 @@ class UpstreamClient:
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
         prefer_http2: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.system = system
+        #: Backoff and Retry-After waits are taken on this clock (tests pass a ManualClock).
+        self.clock = clock
         self.classify = classify
         self.auth = auth
         self.throttle = throttle
@@ -208,8 +214,14 @@ class UpstreamClient:
         bucket = throttle or self.throttle
         renewals = 0
         policy = self.policy
+        clock = self.clock
+        started = clock.monotonic()
+        failures = 0
+        owed = 0.0  # the wait before the next attempt, taken on self.clock
 
         def should_retry(exc: Exception) -> bool | float:
+            nonlocal failures, owed
+            failures += 1
             if not isinstance(exc, UpstreamError) or not exc.retryable:
                 return False
             budget = _budget.get()
@@ -217,8 +229,19 @@ class UpstreamClient:
                 return False
             UPSTREAM_RETRIES.labels(self.system).inc()
             if isinstance(exc, RateLimited) and exc.retry_after is not None:
-                return exc.retry_after
-            return True
+                owed = exc.retry_after
+            else:  # stamina's jittered exponential backoff, same parameters
+                owed = min(
+                    policy.wait_max,
+                    policy.wait_initial * 2 ** (failures - 1)
+                    + (random.uniform(0, policy.wait_jitter) if policy.wait_jitter else 0),  # noqa: S311
+                )
+            if clock.monotonic() - started >= policy.total_seconds:
+                return False  # the call's time is up (stamina's timeout, on our clock)
+            # stamina decides whether to retry (attempts, its real-time timeout, its
+            # instrumentation); the wait itself is taken on self.clock below, so a test
+            # clock can move through a Retry-After without sleeping it out.
+            return 0.0
 
         async for attempt in stamina.retry_context(
             on=should_retry,
@@ -228,6 +251,10 @@ class UpstreamClient:
             wait_max=policy.wait_max,
             wait_jitter=policy.wait_jitter,
         ):
+            if owed:
+                wait, owed = owed, 0.0
+                log.info("upstream.retry_wait", system=self.system, seconds=round(wait, 3))
+                await clock.asleep(wait)
             with attempt:
                 while True:  # renews the token at most MAX_RENEWALS times per call
                     response = await self._send_once(
@@ -327,7 +354,7 @@ class UpstreamClient:
             return None
         if status == 429:
             UPSTREAM_REQUESTS.labels(self.system, "rate_limited").inc()
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.now())
             if bucket is not None:
                 bucket.pause(retry_after if retry_after is not None else self.policy.wait_initial)
             too_long = retry_after is not None and retry_after > self.policy.max_retry_after

@@ -13,18 +13,26 @@ be shared by threads and by any number of event loops.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
+
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 
 
 class TokenBucket:
-    def __init__(self, per_minute: float, *, burst: int = 1, safety: float = 0.98) -> None:
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        burst: int = 1,
+        safety: float = 0.98,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive; use no bucket to disable limiting")
         if burst < 1:
             raise ValueError("burst must be at least 1")
         self.per_minute = per_minute
+        self.clock = clock
         self.interval = 60.0 / (per_minute * safety)
         self.tolerance = (burst - 1) * self.interval
         self._tat = 0.0  # theoretical arrival time of the next request
@@ -34,7 +42,7 @@ class TokenBucket:
     def reserve(self) -> float:
         """Reserve the next slot; returns how long the caller must wait before sending."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             tat = max(self._tat, now)
             send_at = max(now, tat - self.tolerance)
             self._tat = tat + self.interval
@@ -46,13 +54,13 @@ class TokenBucket:
         """Wait for a slot; returns the seconds waited (for the throttled-time metric)."""
         wait = self.reserve()
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self.clock.asleep(wait)
         return wait
 
     def pause(self, seconds: float) -> None:
         """The upstream said slow down: nobody sharing this bucket sends for ``seconds``."""
         with self._lock:
-            self._tat = max(self._tat, time.monotonic() + seconds)
+            self._tat = max(self._tat, self.clock.monotonic() + seconds)
 
 
 _shared: dict[tuple[str, ...], TokenBucket] = {}

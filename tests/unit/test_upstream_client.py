@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import httpx
 import pytest
 
+from ledgerlink.clock import ManualClock
 from ledgerlink.connectors.errors import AuthExpired, RateLimited, Rejected, Unavailable
 from ledgerlink.connectors.http import (
     RetryPolicy,
@@ -42,10 +43,22 @@ def scripted(*answers: int | type[Exception]) -> tuple[httpx.MockTransport, list
     return httpx.MockTransport(handler), seen
 
 
-def call(transport: httpx.MockTransport, method: str = "GET", **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
+def call(  # type: ignore[no-untyped-def]
+    transport: httpx.MockTransport,
+    method: str = "GET",
+    *,
+    clock: ManualClock | None = None,
+    policy: RetryPolicy = FAST,
+    **kwargs,
+) -> httpx.Response:
     async def go() -> httpx.Response:
         async with UpstreamClient(
-            "sbc", "http://upstream.test", classify=classify, policy=FAST, transport=transport
+            "sbc",
+            "http://upstream.test",
+            classify=classify,
+            policy=policy,
+            transport=transport,
+            clock=clock or ManualClock(),
         ) as client:
             return await client.request(method, "/contacts", **kwargs)
 
@@ -94,17 +107,52 @@ def test_a_connection_that_never_opened_is_retried_even_for_writes() -> None:
 
 
 def test_retry_after_is_honoured() -> None:
+    clock = ManualClock()
+    calls: list[float] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
-        if not handler.calls:  # type: ignore[attr-defined]
-            handler.calls.append(time.monotonic())  # type: ignore[attr-defined]
-            return httpx.Response(429, headers={"Retry-After": "1"})
-        handler.calls.append(time.monotonic())  # type: ignore[attr-defined]
+        calls.append(clock.monotonic())
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"Retry-After": "40"})
         return httpx.Response(200)
 
-    handler.calls = []  # type: ignore[attr-defined]
-    call(httpx.MockTransport(handler))
-    first, second = handler.calls  # type: ignore[attr-defined]
-    assert second - first >= 0.95
+    call(httpx.MockTransport(handler), clock=clock)
+    first, second = calls
+    assert second - first == 40  # waited out on the clock, not in real time
+
+
+def test_retry_after_as_an_http_date_counts_from_the_clocks_now() -> None:
+    clock = ManualClock()
+    calls: list[float] = []
+    later = clock.now() + timedelta(seconds=30)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(clock.monotonic())
+        if len(calls) == 1:
+            date = later.strftime("%a, %d %b %Y %H:%M:%S GMT")
+            return httpx.Response(429, headers={"Retry-After": date})
+        return httpx.Response(200)
+
+    call(httpx.MockTransport(handler), clock=clock)
+    assert calls[1] - calls[0] == 30
+
+
+def test_backoff_grows_exponentially_up_to_its_cap() -> None:
+    clock = ManualClock()
+    transport, seen = scripted(503, 503, 503, 503, 200)
+    policy = RetryPolicy(attempts=6, wait_initial=2.0, wait_max=5.0, wait_jitter=0.0)
+    assert call(transport, clock=clock, policy=policy).status_code == 200
+    assert len(seen) == 5
+    assert clock.slept == [2.0, 4.0, 5.0, 5.0]
+
+
+def test_a_call_stops_retrying_when_its_time_is_up() -> None:
+    clock = ManualClock()
+    transport, seen = scripted(*([503] * 10))
+    policy = RetryPolicy(attempts=10, total_seconds=25, wait_initial=10, wait_max=10, wait_jitter=0)
+    with pytest.raises(Unavailable):
+        call(transport, clock=clock, policy=policy)
+    assert len(seen) == 4  # at 0, 10, 20 and 30 s; a failure past 25 s is not retried
 
 
 def test_a_retry_after_beyond_what_a_call_may_wait_is_reported_not_waited() -> None:
@@ -196,13 +244,23 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
 
 
 def test_the_token_bucket_spaces_requests_to_stay_under_the_limit() -> None:
-    bucket = TokenBucket(per_minute=6000, safety=1.0)  # one every 10 ms
+    bucket = TokenBucket(per_minute=6000, safety=1.0, clock=ManualClock())  # one every 10 ms
     waits = [bucket.reserve() for _ in range(5)]
-    assert waits[0] == pytest.approx(0.0, abs=0.002)
-    assert waits[4] == pytest.approx(0.04, abs=0.005)
+    assert waits == pytest.approx([0.0, 0.01, 0.02, 0.03, 0.04])
 
 
 def test_a_pause_holds_every_caller_of_the_bucket() -> None:
-    bucket = TokenBucket(per_minute=60_000)
+    bucket = TokenBucket(per_minute=60_000, clock=ManualClock())
     bucket.pause(0.5)
-    assert bucket.reserve() >= 0.49
+    assert bucket.reserve() == pytest.approx(0.5)
+
+
+def test_the_bucket_waits_on_its_clock() -> None:
+    clock = ManualClock()
+    bucket = TokenBucket(per_minute=60, safety=1.0, clock=clock)  # one a second
+
+    async def go() -> list[float]:
+        return [await bucket.acquire() for _ in range(3)]
+
+    assert asyncio.run(go()) == [0.0, 1.0, 1.0]
+    assert clock.slept == [1.0, 1.0]
