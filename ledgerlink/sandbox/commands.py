@@ -244,6 +244,15 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
+def _statement_command() -> None:
+    from ledgerlink.sandbox.statements import statement_command
+
+    sandbox_app.command("statement")(statement_command)
+
+
+_statement_command()
+
+
 @sandbox_app.command("fault")
 def set_fault(
     system: Annotated[Simulator, typer.Argument(help="Which running simulator.")],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from datetime import date, datetime
 from typing import Any
 
@@ -45,7 +46,10 @@ def parse(data: bytes) -> Statement:
     # character whatever it thinks the encoding is.
     payload = text.lstrip().encode("ascii", "xmlcharrefreplace")
     try:
-        ofx = OfxParser.parse(io.BytesIO(payload), fail_fast=True)
+        with warnings.catch_warnings():
+            # bs4 says it reads OFX with its HTML parser; that is how ofxparse reads SGML.
+            warnings.simplefilter("ignore")
+            ofx = OfxParser.parse(io.BytesIO(payload), fail_fast=True)
     except (OfxParserException, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise StatementError(
             None,
