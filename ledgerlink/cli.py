@@ -20,6 +20,7 @@ from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.members.commands import link_app, members_app
 from ledgerlink.payments.commands import payments_app
+from ledgerlink.recon.commands import recon_app
 from ledgerlink.sandbox.commands import sandbox_app
 from ledgerlink.settings import Settings
 from ledgerlink.sync.commands import sync_app
@@ -51,6 +52,7 @@ app.add_typer(members_app, name="members")
 app.add_typer(link_app, name="link")
 app.add_typer(sync_app, name="sync")
 app.add_typer(payments_app, name="payments")
+app.add_typer(recon_app, name="recon")
 
 out = Console()
 err = Console(stderr=True)

@@ -35,6 +35,7 @@ CAPABILITY_MODULES = (
     "ledgerlink.sync.schedules",
     "ledgerlink.payments.jobs",
     "ledgerlink.payments.notify",
+    "ledgerlink.recon.jobs",
     "ledgerlink.audit_jobs",
 )
 

@@ -92,6 +92,12 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column("other_side", sa.String(length=16), nullable=False),
+        sa.Column(
+            "other_ids",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.Column("expected_minor", sa.BigInteger(), nullable=True),
         sa.Column("actual_minor", sa.BigInteger(), nullable=True),

@@ -1,0 +1,324 @@
+"""``ledgerlink recon …``: run a reconciliation, list and resolve breaks, import a bank
+statement, close and reopen a period."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ledgerlink.terminal import err, out
+from ledgerlink.terminal import failure as _fail
+from ledgerlink.terminal import runtime as _runtime
+
+recon_app = typer.Typer(
+    help="Reconciliation: PayTrace ↔ ledger ↔ settlement batches ↔ bank deposits.",
+    no_args_is_help=True,
+)
+
+ScopeOption = Annotated[
+    int | None,
+    typer.Option("--scope", help="Scope id (a PayTrace + ledger pair); the only one if omitted."),
+]
+
+
+def _scope_id(scope: int | None) -> int:
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.recon.problems import ReconRefused
+    from ledgerlink.recon.scopes import resolve_scope
+
+    runtime = _runtime()
+    try:
+        with runtime.db.transaction() as session:
+            return resolve_scope(session, scope, actor=cli_principal().actor).id
+    except ReconRefused as refused:
+        raise _fail(f"{refused.field}: {refused}") from None
+
+
+@recon_app.command("scopes")
+def list_scopes() -> None:
+    """Every scope: its pair of connections, open breaks and last run."""
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.recon.scopes import ensure_default_scopes
+    from ledgerlink.recon.views import scopes
+
+    runtime = _runtime()
+    with runtime.db.transaction() as session:
+        ensure_default_scopes(session, actor=cli_principal().actor)
+        rows = scopes(session)
+    table = Table("id", "name", "open breaks", "last run")
+    for row in rows:
+        table.add_row(str(row.id), row.name, str(row.open_breaks), row.last_run_at or "never")
+    out.print(table)
+
+
+@recon_app.command("run")
+def run(
+    scope: ScopeOption = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Count ages to this day (YYYY-MM-DD); today if omitted.")
+    ] = None,
+    full: Annotated[bool, typer.Option(help="Re-read every side from the start.")] = False,
+    read: Annotated[
+        bool, typer.Option(help="Read the sides first (--no-read: match what is stored).")
+    ] = True,
+) -> None:
+    """Read the four sides, match them and show what did not reconcile."""
+    from ledgerlink.connectors.errors import UpstreamError
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.recon.problems import ReconRefused
+    from ledgerlink.recon.runs import default_matcher, run_scope
+
+    scope_id = _scope_id(scope)
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise _fail(f"--as-of: {as_of!r} is not a date; give it as YYYY-MM-DD") from None
+    try:
+        outcome = asyncio.run(
+            run_scope(
+                _runtime(),
+                scope_id,
+                cli_principal(),
+                trigger="cli",
+                matcher=default_matcher(),
+                as_of=day,
+                read=read,
+                full=full,
+            )
+        )
+    except (ReconRefused, UpstreamError) as exc:
+        raise _fail(str(exc)) from None
+    out.print(outcome.message)
+    _print_summary(scope_id)
+
+
+def _print_summary(scope_id: int) -> None:
+    from ledgerlink.recon.scopes import get_scope
+    from ledgerlink.recon.views import summary
+
+    runtime = _runtime()
+    with runtime.db.read() as session:
+        found = summary(session, get_scope(session, scope_id))
+    out.print(
+        f"[bold]{found.scope_name}[/bold]: {found.matched_count} matched ({found.matched_amount}); "
+        f"{found.open_breaks} open breaks ({found.open_amount})"
+    )
+    if found.breaks_by_type:
+        table = Table("break", "count", "amount")
+        for t in found.breaks_by_type:
+            table.add_row(t.label, str(t.count), t.amount)
+        out.print(table)
+
+
+@recon_app.command("breaks")
+def breaks(
+    scope: ScopeOption = None,
+    type_: Annotated[str | None, typer.Option("--type", help="e.g. missing_receipt")] = None,
+    status: Annotated[str, typer.Option(help="open, resolved, explained or all.")] = "open",
+    period: Annotated[str | None, typer.Option(help="A month, YYYY-MM.")] = None,
+    export: Annotated[
+        Path | None, typer.Option(help="Write the list to this .csv or .xlsx file.")
+    ] = None,
+) -> None:
+    """The breaks, with what each is in finance words and how to fix it."""
+    from ledgerlink.recon import exports
+    from ledgerlink.recon.problems import ReconRefused
+    from ledgerlink.recon.views import BreakFilter, break_rows
+
+    if status not in ("open", "resolved", "explained", "all"):
+        raise _fail(f"--status: {status!r} is not one of open, resolved, explained, all")
+    scope_id = _scope_id(scope)
+    runtime = _runtime()
+    try:
+        with runtime.db.read() as session:
+            rows = break_rows(
+                session,
+                scope_id,
+                BreakFilter(type=type_, status=status, period=period, limit=10_000),
+            )
+    except ReconRefused as refused:
+        raise _fail(f"--{refused.field}: {refused}") from None
+    if export is not None:
+        if export.suffix.lower() == ".xlsx":
+            export.write_bytes(exports.breaks_xlsx(rows))
+        elif export.suffix.lower() == ".csv":
+            export.write_text(exports.breaks_csv(rows), encoding="utf-8")
+        else:
+            raise _fail("--export: give a file name ending in .csv or .xlsx")
+        out.print(f"{len(rows)} breaks written to {export}")
+        return
+    table = Table("break", "type", "amount", "age", "ids", "status", "detail")
+    for row in rows:
+        table.add_row(
+            row.break_id,
+            row.label,
+            row.amount,
+            f"{row.age_days} d",
+            " ".join(row.ids),
+            row.status + (f" ({row.assigned_to})" if row.assigned_to else ""),
+            row.detail,
+        )
+    out.print(table)
+    out.print(f"{len(rows)} breaks")
+
+
+@recon_app.command("resolve")
+def resolve(
+    break_id: Annotated[str, typer.Argument(help="The break's id (from `recon breaks`).")],
+    action: Annotated[
+        str, typer.Option(help="post_receipt, reverse_duplicate, explain or assign.")
+    ],
+    scope: ScopeOption = None,
+    reason: Annotated[str, typer.Option(help="Why (required to explain).")] = "",
+    user: Annotated[str, typer.Option(help="For assign: the user's e-mail.")] = "",
+    receipt: Annotated[
+        str, typer.Option(help="For reverse_duplicate: the receipt to reverse.")
+    ] = "",
+    invoice: Annotated[str, typer.Option(help="For post_receipt: apply to this invoice.")] = "",
+    on_account: Annotated[
+        bool, typer.Option(help="For post_receipt: post it on the customer's account.")
+    ] = False,
+) -> None:
+    """Resolve a break; every action is audited and kept in the break's history."""
+    from ledgerlink.connectors.errors import UpstreamError
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.recon import resolutions
+    from ledgerlink.recon.problems import ReconRefused
+
+    scope_id = _scope_id(scope)
+    runtime = _runtime()
+    me = cli_principal()
+    try:
+        if action == "explain":
+            with runtime.db.transaction() as session:
+                done = resolutions.explain(session, me, scope_id, break_id, reason)
+        elif action == "assign":
+            with runtime.db.transaction() as session:
+                done = resolutions.assign(session, me, scope_id, break_id, user)
+        elif action == "post_receipt":
+            done = asyncio.run(
+                resolutions.post_and_confirm(
+                    runtime,
+                    me,
+                    scope_id,
+                    break_id,
+                    trigger="cli",
+                    on_account=on_account,
+                    invoice_number=invoice,
+                    note=reason,
+                )
+            )
+        elif action == "reverse_duplicate":
+            done = asyncio.run(
+                resolutions.reverse_duplicate(runtime, me, scope_id, break_id, receipt, note=reason)
+            )
+        else:
+            raise _fail(f"--action: {action!r} is not one of {', '.join(resolutions.ACTIONS)}")
+    except ReconRefused as refused:
+        raise _fail(f"{refused.field}: {refused}") from None
+    except UpstreamError as exc:
+        raise _fail(str(exc)) from None
+    out.print(done.message)
+
+
+@recon_app.command("import-statement")
+def import_statement(
+    file: Annotated[Path, typer.Argument(help="BAI2, CAMT.053, OFX, or CSV bank statement.")],
+    scope: ScopeOption = None,
+    csv_mapping: Annotated[
+        Path | None,
+        typer.Option(help="For CSV: a JSON column mapping (saved for the next import)."),
+    ] = None,
+) -> None:
+    """Import a bank statement: all of it or nothing; the same file twice counts once."""
+    from pydantic import ValidationError
+
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.recon.imports import import_statement as do_import
+    from ledgerlink.recon.problems import ReconRefused
+    from ledgerlink.recon.scopes import get_scope
+    from ledgerlink.recon.statements.csv_columns import CsvMapping
+
+    scope_id = _scope_id(scope)
+    try:
+        data = file.read_bytes()
+        mapping = (
+            CsvMapping.model_validate(json.loads(csv_mapping.read_text("utf-8")))
+            if csv_mapping is not None
+            else None
+        )
+    except OSError as exc:
+        raise _fail(f"{exc.filename}: {exc.strerror}") from None
+    except (ValueError, ValidationError) as exc:
+        raise _fail(f"--csv-mapping: {exc}") from None
+    runtime = _runtime()
+    try:
+        with runtime.db.transaction() as session:
+            result = do_import(
+                session,
+                cli_principal(),
+                get_scope(session, scope_id),
+                data,
+                file.name,
+                csv_mapping=mapping,
+            )
+    except ReconRefused as refused:
+        err.print(f"[red]{file.name}: {refused}[/red]")
+        err.print("Nothing was imported.")
+        raise typer.Exit(1) from None
+    out.print(result.message)
+
+
+@recon_app.command("close")
+def close(
+    period: Annotated[str, typer.Argument(help="The month to close, YYYY-MM.")],
+    scope: ScopeOption = None,
+    note: Annotated[str, typer.Option(help="A note kept with the sign-off.")] = "",
+) -> None:
+    """Sign off and lock a period (refused while breaks dated in it are open)."""
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.recon.periods import close_period
+    from ledgerlink.recon.problems import ReconRefused
+    from ledgerlink.recon.scopes import get_scope
+
+    scope_id = _scope_id(scope)
+    runtime = _runtime()
+    me = cli_principal()
+    try:
+        with runtime.db.transaction() as session:
+            closed = close_period(session, me, get_scope(session, scope_id), period, note=note)
+            text = f"Period {closed.period} closed and signed off by {closed.signed_off_by}"
+    except ReconRefused as refused:
+        raise _fail(f"{refused.field}: {refused}") from None
+    out.print(text)
+
+
+@recon_app.command("reopen")
+def reopen(
+    period: Annotated[str, typer.Argument(help="The month to reopen, YYYY-MM.")],
+    reason: Annotated[str, typer.Option(help="Why it is reopened (required, audited).")],
+    scope: ScopeOption = None,
+) -> None:
+    """Reopen a closed period, with the reason."""
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.recon.periods import reopen_period
+    from ledgerlink.recon.problems import ReconRefused
+    from ledgerlink.recon.scopes import get_scope
+
+    scope_id = _scope_id(scope)
+    runtime = _runtime()
+    try:
+        with runtime.db.transaction() as session:
+            found = reopen_period(
+                session, cli_principal(), get_scope(session, scope_id), period, reason=reason
+            )
+            text = f"Period {found.period} reopened: {found.reopen_reason}"
+    except ReconRefused as refused:
+        raise _fail(f"{refused.field}: {refused}") from None
+    out.print(text)

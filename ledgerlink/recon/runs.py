@@ -1,0 +1,336 @@
+"""A reconciliation run: read the sides, match them, keep what was found.
+
+1. **read**: each side is brought up to date through the connectors (``recon/sides.py``);
+   a side that cannot be read is noted and the run goes on with the rows read before.
+2. **match**: the stored sides become the engine's frames (``recon/tables.py``) and the
+   engine (R2's ``recon/engine``) matches them with the rules spec.
+3. **keep**: in one transaction, the run's counts and totals, the matches (which replace
+   the scope's previous run's), and the breaks upserted by their stable id. A break a
+   later run no longer finds is *cleared* (resolved by the run, kept in the history); one
+   found again after being cleared is reopened. An explanation given by a person stands.
+
+The same stored sides give the same matches and the same break ids, so a rerun gives the
+same answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import polars as pl
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ledgerlink.connectors.errors import UpstreamError
+from ledgerlink.identity.principal import Principal
+from ledgerlink.recon import sides as side_readers
+from ledgerlink.recon.frames import Sides
+from ledgerlink.recon.tables import load_sides
+from ledgerlink.store import audit
+from ledgerlink.store.recon_models import (
+    ReconBreak,
+    ReconBreakEvent,
+    ReconMatch,
+    ReconRun,
+    ReconScope,
+)
+from ledgerlink.store.types import utcnow
+
+log = structlog.get_logger("ledgerlink.recon.runs")
+
+#: Resolutions a later run checks: found again, the break is open again (the receipt was
+#: not posted after all). An explanation given by a person stands.
+_REOPENED_WHEN_FOUND = frozenset({"cleared", "posted_receipt", "reversed_duplicate"})
+TRIGGERS = ("cli", "api", "portal", "schedule", "batch_poll", "demo")
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """The engine with its rules: ``match(sides, as_of)`` gives the engine's result
+    (``matches`` and ``breaks`` frames, per-side ``totals``)."""
+
+    spec_version: str
+    match: Callable[[Sides, date], Any]
+
+
+def default_matcher() -> Matcher:
+    """The matching engine with the shipped rules spec."""
+    from ledgerlink.recon.engine import reconcile
+    from ledgerlink.recon.rules import default_spec
+
+    spec = default_spec()
+    return Matcher(spec.version, lambda sides, as_of: reconcile(sides, spec, as_of=as_of))
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: int
+    scope_id: int
+    status: str
+    counts: dict[str, int]
+    duration_ms: int
+    error: str | None
+
+    @property
+    def message(self) -> str:
+        c = self.counts
+        text = (
+            f"Run {self.run_id}: {c.get('matches', 0)} matches, {c.get('open_breaks', 0)} open "
+            f"breaks ({c.get('new_breaks', 0)} new, {c.get('cleared_breaks', 0)} cleared) "
+            f"in {self.duration_ms} ms"
+        )
+        return text + (f". Warning: {self.error}" if self.error else "")
+
+
+async def read_sides(runtime: Any, scope: ReconScope, *, full: bool) -> list[str]:
+    """Bring every side of ``scope`` up to date; returns what could not be read."""
+    from ledgerlink.connectors.errors import Misconfigured
+
+    problems: list[str] = []
+    gateway_conn, ledger_conn = side_readers.connections_of(runtime.db, scope)
+    try:
+        gateway = runtime.gateway_for(gateway_conn)
+        try:
+            await side_readers.read_paytrace(runtime.db, scope, gateway, full=full)
+        finally:
+            await gateway.aclose()
+    except (UpstreamError, Misconfigured) as exc:
+        message = f"PayTrace ({gateway_conn.name}) could not be read: {exc}"
+        side_readers.note_error(runtime.db, scope.id, "transactions", message)
+        problems.append(message)
+    try:
+        ledger = runtime.ledger_for(ledger_conn)
+        try:
+            await side_readers.read_ledger(runtime.db, scope, ledger, full=full)
+        finally:
+            await ledger.aclose()
+    except (UpstreamError, Misconfigured) as exc:
+        message = f"The ledger ({ledger_conn.name}) could not be read: {exc}"
+        side_readers.note_error(runtime.db, scope.id, "receipts", message)
+        problems.append(message)
+    return problems
+
+
+def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    return frame.to_dicts() if frame.height else []
+
+
+def _totals(totals: pl.DataFrame) -> dict[str, Any]:
+    """The engine's per-side totals as JSON: ``{side: {currency, total_minor,
+    matched_minor, unmatched_minor}}`` (``side/currency`` when a side has several)."""
+    rows = _rows(totals)
+    several = len({r["side"] for r in rows}) < len(rows)
+    return {
+        (f"{r['side']}/{r['currency']}" if several else str(r["side"])): {
+            "currency": r["currency"],
+            "total_minor": int(r["total_minor"]),
+            "matched_minor": int(r["matched_minor"]),
+            "unmatched_minor": int(r["unmatched_minor"]),
+        }
+        for r in rows
+    }
+
+
+def _event(session: Session, found: ReconBreak, actor: str, action: str, note: str) -> None:
+    session.add(ReconBreakEvent(break_pk=found.id, actor=actor, action=action, note=note))
+
+
+def keep_result(
+    session: Session,
+    run: ReconRun,
+    result: Any,
+    *,
+    actor: str,
+) -> dict[str, int]:
+    """Store ``result`` for ``run`` (matches replaced, breaks upserted); the counts."""
+    scope_id = run.scope_id
+    older = select(ReconRun.id).where(ReconRun.scope_id == scope_id, ReconRun.id != run.id)
+    session.execute(delete(ReconMatch).where(ReconMatch.run_id.in_(older)))
+    matches = _rows(result.matches)
+    session.add_all(
+        ReconMatch(
+            run_id=run.id,
+            match_id=str(m["match_id"])[:80],
+            rule=str(m["rule"])[:100],
+            spec_version=str(m["spec_version"])[:160],
+            left_side=str(m["left_side"]),
+            left_ids=[str(i) for i in m["left_ids"] or []],
+            right_side=str(m["right_side"]),
+            right_ids=[str(i) for i in m["right_ids"] or []],
+            amount_minor=int(m["amount_minor"]),
+            currency=str(m["currency"]),
+        )
+        for m in matches
+    )
+    found_rows = {str(b["break_id"]): b for b in _rows(result.breaks)}
+    stored = {
+        b.break_id: b
+        for b in session.scalars(select(ReconBreak).where(ReconBreak.scope_id == scope_id))
+    }
+    new = cleared = reopened = 0
+    for break_id, row in found_rows.items():
+        age = int(row.get("as_of_days") or 0)
+        values = {
+            "type": str(row["type"]),
+            "side": str(row["side"]),
+            "ids": [str(i) for i in row["ids"] or []],
+            "other_side": str(row.get("other_side") or ""),
+            "other_ids": [str(i) for i in row.get("other_ids") or []],
+            "amount_minor": int(row["amount_minor"]),
+            "expected_minor": None
+            if row.get("expected_minor") is None
+            else int(row["expected_minor"]),
+            "actual_minor": None if row.get("actual_minor") is None else int(row["actual_minor"]),
+            "currency": str(row["currency"]),
+            "as_of_days": age,
+            "occurred_on": run.as_of - timedelta(days=age),
+            "detail": str(row.get("detail") or ""),
+        }
+        kept = stored.get(break_id)
+        if kept is None:
+            kept = ReconBreak(
+                scope_id=scope_id,
+                break_id=break_id[:80],
+                status="open",
+                first_run_id=run.id,
+                last_run_id=run.id,
+                present=True,
+                **values,
+            )
+            session.add(kept)
+            session.flush()
+            _event(session, kept, actor, "found", f"Found by run {run.id}: {values['detail']}")
+            new += 1
+            continue
+        for name, value in values.items():
+            setattr(kept, name, value)
+        kept.last_run_id = run.id
+        kept.present = True
+        if (
+            kept.status == "resolved"
+            and kept.resolution in _REOPENED_WHEN_FOUND
+            and (kept.resolved_at is None or kept.resolved_at < run.started_at)
+        ):
+            kept.status = "open"
+            kept.resolution = None
+            kept.resolved_at = None
+            kept.resolved_by = None
+            _event(session, kept, actor, "reopened", f"Found again by run {run.id}")
+            reopened += 1
+    for break_id, kept in stored.items():
+        if break_id in found_rows or not kept.present:
+            continue
+        kept.present = False
+        kept.last_run_id = run.id
+        if kept.status == "open":
+            kept.status = "resolved"
+            kept.resolution = "cleared"
+            kept.resolved_at = utcnow()
+            kept.resolved_by = actor
+            cleared += 1
+        _event(session, kept, actor, "cleared", f"No longer found by run {run.id}")
+    open_breaks = sum(
+        1
+        for b in [*stored.values(), *[s for s in session.new if isinstance(s, ReconBreak)]]
+        if b.present and b.status == "open"
+    )
+    return {
+        "matches": len(matches),
+        "breaks": len(found_rows),
+        "open_breaks": open_breaks,
+        "new_breaks": new,
+        "cleared_breaks": cleared,
+        "reopened_breaks": reopened,
+    }
+
+
+async def run_scope(
+    runtime: Any,
+    scope_id: int,
+    principal: Principal,
+    *,
+    trigger: str,
+    matcher: Matcher,
+    as_of: date | None = None,
+    read: bool = True,
+    full: bool = False,
+) -> RunOutcome:
+    """One run of ``scope_id``: read (unless ``read`` is False), match, keep."""
+    started = time.monotonic()
+    as_of = as_of or utcnow().date()
+    with runtime.db.transaction() as session:
+        scope = session.get(ReconScope, scope_id)
+        if scope is None:
+            from ledgerlink.recon.problems import ReconRefused
+
+            raise ReconRefused(
+                "scope", f"There is no reconciliation scope {scope_id}", missing=True
+            )
+        run = ReconRun(
+            scope_id=scope_id,
+            trigger=trigger,
+            requested_by=principal.actor,
+            spec_version=matcher.spec_version,
+            as_of=as_of,
+            status="running",
+            counts={},
+            totals={},
+        )
+        session.add(run)
+        session.flush()
+        run_id = run.id
+        session.expunge(scope)
+    problems = await read_sides(runtime, scope, full=full) if read else []
+    try:
+        with runtime.db.read() as session:
+            ledger_name = str(scope.ledger_connection_id)
+            sides = load_sides(session, scope_id, ledger_name)
+        result = matcher.match(sides, as_of)
+        with runtime.db.transaction() as session:
+            run = session.get(ReconRun, run_id)
+            assert run is not None
+            counts = keep_result(session, run, result, actor=principal.actor)
+            counts.update(
+                {
+                    f"{name}_rows": sides.side(name).height
+                    for name in ("transactions", "receipts", "batches", "deposits")
+                }
+            )
+            run.counts = counts
+            run.totals = _totals(result.totals)
+            run.status = "finished"
+            run.error = "; ".join(problems) or None
+            run.finished_at = utcnow()
+            run.duration_ms = int((time.monotonic() - started) * 1000)
+            audit.record(
+                session,
+                actor=principal.actor,
+                action="recon.run",
+                entity_type="recon_run",
+                entity_id=run_id,
+                after={
+                    "scope_id": scope_id,
+                    "trigger": trigger,
+                    "spec_version": matcher.spec_version,
+                    "as_of": as_of.isoformat(),
+                    "counts": counts,
+                },
+            )
+            outcome = RunOutcome(run_id, scope_id, "finished", counts, run.duration_ms, run.error)
+    except Exception as exc:
+        with runtime.db.transaction() as session:
+            run = session.get(ReconRun, run_id)
+            assert run is not None
+            run.status = "failed"
+            run.error = str(exc)[:2000] or type(exc).__name__
+            run.finished_at = utcnow()
+            run.duration_ms = int((time.monotonic() - started) * 1000)
+        log.exception("recon.run_failed", run_id=run_id, scope_id=scope_id)
+        raise
+    log.info("recon.run", run_id=run_id, scope_id=scope_id, trigger=trigger, **outcome.counts)
+    return outcome
