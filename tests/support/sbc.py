@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.sandbox.faults import FaultInjector
 from ledgerlink.sandbox.sbc import SbcConfig, create_app
 from tests.support.asgi_server import serve_in_thread
@@ -143,9 +144,11 @@ def running_sbc(
     state_dir: Path,
     config: SbcConfig | None = None,
     faults: FaultInjector | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Iterator[tuple[str, SbcConfig]]:
     config = config or SbcConfig(auto_approve=True, rate_limit_per_minute=0)
-    with serve_in_thread(create_app(state_dir, config=config, faults=faults)) as base_url:
+    app = create_app(state_dir, config=config, faults=faults, clock=clock)
+    with serve_in_thread(app) as base_url:
         yield base_url, config
 
 

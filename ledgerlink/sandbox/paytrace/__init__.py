@@ -17,6 +17,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
+from ledgerlink.clock import Clock as TimeSource
 from ledgerlink.sandbox.faults import FaultInjector, FaultMiddleware, admin_routes
 from ledgerlink.sandbox.paytrace import settlement
 from ledgerlink.sandbox.paytrace.admin import Admin
@@ -37,11 +38,18 @@ def create_app(
     *,
     config: PayTraceConfig | None = None,
     faults: FaultInjector | None = None,
+    time_source: TimeSource | None = None,
 ) -> Starlette:
-    """The simulator as an ASGI app; seeds ``state_dir`` on first start."""
+    """The simulator as an ASGI app; seeds ``state_dir`` on first start. ``time_source``
+    (default the system clock) lets a test move the simulator's time, e.g. past a token's
+    lifetime."""
     config = config or PayTraceConfig()
     injector = faults or FaultInjector()
-    clock = Clock(config.timezone)
+    clock = (
+        Clock(config.timezone)
+        if time_source is None
+        else Clock(config.timezone, now=lambda: time_source.now().timestamp())
+    )
     store = Store(Path(state_dir))
     seed(store, config, clock)
     silent_post = SilentPost(config.silent_post_url)

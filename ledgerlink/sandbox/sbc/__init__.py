@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.sandbox.faults import FaultInjector, FaultMiddleware, admin_routes
 from ledgerlink.sandbox.sbc import admin
 from ledgerlink.sandbox.sbc.api import Api
@@ -32,14 +33,16 @@ def create_app(
     *,
     config: SbcConfig | None = None,
     faults: FaultInjector | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Starlette:
-    """The simulator as an ASGI app; seeds ``state_dir`` on first start."""
+    """The simulator as an ASGI app; seeds ``state_dir`` on first start. ``clock`` (default
+    the system clock) is what codes and tokens expire on: tests move it."""
     config = config or SbcConfig()
     injector = faults or FaultInjector()
     store = Store(Path(state_dir))
     books = Books(store)
     seed(books, config)
-    oauth = OAuthServer(store, config)
+    oauth = OAuthServer(store, config, clock)
     api = Api(books, oauth, config)
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.sandbox.sbc.config import SbcConfig
 from ledgerlink.sandbox.sbc.errors import unauthorised
 from ledgerlink.sandbox.sbc.store import Record, Store
@@ -31,11 +31,16 @@ USER_ID = "5b0e5ca5a8f54a6b9f0d0c1e0a11ce00"
 
 
 class OAuthServer:
-    def __init__(self, store: Store, config: SbcConfig) -> None:
+    def __init__(self, store: Store, config: SbcConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.config = config
+        #: Codes and tokens expire on this clock (tests move it instead of sleeping).
+        self.clock = clock
         #: Token requests since start, by grant type and outcome (for tests and the demo).
         self.counts: dict[str, int] = {}
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -57,7 +62,7 @@ class OAuthServer:
         grant = self.store.grant(token.strip())
         if grant is None or grant["kind"] != "access":
             raise unauthorised("The access token is invalid")
-        if grant["expires_at"] <= time.time():
+        if grant["expires_at"] <= self._now():
             raise unauthorised("The access token has expired")
         return grant
 
@@ -127,7 +132,7 @@ class OAuthServer:
                 "kind": "code",
                 "redirect_uri": redirect_uri,
                 "scope": scope,
-                "expires_at": time.time() + self.config.code_lifetime_seconds,
+                "expires_at": self._now() + self.config.code_lifetime_seconds,
             },
         )
         return code
@@ -159,7 +164,7 @@ class OAuthServer:
         if grant is None or grant["kind"] != "code":
             return self._invalid_grant()
         self.store.drop_grant(code)  # single use, even when the exchange then fails
-        if grant["expires_at"] <= time.time() or grant["redirect_uri"] != params.get(
+        if grant["expires_at"] <= self._now() or grant["redirect_uri"] != params.get(
             "redirect_uri"
         ):
             return self._invalid_grant()
@@ -169,7 +174,7 @@ class OAuthServer:
     def _refresh(self, params: dict[str, str]) -> Response:
         token = params.get("refresh_token", "")
         grant = self.store.grant(token)
-        if grant is None or grant["kind"] != "refresh" or grant["expires_at"] <= time.time():
+        if grant is None or grant["kind"] != "refresh" or grant["expires_at"] <= self._now():
             return self._invalid_grant()
         self.store.drop_grant(token)  # rotation: the old refresh token dies now
         self._count("refresh_token")
@@ -180,7 +185,7 @@ class OAuthServer:
         return JSONResponse({"error": "invalid_grant"}, 400)
 
     def _issue_tokens(self, scope: str) -> Response:
-        now = time.time()
+        now = self._now()
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self.store.unit():
             self._sweep(now)
@@ -226,8 +231,8 @@ class OAuthServer:
         counts = {"access": 0, "refresh": 0}
         with self.store.unit():
             for token, grant in self.store.grant_items():
-                if grant["kind"] == "access" and grant["expires_at"] > time.time():
-                    self.store.put_grant(token, {**grant, "expires_at": time.time() - 1})
+                if grant["kind"] == "access" and grant["expires_at"] > self._now():
+                    self.store.put_grant(token, {**grant, "expires_at": self._now() - 1})
                     counts["access"] += 1
                 elif grant["kind"] == "refresh" and refresh_too:
                     self.store.drop_grant(token)
@@ -235,7 +240,7 @@ class OAuthServer:
         return counts
 
     def summary(self) -> dict[str, Any]:
-        now = time.time()
+        now = self._now()
         live: dict[str, int] = {}
         for _, grant in self.store.grant_items():
             if grant["expires_at"] > now:

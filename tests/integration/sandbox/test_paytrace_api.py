@@ -6,13 +6,14 @@ import itertools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from ledgerlink.clock import Clock, ManualClock
 from ledgerlink.sandbox.faults import FaultInjector
 from ledgerlink.sandbox.paytrace import PayTraceConfig, create_app
 from tests.support.asgi_server import serve_in_thread
@@ -83,10 +84,14 @@ class PayTrace:
 
 @contextmanager
 def running(
-    state_dir: Path, config: PayTraceConfig | None = None, faults: FaultInjector | None = None
+    state_dir: Path,
+    config: PayTraceConfig | None = None,
+    faults: FaultInjector | None = None,
+    clock: Clock | None = None,
 ) -> Iterator[PayTrace]:
     config = config or PayTraceConfig(seed_people=40)
-    with serve_in_thread(create_app(state_dir, config=config, faults=faults)) as url:
+    app = create_app(state_dir, config=config, faults=faults, time_source=clock)
+    with serve_in_thread(app) as url:
         client = PayTrace(url, config)
         try:
             yield client
@@ -142,9 +147,10 @@ def test_unknown_token_is_refused_with_401_invalid_token(paytrace: PayTrace) -> 
 
 def test_token_expires_after_its_lifetime(tmp_path: Path) -> None:
     config = PayTraceConfig(seed_people=4, token_lifetime_seconds=1)
-    with running(tmp_path, config) as paytrace:
+    clock = ManualClock(datetime.now(UTC))
+    with running(tmp_path, config, clock=clock) as paytrace:
         assert paytrace.post("/v1/customer/export", {"customer_id": "C00001"}).status_code == 200
-        time.sleep(1.1)
+        clock.advance(1.1)
         response = paytrace.post("/v1/customer/export", {"customer_id": "C00001"})
     assert response.status_code == 401
     assert response.json() == {

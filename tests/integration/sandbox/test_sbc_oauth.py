@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from ledgerlink.clock import ManualClock
 from ledgerlink.sandbox.sbc import SbcConfig
 from tests.support.sbc import CALLBACK, SbcClient, running_sbc
 
@@ -89,10 +89,11 @@ def test_a_code_works_once(tmp_path: Path) -> None:
 
 def test_a_code_dies_after_its_lifetime(tmp_path: Path) -> None:
     config = SbcConfig(auto_approve=True, code_lifetime_seconds=1)
-    with running_sbc(tmp_path, config) as (base_url, used):
+    clock = ManualClock()
+    with running_sbc(tmp_path, config, clock=clock) as (base_url, used):
         client = _client(base_url, used)
         code = client.approve()
-        time.sleep(1.2)
+        clock.advance(1.2)
         assert client.exchange(code).json() == {"error": "invalid_grant"}
 
 
@@ -121,10 +122,11 @@ def test_the_refresh_token_rotates_and_the_old_one_dies(tmp_path: Path) -> None:
 
 def test_an_expired_access_token_gets_401_authorization_failure(tmp_path: Path) -> None:
     config = SbcConfig(auto_approve=True, token_lifetime_seconds=1, rate_limit_per_minute=0)
-    with running_sbc(tmp_path, config) as (base_url, used):
+    clock = ManualClock()
+    with running_sbc(tmp_path, config, clock=clock) as (base_url, used):
         client = _client(base_url, used).connect()
         assert client.get("/contacts").status_code == 200
-        time.sleep(1.2)
+        clock.advance(1.2)
         response = client.get("/contacts")
         assert response.status_code == 401
         [problem] = response.json()
