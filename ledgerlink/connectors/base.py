@@ -20,6 +20,8 @@ from ledgerlink.domain.accounts import (
     CustomerAccount,
     CustomerDraft,
     Invoice,
+    LedgerCreditNote,
+    LedgerPayment,
     PostedReceipt,
     ReceiptFields,
     ReceiptRequest,
@@ -39,7 +41,27 @@ class CheckResult:
 
 
 @runtime_checkable
-class Ledger(Protocol):
+class LedgerHistory(Protocol):
+    """What a ledger has recorded for its customers beyond invoices: receipts, refunds and
+    credit notes. Every ledger implements it (``Ledger`` includes it), so a ledger kind
+    without history fails type checking and the contract test instead of a member's
+    history or a reconciliation silently missing rows."""
+
+    def payments(self, *, changed_since: datetime | None = None) -> AsyncIterator[LedgerPayment]:
+        """Customer receipts and refunds; with ``changed_since``, those created or changed
+        at or after it, and those deleted since (``deleted=True``) where the ledger can tell."""
+        ...
+
+    def credit_notes(
+        self, *, changed_since: datetime | None = None
+    ) -> AsyncIterator[LedgerCreditNote]:
+        """Credit notes (voided ones ``deleted=True``); ``changed_since`` narrows where the
+        ledger keeps a change date."""
+        ...
+
+
+@runtime_checkable
+class Ledger(LedgerHistory, Protocol):
     system: str
 
     async def check(self) -> list[CheckResult]: ...

@@ -165,6 +165,41 @@ class RefundRequest:
     chargeback: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerPayment:
+    """A customer receipt or refund as the ledger holds it (its history, not our posting).
+
+    Sync shows these in a member's history; reconciliation matches them against PayTrace
+    and our own postings (which know the ledger id and the idempotency key)."""
+
+    id: str  # SBC contact payment id, Sage 500 CustPmtKey
+    kind: str  # "receipt" | "refund"
+    customer_id: str
+    on: dt.date
+    amount: Money  # positive
+    unallocated: Money
+    reference: str  # where our postings carry the PayTrace transaction / key
+    applied: tuple[tuple[str, Money], ...] = ()  # (invoice id, amount applied)
+    deleted: bool = False  # with changed_since: gone since (SBC deletes on reversal)
+    #: when the ledger last changed it (None where the ledger keeps no change date)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCreditNote:
+    """A sales credit note (SBC) or AR credit memo (Sage 500): credit a customer holds."""
+
+    id: str  # SBC sales credit note id, Sage 500 InvcKey
+    customer_id: str
+    number: str  # what users see (SBC credit_note_number, Sage 500 TranID)
+    on: dt.date
+    amount: Money  # positive
+    unallocated: Money  # credit not yet applied
+    status: str  # the ledger's status in words ("void", "applied", "open", ...)
+    deleted: bool = False  # voided (SBC) or gone since ``changed_since``
+    updated_at: datetime | None = None
+
+
 class CardTransactionKind(StrEnum):
     SALE = "sale"
     AUTHORIZATION = "authorization"

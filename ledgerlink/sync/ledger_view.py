@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 
 from ledgerlink.connectors.base import Ledger
-from ledgerlink.domain.money import Money
 from ledgerlink.domain.periods import FinancialYear
 from ledgerlink.store.db import Database
 from ledgerlink.store.sync_models import MemberBalance, MemberTransaction
@@ -63,14 +62,10 @@ async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> 
         if member_id is not None:
             outstanding.setdefault(member_id, []).append(invoice.outstanding.minor)
     unused_credit: dict[int, int] = {}
-    credit_notes = getattr(ledger, "credit_notes", None)
-    if credit_notes is not None:
-        async for note in credit_notes():
-            member_id = links.get(note["customer_id"])
-            if member_id is not None and not note["deleted"]:
-                unused_credit[member_id] = (
-                    unused_credit.get(member_id, 0) + note["unallocated"].minor
-                )
+    async for note in ledger.credit_notes():
+        member_id = links.get(note.customer_id)
+        if member_id is not None and not note.deleted:
+            unused_credit[member_id] = unused_credit.get(member_id, 0) + note.unallocated.minor
     counts = ViewCounts()
     with db.transaction() as session:
         existing = {
@@ -110,6 +105,21 @@ async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> 
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One row of a member's history as the ledger has it; its fields are the columns of
+    ``member_transactions`` it fills (the content hash is taken over them, by name)."""
+
+    member_id: int
+    kind: str
+    number: str
+    posted_on: date
+    currency: str
+    total_minor: int
+    outstanding_minor: int
+    status: str
+
+
 def payment_key(payment_id: str) -> str:
     """A payment's key in the history: its own id space (a Sage 500 CustPmtKey can equal an
     InvcKey, and the two must not overwrite each other)."""
@@ -128,62 +138,56 @@ async def refresh_transactions(
     periods: list[FinancialYear],
 ) -> ViewCounts:
     links = _links(db, connection_id)
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, HistoryRow] = {}
     gone: set[str] = set()
     async for invoice in ledger.invoices(open_only=False, changed_since=since):
         member_id = links.get(invoice.customer_id)
         if member_id is None or not _in_periods(invoice.date, periods):
             continue
-        rows[invoice.id] = {
-            "member_id": member_id,
-            "kind": "invoice",
-            "number": invoice.number,
-            "posted_on": invoice.date,
-            "currency": invoice.total.currency,
-            "total_minor": invoice.total.minor,
-            "outstanding_minor": invoice.outstanding.minor,
-            "status": invoice.status.value,
-        }
-    payments = getattr(ledger, "payments", None)
-    if payments is not None:
-        async for payment in payments(changed_since=since):
-            if payment["deleted"]:
-                gone.add(payment_key(payment["id"]))
-                continue
-            member_id = links.get(payment["customer_id"])
-            if member_id is None or not _in_periods(payment["date"], periods):
-                continue
-            amount: Money = payment["amount"]
-            rows[payment_key(payment["id"])] = {
-                "member_id": member_id,
-                "kind": payment["kind"],
-                "number": payment["reference"],
-                "posted_on": payment["date"],
-                "currency": amount.currency,
-                "total_minor": amount.minor,
-                "outstanding_minor": payment["unallocated"].minor,
-                "status": "",
-            }
-    credit_notes = getattr(ledger, "credit_notes", None)
-    if credit_notes is not None:
-        async for note in credit_notes(changed_since=since):
-            if note["deleted"]:
-                gone.add(note["id"])
-                continue
-            member_id = links.get(note["customer_id"])
-            if member_id is None or not _in_periods(note["date"], periods):
-                continue
-            credit: Money = note["amount"]
-            rows[note["id"]] = {
-                "member_id": member_id,
-                "kind": "credit_note",
-                "number": note["number"],
-                "posted_on": note["date"],
-                "currency": credit.currency,
-                "total_minor": credit.minor,
-                "outstanding_minor": note["unallocated"].minor,
-                "status": note["status"],
-            }
+        rows[invoice.id] = HistoryRow(
+            member_id=member_id,
+            kind="invoice",
+            number=invoice.number,
+            posted_on=invoice.date,
+            currency=invoice.total.currency,
+            total_minor=invoice.total.minor,
+            outstanding_minor=invoice.outstanding.minor,
+            status=invoice.status.value,
+        )
+    async for payment in ledger.payments(changed_since=since):
+        if payment.deleted:
+            gone.add(payment_key(payment.id))
+            continue
+        member_id = links.get(payment.customer_id)
+        if member_id is None or not _in_periods(payment.on, periods):
+            continue
+        rows[payment_key(payment.id)] = HistoryRow(
+            member_id=member_id,
+            kind=payment.kind,
+            number=payment.reference,
+            posted_on=payment.on,
+            currency=payment.amount.currency,
+            total_minor=payment.amount.minor,
+            outstanding_minor=payment.unallocated.minor,
+            status="",
+        )
+    async for note in ledger.credit_notes(changed_since=since):
+        if note.deleted:
+            gone.add(note.id)
+            continue
+        member_id = links.get(note.customer_id)
+        if member_id is None or not _in_periods(note.on, periods):
+            continue
+        rows[note.id] = HistoryRow(
+            member_id=member_id,
+            kind="credit_note",
+            number=note.number,
+            posted_on=note.on,
+            currency=note.amount.currency,
+            total_minor=note.amount.minor,
+            outstanding_minor=note.unallocated.minor,
+            status=note.status,
+        )
     counts = ViewCounts()
     with db.transaction() as session:
         ids = list(rows) + list(gone)
@@ -196,7 +200,8 @@ async def refresh_transactions(
                 )
             ):
                 existing[found.ledger_id] = found
-        for ledger_id, values in rows.items():
+        for ledger_id, row in rows.items():
+            values = asdict(row)
             digest = _digest(sorted(values.items()))
             current = existing.get(ledger_id)
             if current is not None and current.content_hash == digest:

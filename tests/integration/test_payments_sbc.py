@@ -4,10 +4,12 @@ invoice. Through the PayTrace and SBC simulators over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from ledgerlink.domain.accounts import LedgerPayment
 from ledgerlink.settings import Settings
 from tests.support.payments import PaymentsWorld, profiles, sbc_world
 
@@ -65,15 +67,13 @@ def test_a_refund_is_a_customer_refund(world: PaymentsWorld) -> None:
     world.process()
     assert world.event(refund, "refund").status == "posted", world.event(refund, "refund").message
 
-    async def payments() -> list[dict]:  # type: ignore[type-arg]
+    async def payments() -> list[LedgerPayment]:
         async with world.ledger() as ledger:
             return [p async for p in ledger.payments()]
 
-    import asyncio
-
     kinds = sorted(
-        (p["kind"], p["amount"].format_plain())
+        (p.kind, p.amount.format_plain())
         for p in asyncio.run(payments())
-        if p["reference"].startswith("PayTrace")
+        if p.reference.startswith("PayTrace")
     )
     assert kinds == [("receipt", "10.00"), ("refund", "4.00")]

@@ -16,6 +16,8 @@ from ledgerlink.domain.accounts import (
     CustomerAccount,
     CustomerDraft,
     Invoice,
+    LedgerCreditNote,
+    LedgerPayment,
     PostedReceipt,
     ReceiptRequest,
     RefundRequest,
@@ -95,6 +97,19 @@ class FakeLedger:
 
     async def find_invoice(self, number: str) -> Invoice | None:
         return None
+
+    async def payments(
+        self, *, changed_since: datetime | None = None
+    ) -> AsyncIterator[LedgerPayment]:
+        """No history: linking tests never read it."""
+        return
+        yield
+
+    async def credit_notes(
+        self, *, changed_since: datetime | None = None
+    ) -> AsyncIterator[LedgerCreditNote]:
+        return
+        yield
 
     async def post_receipt(self, receipt: ReceiptRequest) -> PostedReceipt:
         raise NotImplementedError

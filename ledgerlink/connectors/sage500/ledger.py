@@ -56,6 +56,8 @@ from ledgerlink.domain.accounts import (
     CustomerAccount,
     CustomerDraft,
     Invoice,
+    LedgerCreditNote,
+    LedgerPayment,
     PostedReceipt,
     ReceiptRequest,
     ReceiptReversal,
@@ -297,11 +299,11 @@ class Sage500Ledger:
 
     async def credit_notes(
         self, *, changed_since: datetime | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[LedgerCreditNote]:
         """AR credit memos (tarInvoice has no change date: all of them, every time)."""
         digits = await self.currency_digits()
 
-        def make() -> Iterator[dict[str, Any]]:
+        def make() -> Iterator[LedgerCreditNote]:
             return reads.credit_notes(self.engine, self.options.company_id, digits)
 
         async for note in self._chunks("reading credit memos", make):
@@ -327,12 +329,12 @@ class Sage500Ledger:
 
     async def payments(
         self, *, changed_since: datetime | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[LedgerPayment]:
         """Customer receipts and refunds (``tarCustPmt`` has no change date, so all of
         them; the sync's content hashes make the unchanged ones cost nothing)."""
         digits = await self.currency_digits()
 
-        def make() -> Iterator[dict[str, Any]]:
+        def make() -> Iterator[LedgerPayment]:
             return reads.payments(self.engine, self.options.company_id, digits)
 
         async for payment in self._chunks("reading payments", make):

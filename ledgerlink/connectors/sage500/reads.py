@@ -17,12 +17,22 @@ from sqlalchemy.engine import Row
 
 from ledgerlink.connectors.sage500.tables import (
     tarCustomer,
+    tarCustPmt,
     tarInvoice,
+    tarPmtAppl,
     tciAddress,
     tciContact,
+    tglAccount,
     tmcCurrency,
 )
-from ledgerlink.domain.accounts import Address, CustomerAccount, Invoice, InvoiceStatus
+from ledgerlink.domain.accounts import (
+    Address,
+    CustomerAccount,
+    Invoice,
+    InvoiceStatus,
+    LedgerCreditNote,
+    LedgerPayment,
+)
 from ledgerlink.domain.money import Money
 
 SYSTEM = "sage500"
@@ -195,9 +205,8 @@ CREDIT_MEMO_TRAN_TYPE = 502
 
 def credit_notes(
     engine: Engine, company_id: str, digits: dict[str, int]
-) -> Iterator[dict[str, Any]]:
-    """AR credit memos as ``{id, customer_id, number, date, amount, unallocated, status,
-    deleted}`` (what is left to apply is the memo's ``Balance``)."""
+) -> Iterator[LedgerCreditNote]:
+    """AR credit memos (what is left to apply is the memo's ``Balance``)."""
     query = (
         select(tarInvoice)
         .where(
@@ -213,16 +222,15 @@ def credit_notes(
         places = digits.get(currency, 2)
         amount = to_money(abs(row.TranAmt), currency, places)
         unallocated = to_money(abs(row.Balance), currency, places)
-        yield {
-            "id": str(row.InvcKey),
-            "customer_id": str(row.CustKey),
-            "number": str(row.TranID or "").strip(),
-            "date": _date(row.TranDate),
-            "amount": amount,
-            "unallocated": unallocated,
-            "status": "applied" if unallocated.is_zero else "open",
-            "deleted": False,
-        }
+        yield LedgerCreditNote(
+            id=str(row.InvcKey),
+            customer_id=str(row.CustKey),
+            number=str(row.TranID or "").strip(),
+            on=_date(row.TranDate),
+            amount=amount,
+            unallocated=unallocated,
+            status="applied" if unallocated.is_zero else "open",
+        )
 
 
 def _date(value: Any) -> date:
@@ -231,8 +239,6 @@ def _date(value: Any) -> date:
 
 def gl_accounts(engine: Engine, company_id: str) -> list[dict[str, str]]:
     """GL accounts of the company (number and description), for the settings pages."""
-    from ledgerlink.connectors.sage500.tables import tglAccount
-
     with engine.connect() as connection:
         rows = connection.execute(
             select(tglAccount.c.GLAcctNo, tglAccount.c.Description)
@@ -245,12 +251,9 @@ def gl_accounts(engine: Engine, company_id: str) -> list[dict[str, str]]:
         ]
 
 
-def payments(engine: Engine, company_id: str, digits: dict[str, int]) -> Iterator[dict[str, Any]]:
-    """Customer payments (receipts positive, refunds negative in Sage 500) with what each
-    applied, as ``{id, kind, customer_id, date, amount, unallocated, reference, applied}``;
-    ``applied`` maps invoice keys to amounts."""
-    from ledgerlink.connectors.sage500.tables import tarCustPmt, tarPmtAppl
-
+def payments(engine: Engine, company_id: str, digits: dict[str, int]) -> Iterator[LedgerPayment]:
+    """Customer payments (receipts positive, refunds negative in Sage 500) with the
+    invoices each applied to."""
     last = 0
     while True:
         with engine.connect() as connection:
@@ -277,20 +280,19 @@ def payments(engine: Engine, company_id: str, digits: dict[str, int]) -> Iterato
             currency = str(row.CurrID).strip()
             places = digits.get(currency, 2)
             amount = to_money(row.TranAmt, currency, places)
-            yield {
-                "id": str(row.CustPmtKey),
-                "kind": "refund" if amount.is_negative else "receipt",
-                "customer_id": str(row.CustKey),
-                "date": _date(row.TranDate),
-                "amount": abs(amount),
-                "unallocated": abs(to_money(row.UnappliedAmt, currency, places)),
-                "reference": str(row.TranCmnt or row.TranID or "").strip(),
-                "applied": {
-                    k: to_money(v, currency, places)
+            yield LedgerPayment(
+                id=str(row.CustPmtKey),
+                kind="refund" if amount.is_negative else "receipt",
+                customer_id=str(row.CustKey),
+                on=_date(row.TranDate),
+                amount=abs(amount),
+                unallocated=abs(to_money(row.UnappliedAmt, currency, places)),
+                reference=str(row.TranCmnt or row.TranID or "").strip(),
+                applied=tuple(
+                    (k, to_money(v, currency, places))
                     for k, v in applications.get(row.CustPmtKey, {}).items()
-                },
-                "deleted": False,
-            }
+                ),
+            )
         if len(rows) < BATCH:
             return
         last = rows[-1].CustPmtKey

@@ -24,6 +24,8 @@ from ledgerlink.domain.accounts import (
     CustomerAccount,
     CustomerDraft,
     Invoice,
+    LedgerCreditNote,
+    LedgerPayment,
     PostedReceipt,
     ReceiptRequest,
     ReceiptReversal,
@@ -289,9 +291,8 @@ class SbcLedger:
 
     async def credit_notes(
         self, *, changed_since: datetime | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Sales credit notes (and, with ``changed_since``, those voided since), as
-        ``{id, customer_id, number, date, amount, unallocated, status, deleted}``."""
+    ) -> AsyncIterator[LedgerCreditNote]:
+        """Sales credit notes (and, with ``changed_since``, those voided since: ``deleted``)."""
         currency = await self.base_currency()
         params: dict[str, Any] = {}
         if changed_since is not None:
@@ -300,16 +301,17 @@ class SbcLedger:
             note = shapes.invoice(
                 {**item, "invoice_number": item.get("credit_note_number")}, currency
             )
-            yield {
-                "id": note.id,
-                "customer_id": note.customer_id,
-                "number": note.number,
-                "date": note.date,
-                "amount": note.total,
-                "unallocated": note.outstanding,
-                "status": note.status.value,
-                "deleted": note.status.value == "void",
-            }
+            yield LedgerCreditNote(
+                id=note.id,
+                customer_id=note.customer_id,
+                number=note.number,
+                on=note.date,
+                amount=note.total,
+                unallocated=note.outstanding,
+                status=note.status.value,
+                deleted=note.status.value == "void",
+                updated_at=note.updated_at,
+            )
 
     async def find_invoice(self, number: str) -> Invoice | None:
         """The sales invoice whose ``invoice_number`` is ``number`` (open or not)."""
@@ -324,9 +326,8 @@ class SbcLedger:
 
     async def payments(
         self, *, changed_since: datetime | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Customer receipts and refunds (and, with ``changed_since``, those deleted since),
-        as ``{id, kind, customer_id, date, amount, unallocated, reference, deleted}``."""
+    ) -> AsyncIterator[LedgerPayment]:
+        """Customer receipts and refunds (and, with ``changed_since``, those deleted since)."""
         currency = await self.base_currency()
         kinds = {"CUSTOMER_RECEIPT": "receipt", "CUSTOMER_REFUND": "refund"}
         params: dict[str, Any] = {}
@@ -337,37 +338,36 @@ class SbcLedger:
             if kind is None:
                 continue
             amount = shapes.money(item.get("total_amount"), currency)
-            allocated = sum(
-                (
-                    shapes.money(a.get("amount"), currency)
-                    for a in item.get("allocated_artefacts") or []
-                ),
-                Money.zero(currency),
+            applied = tuple(
+                (shapes._link_id(a.get("artefact")), shapes.money(a.get("amount"), currency))
+                for a in item.get("allocated_artefacts") or []
             )
-            yield {
-                "id": str(item["id"]),
-                "kind": kind,
-                "customer_id": shapes._link_id(item.get("contact")),
-                "date": shapes._date(item.get("date")) or date.min,
-                "amount": amount,
-                "unallocated": amount - allocated,
-                "reference": str(item.get("reference") or ""),
-                "deleted": False,
-            }
+            yield LedgerPayment(
+                id=str(item["id"]),
+                kind=kind,
+                customer_id=shapes._link_id(item.get("contact")),
+                on=shapes._date(item.get("date")) or date.min,
+                amount=amount,
+                unallocated=amount - sum((a for _, a in applied), Money.zero(currency)),
+                reference=str(item.get("reference") or ""),
+                applied=applied,
+                updated_at=shapes._datetime(item.get("updated_at")),
+            )
         if changed_since is not None:
             async for item in self.pages(
                 "/contact_payments", {"deleted_since": changed_since.isoformat()}
             ):
-                yield {
-                    "id": str(item["id"]),
-                    "kind": "receipt",
-                    "customer_id": "",
-                    "date": date.min,
-                    "amount": Money.zero(currency),
-                    "unallocated": Money.zero(currency),
-                    "reference": "",
-                    "deleted": True,
-                }
+                yield LedgerPayment(
+                    id=str(item["id"]),
+                    kind="receipt",
+                    customer_id="",
+                    on=date.min,
+                    amount=Money.zero(currency),
+                    unallocated=Money.zero(currency),
+                    reference="",
+                    deleted=True,
+                    updated_at=shapes._datetime(item.get("deleted_at")),
+                )
 
     async def post_receipt(self, receipt: ReceiptRequest) -> PostedReceipt:
         return await self._payment(

@@ -21,6 +21,7 @@ from ledgerlink.domain.accounts import (
     Address,
     Application,
     CustomerDraft,
+    LedgerPayment,
     ReceiptRequest,
     RefundRequest,
 )
@@ -302,14 +303,14 @@ def test_payments_with_their_applications_and_gl_accounts_are_read(erp: Erp) -> 
         ledger.post_receipt(_receipt("read:1", "8", str(balance + 5), (invoice, str(balance))))
     )
 
-    async def read() -> tuple[list[dict[str, object]], list[dict[str, str]]]:
+    async def read() -> tuple[list[LedgerPayment], list[dict[str, str]]]:
         return [p async for p in ledger.payments()], await ledger.gl_accounts()
 
     found, accounts = asyncio.run(read())
-    [payment] = [p for p in found if p["id"] == posted.id]
-    assert payment["kind"] == "receipt"
-    assert payment["customer_id"] == "8"
-    assert payment["amount"] == Money.parse(str(balance + 5), "USD")
-    assert payment["unallocated"] == Money.parse("5.00", "USD")
-    assert payment["applied"] == {invoice: Money.parse(str(balance), "USD")}
+    [payment] = [p for p in found if p.id == posted.id]
+    assert payment.kind == "receipt"
+    assert payment.customer_id == "8"
+    assert payment.amount == Money.parse(str(balance + 5), "USD")
+    assert payment.unallocated == Money.parse("5.00", "USD")
+    assert payment.applied == ((invoice, Money.parse(str(balance), "USD")),)
     assert {"number": "1010-00", "description": "Cash - Card Clearing"} in accounts
