@@ -83,15 +83,18 @@ def deposit_lines(
     end: date | None = None,
 ) -> tuple[list[BankLine], date, date]:
     """The statement lines of ``deposits`` (``/_sandbox/deposits`` rows) from ``start`` to
-    ``end``, with ``anomalies`` applied, and the period they cover.
+    ``end`` (default: the first and last deposit, as due or as booked), with ``anomalies``
+    applied, and the period they cover.
 
     A deposit of zero is not on a statement (a bank books no empty credit); a negative one
     (chargebacks above the batch) is a debit. A late deposit that falls after ``end`` is
     left off: it is in transit.
     """
     lines: list[BankLine] = []
+    due: list[date] = []
     for deposit in deposits:
         batch = str(deposit["batch_number"])
+        due.append(date.fromisoformat(str(deposit["deposit_on"])))
         if batch in anomalies.missing:
             continue
         amount = Money.parse(str(deposit["net"]), str(deposit.get("currency") or "USD")).minor
@@ -109,7 +112,7 @@ def deposit_lines(
                 bank_ref=f"DEP{batch}",
             )
         )
-    days = [line.booked_on for line in lines]
+    days = due + [line.booked_on for line in lines]
     first = start or (min(days) if days else dt.datetime.now(dt.UTC).date())
     last = end or (max(days) if days else first)
     kept = [line for line in lines if first <= line.booked_on <= last]

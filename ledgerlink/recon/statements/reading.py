@@ -35,7 +35,7 @@ def decode(data: bytes, encoding: str, *, what: str) -> str:
         raise StatementError(
             line_of_offset(data, exc.start),
             f"byte 0x{byte} at offset {exc.start} is not valid {encoding}",
-            f"export the {what} again as {encoding} (or UTF-8); the file may be damaged",
+            f"export the {what} again as UTF-8; the file may be damaged",
         ) from None
     return text.removeprefix("\ufeff")
 
