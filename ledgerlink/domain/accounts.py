@@ -244,8 +244,26 @@ class CardCustomer:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchCardBrand:
+    """One card brand's part of a settlement batch, as the gateway reports it."""
+
+    card_type: str  # "Visa", "MasterCard", "Amex", "Discover", ...
+    count: int
+    net: Money  # sales - refunds of this brand
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
+    """A settlement batch as the gateway reports it. ``net`` is sales - refunds (PayTrace's
+    net_amount), before the processor's fees and withheld chargebacks: those are not in
+    the gateway's API but on the merchant/bank statement, so the deposit can be less."""
+
     number: str
     settled_at: datetime | None
     count: int
     net: Money
+    sales: Money | None = None  # gross: approved sales (and captures) settled in the batch
+    refunds: Money | None = None
+    sales_count: int = 0
+    refund_count: int = 0
+    card_brands: tuple[BatchCardBrand, ...] = ()

@@ -20,6 +20,7 @@ from ledgerlink.connectors.paytrace.errors import body_of, classify
 from ledgerlink.domain.accounts import (
     Address,
     Batch,
+    BatchCardBrand,
     CardCustomer,
     CardOutcome,
     CardTransaction,
@@ -395,12 +396,28 @@ class PayTraceGateway:
         return [self._exported(item) for item in body.get("transactions") or []]
 
     def _batch(self, item: dict[str, Any]) -> Batch:
+        """A batch from ``batches/export``: counts and amounts by card brand as PayTrace
+        gives them (fees and withheld chargebacks are not in its API)."""
         net = item.get("net_amount", item.get("amount"))
+        sales, refunds = item.get("sales_amount"), item.get("refund_amount")
         return Batch(
             number=str(item.get("batch_number") or ""),
             settled_at=parse_paytrace_time(item.get("created") or item.get("settled")),
             count=int(item.get("transaction_count") or 0),
             net=self._money(net),
+            sales=self._money(sales) if sales is not None else None,
+            refunds=self._money(refunds) if refunds is not None else None,
+            sales_count=int(item.get("sales_count") or 0),
+            refund_count=int(item.get("refund_count") or 0),
+            card_brands=tuple(
+                BatchCardBrand(
+                    card_type=str(brand.get("card_type") or "Unknown"),
+                    count=int(brand.get("count") or 0),
+                    net=self._money(brand.get("net_amount", 0)),
+                )
+                for brand in item.get("card_types") or []
+                if isinstance(brand, dict)
+            ),
         )
 
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from ledgerlink.cli import app
+from ledgerlink.connectors.paytrace import PayTraceGateway, PayTraceOptions
+from ledgerlink.domain.accounts import Batch, BatchCardBrand
+from ledgerlink.domain.money import Money
+from ledgerlink.recon.statements import parse_statement
 from ledgerlink.sandbox.paytrace import PayTraceConfig
 from tests.integration.sandbox.test_paytrace_api import MASTERCARD, PayTrace, running
 
@@ -104,3 +112,74 @@ def test_a_fee_rate_that_cannot_be_read_is_refused_naming_it() -> None:
         PayTraceConfig(card_fees={"Visa": "1.8 percent"})
     config = PayTraceConfig.model_validate({"card_fees": "Visa:1.5%+0.05,Amex:3%"})
     assert config.card_fees == {"Visa": "1.5%+0.05", "Amex": "3%"}
+
+
+def test_the_connector_reads_gross_counts_and_card_brands_of_a_batch(paytrace: PayTrace) -> None:
+    paytrace.sale("100.00")
+    paytrace.sale("50.00", number=MASTERCARD)
+    settled = paytrace.settle()["batch"]["batch_number"]
+
+    async def read() -> list[Batch]:
+        options = PayTraceOptions(
+            api_base_url=paytrace.base_url,
+            username=paytrace.config.username,
+            password=paytrace.config.password,
+            integrator_id=paytrace.config.integrator_id,
+        )
+        async with PayTraceGateway(options) as gateway:
+            return await gateway.batches(
+                date.today() - timedelta(days=1), date.today() + timedelta(days=1)
+            )
+
+    batch = next(b for b in asyncio.run(read()) if b.number == str(settled))
+    assert batch.count == 2
+    assert batch.sales == Money(15000, "USD")
+    assert batch.refunds == Money(0, "USD")
+    assert batch.net == Money(15000, "USD")
+    assert batch.sales_count == 2
+    assert batch.card_brands == (
+        BatchCardBrand("MasterCard", 1, Money(5000, "USD")),
+        BatchCardBrand("Visa", 1, Money(10000, "USD")),
+    )
+
+
+def test_a_written_statement_lists_the_net_deposits_with_the_chosen_anomalies(
+    paytrace: PayTrace, tmp_path: Path
+) -> None:
+    numbers = []
+    for amount in ("100.00", "60.00", "40.00"):
+        paytrace.sale(amount)
+        numbers.append(str(paytrace.settle()["batch"]["batch_number"]))
+    deposits = {
+        str(d["batch_number"]): d
+        for d in paytrace.http.get("/_sandbox/deposits").json()["deposits"]
+    }
+    first, second, third = numbers
+    due = date.fromisoformat(deposits[first]["deposit_on"])
+    for format in ("bai2", "camt053", "ofx"):
+        out = tmp_path / f"statement.{format}"
+        result = CliRunner().invoke(
+            app,
+            [
+                "sandbox", "statement", "--format", format, "--out", str(out),
+                "--url", paytrace.base_url, "--from", (due - timedelta(days=40)).isoformat(),
+                "--to", (due + timedelta(days=5)).isoformat(),
+                "--missing-deposit", second, "--fee-difference", f"{third}:150",
+                "--late", f"{first}:3", "--unknown-credit", "125.00",
+            ],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        statement = parse_statement(out.read_bytes(), out.name)
+        lines = {line.reference: line for line in statement.lines}
+        late = lines[f"PAYTRACE BATCH {first}"]
+        assert late.amount == Money.parse(deposits[first]["net"], "USD")
+        assert late.booked_on == due + timedelta(days=3)
+        assert f"PAYTRACE BATCH {second}" not in lines
+        short = lines[f"PAYTRACE BATCH {third}"].amount
+        assert short == Money.parse(deposits[third]["net"], "USD") - Money(150, "USD")
+        assert lines["UNKNOWN 1"].amount == Money(12500, "USD")
+        # every other deposit in the period is its batch's net, exactly
+        for reference, line in lines.items():
+            batch = reference.removeprefix("PAYTRACE BATCH ")
+            if batch in deposits and batch not in (first, third):
+                assert line.amount == Money.parse(deposits[batch]["net"], "USD"), format
