@@ -1,0 +1,1 @@
+"""The matching levels behind :mod:`ledgerlink.recon.engine`, one module each."""
