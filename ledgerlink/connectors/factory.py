@@ -1,111 +1,49 @@
-"""Build the adapter for a stored connection: settings from the row, secrets from the
-vault. The only place that knows which class serves which kind."""
+"""Build the adapter for a stored connection: the connector registry says which factory
+serves its kind (settings from the row, secrets from the vault)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
-from ledgerlink import connections
+from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.connectors.errors import Misconfigured
-from ledgerlink.connectors.paytrace import PayTraceGateway, PayTraceOptions
-from ledgerlink.connectors.sbc.ledger import SbcLedger, SbcOptions
-from ledgerlink.connectors.sbc.oauth import SbcAuth, SbcOAuth, TokenVault
+from ledgerlink.connectors.sbc.wiring import (
+    CALLBACK_PATH,
+    sbc_oauth,
+    sbc_redirect_uri,
+    sbc_token_vault,
+)
 from ledgerlink.store.models import Connection
 
 if TYPE_CHECKING:
     from ledgerlink.runtime import Runtime
 
-CALLBACK_PATH = "/connections/sbc/callback"
-
-
-def sbc_redirect_uri(runtime: Runtime, request_base_url: str | None = None) -> str:
-    """Where SBC sends the browser back after consent (must match the app registration)."""
-    base = (
-        runtime.settings.base_url
-        or request_base_url
-        or (f"http://{runtime.settings.host}:{runtime.settings.port}")
-    )
-    return base.rstrip("/") + CALLBACK_PATH
-
-
-def sbc_oauth(
-    runtime: Runtime,
-    connection: Connection,
-    *,
-    request_base_url: str | None = None,
-    transport: httpx.BaseTransport | None = None,
-) -> SbcOAuth:
-    settings = connection.settings
-    secret = connections.read_secret(runtime.vault, connection, "client_secret")
-    if not settings.get("client_id") or not secret:
-        raise Misconfigured(
-            "sbc",
-            "Enter the Sage client id and client secret first "
-            "(Accounting Integration → Sage Business Cloud)",
-        )
-    return SbcOAuth(
-        client_id=settings["client_id"],
-        client_secret=secret,
-        authorize_url=settings["authorize_url"],
-        token_url=settings["token_url"],
-        redirect_uri=sbc_redirect_uri(runtime, request_base_url),
-        transport=transport,
-    )
-
-
-def sbc_token_vault(runtime: Runtime, connection: Connection, **kwargs: Any) -> TokenVault:
-    return TokenVault(
-        runtime.db, runtime.vault, connection.id, sbc_oauth(runtime, connection, **kwargs)
-    )
+__all__ = [
+    "CALLBACK_PATH",
+    "gateway_for",
+    "ledger_for",
+    "sbc_oauth",
+    "sbc_redirect_uri",
+    "sbc_token_vault",
+]
 
 
 def ledger_for(
     runtime: Runtime, connection: Connection, transport: httpx.AsyncBaseTransport | None = None
 ) -> Ledger:
-    if connection.kind == "sbc":
-        settings = connection.settings
-        options = SbcOptions(
-            api_base_url=settings["api_base_url"],
-            business_id=settings.get("business_id"),
-            receipt_bank_account_id=settings.get("receipt_bank_account_id"),
-            payment_method_id=settings.get("payment_method_id") or "CREDIT_DEBIT",
-            rate_limit_per_minute=int(settings.get("rate_limit_per_minute", 100)),
-        )
-        return SbcLedger(
-            options, SbcAuth(sbc_token_vault(runtime, connection)), transport=transport
-        )
-    if connection.kind == "sage500":
-        import importlib
-
-        try:
-            sage500 = importlib.import_module("ledgerlink.connectors.sage500.ledger")
-        except ImportError:
-            raise Misconfigured(
-                "sage500", "The Sage 500 connector is not part of this installation"
-            ) from None
-        ledger: Ledger = sage500.sage500_ledger(runtime, connection)
-        return ledger
-    raise Misconfigured(connection.kind, f"a {connection.kind} connection is not a ledger")
+    build = registry.descriptor(connection.kind).ledger
+    if build is None:
+        raise Misconfigured(connection.kind, f"a {connection.kind} connection is not a ledger")
+    return build(runtime, connection, transport)
 
 
 def gateway_for(
     runtime: Runtime, connection: Connection, transport: httpx.AsyncBaseTransport | None = None
 ) -> CardGateway:
-    if connection.kind != "paytrace":
+    build = registry.descriptor(connection.kind).gateway
+    if build is None:
         raise Misconfigured(connection.kind, f"a {connection.kind} connection is not a gateway")
-    settings = connection.settings
-    password = connections.read_secret(runtime.vault, connection, "password")
-    if not settings.get("username") or not password:
-        raise Misconfigured("paytrace", "Enter the PayTrace API username and password first")
-    return PayTraceGateway(
-        PayTraceOptions(
-            api_base_url=settings["api_base_url"],
-            username=settings["username"],
-            password=password,
-            integrator_id=settings.get("integrator_id", ""),
-        ),
-        transport=transport,
-    )
+    return build(runtime, connection, transport)

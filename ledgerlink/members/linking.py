@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import Ledger
 from ledgerlink.connectors.errors import SYSTEM_NAMES, NotFound, UpstreamError
 from ledgerlink.domain.accounts import CustomerAccount, CustomerDraft
@@ -45,7 +46,8 @@ from ledgerlink.store.types import utcnow
 
 log = structlog.get_logger("ledgerlink.members.linking")
 
-LEDGER_KINDS: Final = frozenset({"sbc", "sage500"})
+#: The ledger kinds installed, from the connector registry.
+ledger_kinds = registry.ledger_kinds
 #: Names at least this similar (token-sort ratio, 0-100) are offered as likely the same.
 NAME_SIMILARITY: Final = 88
 INDEX_TTL_SECONDS: Final = 300.0
@@ -243,7 +245,7 @@ def ledger_connection(session: Session, connection_id: int) -> Connection:
     connection = session.get(Connection, connection_id)
     if connection is None:
         raise LinkNotFound(f"connection {connection_id} does not exist", "connection_id")
-    if connection.kind not in LEDGER_KINDS:
+    if connection.kind not in ledger_kinds():
         raise LinkError(
             f"{connection.name} is a {SYSTEM_NAMES.get(connection.kind, connection.kind)} "
             "connection; customers are created in a ledger (Sage Business Cloud or Sage 500). "
@@ -268,7 +270,7 @@ def default_ledger_connection(session: Session) -> Connection:
     rows = list(
         session.scalars(
             select(Connection)
-            .where(Connection.kind.in_(LEDGER_KINDS), Connection.is_active.is_(True))
+            .where(Connection.kind.in_(ledger_kinds()), Connection.is_active.is_(True))
             .order_by(Connection.id)
         )
     )
@@ -297,9 +299,8 @@ def customer_draft(
 
 
 def _system_noun(system: str) -> str:
-    return {"sbc": "Sage Business Cloud contact", "sage500": "Sage 500 customer"}.get(
-        system, f"{system} customer"
-    )
+    noun = registry.descriptor(system).customer_noun if registry.is_known(system) else ""
+    return noun or f"{system} customer"
 
 
 def _active_link(session: Session, member_id: int, connection_id: int) -> MemberLinkRow | None:

@@ -1,0 +1,34 @@
+"""Registers the ``sbc`` connection kind (Sage Business Cloud Accounting)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ledgerlink.connectors import registry
+from ledgerlink.connectors.sbc.card_posting import CARD_POSTING
+from ledgerlink.connectors.sbc.settings import SbcSettings
+from ledgerlink.connectors.sbc.wiring import sbc_ledger
+
+SBC = registry.register(
+    registry.ConnectorKind(
+        kind="sbc",
+        label="Sage Business Cloud",
+        role="ledger",
+        settings_model=SbcSettings,
+        secret_names=frozenset({"client_secret", "refresh_token"}),
+        internal_secrets=frozenset({"access_token"}),
+        specs={
+            registry.MEMBER_TO_CUSTOMER: "member_to_sbc_contact",
+            registry.CUSTOMER_TO_MEMBER: "sbc_contact_to_member",
+            registry.CARD_PROFILE_TO_CUSTOMER: "paytrace_customer_to_sbc_contact",
+            registry.CUSTOMER_TO_CARD_PROFILE: "sbc_contact_to_paytrace_customer",
+            registry.PAYMENT_TO_RECEIPT: "paytrace_transaction_to_sbc_contact_payment",
+        },
+        customer_noun="Sage Business Cloud contact",
+        ledger=sbc_ledger,
+        settings_template="sbc_settings.html",
+        template_dir=Path(__file__).parent / "templates",
+        card_posting=CARD_POSTING,
+        interactive_auth=True,
+    )
+)
