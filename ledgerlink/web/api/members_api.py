@@ -582,7 +582,7 @@ def ledger_connections(session: Any) -> list[Connection]:
     return list(
         session.scalars(
             select(Connection)
-            .where(Connection.kind.in_(linking.LEDGER_KINDS))
+            .where(Connection.kind.in_(linking.ledger_kinds()))
             .order_by(Connection.name)
         )
     )
