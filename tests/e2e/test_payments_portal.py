@@ -5,7 +5,6 @@ an operator applies it to the right invoice; the job posts it to Sage 500."""
 from __future__ import annotations
 
 import contextlib
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from ledgerlink.settings import Settings
 from tests.support.payments import profiles, sage500_world
 from tests.support.server import run_cli, running_server, running_worker, server_env
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -59,10 +59,12 @@ def test_an_operator_resolves_a_payment_exception(page, settings: Settings, tmp_
             page.get_by_role("button", name="Sign in").click()
             page.wait_for_url(f"{base}/payments/exceptions")
             queued = page.locator(f"[data-transaction='{sale}']")
-            deadline = time.monotonic() + 60
-            while queued.count() == 0 and time.monotonic() < deadline:
-                time.sleep(0.5)
-                page.reload()
+            wait_until(
+                lambda: queued.count() or _reloaded(page),
+                timeout=60,
+                interval=0.5,
+                what="the exception row on the Exceptions page",
+            )
             assert "Invoice 0000009999-IN is not in Sage 500" in queued.inner_text()
 
             queued.get_by_label("Invoice number").fill(invoice["TranID"])
@@ -72,11 +74,18 @@ def test_an_operator_resolves_a_payment_exception(page, settings: Settings, tmp_
 
             page.get_by_role("navigation", name="Main").get_by_role("link", name="Payments").click()
             row = page.get_by_test_id("payment-events").locator("tbody tr").first
-            deadline = time.monotonic() + 60
-            while "posted" not in row.inner_text() and time.monotonic() < deadline:
-                time.sleep(0.5)
-                page.reload()
-            assert "posted" in row.inner_text()
+            wait_until(
+                lambda: "posted" in row.inner_text() or _reloaded(page),
+                timeout=60,
+                interval=0.5,
+                what="the payment shown as posted",
+            )
             assert f"applied to invoice {invoice['TranID']}" in row.inner_text()
         balance = Decimal(world.invoice(invoice["TranID"])["Balance"])
         assert balance == Decimal(invoice["Balance"]) - Decimal("25.00")
+
+
+def _reloaded(page) -> bool:  # type: ignore[no-untyped-def]
+    """Reload ``page`` for the next look; never what a wait is waiting for."""
+    page.reload()
+    return False

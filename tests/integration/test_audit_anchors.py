@@ -31,8 +31,9 @@ from ledgerlink.store.db import Database
 from ledgerlink.store.models import AuditEntry
 from ledgerlink.vault import Vault, load_vault, new_key, rotate
 from tests.integration.test_audit_chain import append, tamper
-from tests.support.job_tasks import wait_until, worker_thread
+from tests.support.job_tasks import worker_thread
 from tests.support.smtp import smtp_server
+from tests.support.waiting import wait_until
 from tests.support.web import make_user, sign_in
 
 

@@ -22,7 +22,8 @@ from ledgerlink.jobs.port import JobQueue, job_queue
 from ledgerlink.jobs.registry import load_task_modules
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
-from tests.support.job_tasks import TASK_MODULE, create_effects_table, effects_of, wait_until
+from tests.support.job_tasks import TASK_MODULE, create_effects_table, effects_of
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

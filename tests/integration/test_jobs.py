@@ -24,9 +24,9 @@ from tests.support.job_tasks import (
     create_effects_table,
     effects,
     effects_of,
-    wait_until,
     worker_thread,
 )
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from ledgerlink.store.payment_models import PaymentEvent, PaymentPosting
 from tests.support.asgi_server import serve_in_thread
 from tests.support.payments import PaymentsWorld, profiles, sage500_world, sbc_world
 from tests.support.server import server_env
+from tests.support.waiting import wait_until
 
 SILENT_POST_TYPES = {"SALE": "SALE", "REFUND": "REFUND", "VOID": "VOID"}
 
@@ -187,9 +188,11 @@ def test_a_worker_killed_ten_times_loses_and_doubles_nothing(
             worker = subprocess.Popen(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            deadline = time.monotonic() + 60
-            while posted() < before + 60 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(
+                lambda: posted() >= before + 60,  # noqa: B023 - before is this round's
+                timeout=60,
+                what="60 more payments posted before the kill",
+            )
             time.sleep(rng.uniform(0.0, 0.3))
             os.kill(worker.pid, signal.SIGKILL)
             worker.wait(timeout=10)

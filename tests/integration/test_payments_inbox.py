@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from ledgerlink.sandbox.paytrace import PayTraceConfig, create_app
 from ledgerlink.store.db import Database
 from ledgerlink.store.payment_models import PaymentEvent
 from tests.support.asgi_server import serve_in_thread
+from tests.support.waiting import wait_until
 
 SECRET = "whsec_" + base64.b64encode(b"ledgerlink-test-webhook-secret!!").decode()
 
@@ -242,9 +242,7 @@ def test_the_paytrace_simulators_silent_posts_arrive(
                 },
                 headers={"Authorization": f"Bearer {token}"},
             ).json()
-            deadline = time.monotonic() + 10
-            while not _events(db) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: _events(db), timeout=10, what="the sale's silent post stored")
     [event] = _events(db)
     assert event.transaction_id == str(sale["transaction_id"])
     assert (event.kind, event.payload["amount"], event.payload["invoice_id"]) == (

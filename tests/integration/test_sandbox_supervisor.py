@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.waiting import wait_until
 
 
 def _free_port() -> int:
@@ -54,10 +55,12 @@ def test_stopping_sandbox_up_stops_every_simulator(tmp_path: Path, stop: signal.
         assert all(_answers(port) for port in ports.values())
         up.send_signal(stop)
         assert up.wait(timeout=30) in (0, 130)
-        deadline = time.monotonic() + 5
-        while any(_answers(port) for port in ports.values()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [name for name, port in ports.items() if _answers(port)]
+        wait_until(
+            lambda: not [name for name, port in ports.items() if _answers(port)],
+            timeout=5,
+            interval=0.1,
+            what="every simulator to stop listening",
+        )
     finally:
         if up.poll() is None:
             up.kill()

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,16 +26,10 @@ from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
 from tests.support.server import run_cli, server_env
+from tests.support.waiting import wait_until
 
 ME = cli_principal()
 MEMBERS = 450  # five pages of 100 (LEDGERLINK_SYNC_PAGE_SIZE below)
-
-
-def _wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_a_killed_sync_resumes_without_duplicates(settings: Settings, tmp_path: Path) -> None:
@@ -93,7 +86,7 @@ def test_a_killed_sync_resumes_without_duplicates(settings: Settings, tmp_path: 
                 run = session.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
                 return run is not None and run.status == "running" and run.done >= 100
 
-        _wait_for(first_page_committed)
+        wait_until(first_page_committed, timeout=60, what="the sync's first page committed")
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         injector.replace(FaultPlan(exempt_paths=injector.plan.exempt_paths))

@@ -7,7 +7,6 @@ connection handling, so dropped connections and timeouts are real too).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from tests.support.postgres import _free_port
+from tests.support.waiting import wait_until
 
 
 @contextmanager
@@ -27,11 +27,13 @@ def serve_in_thread(app: Any, *, timeout: float = 10.0) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"test server on port {port} did not start")
-        time.sleep(0.01)
+
+    def started() -> bool:
+        if not thread.is_alive():
+            raise RuntimeError(f"test server on port {port} stopped before it started")
+        return bool(server.started)
+
+    wait_until(started, timeout=timeout, interval=0.01, what=f"the test server on port {port}")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

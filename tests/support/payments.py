@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from ledgerlink.settings import Settings
 from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.payment_models import PaymentEvent, PaymentException, PaymentPosting
 from tests.support.asgi_server import serve_in_thread
+from tests.support.waiting import wait_until
 
 ME = cli_principal()
 
@@ -113,8 +113,8 @@ class PaymentsWorld:
 
     def process(self, timeout: float = 60.0) -> None:
         """Drain until nothing is left to do (deferred events included)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def settled() -> bool:
             asyncio.run(drain(self.runtime, idle_seconds=0))
             with self.runtime.db.read() as session:
                 waiting = session.scalar(
@@ -122,10 +122,9 @@ class PaymentsWorld:
                     .select_from(PaymentEvent)
                     .where(PaymentEvent.status.in_(queue.ACTIVE))
                 )
-            if not waiting:
-                return
-            time.sleep(0.2)
-        raise AssertionError("payments still waiting after the timeout")
+            return not waiting
+
+        wait_until(settled, timeout=timeout, interval=0.2, what="every payment event processed")
 
     def event(self, transaction_id: str, kind: str = "sale", *, hint: bool = False) -> PaymentEvent:
         """The inbox event for a transaction; ``hint=True``: the silent post's hint."""

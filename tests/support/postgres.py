@@ -14,10 +14,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support.waiting import wait_until
 
 
 def _bin_dir() -> Path:
@@ -115,11 +116,11 @@ def postgres_server() -> Iterator[str]:
 
 
 def _wait_for(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
+                return True
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"PostgreSQL did not listen on port {port} within {timeout}s")
+            return False
+
+    wait_until(listening, timeout=timeout, interval=0.1, what=f"PostgreSQL on port {port}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ import httpx
 
 from ledgerlink.settings import Settings
 from tests.support.postgres import _free_port
+from tests.support.waiting import wait_until
 
 
 def cli_env(settings_env: dict[str, str]) -> dict[str, str]:
@@ -83,17 +83,18 @@ def running_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
+            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server not ready within 60 s:\n{log_path.read_text()}")
+            return False
+
+    try:
+        wait_until(ready, timeout=60, interval=0.1, what=f"{base}/readyz to answer 200")
+    except AssertionError as exc:
+        raise RuntimeError(f"{exc}:\n{log_path.read_text()}") from None
 
 
 @contextmanager

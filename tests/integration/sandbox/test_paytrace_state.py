@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -23,6 +21,7 @@ from tests.integration.sandbox.test_paytrace_api import (
     running,
 )
 from tests.support.asgi_server import serve_in_thread
+from tests.support.waiting import wait_until
 
 
 def test_no_full_card_number_is_ever_written_to_disk(tmp_path: Path) -> None:
@@ -105,14 +104,12 @@ def test_injected_rate_limit_and_server_errors(tmp_path: Path) -> None:
 
 def test_silent_post_is_delivered_for_each_transaction(tmp_path: Path) -> None:
     received: list[dict[str, str]] = []
-    arrived = threading.Event()
 
     async def receive(request: Request) -> PlainTextResponse:
         form = await request.form()
         assert set(form) == {"parmList"}  # PayTrace's silent post: one KEY~value| list
         pairs = [p.split("~", 1) for p in str(form["parmList"]).split("|") if p]
         received.append(dict(pairs))  # type: ignore[arg-type]
-        arrived.set()
         return PlainTextResponse("OK")
 
     receiver = Starlette(routes=[Route("/silent-post", receive, methods=["POST"])])
@@ -120,12 +117,9 @@ def test_silent_post_is_delivered_for_each_transaction(tmp_path: Path) -> None:
         config = PayTraceConfig(seed_people=4, silent_post_url=f"{receiver_url}/silent-post")
         with running(tmp_path / "pt", config) as paytrace:
             sale = paytrace.sale("17.00", invoice_id="INV-SP")["transaction_id"]
-            deadline = time.monotonic() + 5
-            while not received and time.monotonic() < deadline:
-                arrived.wait(0.05)
+            wait_until(lambda: received, timeout=5, what="the sale's silent post")
             paytrace.post("/v1/transactions/void", {"transaction_id": sale})
-            while len(received) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: len(received) >= 2, timeout=5, what="the void's silent post")
     assert received[0]["TRANSACTIONID"] == str(sale)
     assert received[0]["TRANXTYPE"] == "SALE"
     assert received[0]["ORDERID"] == "INV-SP"
