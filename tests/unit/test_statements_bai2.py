@@ -103,3 +103,19 @@ def test_a_file_of_two_accounts_is_refused() -> None:
     error = refused(second)
     assert "2 accounts" in error.reason
     assert "one account per file" in error.fix
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "line", "said"),
+    [
+        (b"16,142,490196", b"16,142,49X196", 7, "49X196"),
+        (b"16,142,905800", b"16,999,905800", 16, "999"),
+        (b"49,138884258,7/\n", b"", 9, "account_trailer"),
+    ],
+)
+def test_a_record_that_cannot_be_read_is_refused_at_its_own_line(
+    good: bytes, bad: bytes, line: int, said: str
+) -> None:
+    error = refused(SVB.replace(good, bad, 1))
+    assert error.line == line
+    assert said in error.reason

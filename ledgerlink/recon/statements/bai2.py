@@ -91,14 +91,17 @@ def _run_library(records: list[tuple[int, str]]) -> Any:
             consumed = index
             yield line
 
+    helper: Any = None
     try:
-        return Bai2FileParser(IteratorHelper(lines()), check_integrity=True).parse()
+        helper = IteratorHelper(lines())
+        return Bai2FileParser(helper, check_integrity=True).parse()
     except IntegrityException as exc:
         raise _integrity_error(str(exc), records, consumed) from None
     except (ParsingException, NotSupportedYetException, ValueError, IndexError) as exc:
+        current = getattr(helper, "current_record", None)
         raise StatementError(
-            records[min(consumed, len(records) - 1)][0] if consumed else records[0][0],
-            f"the BAI2 records cannot be read near here: {exc}",
+            _record_line(records, consumed, getattr(current, "rows", [])),
+            f"the BAI2 record cannot be read: {exc}",
             "the file is not valid BAI2; ask the bank for a new export",
         ) from None
     except StopIteration:
@@ -107,6 +110,17 @@ def _run_library(records: list[tuple[int, str]]) -> Any:
             "the file ends in the middle of a group or account: it is truncated",
             "ask the bank for the complete file",
         ) from None
+
+
+def _record_line(records: list[tuple[int, str]], consumed: int, rows: list[Any]) -> int:
+    """The line where the record the library was reading starts: it reads one line ahead,
+    so look back from where it got to for the record's own lines."""
+    texts = [str(row[1]) for row in rows]
+    for start in range(min(consumed, len(records) - 1), -1, -1):
+        window = [text[3:] for _, text in records[start : start + len(texts)]]
+        if texts and window == texts:
+            return records[start][0]
+    return records[min(consumed, len(records) - 1)][0]
 
 
 def _integrity_error(message: str, records: list[tuple[int, str]], consumed: int) -> StatementError:
