@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ledgerlink.web.portal.sbc_connect import make_state, read_state
+from ledgerlink.connectors.sbc.consent import make_state, read_state
 
 KEY = b"k" * 32
 

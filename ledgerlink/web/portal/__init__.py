@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from ledgerlink.connectors.sbc import consent as sbc_consent
 from ledgerlink.web.portal import (
     audit_pages,
     dashboard,
@@ -9,7 +10,6 @@ from ledgerlink.web.portal import (
     mapping_pages,
     member_pages,
     payment_pages,
-    sbc_connect,
     session_pages,
     settings_pages,
     sync_pages,
@@ -22,7 +22,7 @@ router.include_router(audit_pages.router)
 router.include_router(settings_pages.router)
 router.include_router(mapping_pages.router)
 router.include_router(member_pages.router)
-router.include_router(sbc_connect.router)
+router.include_router(sbc_consent.router)
 router.include_router(integration_pages.router)
 router.include_router(sync_pages.router)
 router.include_router(payment_pages.router)
