@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
+from ledgerlink.payments import notify
+from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit_checks
 from ledgerlink.store.audit_models import AuditCheckState
+from ledgerlink.store.payment_models import NotificationLog
 
 log = structlog.get_logger("ledgerlink.audit")
 
@@ -38,7 +40,7 @@ class FullCheckRefused(Exception):
         self.refusal = refusal
 
 
-def check_recent(runtime: Any, by: str) -> audit_checks.AuditCheck:
+def check_recent(runtime: Runtime, by: str) -> audit_checks.AuditCheck:
     """The check anyone may ask for (portal, API): the entries written since the newest
     signed checkpoint, at most :data:`audit_checks.INCREMENTAL_BUDGET` of them per call."""
     return audit_checks.check(
@@ -51,7 +53,7 @@ def check_recent(runtime: Any, by: str) -> audit_checks.AuditCheck:
     )
 
 
-def request_full_check(runtime: Any, by: str, now: datetime) -> int:
+def request_full_check(runtime: Runtime, by: str, now: datetime) -> int:
     """Queue a full re-verification asked for by an administrator (portal or API): one at
     a time, not again within a minute of the last. The job id, or :class:`FullCheckRefused`.
     """
@@ -74,8 +76,6 @@ def request_full_check(runtime: Any, by: str, now: datetime) -> int:
 @tasks.task(TASK, retry=RetryPolicy(max_attempts=1, base_delay=60.0))
 def verify_audit_chain(ctx: JobContext, *, full: bool = False, by: str = SCHEDULER) -> None:
     """Check the chain against its signed checkpoints (``full``: from the first entry)."""
-    from ledgerlink.runtime import Runtime
-
     runtime = Runtime.for_job(ctx)
     now = datetime.now(UTC)
     if full:
@@ -98,11 +98,8 @@ def verify_audit_chain(ctx: JobContext, *, full: bool = False, by: str = SCHEDUL
     raise AuditChainBroken(result.problem)
 
 
-def alert(runtime: Any, result: audit_checks.AuditCheck) -> None:
+def alert(runtime: Runtime, result: audit_checks.AuditCheck) -> None:
     """E-mail a failed check to the e-mail connection's recipients, once per problem."""
-    from ledgerlink.payments import notify
-    from ledgerlink.store.payment_models import NotificationLog
-
     with runtime.db.read() as session:
         connection = notify.smtp_connection(session)
         state = session.get(AuditCheckState, result.kind)
@@ -138,28 +135,6 @@ def alert(runtime: Any, result: audit_checks.AuditCheck) -> None:
             row = session.get(AuditCheckState, result.kind)
             if row is not None:
                 row.alerted_problem = result.problem
-
-
-def digest_anchor_lines(runtime: Any) -> list[str]:
-    """The newest signed checkpoint, for the daily digest: a copy of the anchor kept in
-    people's mailboxes, outside this machine, that ``--expect-head`` can check against."""
-    from ledgerlink.store.audit_anchors import AnchorFile, AnchorProblem
-
-    try:
-        newest = AnchorFile.for_settings(runtime.settings).newest()
-    except (OSError, AnchorProblem) as exc:
-        log.warning("audit.digest_anchor_unavailable", error=str(exc))
-        return []
-    if newest is None:
-        return []
-    return [
-        "",
-        "Audit log anchor (keep this e-mail: it shows the audit log as it was today):",
-        f"  entry {newest.seq}, hash {newest.hash}",
-        f"  signed checkpoint of {newest.at:%Y-%m-%d %H:%M} UTC, key {newest.kid}, "
-        f"signature {newest.mac}",
-        f"  `ledgerlink audit verify --expect-head {newest.hash}` checks the log against it.",
-    ]
 
 
 tasks.periodic("audit.verify.quarter-hourly", "*/15 * * * *", task=TASK)

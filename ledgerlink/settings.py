@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ledgerlink.web.inbound_limits import check_limit
+
 JobBackend = Literal["embedded", "procrastinate"]
 
 
@@ -121,8 +123,6 @@ class Settings(BaseSettings):
     @field_validator("inbound_limit_per_address", "inbound_limit_per_connection")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
-        from ledgerlink.web.inbound_limits import check_limit
-
         return check_limit(value)
 
     @field_validator("trusted_proxies", mode="before")

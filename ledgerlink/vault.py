@@ -41,7 +41,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from ledgerlink.settings import Settings
-from ledgerlink.store import audit
+from ledgerlink.store import audit, audit_anchors
 from ledgerlink.store.db import Database
 from ledgerlink.store.models import Connection, ConnectionSecret
 
@@ -331,7 +331,6 @@ def rotate(settings: Settings, db: Database, *, actor: str = "system:ledgerlink"
 def _carry_audit_anchors(settings: Settings, vault: Vault) -> None:
     """Re-sign the newest audit checkpoint under the new primary key while the old key can
     still check it, so the checkpoints keep verifying once the old key is retired."""
-    from ledgerlink.store import audit_anchors
 
     try:
         audit_anchors.carry_over(settings, vault)

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import structlog
 
+from ledgerlink.jobs import embedded
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
 
 log = structlog.get_logger("ledgerlink.jobs")
@@ -24,13 +25,12 @@ def prune(ctx: JobContext, *, keep_days: float = KEEP_FINISHED.days) -> None:
     """Delete jobs that finished more than ``keep_days`` ago (succeeded or failed)."""
     older_than = timedelta(days=keep_days)
     if ctx.settings.job_backend == "procrastinate":
+        # deferred: procrastinate and its psycopg pool load only on the PostgreSQL back-end
         from ledgerlink.jobs.procrastinate_backend import prune_finished
 
         prune_finished(ctx.db, older_than)
     else:
-        from ledgerlink.jobs.embedded import prune_finished as prune_embedded
-
-        deleted = prune_embedded(ctx.db, older_than)
+        deleted = embedded.prune_finished(ctx.db, older_than)
         log.info("jobs.pruned", deleted=deleted, keep_days=keep_days)
 
 

@@ -122,6 +122,8 @@ def check_enqueue(
 
 def job_queue(settings: Settings, db: Database) -> JobQueue:
     """The adapter for this deployment: procrastinate on PostgreSQL, else embedded."""
+    # Both adapters import this module (their shared types): importing them here, when a
+    # queue is built, breaks that cycle; procrastinate also loads only when it is used.
     if settings.job_backend == "procrastinate":
         from ledgerlink.jobs.procrastinate_backend import ProcrastinateJobQueue
 

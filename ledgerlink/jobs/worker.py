@@ -15,6 +15,7 @@ from types import FrameType
 
 import structlog
 
+from ledgerlink.jobs.embedded import EmbeddedRunner
 from ledgerlink.jobs.registry import Jitter, load_task_modules
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
@@ -40,12 +41,11 @@ def run_worker(
     try:
         with _stop_on_signals(stop):
             if settings.job_backend == "procrastinate":
+                # deferred: procrastinate loads only on the PostgreSQL back-end
                 from ledgerlink.jobs import procrastinate_backend
 
                 procrastinate_backend.run_worker(settings, db, stop, rng=rng)
             else:
-                from ledgerlink.jobs.embedded import EmbeddedRunner
-
                 EmbeddedRunner(settings, db, rng=rng).run_forever(stop)
     finally:
         db.dispose()

@@ -23,7 +23,7 @@ from ledgerlink.mapping.errors import (
     SpecProblem,
 )
 from ledgerlink.mapping.expressions import Closure, Env, compile_expression
-from ledgerlink.mapping.loader import LoadedDocument, Loc
+from ledgerlink.mapping.loader import LoadedDocument, Loc, field_path
 from ledgerlink.mapping.scope import DEFAULT_CONTEXT, MappingContext, Note, Scope
 from ledgerlink.mapping.spec import MappingSpec, TableDocument, TableSpec
 from ledgerlink.mapping.tables import LookupTable
@@ -375,8 +375,6 @@ def _is_mapping(loaded: LoadedDocument, loc: Loc) -> bool:
 
 
 def _field_path(loc: Loc) -> str:
-    from ledgerlink.mapping.loader import field_path
-
     return field_path(loc)
 
 

@@ -15,6 +15,7 @@ Every e-mail sent, or that could not be sent, is in ``notification_log``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -30,6 +31,8 @@ from ledgerlink import connections
 from ledgerlink.connectors.base import CheckResult
 from ledgerlink.domain.money import Money
 from ledgerlink.jobs.registry import JobContext, tasks
+from ledgerlink.runtime import Runtime
+from ledgerlink.store import audit_anchors
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import (
     NotificationLog,
@@ -269,11 +272,8 @@ async def run_notifications(runtime: Any, now: dt.datetime | None = None) -> lis
         threshold = threshold_due(session, settings, now)
         digest = digest_due(session, settings, now)
     if digest is not None:
-        from ledgerlink.audit_jobs import digest_anchor_lines
-
-        digest = Mail(
-            digest.kind, digest.subject, "\n".join([digest.body, *digest_anchor_lines(runtime)])
-        )
+        anchor = audit_anchors.digest_lines(runtime.settings)
+        digest = Mail(digest.kind, digest.subject, "\n".join([digest.body, *anchor]))
     due: list[tuple[Mail, list[int]]] = [alert] if alert else []
     due += [(mail, []) for mail in (threshold, digest) if mail is not None]
     sent = []
@@ -298,10 +298,6 @@ async def run_notifications(runtime: Any, now: dt.datetime | None = None) -> lis
 
 @tasks.task(TASK)
 def notify_task(ctx: JobContext, **_: Any) -> None:
-    import asyncio
-
-    from ledgerlink.runtime import Runtime
-
     runtime = Runtime.for_job(ctx)
     asyncio.run(run_notifications(runtime))
 

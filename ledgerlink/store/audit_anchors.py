@@ -415,3 +415,23 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def digest_lines(settings: Settings) -> list[str]:
+    """The newest signed checkpoint, for the daily digest: a copy of the anchor kept in
+    people's mailboxes, outside this machine, that ``--expect-head`` can check against."""
+    try:
+        newest = AnchorFile.for_settings(settings).newest()
+    except (OSError, AnchorProblem) as exc:
+        log.warning("audit.digest_anchor_unavailable", error=str(exc))
+        return []
+    if newest is None:
+        return []
+    return [
+        "",
+        "Audit log anchor (keep this e-mail: it shows the audit log as it was today):",
+        f"  entry {newest.seq}, hash {newest.hash}",
+        f"  signed checkpoint of {newest.at:%Y-%m-%d %H:%M} UTC, key {newest.kid}, "
+        f"signature {newest.mac}",
+        f"  `ledgerlink audit verify --expect-head {newest.hash}` checks the log against it.",
+    ]

@@ -34,7 +34,7 @@ from ledgerlink.mapping.loader import (
     packaged_names,
     packaged_text,
 )
-from ledgerlink.mapping.preview import PreviewSource
+from ledgerlink.mapping.preview import PreviewSource, SampleSource, sample_records
 from ledgerlink.mapping.spec import MappingSpec
 from ledgerlink.mapping.tables import LookupTable
 from ledgerlink.store import audit
@@ -341,7 +341,6 @@ def preview_source(
     """Where a preview's records come from: the live system's most recent records (when a
     connector registered a source for ``record_kind``), else the uploaded ``samples``,
     else the samples shipped with ledgerlink."""
-    from ledgerlink.mapping.preview import SampleSource, sample_records
 
     if recent:
         factory = RECENT_SOURCES.get(record_kind)
