@@ -70,3 +70,11 @@ def test_an_undecodable_byte_is_named_with_its_line() -> None:
     error = refused(data)
     assert error.line == 17
     assert "offset" in error.reason
+
+
+def test_the_posting_date_is_the_banks_own_not_moved_to_utc() -> None:
+    evening = MEDIUM.replace(
+        b"<DTPOSTED>20090401122017.000[-5:EST]", b"<DTPOSTED>20090401221700.000[-5:EST]"
+    )
+    statement = parse_statement(evening, "bank.ofx")
+    assert statement.lines[0].booked_on == date(2009, 4, 1)

@@ -29,6 +29,7 @@ _XML_ENCODING = re.compile(rb"<\?xml[^>]*encoding=[\"']([A-Za-z0-9_.-]+)[\"']", 
 _CHARSET = re.compile(rb"^CHARSET\s*:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 _ENCODING = re.compile(rb"^ENCODING\s*:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 _STMTTRN = re.compile(r"<STMTTRN>", re.IGNORECASE)
+_DTPOSTED = re.compile(r"<DTPOSTED>\s*(\d{8})", re.IGNORECASE)
 
 
 def looks_like(head: bytes) -> bool:
@@ -113,7 +114,14 @@ def _line_at(text: str, offset: int) -> int:
 def _statement(account: Any, text: str) -> Statement:
     statement = account.statement
     currency = currency_code(str(getattr(account, "curdef", "") or "USD"), None)
-    positions = [_line_at(text, m.start()) for m in _STMTTRN.finditer(text)]
+    starts = [m.start() for m in _STMTTRN.finditer(text)]
+    positions = [_line_at(text, start) for start in starts]
+    # ofxparse turns DTPOSTED into UTC, which moves a late-evening posting to the next
+    # day; the statement date is the bank's own, the first eight digits as written.
+    written = [
+        _DTPOSTED.search(text, start, end)
+        for start, end in zip(starts, [*starts[1:], len(text)], strict=True)
+    ]
     lines: list[StatementLine] = []
     for index, txn in enumerate(statement.transactions):
         number = positions[index] if index < len(positions) else positions[-1]
@@ -128,7 +136,7 @@ def _statement(account: Any, text: str) -> Statement:
         lines.append(
             StatementLine(
                 line_no=number,
-                booked_on=_day(txn.date),
+                booked_on=_written_day(written, index) or _day(txn.date),
                 value_on=_day(txn.user_date) if txn.user_date else None,
                 amount=money(txn.amount, currency, number, field="TRNAMT"),
                 reference=reference,
@@ -154,6 +162,16 @@ def _statement(account: Any, text: str) -> Statement:
         closing=closing,
         lines=tuple(lines),
     )
+
+
+def _written_day(written: list[re.Match[str] | None], index: int) -> date | None:
+    found = written[index] if index < len(written) else None
+    if found is None:
+        return None
+    try:
+        return datetime.strptime(found.group(1), "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 def _day(value: datetime | date) -> date:
