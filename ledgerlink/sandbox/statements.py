@@ -20,11 +20,6 @@ from typing import Annotated, Any
 from xml.sax.saxutils import escape
 
 import typer
-from bai2 import bai2 as bai2_io
-from bai2 import models as bai2_models
-from bai2.constants import AsOfDateModifier, FundsType, GroupStatus, TypeCodes
-from lxml import etree
-from lxml.builder import ElementMaker
 
 from ledgerlink.domain.money import Money, MoneyError
 
@@ -130,6 +125,11 @@ def deposit_lines(
 def write_bai2(statement: BankStatement) -> bytes:
     """One group per day with entries (and for the first and last day of the period), each
     with its opening (010) and closing (015) ledger balance; control totals by the library."""
+    # imported here: the CLI loads this module at start-up, the writers only when used
+    from bai2 import bai2 as bai2_io
+    from bai2 import models as bai2_models
+    from bai2.constants import AsOfDateModifier, FundsType, GroupStatus, TypeCodes
+
     codes = TypeCodes
     created = statement.created_at
     days = sorted(
@@ -194,6 +194,9 @@ def write_bai2(statement: BankStatement) -> bytes:
 
 def write_camt053(statement: BankStatement) -> bytes:
     """camt.053.001.02, validated against ISO 20022's schema before it is returned."""
+    from lxml import etree
+    from lxml.builder import ElementMaker
+
     c = ElementMaker(namespace=_CAMT_NS, nsmap={None: _CAMT_NS})
     ccy = statement.currency
 
