@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from ledgerlink.cli import app
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.mapping.loader import packaged_text
@@ -170,3 +172,27 @@ def test_a_spec_in_the_configuration_directory_makes_the_contact(world) -> None:
             select(AuditEntry).where(AuditEntry.action == "member.linked")
         ).one()
     assert linked.after["mapping_version"].startswith("member_to_sbc_contact@config:")
+
+
+def test_bulk_create_and_link_from_the_cli_uses_the_configuration_directorys_spec(
+    world, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """`ledgerlink link bulk` once built its customers through the shipped spec, whatever
+    the installation's configuration directory said (the portal and the API did not)."""
+    runtime, _connection_id, sbc = world
+    shipped = packaged_text("member_to_sbc_contact")
+    assert shipped is not None
+    rule = "expr: if(source.account_type == 'corporate', clean(source.company_name), vars.person)"
+    folder = runtime.settings.var_dir / "mappings"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "member_to_sbc_contact.yaml").write_text(
+        shipped.replace(rule, rule.replace("expr: if(", "expr: upper(if(") + ")")
+    )
+    monkeypatch.setenv("LEDGERLINK_VAR_DIR", str(runtime.settings.var_dir))
+    monkeypatch.setenv("LEDGERLINK_LOG_FORMAT", "console")
+
+    result = CliRunner().invoke(app, ["link", "bulk", "--member", "M90001"])
+
+    assert result.exit_code == 0, result.output
+    [contact] = sbc.ok("/contacts", search="M90001", attributes="all")["$items"]
+    assert contact["name"] == "JANE SANDBOX"
