@@ -83,20 +83,20 @@ def _cached(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.collect(engine=ENGINE).lazy()
 
 
-def _grouped(receipts: pl.LazyFrame) -> pl.LazyFrame:
-    """Receipts with a key grouped by (key, kind); for groups of several, which receipts
-    are first of their amount (``first_ids``) and which repeat one (``dup_ids``)."""
-    keyed = receipts.filter(pl.col("key").is_not_null())
-    groups = keyed.group_by(["key", "kind"]).agg(
+def _grouped(keyed: pl.LazyFrame) -> pl.LazyFrame:
+    """Receipts of one kind, with a key, grouped by key; for groups of several, which
+    receipts are first of their amount (``first_ids``) and which repeat one (``dup_ids``)."""
+    groups = keyed.group_by("key").agg(
         n=pl.len(),
         total=pl.col("amount_minor").sum(),
         r_ids=pl.col("receipt_id"),
         any_reversed=pl.col("reversed").any(),
         r_currency=pl.col("currency").min(),
-        r_currencies=pl.col("currency").n_unique(),
+        r_currency_max=pl.col("currency").max(),
         r_rule=pl.col("key_rule").min(),
         r_first_on=pl.col("posted_on").min(),
     )
+    groups = _cached(groups)
     single = groups.filter(pl.col("n") == 1).with_columns(
         distinct_total=pl.col("total"),
         first_ids=pl.col("r_ids"),
@@ -105,11 +105,11 @@ def _grouped(receipts: pl.LazyFrame) -> pl.LazyFrame:
     )
     several = groups.filter(pl.col("n") > 1)
     rows = (
-        keyed.join(several.select("key", "kind"), on=["key", "kind"], how="semi")
-        .sort(["key", "kind", "amount_minor", "posted_on", "receipt_id"])
-        .with_columns(dup=pl.int_range(pl.len()).over(["key", "kind", "amount_minor"]) > 0)
+        keyed.join(several.select("key"), on="key", how="semi")
+        .sort(["key", "amount_minor", "posted_on", "receipt_id"])
+        .with_columns(dup=pl.int_range(pl.len()).over(["key", "amount_minor"]) > 0)
     )
-    detail = rows.group_by(["key", "kind"]).agg(
+    detail = rows.group_by("key").agg(
         distinct_total=pl.col("amount_minor").filter(~pl.col("dup")).sum(),
         first_ids=pl.col("receipt_id").filter(~pl.col("dup")).sort(),
         dup_ids=pl.col("receipt_id").filter(pl.col("dup")).sort(),
@@ -117,11 +117,15 @@ def _grouped(receipts: pl.LazyFrame) -> pl.LazyFrame:
         sorted_ids=pl.col("receipt_id").sort(),
     )
     several = (
-        several.join(detail, on=["key", "kind"], how="inner")
+        several.join(detail, on="key", how="inner")
         .with_columns(r_ids=pl.col("sorted_ids"))
         .drop("sorted_ids")
     )
-    return pl.concat([single, several.select(single.collect_schema().names())])
+    return pl.concat([single, several.select(single.collect_schema().names())]).with_columns(
+        r_currencies=pl.when(pl.col("r_currency") == pl.col("r_currency_max"))
+        .then(pl.lit(1))
+        .otherwise(pl.lit(2))
+    )
 
 
 def level_one(
@@ -131,12 +135,12 @@ def level_one(
     version = spec.version
     receipts = prepared.receipts.lazy()
     state, lone, refunds = sale_state(prepared.transactions.lazy())
-    grouped = _cached(_grouped(receipts))
-    r_sales = grouped.filter(pl.col("kind") == "receipt").drop("kind")
-    r_reversals = grouped.filter(pl.col("kind") == "reversal").select(
-        "key", lrev_ids="r_ids", lrev_total="total"
+    keyed = receipts.filter(pl.col("key").is_not_null())
+    r_sales, r_reversals, r_refunds = (
+        _cached(_grouped(keyed.filter(pl.col("kind") == kind)))
+        for kind in ("receipt", "reversal", "refund")
     )
-    r_refunds = grouped.filter(pl.col("kind") == "refund").drop("kind")
+    r_reversals = r_reversals.select("key", lrev_ids="r_ids", lrev_total="total")
 
     matches: list[pl.LazyFrame] = []
     breaks: list[pl.LazyFrame] = []
