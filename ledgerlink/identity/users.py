@@ -27,6 +27,40 @@ class AccountError(ValueError):
         self.message = message
 
 
+class AccountNotFound(LookupError):
+    """No user or API token with that id; the message says which."""
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountNotFound(f"There is no user {user_id}.")
+    return user
+
+
+def get_api_token(session: Session, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise AccountNotFound(f"There is no API token {token_id}.")
+    return token
+
+
+def all_users(session: Session) -> list[User]:
+    """Every user, by e-mail (the Settings page and ``GET /users``)."""
+    return list(session.scalars(select(User).order_by(User.email)))
+
+
+def all_api_tokens(session: Session) -> list[ApiToken]:
+    """Every API token, newest first (the Settings page)."""
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())))
+
+
+def api_tokens_of(session: Session, user_id: int) -> list[ApiToken]:
+    """A user's API tokens (raises :class:`AccountNotFound` for an unknown user)."""
+    get_user(session, user_id)
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id)))
+
+
 def normalise_email(raw: str) -> str:
     try:
         return validate_email(raw.strip(), check_deliverability=False).normalized.lower()

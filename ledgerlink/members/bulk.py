@@ -33,13 +33,15 @@ from ledgerlink.members.linking import (
     CustomerIndexCache,
     LikelyDuplicates,
     LinkError,
+    LinkNotFound,
     create_and_link,
     ledger_connection,
 )
 from ledgerlink.members.search import display_name
+from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
 from ledgerlink.store.db import Database
-from ledgerlink.store.mapping_repo import MappingRepository, mapping_repository
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.member_models import BulkLinkItem, BulkLinkRun, MemberRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.types import utcnow
@@ -156,7 +158,7 @@ async def run(
     with db.transaction() as session:
         bulk = session.get(BulkLinkRun, run_id)
         if bulk is None:
-            raise LinkError(f"bulk run {run_id} does not exist", "run_id")
+            raise LinkNotFound(f"bulk run {run_id} does not exist", "run_id")
         connection_id = bulk.connection_id
         bulk.status = "running"
         bulk.started_at = bulk.started_at or utcnow()
@@ -263,7 +265,7 @@ def retry_failed(
     """Put the run's failed (and skipped) items back to pending and enqueue it again."""
     bulk = session.get(BulkLinkRun, run_id)
     if bulk is None:
-        raise LinkError(f"bulk run {run_id} does not exist", "run_id")
+        raise LinkNotFound(f"bulk run {run_id} does not exist", "run_id")
     reset = session.execute(
         update(BulkLinkItem)
         .where(BulkLinkItem.run_id == run_id, BulkLinkItem.status == "failed")
@@ -316,7 +318,7 @@ def progress(session: Session, run_id: int, *, items: int = 500) -> dict[str, An
     (finished items first: failures, then skips, then the rest)."""
     bulk = session.get(BulkLinkRun, run_id)
     if bulk is None:
-        raise LinkError(f"bulk run {run_id} does not exist", "run_id")
+        raise LinkNotFound(f"bulk run {run_id} does not exist", "run_id")
     counts = _counts(session, run_id)
     total = sum(counts.values())
     done = total - counts["pending"]
@@ -368,35 +370,44 @@ def progress(session: Session, run_id: int, *, items: int = 500) -> dict[str, An
     return out
 
 
-@tasks.task(TASK, retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0))
-def bulk_link_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
-    """The job: open the run's ledger and work through its pending items."""
-    from ledgerlink.connectors.factory import ledger_for
-    from ledgerlink.runtime import Runtime
-
-    runtime = Runtime.for_job(ctx)
-    with ctx.db.read() as session:
+async def run_for(
+    runtime: Runtime,
+    run_id: int,
+    principal: Principal,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any] | None:
+    """Work through a run with what the composition root gives: its connection's ledger
+    and the installation's mapping specs. The CLI and the job both run here. ``None``:
+    the run is gone, or its connection (then the run is finished with that error)."""
+    with runtime.db.read() as session:
         bulk = session.get(BulkLinkRun, run_id)
         if bulk is None:
             log.warning("members.bulk_link.gone", run=run_id)
-            return
+            return None
         connection = session.get(Connection, bulk.connection_id)
+        if connection is not None:
+            session.expunge(connection)
     if connection is None:
-        _finish(ctx.db, run_id, error="the connection was deleted")
-        return
+        _finish(runtime.db, run_id, error="the connection was deleted")
+        return None
+    ledger = runtime.ledger_for(connection)
+    try:
+        return await run(
+            runtime.db,
+            run_id,
+            ledger,
+            principal,
+            should_stop=should_stop,
+            mappings=runtime.mappings,
+        )
+    finally:
+        await ledger.aclose()
 
-    async def work() -> None:
-        ledger = ledger_for(runtime, connection)
-        try:
-            await run(
-                ctx.db,
-                run_id,
-                ledger,
-                job_principal(actor),
-                should_stop=ctx.stopping.is_set,
-                mappings=mapping_repository(ctx.settings),
-            )
-        finally:
-            await ledger.aclose()
 
-    asyncio.run(work())
+@tasks.task(TASK, retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0))
+def bulk_link_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
+    """The job: open the run's ledger and work through its pending items."""
+    asyncio.run(
+        run_for(Runtime.for_job(ctx), run_id, job_principal(actor), should_stop=ctx.stopping.is_set)
+    )

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from asgi_csrf import asgi_csrf
@@ -21,10 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerlink import __version__
 from ledgerlink.connectors.previews import register_all as register_preview_sources
+from ledgerlink.jobs.embedded import EmbeddedRunner
 from ledgerlink.runtime import Runtime
 from ledgerlink.settings import Settings
 from ledgerlink.web import health, inbound
 from ledgerlink.web.api import router as api_router
+from ledgerlink.web.deps import viewer
+from ledgerlink.web.domain_problems import handled_types, page_error, problem_for
 from ledgerlink.web.headers import SecurityHeaders
 from ledgerlink.web.metrics import MetricsMiddleware
 from ledgerlink.web.portal import router as portal_router
@@ -37,7 +41,7 @@ from ledgerlink.web.problems import (
     unstorable_problem,
     validation_problem,
 )
-from ledgerlink.web.security import NotSignedIn, viewer
+from ledgerlink.web.security import NotSignedIn
 
 log = structlog.get_logger("ledgerlink.web")
 STATIC_DIR = Path(__file__).parent / "portal" / "static"
@@ -51,8 +55,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner = None
         if runtime.settings.job_backend == "embedded" and runtime.settings.run_embedded_worker:
-            from ledgerlink.jobs.embedded import EmbeddedRunner
-
             runner = EmbeddedRunner(runtime.settings, runtime.db)
             runner.start()
         app.state.embedded_runner = runner
@@ -181,6 +183,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             return problem_response(exc, request.url.path)
         return render_error(request, exc.status, exc.detail or exc.title)
 
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        # A use case's refusal or an upstream failure (web/domain_problems.py): routes
+        # raise them and this answers, so every route says the same thing for the same error.
+        if _is_api(request):
+            return problem_response(problem_for(exc), request.url.path)
+        status, message = page_error(exc)
+        return render_error(request, status, message)
+
+    for error_type in handled_types():
+        app.add_exception_handler(error_type, domain_error)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         found = validation_problem(exc)
@@ -232,8 +245,6 @@ def _allowed_methods(app: FastAPI, request: Request) -> str:
 
 
 def _quote(value: str) -> str:
-    from urllib.parse import quote
-
     return quote(value, safe="/")
 
 

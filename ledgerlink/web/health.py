@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ledgerlink.store.migrate import pending_revisions
+from ledgerlink.web.deps import EmbeddedRunnerDep, RuntimeDep, viewer
 from ledgerlink.web.problems import problem_responses
-from ledgerlink.web.security import viewer
 
 router = APIRouter(tags=["operations"])
 
@@ -31,8 +31,7 @@ def healthz() -> dict[str, str]:
     summary="Readiness: database and job queue usable",
     responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
 )
-def readyz(request: Request) -> JSONResponse:
-    runtime = request.app.state.runtime
+def readyz(runtime: RuntimeDep, runner: EmbeddedRunnerDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     ready = True
     try:
@@ -53,7 +52,6 @@ def readyz(request: Request) -> JSONResponse:
             "live_workers": health.live_workers,
             "queued": health.queued,
         }
-        runner = getattr(request.app.state, "embedded_runner", None)
         if runner is not None and not runner.is_alive():
             checks["jobs"].update(ok=False, detail="the embedded job runner has stopped")
         ready = ready and checks["jobs"]["ok"]

@@ -11,18 +11,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from ledgerlink.audit_jobs import FullCheckRefused, check_recent, request_full_check
-from ledgerlink.identity.principal import Principal
-from ledgerlink.store import audit_checks
+from ledgerlink.audit_jobs import check_recent, request_full_check
+from ledgerlink.store import audit_checks, audit_log
 from ledgerlink.store.audit_models import AuditCheckState
-from ledgerlink.store.models import AuditEntry
 from ledgerlink.web.api.inputs import INT64_MAX, CleanText
-from ledgerlink.web.problems import PROBLEM_JSON, Problem
-from ledgerlink.web.security import admin, viewer
+from ledgerlink.web.deps import Admin, ReadSession, RuntimeDep, Viewer
+from ledgerlink.web.problems import PROBLEM_JSON
 
 router = APIRouter(tags=["audit"])
 
@@ -71,34 +68,25 @@ class FullCheckStarted(BaseModel):
 
 @router.get("/audit", summary="Audit entries, newest first")
 def list_entries(
-    request: Request,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    session: ReadSession,
     action: Annotated[CleanText | None, Query(max_length=100)] = None,
     entity_type: Annotated[CleanText | None, Query(max_length=64)] = None,
     before_seq: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AuditEntryOut]:
-    query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)
-    if action:
-        query = query.where(AuditEntry.action == action)
-    if entity_type:
-        query = query.where(AuditEntry.entity_type == entity_type)
-    if before_seq:
-        query = query.where(AuditEntry.seq < before_seq)
-    with request.app.state.db.read() as session:
-        return [
-            AuditEntryOut.model_validate(e, from_attributes=True) for e in session.scalars(query)
-        ]
+    entries = audit_log.recent_entries(
+        session, limit=limit, action=action, entity_type=entity_type, before_seq=before_seq
+    )
+    return [AuditEntryOut.model_validate(e, from_attributes=True) for e in entries]
 
 
 @router.get(
     "/audit/verify",
     summary="Check the chain against its signed checkpoints (entries written since the last)",
 )
-def verify_chain(
-    request: Request, principal: Annotated[Principal, Depends(viewer)]
-) -> AuditCheckOut:
-    result = check_recent(request.app.state.runtime, principal.actor)
+def verify_chain(principal: Viewer, runtime: RuntimeDep) -> AuditCheckOut:
+    result = check_recent(runtime, principal.actor)
     return AuditCheckOut(
         kind=result.kind,
         ok=result.ok,
@@ -116,8 +104,8 @@ def verify_chain(
 
 
 @router.get("/audit/checks", summary="The latest incremental and full checks, without running one")
-def latest_checks(request: Request, _: Annotated[Principal, Depends(viewer)]) -> AuditChecksOut:
-    last = audit_checks.last_checks(request.app.state.runtime.db)
+def latest_checks(_: Viewer, runtime: RuntimeDep) -> AuditChecksOut:
+    last = audit_checks.last_checks(runtime.db)
     return AuditChecksOut(
         incremental=_out(last.incremental),
         full=_out(last.full),
@@ -137,15 +125,8 @@ _REFUSED = {
     summary="Re-verify the whole chain from the first entry (administrators; one at a time)",
     responses={409: _REFUSED, 429: _REFUSED},
 )
-def start_full_check(
-    request: Request, principal: Annotated[Principal, Depends(admin)]
-) -> FullCheckStarted:
-    try:
-        job_id = request_full_check(request.app.state.runtime, principal.actor, datetime.now(UTC))
-    except FullCheckRefused as refused:
-        found = refused.refusal
-        retry = {"Retry-After": str(int(audit_checks.FULL_PAUSE.total_seconds()))}
-        raise Problem(found.status, found.title, found.detail, headers=retry) from None
+def start_full_check(principal: Admin, runtime: RuntimeDep) -> FullCheckStarted:
+    job_id = request_full_check(runtime, principal.actor, datetime.now(UTC))
     return FullCheckStarted(
         job_id=job_id,
         detail="Full verification started; its result appears at /api/v1/audit/checks.",

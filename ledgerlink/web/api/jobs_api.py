@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 
-from ledgerlink.identity.principal import Principal
-from ledgerlink.web.security import viewer
+from ledgerlink.web.deps import RuntimeDep, Viewer
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/jobs/health", summary="Job queue health: workers, backlog, oldest due job")
-def jobs_health(request: Request, _: Annotated[Principal, Depends(viewer)]) -> dict[str, Any]:
-    return asdict(request.app.state.runtime.jobs.health())
+def jobs_health(_: Viewer, runtime: RuntimeDep) -> dict[str, Any]:
+    return asdict(runtime.jobs.health())

@@ -8,20 +8,18 @@ imported and an ``errors`` list of (line, field, reason) for the rows it did not
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
+from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictBool
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from ledgerlink.domain.members import MemberInvalid
-from ledgerlink.identity.principal import Principal
-from ledgerlink.members import bulk, csv_io, linking
+from ledgerlink.members import bulk, csv_io, linking, views
 from ledgerlink.members.registry import (
     MemberFields,
-    MemberNotFound,
-    RegistryConflict,
     build_level,
     build_member,
     create_level,
@@ -38,12 +36,21 @@ from ledgerlink.members.registry import (
     update_level,
     update_member,
 )
-from ledgerlink.members.search import MemberQuery, SearchInvalid, matching_ids, search
-from ledgerlink.store.mapping_repo import mapping_repository
-from ledgerlink.store.models import Connection
+from ledgerlink.members.search import MemberQuery, search
 from ledgerlink.web.api.inputs import INT64_MAX, BodyId, CleanText, PathId, QueryId
-from ledgerlink.web.problems import Problem, field_problem, problem_responses
-from ledgerlink.web.security import admin, operator, viewer
+from ledgerlink.web.deps import (
+    Admin,
+    CustomerIndexDep,
+    DatabaseDep,
+    MappingsDep,
+    Operator,
+    ReadSession,
+    RuntimeDep,
+    Viewer,
+    WriteSession,
+    open_ledger,
+)
+from ledgerlink.web.problems import field_problem, problem_responses
 
 router = APIRouter(tags=["members"])
 
@@ -116,30 +123,7 @@ class BulkIn(BaseModel):
     status: CleanText | None = Field(default=None, max_length=64)
 
 
-def invalid(exc: MemberInvalid) -> Problem:
-    return Problem(
-        422,
-        "Invalid member",
-        str(exc),
-        kind="validation",
-        errors=[p.as_dict() for p in exc.problems],
-    )
-
-
-def link_problem(exc: linking.LinkError) -> Problem:
-    errors = [{"field": exc.field, "message": exc.message}] if exc.field else []
-    problem = Problem(exc.status, "Linking refused", exc.message, kind="member-link", errors=errors)
-    if isinstance(exc, linking.LikelyDuplicates):
-        problem.title = "Likely duplicate"
-        problem.kind = "likely-duplicate"
-        problem.errors = [
-            {"field": "customer_id", "message": ", ".join(c.reasons), "customer_id": c.customer.id}
-            for c in exc.candidates
-        ]
-    return problem
-
-
-def _member_out(session: Any, number: str) -> dict[str, Any]:
+def _member_out(session: Session, number: str) -> dict[str, Any]:
     row = get_member(session, number)
     out = snapshot(load_member(session, row))
     out["links"] = [e.as_dict() for e in linking.history(session, row.id) if e.active]
@@ -174,58 +158,30 @@ def _query(
 
 
 @router.get("/membership-levels", summary="Membership levels and their annual fees")
-def get_levels(request: Request, _: Annotated[Principal, Depends(viewer)]) -> list[dict[str, Any]]:
-    with request.app.state.db.read() as session:
-        return [level_snapshot(level_from_row(row)) for row in list_levels(session)]
+def get_levels(_: Viewer, session: ReadSession) -> list[dict[str, Any]]:
+    return [level_snapshot(level_from_row(row)) for row in list_levels(session)]
 
 
 @router.post("/membership-levels", status_code=201, summary="Create a membership level")
-def post_level(
-    request: Request, body: LevelIn, principal: Annotated[Principal, Depends(admin)]
-) -> dict[str, Any]:
-    try:
-        level = build_level(body.code, body.name, body.annual_fee, body.currency, body.description)
-        with request.app.state.db.transaction() as session:
-            create_level(session, principal, level)
-    except MemberInvalid as exc:
-        raise invalid(exc) from None
-    except RegistryConflict as exc:
-        raise field_problem(exc.field, str(exc), status=409) from None
+def post_level(body: LevelIn, principal: Admin, session: WriteSession) -> dict[str, Any]:
+    level = build_level(body.code, body.name, body.annual_fee, body.currency, body.description)
+    create_level(session, principal, level)
     return level_snapshot(level)
 
 
 @router.put("/membership-levels/{code}", summary="Change a membership level (not its code)")
 def put_level(
-    request: Request,
-    code: LevelCode,
-    body: LevelIn,
-    principal: Annotated[Principal, Depends(admin)],
+    code: LevelCode, body: LevelIn, principal: Admin, session: WriteSession
 ) -> dict[str, Any]:
-    try:
-        level = build_level(body.code, body.name, body.annual_fee, body.currency, body.description)
-        with request.app.state.db.transaction() as session:
-            update_level(session, principal, code, level)
-    except MemberInvalid as exc:
-        raise invalid(exc) from None
-    except MemberNotFound as exc:
-        raise Problem(404, "Not found", str(exc)) from None
-    except RegistryConflict as exc:
-        raise field_problem(exc.field, str(exc), status=409) from None
+    level = build_level(body.code, body.name, body.annual_fee, body.currency, body.description)
+    update_level(session, principal, code, level)
     return level_snapshot(level)
 
 
 @router.delete("/membership-levels/{code}", status_code=204, summary="Delete an unused level")
-def remove_level(
-    request: Request, code: LevelCode, principal: Annotated[Principal, Depends(admin)]
-) -> None:
-    try:
-        with request.app.state.db.transaction() as session:
-            get_level(session, code)
-            delete_level(session, principal, code)
-    except MemberNotFound as exc:
-        raise Problem(404, "Not found", str(exc)) from None
-    except RegistryConflict as exc:
-        raise field_problem(exc.field, str(exc), status=409) from None
+def remove_level(code: LevelCode, principal: Admin, session: WriteSession) -> None:
+    get_level(session, code)
+    delete_level(session, principal, code)
 
 
 # ---- members ---------------------------------------------------------------------------
@@ -233,8 +189,8 @@ def remove_level(
 
 @router.get("/members", summary="Search members by name, e-mail, phone or number, with filters")
 def list_members(
-    request: Request,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    session: ReadSession,
     q: Annotated[CleanText, Query(max_length=200)] = "",
     without_account: bool = False,
     connection_id: QueryId = None,
@@ -245,11 +201,7 @@ def list_members(
     offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> dict[str, Any]:
     query = _query(q, without_account, connection_id, level, account_type, status, limit, offset)
-    try:
-        with request.app.state.db.read() as session:
-            page = search(session, query)
-    except SearchInvalid as exc:
-        raise field_problem(exc.field, str(exc)) from None
+    page = search(session, query)
     return {
         "total": page.total,
         "limit": limit,
@@ -259,18 +211,10 @@ def list_members(
 
 
 @router.post("/members", status_code=201, summary="Create a member")
-def post_member(
-    request: Request, body: MemberIn, principal: Annotated[Principal, Depends(operator)]
-) -> dict[str, Any]:
-    try:
-        member = build_member(MemberFields.from_mapping(body.model_dump()))
-        with request.app.state.db.transaction() as session:
-            create_member(session, principal, member)
-            return _member_out(session, member.number)
-    except MemberInvalid as exc:
-        raise invalid(exc) from None
-    except RegistryConflict as exc:
-        raise field_problem(exc.field, str(exc), status=409) from None
+def post_member(body: MemberIn, principal: Operator, session: WriteSession) -> dict[str, Any]:
+    member = build_member(MemberFields.from_mapping(body.model_dump()))
+    create_member(session, principal, member)
+    return _member_out(session, member.number)
 
 
 class CsvResponse(StreamingResponse):
@@ -283,10 +227,8 @@ class CsvResponse(StreamingResponse):
     response_class=CsvResponse,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
-def export_members(request: Request, _: Annotated[Principal, Depends(viewer)]) -> StreamingResponse:
-    db = request.app.state.db
-
-    def chunks() -> Any:
+def export_members(_: Viewer, db: DatabaseDep) -> StreamingResponse:
+    def chunks() -> Iterator[str]:
         with db.read() as session:
             yield from csv_io.export_csv(session)
 
@@ -299,113 +241,38 @@ def export_members(request: Request, _: Annotated[Principal, Depends(viewer)]) -
 
 @router.post("/members/import", summary="Import members from CSV; bad rows are reported")
 async def import_members(
-    request: Request,
-    principal: Annotated[Principal, Depends(operator)],
+    principal: Operator,
+    db: DatabaseDep,
     file: Annotated[UploadFile, File(description="CSV, UTF-8, header line first")],
     dry_run: bool = False,
 ) -> dict[str, Any]:
     data = await file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise field_problem("file", "is larger than 50 MB; split it into parts", status=413)
-    return run_import(request, principal, data, dry_run=dry_run).as_dict()
-
-
-def run_import(
-    request: Request, principal: Principal, data: bytes, *, dry_run: bool
-) -> csv_io.ImportReport:
-    try:
-        with request.app.state.db.transaction() as session:
-            return csv_io.import_csv(session, principal, data, dry_run=dry_run)
-    except csv_io.FileRefused as exc:
-        raise Problem(
-            422,
-            "File refused",
-            f"Nothing was imported: {exc}",
-            kind="csv-import",
-            errors=[
-                {"field": e.field, "message": e.reason, "line": str(e.line)} for e in exc.errors
-            ],
-        ) from None
+    report = await run_in_threadpool(views.import_file, db, principal, data, dry_run=dry_run)
+    return report.as_dict()
 
 
 @router.get("/members/{number}", summary="One member with their active links")
-def get_one(
-    request: Request, number: MemberNumber, _: Annotated[Principal, Depends(viewer)]
-) -> dict[str, Any]:
-    try:
-        with request.app.state.db.read() as session:
-            return _member_out(session, number)
-    except MemberNotFound as exc:
-        raise Problem(404, "Not found", str(exc)) from None
+def get_one(number: MemberNumber, _: Viewer, session: ReadSession) -> dict[str, Any]:
+    return _member_out(session, number)
 
 
 @router.put("/members/{number}", summary="Replace a member's details")
 def put_member(
-    request: Request,
-    number: MemberNumber,
-    body: MemberIn,
-    principal: Annotated[Principal, Depends(operator)],
+    number: MemberNumber, body: MemberIn, principal: Operator, session: WriteSession
 ) -> dict[str, Any]:
-    try:
-        member = build_member(MemberFields.from_mapping(body.model_dump()))
-        with request.app.state.db.transaction() as session:
-            update_member(session, principal, number, member)
-            return _member_out(session, member.number)
-    except MemberInvalid as exc:
-        raise invalid(exc) from None
-    except MemberNotFound as exc:
-        raise Problem(404, "Not found", str(exc)) from None
-    except RegistryConflict as exc:
-        raise field_problem(exc.field, str(exc), status=409) from None
+    member = build_member(MemberFields.from_mapping(body.model_dump()))
+    update_member(session, principal, number, member)
+    return _member_out(session, member.number)
 
 
 @router.delete("/members/{number}", status_code=204, summary="Delete a never-linked member")
-def remove_member(
-    request: Request, number: MemberNumber, principal: Annotated[Principal, Depends(operator)]
-) -> None:
-    try:
-        with request.app.state.db.transaction() as session:
-            delete_member(session, principal, number)
-    except MemberNotFound as exc:
-        raise Problem(404, "Not found", str(exc)) from None
-    except RegistryConflict as exc:
-        raise field_problem(exc.field, str(exc), status=409) from None
+def remove_member(number: MemberNumber, principal: Operator, session: WriteSession) -> None:
+    delete_member(session, principal, number)
 
 
 # ---- links -----------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def open_ledger(request: Request, connection_id: int) -> Any:
-    """The connection's ledger adapter, closed afterwards."""
-    from ledgerlink.connectors.errors import UpstreamError
-    from ledgerlink.connectors.factory import ledger_for
-
-    runtime = request.app.state.runtime
-    with runtime.db.read() as session:
-        try:
-            connection = linking.ledger_connection(session, connection_id)
-        except linking.LinkError as exc:
-            raise link_problem(exc) from None
-    try:
-        ledger = ledger_for(runtime, connection)
-    except UpstreamError as exc:
-        raise Problem(
-            409, "Connection not ready", f"{exc.system_name}: {exc.message}", kind="connection"
-        ) from None
-    try:
-        yield ledger
-    finally:
-        await ledger.aclose()
-
-
-def index_cache(request: Request) -> linking.CustomerIndexCache:
-    state = request.app.state
-    cache = getattr(state, "customer_index_cache", None)
-    if cache is None:
-        cache = linking.CustomerIndexCache()
-        state.customer_index_cache = cache
-    return cache
 
 
 @router.get(
@@ -415,25 +282,17 @@ def index_cache(request: Request) -> linking.CustomerIndexCache:
     responses=problem_responses(502),
 )
 async def candidates(
-    request: Request,
     number: MemberNumber,
     connection_id: Annotated[int, Query(ge=1, le=INT64_MAX)],
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    runtime: RuntimeDep,
+    cache: CustomerIndexDep,
 ) -> list[dict[str, Any]]:
-    async with open_ledger(request, connection_id) as ledger:
-        try:
-            index = await index_cache(request).get(connection_id, ledger)
-            found = await linking.find_candidates(
-                request.app.state.db, ledger, number, connection_id, index=index
-            )
-        except linking.LinkError as exc:
-            raise link_problem(exc) from None
-        except Exception as exc:  # UpstreamError while loading the index
-            from ledgerlink.connectors.errors import UpstreamError
-
-            if isinstance(exc, UpstreamError):
-                raise Problem(502, "Ledger unavailable", exc.message) from None
-            raise
+    async with open_ledger(runtime, connection_id) as ledger:
+        index = await cache.get(connection_id, ledger)
+        found = await linking.find_candidates(
+            runtime.db, ledger, number, connection_id, index=index
+        )
     return [c.as_dict() for c in found]
 
 
@@ -443,146 +302,89 @@ async def candidates(
     responses=problem_responses(502),
 )
 async def post_link(
-    request: Request,
     number: MemberNumber,
     body: LinkIn,
-    principal: Annotated[Principal, Depends(operator)],
+    principal: Operator,
+    runtime: RuntimeDep,
+    cache: CustomerIndexDep,
+    mappings: MappingsDep,
 ) -> dict[str, Any]:
     if body.create == (body.customer_id is not None):
         raise field_problem(
             "create", "give either create=true or a customer_id to link, not both or neither"
         )
-    db = request.app.state.db
-    async with open_ledger(request, body.connection_id) as ledger:
-        try:
-            if body.create:
-                outcome = await linking.create_and_link(
-                    db,
-                    principal,
-                    ledger,
-                    number,
-                    body.connection_id,
-                    force=body.force,
-                    cache=index_cache(request),
-                    mappings=mapping_repository(request.app.state.runtime.settings),
-                )
-            else:
-                outcome = await linking.link_existing(
-                    db,
-                    principal,
-                    ledger,
-                    number,
-                    body.connection_id,
-                    body.customer_id or "",
-                    relink=body.relink,
-                )
-        except linking.LinkError as exc:
-            raise link_problem(exc) from None
+    async with open_ledger(runtime, body.connection_id) as ledger:
+        if body.create:
+            outcome = await linking.create_and_link(
+                runtime.db,
+                principal,
+                ledger,
+                number,
+                body.connection_id,
+                force=body.force,
+                cache=cache,
+                mappings=mappings,
+            )
+        else:
+            outcome = await linking.link_existing(
+                runtime.db,
+                principal,
+                ledger,
+                number,
+                body.connection_id,
+                body.customer_id or "",
+                relink=body.relink,
+            )
     return outcome.as_dict()
 
 
 @router.post("/members/{number}/unlink", summary="End the member's link in a connection")
 def post_unlink(
-    request: Request,
-    number: MemberNumber,
-    body: UnlinkIn,
-    principal: Annotated[Principal, Depends(operator)],
+    number: MemberNumber, body: UnlinkIn, principal: Operator, db: DatabaseDep
 ) -> dict[str, Any]:
-    try:
-        link = linking.unlink(
-            request.app.state.db, principal, number, body.connection_id, body.reason
-        )
-    except linking.LinkError as exc:
-        raise link_problem(exc) from None
+    link = linking.unlink(db, principal, number, body.connection_id, body.reason)
     return {"unlinked": link.id, "customer_id": link.customer_id}
 
 
 @router.get("/members/{number}/links", summary="The member's link history, newest first")
-def link_history(
-    request: Request, number: MemberNumber, _: Annotated[Principal, Depends(viewer)]
-) -> list[dict[str, Any]]:
-    try:
-        with request.app.state.db.read() as session:
-            row = get_member(session, number)
-            return [e.as_dict() for e in linking.history(session, row.id)]
-    except MemberNotFound as exc:
-        raise Problem(404, "Not found", str(exc)) from None
+def link_history(number: MemberNumber, _: Viewer, session: ReadSession) -> list[dict[str, Any]]:
+    row = get_member(session, number)
+    return [e.as_dict() for e in linking.history(session, row.id)]
 
 
 @router.post("/member-links/bulk", status_code=202, summary="Start a bulk create-and-link job")
-def start_bulk(
-    request: Request, body: BulkIn, principal: Annotated[Principal, Depends(operator)]
-) -> dict[str, Any]:
-    runtime = request.app.state.runtime
-    try:
-        with runtime.db.transaction() as session:
-            if body.all_filtered:
-                query = _query(
-                    body.q, True, body.connection_id, body.level, body.account_type, body.status
-                )
-                ids = matching_ids(session, query)
-                selection: dict[str, Any] = {"all_filtered": True, **query_selection(query)}
-            else:
-                ids = bulk.member_ids_for(session, body.member_numbers)
-                selection = {"member_numbers": len(ids)}
-            run = bulk.start(session, runtime.jobs, principal, body.connection_id, ids, selection)
-            run_id = run.id
-    except SearchInvalid as exc:
-        raise field_problem(exc.field, str(exc)) from None
-    except linking.LinkError as exc:
-        raise link_problem(exc) from None
+def start_bulk(body: BulkIn, principal: Operator, runtime: RuntimeDep) -> dict[str, Any]:
+    filtered = (
+        _query(body.q, True, body.connection_id, body.level, body.account_type, body.status)
+        if body.all_filtered
+        else None
+    )
+    with runtime.db.transaction() as session:
+        run_id = views.start_bulk(
+            session,
+            runtime.jobs,
+            principal,
+            body.connection_id,
+            member_numbers=body.member_numbers,
+            filtered=filtered,
+        )
     with runtime.db.read() as session:
         return bulk.progress(session, run_id, items=0)
-
-
-def query_selection(query: MemberQuery) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in {
-            "q": query.q,
-            "level": query.level,
-            "account_type": query.account_type,
-            "status": query.status,
-        }.items()
-        if v
-    }
 
 
 @router.get("/member-links/bulk/{run_id}", summary="A bulk run's progress and results")
 def bulk_progress(
-    request: Request,
     run_id: PathId,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    session: ReadSession,
     items: Annotated[int, Query(ge=0, le=5000)] = 500,
 ) -> dict[str, Any]:
-    try:
-        with request.app.state.db.read() as session:
-            return bulk.progress(session, run_id, items=items)
-    except linking.LinkError as exc:
-        raise Problem(404, "Not found", exc.message) from None
+    return bulk.progress(session, run_id, items=items)
 
 
 @router.post("/member-links/bulk/{run_id}/retry", summary="Retry a bulk run's failed members")
-def bulk_retry(
-    request: Request, run_id: PathId, principal: Annotated[Principal, Depends(operator)]
-) -> dict[str, Any]:
-    runtime = request.app.state.runtime
-    try:
-        with runtime.db.transaction() as session:
-            bulk.retry_failed(session, runtime.jobs, principal, run_id)
-    except linking.LinkError as exc:
-        raise link_problem(exc) from None
+def bulk_retry(run_id: PathId, principal: Operator, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.db.transaction() as session:
+        bulk.retry_failed(session, runtime.jobs, principal, run_id)
     with runtime.db.read() as session:
         return bulk.progress(session, run_id, items=0)
-
-
-def ledger_connections(session: Any) -> list[Connection]:
-    from sqlalchemy import select
-
-    return list(
-        session.scalars(
-            select(Connection)
-            .where(Connection.kind.in_(linking.ledger_kinds()))
-            .order_by(Connection.name)
-        )
-    )

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field, StrictBool
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ledgerlink.identity import login, users
-from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.store.models import ApiToken, User
 from ledgerlink.web.api.inputs import CleanText, PathId
+from ledgerlink.web.deps import Admin, ReadSession, RuntimeDep, Viewer, WriteSession
 from ledgerlink.web.problems import Problem, field_problem
-from ledgerlink.web.security import admin, viewer
 
 router = APIRouter(tags=["users"])
 
@@ -112,15 +108,8 @@ def _token_out(token: ApiToken) -> TokenOut:
     )
 
 
-def _get_user(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise Problem(404, "Not found", f"There is no user {user_id}.")
-    return user
-
-
 @router.get("/me", summary="Who am I")
-def me(principal: Annotated[Principal, Depends(viewer)]) -> dict[str, str | int | None]:
+def me(principal: Viewer) -> dict[str, str | int | None]:
     return {
         "user_id": principal.user_id,
         "email": principal.email,
@@ -137,9 +126,8 @@ def me(principal: Annotated[Principal, Depends(viewer)]) -> dict[str, str | int 
     responses={429: {"description": "Too many wrong passwords: wait for Retry-After seconds."}},
 )
 def change_own_password(
-    request: Request, body: OwnPasswordIn, principal: Annotated[Principal, Depends(viewer)]
+    request: Request, body: OwnPasswordIn, principal: Viewer, runtime: RuntimeDep
 ) -> PasswordChangedOut:
-    runtime = request.app.state.runtime
     client_ip = request.client.host if request.client else None
     refused: users.AccountError | login.LoginRefused | None = None
     with runtime.db.transaction() as session:  # a wrong password is recorded: no raise inside
@@ -173,109 +161,73 @@ def change_own_password(
     description="Signs the user out of every portal session and revokes their API tokens.",
 )
 def reset_password(
-    request: Request,
-    user_id: PathId,
-    body: PasswordResetIn,
-    principal: Annotated[Principal, Depends(admin)],
+    user_id: PathId, body: PasswordResetIn, principal: Admin, session: WriteSession
 ) -> PasswordChangedOut:
-    try:
-        with request.app.state.db.transaction() as session:
-            changed = users.set_password(
-                session,
-                principal,
-                _get_user(session, user_id),
-                body.password,
-                revoke_tokens=body.revoke_tokens,
-            )
-    except users.AccountError as exc:
-        raise field_problem(exc.field, exc.message) from None
+    changed = users.set_password(
+        session,
+        principal,
+        users.get_user(session, user_id),
+        body.password,
+        revoke_tokens=body.revoke_tokens,
+    )
     return PasswordChangedOut(**asdict(changed))
 
 
 @router.get("/users", summary="List users")
-def list_users(request: Request, _: Annotated[Principal, Depends(admin)]) -> list[UserOut]:
-    with request.app.state.db.read() as session:
-        return [_user_out(u) for u in session.scalars(select(User).order_by(User.email))]
+def list_users(_: Admin, session: ReadSession) -> list[UserOut]:
+    return [_user_out(u) for u in users.all_users(session)]
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, summary="Create a user")
-def create_user(
-    request: Request, body: UserIn, principal: Annotated[Principal, Depends(admin)]
-) -> UserOut:
-    try:
-        with request.app.state.db.transaction() as session:
-            user = users.create_user(
-                session,
-                principal,
-                email=body.email,
-                password=body.password,
-                role=body.role,
-                display_name=body.display_name,
-            )
-            return _user_out(user)
-    except users.AccountError as exc:
-        raise field_problem(exc.field, exc.message) from None
+def create_user(body: UserIn, principal: Admin, session: WriteSession) -> UserOut:
+    user = users.create_user(
+        session,
+        principal,
+        email=body.email,
+        password=body.password,
+        role=body.role,
+        display_name=body.display_name,
+    )
+    return _user_out(user)
 
 
 @router.patch("/users/{user_id}", summary="Change a user's role, status or name")
 def patch_user(
-    request: Request,
-    user_id: PathId,
-    body: UserPatch,
-    principal: Annotated[Principal, Depends(admin)],
+    user_id: PathId, body: UserPatch, principal: Admin, session: WriteSession
 ) -> UserOut:
     try:
-        with request.app.state.db.transaction() as session:
-            user = users.update_user(
-                session,
-                principal,
-                _get_user(session, user_id),
-                role=body.role,
-                is_active=body.is_active,
-                display_name=body.display_name,
-            )
-            return _user_out(user)
-    except users.AccountError as exc:
+        user = users.update_user(
+            session,
+            principal,
+            users.get_user(session, user_id),
+            role=body.role,
+            is_active=body.is_active,
+            display_name=body.display_name,
+        )
+    except users.AccountError as exc:  # a change the accounts refuse conflicts with them
         raise field_problem(exc.field, exc.message, status=409) from None
+    return _user_out(user)
 
 
 @router.get("/users/{user_id}/tokens", summary="List a user's API tokens")
-def list_tokens(
-    request: Request, user_id: PathId, _: Annotated[Principal, Depends(admin)]
-) -> list[TokenOut]:
-    with request.app.state.db.read() as session:
-        _get_user(session, user_id)
-        rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id))
-        return [_token_out(t) for t in rows]
+def list_tokens(user_id: PathId, _: Admin, session: ReadSession) -> list[TokenOut]:
+    return [_token_out(t) for t in users.api_tokens_of(session, user_id)]
 
 
 @router.post("/users/{user_id}/tokens", status_code=201, summary="Issue an API token")
 def issue_token(
-    request: Request,
-    user_id: PathId,
-    body: TokenIn,
-    principal: Annotated[Principal, Depends(admin)],
+    user_id: PathId, body: TokenIn, principal: Admin, session: WriteSession
 ) -> NewTokenOut:
-    try:
-        with request.app.state.db.transaction() as session:
-            row, secret = users.issue_api_token(
-                session,
-                principal,
-                _get_user(session, user_id),
-                name=body.name,
-                expires_in_days=body.expires_in_days,
-            )
-            return NewTokenOut(**_token_out(row).model_dump(), token=secret)
-    except users.AccountError as exc:
-        raise field_problem(exc.field, exc.message) from None
+    row, secret = users.issue_api_token(
+        session,
+        principal,
+        users.get_user(session, user_id),
+        name=body.name,
+        expires_in_days=body.expires_in_days,
+    )
+    return NewTokenOut(**_token_out(row).model_dump(), token=secret)
 
 
 @router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token")
-def revoke_token(
-    request: Request, token_id: PathId, principal: Annotated[Principal, Depends(admin)]
-) -> None:
-    with request.app.state.db.transaction() as session:
-        token = session.get(ApiToken, token_id)
-        if token is None:
-            raise Problem(404, "Not found", f"There is no API token {token_id}.")
-        users.revoke_api_token(session, principal, token)
+def revoke_token(token_id: PathId, principal: Admin, session: WriteSession) -> None:
+    users.revoke_api_token(session, principal, users.get_api_token(session, token_id))

@@ -11,17 +11,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from ledgerlink.audit_jobs import FullCheckRefused, check_recent, request_full_check
 from ledgerlink.identity.principal import Principal
 from ledgerlink.identity.roles import Role
-from ledgerlink.store import audit_checks
-from ledgerlink.store.models import AuditEntry
+from ledgerlink.runtime import Runtime
+from ledgerlink.store import audit_checks, audit_log
+from ledgerlink.web.deps import Admin, RuntimeDep, Viewer
 from ledgerlink.web.portal.rendering import render
-from ledgerlink.web.security import admin, viewer
 
 router = APIRouter()
 PAGE = 50
@@ -30,25 +29,29 @@ PAGE = 50
 @router.get("/audit")
 def audit_page(
     request: Request,
-    principal: Annotated[Principal, Depends(viewer)],
+    principal: Viewer,
+    runtime: RuntimeDep,
     action: Annotated[str | None, Query(max_length=100)] = None,
     actor: Annotated[str | None, Query(max_length=254)] = None,
     before: Annotated[int | None, Query(ge=1)] = None,
     verify: bool = False,
 ) -> Response:
-    report = check_recent(request.app.state.runtime, principal.actor) if verify else None
-    return _page(request, principal, action=action, actor=actor, before=before, report=report)
+    report = check_recent(runtime, principal.actor) if verify else None
+    return _page(
+        request, runtime, principal, action=action, actor=actor, before=before, report=report
+    )
 
 
 @router.post("/audit/verify/full")
-def start_full_check(request: Request, principal: Annotated[Principal, Depends(admin)]) -> Response:
+def start_full_check(request: Request, principal: Admin, runtime: RuntimeDep) -> Response:
     try:
-        request_full_check(request.app.state.runtime, principal.actor, datetime.now(UTC))
-    except FullCheckRefused as refused:
+        request_full_check(runtime, principal.actor, datetime.now(UTC))
+    except FullCheckRefused as refused:  # the page again, saying why
         found = refused.refusal
-        return _page(request, principal, status_code=found.status, error=found.detail)
+        return _page(request, runtime, principal, status_code=found.status, error=found.detail)
     return _page(
         request,
+        runtime,
         principal,
         status_code=202,
         notice="Full verification started; reload this page to see its result.",
@@ -57,6 +60,7 @@ def start_full_check(request: Request, principal: Annotated[Principal, Depends(a
 
 def _page(
     request: Request,
+    runtime: Runtime,
     principal: Principal,
     *,
     action: str | None = None,
@@ -65,16 +69,11 @@ def _page(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    db = request.app.state.runtime.db
-    query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(PAGE)
-    if action:
-        query = query.where(AuditEntry.action == action)
-    if actor:
-        query = query.where(AuditEntry.actor == actor)
-    if before:
-        query = query.where(AuditEntry.seq < before)
+    db = runtime.db
     with db.read() as session:
-        entries = list(session.scalars(query))
+        entries = audit_log.recent_entries(
+            session, limit=PAGE, action=action, actor=actor, before_seq=before
+        )
     return render(
         request,
         "audit.html",

@@ -10,30 +10,30 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.domain.members import AccountType, MemberStatus
-from ledgerlink.identity.principal import Principal
-from ledgerlink.members import bulk, csv_io, linking
-from ledgerlink.members.registry import (
-    MemberNotFound,
-    get_member,
-    list_levels,
-    load_member,
-)
-from ledgerlink.members.search import MemberQuery, SearchInvalid, matching_ids, search
-from ledgerlink.store.mapping_repo import mapping_repository
+from ledgerlink.members import bulk, csv_io, linking, views
+from ledgerlink.members.registry import get_member, list_levels, load_member
+from ledgerlink.members.search import MemberQuery, SearchInvalid, search
+from ledgerlink.store.db import Database
 from ledgerlink.sync import views as sync_views
-from ledgerlink.web.api.members_api import (
-    MAX_IMPORT_BYTES,
-    index_cache,
-    ledger_connections,
+from ledgerlink.web.api.members_api import MAX_IMPORT_BYTES
+from ledgerlink.web.deps import (
+    CustomerIndexDep,
+    DatabaseDep,
+    MappingsDep,
+    Operator,
+    ReadSession,
+    RuntimeDep,
+    Viewer,
     open_ledger,
 )
 from ledgerlink.web.portal.rendering import render
 from ledgerlink.web.problems import Problem
-from ledgerlink.web.security import operator, viewer
 
 router = APIRouter()
 PAGE = 50
@@ -63,7 +63,8 @@ def _filters(
 @router.get("/members")
 def members_page(
     request: Request,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    session: ReadSession,
     q: str = "",
     without_account: str = "",
     connection_id: str = "",
@@ -74,13 +75,12 @@ def members_page(
 ) -> Response:
     query = _filters(q, without_account, connection_id, level, account_type, status, page)
     error = None
-    with request.app.state.db.read() as session:
-        levels = [(row.code, row.name) for row in list_levels(session)]
-        connections = [(c.id, c.name, c.kind) for c in ledger_connections(session)]
-        try:
-            result = search(session, query)
-        except SearchInvalid as exc:
-            error, result = f"{exc.field}: {exc}", None
+    levels = [(row.code, row.name) for row in list_levels(session)]
+    connections = [(c.id, c.name, c.kind) for c in views.ledger_connections(session)]
+    try:
+        result = search(session, query)
+    except SearchInvalid as exc:  # the page again, with the filter's problem above it
+        error, result = f"{exc.field}: {exc}", None
     params = {
         "q": q,
         "without_account": "1" if query.without_account else "",
@@ -108,14 +108,15 @@ def members_page(
 
 
 @router.get("/members/import")
-def import_page(request: Request, _: Annotated[Principal, Depends(viewer)]) -> Response:
+def import_page(request: Request, _: Viewer) -> Response:
     return render(request, "member_import.html", report=None, refused=None)
 
 
 @router.post("/members/import")
 async def import_upload(
     request: Request,
-    principal: Annotated[Principal, Depends(operator)],
+    principal: Operator,
+    db: DatabaseDep,
     file: Annotated[UploadFile, File()],
     dry_run: Annotated[str, Form()] = "",
 ) -> Response:
@@ -129,9 +130,10 @@ async def import_upload(
             refused=[csv_io.RowError(0, "file", "is larger than 50 MB; split it into parts")],
         )
     try:
-        with request.app.state.db.transaction() as session:
-            report = csv_io.import_csv(session, principal, data, dry_run=bool(dry_run))
-    except csv_io.FileRefused as exc:
+        report = await run_in_threadpool(
+            views.import_file, db, principal, data, dry_run=bool(dry_run)
+        )
+    except csv_io.FileRefused as exc:  # the form again, listing why the file was refused
         return render(
             request, "member_import.html", status_code=422, report=None, refused=exc.errors
         )
@@ -142,8 +144,8 @@ async def import_upload(
 
 @router.post("/members/bulk")
 def bulk_start(
-    request: Request,
-    principal: Annotated[Principal, Depends(operator)],
+    principal: Operator,
+    runtime: RuntimeDep,
     connection_id: Annotated[int, Form()],
     member: Annotated[list[str] | None, Form()] = None,
     all_filtered: Annotated[str, Form()] = "",
@@ -152,83 +154,72 @@ def bulk_start(
     account_type: Annotated[str, Form()] = "",
     status: Annotated[str, Form()] = "",
 ) -> Response:
-    runtime = request.app.state.runtime
-    try:
-        with runtime.db.transaction() as session:
-            if all_filtered:
-                query = _filters(q, "1", str(connection_id), level, account_type, status)
-                ids = matching_ids(session, query)
-                selection: dict[str, Any] = {"all_filtered": True, "q": q, "level": level}
-            else:
-                ids = bulk.member_ids_for(session, member or [])
-                selection = {"member_numbers": len(ids)}
-            run_id = bulk.start(session, runtime.jobs, principal, connection_id, ids, selection).id
-    except (linking.LinkError, SearchInvalid) as exc:
-        raise Problem(422, "Cannot start", str(exc)) from None
+    filtered = (
+        _filters(q, "1", str(connection_id), level, account_type, status) if all_filtered else None
+    )
+    with runtime.db.transaction() as session:
+        run_id = views.start_bulk(
+            session,
+            runtime.jobs,
+            principal,
+            connection_id,
+            member_numbers=member or [],
+            filtered=filtered,
+        )
     return RedirectResponse(f"/members/bulk/{run_id}", status_code=303)
 
 
 @router.get("/members/bulk/{run_id}")
-def bulk_page(request: Request, run_id: int, _: Annotated[Principal, Depends(viewer)]) -> Response:
-    return render(request, "member_bulk.html", run=_progress(request, run_id))
+def bulk_page(request: Request, run_id: int, _: Viewer, session: ReadSession) -> Response:
+    return render(request, "member_bulk.html", run=bulk.progress(session, run_id))
 
 
 @router.get("/members/bulk/{run_id}/progress")
 def bulk_progress_fragment(
-    request: Request, run_id: int, _: Annotated[Principal, Depends(viewer)]
+    request: Request, run_id: int, _: Viewer, session: ReadSession
 ) -> Response:
-    return render(request, "member_bulk_progress.html", run=_progress(request, run_id))
+    return render(request, "member_bulk_progress.html", run=bulk.progress(session, run_id))
 
 
 @router.post("/members/bulk/{run_id}/retry")
-def bulk_retry(
-    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
-) -> Response:
-    runtime = request.app.state.runtime
-    try:
-        with runtime.db.transaction() as session:
-            bulk.retry_failed(session, runtime.jobs, principal, run_id)
-    except linking.LinkError as exc:
-        raise Problem(422, "Cannot retry", exc.message) from None
+def bulk_retry(run_id: int, principal: Operator, runtime: RuntimeDep) -> Response:
+    with runtime.db.transaction() as session:
+        bulk.retry_failed(session, runtime.jobs, principal, run_id)
     return RedirectResponse(f"/members/bulk/{run_id}", status_code=303)
-
-
-def _progress(request: Request, run_id: int) -> dict[str, Any]:
-    try:
-        with request.app.state.db.read() as session:
-            return bulk.progress(session, run_id)
-    except linking.LinkError as exc:
-        raise Problem(404, "Not found", exc.message) from None
 
 
 @router.get("/members/{number}")
 async def member_page(
     request: Request,
     number: str,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    runtime: RuntimeDep,
+    cache: CustomerIndexDep,
     candidates_for: int | None = None,
 ) -> Response:
     candidates = None
     error = None
     if candidates_for is not None:
+        # Shown on the member's page, not as an error page: the member is still there.
         try:
-            async with open_ledger(request, candidates_for) as ledger:
-                index = await index_cache(request).get(candidates_for, ledger)
+            async with open_ledger(runtime, candidates_for) as ledger:
+                index = await cache.get(candidates_for, ledger)
                 candidates = await linking.find_candidates(
-                    request.app.state.db, ledger, number, candidates_for, index=index
+                    runtime.db, ledger, number, candidates_for, index=index
                 )
         except linking.LinkError as exc:
             error = exc.message
         except Problem as exc:
             error = exc.detail
-        except Exception as exc:
-            from ledgerlink.connectors.errors import UpstreamError
-
-            if not isinstance(exc, UpstreamError):
-                raise
+        except UpstreamError as exc:
             error = f"{exc.system_name}: {exc.message}"
-    return _detail(
-        request, number, candidates=candidates, candidates_for=candidates_for, error=error
+    return await _detail_page(
+        request,
+        runtime.db,
+        number,
+        candidates=candidates,
+        candidates_for=candidates_for,
+        error=error,
     )
 
 
@@ -236,25 +227,30 @@ async def member_page(
 async def create_account(
     request: Request,
     number: str,
-    principal: Annotated[Principal, Depends(operator)],
+    principal: Operator,
+    runtime: RuntimeDep,
+    cache: CustomerIndexDep,
+    mappings: MappingsDep,
     connection_id: Annotated[int, Form()],
     force: Annotated[str, Form()] = "",
 ) -> Response:
+    # Every outcome is the member's page again, saying what happened.
     try:
-        async with open_ledger(request, connection_id) as ledger:
+        async with open_ledger(runtime, connection_id) as ledger:
             outcome = await linking.create_and_link(
-                request.app.state.db,
+                runtime.db,
                 principal,
                 ledger,
                 number,
                 connection_id,
                 force=bool(force),
-                cache=index_cache(request),
-                mappings=mapping_repository(request.app.state.runtime.settings),
+                cache=cache,
+                mappings=mappings,
             )
     except linking.LikelyDuplicates as exc:
-        return _detail(
+        return await _detail_page(
             request,
+            runtime.db,
             number,
             candidates=exc.candidates,
             candidates_for=connection_id,
@@ -262,25 +258,30 @@ async def create_account(
             status_code=409,
         )
     except linking.LinkError as exc:
-        return _detail(request, number, error=exc.message, status_code=exc.status)
+        return await _detail_page(
+            request, runtime.db, number, error=exc.message, status_code=exc.status
+        )
     except Problem as exc:
-        return _detail(request, number, error=exc.detail, status_code=exc.status)
-    return _detail(request, number, notice=outcome.message)
+        return await _detail_page(
+            request, runtime.db, number, error=exc.detail, status_code=exc.status
+        )
+    return await _detail_page(request, runtime.db, number, notice=outcome.message)
 
 
 @router.post("/members/{number}/link")
 async def link_existing(
     request: Request,
     number: str,
-    principal: Annotated[Principal, Depends(operator)],
+    principal: Operator,
+    runtime: RuntimeDep,
     connection_id: Annotated[int, Form()],
     customer_id: Annotated[str, Form(max_length=100)],
     relink: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        async with open_ledger(request, connection_id) as ledger:
+        async with open_ledger(runtime, connection_id) as ledger:
             outcome = await linking.link_existing(
-                request.app.state.db,
+                runtime.db,
                 principal,
                 ledger,
                 number,
@@ -289,34 +290,46 @@ async def link_existing(
                 relink=bool(relink),
             )
     except linking.LinkError as exc:
-        return _detail(request, number, error=exc.message, status_code=exc.status)
+        return await _detail_page(
+            request, runtime.db, number, error=exc.message, status_code=exc.status
+        )
     except Problem as exc:
-        return _detail(request, number, error=exc.detail, status_code=exc.status)
-    return _detail(request, number, notice=outcome.message)
+        return await _detail_page(
+            request, runtime.db, number, error=exc.detail, status_code=exc.status
+        )
+    return await _detail_page(request, runtime.db, number, notice=outcome.message)
 
 
 @router.post("/members/{number}/unlink")
 def unlink(
     request: Request,
     number: str,
-    principal: Annotated[Principal, Depends(operator)],
+    principal: Operator,
+    db: DatabaseDep,
     connection_id: Annotated[int, Form()],
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     try:
-        link = linking.unlink(request.app.state.db, principal, number, connection_id, reason)
+        link = linking.unlink(db, principal, number, connection_id, reason)
     except linking.LinkError as exc:
-        return _detail(request, number, error=exc.message, status_code=exc.status)
+        return _detail(request, db, number, error=exc.message, status_code=exc.status)
     return _detail(
         request,
+        db,
         number,
         notice=f"Unlinked customer {link.customer_number or link.customer_id}; it stays in "
         "the ledger.",
     )
 
 
+async def _detail_page(request: Request, db: Database, number: str, **shown: Any) -> Response:
+    """:func:`_detail` from an ``async`` route: its reads run in the thread pool."""
+    return await run_in_threadpool(lambda: _detail(request, db, number, **shown))
+
+
 def _detail(
     request: Request,
+    db: Database,
     number: str,
     *,
     candidates: list[linking.Candidate] | None = None,
@@ -326,14 +339,11 @@ def _detail(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    with request.app.state.db.read() as session:
-        try:
-            row = get_member(session, number)
-        except MemberNotFound as exc:
-            raise Problem(404, "Not found", str(exc)) from None
+    with db.read() as session:
+        row = get_member(session, number)
         member = load_member(session, row)
         history = linking.history(session, row.id)
-        connections = [(c.id, c.name, c.kind) for c in ledger_connections(session)]
+        connections = [(c.id, c.name, c.kind) for c in views.ledger_connections(session)]
         ledger_view = sync_views.member_ledger_view(session, row.id)
     active = {e.connection_id: e for e in history if e.active}
     return render(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ledgerlink.identity import login
-from ledgerlink.identity.principal import Principal
+from ledgerlink.web.deps import DatabaseDep, MaybePrincipal, RuntimeDep, Viewer
 from ledgerlink.web.portal.rendering import render
-from ledgerlink.web.security import SESSION_COOKIE, authenticate_request, viewer
+from ledgerlink.web.security import SESSION_COOKIE
 
 router = APIRouter()
 
@@ -23,8 +23,10 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login")
-def login_page(request: Request, next: str = "/", signed_out: bool = False) -> Response:
-    if authenticate_request(request) is not None:
+def login_page(
+    request: Request, principal: MaybePrincipal, next: str = "/", signed_out: bool = False
+) -> Response:
+    if principal is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
     return render(request, "login.html", next=_safe_next(next), signed_out=signed_out)
 
@@ -32,11 +34,11 @@ def login_page(request: Request, next: str = "/", signed_out: bool = False) -> R
 @router.post("/login")
 def login_submit(
     request: Request,
+    runtime: RuntimeDep,
     email: Annotated[str, Form(max_length=254)],
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    runtime = request.app.state.runtime
     client_ip = request.client.host if request.client else None
     refused: login.LoginRefused | None = None
     with runtime.db.transaction() as session:
@@ -73,9 +75,9 @@ def login_submit(
 
 
 @router.post("/logout")
-def logout(request: Request, _: Annotated[Principal, Depends(viewer)]) -> Response:
+def logout(request: Request, _: Viewer, db: DatabaseDep) -> Response:
     if cookie := request.cookies.get(SESSION_COOKIE):
-        with request.app.state.runtime.db.transaction() as session:
+        with db.transaction() as session:
             login.end_session(session, cookie)
     response = RedirectResponse("/login?signed_out=true", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
