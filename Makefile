@@ -1,5 +1,6 @@
 # The two commands: `make demo` runs the product, `make test` runs the whole suite.
 # Both work from a fresh clone with nothing but Python 3.11, git and make installed.
+# `make check` is the inner loop: lint, types and the fast lane of the suite.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -7,7 +8,7 @@ UV     := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 export UV_PYTHON := $(VENV)/bin/python
 
-.PHONY: demo test lint typecheck system-test-deps clean
+.PHONY: demo test check lint typecheck system-test-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,10 +50,18 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(VENV)/bin/mypy ledgerlink
 
-# pytest exits 5 when it collects nothing; make treats any non-zero exit as failure.
+# pytest exits 5 when it collects nothing; make treats any non-zero exit as failure, so
+# a marker or path that selects no tests fails both targets below (never `|| true` them).
 # Two workers (CI has two cores); a file's tests stay together on one worker.
 test: system-test-deps $(VENV)/.test lint typecheck
 	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=15
+
+# The fast lane, for the inner loop (under 3 minutes on two cores): SQLite only (no
+# PostgreSQL server is started), without the tests marked `slow` (browser tests, the
+# SIGKILL and 2,000-record runs). `make test` still runs everything on both back-ends.
+check: $(VENV)/.test lint typecheck
+	LEDGERLINK_TEST_BACKENDS=sqlite $(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile -q \
+	  --durations=10
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

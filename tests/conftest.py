@@ -1,8 +1,13 @@
 """Shared fixtures. Any test that asks for ``db_url`` (or something built on it) runs
-twice: once on SQLite and once on PostgreSQL, each time on a fresh migrated database."""
+twice: once on SQLite and once on PostgreSQL, each time on a fresh migrated database.
+
+``LEDGERLINK_TEST_BACKENDS=sqlite`` (a comma-separated list of ``sqlite`` and
+``postgresql``) runs only those back-ends: ``make check`` uses it for a fast lane that
+starts no PostgreSQL server."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +17,19 @@ from hypothesis import settings as hypothesis_profiles
 
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
-from tests.support.databases import PostgresFactory, SqliteFactory
+from tests.support.databases import BACKENDS, PostgresFactory, SqliteFactory, chosen_backends
 from tests.support.postgres import postgres_server
+
+_E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests are slow as a whole (Chromium, a real server each): ``make check``
+    leaves them out with ``-m "not slow"``; ``make test`` runs them."""
+    for item in items:
+        if item.path.is_relative_to(_E2E):
+            item.add_marker(pytest.mark.slow)
+
 
 # Property tests judge behaviour, not speed: on a loaded 2-core CI machine an example can
 # take longer than hypothesis's default 200 ms deadline without anything being wrong.
@@ -37,7 +53,10 @@ def postgres_factory(postgres_admin_url: str) -> PostgresFactory:
     return PostgresFactory(postgres_admin_url)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+_BACKENDS = chosen_backends(os.environ.get("LEDGERLINK_TEST_BACKENDS"))
+
+
+@pytest.fixture(params=[pytest.param(name, marks=BACKENDS[name]) for name in _BACKENDS])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from ledgerlink.payments.inbox import accept, from_silent_post
@@ -149,6 +150,7 @@ def test_a_fifth_of_all_upstream_calls_failing_still_posts_each_once(
             assert after.outstanding.minor == before.outstanding.minor - 100 * paid
 
 
+@pytest.mark.slow  # 2,000 payments through a worker SIGKILLed ten times
 def test_a_worker_killed_ten_times_loses_and_doubles_nothing(
     settings: Settings, tmp_path: Path
 ) -> None:

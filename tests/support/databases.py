@@ -11,12 +11,33 @@ import shutil
 from pathlib import Path
 
 import psycopg
+import pytest
 from sqlalchemy.engine import make_url
 
 from ledgerlink.store.db import Database
 from ledgerlink.store.migrate import upgrade
 
 _counter = itertools.count(1)
+
+#: Every back-end a ``db_url`` test runs on, with the marks its test ids carry.
+BACKENDS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
+    "sqlite": (),
+    "postgresql": (pytest.mark.postgresql,),
+}
+
+
+def chosen_backends(setting: str | None) -> list[str]:
+    """The back-ends named in ``LEDGERLINK_TEST_BACKENDS`` (all of them when unset)."""
+    if not setting or not setting.strip():
+        return list(BACKENDS)
+    names = [name.strip().lower() for name in setting.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown:
+        raise pytest.UsageError(
+            f"LEDGERLINK_TEST_BACKENDS: unknown back-end {', '.join(unknown)}; "
+            f"use a comma-separated list of {', '.join(BACKENDS)}"
+        )
+    return [name for name in BACKENDS if name in names]
 
 
 class SqliteFactory:

@@ -322,6 +322,7 @@ async def _as_a_job_would(call: Any, *args: Any) -> Any:
     return await call(*args)
 
 
+@pytest.mark.slow  # 4,000 writes through injected faults
 def test_2000_contacts_and_2000_receipts_land_exactly_once_under_faults(
     runtime: Runtime, sandbox: tuple[str, FaultInjector]
 ) -> None:
