@@ -78,15 +78,18 @@ def _worker(folder: Path, repeat: int, new_txns: int) -> dict[str, Any]:
     rows = {side: sides.side(side).height for side in SIDES}
 
     full_times: list[float] = []
+    full_cpu: list[float] = []
     prepare_times: list[float] = []
     result = None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         prepared = prepare(sides, spec)
         middle = time.perf_counter()
         result = reconcile_prepared(prepared, spec, as_of=as_of)
         full_times.append(time.perf_counter() - started)
+        full_cpu.append(time.process_time() - cpu)
         prepare_times.append(middle - started)
+        del prepared
     assert result is not None
     found = {
         (kind, tuple(ids))
@@ -111,14 +114,22 @@ def _worker(folder: Path, repeat: int, new_txns: int) -> dict[str, Any]:
     previous = reconcile(old, spec, as_of=as_of)
     old_prepared = prepare(old, spec)
     incremental_times: list[float] = []
-    incremental = None
+    incremental_cpu: list[float] = []
+    changes = None
     for _ in range(repeat):
-        started = time.perf_counter()
-        incremental, _ = reconcile_incremental(old_prepared, new, previous, spec, as_of=as_of)
+        started, cpu = time.perf_counter(), time.process_time()
+        changes, _ = reconcile_incremental(old_prepared, new, previous, spec, as_of=as_of)
         incremental_times.append(time.perf_counter() - started)
-    assert incremental is not None
-    same = incremental.breaks.equals(result.breaks) and incremental.totals.equals(result.totals)
-    same = same and incremental.matches.height == result.matches.height
+        incremental_cpu.append(time.process_time() - cpu)
+    assert changes is not None
+    started = time.perf_counter()
+    incremental = changes.apply(previous)
+    applied = time.perf_counter() - started
+    same = (
+        incremental.breaks.equals(result.breaks)
+        and incremental.totals.equals(result.totals)
+        and incremental.matches.equals(result.matches)
+    )
     return {
         "rows": rows,
         "injected_breaks": meta["injected"],
@@ -128,6 +139,7 @@ def _worker(folder: Path, repeat: int, new_txns: int) -> dict[str, Any]:
         "full_seconds_best": round(min(full_times), 3),
         "full_seconds_p50": _pct(full_times, 0.5),
         "full_seconds_p99": _pct(full_times, 0.99),
+        "full_cpu_seconds_best": round(min(full_cpu), 3),
         "prepare_seconds_best": round(min(prepare_times), 3),
         "transactions_per_second": round(rows["transactions"] / min(full_times)),
         "peak_rss_mib_after_full": full_rss // 1024,
@@ -135,6 +147,12 @@ def _worker(folder: Path, repeat: int, new_txns: int) -> dict[str, Any]:
         "incremental_seconds_best": round(min(incremental_times), 3),
         "incremental_seconds_p50": _pct(incremental_times, 0.5),
         "incremental_seconds_p99": _pct(incremental_times, 0.99),
+        "incremental_cpu_seconds_best": round(min(incremental_cpu), 3),
+        "incremental_changes": {
+            "matches_removed": changes.removed_match_ids.len(),
+            "matches_added": changes.added_matches.height,
+        },
+        "incremental_apply_seconds": round(applied, 3),
         "incremental_equals_full": same,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "polars": pl.__version__,

@@ -3,7 +3,8 @@ breaks and totals out. Pure: no database, no HTTP, no clock (``as_of`` is given)
 
     result = reconcile(sides, spec, as_of=date)            # a full run
     prepared = prepare(sides, spec)                        # keys computed once
-    result, prepared = reconcile_incremental(prepared, new_sides, result, spec, as_of=date)
+    changes, prepared = reconcile_incremental(prepared, new_sides, result, spec, as_of=date)
+    result = changes.apply(result)                         # or persist the changes
 
 Three levels (``ledgerlink/recon/matching/``), all joins and group-bys over whole columns:
 transactions to receipts (``receipts.py``), batches to their transactions
@@ -52,6 +53,7 @@ __all__ = [
     "BREAK_SCHEMA",
     "MATCH_SCHEMA",
     "TOTALS_SCHEMA",
+    "Changes",
     "Prepared",
     "Result",
     "prepare",
@@ -108,6 +110,31 @@ class Result:
         return {side: pl.concat(parts).unique().sort() for side, parts in found.items()}
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What an incremental run changed, for the store to persist: delete the matches
+    ``removed_match_ids``, insert ``added_matches``; ``breaks`` and ``totals`` are the
+    whole new sets (a few thousand rows)."""
+
+    removed_match_ids: pl.Series
+    added_matches: pl.DataFrame
+    breaks: pl.DataFrame
+    totals: pl.DataFrame
+    spec_version: str
+    as_of: dt.date
+
+    def apply(self, previous: Result) -> Result:
+        """``previous`` with these changes: what a full run would have given."""
+        kept = previous.matches.filter(~pl.col("match_id").is_in(self.removed_match_ids.implode()))
+        return Result(
+            matches=kept.merge_sorted(self.added_matches, key="match_id"),
+            breaks=self.breaks,
+            totals=self.totals,
+            spec_version=self.spec_version,
+            as_of=self.as_of,
+        )
+
+
 def reconcile(sides: Sides, spec: CompiledSpec, *, as_of: dt.date) -> Result:
     """Match ``sides`` with ``spec``; each break's age is counted in days to ``as_of``."""
     return reconcile_prepared(prepare(sides, spec), spec, as_of=as_of)
@@ -140,11 +167,16 @@ def reconcile_incremental(
     spec: CompiledSpec,
     *,
     as_of: dt.date,
-) -> tuple[Result, Prepared]:
-    """The result of a full run over ``history`` and ``new`` together, computed from
-    ``previous`` (the run over ``history``) by re-examining only what ``new`` and the
-    open breaks touch. Returns the result and the prepared sides including ``new``, for
-    the next run. ``previous`` must come from the same spec."""
+) -> tuple[Changes, Prepared]:
+    """What changes from ``previous`` (the run over ``history``) when ``new`` rows
+    arrive, re-examining only what they and the open breaks touch; applied to
+    ``previous`` it is the result of a full run over both (:meth:`Changes.apply`).
+    Returns the changes and the prepared sides including ``new``, for the next run.
+
+    ``new`` holds rows with new ids (PayTrace's refunds, voids and chargebacks are new
+    transactions). A row already seen whose content changed (a receipt reversed later)
+    needs a full run, or removing it from ``history`` first. ``previous`` must come from
+    the same spec."""
     fresh = prepare(new, spec)
     everything = history.concat(fresh)
     txns, receipts = everything.transactions, everything.receipts
@@ -217,10 +249,8 @@ def reconcile_incremental(
         MoneyText(_currencies(everything, sides=("batches", "deposits"))),
     )
 
-    first_ids = ("transactions:" + family_ids).implode()
-    kept_matches = previous.matches.filter(
-        (pl.col("left_side") == "transactions") & ~pl.col("match_id").is_in(first_ids)
-    )
+    candidates = ("transactions:" + family_ids).unique().sort()
+    removed = _removed_matches(previous.matches, candidates)
     kept_breaks = previous.breaks.filter(
         (
             pl.col("type").is_in(sorted(LEVEL_ONE_BREAKS))
@@ -232,17 +262,63 @@ def reconcile_incremental(
             & ~pl.col("ids").list.first().is_in(touched_batches)
         )
     )
-    new_matches = _sorted_matches(matches + deposit_matches)
-    match_frame = kept_matches.merge_sorted(new_matches, key="match_id")
-    break_frame = _sorted_breaks([kept_breaks, *breaks, *deposit_breaks])
-    result = Result(
-        matches=match_frame,
-        breaks=break_frame,
-        totals=_totals(everything, match_frame),
+    added = _sorted_matches(matches + deposit_matches)
+    changes = Changes(
+        removed_match_ids=removed.get_column("match_id"),
+        added_matches=added,
+        breaks=_sorted_breaks([kept_breaks, *breaks, *deposit_breaks]),
+        totals=_adjusted_totals(previous.totals, fresh, removed, added),
         spec_version=spec.version,
         as_of=as_of,
     )
-    return result, everything
+    return changes, everything
+
+
+def _removed_matches(matches: pl.DataFrame, candidates: pl.Series) -> pl.DataFrame:
+    """The previous matches an incremental run replaces: level-1 matches named by one of
+    ``candidates`` (sorted ``transactions:<id>``) and every level-3 match (``batches:``),
+    found by binary search in the sorted ``match_id`` column, not by a scan."""
+    ids = matches.get_column("match_id")
+    at = ids.search_sorted(candidates, side="left")
+    inside = at < ids.len()
+    found = pl.DataFrame({"at": at, "want": candidates}).filter(inside)
+    found = found.filter(ids.gather(found.get_column("at")) == found.get_column("want"))
+    first = int(ids.search_sorted("batches:", side="left"))
+    last = int(ids.search_sorted("batches;", side="left"))
+    rows = pl.concat([found.get_column("at").cast(pl.Int64), pl.int_range(first, last, eager=True)])
+    return matches[rows.sort()]
+
+
+def _adjusted_totals(
+    previous: pl.DataFrame, fresh: Prepared, removed: pl.DataFrame, added: pl.DataFrame
+) -> pl.DataFrame:
+    """``previous`` totals with the new rows added to the side totals and the matched
+    amounts of ``removed`` matches swapped for those of ``added`` ones."""
+    delta = pl.concat(
+        [
+            _matched(added),
+            _matched(removed).with_columns(-pl.col("matched_minor")),
+        ]
+    )
+    extra = _side_totals(fresh)
+    frame = (
+        pl.concat(
+            [
+                previous.select("side", "currency", "total_minor", "matched_minor"),
+                extra.with_columns(matched_minor=pl.lit(0, dtype=pl.Int64)),
+                delta.with_columns(total_minor=pl.lit(0, dtype=pl.Int64)).select(
+                    "side", "currency", "total_minor", "matched_minor"
+                ),
+            ]
+        )
+        .group_by(["side", "currency"])
+        .agg(pl.col("total_minor").sum(), pl.col("matched_minor").sum())
+    )
+    return (
+        frame.with_columns(unmatched_minor=pl.col("total_minor") - pl.col("matched_minor"))
+        .select(list(TOTALS_SCHEMA))
+        .sort(["side", "currency"])
+    )
 
 
 def _sorted_matches(parts: list[pl.DataFrame]) -> pl.DataFrame:
@@ -279,10 +355,9 @@ def _side_amounts(prepared: Prepared) -> dict[SideName, pl.DataFrame]:
     }
 
 
-def _totals(prepared: Prepared, matches: pl.DataFrame) -> pl.DataFrame:
-    """Side totals, and what the matches hold of each (each row is in one match at
-    most, so a match's side amount is its rows' sum)."""
-    matched = (
+def _matched(matches: pl.DataFrame) -> pl.DataFrame:
+    """What ``matches`` hold of each side, per currency."""
+    return (
         pl.concat(
             [
                 matches.select(side="left_side", currency="currency", amount="left_minor"),
@@ -290,21 +365,29 @@ def _totals(prepared: Prepared, matches: pl.DataFrame) -> pl.DataFrame:
             ]
         )
         .group_by(["side", "currency"])
-        .agg(matched_minor=pl.col("amount").sum())
+        .agg(matched_minor=pl.col("amount").sum().cast(pl.Int64))
     )
-    totals = pl.concat(
+
+
+def _side_totals(prepared: Prepared) -> pl.DataFrame:
+    return pl.concat(
         [
-            frame.group_by("currency").agg(side=pl.lit(side), total_minor=pl.col("amount").sum())
+            frame.group_by("currency").agg(
+                side=pl.lit(side), total_minor=pl.col("amount").sum().cast(pl.Int64)
+            )
             for side, frame in _side_amounts(prepared).items()
         ]
     ).select("side", "currency", "total_minor")
+
+
+def _totals(prepared: Prepared, matches: pl.DataFrame) -> pl.DataFrame:
+    """Side totals, and what the matches hold of each (each row is in one match at
+    most, so a match's side amount is its rows' sum)."""
     return (
-        totals.join(matched, on=["side", "currency"], how="left")
-        .with_columns(matched_minor=pl.col("matched_minor").fill_null(0).cast(pl.Int64))
-        .with_columns(
-            total_minor=pl.col("total_minor").cast(pl.Int64),
-            unmatched_minor=pl.col("total_minor") - pl.col("matched_minor"),
-        )
+        _side_totals(prepared)
+        .join(_matched(matches), on=["side", "currency"], how="left")
+        .with_columns(matched_minor=pl.col("matched_minor").fill_null(0))
+        .with_columns(unmatched_minor=pl.col("total_minor") - pl.col("matched_minor"))
         .select(list(TOTALS_SCHEMA))
         .sort(["side", "currency"])
     )

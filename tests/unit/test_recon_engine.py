@@ -530,7 +530,8 @@ def test_an_incremental_run_gives_what_a_full_run_gives() -> None:
         deposits=[deposit("1", 20_000, "BATCH 1004")],
     )
     previous = reconcile(history, spec, as_of=AS_OF)
-    incremental, _ = reconcile_incremental(prepare(history, spec), new, previous, spec, as_of=AS_OF)
+    changes, _ = reconcile_incremental(prepare(history, spec), new, previous, spec, as_of=AS_OF)
+    incremental = changes.apply(previous)
     full = reconcile(history.concat(new), spec, as_of=AS_OF)
     assert incremental.matches.equals(full.matches)
     assert incremental.breaks.equals(full.breaks)
