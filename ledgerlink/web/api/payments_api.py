@@ -7,17 +7,17 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, UploadFile
+from fastapi import APIRouter, Header, Query, UploadFile
 from pydantic import BaseModel, Field
 
-from ledgerlink.identity.principal import Principal
 from ledgerlink.payments import disputes, views
-from ledgerlink.payments.inbox import EventRefused
-from ledgerlink.payments.resolutions import ActionRefused, take_action
-from ledgerlink.store.models import Connection
+from ledgerlink.payments.charges import charge_invoice
+from ledgerlink.payments.gateway_connections import is_paytrace_connection
+from ledgerlink.payments.poller import poll_due
+from ledgerlink.payments.resolutions import take_action
 from ledgerlink.web.api.inputs import INT64_MAX, CleanText, PathId, QueryId
+from ledgerlink.web.deps import Operator, ReadSession, RuntimeDep, Viewer, WriteSession
 from ledgerlink.web.problems import Problem, field_problem, problem_responses
-from ledgerlink.web.security import operator, viewer
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 
@@ -44,32 +44,27 @@ class ChargeIn(BaseModel):
 
 
 @router.get("/dashboard", summary="Payments today, posted, pending, exceptions, lag, health")
-def dashboard(request: Request, _: Annotated[Principal, Depends(viewer)]) -> dict[str, Any]:
-    with request.app.state.db.read() as session:
-        return asdict(views.dashboard(session))
+def dashboard(_: Viewer, session: ReadSession) -> dict[str, Any]:
+    return asdict(views.dashboard(session))
 
 
 @router.get("/events", summary="The newest payment events")
 def list_events(
-    request: Request,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    session: ReadSession,
     status: Annotated[CleanText | None, Query(max_length=32)] = None,
     transaction_id: Annotated[CleanText, Query(max_length=64)] = "",
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    with request.app.state.db.read() as session:
-        rows = views.recent_events(
-            session, status=status, limit=min(max(limit, 1), 1000), search=transaction_id
-        )
+    rows = views.recent_events(
+        session, status=status, limit=min(max(limit, 1), 1000), search=transaction_id
+    )
     return [asdict(row) for row in rows]
 
 
 @router.get("/events/{event_id}", summary="One event, what was posted for it, its exception")
-def get_event(
-    request: Request, event_id: PathId, _: Annotated[Principal, Depends(viewer)]
-) -> dict[str, Any]:
-    with request.app.state.db.read() as session:
-        detail = views.event_detail(session, event_id)
+def get_event(event_id: PathId, _: Viewer, session: ReadSession) -> dict[str, Any]:
+    detail = views.event_detail(session, event_id)
     if detail is None:
         raise Problem(404, "Not found", f"there is no payment event {event_id}")
     return {
@@ -81,48 +76,38 @@ def get_event(
 
 @router.get("/exceptions", summary="The exceptions queue")
 def list_exceptions(
-    request: Request,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    session: ReadSession,
     status: Annotated[CleanText | None, Query(max_length=32)] = "open",
     reason: Annotated[CleanText | None, Query(max_length=64)] = None,
 ) -> list[dict[str, Any]]:
-    with request.app.state.db.read() as session:
-        return [asdict(row) for row in views.exception_rows(session, status=status, reason=reason)]
+    return [asdict(row) for row in views.exception_rows(session, status=status, reason=reason)]
 
 
 @router.post("/exceptions/{exception_id}/actions", summary="Retry, apply elsewhere, ...")
 def act(
-    request: Request,
     exception_id: PathId,
     body: ActionIn,
-    principal: Annotated[Principal, Depends(operator)],
+    principal: Operator,
+    runtime: RuntimeDep,
+    session: WriteSession,
 ) -> dict[str, Any]:
-    runtime = request.app.state.runtime
-    try:
-        with runtime.db.transaction() as session:
-            result = take_action(
-                session,
-                runtime.jobs,
-                principal,
-                exception_id,
-                body.action,
-                invoice_number=body.invoice_number,
-                customer_number=body.customer_number,
-                note=body.note,
-            )
-    except ActionRefused as refused:
-        status = 404 if refused.missing else 422
-        raise field_problem(refused.field, refused.message, status=status) from None
+    result = take_action(
+        session,
+        runtime.jobs,
+        principal,
+        exception_id,
+        body.action,
+        invoice_number=body.invoice_number,
+        customer_number=body.customer_number,
+        note=body.note,
+    )
     return asdict(result)
 
 
 @router.post("/poll", summary="Poll PayTrace's exports and settlement batches now")
-async def poll(
-    request: Request, _: Annotated[Principal, Depends(operator)]
-) -> list[dict[str, Any]]:
-    from ledgerlink.payments.poller import poll_due
-
-    return [asdict(r) for r in await poll_due(request.app.state.runtime, force=True)]
+async def poll(_: Operator, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return [asdict(r) for r in await poll_due(runtime, force=True)]
 
 
 #: A dispute report is a few thousand rows; anything far larger is not one.
@@ -130,28 +115,21 @@ MAX_REPORT_BYTES = 20 * 1024 * 1024
 
 
 @router.post("/disputes", summary="Import a PayTrace dispute report (CSV or JSON)")
-async def import_disputes(
-    request: Request,
+def import_disputes(
     report: UploadFile,
-    _: Annotated[Principal, Depends(operator)],
+    _: Operator,
+    runtime: RuntimeDep,
     connection_id: QueryId = None,
 ) -> dict[str, Any]:
-    content = await report.read(MAX_REPORT_BYTES + 1)
+    content = report.file.read(MAX_REPORT_BYTES + 1)
     if len(content) > MAX_REPORT_BYTES:
         raise field_problem("report", "is larger than 20 MB; split it into parts", status=413)
     if connection_id is not None:
-        with request.app.state.db.read() as session:
-            connection = session.get(Connection, connection_id)
-            if connection is None or connection.kind != "paytrace":
-                raise field_problem(
-                    "connection_id", f"there is no PayTrace connection {connection_id}"
-                )
-    try:
-        result = disputes.import_file(
-            request.app.state.runtime, content, report.filename or "", connection_id
-        )
-    except EventRefused as refused:
-        raise field_problem(refused.field, refused.message) from None
+        with runtime.db.read() as session:
+            known = is_paytrace_connection(session, connection_id)
+        if not known:
+            raise field_problem("connection_id", f"there is no PayTrace connection {connection_id}")
+    result = disputes.import_file(runtime, content, report.filename or "", connection_id)
     return disputes.as_dict(result)
 
 
@@ -161,34 +139,23 @@ async def import_disputes(
     responses=problem_responses(428, 502),
 )
 async def charge(
-    request: Request,
     body: ChargeIn,
-    principal: Annotated[Principal, Depends(operator)],
+    principal: Operator,
+    runtime: RuntimeDep,
     idempotency_key: Annotated[CleanText, Header(alias="Idempotency-Key", max_length=200)] = "",
 ) -> dict[str, Any]:
-    from ledgerlink.connectors.errors import UpstreamError
-    from ledgerlink.payments.charges import ChargeRefused, charge_invoice
-    from ledgerlink.payments.problems import PaymentProblem
-
     if not idempotency_key:
         raise Problem(
             428,
             "Idempotency-Key required",
             "Send an Idempotency-Key header (8 to 80 characters) so a retry never charges twice",
         )
-    try:
-        result = await charge_invoice(
-            request.app.state.runtime,
-            principal,
-            invoice_number=body.invoice_number,
-            amount=body.amount,
-            idempotency_key=idempotency_key,
-            gateway_connection_id=body.connection_id,
-        )
-    except ChargeRefused as refused:
-        raise field_problem(refused.field, refused.message) from None
-    except PaymentProblem as problem:
-        raise Problem(409, "Not charged", f"{problem.reason}. {problem.fix}") from None
-    except UpstreamError as exc:
-        raise Problem(502, "Not charged", exc.message) from None
+    result = await charge_invoice(
+        runtime,
+        principal,
+        invoice_number=body.invoice_number,
+        amount=body.amount,
+        idempotency_key=idempotency_key,
+        gateway_connection_id=body.connection_id,
+    )
     return asdict(result)

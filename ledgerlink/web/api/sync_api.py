@@ -5,16 +5,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StrictBool
 
 from ledgerlink.identity.principal import Principal
-from ledgerlink.store.sync_models import SyncRun
+from ledgerlink.runtime import Runtime
 from ledgerlink.sync import runs, views
 from ledgerlink.sync.datasets import DataSet
+from ledgerlink.sync.run_state import run_state
 from ledgerlink.web.api.inputs import BodyId, CleanText, PathId
+from ledgerlink.web.deps import (
+    Admin,
+    DatabaseDep,
+    Operator,
+    ReadSession,
+    RuntimeDep,
+    Viewer,
+    WriteSession,
+)
 from ledgerlink.web.problems import Problem
-from ledgerlink.web.security import admin, operator, viewer
 
 router = APIRouter(prefix="/sync", tags=["sync"])
 
@@ -38,122 +47,86 @@ class SettingsIn(BaseModel):
     overlap_seconds: int = Field(default=300, strict=True, ge=0, le=86_400)
 
 
-def _state(request: Request, run_id: int) -> dict[str, Any]:
-    with request.app.state.db.read() as session:
-        run = session.get(SyncRun, run_id)
-        if run is None:
-            raise Problem(404, "Not found", f"there is no sync run {run_id}")
-        return {**views.run_summary(run, ""), "progress": views.progress(run)}
-
-
 @router.post("/runs", status_code=202, summary="Start a sync run, or a plan (dry run)")
-def start_run(
-    request: Request, body: RunIn, principal: Annotated[Principal, Depends(operator)]
-) -> dict[str, Any]:
-    runtime = request.app.state.runtime
-    try:
-        with runtime.db.transaction() as session:
-            run = runs.start(
-                session,
-                runtime.jobs,
-                principal,
-                body.connection_id,
-                [d.value for d in body.data_sets] if body.data_sets else None,
-                trigger="api",
-                dry_run=body.dry_run,
-                remap=body.remap,
-            )
-            run_id = run.id
-    except runs.SyncError as exc:
-        raise Problem(409, "Cannot start", str(exc)) from None
-    return _state(request, run_id)
+def start_run(body: RunIn, principal: Operator, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.db.transaction() as session:
+        run = runs.start(
+            session,
+            runtime.jobs,
+            principal,
+            body.connection_id,
+            [d.value for d in body.data_sets] if body.data_sets else None,
+            trigger="api",
+            dry_run=body.dry_run,
+            remap=body.remap,
+        )
+        run_id = run.id
+    with runtime.db.read() as session:
+        return run_state(session, run_id)
 
 
 @router.get("/runs", summary="Recent sync runs (the sync log)")
 def list_runs(
-    request: Request,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    session: ReadSession,
     status: Annotated[CleanText | None, Query(max_length=32)] = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    with request.app.state.db.read() as session:
-        return views.recent_runs(session, limit=min(max(limit, 1), 500), status=status)
+    return views.recent_runs(session, limit=min(max(limit, 1), 500), status=status)
 
 
 @router.get("/runs/{run_id}", summary="A run with its progress (done/total, rate, ETA, errors)")
-def get_run(
-    request: Request, run_id: PathId, _: Annotated[Principal, Depends(viewer)]
-) -> dict[str, Any]:
-    return _state(request, run_id)
+def get_run(run_id: PathId, _: Viewer, session: ReadSession) -> dict[str, Any]:
+    return run_state(session, run_id)
 
 
 @router.get("/runs/{run_id}/records", summary="What a run changed, planned, or failed on")
 def get_records(
-    request: Request,
     run_id: PathId,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    session: ReadSession,
     status: Annotated[CleanText | None, Query(max_length=32)] = None,
 ) -> list[dict[str, Any]]:
-    with request.app.state.db.read() as session:
-        return views.records(session, run_id, status, limit=5000)
+    return views.records(session, run_id, status, limit=5000)
 
 
 @router.post("/runs/{run_id}/cancel", summary="Stop a run after its current page")
-def cancel_run(
-    request: Request, run_id: PathId, principal: Annotated[Principal, Depends(operator)]
-) -> dict[str, Any]:
-    try:
-        with request.app.state.db.transaction() as session:
-            runs.request_cancel(session, principal, run_id)
-    except runs.SyncError as exc:
-        raise Problem(409, "Cannot cancel", str(exc)) from None
-    return _state(request, run_id)
+def cancel_run(run_id: PathId, principal: Operator, db: DatabaseDep) -> dict[str, Any]:
+    with db.transaction() as session:
+        runs.request_cancel(session, principal, run_id)
+    with db.read() as session:
+        return run_state(session, run_id)
 
 
 @router.post("/runs/{run_id}/apply", status_code=202, summary="Apply a plan exactly (or re-plan)")
-def apply_plan(
-    request: Request, run_id: PathId, principal: Annotated[Principal, Depends(operator)]
-) -> dict[str, Any]:
-    return _follow_up(request, run_id, principal, "plan")
+def apply_plan(run_id: PathId, principal: Operator, runtime: RuntimeDep) -> dict[str, Any]:
+    return _follow_up(runtime, run_id, principal, "plan")
 
 
 @router.post("/runs/{run_id}/retry", status_code=202, summary="Run the failed records again")
-def retry_run(
-    request: Request, run_id: PathId, principal: Annotated[Principal, Depends(operator)]
-) -> dict[str, Any]:
-    return _follow_up(request, run_id, principal, "retry")
+def retry_run(run_id: PathId, principal: Operator, runtime: RuntimeDep) -> dict[str, Any]:
+    return _follow_up(runtime, run_id, principal, "retry")
 
 
-def _follow_up(
-    request: Request, run_id: PathId, principal: Principal, trigger: str
-) -> dict[str, Any]:
-    runtime = request.app.state.runtime
-    try:
-        with runtime.db.transaction() as session:
-            new_id = runs.start_follow_up(session, runtime.jobs, principal, run_id, trigger).id
-    except runs.SyncError as exc:
-        status = 404 if isinstance(exc, runs.SyncRunNotFound) else 409
-        raise Problem(status, "Cannot start", str(exc)) from None
-    return _state(request, new_id)
+def _follow_up(runtime: Runtime, run_id: int, principal: Principal, trigger: str) -> dict[str, Any]:
+    with runtime.db.transaction() as session:
+        new_id = runs.start_follow_up(session, runtime.jobs, principal, run_id, trigger).id
+    with runtime.db.read() as session:
+        return run_state(session, new_id)
 
 
 @router.get("/settings", summary="Sync settings of every ledger connection")
-def get_settings(
-    request: Request, _: Annotated[Principal, Depends(viewer)]
-) -> list[dict[str, Any]]:
-    with request.app.state.db.transaction() as session:
-        return views.connection_settings(session)
+def get_settings(_: Viewer, session: WriteSession) -> list[dict[str, Any]]:
+    # a write session: a connection without settings gets its defaults stored on first read
+    return views.connection_settings(session)
 
 
 @router.put("/settings/{connection_id}", summary="Change a connection's sync settings")
 def put_settings(
-    request: Request,
-    connection_id: PathId,
-    body: SettingsIn,
-    principal: Annotated[Principal, Depends(admin)],
+    connection_id: PathId, body: SettingsIn, principal: Admin, db: DatabaseDep
 ) -> dict[str, Any]:
     try:
-        with request.app.state.db.transaction() as session:
+        with db.transaction() as session:
             runs.save_settings(
                 session,
                 principal,
@@ -162,7 +135,7 @@ def put_settings(
                 policies=body.field_policies,
                 overlap_seconds=body.overlap_seconds,
             )
-    except runs.SyncError as exc:
+    except runs.SyncError as exc:  # here a refusal is invalid input, not a conflict
         raise Problem(422, "Invalid sync settings", str(exc)) from None
-    with request.app.state.db.transaction() as session:
+    with db.transaction() as session:
         return next(c for c in views.connection_settings(session) if c["id"] == connection_id)

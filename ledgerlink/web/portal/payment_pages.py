@@ -9,19 +9,20 @@ import uuid
 from typing import Annotated
 from urllib.parse import quote_plus
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from ledgerlink.identity.principal import Principal
+from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.payments import disputes, views
+from ledgerlink.payments.charges import ChargeRefused, charge_invoice
+from ledgerlink.payments.gateway_connections import paytrace_connections
 from ledgerlink.payments.inbox import EventRefused
-from ledgerlink.payments.problems import REASONS
-from ledgerlink.payments.resolutions import ActionRefused, take_action
-from ledgerlink.store.models import Connection
+from ledgerlink.payments.poller import poll_due
+from ledgerlink.payments.problems import REASONS, PaymentProblem
+from ledgerlink.payments.resolutions import take_action
+from ledgerlink.web.deps import Operator, ReadSession, RuntimeDep, Viewer, WriteSession
 from ledgerlink.web.portal.rendering import render, render_error
-from ledgerlink.web.security import operator, viewer
 
 router = APIRouter()
 STATUSES = (
@@ -35,29 +36,21 @@ STATUSES = (
 )
 
 
-def _paytrace_connections(session: Session) -> list[Connection]:
-    return list(
-        session.scalars(
-            select(Connection).where(Connection.kind == "paytrace").order_by(Connection.name)
-        )
-    )
-
-
 @router.get("/payments")
 def payments_page(
     request: Request,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    session: ReadSession,
     status: str = "",
     q: str = "",
     notice: str = "",
     problem: str = "",
 ) -> Response:
-    with request.app.state.db.read() as session:
-        figures = views.dashboard(session)
-        events = views.recent_events(
-            session, status=status if status in STATUSES else None, limit=100, search=q
-        )
-        gateways = [(c.id, c.name) for c in _paytrace_connections(session)]
+    figures = views.dashboard(session)
+    events = views.recent_events(
+        session, status=status if status in STATUSES else None, limit=100, search=q
+    )
+    gateways = [(c.id, c.name) for c in paytrace_connections(session)]
     return render(
         request,
         "payments.html",
@@ -73,11 +66,8 @@ def payments_page(
 
 
 @router.get("/payments/events/{event_id}")
-def event_page(
-    request: Request, event_id: int, _: Annotated[Principal, Depends(viewer)]
-) -> Response:
-    with request.app.state.db.read() as session:
-        detail = views.event_detail(session, event_id)
+def event_page(request: Request, event_id: int, _: Viewer, session: ReadSession) -> Response:
+    detail = views.event_detail(session, event_id)
     if detail is None:
         return render_error(request, 404, f"There is no payment event {event_id}")
     return render(request, "payment_event.html", **detail)
@@ -86,17 +76,17 @@ def event_page(
 @router.get("/payments/exceptions")
 def exceptions_page(
     request: Request,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    session: ReadSession,
     status: str = "open",
     reason: str = "",
     notice: str = "",
 ) -> Response:
-    with request.app.state.db.read() as session:
-        rows = views.exception_rows(
-            session,
-            status=status if status in ("open", "resolved", "ignored") else None,
-            reason=reason if reason in REASONS else None,
-        )
+    rows = views.exception_rows(
+        session,
+        status=status if status in ("open", "resolved", "ignored") else None,
+        reason=reason if reason in REASONS else None,
+    )
     return render(
         request,
         "payment_exceptions.html",
@@ -109,33 +99,32 @@ def exceptions_page(
 
 
 @router.post("/payments/exceptions/{exception_id}")
-async def act_on_exception(
-    request: Request, exception_id: int, principal: Annotated[Principal, Depends(operator)]
+def act_on_exception(
+    exception_id: int,
+    principal: Operator,
+    runtime: RuntimeDep,
+    session: WriteSession,
+    action: Annotated[str, Form()] = "",
+    invoice_number: Annotated[str, Form()] = "",
+    customer_number: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
 ) -> Response:
-    form = await request.form()
-    runtime = request.app.state.runtime
-    try:
-        with runtime.db.transaction() as session:
-            result = take_action(
-                session,
-                runtime.jobs,
-                principal,
-                exception_id,
-                str(form.get("action") or ""),
-                invoice_number=str(form.get("invoice_number") or ""),
-                customer_number=str(form.get("customer_number") or ""),
-                note=str(form.get("note") or ""),
-            )
-    except ActionRefused as refused:
-        return render_error(request, 422, f"Nothing was done: {refused.message}")
+    result = take_action(
+        session,
+        runtime.jobs,
+        principal,
+        exception_id,
+        action,
+        invoice_number=invoice_number,
+        customer_number=customer_number,
+        note=note,
+    )
     return RedirectResponse(f"/payments/exceptions?notice={quote_plus(result.message)}", 303)
 
 
 @router.post("/payments/poll")
-async def poll_now(request: Request, _: Annotated[Principal, Depends(operator)]) -> Response:
-    from ledgerlink.payments.poller import poll_due
-
-    results = await poll_due(request.app.state.runtime, force=True)
+async def poll_now(_: Operator, runtime: RuntimeDep) -> Response:
+    results = await poll_due(runtime, force=True)
     if not results:
         return RedirectResponse("/payments?problem=Add+a+PayTrace+connection+first", 303)
     errors = [r.error for r in results if r.error]
@@ -148,7 +137,7 @@ async def poll_now(request: Request, _: Annotated[Principal, Depends(operator)])
 
 
 @router.post("/payments/disputes")
-async def import_disputes(request: Request, _: Annotated[Principal, Depends(operator)]) -> Response:
+async def import_disputes(request: Request, _: Operator, runtime: RuntimeDep) -> Response:
     form = await request.form()
     upload = form.get("report")
     if upload is None or isinstance(upload, str) or not upload.filename:
@@ -156,10 +145,10 @@ async def import_disputes(request: Request, _: Annotated[Principal, Depends(oper
     content = await upload.read()
     connection_id = int(str(form.get("connection_id") or "0")) or None
     try:
-        result = disputes.import_file(
-            request.app.state.runtime, content, upload.filename, connection_id
+        result = await run_in_threadpool(
+            disputes.import_file, runtime, content, upload.filename, connection_id
         )
-    except EventRefused as refused:
+    except EventRefused as refused:  # the file's name with why it was refused
         return render_error(request, 422, f"{upload.filename}: {refused.message}")
     message = (
         f"{upload.filename}: {result.rows} rows, {result.new_events} new events, "
@@ -174,11 +163,8 @@ async def import_disputes(request: Request, _: Annotated[Principal, Depends(oper
 
 
 @router.get("/payments/charge")
-def charge_form(
-    request: Request, _: Annotated[Principal, Depends(operator)], invoice: str = ""
-) -> Response:
-    with request.app.state.db.read() as session:
-        gateways = [(c.id, c.name) for c in _paytrace_connections(session)]
+def charge_form(request: Request, _: Operator, session: ReadSession, invoice: str = "") -> Response:
+    gateways = [(c.id, c.name) for c in paytrace_connections(session)]
     return render(
         request,
         "payment_charge.html",
@@ -190,23 +176,19 @@ def charge_form(
 
 
 @router.post("/payments/charge")
-async def charge(request: Request, principal: Annotated[Principal, Depends(operator)]) -> Response:
-    from ledgerlink.connectors.errors import UpstreamError
-    from ledgerlink.payments.charges import ChargeRefused, charge_invoice
-    from ledgerlink.payments.problems import PaymentProblem
-
+async def charge(request: Request, principal: Operator, runtime: RuntimeDep) -> Response:
     form = await request.form()
     invoice = str(form.get("invoice_number") or "")
     try:
         result = await charge_invoice(
-            request.app.state.runtime,
+            runtime,
             principal,
             invoice_number=invoice,
             amount=str(form.get("amount") or ""),
             idempotency_key=str(form.get("idempotency_key") or ""),
             gateway_connection_id=int(str(form.get("connection_id") or "0")) or None,
         )
-    except ChargeRefused as refused:
+    except ChargeRefused as refused:  # said as the one thing the person needs to know
         return render_error(request, 422, f"The card was not charged: {refused.message}")
     except (PaymentProblem, UpstreamError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "message", str(exc))

@@ -7,18 +7,29 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 
 from ledgerlink.identity.principal import Principal
-from ledgerlink.store.sync_models import SyncRun
+from ledgerlink.runtime import Runtime
+from ledgerlink.store.db import Database
 from ledgerlink.sync import runs, schedules, views
 from ledgerlink.sync.datasets import FIELD_LABELS, FIELDS, DataSet, Policy
+from ledgerlink.sync.run_state import find_run, progress_of
+from ledgerlink.web.deps import (
+    Admin,
+    DatabaseDep,
+    Operator,
+    ReadSession,
+    RuntimeDep,
+    Viewer,
+    WriteSession,
+)
 from ledgerlink.web.portal.rendering import render, render_error
-from ledgerlink.web.security import admin, operator, viewer
 
 router = APIRouter()
 POLICY_LABELS = {
@@ -29,13 +40,11 @@ POLICY_LABELS = {
 
 
 @router.get("/sync")
-def sync_page(
-    request: Request, _: Annotated[Principal, Depends(viewer)], notice: str = ""
-) -> Response:
-    with request.app.state.db.transaction() as session:
-        connections = views.connection_settings(session)
-        recent = views.recent_runs(session)
-        planned = views.schedules_of(session)
+def sync_page(request: Request, _: Viewer, session: WriteSession, notice: str = "") -> Response:
+    # a write session: a connection without settings gets its defaults stored on first view
+    connections = views.connection_settings(session)
+    recent = views.recent_runs(session)
+    planned = views.schedules_of(session)
     return render(
         request,
         "sync.html",
@@ -52,119 +61,129 @@ def sync_page(
 
 
 @router.post("/sync/settings")
-async def save_settings(
-    request: Request, principal: Annotated[Principal, Depends(admin)]
-) -> Response:
+async def save_settings(request: Request, principal: Admin, db: DatabaseDep) -> Response:
     form = await request.form()
     try:
         connection_id = int(str(form.get("connection_id") or "0"))
         policies = {f: str(form.get(f"policy_{f}")) for f in FIELDS if form.get(f"policy_{f}")}
-        with request.app.state.db.transaction() as session:
-            runs.save_settings(
-                session,
-                principal,
-                connection_id,
-                data_sets=[str(v) for v in form.getlist("data_sets")],
-                policies=policies,
-                overlap_seconds=int(str(form.get("overlap_seconds") or "300")),
-            )
-    except (runs.SyncError, ValueError) as exc:
+        data_sets = [str(v) for v in form.getlist("data_sets")]
+        overlap_seconds = int(str(form.get("overlap_seconds") or "300"))
+        await run_in_threadpool(
+            _save_settings, db, principal, connection_id, data_sets, policies, overlap_seconds
+        )
+    except (runs.SyncError, ValueError) as exc:  # said on the page, with what was not saved
         return render_error(request, 422, f"Sync settings were not saved: {exc}")
     return RedirectResponse("/sync?notice=Sync+settings+saved", 303)
 
 
+def _save_settings(
+    db: Database,
+    principal: Principal,
+    connection_id: int,
+    data_sets: list[str],
+    policies: dict[str, str],
+    overlap_seconds: int,
+) -> None:
+    with db.transaction() as session:
+        runs.save_settings(
+            session,
+            principal,
+            connection_id,
+            data_sets=data_sets,
+            policies=policies,
+            overlap_seconds=overlap_seconds,
+        )
+
+
 @router.post("/sync/schedules")
-async def add_schedule(
-    request: Request, principal: Annotated[Principal, Depends(admin)]
-) -> Response:
+async def add_schedule(request: Request, principal: Admin, db: DatabaseDep) -> Response:
     form = await request.form()
     try:
-        with request.app.state.db.transaction() as session:
-            schedules.add(
-                session,
-                principal,
-                int(str(form.get("connection_id") or "0")),
-                kind=str(form.get("kind") or ""),
-                at=str(form.get("at") or ""),
-                weekday=str(form.get("weekday") or ""),
-                cron=str(form.get("cron") or ""),
-                timezone=str(form.get("timezone") or "UTC").strip(),
-                data_sets=[str(v) for v in form.getlist("data_sets")] or None,
-            )
-    except (runs.SyncError, ValueError) as exc:
+        connection_id = int(str(form.get("connection_id") or "0"))
+        data_sets = [str(v) for v in form.getlist("data_sets")] or None
+
+        def add() -> None:
+            with db.transaction() as session:
+                schedules.add(
+                    session,
+                    principal,
+                    connection_id,
+                    kind=str(form.get("kind") or ""),
+                    at=str(form.get("at") or ""),
+                    weekday=str(form.get("weekday") or ""),
+                    cron=str(form.get("cron") or ""),
+                    timezone=str(form.get("timezone") or "UTC").strip(),
+                    data_sets=data_sets,
+                )
+
+        await run_in_threadpool(add)
+    except (runs.SyncError, ValueError) as exc:  # said on the page, with what was not added
         return render_error(request, 422, f"The schedule was not added: {exc}")
     return RedirectResponse("/sync?notice=Schedule+added", 303)
 
 
 @router.post("/sync/schedules/{schedule_id}/remove")
 def remove_schedule(
-    request: Request, schedule_id: int, principal: Annotated[Principal, Depends(admin)]
+    request: Request, schedule_id: int, principal: Admin, db: DatabaseDep
 ) -> Response:
     try:
-        with request.app.state.db.transaction() as session:
+        with db.transaction() as session:
             schedules.remove(session, principal, schedule_id)
-    except runs.SyncError as exc:
+    except runs.SyncError as exc:  # the only refusal: no such schedule
         return render_error(request, 404, str(exc))
     return RedirectResponse("/sync?notice=Schedule+removed", 303)
 
 
 @router.post("/sync/run")
 def run_now(
-    request: Request,
-    principal: Annotated[Principal, Depends(operator)],
+    principal: Operator,
+    runtime: RuntimeDep,
+    session: WriteSession,
     connection_id: Annotated[int, Form()],
     dry_run: Annotated[str, Form()] = "",
     remap: Annotated[str, Form()] = "",
 ) -> Response:
-    runtime = request.app.state.runtime
-    try:
-        with runtime.db.transaction() as session:
-            run = runs.start(
-                session,
-                runtime.jobs,
-                principal,
-                connection_id,
-                None,
-                trigger="manual",
-                dry_run=bool(dry_run),
-                remap=bool(remap),
-            )
-            run_id = run.id
-    except runs.SyncError as exc:
-        return render_error(request, 409, str(exc))
+    run = runs.start(
+        session,
+        runtime.jobs,
+        principal,
+        connection_id,
+        None,
+        trigger="manual",
+        dry_run=bool(dry_run),
+        remap=bool(remap),
+    )
+    run_id = run.id
     return RedirectResponse(f"/sync/runs/{run_id}", 303)
 
 
 @router.get("/sync/runs/{run_id}")
 def run_page(
-    request: Request, run_id: int, _: Annotated[Principal, Depends(viewer)], status: str = ""
+    request: Request, run_id: int, _: Viewer, session: ReadSession, status: str = ""
 ) -> Response:
-    with request.app.state.db.read() as session:
-        run = session.get(SyncRun, run_id)
-        if run is None:
-            return render_error(request, 404, "There is no such sync run.")
-        summary = views.run_summary(run, "")
-        state = views.progress(run)
-        found = views.records(session, run_id, status or None)
+    run = find_run(session, run_id)
+    if run is None:
+        return render_error(request, 404, "There is no such sync run.")
+    summary = views.run_summary(run, "")
+    state = views.progress(run)
+    found = views.records(session, run_id, status or None)
     return render(
         request, "sync_run.html", run=summary, progress=state, records=found, status=status
     )
 
 
 @router.get("/sync/runs/{run_id}/events")
-async def run_events(
-    request: Request, run_id: int, _: Annotated[Principal, Depends(viewer)]
-) -> Response:
-    """Progress as server-sent events, every half second until the run ends."""
-    db = request.app.state.db
+async def run_events(request: Request, run_id: int, _: Viewer, db: DatabaseDep) -> Response:
+    """Progress as server-sent events, every half second until the run ends (each read in
+    the thread pool)."""
+
+    def read() -> dict[str, Any]:
+        with db.read() as session:
+            return progress_of(session, run_id)
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         while True:
-            with db.read() as session:
-                run = session.get(SyncRun, run_id)
-                state = (
-                    views.progress(run) if run is not None else {"finished": True, "status": "gone"}
-                )
+            state = await run_in_threadpool(read)
             yield {"event": "progress", "data": json.dumps(state)}
             if state["finished"] or await request.is_disconnected():
                 return
@@ -174,11 +193,7 @@ async def run_events(
 
 
 @router.get("/sync/runs/{run_id}/records.csv")
-def run_records_csv(
-    request: Request, run_id: int, _: Annotated[Principal, Depends(viewer)], status: str = ""
-) -> Response:
-    db = request.app.state.db
-
+def run_records_csv(run_id: int, _: Viewer, db: DatabaseDep, status: str = "") -> Response:
     def rows() -> Iterator[str]:
         with db.read() as session:
             yield from views.records_csv(session, run_id, status or None)
@@ -191,36 +206,22 @@ def run_records_csv(
 
 
 @router.post("/sync/runs/{run_id}/cancel")
-def cancel(
-    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
-) -> Response:
-    try:
-        with request.app.state.db.transaction() as session:
-            runs.request_cancel(session, principal, run_id)
-    except runs.SyncError as exc:
-        return render_error(request, 409, str(exc))
+def cancel(run_id: int, principal: Operator, session: WriteSession) -> Response:
+    runs.request_cancel(session, principal, run_id)
     return RedirectResponse(f"/sync/runs/{run_id}", 303)
 
 
 @router.post("/sync/runs/{run_id}/retry")
-def retry_failed(
-    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
-) -> Response:
-    return _follow_up(request, run_id, principal, "retry")
+def retry_failed(run_id: int, principal: Operator, runtime: RuntimeDep) -> Response:
+    return _follow_up(runtime, run_id, principal, "retry")
 
 
 @router.post("/sync/runs/{run_id}/apply")
-def apply_plan(
-    request: Request, run_id: int, principal: Annotated[Principal, Depends(operator)]
-) -> Response:
-    return _follow_up(request, run_id, principal, "plan")
+def apply_plan(run_id: int, principal: Operator, runtime: RuntimeDep) -> Response:
+    return _follow_up(runtime, run_id, principal, "plan")
 
 
-def _follow_up(request: Request, run_id: int, principal: Principal, trigger: str) -> Response:
-    runtime = request.app.state.runtime
-    try:
-        with runtime.db.transaction() as session:
-            new_id = runs.start_follow_up(session, runtime.jobs, principal, run_id, trigger).id
-    except runs.SyncError as exc:
-        return render_error(request, 409, str(exc))
+def _follow_up(runtime: Runtime, run_id: int, principal: Principal, trigger: str) -> Response:
+    with runtime.db.transaction() as session:
+        new_id = runs.start_follow_up(session, runtime.jobs, principal, run_id, trigger).id
     return RedirectResponse(f"/sync/runs/{new_id}", 303)
