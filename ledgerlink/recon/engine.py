@@ -231,9 +231,9 @@ def reconcile_incremental(
     batches = everything.batches.filter(pl.col("bkey").is_in(bkeys.implode()))
     numbers = pl.concat([numbers, batches.get_column("batch_number")]).unique()
     in_batches = txns.filter(pl.col("batch_number").is_in(numbers.implode()))
-    voids = txns.filter(
-        (pl.col("kind") == "void")
-        & pl.col("orig_key").is_in(in_batches.get_column("key").implode())
+    # voids of those sales settled elsewhere (orig_key is null on most rows: cheap first)
+    voids = txns.filter(pl.col("orig_key").is_in(in_batches.get_column("key").implode())).filter(
+        pl.col("kind") == "void"
     )
     lazy_breaks.append(level_two(pl.concat([in_batches, voids]), batches, spec, as_of, money))
     collected = pl.collect_all([*lazy_matches, *lazy_breaks], engine=ENGINE)

@@ -83,13 +83,26 @@ def _cached(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.collect(engine=ENGINE).lazy()
 
 
+def _listed(many: str) -> pl.Expr:
+    """A group's receipt ids as a list: ``many`` for a group of several, ``[r_id]`` for a
+    group of one (kept as a plain column through the joins: a million one-item lists are
+    costly to carry), ``[]`` where no group joined."""
+    return (
+        pl.when(pl.col(many).is_not_null())
+        .then(pl.col(many))
+        .when(pl.col("r_id").is_not_null())
+        .then(pl.concat_list(pl.col("r_id")))
+        .otherwise(NO_IDS)
+    )
+
+
 def _grouped(keyed: pl.LazyFrame) -> pl.LazyFrame:
     """Receipts of one kind, with a key, grouped by key; for groups of several, which
     receipts are first of their amount (``first_ids``) and which repeat one (``dup_ids``)."""
     groups = keyed.group_by("key").agg(
         n=pl.len(),
         total=pl.col("amount_minor").sum(),
-        r_ids=pl.col("receipt_id"),
+        r_id=pl.col("receipt_id").first(),
         any_reversed=pl.col("reversed").any(),
         r_currency=pl.col("currency").min(),
         r_currency_max=pl.col("currency").max(),
@@ -99,8 +112,9 @@ def _grouped(keyed: pl.LazyFrame) -> pl.LazyFrame:
     groups = _cached(groups)
     single = groups.filter(pl.col("n") == 1).with_columns(
         distinct_total=pl.col("total"),
-        first_ids=pl.col("r_ids"),
-        dup_ids=NO_IDS,
+        r_ids=pl.lit(None, dtype=IDS),
+        first_ids=pl.lit(None, dtype=IDS),
+        dup_ids=pl.lit(None, dtype=IDS),
         r_dup_on=pl.lit(None, dtype=pl.Date()),
     )
     several = groups.filter(pl.col("n") > 1)
@@ -140,14 +154,14 @@ def level_one(
         _cached(_grouped(keyed.filter(pl.col("kind") == kind)))
         for kind in ("receipt", "reversal", "refund")
     )
-    r_reversals = r_reversals.select("key", lrev_ids="r_ids", lrev_total="total")
+    r_reversals = r_reversals.select("key", lrev_ids=_listed("r_ids"), lrev_total="total")
 
     matches: list[pl.LazyFrame] = []
     breaks: list[pl.LazyFrame] = []
     orphan_ids: list[pl.LazyFrame] = []
 
     sales = _cached(state.join(r_sales, on="key", how="full", coalesce=True))
-    orphan_ids.append(sales.filter(pl.col("txn_id").is_null()).select(ids="r_ids"))
+    orphan_ids.append(sales.filter(pl.col("txn_id").is_null()).select(ids=_listed("r_ids")))
     sales = sales.filter(pl.col("txn_id").is_not_null())
     gone = sales.filter(pl.col("reversed_gw"))
     standing = sales.filter(~pl.col("reversed_gw"))
@@ -159,14 +173,17 @@ def level_one(
     lref = (
         refunds_gone.select("key", "orig_key")
         .join(r_refunds, on="key", how="inner")
+        .with_columns(ids=_listed("r_ids"))
         .group_by("orig_key")
-        .agg(lref_ids=pl.col("r_ids").explode(), lref_total=pl.col("total").sum())
+        .agg(lref_ids=pl.col("ids").explode(), lref_total=pl.col("total").sum())
     )
     refund_groups = r_refunds.join(refunds_gone.select("key"), on="key", how="anti")
     standing_refunds = _cached(
         refunds_standing.join(refund_groups, on="key", how="full", coalesce=True)
     )
-    orphan_ids.append(standing_refunds.filter(pl.col("txn_id").is_null()).select(ids="r_ids"))
+    orphan_ids.append(
+        standing_refunds.filter(pl.col("txn_id").is_null()).select(ids=_listed("r_ids"))
+    )
     standing_refunds = standing_refunds.filter(pl.col("txn_id").is_not_null())
 
     # -- families reversed in PayTrace
@@ -183,7 +200,7 @@ def level_one(
             + pl.col("gv_total").fill_null(0)
             + pl.col("refunded").fill_null(0),
             ledger_ids=pl.concat_list(
-                pl.col("r_ids").fill_null(NO_IDS),
+                _listed("r_ids"),
                 pl.col("lrev_ids").fill_null(NO_IDS),
                 pl.col("lref_ids").fill_null(NO_IDS),
             ),
@@ -383,7 +400,7 @@ def _keyed(
     )
     if not split.enabled:
         exact = exact & (pl.col("n") == 1)
-        deduped = deduped & (pl.col("first_ids").list.len() == 1)
+        deduped = deduped & (pl.col("first_ids").list.len().fill_null(1) == 1)
     missing = frame.filter(pl.col("n").is_null())
     found = frame.filter(pl.col("n").is_not_null()).with_columns(
         outcome=pl.when(exact).then(pl.lit(0)).when(deduped).then(pl.lit(1)).otherwise(pl.lit(2))
@@ -394,7 +411,7 @@ def _keyed(
     mismatched = found.filter(pl.col("outcome") == 2)
 
     def keyed_match(
-        rows: pl.LazyFrame, several: pl.Expr, ids: str, right_minor: str
+        rows: pl.LazyFrame, several: pl.Expr, ids: pl.Expr, right_minor: str
     ) -> pl.LazyFrame:
         return match_rows(
             rows,
@@ -403,7 +420,7 @@ def _keyed(
             left_first=pl.col("txn_id"),
             left_ids=pl.concat_list(pl.col("txn_id")),
             right_side="receipts",
-            right_ids=pl.col(ids),
+            right_ids=ids,
             amount=pl.col("amount_minor"),
             currency=pl.col("currency"),
             left_minor=pl.col("amount_minor"),
@@ -412,8 +429,10 @@ def _keyed(
         )
 
     matches = [
-        keyed_match(good, pl.col("n") > 1, "r_ids", "total"),
-        keyed_match(doubled, pl.col("first_ids").list.len() > 1, "first_ids", "distinct_total"),
+        keyed_match(good, pl.col("n") > 1, _listed("r_ids"), "total"),
+        keyed_match(
+            doubled, pl.col("first_ids").list.len() > 1, pl.col("first_ids"), "distinct_total"
+        ),
     ]
     word = pl.when(pl.col("kind") == "refund").then(pl.lit("refunds")).otherwise(pl.lit("receipts"))
     breaks = [
@@ -445,7 +464,7 @@ def _keyed(
             mismatched,
             BreakType.amount_mismatch,
             as_of,
-            ids=pl.col("r_ids"),
+            ids=_listed("r_ids"),
             other_side="transactions",
             other_ids=pl.concat_list(pl.col("txn_id")),
             expected=pl.col("amount_minor"),
