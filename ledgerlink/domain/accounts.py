@@ -231,6 +231,7 @@ class CardTransaction:
     settled_at: datetime | None = None
     voided: bool = False
     original_id: str = ""  # for refunds and voids: the transaction they act on
+    card_type: str = ""  # the card brand as the gateway names it ("Visa", "AMEX", ...)
 
 
 @dataclass(frozen=True, slots=True)

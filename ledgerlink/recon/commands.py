@@ -322,3 +322,89 @@ def reopen(
     except ReconRefused as refused:
         raise _fail(f"{refused.field}: {refused}") from None
     out.print(text)
+
+
+def _limit(text: str | None, name: str, *, money: bool) -> int | None:
+    from ledgerlink.domain.money import Money, MoneyError
+    from ledgerlink.recon.problems import ReconRefused
+
+    if text is None or text.strip().lower() in ("off", "none", ""):
+        return None
+    try:
+        return Money.parse(text, "USD").minor if money else int(text)
+    except (MoneyError, ValueError):
+        fix = "an amount like 500.00" if money else "a whole number"
+        raise ReconRefused(name, f"{text!r}: give {fix}, or off") from None
+
+
+@recon_app.command("settings")
+def settings(
+    scope: ScopeOption = None,
+    fee: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Expected card fee, BRAND=PERCENT%+FIXED (visa=1.80%+0.10, amex=2.9%, "
+            "other=2.9%+0.30); repeat for several brands; BRAND=default goes back."
+        ),
+    ] = None,
+    alert_breaks: Annotated[
+        str | None, typer.Option(help="E-mail when this many breaks are unexplained (or off).")
+    ] = None,
+    alert_amount: Annotated[
+        str | None,
+        typer.Option(
+            help="E-mail when unexplained breaks reach this amount, e.g. 500.00 (or off)."
+        ),
+    ] = None,
+) -> None:
+    """Show or change a scope's expected fee schedule and alert threshold."""
+    from typing import Any
+
+    from ledgerlink.domain.money import Money
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.recon.fees import brand_key, parse_rate, schedule_of
+    from ledgerlink.recon.problems import ReconRefused
+    from ledgerlink.recon.scopes import alert_settings, update_settings
+
+    scope_id = _scope_id(scope)
+    runtime = _runtime()
+    try:
+        fees: dict[str, Any] | None = None
+        if fee:
+            fees = {}
+            for item in fee:
+                brand, sep, rate = item.partition("=")
+                key = brand_key(brand)
+                if not sep or not brand.strip():
+                    raise ReconRefused("fee", f"{item!r}: write BRAND=RATE, e.g. visa=1.80%+0.10")
+                if rate.strip().lower() == "default":
+                    fees[key] = None
+                    continue
+                parsed = parse_rate(rate, f"fee_schedule.{key}")
+                fees[key] = {"percent_bp": parsed.percent_bp, "fixed_minor": parsed.fixed_minor}
+        alert: dict[str, Any] | None = None
+        if alert_breaks is not None or alert_amount is not None:
+            alert = {}
+            if alert_breaks is not None:
+                alert["unexplained_breaks"] = _limit(alert_breaks, "alert_breaks", money=False)
+            if alert_amount is not None:
+                alert["unexplained_minor"] = _limit(alert_amount, "alert_amount", money=True)
+        with runtime.db.transaction() as session:
+            found = update_settings(
+                session, scope_id, actor=cli_principal().actor, fee_schedule=fees, alert=alert
+            )
+            schedule = schedule_of(found)
+            limits = alert_settings(found)
+            currency = found.currency
+    except ReconRefused as refused:
+        raise _fail(f"{refused.field}: {refused}") from None
+    table = Table("card brand", "percent", "fixed", title="Expected card fees (per sale)")
+    for brand, brand_fee in sorted(schedule.brands.items()):
+        percent, fixed = brand_fee.text().split("+")
+        table.add_row(brand, percent, fixed)
+    out.print(table)
+    amount = limits["unexplained_minor"]
+    out.print(
+        f"Alert at {limits['unexplained_breaks'] or 'no limit of'} unexplained breaks"
+        + (f" or {Money(amount, currency).format_display()}" if amount else "")
+    )

@@ -7,14 +7,50 @@ works without a set-up step; a pair can also be named by hand (CLI and API).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.recon.fees import brand_key, checked_schedule, refresh_expected
 from ledgerlink.recon.problems import ReconRefused
+from ledgerlink.store import audit
 from ledgerlink.store.models import Connection
 from ledgerlink.store.recon_models import ReconScope
 
 LEDGER_KINDS = ("sbc", "sage500")
+#: When unexplained breaks of a scope are e-mailed (recon/notify.py): at this many open
+#: breaks, or (when set) at this amount at stake; None turns a limit off.
+DEFAULT_ALERT: dict[str, int | None] = {"unexplained_breaks": 10, "unexplained_minor": None}
+_ALERT_LIMITS = {"unexplained_breaks": 1_000_000, "unexplained_minor": 10**15}
+
+
+def alert_settings(scope: ReconScope) -> dict[str, int | None]:
+    """The scope's alert threshold, defaults filled in."""
+    return {**DEFAULT_ALERT, **((scope.settings or {}).get("alert") or {})}
+
+
+def checked_alert(data: Mapping[str, Any]) -> dict[str, int | None]:
+    """An alert threshold from the CLI or an API body, refused with the field named."""
+    checked: dict[str, int | None] = {}
+    for name, value in data.items():
+        if name not in _ALERT_LIMITS:
+            raise ReconRefused(
+                f"alert.{name}", "unknown setting; give unexplained_breaks or unexplained_minor"
+            )
+        if value is None:
+            checked[name] = None
+            continue
+        top = _ALERT_LIMITS[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            unit = "breaks" if name == "unexplained_breaks" else "minor units: 50000 is $500.00"
+            raise ReconRefused(
+                f"alert.{name}",
+                f"{value!r} is not a whole number from 1 to {top} ({unit}); null turns it off",
+            )
+        checked[name] = value
+    return checked
 
 
 def posting_ledger_id(session: Session, paytrace: Connection) -> int | None:
@@ -96,3 +132,45 @@ def resolve_scope(session: Session, scope_id: int | None, *, actor: str) -> Reco
         )
     names = ", ".join(f"{s.id} ({s.name})" for s in scopes)
     raise ReconRefused("scope", f"There are several scopes; choose one of {names}")
+
+
+def update_settings(
+    session: Session,
+    scope_id: int,
+    *,
+    actor: str,
+    fee_schedule: Mapping[str, Any] | None = None,
+    alert: Mapping[str, Any] | None = None,
+) -> ReconScope:
+    """Change a scope's expected fee schedule (brands given replace those brands; a brand
+    given as None goes back to the default) and its alert threshold; audited. The
+    scope's batches get their expected fees again at once, so the next run uses them."""
+    scope = get_scope(session, scope_id)
+    before = dict(scope.settings or {})
+    after = dict(before)
+    if fee_schedule is not None:
+        kept = {k: v for k, v in (before.get("fee_schedule") or {}).items()}
+        given = {k: v for k, v in fee_schedule.items() if v is not None}
+        kept.update(checked_schedule(given).as_settings())
+        for name, value in fee_schedule.items():
+            if value is None:
+                kept.pop(brand_key(str(name)), None)
+        after["fee_schedule"] = kept
+    if alert is not None:
+        after["alert"] = {**(before.get("alert") or {}), **checked_alert(alert)}
+    if after == before:
+        return scope
+    scope.settings = after
+    audit.record(
+        session,
+        actor=actor,
+        action="recon.scope.settings",
+        entity_type="recon_scope",
+        entity_id=scope.id,
+        before=before,
+        after=after,
+    )
+    if fee_schedule is not None:
+        session.flush()
+        refresh_expected(session, scope, None)
+    return scope

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from ledgerlink.connectors.base import CardGateway
 from ledgerlink.domain.accounts import CardOutcome, CardTransaction, CardTransactionKind
 from ledgerlink.domain.money import Money
+from ledgerlink.recon.fees import brand_key, refresh_expected
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentEvent, PaymentPosting
 from ledgerlink.store.recon_models import (
@@ -144,6 +145,7 @@ def transaction_row(t: CardTransaction, batch_number: str | None) -> dict[str, A
         status = "approved"
     created = t.created_at or t.settled_at
     digits = "".join(ch for ch in t.masked_card if ch.isdigit())
+    brand = brand_key(t.card_type) if t.card_type else _BRANDS.get(digits[:1], "") if digits else ""
     return {
         "txn_id": t.id,
         "kind": kind,
@@ -152,7 +154,7 @@ def transaction_row(t: CardTransaction, batch_number: str | None) -> dict[str, A
         "currency": t.amount.currency,
         "created_on": created.date() if created is not None else date.today(),
         "batch_number": batch_number,
-        "card_brand": _BRANDS.get(digits[:1], "") if digits else "",
+        "card_brand": brand[:20],
         "original_txn_id": t.original_id or None,
         "invoice_number": t.invoice_number,
         "customer_id": t.customer_id,
@@ -253,17 +255,17 @@ async def read_paytrace(
             for r in member_rows
             if r["status"] == "approved" and r["kind"] in ("sale", "refund")
         )
-        withheld = 0
-        net = batch.net.minor
+        # PayTrace's net is gross: fees and withheld chargebacks are filled in from the
+        # scope's fee schedule and chargebacks when the rows are written (recon/fees.py)
         settled = batch.settled_at.date() if batch.settled_at is not None else today
         batch_rows.append(
             {
                 "batch_number": batch.number,
                 "settled_on": settled,
                 "gross_minor": gross,
-                "fees_minor": gross - net - withheld,
-                "chargebacks_withheld_minor": withheld,
-                "net_minor": net,
+                "fees_minor": 0,
+                "chargebacks_withheld_minor": 0,
+                "net_minor": gross,
                 "currency": batch.net.currency,
                 "transaction_count": batch.count or len(member_rows),
             }
@@ -291,6 +293,9 @@ async def read_paytrace(
 
         new_b = _upsert(session, ReconBatch, scope.id, "batch_number", batch_rows)
         counts.add("batches", len(batch_rows), new_b)
+        stored_scope = session.get(ReconScope, scope.id)
+        if stored_scope is not None:
+            refresh_expected(session, stored_scope, [r["batch_number"] for r in batch_rows])
         b_state = side_state(session, scope.id, "batches")
         b_state.cursor = batch_newest
         b_state.rows = (b_state.rows or 0) + new_b

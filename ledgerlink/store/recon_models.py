@@ -59,6 +59,9 @@ class ReconScope(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     created_by: Mapped[str] = mapped_column(String(254), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: the expected card fee schedule and the alert threshold (``recon/fees.py``,
+    #: ``recon/notify.py``); empty means the defaults
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 
 
 class ReconSideState(Base):
@@ -274,6 +277,8 @@ class ReconBreak(Base):
     #: posted_receipt | reversed_duplicate | explained | cleared
     resolution: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
+    #: when the e-mail alert about it went out (recon/notify.py: once per break)
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ReconBreakEvent(Base):

@@ -248,6 +248,7 @@ class PayTraceGateway:
             ),
             amount=self._money(item.get("amount")),
             masked_card=str(item.get("masked_card_number") or ""),
+            card_type=str(item.get("card_type") or ""),
             approval_code=str(item.get("approval_code") or ""),
             invoice_number=str(item.get("invoice_id") or ""),
             customer_id=str(item.get("customer_id") or ""),

@@ -81,7 +81,40 @@ def level_three(
         pl.col("d_ids"),
         pl.col("d_total"),
     )
-    netting = "gross less fees and withheld chargebacks" if rules.fee_netting else "gross"
+    netting = (
+        pl.format(
+            "gross {} less fees {} and withheld chargebacks {}",
+            money(pl.col("gross_minor"), pl.col("currency")),
+            money(pl.col("fees_minor"), pl.col("currency")),
+            money(pl.col("chargebacks_withheld_minor"), pl.col("currency")),
+        )
+        if rules.fee_netting
+        else pl.lit("gross")
+    )
+    # what the difference means to finance: short paid = the processor kept more than
+    # the fee schedule and the chargebacks explain
+    gap = pl.col("d_total") - pl.col("expected_deposit")
+    explained = (
+        pl.when(gap < 0)
+        .then(
+            pl.format(
+                "{} less: fees were {} more than the schedule (or more was withheld)",
+                money(-gap, pl.col("currency")),
+                money(-gap, pl.col("currency")),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "{} more: fees were {} less than the schedule (or less was withheld)",
+                money(gap, pl.col("currency")),
+                money(gap, pl.col("currency")),
+            )
+        )
+        if rules.fee_netting
+        else pl.when(gap < 0)
+        .then(pl.format("{} less", money(-gap, pl.col("currency"))))
+        .otherwise(pl.format("{} more", money(gap, pl.col("currency"))))
+    )
     breaks.append(
         break_rows(
             paired.filter(~agree),
@@ -95,11 +128,12 @@ def level_three(
             currency=pl.col("currency"),
             on=pl.col("d_on"),
             detail=pl.format(
-                "Batch {} should have paid {} ({}) but the bank received {}.",
+                "Batch {} should have paid {} ({}) but the bank received {}: {}.",
                 pl.col("batch_number"),
                 money(pl.col("expected_deposit"), pl.col("currency")),
-                pl.lit(netting),
+                netting,
                 money(pl.col("d_total"), pl.col("d_currency")),
+                explained,
             ),
         )
     )
