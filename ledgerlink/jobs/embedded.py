@@ -28,6 +28,7 @@ from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.jobs.port import JobHealth, JobInfo, JobStatus, check_enqueue
 from ledgerlink.jobs.registry import (
     PERIODIC_MARK,
@@ -215,8 +216,11 @@ class EmbeddedRunner:
         worker_id: str | None = None,
         rng: Jitter | None = None,
         shutdown_seconds: float = 30.0,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.settings = settings
+        #: Due times, retry delays and leases are judged on this clock (tests move it).
+        self.clock = clock
         self.db = db
         self.worker_id = worker_id or _worker_id()
         self.rng: Jitter = rng or random.Random()  # noqa: S311 - jitter, not secrecy
@@ -266,7 +270,7 @@ class EmbeddedRunner:
         if not self._started or self._stopping.is_set():
             return
         self._stopping.set()
-        deadline = time.monotonic() + self.shutdown_seconds
+        deadline = time.monotonic() + self.shutdown_seconds  # real time: it bounds joins
         for thread in self._workers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._running_lock:
@@ -319,7 +323,7 @@ class EmbeddedRunner:
             self._run(claimed)
 
     def _claim(self) -> _Claimed | None:
-        now = utcnow()
+        now = self.clock.now()
         with self.db.read() as session:
             candidates = session.scalars(
                 select(Job.id)
@@ -334,7 +338,7 @@ class EmbeddedRunner:
         return None
 
     def _try_claim(self, job_id: int) -> _Claimed | None:
-        now = utcnow()
+        now = self.clock.now()
         with self.db.transaction() as session:
             won = session.execute(
                 update(Job)
@@ -415,7 +419,7 @@ class EmbeddedRunner:
                 .where(*self._mine(job))
                 .values(
                     status="succeeded",
-                    finished_at=utcnow(),
+                    finished_at=self.clock.now(),
                     locked_by=None,
                     lease_expires_at=None,
                 )
@@ -433,13 +437,13 @@ class EmbeddedRunner:
             return
         spec = tasks.get(job.task)
         delay = spec.retry.delay_for(job.attempt, self.rng) if spec else 0.0
-        self._requeue(job, utcnow() + timedelta(seconds=delay), last_error=error)
+        self._requeue(job, self.clock.now() + timedelta(seconds=delay), last_error=error)
         bound.warning("job.failed", error=error, final=False, retry_in_seconds=round(delay, 3))
 
     def _interrupted(self, job: _Claimed, bound: Any) -> None:
         """The task stopped because this runner is stopping: queue it again now, the
         attempt not counted (it did not fail)."""
-        self._requeue(job, utcnow(), attempts=Job.attempts - 1)
+        self._requeue(job, self.clock.now(), attempts=Job.attempts - 1)
         bound.info("job.interrupted", detail="the runner is stopping; queued again")
 
     def _requeue(self, job: _Claimed, run_at: datetime, **values: Any) -> None:
@@ -460,7 +464,7 @@ class EmbeddedRunner:
                 .values(
                     status="failed",
                     last_error=error,
-                    finished_at=utcnow(),
+                    finished_at=self.clock.now(),
                     locked_by=None,
                     lease_expires_at=None,
                 )
@@ -472,9 +476,9 @@ class EmbeddedRunner:
         next_beat = 0.0
         while not self._maintenance_stop.is_set():
             try:
-                if time.monotonic() >= next_beat:
+                if self.clock.monotonic() >= next_beat:
                     self._beat()
-                    next_beat = time.monotonic() + self.renew_every
+                    next_beat = self.clock.monotonic() + self.renew_every
                 if not self._stopping.is_set():
                     self._requeue_expired()
                     self._enqueue_due_ticks()
@@ -486,7 +490,7 @@ class EmbeddedRunner:
 
     def _beat(self, *, first: bool = False) -> None:
         """Announce this runner and renew the leases of the jobs it is running."""
-        now = utcnow()
+        now = self.clock.now()
         with self._running_lock:
             running = list(self._running)
         with self.db.transaction() as session:
@@ -536,7 +540,7 @@ class EmbeddedRunner:
 
     def _requeue_expired(self) -> None:
         """Put back jobs whose runner stopped renewing their lease (killed, hung, lost)."""
-        now = utcnow()
+        now = self.clock.now()
         with self.db.read() as session:
             expired = session.execute(
                 select(Job.id, Job.task, Job.attempts, Job.max_attempts, Job.locked_by)
@@ -586,7 +590,7 @@ class EmbeddedRunner:
                 self._last_ticks[schedule] = due_at
 
     def _enqueue_due_ticks(self) -> None:
-        now = utcnow()
+        now = self.clock.now()
         for schedule in tasks.schedules():
             tick = due_tick(schedule.cron, self._last_ticks.get(schedule.name), now)
             if tick is not None:

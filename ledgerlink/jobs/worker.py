@@ -15,6 +15,7 @@ from types import FrameType
 
 import structlog
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.jobs.embedded import EmbeddedRunner
 from ledgerlink.jobs.registry import Jitter, load_task_modules
 from ledgerlink.settings import Settings
@@ -28,10 +29,13 @@ def run_worker(
     *,
     stop_event: threading.Event | None = None,
     rng: Jitter | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
     """Run jobs until ``stop_event`` is set or the process gets SIGTERM/SIGINT.
 
-    ``rng`` fixes the retry jitter (tests); production leaves it random.
+    ``rng`` fixes the retry jitter and ``clock`` the time that due times, retry delays
+    and leases are judged on (tests); production leaves both alone. procrastinate
+    schedules on PostgreSQL's clock, so ``clock`` applies to the embedded runner.
     """
     load_task_modules(settings)
     stop = stop_event or threading.Event()
@@ -46,7 +50,7 @@ def run_worker(
 
                 procrastinate_backend.run_worker(settings, db, stop, rng=rng)
             else:
-                EmbeddedRunner(settings, db, rng=rng).run_forever(stop)
+                EmbeddedRunner(settings, db, rng=rng, clock=clock).run_forever(stop)
     finally:
         db.dispose()
 

@@ -10,14 +10,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert, text, update
 
+from ledgerlink.clock import ManualClock
 from ledgerlink.jobs.builtin import prune
 from ledgerlink.jobs.port import JobQueue, job_queue
 from ledgerlink.jobs.registry import JobContext, load_task_modules, tasks
 from ledgerlink.jobs.ticks import due_tick
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
+from ledgerlink.store.models import Job
 from tests.support.job_tasks import (
     TASK_MODULE,
     MaxJitter,
@@ -200,6 +202,62 @@ def test_a_failing_job_is_retried_with_growing_backoff_until_it_succeeds(
     assert info.attempts == 3
     assert info.last_error is not None
     assert "planned failure 2 of 2" in info.last_error
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # procrastinate retries on PostgreSQL's clock
+def test_the_embedded_runner_waits_out_a_retrys_backoff_on_its_clock(
+    job_settings: Settings, db: Database, queue: JobQueue
+) -> None:
+    """The backoff is judged on the runner's clock: the test moves it, nothing sleeps."""
+    job_id = enqueue(db, queue, "test.flaky", args={"label": "clocked", "failures": 2})
+    assert job_id is not None
+    clock = ManualClock(datetime.now(UTC))  # the job is due at once on this clock
+
+    def failed_attempt(n: int) -> object:
+        info = queue.get(job_id)
+        return info if info and info.attempts == n and info.status == "queued" else None
+
+    with worker_thread(job_settings, rng=MaxJitter(), clock=clock):
+        for attempt, backoff in [(1, 0.3), (2, 0.6)]:  # base 0.3 s, doubling (MaxJitter)
+            info = wait_until(
+                lambda a=attempt: failed_attempt(a), timeout=15, what=f"attempt {attempt} failed"
+            )
+            assert (info.run_at - clock.now()).total_seconds() == pytest.approx(backoff)
+            clock.advance(backoff)
+        wait_until(lambda: status_of(queue, job_id) == "succeeded", timeout=15, what="success")
+    assert [e.attempt for e in effects_of(db, "clocked", "started")] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # procrastinate's own lease handling differs
+def test_the_embedded_runner_takes_a_job_back_once_its_lease_expires_on_its_clock(
+    job_settings: Settings, db: Database, queue: JobQueue
+) -> None:
+    """A runner that died mid-job stops renewing its lease; once the lease has expired
+    on the clock, a live runner runs the job again, with the reason kept."""
+    clock = ManualClock(datetime.now(UTC))
+    job_id = enqueue(db, queue, "test.record", args={"label": "orphan"})
+    assert job_id is not None
+    with db.transaction() as session:  # as a runner killed during attempt 1 leaves it
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                status="running",
+                locked_by="killed-runner",
+                attempts=1,
+                lease_expires_at=clock.now() + timedelta(seconds=job_settings.job_lease_seconds),
+            )
+        )
+    with worker_thread(job_settings, clock=clock):
+        wait_until(lambda: queue.health().live_workers >= 1, timeout=15, what="a live runner")
+        assert status_of(queue, job_id) == "running"  # its lease still holds
+        clock.advance(job_settings.job_lease_seconds + 0.1)
+        wait_until(lambda: status_of(queue, job_id) == "succeeded", timeout=15, what="the re-run")
+    assert [e.attempt for e in effects_of(db, "orphan")] == [2]
+    info = queue.get(job_id)
+    assert info is not None
+    assert info.last_error is not None
+    assert "stopped renewing its lease" in info.last_error
 
 
 def test_a_job_that_keeps_failing_ends_failed_with_its_error_kept(
