@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import CardGateway, CheckResult, Ledger
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.connectors.factory import gateway_for, ledger_for
@@ -13,15 +14,14 @@ from ledgerlink.store.models import Connection
 
 
 async def check_connection(runtime: Runtime, connection: Connection) -> list[CheckResult]:
-    if connection.kind == "smtp":
-        from ledgerlink.payments.notify import check_smtp
-
-        return await check_smtp(runtime, connection)
+    connector = registry.descriptor(connection.kind)
+    if connector.check is not None:
+        return await connector.check(runtime, connection)
     adapter: Ledger | CardGateway
     try:
         adapter = (
             gateway_for(runtime, connection)
-            if connection.kind == "paytrace"
+            if connector.role == "gateway"
             else ledger_for(runtime, connection)
         )
     except UpstreamError as exc:

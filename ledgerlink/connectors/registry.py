@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import httpx
 from pydantic import BaseModel
 
-from ledgerlink.connectors.base import CardGateway, CardPostingRules, Ledger
+from ledgerlink.connectors.base import CardGateway, CardPostingRules, CheckResult, Ledger
 from ledgerlink.connectors.errors import Misconfigured
 
 if TYPE_CHECKING:
@@ -36,6 +36,12 @@ Role = Literal["ledger", "gateway", "mail"]
 
 LedgerFactory = Callable[["Runtime", "Connection", httpx.AsyncBaseTransport | None], Ledger]
 GatewayFactory = Callable[["Runtime", "Connection", httpx.AsyncBaseTransport | None], CardGateway]
+
+#: (form text fields, a multi-valued field's values by name, the settings so far) → the
+#: settings with the kind's special fields applied.
+FormSettings = Callable[[Mapping[str, str], Callable[[str], list[str]], dict[str, Any]], None]
+PageContext = Callable[["Runtime", "Connection"], Awaitable[dict[str, Any]]]
+ConnectionCheck = Callable[["Runtime", "Connection"], Awaitable[list[CheckResult]]]
 
 #: Purposes a ledger kind ships mapping specs for (``ConnectorKind.specs`` keys).
 MEMBER_TO_CUSTOMER = "member_to_customer"
@@ -75,11 +81,20 @@ class ConnectorKind:
     #: True when the connection is authorised interactively (a consent flow whose state
     #: is ``Connection.auth_status``); False: its credentials are simply entered.
     interactive_auth: bool = False
-    #: Extra web routes (a consent flow): built on demand, mounted by the web app.
+    #: Extra portal routes (a consent flow): built on demand, mounted by the portal.
     routes: Callable[[], APIRouter] | None = None
-    #: Turns the portal form's text fields into settings (kind-specific fields such as
-    #: payment-method tables); ``None``: the fields are taken as they are.
-    form_settings: Callable[[Mapping[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+    #: The settings the portal form edits as plain text fields, in the form's order
+    #: (empty: every text, number or choice field of ``settings_model``).
+    form_fields: tuple[str, ...] = ()
+    #: The form fields that are not plain text (lists, tables, check boxes) into settings.
+    form_settings: FormSettings | None = None
+    #: What the settings form shows besides the settings (choices read live from the
+    #: system, other connections to pick from).
+    page_context: PageContext | None = None
+    #: Checks the connection its own way (default: the adapter's ``check()``).
+    check: ConnectionCheck | None = None
+    #: Where the kind appears in lists (the "Add a connection" choice, then by label).
+    position: int = 100
     #: How card payments post to this ledger (its ``card_posting.py``); ``None``: card
     #: payments cannot be posted to it.
     card_posting: CardPostingRules | None = None
@@ -94,6 +109,16 @@ class ConnectorKind:
     def default_settings(self) -> dict[str, Any]:
         """The settings a new connection of this kind starts with (JSON-ready)."""
         return self.settings_model().model_dump(mode="json")
+
+    def editable_fields(self) -> tuple[str, ...]:
+        """The settings the portal form sends as plain text fields."""
+        if self.form_fields:
+            return self.form_fields
+        return tuple(
+            name
+            for name, info in self.settings_model.model_fields.items()
+            if _plain(info.annotation)
+        )
 
     def spec(self, purpose: str) -> str:
         """The shipped spec for ``purpose``; a missing one is a set-up error naming it."""
@@ -150,10 +175,9 @@ def _load_builtin() -> None:
 
 
 def descriptors() -> tuple[ConnectorKind, ...]:
-    """Every registered kind, ledgers first, then by label."""
+    """Every registered kind, by position, then by label."""
     _load_builtin()
-    order = {"ledger": 0, "gateway": 1, "mail": 2}
-    return tuple(sorted(_kinds.values(), key=lambda d: (order[d.role], d.label)))
+    return tuple(sorted(_kinds.values(), key=lambda d: (d.position, d.label)))
 
 
 def kinds() -> tuple[str, ...]:
@@ -204,3 +228,13 @@ def template_dirs() -> list[Path]:
 
 def all_labels() -> Mapping[str, str]:
     return MappingProxyType({d.kind: d.label for d in descriptors()})
+
+
+def _plain(annotation: Any) -> bool:
+    """Whether a settings field is edited as one text box (not a list, table or flag)."""
+    origin = get_origin(annotation)
+    if origin in (list, dict, tuple, set):
+        return False
+    if annotation is bool:
+        return False
+    return all(_plain(arg) for arg in get_args(annotation)) if origin is not None else True

@@ -52,6 +52,7 @@ SAGE500 = registry.register(
         ledger=_ledger,
         settings_template="sage500_settings.html",
         template_dir=Path(__file__).parent / "templates",
+        position=20,
         card_posting=CARD_POSTING,
     )
 )

@@ -1,4 +1,6 @@
 """'Connect to Sage': the OAuth authorization-code flow with a callback on ledgerlink.
+These portal routes live with the connector; the registry's descriptor hands them to the
+portal (``ConnectorKind.routes``).
 
 The ``state`` parameter is signed (HMAC with a vault-derived key), names the connection,
 expires after ten minutes, and is bound to this browser by a nonce cookie — so a consent
@@ -18,17 +20,25 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ledgerlink.connectors.errors import UpstreamError
-from ledgerlink.connectors.factory import CALLBACK_PATH, sbc_oauth, sbc_token_vault
+from ledgerlink.connectors.sbc.wiring import CALLBACK_PATH, sbc_oauth, sbc_token_vault
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store import audit
 from ledgerlink.store.models import Connection
-from ledgerlink.web.portal.rendering import render_error
 from ledgerlink.web.security import admin
 
 router = APIRouter()
 
+KIND = "sbc"
 STATE_COOKIE = "llk_sbc_oauth"
 STATE_LIFETIME = 600
+
+
+def render_error(request: Request, status_code: int, message: str) -> Response:
+    """The portal's error page."""
+    # Imported here: importing the portal package mounts these routes (a real cycle).
+    from ledgerlink.web.portal.rendering import render_error as portal_error
+
+    return portal_error(request, status_code, message)
 
 
 def _key(request: Request) -> bytes:
@@ -68,7 +78,7 @@ def start_connect(
     runtime = request.app.state.runtime
     with runtime.db.read() as session:
         connection = session.get(Connection, connection_id)
-        if connection is None or connection.kind != "sbc":
+        if connection is None or connection.kind != KIND:
             return render_error(request, 404, "There is no such Sage Business Cloud connection.")
         try:
             oauth = sbc_oauth(runtime, connection, request_base_url=str(request.base_url))
@@ -116,7 +126,7 @@ def finish_connect(
         )
     with runtime.db.transaction() as session:
         connection = session.get(Connection, connection_id)
-        if connection is None or connection.kind != "sbc":
+        if connection is None or connection.kind != KIND:
             return render_error(request, 404, "That Sage connection no longer exists.")
         try:
             vault = sbc_token_vault(runtime, connection, request_base_url=str(request.base_url))

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import APIRouter
+
 from ledgerlink.connectors import registry
+from ledgerlink.connectors.sbc import form
 from ledgerlink.connectors.sbc.card_posting import CARD_POSTING
 from ledgerlink.connectors.sbc.settings import SbcSettings
 from ledgerlink.connectors.sbc.wiring import sbc_ledger
+
+
+def _consent_routes() -> APIRouter:
+    # Imported when the portal mounts them: the routes need the web layer, which itself
+    # asks this registry for the connector kinds (a real cycle at import time).
+    from ledgerlink.connectors.sbc.consent import router
+
+    return router
+
 
 SBC = registry.register(
     registry.ConnectorKind(
@@ -30,5 +42,10 @@ SBC = registry.register(
         template_dir=Path(__file__).parent / "templates",
         card_posting=CARD_POSTING,
         interactive_auth=True,
+        routes=_consent_routes,
+        form_fields=form.FORM_FIELDS,
+        form_settings=form.form_settings,
+        page_context=form.page_context,
+        position=10,
     )
 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ledgerlink.connectors import registry
+from ledgerlink.connectors.smtp import form
 from ledgerlink.connectors.smtp.settings import SmtpSettings
+from ledgerlink.payments.notify import check_smtp
 
 SMTP = registry.register(
     registry.ConnectorKind(
@@ -16,5 +18,9 @@ SMTP = registry.register(
         secret_names=frozenset({"password"}),
         settings_template="smtp_settings.html",
         template_dir=Path(__file__).parent / "templates",
+        form_fields=form.FORM_FIELDS,
+        form_settings=form.form_settings,
+        check=check_smtp,
+        position=40,
     )
 )

@@ -9,10 +9,11 @@ from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledgerlink import connections
+from ledgerlink import connection_setup, connections
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store.models import Connection
 from ledgerlink.web.api.inputs import CleanObject, CleanText, PathId
+from ledgerlink.web.deps import Admin, RuntimeDep
 from ledgerlink.web.problems import Problem, field_problem
 from ledgerlink.web.security import admin, operator, viewer
 
@@ -34,10 +35,14 @@ class ConnectionPatch(BaseModel):
     is_active: StrictBool | None = None
 
 
+def _not_found(connection_id: int) -> Problem:
+    return Problem(404, "Not found", f"There is no connection {connection_id}.")
+
+
 def _get(session: Session, connection_id: int) -> Connection:
     found = session.get(Connection, connection_id)
     if found is None:
-        raise Problem(404, "Not found", f"There is no connection {connection_id}.")
+        raise _not_found(connection_id)
     return found
 
 
@@ -79,28 +84,42 @@ def create_connection(
         raise field_problem(exc.field, exc.message) from None
 
 
-@router.patch("/connections/{connection_id}", summary="Change settings, secrets or activation")
-def patch_connection(
-    request: Request,
-    connection_id: PathId,
-    body: ConnectionPatch,
-    principal: Annotated[Principal, Depends(admin)],
+@router.patch(
+    "/connections/{connection_id}",
+    summary="Change settings, secrets or activation",
+    description=(
+        "Activating (`is_active: true`) tests the connection first, as the portal's Save "
+        "does: it becomes active only when every check passes. Changing the settings or "
+        "secrets of an active connection tests it again. When a test fails, what was sent "
+        "is kept, the connection is left inactive, and the answer is a 409 naming each "
+        "failed check (`checks.<name>`)."
+    ),
+)
+async def patch_connection(
+    runtime: RuntimeDep, connection_id: PathId, body: ConnectionPatch, principal: Admin
 ) -> dict[str, Any]:
-    runtime = request.app.state.runtime
     try:
-        with runtime.db.transaction() as session:
-            changed = connections.update(
-                session,
-                runtime.vault,
-                principal,
-                _get(session, connection_id),
-                settings=body.settings,
-                secrets=body.secrets,
-                is_active=body.is_active,
-            )
-            return connections.describe(changed)
+        saved = await connection_setup.save(
+            runtime,
+            principal,
+            connection_id,
+            settings=body.settings,
+            secrets=body.secrets,
+            activate=body.is_active,
+        )
+    except connection_setup.NoSuchConnection:
+        raise _not_found(connection_id) from None
     except connections.InvalidConnection as exc:
         raise field_problem(exc.field, exc.message) from None
+    if saved.tested and not saved.active:
+        raise Problem(
+            409,
+            "Not activated",
+            saved.message or "",
+            kind="connection-not-activated",
+            errors=[{"field": f"checks.{c.name}", "message": c.detail} for c in saved.failed],
+        )
+    return connections.describe(saved.connection)
 
 
 @router.delete("/connections/{connection_id}", status_code=204, summary="Delete a connection")

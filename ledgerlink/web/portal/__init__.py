@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from ledgerlink.connectors.sbc import consent as sbc_consent
+from ledgerlink.connectors import registry
 from ledgerlink.web.portal import (
     audit_pages,
     dashboard,
@@ -22,7 +22,9 @@ router.include_router(audit_pages.router)
 router.include_router(settings_pages.router)
 router.include_router(mapping_pages.router)
 router.include_router(member_pages.router)
-router.include_router(sbc_consent.router)
+for connector in registry.descriptors():  # a connector's own pages (SBC's consent flow)
+    if connector.routes is not None:
+        router.include_router(connector.routes())
 router.include_router(integration_pages.router)
 router.include_router(sync_pages.router)
 router.include_router(payment_pages.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,32 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, TemplateNotFound
 
 from ledgerlink import __version__
+from ledgerlink.connectors import registry
 from ledgerlink.domain.money import Money
 from ledgerlink.identity.roles import Role
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+class ConnectorTemplates(BaseLoader):
+    """The connectors' own templates (their settings forms), looked up through the
+    registry when asked, so a kind registered later is found too."""
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        for folder in registry.template_dirs():
+            try:
+                return FileSystemLoader(folder).get_source(environment, template)
+            except TemplateNotFound:
+                continue
+        raise TemplateNotFound(template)
+
+
+templates.env.loader = ChoiceLoader([templates.env.loader, ConnectorTemplates()])  # type: ignore[list-item]
 templates.env.globals["version"] = __version__
 templates.env.filters["money"] = lambda m: m.format_display() if isinstance(m, Money) else m
 

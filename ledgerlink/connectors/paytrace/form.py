@@ -1,0 +1,54 @@
+"""The PayTrace settings form: the environment picks the API address, polling is a check
+box, and card payments are posted to one of the installation's ledger connections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from ledgerlink.connectors import registry
+from ledgerlink.store.models import Connection
+
+if TYPE_CHECKING:
+    from ledgerlink.runtime import Runtime
+
+PAYTRACE_URLS = {
+    "sandbox": "https://api.sandbox.paytrace.com",
+    "production": "https://api.paytrace.com",
+}
+
+#: The settings the form edits as plain text fields.
+FORM_FIELDS = (
+    "username",
+    "integrator_id",
+    "environment",
+    "api_base_url",
+    "post_to_connection_id",
+    "overpayment",
+    "poll_interval_seconds",
+    "poll_overlap_minutes",
+)
+
+
+async def page_context(runtime: Runtime, connection: Connection) -> dict[str, Any]:
+    with runtime.db.read() as session:
+        rows = session.execute(
+            select(Connection.id, Connection.name)
+            .where(Connection.kind.in_(registry.ledger_kinds()))
+            .order_by(Connection.name)
+        ).all()
+    return {"paytrace_urls": PAYTRACE_URLS, "ledgers": [(int(i), str(n)) for i, n in rows]}
+
+
+def form_settings(
+    text: Mapping[str, str], values: Callable[[str], list[str]], settings: dict[str, Any]
+) -> None:
+    """The polling check box, and the environment's address when none was typed."""
+    if "polling_shown" in text:
+        settings["polling"] = text.get("polling") == "1"
+    if "environment" in text and not text.get("api_base_url"):
+        settings["api_base_url"] = PAYTRACE_URLS.get(
+            text["environment"], settings.get("api_base_url")
+        )

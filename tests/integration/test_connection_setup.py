@@ -1,0 +1,129 @@
+"""Saving a connection is one use case for the portal and the API: store, test, and
+activate only when every check passes, telling the user the same thing either way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
+
+from ledgerlink.connection_setup import ACTIVE, NOT_ACTIVE
+from ledgerlink.identity.roles import Role
+from ledgerlink.sandbox import sage500
+from ledgerlink.store.db import Database
+from tests.support.web import make_user, sign_in
+
+#: Nothing listens on port 9 of the loopback: the connection is refused at once.
+UNREACHABLE = "postgresql+psycopg://ledgerlink:pw@127.0.0.1:9/erp"
+
+
+@pytest.fixture
+def erp_url(tmp_path: Path) -> str:
+    """A Sage 500 database (the simulator's schema and seed data) the checks pass on."""
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    engine = create_engine(url)
+    sage500.create_schema(engine)
+    sage500.seed(engine, sage500.Sage500Config(seed_people=5))
+    engine.dispose()
+    return url
+
+
+def _sage500(client: TestClient, headers: dict[str, str], url: str) -> int:
+    created = client.post(
+        "/api/v1/connections",
+        headers=headers,
+        json={
+            "kind": "sage500",
+            "name": "ERP",
+            "settings": {"company_id": "SOA", "receipt_gl_account": "1010-00"},
+            "secrets": {"database_url": url},
+        },
+    )
+    assert created.status_code == 201, created.text
+    return int(created.json()["id"])
+
+
+def test_the_api_tests_a_connection_before_activating_it(client: TestClient, db: Database) -> None:
+    headers = {"Authorization": f"Bearer {make_user(db, Role.ADMIN).token}"}
+    cid = _sage500(client, headers, UNREACHABLE)
+
+    response = client.patch(f"/api/v1/connections/{cid}", headers=headers, json={"is_active": True})
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["detail"] == NOT_ACTIVE
+    assert problem["errors"][0]["field"] == "checks.reachable"
+    assert "cannot connect" in problem["errors"][0]["message"]
+    assert client.get(f"/api/v1/connections/{cid}", headers=headers).json()["is_active"] is False
+
+
+def test_the_api_activates_a_connection_whose_checks_pass(
+    client: TestClient, db: Database, erp_url: str
+) -> None:
+    headers = {"Authorization": f"Bearer {make_user(db, Role.ADMIN).token}"}
+    cid = _sage500(client, headers, erp_url)
+
+    response = client.patch(f"/api/v1/connections/{cid}", headers=headers, json={"is_active": True})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["is_active"] is True
+
+
+def test_changing_an_active_connection_tests_it_again(
+    client: TestClient, db: Database, erp_url: str
+) -> None:
+    headers = {"Authorization": f"Bearer {make_user(db, Role.ADMIN).token}"}
+    cid = _sage500(client, headers, erp_url)
+    assert client.patch(
+        f"/api/v1/connections/{cid}", headers=headers, json={"is_active": True}
+    ).json()["is_active"]
+
+    response = client.patch(
+        f"/api/v1/connections/{cid}",
+        headers=headers,
+        json={"secrets": {"database_url": UNREACHABLE}},
+    )
+
+    assert response.status_code == 409
+    assert response.json()["detail"] == NOT_ACTIVE
+    assert client.get(f"/api/v1/connections/{cid}", headers=headers).json()["is_active"] is False
+
+
+def test_deactivating_needs_no_test(client: TestClient, db: Database, erp_url: str) -> None:
+    headers = {"Authorization": f"Bearer {make_user(db, Role.ADMIN).token}"}
+    cid = _sage500(client, headers, UNREACHABLE)
+    response = client.patch(
+        f"/api/v1/connections/{cid}", headers=headers, json={"is_active": False}
+    )
+    assert response.status_code == 200
+    assert response.json()["is_active"] is False
+
+
+def test_the_portal_and_the_api_say_the_same(
+    client: TestClient, db: Database, erp_url: str
+) -> None:
+    admin = make_user(db, Role.ADMIN)
+    headers = {"Authorization": f"Bearer {admin.token}"}
+    failing = _sage500(client, headers, UNREACHABLE)
+    token = sign_in(client, admin.email)
+    form = {"mode": "sql", "company_id": "SOA", "currency": "USD", "csrftoken": token}
+
+    page = client.post(f"/connections/{failing}", data=form)
+    api = client.patch(f"/api/v1/connections/{failing}", headers=headers, json={"is_active": True})
+
+    assert page.status_code == 200
+    assert NOT_ACTIVE in page.text
+    assert "cannot connect" in page.text
+    assert api.json()["detail"] == NOT_ACTIVE
+
+    working = client.post(
+        "/api/v1/connections",
+        headers=headers,
+        json={"kind": "sage500", "name": "ERP 2", "secrets": {"database_url": erp_url}},
+    ).json()["id"]
+    saved = client.post(f"/connections/{working}", data=form, follow_redirects=True)
+    assert ACTIVE in saved.text
+    assert client.get(f"/api/v1/connections/{working}", headers=headers).json()["is_active"]
