@@ -179,31 +179,29 @@ def reconcile_incremental(
     the same spec."""
     fresh = prepare(new, spec)
     everything = history.concat(fresh)
-    txns, receipts = everything.transactions, everything.receipts
-    open_ids = previous.open_ids()
+    txns = everything.transactions
 
-    # level 1: the families of new rows and of rows in open breaks
+    # level 1: the families of the new rows. A family no new row touches keeps its
+    # matches and breaks (only their age moves), so open breaks need no re-examination.
     seeds = [
         fresh.transactions.select(k="key"),
         fresh.transactions.select(k="orig_key"),
         fresh.receipts.select(k="key"),
-        txns.filter(pl.col("txn_id").is_in(open_ids["transactions"].implode())).select(k="key"),
-        receipts.filter(pl.col("receipt_id").is_in(open_ids["receipts"].implode())).select(k="key"),
     ]
     keys = pl.concat(seeds).drop_nulls().unique().get_column("k")
     family = txns.filter(
         pl.col("key").is_in(keys.implode()) | pl.col("orig_key").is_in(keys.implode())
     )
-    keys = pl.concat(
-        [keys, family.get_column("key"), family.get_column("orig_key").drop_nulls()]
-    ).unique()
-    family = txns.filter(
-        pl.col("key").is_in(keys.implode()) | pl.col("orig_key").is_in(keys.implode())
-    )
-    loose = pl.concat([open_ids["receipts"], fresh.receipts.get_column("receipt_id")])
-    kin = receipts.filter(
-        pl.col("key").is_in(keys.implode()) | pl.col("receipt_id").is_in(loose.implode())
-    )
+    # a refund or void named by a new receipt brings its sale's family (one hop more)
+    further = family.get_column("orig_key").drop_nulls().unique()
+    further = further.filter(~further.is_in(keys.implode()))
+    if further.len():
+        keys = pl.concat([keys, further])
+        family = txns.filter(
+            pl.col("key").is_in(keys.implode()) | pl.col("orig_key").is_in(keys.implode())
+        )
+    keys = pl.concat([keys, family.get_column("key")]).unique()  # a refund's own receipts
+    kin = pl.concat([history.receipts.filter(pl.col("key").is_in(keys.implode())), fresh.receipts])
     scope = Prepared(
         transactions=family,
         receipts=kin,
@@ -251,7 +249,10 @@ def reconcile_incremental(
 
     candidates = ("transactions:" + family_ids).unique().sort()
     removed = _removed_matches(previous.matches, candidates)
-    kept_breaks = previous.breaks.filter(
+    aged = previous.breaks.with_columns(
+        as_of_days=pl.col("as_of_days") + (as_of - previous.as_of).days
+    )
+    kept_breaks = aged.filter(
         (
             pl.col("type").is_in(sorted(LEVEL_ONE_BREAKS))
             & ~pl.col("ids").list.eval(pl.element().is_in(looked_at)).list.any()

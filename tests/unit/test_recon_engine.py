@@ -538,6 +538,24 @@ def test_an_incremental_run_gives_what_a_full_run_gives() -> None:
     assert incremental.totals.equals(full.totals)
 
 
+def test_an_incremental_void_brings_the_sales_earlier_refund_and_its_receipt() -> None:
+    spec = default_spec()
+    history = Sides.from_rows(
+        transactions=[txn("5001"), txn("5002", 2_000, kind="refund", original="5001")],
+        receipts=[receipt("R1", "5001"), receipt("R2", "5002", 2_000, kind="refund")],
+    )
+    new = Sides.from_rows(
+        transactions=[txn("5003", kind="void", original="5001")],
+        receipts=[receipt("R3", None, kind="reversal", key="paytrace:5001:void")],
+    )
+    previous = reconcile(history, spec, as_of=AS_OF - dt.timedelta(days=2))
+    changes, _ = reconcile_incremental(prepare(history, spec), new, previous, spec, as_of=AS_OF)
+    full = reconcile(history.concat(new), spec, as_of=AS_OF)
+    assert match_of(full, "5001")["right_ids"] == ["R1", "R2", "R3"]
+    assert changes.apply(previous).matches.equals(full.matches)
+    assert changes.breaks.equals(full.breaks)
+
+
 # ---- the frames ---------------------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -122,7 +124,7 @@ def test_an_incremental_run_equals_a_full_run(data: Generated, cut: float) -> No
         keep = int(frame.height * cut)
         history[side], new[side] = frame.head(keep), frame.slice(keep)
     old, fresh = Sides(**history), Sides(**new)
-    previous = reconcile(old, SPEC, as_of=data.as_of)
+    previous = reconcile(old, SPEC, as_of=data.as_of - dt.timedelta(days=1))  # yesterday
     changes, _ = reconcile_incremental(prepare(old, SPEC), fresh, previous, SPEC, as_of=data.as_of)
     incremental = changes.apply(previous)
     _same(incremental, reconcile(data.sides, SPEC, as_of=data.as_of))
