@@ -21,7 +21,7 @@ import asyncio
 import json
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +30,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors.errors import AuthExpired, Misconfigured, Unavailable
 from ledgerlink.store.db import Database
 from ledgerlink.store.models import Connection, ConnectionSecret
@@ -74,8 +75,11 @@ class SbcOAuth:
         redirect_uri: str,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 20.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.client_id = client_id
+        #: Token lifetimes count from this clock's now (tests move it past an expiry).
+        self.clock = clock
         self.client_secret = client_secret
         self.authorize_url = authorize_url
         self.token_url = token_url
@@ -117,7 +121,7 @@ class SbcOAuth:
             ) from exc
         body = _json(response)
         if response.status_code == 200 and body.get("access_token"):
-            return _token_set(body)
+            return _token_set(body, self.clock.now())
         error = str(body.get("error") or "")
         if error == "invalid_grant":
             raise AuthExpired(SYSTEM, REAUTHORISE, status=response.status_code, upstream_code=error)
@@ -152,8 +156,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _token_set(body: dict[str, Any]) -> TokenSet:
-    now = datetime.now(UTC)
+def _token_set(body: dict[str, Any], now: datetime) -> TokenSet:
     refresh_life = body.get("refresh_token_expires_in")
     return TokenSet(
         access_token=str(body["access_token"]),
@@ -181,8 +184,17 @@ def _lock_for(connection_id: int) -> threading.Lock:
 class TokenVault:
     """Stored tokens of one SBC connection: read, refresh under lock, store atomically."""
 
-    def __init__(self, db: Database, vault: Vault, connection_id: int, oauth: SbcOAuth) -> None:
+    def __init__(
+        self,
+        db: Database,
+        vault: Vault,
+        connection_id: int,
+        oauth: SbcOAuth,
+        clock: Clock | None = None,
+    ) -> None:
         self.db = db
+        #: Whether a token is still fresh is judged on this clock (the OAuth client's).
+        self.clock = clock or oauth.clock
         self.vault = vault
         self.connection_id = connection_id
         self.oauth = oauth
@@ -200,13 +212,13 @@ class TokenVault:
 
     def cached_token(self) -> str | None:
         """The in-memory access token if it is still fresh (no database access)."""
-        if self._cached is not None and self._cached.fresh(datetime.now(UTC)):
+        if self._cached is not None and self._cached.fresh(self.clock.now()):
             return self._cached.access_token
         return None
 
     def access_token(self) -> str:
         """A token valid for at least RENEW_MARGIN; refreshes (once, under lock) if not."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         if self._cached is not None and self._cached.fresh(now):
             return self._cached.access_token
         return self._refresh(rejected=None)
@@ -221,7 +233,7 @@ class TokenVault:
             with self.db.transaction() as session:
                 connection = self._locked_connection(session)
                 stored = self._load(connection)
-                now = datetime.now(UTC)
+                now = self.clock.now()
                 if stored is not None and stored.fresh(now) and stored.access_token != rejected:
                     self._cached = stored  # someone else refreshed while we waited
                     return stored.access_token
