@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from ledgerlink.identity.principal import Principal
 from ledgerlink.mapping.engine import to_json
 from ledgerlink.mapping.errors import MappingValueError, SpecError
 from ledgerlink.mapping.preview import MAX_PREVIEW, run_preview
@@ -22,15 +22,21 @@ from ledgerlink.mapping.transforms.customer_ids import LinkTable
 from ledgerlink.store.mapping_models import MappingVersion
 from ledgerlink.store.mapping_repo import (
     MappingRepository,
-    PreviewUnavailable,
     UnknownMapping,
     exact_numbers,
-    mapping_repository,
     preview_source,
 )
 from ledgerlink.web.api.inputs import INT64_MAX, CleanText
+from ledgerlink.web.deps import (
+    Admin,
+    MappingsDep,
+    Operator,
+    ReadSession,
+    RuntimeDep,
+    Viewer,
+    WriteSession,
+)
 from ledgerlink.web.problems import Problem, field_problem
-from ledgerlink.web.security import admin, operator, viewer
 
 router = APIRouter(tags=["mappings"])
 
@@ -81,24 +87,6 @@ class PreviewIn(BaseModel):
     )
 
 
-def repository(request: Request) -> MappingRepository:
-    return mapping_repository(request.app.state.runtime.settings)
-
-
-def spec_problem(exc: SpecError) -> Problem:
-    errors = [
-        {"field": p.field, "message": p.message, "file": p.file, "line": p.line}
-        for p in exc.problems
-    ]
-    return Problem(
-        422,
-        "Invalid mapping spec",
-        str(exc),
-        kind="mapping-spec",
-        errors=cast(list[dict[str, str]], errors),
-    )
-
-
 def version_out(row: MappingVersion) -> dict[str, Any]:
     return {
         "version": row.version,
@@ -135,7 +123,7 @@ USED_BY: dict[str, str] = {
 }
 
 
-def summary(repo: MappingRepository, session: Any, name: str) -> dict[str, Any]:
+def summary(repo: MappingRepository, session: Session, name: str) -> dict[str, Any]:
     source = repo.text(session, name)
     out: dict[str, Any] = {
         "name": name,
@@ -160,94 +148,67 @@ def summary(repo: MappingRepository, session: Any, name: str) -> dict[str, Any]:
 
 
 @router.get("/mappings", summary="List mapping specs and shared tables")
-def list_mappings(
-    request: Request, _: Annotated[Principal, Depends(viewer)]
-) -> list[dict[str, Any]]:
-    repo = repository(request)
-    with request.app.state.db.read() as session:
-        return [summary(repo, session, name) for name in repo.names(session)]
+def list_mappings(_: Viewer, repo: MappingsDep, session: ReadSession) -> list[dict[str, Any]]:
+    return [summary(repo, session, name) for name in repo.names(session)]
 
 
 @router.get("/mappings/{name}", summary="A spec's active YAML and its version history")
 def get_mapping(
-    request: Request, name: SpecName, _: Annotated[Principal, Depends(viewer)]
+    name: SpecName, _: Viewer, repo: MappingsDep, session: ReadSession
 ) -> dict[str, Any]:
-    repo = repository(request)
-    with request.app.state.db.read() as session:
-        try:
-            out = summary(repo, session, name)
-            source = repo.text(session, name)
-        except UnknownMapping as exc:
-            raise Problem(404, "Not found", str(exc)) from None
-        out["yaml"] = source.text
-        out["file"] = source.file
-        out["history"] = [version_out(row) for row in repo.history(session, name)]
-        return out
+    out = summary(repo, session, name)
+    source = repo.text(session, name)
+    out["yaml"] = source.text
+    out["file"] = source.file
+    out["history"] = [version_out(row) for row in repo.history(session, name)]
+    return out
 
 
 @router.put("/mappings/{name}", summary="Save a new version (validated, audited)")
 def put_mapping(
-    request: Request, name: SpecName, body: SpecIn, principal: Annotated[Principal, Depends(admin)]
+    name: SpecName, body: SpecIn, principal: Admin, repo: MappingsDep, session: WriteSession
 ) -> dict[str, Any]:
-    repo = repository(request)
     try:
-        with request.app.state.db.transaction() as session:
-            row = repo.save(session, principal, name, body.yaml, body.comment)
-            return {"name": name, **version_out(row)}
-    except UnknownMapping as exc:
+        row = repo.save(session, principal, name, body.yaml, body.comment)
+    except UnknownMapping as exc:  # says where a new spec goes, which a lookup does not
         raise Problem(
             404,
             "Not found",
             f"{exc}; new specs ship with ledgerlink or go in the configuration directory",
         ) from None
-    except SpecError as exc:
-        raise spec_problem(exc) from None
+    return {"name": name, **version_out(row)}
 
 
 @router.post("/mappings/{name}/rollback", summary="Activate an earlier version as a new version")
 def rollback_mapping(
-    request: Request,
-    name: SpecName,
-    body: RollbackIn,
-    principal: Annotated[Principal, Depends(admin)],
+    name: SpecName, body: RollbackIn, principal: Admin, repo: MappingsDep, session: WriteSession
 ) -> dict[str, Any]:
-    repo = repository(request)
     try:
-        with request.app.state.db.transaction() as session:
-            row = repo.rollback(session, principal, name, body.version, body.comment)
-            return {"name": name, **version_out(row)}
-    except UnknownMapping as exc:
+        row = repo.rollback(session, principal, name, body.version, body.comment)
+    except LookupError as exc:  # an unknown spec, or a version it never had
         raise Problem(404, "Not found", str(exc)) from None
-    except SpecError as exc:
-        raise spec_problem(exc) from None
-    except LookupError as exc:
-        raise Problem(404, "Not found", str(exc)) from None
+    return {"name": name, **version_out(row)}
 
 
 @router.post(
     "/mappings/{name}/preview", summary="Run a spec (or a draft) over records; writes nothing"
 )
 def preview_mapping(
-    request: Request, name: SpecName, body: PreviewIn, _: Annotated[Principal, Depends(operator)]
+    name: SpecName,
+    body: PreviewIn,
+    _: Operator,
+    runtime: RuntimeDep,
+    repo: MappingsDep,
+    session: ReadSession,
 ) -> dict[str, Any]:
-    repo = repository(request)
-    runtime = request.app.state.runtime
-    with request.app.state.db.read() as session:
-        try:
-            active = repo.load(session, name, draft=body.yaml, draft_tables=body.tables or None)
-            source = preview_source(
-                active.compiled.spec.source,
-                runtime=runtime,
-                samples=exact_numbers(body.records) if body.records else None,
-                recent=body.source == "recent",
-                limit=body.limit,
-            )
-        except UnknownMapping as exc:
-            raise Problem(404, "Not found", str(exc)) from None
-        except SpecError as exc:
-            raise spec_problem(exc) from None
-        except PreviewUnavailable as exc:
-            raise Problem(409, "No recent records", str(exc)) from None
+    active = repo.load(session, name, draft=body.yaml, draft_tables=body.tables or None)
+    source = preview_source(
+        active.compiled.spec.source,
+        runtime=runtime,
+        samples=exact_numbers(body.records) if body.records else None,
+        recent=body.source == "recent",
+        limit=body.limit,
+    )
     try:
         context = MappingContext(links=LinkTable(body.links))
     except MappingValueError as exc:

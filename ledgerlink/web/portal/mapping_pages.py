@@ -8,26 +8,21 @@ import json
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ledgerlink.identity.principal import Principal
 from ledgerlink.mapping.engine import to_json
 from ledgerlink.mapping.errors import SpecError, SpecProblem
 from ledgerlink.mapping.functions import reference
 from ledgerlink.mapping.loader import load_document, replace_table_rows
 from ledgerlink.mapping.preview import MAX_PREVIEW, run_preview, sample_records
 from ledgerlink.mapping.spec import MappingSpec
-from ledgerlink.store.mapping_repo import (
-    MappingRepository,
-    PreviewUnavailable,
-    UnknownMapping,
-    preview_source,
-)
-from ledgerlink.web.api.mappings_api import repository, summary
+from ledgerlink.store.db import Database
+from ledgerlink.store.mapping_repo import MappingRepository, PreviewUnavailable, preview_source
+from ledgerlink.web.api.mappings_api import summary
+from ledgerlink.web.deps import Admin, DatabaseDep, MappingsDep, Operator, RuntimeDep, Viewer
 from ledgerlink.web.portal.rendering import render
 from ledgerlink.web.problems import Problem
-from ledgerlink.web.security import admin, operator, viewer
 
 router = APIRouter()
 
@@ -39,9 +34,8 @@ NOTICES = {
 
 
 @router.get("/settings/mappings")
-def mappings_page(request: Request, _: Annotated[Principal, Depends(viewer)]) -> Response:
-    repo = repository(request)
-    with request.app.state.db.read() as session:
+def mappings_page(request: Request, _: Viewer, repo: MappingsDep, db: DatabaseDep) -> Response:
+    with db.read() as session:
         specs = [summary(repo, session, name) for name in repo.names(session)]
     return render(request, "mappings.html", specs=specs)
 
@@ -50,17 +44,22 @@ def mappings_page(request: Request, _: Annotated[Principal, Depends(viewer)]) ->
 def mapping_page(
     request: Request,
     name: str,
-    _: Annotated[Principal, Depends(viewer)],
+    _: Viewer,
+    repo: MappingsDep,
+    db: DatabaseDep,
     done: str | None = None,
 ) -> Response:
-    return _edit_page(request, name, notice=NOTICES.get(done or ""))
+    return _edit_page(request, repo, db, name, notice=NOTICES.get(done or ""))
 
 
 @router.post("/settings/mappings/{name}/preview")
 def preview(
     request: Request,
     name: str,
-    _: Annotated[Principal, Depends(operator)],
+    _: Operator,
+    runtime: RuntimeDep,
+    repo: MappingsDep,
+    db: DatabaseDep,
     yaml: Annotated[str, Form(max_length=256 * 1024)],
     samples: Annotated[str, Form(max_length=1024 * 1024)] = "",
     gl_transaction_type: Annotated[list[str] | None, Form()] = None,
@@ -70,40 +69,48 @@ def preview(
     text, problems = _apply_gl_rows(name, yaml, gl_transaction_type, gl_payment_method, gl_account)
     if problems:
         return _edit_page(
-            request, name, yaml=text, samples=samples, problems=problems, status_code=422
+            request, repo, db, name, yaml=text, samples=samples, problems=problems, status_code=422
         )
     records, sample_error = _parse_samples(samples)
     if sample_error:
         return _edit_page(
-            request, name, yaml=text, samples=samples, error=sample_error, status_code=422
+            request, repo, db, name, yaml=text, samples=samples, error=sample_error, status_code=422
         )
-    repo = repository(request)
-    with request.app.state.db.read() as session:
+    with db.read() as session:
         try:
             active = repo.load(session, name, draft=text)
             source = preview_source(
                 active.compiled.spec.source,
-                runtime=request.app.state.runtime,
+                runtime=runtime,
                 samples=records,
                 recent=False,
                 limit=MAX_PREVIEW,
             )
-        except SpecError as exc:
+        except SpecError as exc:  # the draft again, with its problems
             return _edit_page(
-                request, name, yaml=text, samples=samples, problems=exc.problems, status_code=422
+                request,
+                repo,
+                db,
+                name,
+                yaml=text,
+                samples=samples,
+                problems=exc.problems,
+                status_code=422,
             )
-        except (UnknownMapping, PreviewUnavailable) as exc:
+        except PreviewUnavailable as exc:  # the page offers samples only: none is "not found"
             raise Problem(404, "Not found", str(exc)) from None
     result = run_preview(active.compiled, source, MAX_PREVIEW)
     shown = to_json(result.as_dict())
-    return _edit_page(request, name, yaml=text, samples=samples, preview=shown)
+    return _edit_page(request, repo, db, name, yaml=text, samples=samples, preview=shown)
 
 
 @router.post("/settings/mappings/{name}/save")
 def save(
     request: Request,
     name: str,
-    principal: Annotated[Principal, Depends(admin)],
+    principal: Admin,
+    repo: MappingsDep,
+    db: DatabaseDep,
     yaml: Annotated[str, Form(max_length=256 * 1024)],
     samples: Annotated[str, Form(max_length=1024 * 1024)] = "",
     comment: Annotated[str, Form(max_length=500)] = "",
@@ -113,17 +120,14 @@ def save(
 ) -> Response:
     text, problems = _apply_gl_rows(name, yaml, gl_transaction_type, gl_payment_method, gl_account)
     if not problems:
-        repo = repository(request)
         try:
-            with request.app.state.db.transaction() as session:
+            with db.transaction() as session:
                 repo.save(session, principal, name, text, comment)
-        except SpecError as exc:
+        except SpecError as exc:  # the draft again, with its problems
             problems = exc.problems
-        except UnknownMapping as exc:
-            raise Problem(404, "Not found", str(exc)) from None
     if problems:
         return _edit_page(
-            request, name, yaml=text, samples=samples, problems=problems, status_code=422
+            request, repo, db, name, yaml=text, samples=samples, problems=problems, status_code=422
         )
     return RedirectResponse(f"/settings/mappings/{name}?done=saved", status_code=303)
 
@@ -132,16 +136,17 @@ def save(
 def rollback(
     request: Request,
     name: str,
-    principal: Annotated[Principal, Depends(admin)],
+    principal: Admin,
+    repo: MappingsDep,
+    db: DatabaseDep,
     version: Annotated[int, Form(ge=0)],
 ) -> Response:
-    repo = repository(request)
     try:
-        with request.app.state.db.transaction() as session:
+        with db.transaction() as session:
             repo.rollback(session, principal, name, version)
     except SpecError as exc:
-        return _edit_page(request, name, problems=exc.problems, status_code=422)
-    except LookupError as exc:
+        return _edit_page(request, repo, db, name, problems=exc.problems, status_code=422)
+    except LookupError as exc:  # an unknown spec, or a version it never had
         raise Problem(404, "Not found", str(exc)) from None
     return RedirectResponse(f"/settings/mappings/{name}?done=rolled-back", status_code=303)
 
@@ -204,6 +209,8 @@ def _gl_rows(text: str, name: str) -> list[dict[str, Any]] | None:
 
 def _edit_page(
     request: Request,
+    repo: MappingRepository,
+    db: Database,
     name: str,
     *,
     yaml: str | None = None,
@@ -214,13 +221,9 @@ def _edit_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    repo: MappingRepository = repository(request)
-    with request.app.state.db.read() as session:
-        try:
-            info = summary(repo, session, name)
-            active = repo.text(session, name)
-        except UnknownMapping as exc:
-            raise Problem(404, "Not found", str(exc)) from None
+    with db.read() as session:
+        info = summary(repo, session, name)
+        active = repo.text(session, name)
         # plain values: the read session expires its rows when it ends
         history = [
             {
