@@ -12,21 +12,22 @@ same way and stored once. Bodies are capped before they are parsed, and silent p
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledgerlink import connections
 from ledgerlink.payments import inbox
-from ledgerlink.payments.jobs import request_processing
+from ledgerlink.store.db import Database
 from ledgerlink.store.models import Connection
-from ledgerlink.web.inbound_limits import InboundLimits, Refusal
+from ledgerlink.web.deps import InboundState, inbound_state
+from ledgerlink.web.inbound_limits import Refusal
 from ledgerlink.web.problems import Problem, problem_response, problem_responses
 
 router = APIRouter(
@@ -43,44 +44,30 @@ ConnectionId = Annotated[
 FORM = "application/x-www-form-urlencoded"
 
 
-_KNOWN_TTL = 10.0
-
-
-def _paytrace(request: Request, connection_id: int) -> Connection:
+async def _paytrace(request: Request, state: InboundState, connection_id: int) -> Connection:
     """The PayTrace connection (remembered for a few seconds: a burst of events would
-    otherwise read it once per event)."""
-    known: dict[int, tuple[float, Connection]] | None = getattr(
-        request.app.state, "inbound_connections", None
-    )
-    if known is None:
-        known = request.app.state.inbound_connections = {}
-    cached = known.get(connection_id)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    connection: Connection | None = None
+    otherwise read it once per event; read in the thread pool when it is not)."""
+    connection = state.remembered(connection_id)
+    if connection is not None:
+        return connection
     if 1 <= connection_id <= MAX_ID:
-        with request.app.state.db.read() as session:
-            connection = session.get(Connection, connection_id)
-            if connection is not None:
-                session.expunge(connection)
+        connection = await run_in_threadpool(_read_connection, state.runtime.db, connection_id)
     if connection is None or connection.kind != "paytrace":
         # Probing for connection ids counts against the address like any unsigned push.
-        refusal = _limits(request).from_address(_client(request))
+        refusal = state.limits.from_address(_client(request))
         if refusal is not None:
             raise _over(refusal)
         raise Problem(404, "Not found", f"there is no PayTrace connection {connection_id}")
-    known[connection_id] = (time.monotonic() + _KNOWN_TTL, connection)
+    state.remember(connection)
     return connection
 
 
-async def _store(request: Request, event: inbox.InboundEvent) -> tuple[int | None, bool]:
-    writer = getattr(request.app.state, "inbox_writer", None)
-    if writer is None:
-        jobs = request.app.state.runtime.jobs
-        writer = request.app.state.inbox_writer = inbox.InboxWriter(
-            request.app.state.db, on_new=lambda session: request_processing(jobs, session)
-        )
-    return await writer.submit(event)
+def _read_connection(db: Database, connection_id: int) -> Connection | None:
+    with db.read() as session:
+        connection = session.get(Connection, connection_id)
+        if connection is not None:
+            session.expunge(connection)
+        return connection
 
 
 async def _body(request: Request) -> bytes:
@@ -130,16 +117,6 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _limits(request: Request) -> InboundLimits:
-    limits: InboundLimits | None = getattr(request.app.state, "inbound_limits", None)
-    if limits is None:
-        settings = request.app.state.runtime.settings
-        limits = request.app.state.inbound_limits = InboundLimits(
-            settings.inbound_limit_per_address, settings.inbound_limit_per_connection
-        )
-    return limits
-
-
 def _over(refusal: Refusal) -> Problem:
     return Problem(
         429,
@@ -157,12 +134,12 @@ def _over(refusal: Refusal) -> Problem:
     response_class=PlainTextResponse,
 )
 async def silent_post(request: Request, connection_id: ConnectionId) -> Response:
-    limits = _limits(request)
-    refusal = limits.from_address(_client(request))  # before any work, even a look-up
+    state = inbound_state(request)
+    refusal = state.limits.from_address(_client(request))  # before any work, even a look-up
     if refusal is not None:
         raise _over(refusal)
-    _paytrace(request, connection_id)
-    refusal = limits.for_connection(connection_id)
+    await _paytrace(request, state, connection_id)
+    refusal = state.limits.for_connection(connection_id)
     if refusal is not None:
         raise _over(refusal)
     fields = await _form_fields(request)
@@ -172,7 +149,7 @@ async def silent_post(request: Request, connection_id: ConnectionId) -> Response
         raise Problem(
             400, "Event refused", exc.message, errors=[{"field": exc.field, "message": exc.message}]
         ) from None
-    await _store(request, event)
+    await state.writer.submit(event)
     return PlainTextResponse("OK")
 
 
@@ -182,8 +159,9 @@ async def silent_post(request: Request, connection_id: ConnectionId) -> Response
     responses={202: {"description": "Accepted: a new event", "content": {"application/json": {}}}},
 )
 async def webhook(request: Request, connection_id: ConnectionId) -> Response:
-    connection = _paytrace(request, connection_id)
-    secret = connections.read_secret(request.app.state.runtime.vault, connection, "webhook_secret")
+    state = inbound_state(request)
+    connection = await _paytrace(request, state, connection_id)
+    secret = connections.read_secret(state.runtime.vault, connection, "webhook_secret")
     if not secret:
         raise Problem(
             409,
@@ -195,7 +173,7 @@ async def webhook(request: Request, connection_id: ConnectionId) -> Response:
     try:
         parsed = Webhook(secret).verify(body, dict(request.headers))
     except WebhookVerificationError as exc:
-        refusal = _limits(request).from_address(_client(request))
+        refusal = state.limits.from_address(_client(request))
         if refusal is not None:
             raise _over(refusal) from None
         raise Problem(
@@ -207,7 +185,7 @@ async def webhook(request: Request, connection_id: ConnectionId) -> Response:
         raise Problem(
             400, "Event refused", exc.message, errors=[{"field": exc.field, "message": exc.message}]
         ) from None
-    event_id, new = await _store(request, event)
+    event_id, new = await state.writer.submit(event)
     return JSONResponse(
         {"accepted": True, "duplicate": not new, "event_id": event_id}, 202 if new else 200
     )
