@@ -556,6 +556,24 @@ def test_an_incremental_void_brings_the_sales_earlier_refund_and_its_receipt() -
     assert changes.breaks.equals(full.breaks)
 
 
+def test_an_incremental_run_with_text_ids_after_numeric_ones() -> None:
+    spec = default_spec()
+    history = Sides.from_rows(transactions=[txn("5001")], receipts=[receipt("R1", "5001")])
+    new = Sides.from_rows(
+        transactions=[txn("AB-12")],
+        receipts=[receipt("R2", "ab-12"), receipt("R3", "5001", on=DAY + dt.timedelta(days=1))],
+    )
+    previous = reconcile(history, spec, as_of=AS_OF)
+    changes, prepared = reconcile_incremental(
+        prepare(history, spec), new, previous, spec, as_of=AS_OF
+    )
+    full = reconcile(history.concat(new), spec, as_of=AS_OF)
+    assert changes.apply(previous).matches.equals(full.matches)
+    assert breaks_of(full) == {("duplicate_receipt", ("R3",))}
+    assert changes.breaks.equals(full.breaks)
+    assert prepared.transactions.schema["key"] == pl.String()
+
+
 # ---- the frames ---------------------------------------------------------------------------
 
 

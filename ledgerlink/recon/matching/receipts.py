@@ -97,49 +97,51 @@ def _listed(many: str) -> pl.Expr:
 
 
 def _grouped(keyed: pl.LazyFrame) -> pl.LazyFrame:
-    """Receipts of one kind, with a key, grouped by key; for groups of several, which
-    receipts are first of their amount (``first_ids``) and which repeat one (``dup_ids``)."""
-    groups = keyed.group_by("key").agg(
-        n=pl.len(),
-        total=pl.col("amount_minor").sum(),
-        r_id=pl.col("receipt_id").first(),
-        any_reversed=pl.col("reversed").any(),
-        r_currency=pl.col("currency").min(),
-        r_currency_max=pl.col("currency").max(),
-        r_rule=pl.col("key_rule").min(),
-        r_first_on=pl.col("posted_on").min(),
-    )
-    groups = _cached(groups)
-    single = groups.filter(pl.col("n") == 1).with_columns(
-        distinct_total=pl.col("total"),
+    """Receipts of one kind, with a key, one row per key; for keys with several receipts,
+    which are first of their amount (``first_ids``) and which repeat one (``dup_ids``).
+
+    Nearly every key has one receipt: those rows pass as they are (a duplicate check, no
+    aggregation); only the few keys with several are grouped."""
+    flagged = _cached(keyed.with_columns(_many=pl.col("key").is_duplicated()))
+    single = flagged.filter(~pl.col("_many")).select(
+        "key",
+        n=pl.lit(1, dtype=pl.UInt32),
+        total=pl.col("amount_minor"),
+        r_id=pl.col("receipt_id"),
+        any_reversed=pl.col("reversed"),
+        r_currency=pl.col("currency"),
+        r_currencies=pl.lit(1),
+        r_rule=pl.col("key_rule"),
+        r_first_on=pl.col("posted_on"),
+        distinct_total=pl.col("amount_minor"),
         r_ids=pl.lit(None, dtype=IDS),
         first_ids=pl.lit(None, dtype=IDS),
         dup_ids=pl.lit(None, dtype=IDS),
         r_dup_on=pl.lit(None, dtype=pl.Date()),
     )
-    several = groups.filter(pl.col("n") > 1)
     rows = (
-        keyed.join(several.select("key"), on="key", how="semi")
+        flagged.filter(pl.col("_many"))
         .sort(["key", "amount_minor", "posted_on", "receipt_id"])
         .with_columns(dup=pl.int_range(pl.len()).over(["key", "amount_minor"]) > 0)
     )
-    detail = rows.group_by("key").agg(
+    several = rows.group_by("key").agg(
+        n=pl.len().cast(pl.UInt32),
+        total=pl.col("amount_minor").sum(),
+        r_id=pl.col("receipt_id").min(),
+        any_reversed=pl.col("reversed").any(),
+        r_currency=pl.col("currency").min(),
+        r_currencies=pl.when(pl.col("currency").min() == pl.col("currency").max())
+        .then(pl.lit(1))
+        .otherwise(pl.lit(2)),
+        r_rule=pl.col("key_rule").min(),
+        r_first_on=pl.col("posted_on").min(),
         distinct_total=pl.col("amount_minor").filter(~pl.col("dup")).sum(),
+        r_ids=pl.col("receipt_id").sort(),
         first_ids=pl.col("receipt_id").filter(~pl.col("dup")).sort(),
         dup_ids=pl.col("receipt_id").filter(pl.col("dup")).sort(),
         r_dup_on=pl.col("posted_on").filter(pl.col("dup")).min(),
-        sorted_ids=pl.col("receipt_id").sort(),
     )
-    several = (
-        several.join(detail, on="key", how="inner")
-        .with_columns(r_ids=pl.col("sorted_ids"))
-        .drop("sorted_ids")
-    )
-    return pl.concat([single, several.select(single.collect_schema().names())]).with_columns(
-        r_currencies=pl.when(pl.col("r_currency") == pl.col("r_currency_max"))
-        .then(pl.lit(1))
-        .otherwise(pl.lit(2))
-    )
+    return pl.concat([single, several], how="vertical_relaxed")
 
 
 def level_one(
