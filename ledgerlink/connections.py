@@ -7,7 +7,7 @@ back out only as "set" or "not set". The adapters that use them live in ``connec
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -18,9 +18,6 @@ from ledgerlink.identity.principal import Principal
 from ledgerlink.store import audit
 from ledgerlink.store.models import Connection, ConnectionSecret
 from ledgerlink.vault import Vault, mask
-
-#: The kinds built in (the API documents the installed ones from the registry).
-ConnectionKind = Literal["sbc", "paytrace", "sage500", "smtp"]
 
 
 def settings_model(kind: str) -> type[BaseModel] | None:

@@ -10,9 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
 from ledgerlink.connection_setup import ACTIVE, NOT_ACTIVE
+from ledgerlink.connectors import registry
 from ledgerlink.identity.roles import Role
 from ledgerlink.sandbox import sage500
 from ledgerlink.store.db import Database
+from tests.support.testbooks import TESTBOOKS
 from tests.support.web import make_user, sign_in
 
 #: Nothing listens on port 9 of the loopback: the connection is refused at once.
@@ -127,3 +129,32 @@ def test_the_portal_and_the_api_say_the_same(
     saved = client.post(f"/connections/{working}", data=form, follow_redirects=True)
     assert ACTIVE in saved.text
     assert client.get(f"/api/v1/connections/{working}", headers=headers).json()["is_active"]
+
+
+def test_a_kind_without_a_form_of_its_own_gets_the_generic_form(
+    client: TestClient, db: Database
+) -> None:
+    """A new ledger kind registered from its package alone (Test Books, test-only) can be
+    added and edited; its page shows its own settings, never another kind's form."""
+    admin = make_user(db, Role.ADMIN)
+    headers = {"Authorization": f"Bearer {admin.token}"}
+    with registry.registered(TESTBOOKS):
+        created = client.post(
+            "/api/v1/connections",
+            headers=headers,
+            json={"kind": "testbooks", "name": "Books", "settings": {"books": "main"}},
+        )
+        assert created.status_code == 201, created.text
+        sign_in(client, admin.email)
+        home = client.get("/connections")
+        page = client.get(f"/connections/{created.json()['id']}")
+    assert '<option value="testbooks">Test Books</option>' in home.text
+    assert page.status_code == 200
+    assert 'name="books" value="main"' in page.text
+    assert 'name="secret_api_key"' in page.text
+    assert "Sage 500" not in page.text
+    unknown = client.post(
+        "/api/v1/connections", headers=headers, json={"kind": "testbooks", "name": "Gone"}
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "kind"

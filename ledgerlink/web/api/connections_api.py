@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, Field, StrictBool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink import connection_setup, connections
+from ledgerlink.connectors import registry
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store.models import Connection
 from ledgerlink.web.api.inputs import CleanObject, CleanText, PathId
@@ -20,8 +21,24 @@ from ledgerlink.web.security import admin, operator, viewer
 router = APIRouter(tags=["connections"])
 
 
+def _installed_kind(kind: str) -> str:
+    if not registry.is_known(kind):
+        raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(registry.kinds())}")
+    return kind
+
+
+def _kinds_schema(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(registry.kinds())
+
+
+#: A connection kind this installation has (the connector registry's), documented as such.
+ConnectionKind = Annotated[
+    str, AfterValidator(_installed_kind), Field(json_schema_extra=_kinds_schema)
+]
+
+
 class ConnectionIn(BaseModel):
-    kind: connections.ConnectionKind
+    kind: ConnectionKind
     name: CleanText = Field(min_length=1, max_length=100)
     settings: CleanObject = Field(default_factory=dict)
     secrets: dict[str, CleanText] = Field(
