@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
 from ledgerlink import __version__
+from ledgerlink.connectors import registry
+from ledgerlink.connectors.checks import run_check
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.members.commands import link_app, members_app
@@ -23,10 +24,10 @@ from ledgerlink.payments.commands import payments_app
 from ledgerlink.recon.commands import recon_app
 from ledgerlink.sandbox.commands import sandbox_app
 from ledgerlink.settings import Settings
+from ledgerlink.store.models import Connection
 from ledgerlink.sync.commands import sync_app
-
-if TYPE_CHECKING:
-    from ledgerlink.runtime import Runtime
+from ledgerlink.terminal import err, out
+from ledgerlink.terminal import runtime as _runtime
 
 app = typer.Typer(
     help="ledgerlink: keeps members, Sage Business Cloud Accounting, Sage 500 and PayTrace "
@@ -53,26 +54,6 @@ app.add_typer(link_app, name="link")
 app.add_typer(sync_app, name="sync")
 app.add_typer(payments_app, name="payments")
 app.add_typer(recon_app, name="recon")
-
-out = Console()
-err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as exc:  # pydantic's message names the setting
-        err.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
-def _runtime() -> Runtime:
-    from ledgerlink.logs import configure_logging
-    from ledgerlink.runtime import Runtime
-
-    settings = _settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return Runtime(settings)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -509,8 +490,6 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def _find_connection(session: Any, which: str) -> Any:
-    from ledgerlink.store.models import Connection
-
     query = select(Connection)
     found = (
         session.scalars(query.where(Connection.name == which)).all()
@@ -527,13 +506,14 @@ def _find_connection(session: Any, which: str) -> Any:
 @connection_app.command("list")
 def connection_list() -> None:
     """Show configured connections, whether they are active and authorised."""
-    from ledgerlink.store.models import Connection
-
     runtime = _runtime()
     table = Table("id", "kind", "name", "active", "authorisation")
     with runtime.db.read() as session:
         for row in session.scalars(select(Connection).order_by(Connection.name)):
-            authorisation = row.auth_status.replace("_", " ") if row.kind == "sbc" else "n/a"
+            interactive = (
+                registry.is_known(row.kind) and registry.descriptor(row.kind).interactive_auth
+            )
+            authorisation = row.auth_status.replace("_", " ") if interactive else "n/a"
             table.add_row(
                 str(row.id), row.kind, row.name, "yes" if row.is_active else "no", authorisation
             )
@@ -548,8 +528,6 @@ def connection_test(
 ) -> None:
     """Check reachability, credentials, permissions and the chosen business or company;
     each check passes or fails with a reason. Exits 1 when any check fails."""
-    from ledgerlink.connectors.checks import run_check
-
     runtime = _runtime()
     with runtime.db.read() as session:
         connection = _find_connection(session, which)

@@ -1,24 +1,35 @@
-"""What the command groups (members, link, sync, payments) share: the consoles, the
-runtime as ``ledgerlink`` builds it, and a failure that names what went wrong."""
+"""What the command-line commands share (``ledgerlink`` and its groups: members, link,
+sync, payments, recon): the consoles, the runtime built from the environment's settings,
+and a failure that names what went wrong. ``cli.py`` and every group import it; it
+imports none of them."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-if TYPE_CHECKING:
-    from ledgerlink.runtime import Runtime
+from ledgerlink.logs import configure_logging
+from ledgerlink.runtime import Runtime
+from ledgerlink.settings import Settings
 
 out = Console()
 err = Console(stderr=True)
 
 
-def runtime() -> Runtime:
-    from ledgerlink.cli import _runtime as cli_runtime
+def settings() -> Settings:
+    """The settings from the environment; a bad one ends the command naming it (exit 2)."""
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the setting
+        err.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
-    return cli_runtime()
+
+def runtime() -> Runtime:
+    """The composition root for a command, with logging set up as configured."""
+    chosen = settings()
+    configure_logging(chosen.log_level, chosen.log_format)
+    return Runtime(chosen)
 
 
 def failure(message: str, code: int = 1) -> typer.Exit:

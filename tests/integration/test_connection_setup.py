@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
+from typer.testing import CliRunner
 
+from ledgerlink.cli import app
 from ledgerlink.connection_setup import ACTIVE, NOT_ACTIVE
 from ledgerlink.connectors import registry
 from ledgerlink.identity.roles import Role
 from ledgerlink.sandbox import sage500
+from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 from tests.support.testbooks import TESTBOOKS
 from tests.support.web import make_user, sign_in
@@ -158,3 +161,25 @@ def test_a_kind_without_a_form_of_its_own_gets_the_generic_form(
     )
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["field"] == "kind"
+
+
+def test_the_cli_lists_authorisation_only_for_kinds_that_are_authorised(
+    client: TestClient, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = {"Authorization": f"Bearer {make_user(db, Role.ADMIN).token}"}
+    for kind, name in (("sbc", "Sage"), ("paytrace", "Cards")):
+        client.post(
+            "/api/v1/connections", headers=headers, json={"kind": kind, "name": name}
+        ).raise_for_status()
+    monkeypatch.setenv("LEDGERLINK_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("LEDGERLINK_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("LEDGERLINK_VAULT_KEYS", settings.vault_keys.get_secret_value())  # type: ignore[union-attr]
+    monkeypatch.setenv("COLUMNS", "200")
+
+    listed = CliRunner().invoke(app, ["connection", "list"])
+
+    assert listed.exit_code == 0, listed.output
+    [sage] = [line for line in listed.output.splitlines() if " Sage " in line]
+    [cards] = [line for line in listed.output.splitlines() if " Cards " in line]
+    assert "not connected" in sage
+    assert "n/a" in cards
