@@ -36,6 +36,7 @@ CAPABILITY_MODULES = (
     "ledgerlink.payments.jobs",
     "ledgerlink.payments.notify",
     "ledgerlink.recon.jobs",
+    "ledgerlink.recon.notify",
     "ledgerlink.audit_jobs",
 )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -47,6 +48,18 @@ log = structlog.get_logger("ledgerlink.payments.notify")
 TASK = "payments.notify"
 THRESHOLD_PAUSE = dt.timedelta(hours=1)
 DIGEST_LINES = 500
+
+#: A digest section another part of ledgerlink adds (reconciliation's breaks, in
+#: recon/notify.py): its lines for the time from ``since`` to ``now``. Registered when
+#: that module is imported (the job worker imports it with its tasks).
+DigestSection = Callable[[Session, dt.datetime, dt.datetime], list[str]]
+digest_sections: list[DigestSection] = []
+
+
+def digest_section(section: DigestSection) -> DigestSection:
+    """Add ``section`` to every digest, after the payments."""
+    digest_sections.append(section)
+    return section
 
 
 @dataclass(frozen=True)
@@ -256,6 +269,8 @@ def digest_due(session: Session, settings: dict[str, Any], now: dt.datetime) -> 
         )
     if len(posted) > DIGEST_LINES:
         lines.append(f"  … and {len(posted) - DIGEST_LINES} more (see Payments in the portal)")
+    for section in digest_sections:
+        lines += ["", *section(session, since, now)]
     subject = f"ledgerlink: {len(receipts)} payments reconciled ({local:%Y-%m-%d})"
     return Mail("digest", subject, "\n".join(lines))
 
