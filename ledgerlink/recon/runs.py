@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.errors import UpstreamError
@@ -234,15 +234,20 @@ def keep_result(
             kept.resolved_by = actor
             cleared += 1
         _event(session, kept, actor, "cleared", f"No longer found by run {run.id}")
-    open_breaks = sum(
-        1
-        for b in [*stored.values(), *[s for s in session.new if isinstance(s, ReconBreak)]]
-        if b.present and b.status == "open"
+    session.flush()
+    open_breaks = session.scalar(
+        select(func.count())
+        .select_from(ReconBreak)
+        .where(
+            ReconBreak.scope_id == scope_id,
+            ReconBreak.status == "open",
+            ReconBreak.present.is_(True),
+        )
     )
     return {
         "matches": len(matches),
         "breaks": len(found_rows),
-        "open_breaks": open_breaks,
+        "open_breaks": int(open_breaks or 0),
         "new_breaks": new,
         "cleared_breaks": cleared,
         "reopened_breaks": reopened,

@@ -11,6 +11,7 @@ from ledgerlink.web.api import (
     mappings_api,
     members_api,
     payments_api,
+    recon_api,
     sync_api,
     users_api,
 )
@@ -25,3 +26,4 @@ router.include_router(mappings_api.router)
 router.include_router(members_api.router)
 router.include_router(sync_api.router)
 router.include_router(payments_api.router)
+router.include_router(recon_api.router)

@@ -1,0 +1,356 @@
+"""Reconciliation over the API: scopes and their summary, runs, breaks (list, export,
+detail, actions), the batch drill-down, statement import, and periods.
+
+Viewers read; operators run, import and resolve; admins close and reopen periods. Routes
+are plain ``def`` (FastAPI runs them in its thread pool) and hold no SQL: queries live in
+``recon/views.py`` and changes in the use cases they call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from ledgerlink.connectors.errors import UpstreamError
+from ledgerlink.recon import exports, resolutions, views
+from ledgerlink.recon.imports import import_statement
+from ledgerlink.recon.periods import close_period, reopen_period
+from ledgerlink.recon.problems import ReconRefused
+from ledgerlink.recon.runs import default_matcher, run_scope
+from ledgerlink.recon.scopes import ensure_default_scopes, get_scope
+from ledgerlink.recon.statements.csv_columns import CsvMapping
+from ledgerlink.web.api.inputs import CleanText, PathId
+from ledgerlink.web.deps import Admin, Operator, ReadSession, RuntimeDep, Viewer, WriteSession
+from ledgerlink.web.problems import Problem, field_problem, problem_responses
+
+router = APIRouter(prefix="/recon", tags=["reconciliation"])
+
+BreakId = Annotated[str, Path(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_:.\-]+$")]
+Period = Annotated[str, Path(pattern=r"^\d{4}-\d{2}$", description="A month, YYYY-MM.")]
+PeriodQuery = Annotated[
+    CleanText | None, Query(pattern=r"^\d{4}-\d{2}$", description="A month, YYYY-MM.")
+]
+#: A year of daily deposits is far smaller.
+MAX_STATEMENT_BYTES = 20 * 1024 * 1024
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _refused(refused: ReconRefused) -> Problem:
+    if refused.missing:
+        return Problem(404, "Not found", refused.message)
+    message = refused.message if refused.line is None else f"line {refused.line}: {refused.message}"
+    return field_problem(refused.field, message)
+
+
+class RunIn(BaseModel):
+    as_of: date | None = Field(
+        default=None, description="Count ages to this day; today if omitted."
+    )
+    full: bool = Field(default=False, strict=True, description="Re-read every side from the start.")
+    read: bool = Field(default=True, strict=True, description="Read the sides before matching.")
+
+
+class BreakActionIn(BaseModel):
+    action: Literal["post_receipt", "reverse_duplicate", "explain", "assign"]
+    reason: CleanText = Field(default="", max_length=2000, description="Why (required to explain).")
+    user: CleanText = Field(default="", max_length=254, description="assign: the user's e-mail.")
+    receipt_id: CleanText = Field(
+        default="", max_length=64, description="reverse_duplicate: the receipt to reverse."
+    )
+    invoice_number: CleanText = Field(
+        default="", max_length=64, description="post_receipt: apply to this invoice."
+    )
+    on_account: bool = Field(
+        default=False, strict=True, description="post_receipt: on the customer's account."
+    )
+
+
+class CloseIn(BaseModel):
+    note: CleanText = Field(default="", max_length=2000)
+
+
+class ReopenIn(BaseModel):
+    reason: CleanText = Field(min_length=1, max_length=2000)
+
+
+@router.get("/scopes", summary="Reconciliation scopes (a PayTrace + ledger pair each)")
+def list_scopes(session: WriteSession, principal: Viewer) -> list[dict[str, Any]]:
+    ensure_default_scopes(session, actor=principal.actor)
+    return [asdict(row) for row in views.scopes(session)]
+
+
+@router.get("/scopes/{scope_id}/summary", summary="Matched, breaks by type, deposits in transit")
+def get_summary(
+    session: ReadSession, _: Viewer, scope_id: PathId, period: PeriodQuery = None
+) -> dict[str, Any]:
+    try:
+        return asdict(views.summary(session, get_scope(session, scope_id), period))
+    except ReconRefused as refused:
+        raise _refused(refused) from None
+
+
+@router.post(
+    "/scopes/{scope_id}/runs",
+    summary="Run a reconciliation now (reads the sides, matches, keeps the breaks)",
+    responses=problem_responses(502),
+)
+def start_run(
+    runtime: RuntimeDep, principal: Operator, scope_id: PathId, body: RunIn | None = None
+) -> dict[str, Any]:
+    body = body or RunIn()
+    try:
+        outcome = asyncio.run(
+            run_scope(
+                runtime,
+                scope_id,
+                principal,
+                trigger="api",
+                matcher=default_matcher(),
+                as_of=body.as_of,
+                read=body.read,
+                full=body.full,
+            )
+        )
+    except ReconRefused as refused:
+        raise _refused(refused) from None
+    except UpstreamError as exc:
+        raise Problem(502, "Not run", exc.message) from None
+    return {**asdict(outcome), "message": outcome.message}
+
+
+@router.get("/scopes/{scope_id}/runs", summary="The latest runs")
+def list_runs(session: ReadSession, _: Viewer, scope_id: PathId) -> list[dict[str, Any]]:
+    return [asdict(row) for row in views.runs(session, scope_id)]
+
+
+def _filters(
+    type_: str | None, status: str, period: str | None, assigned_to: str | None, q: str | None
+) -> views.BreakFilter:
+    return views.BreakFilter(
+        type=type_, status=status, period=period, assigned_to=assigned_to, text=q, limit=10_000
+    )
+
+
+StatusQuery = Annotated[Literal["open", "resolved", "explained", "all"], Query()]
+TypeQuery = Annotated[CleanText | None, Query(alias="type", max_length=32)]
+AssigneeQuery = Annotated[CleanText | None, Query(max_length=254)]
+TextQuery = Annotated[CleanText | None, Query(max_length=200)]
+
+
+@router.get("/scopes/{scope_id}/breaks", summary="Breaks, filtered")
+def list_breaks(
+    session: ReadSession,
+    _: Viewer,
+    scope_id: PathId,
+    type_: TypeQuery = None,
+    status: StatusQuery = "open",
+    period: PeriodQuery = None,
+    assigned_to: AssigneeQuery = None,
+    q: TextQuery = None,
+) -> list[dict[str, Any]]:
+    try:
+        rows = views.break_rows(session, scope_id, _filters(type_, status, period, assigned_to, q))
+    except ReconRefused as refused:
+        raise _refused(refused) from None
+    return [asdict(row) for row in rows]
+
+
+@router.get(
+    "/scopes/{scope_id}/breaks/export",
+    summary="Breaks, filtered, as CSV or XLSX",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, XLSX: {}}}},
+)
+def export_breaks(
+    session: ReadSession,
+    _: Viewer,
+    scope_id: PathId,
+    format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
+    type_: TypeQuery = None,
+    status: StatusQuery = "open",
+    period: PeriodQuery = None,
+    assigned_to: AssigneeQuery = None,
+    q: TextQuery = None,
+) -> Response:
+    try:
+        rows = views.break_rows(session, scope_id, _filters(type_, status, period, assigned_to, q))
+    except ReconRefused as refused:
+        raise _refused(refused) from None
+    name = f"recon-{scope_id}-breaks{'-' + period if period else ''}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if format == "xlsx":
+        return Response(exports.breaks_xlsx(rows), media_type=XLSX, headers=headers)
+    return Response(exports.breaks_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get("/scopes/{scope_id}/breaks/{break_id}", summary="A break, its rows and history")
+def get_break(
+    session: ReadSession, _: Viewer, scope_id: PathId, break_id: BreakId
+) -> dict[str, Any]:
+    detail = views.break_detail(session, scope_id, break_id)
+    if detail is None:
+        raise Problem(404, "Not found", f"there is no break {break_id} in scope {scope_id}")
+    return asdict(detail)
+
+
+@router.post(
+    "/scopes/{scope_id}/breaks/{break_id}/actions",
+    summary="Post the missing receipt, reverse a duplicate, explain, or assign",
+    responses=problem_responses(502),
+)
+def act_on_break(
+    runtime: RuntimeDep,
+    principal: Operator,
+    scope_id: PathId,
+    break_id: BreakId,
+    body: BreakActionIn,
+) -> dict[str, Any]:
+    try:
+        if body.action == "explain":
+            with runtime.db.transaction() as session:
+                done = resolutions.explain(session, principal, scope_id, break_id, body.reason)
+        elif body.action == "assign":
+            with runtime.db.transaction() as session:
+                done = resolutions.assign(session, principal, scope_id, break_id, body.user)
+        elif body.action == "post_receipt":
+            done = asyncio.run(
+                resolutions.post_and_confirm(
+                    runtime,
+                    principal,
+                    scope_id,
+                    break_id,
+                    trigger="api",
+                    on_account=body.on_account,
+                    invoice_number=body.invoice_number,
+                    note=body.reason,
+                )
+            )
+        else:
+            done = asyncio.run(
+                resolutions.reverse_duplicate(
+                    runtime, principal, scope_id, break_id, body.receipt_id, note=body.reason
+                )
+            )
+    except ReconRefused as refused:
+        raise _refused(refused) from None
+    except UpstreamError as exc:
+        raise Problem(502, "Not done", exc.message) from None
+    return asdict(done)
+
+
+@router.get("/scopes/{scope_id}/batches", summary="Settlement batches, newest first")
+def list_batches(session: ReadSession, _: Viewer, scope_id: PathId) -> list[dict[str, Any]]:
+    return views.batches(session, scope_id)
+
+
+@router.get(
+    "/scopes/{scope_id}/batches/{batch_number}",
+    summary="A batch, its transactions and their receipts, and the deposit",
+)
+def get_batch(
+    session: ReadSession,
+    _: Viewer,
+    scope_id: PathId,
+    batch_number: Annotated[str, Path(max_length=20, pattern=r"^[0-9A-Za-z_-]+$")],
+) -> dict[str, Any]:
+    found = views.batch_detail(session, scope_id, batch_number)
+    if found is None:
+        raise Problem(404, "Not found", f"there is no batch {batch_number} in scope {scope_id}")
+    return asdict(found)
+
+
+@router.get("/scopes/{scope_id}/statements", summary="Imported bank statements")
+def list_statements(session: ReadSession, _: Viewer, scope_id: PathId) -> list[dict[str, Any]]:
+    return [asdict(row) for row in views.statements(session, scope_id)]
+
+
+@router.post(
+    "/scopes/{scope_id}/statements",
+    summary="Import a bank statement (BAI2, CAMT.053, OFX; CSV with a column mapping)",
+    responses=problem_responses(413),
+)
+def upload_statement(
+    runtime: RuntimeDep,
+    principal: Operator,
+    scope_id: PathId,
+    statement: UploadFile,
+    csv_mapping: Annotated[
+        CleanText | None,
+        Query(max_length=4000, description="For CSV: the column mapping as JSON (saved)."),
+    ] = None,
+) -> dict[str, Any]:
+    content = statement.file.read(MAX_STATEMENT_BYTES + 1)
+    if len(content) > MAX_STATEMENT_BYTES:
+        raise field_problem("statement", "is larger than 20 MB; split it by month", status=413)
+    try:
+        mapping = CsvMapping.model_validate_json(csv_mapping) if csv_mapping else None
+    except ValueError as exc:
+        raise field_problem("csv_mapping", str(exc).splitlines()[0]) from None
+    try:
+        with runtime.db.transaction() as session:
+            result = import_statement(
+                session,
+                principal,
+                get_scope(session, scope_id),
+                content,
+                statement.filename or "",
+                csv_mapping=mapping,
+            )
+    except ReconRefused as refused:
+        raise _refused(refused) from None
+    return {**asdict(result), "message": result.message}
+
+
+@router.get("/scopes/{scope_id}/periods", summary="Periods, closed and reopened")
+def list_periods(session: ReadSession, _: Viewer, scope_id: PathId) -> list[dict[str, Any]]:
+    return [asdict(row) for row in views.periods(session, scope_id)]
+
+
+@router.post("/scopes/{scope_id}/periods/{period}/close", summary="Sign off and lock a period")
+def close(
+    runtime: RuntimeDep,
+    principal: Admin,
+    scope_id: PathId,
+    period: Period,
+    body: CloseIn | None = None,
+) -> dict[str, Any]:
+    try:
+        with runtime.db.transaction() as session:
+            closed = close_period(
+                session,
+                principal,
+                get_scope(session, scope_id),
+                period,
+                note=(body or CloseIn()).note,
+            )
+            return {
+                "period": closed.period,
+                "status": closed.status,
+                "signed_off_by": closed.signed_off_by,
+            }
+    except ReconRefused as refused:
+        raise _refused(refused) from None
+
+
+@router.post("/scopes/{scope_id}/periods/{period}/reopen", summary="Reopen a closed period")
+def reopen(
+    runtime: RuntimeDep, principal: Admin, scope_id: PathId, period: Period, body: ReopenIn
+) -> dict[str, Any]:
+    try:
+        with runtime.db.transaction() as session:
+            found = reopen_period(
+                session, principal, get_scope(session, scope_id), period, reason=body.reason
+            )
+            return {
+                "period": found.period,
+                "status": found.status,
+                "reopen_reason": found.reopen_reason,
+            }
+    except ReconRefused as refused:
+        raise _refused(refused) from None
