@@ -10,7 +10,6 @@ payment enters the inbox as an event and is posted by the same path as any other
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,8 +21,11 @@ from ledgerlink.domain.money import Money
 from ledgerlink.identity.principal import Principal
 from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.customer_ids import harmonise
+from ledgerlink.payments.blocking import in_thread, reading
+from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.inbox import InboundEvent, accept
-from ledgerlink.payments.jobs import request_processing
+from ledgerlink.payments.posting import OpenLedger, PaymentProcessor
+from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection
@@ -64,15 +66,16 @@ def _result(charge: PaymentCharge, repeated: bool = False) -> ChargeResult:
 
 
 def profile_for(
-    session: Session, ledger: Connection, customer_id: str, customer_number: str
+    session: Session, ledger: OpenLedger, customer_id: str, customer_number: str
 ) -> str | None:
     """The PayTrace customer id of a ledger customer: the member's PayTrace link, else the
-    id ledgerlink derives from the member (or Sage 500) number."""
+    id ledgerlink derives from the member number (or, where ledgerlink names profiles
+    after the ledger's customers, from the customer's number)."""
     member = session.execute(
         select(MemberRow.id, MemberRow.number)
         .join(MemberLinkRow, MemberLinkRow.member_id == MemberRow.id)
         .where(
-            MemberLinkRow.connection_id == ledger.id,
+            MemberLinkRow.connection_id == ledger.connection.id,
             MemberLinkRow.customer_id == customer_id,
             MemberLinkRow.unlinked_at.is_(None),
         )
@@ -87,15 +90,16 @@ def profile_for(
                 )
             )
             return linked or harmonise(member.number, "member", "paytrace").value
-        if ledger.kind == "sage500" and customer_number:
-            return harmonise(customer_number, "sage500", "paytrace").value
+        named = ledger.rules.profile_of_customer_number
+        if named is not None and customer_number:
+            return named(customer_number)
     except MappingValueError:
         return None
     return None
 
 
 async def charge_invoice(
-    runtime: Any,
+    runtime: Runtime,
     principal: Principal,
     *,
     invoice_number: str,
@@ -105,22 +109,18 @@ async def charge_invoice(
 ) -> ChargeResult:
     """Charge the stored card of ``invoice_number``'s customer (the open balance, or
     ``amount``). Repeating the same ``idempotency_key`` returns the first outcome."""
-    from ledgerlink.connectors.factory import gateway_for
-    from ledgerlink.payments.posting import PaymentProcessor
-
     key = idempotency_key.strip()
     if not 8 <= len(key) <= 80:
         raise ChargeRefused("idempotency_key", "Send an idempotency key of 8 to 80 characters")
-    with runtime.db.read() as session:
-        earlier = session.scalar(select(PaymentCharge).where(PaymentCharge.idempotency_key == key))
-        if earlier is not None:
-            return _result(earlier, repeated=True)
+    earlier = await reading(runtime.db, lambda session: _earlier(session, key))
+    if earlier is not None:
+        return earlier
     number = invoice_number.strip()
     if not number:
         raise ChargeRefused("invoice_number", "Enter the invoice number to charge")
     processor = PaymentProcessor(runtime, actor=principal.actor)
     try:
-        gateway_connection = processor.paytrace_connection(gateway_connection_id)
+        gateway_connection = await processor.paytrace_connection(gateway_connection_id)
         target = await processor.ledger_for_gateway(gateway_connection)
         ledger, connection = target.ledger, target.connection
         invoice = await ledger.find_invoice(number)
@@ -142,14 +142,15 @@ async def charge_invoice(
         else:
             wanted = invoice.outstanding
         customer = await ledger.get_customer(invoice.customer_id)
-        with runtime.db.read() as session:
-            profile = profile_for(session, connection, customer.id, customer.number)
+        profile = await reading(
+            runtime.db, lambda session: profile_for(session, target, customer.id, customer.number)
+        )
         if profile is None:
             raise ChargeRefused(
                 "invoice_number",
                 f"{customer.name} ({customer.number}) is not linked to a PayTrace profile",
             )
-        gateway = gateway_for(runtime, gateway_connection)
+        gateway = runtime.gateway_for(gateway_connection)
         try:
             try:
                 await gateway.customer(profile)
@@ -159,13 +160,13 @@ async def charge_invoice(
                     f"{customer.name} has no stored card in PayTrace (profile {profile}); ask "
                     "them to save one through the payment page",
                 ) from None
-            charge_id = _start(runtime, principal, key, gateway_connection, profile, number, wanted)
+            charge_id = await in_thread(
+                lambda: _start(runtime, principal, key, gateway_connection, profile, number, wanted)
+            )
             if charge_id is None:  # a concurrent request with the same key won the race
-                with runtime.db.read() as session:
-                    first = session.scalars(
-                        select(PaymentCharge).where(PaymentCharge.idempotency_key == key)
-                    ).one()
-                    return _result(first, repeated=True)
+                first = await reading(runtime.db, lambda session: _earlier(session, key))
+                assert first is not None
+                return first
             try:
                 sale = await gateway.sale_by_customer(profile, wanted, invoice_number=number)
             except UpstreamError as exc:
@@ -177,7 +178,9 @@ async def charge_invoice(
                     if unknown
                     else ""
                 )
-                return _finish(runtime, principal, charge_id, status, None, message, None)
+                return await in_thread(
+                    lambda: _finish(runtime, principal, charge_id, status, None, message, None)
+                )
         finally:
             await gateway.aclose()
     finally:
@@ -207,11 +210,19 @@ async def charge_invoice(
         if approved
         else f"PayTrace declined the card: {sale.status_message}"
     )
-    return _finish(runtime, principal, charge_id, status, sale.id, message, event)
+    return await in_thread(
+        lambda: _finish(runtime, principal, charge_id, status, sale.id, message, event)
+    )
+
+
+def _earlier(session: Session, key: str) -> ChargeResult | None:
+    """The charge already asked for with ``key`` (a second click, a retried call)."""
+    earlier = session.scalar(select(PaymentCharge).where(PaymentCharge.idempotency_key == key))
+    return _result(earlier, repeated=True) if earlier is not None else None
 
 
 def _start(
-    runtime: Any,
+    runtime: Runtime,
     principal: Principal,
     key: str,
     gateway: Connection,
@@ -252,7 +263,7 @@ def _start(
 
 
 def _finish(
-    runtime: Any,
+    runtime: Runtime,
     principal: Principal,
     charge_id: int,
     status: str,

@@ -10,6 +10,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.payments import disputes
+from ledgerlink.payments.inbox import EventRefused
+from ledgerlink.payments.jobs import drain
+from ledgerlink.payments.poller import poll_due
+from ledgerlink.payments.resolutions import ActionRefused, take_action
+from ledgerlink.payments.views import exception_rows, recent_events
 from ledgerlink.terminal import err, out
 from ledgerlink.terminal import failure as _fail
 from ledgerlink.terminal import runtime as _runtime
@@ -27,8 +34,6 @@ def process(
     ] = 0.0,
 ) -> None:
     """Post every payment event that is due, now (the service does this by itself)."""
-    from ledgerlink.payments.jobs import drain
-
     counts = asyncio.run(drain(_runtime(), idle_seconds=idle))
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing due"
     out.print(f"Processed: {summary}")
@@ -37,8 +42,6 @@ def process(
 @payments_app.command("poll")
 def poll() -> None:
     """Read PayTrace's exports and settlement batches now, for every PayTrace connection."""
-    from ledgerlink.payments.poller import poll_due
-
     results = asyncio.run(poll_due(_runtime(), force=True))
     if not results:
         raise _fail("There is no PayTrace connection to poll.")
@@ -68,8 +71,6 @@ def list_events(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
     """The newest payment events and what became of them."""
-    from ledgerlink.payments.views import recent_events
-
     runtime = _runtime()
     with runtime.db.read() as session:
         rows = recent_events(session, status=status, limit=limit)
@@ -92,8 +93,6 @@ def exceptions(
     all_: Annotated[bool, typer.Option("--all", help="Resolved and ignored ones too.")] = False,
 ) -> None:
     """The exceptions queue: why each payment was not posted and what to do."""
-    from ledgerlink.payments.views import exception_rows
-
     runtime = _runtime()
     with runtime.db.read() as session:
         rows = exception_rows(session, status=None if all_ else "open", limit=500)
@@ -112,9 +111,6 @@ def resolve(
     note: Annotated[str, typer.Option(help="Why (required to ignore).")] = "",
 ) -> None:
     """Act on an exception; the payment then goes through the normal path again."""
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.payments.resolutions import ActionRefused, take_action
-
     runtime = _runtime()
     try:
         with runtime.db.transaction() as session:
@@ -139,9 +135,6 @@ def import_disputes(
     connection: Annotated[int | None, typer.Option(help="PayTrace connection id.")] = None,
 ) -> None:
     """Import chargebacks and dispute outcomes; importing a report twice changes nothing."""
-    from ledgerlink.payments import disputes
-    from ledgerlink.payments.inbox import EventRefused
-
     try:
         result = disputes.import_file(_runtime(), report.read_bytes(), report.name, connection)
     except (OSError, EventRefused) as exc:

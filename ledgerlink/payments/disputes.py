@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.domain.card_numbers import contains_card_number
 from ledgerlink.domain.text import control_character_problem
+from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.inbox import EventRefused, InboundEvent, accept
 
 REQUIRED = ("transaction_id", "dispute_amount")
@@ -165,8 +166,6 @@ def import_file(
 ) -> DisputeImport:
     """Parse a report and store its events, with the drain that posts them enqueued in the
     same transaction (EventRefused if the file as a whole cannot be read)."""
-    from ledgerlink.payments.jobs import request_processing
-
     rows = parse_report(content, filename)
     with runtime.db.transaction() as session:
         result = import_report(session, rows, connection_id)

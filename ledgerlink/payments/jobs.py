@@ -10,34 +10,32 @@ events in batches and posts ``payments_concurrency`` of them at once; several dr
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy.orm import Session
 
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
 from ledgerlink.payments import queue
+from ledgerlink.payments.blocking import in_thread
+from ledgerlink.payments.enqueue import POLL, PROCESS, request_processing
+from ledgerlink.payments.poller import poll_due
+from ledgerlink.payments.posting import PaymentProcessor
+from ledgerlink.runtime import Runtime
 from ledgerlink.store.group_commit import GroupCommit
 
 log = structlog.get_logger("ledgerlink.payments")
 
-PROCESS = "payments.process"
-POLL = "payments.poll"
 #: A drain stays this long for new events before ending (fewer job starts under load).
 IDLE_SECONDS = 3.0
 #: and hands over after this long, so other jobs get the worker too.
 MAX_DRAIN_SECONDS = 120.0
 
 
-def request_processing(runtime_jobs: Any, session: Session) -> None:
-    """Make sure a drain runs after ``session`` commits (one queued drain is enough)."""
-    runtime_jobs.enqueue(session, PROCESS, dedup_key=PROCESS)
-
-
 async def drain(
-    runtime: Any,
+    runtime: Runtime,
     *,
     idle_seconds: float = IDLE_SECONDS,
     should_stop: Callable[[], bool] = lambda: False,
@@ -45,8 +43,6 @@ async def drain(
     """Process every due event; returns counts by the status events ended in. Stops
     claiming when ``should_stop()`` turns true (the runner is stopping), finishing the
     events in hand; the next drain takes the rest."""
-    from ledgerlink.payments.posting import PaymentProcessor
-
     settings = runtime.settings
     commits: GroupCommit[Any] = GroupCommit(runtime.db, max_batch=64)
     processor = PaymentProcessor(runtime, commits=commits)
@@ -71,8 +67,10 @@ async def drain(
             # is a write transaction.
             room = settings.payments_concurrency * 2 - len(in_flight)
             claimed = (
-                await asyncio.to_thread(
-                    queue.claim, runtime.db, room, settings.payments_lease_seconds
+                await in_thread(
+                    functools.partial(
+                        queue.claim, runtime.db, room, settings.payments_lease_seconds
+                    )
                 )
                 if len(in_flight) <= settings.payments_concurrency // 2
                 else []
@@ -102,8 +100,6 @@ async def drain(
 
 @tasks.task(PROCESS, retry=RetryPolicy(max_attempts=3, base_delay=5.0, max_delay=60.0))
 def process_task(ctx: JobContext, **_: Any) -> None:
-    from ledgerlink.runtime import Runtime
-
     runtime = Runtime.for_job(ctx)
     counts = asyncio.run(drain(runtime, should_stop=ctx.stopping.is_set))
     if counts:
@@ -117,9 +113,6 @@ def process_task(ctx: JobContext, **_: Any) -> None:
 
 @tasks.task(POLL, retry=RetryPolicy(max_attempts=2, base_delay=10.0, max_delay=60.0))
 def poll_task(ctx: JobContext, **_: Any) -> None:
-    from ledgerlink.payments.poller import poll_due
-    from ledgerlink.runtime import Runtime
-
     runtime = Runtime.for_job(ctx)
     asyncio.run(poll_due(runtime))
 

@@ -27,11 +27,14 @@ import aiosmtplib
 import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from ledgerlink import connections
+from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import CheckResult
 from ledgerlink.domain.money import Money
 from ledgerlink.jobs.registry import JobContext, tasks
+from ledgerlink.payments.blocking import reading, writing
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit_anchors
 from ledgerlink.store.models import Connection
@@ -75,7 +78,9 @@ class MailFailed(Exception):
 
 def smtp_connection(session: Session) -> Connection | None:
     found = session.scalars(
-        select(Connection).where(Connection.kind == "smtp", Connection.is_active).limit(1)
+        select(Connection)
+        .where(Connection.kind.in_(registry.mail_kinds()), Connection.is_active)
+        .limit(1)
     ).first()
     if found is not None:
         session.expunge(found)
@@ -123,14 +128,14 @@ async def check_smtp(runtime: Any, connection: Connection) -> list[CheckResult]:
     try:
         await send(runtime, connection, mail)
     except MailFailed as exc:
-        _record(runtime, mail, connection, str(exc))
+        await _record(runtime, mail, connection, str(exc))
         return [CheckResult("e-mail", False, str(exc))]
-    _record(runtime, mail, connection, None)
+    await _record(runtime, mail, connection, None)
     return [CheckResult("e-mail", True, f"test message sent to {recipients}")]
 
 
-def _record(runtime: Any, mail: Mail, connection: Connection, error: str | None) -> None:
-    with runtime.db.transaction() as session:
+async def _record(runtime: Any, mail: Mail, connection: Connection, error: str | None) -> None:
+    def add(session: Session) -> None:
         session.add(
             NotificationLog(
                 kind=mail.kind,
@@ -140,6 +145,8 @@ def _record(runtime: Any, mail: Mail, connection: Connection, error: str | None)
                 error=error,
             )
         )
+
+    await writing(runtime.db, add)
 
 
 # -- what is due ------------------------------------------------------------------------------
@@ -277,15 +284,11 @@ def digest_due(session: Session, settings: dict[str, Any], now: dt.datetime) -> 
 
 async def run_notifications(runtime: Any, now: dt.datetime | None = None) -> list[Mail]:
     """Send whatever is due; returns what was sent."""
-    now = now or utcnow()
-    with runtime.db.read() as session:
-        connection = smtp_connection(session)
-        if connection is None:
-            return []
-        settings = connection.settings
-        alert = alert_due(session) if settings.get("alerts", True) else None
-        threshold = threshold_due(session, settings, now)
-        digest = digest_due(session, settings, now)
+    at = now or utcnow()
+    found = await reading(runtime.db, lambda session: _due(session, at))
+    if found is None:
+        return []
+    connection, alert, threshold, digest = found
     if digest is not None:
         anchor = audit_anchors.digest_lines(runtime.settings)
         digest = Mail(digest.kind, digest.subject, "\n".join([digest.body, *anchor]))
@@ -297,18 +300,40 @@ async def run_notifications(runtime: Any, now: dt.datetime | None = None) -> lis
             await send(runtime, connection, mail)
         except MailFailed as exc:
             log.warning("notify.failed", kind=mail.kind, error=str(exc))
-            _record(runtime, mail, connection, str(exc))
+            await _record(runtime, mail, connection, str(exc))
             continue
-        _record(runtime, mail, connection, None)
+        await _record(runtime, mail, connection, None)
         if ids:
-            with runtime.db.transaction() as session:
-                session.execute(
-                    update(PaymentException)
-                    .where(PaymentException.id.in_(ids))
-                    .values(alerted_at=now)
-                )
+            alerted = (
+                update(PaymentException).where(PaymentException.id.in_(ids)).values(alerted_at=at)
+            )
+            await writing(runtime.db, _executing(alerted))
         sent.append(mail)
     return sent
+
+
+def _executing(statement: Executable) -> Callable[[Session], None]:
+    def run(session: Session) -> None:
+        session.execute(statement)
+
+    return run
+
+
+def _due(
+    session: Session, now: dt.datetime
+) -> tuple[Connection, tuple[Mail, list[int]] | None, Mail | None, Mail | None] | None:
+    """The e-mail connection and the alert, threshold warning and digest due now."""
+    connection = smtp_connection(session)
+    if connection is None:
+        return None
+    settings = connection.settings
+    alert = alert_due(session) if settings.get("alerts", True) else None
+    return (
+        connection,
+        alert,
+        threshold_due(session, settings, now),
+        digest_due(session, settings, now),
+    )
 
 
 @tasks.task(TASK)

@@ -10,16 +10,20 @@ PayTrace itself — deduplicated against what the pushes already stored.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from ledgerlink.connectors import registry
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.domain.accounts import CardOutcome, CardTransaction, CardTransactionKind
+from ledgerlink.payments.blocking import reading, writing
+from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.inbox import InboundEvent, accept
-from ledgerlink.payments.jobs import request_processing
+from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentPollState
 from ledgerlink.store.types import utcnow
@@ -70,23 +74,18 @@ def event_of(transaction: CardTransaction, connection_id: int) -> InboundEvent:
     )
 
 
-async def poll_connection(runtime: Any, connection: Connection) -> PollResult:
+async def poll_connection(runtime: Runtime, connection: Connection) -> PollResult:
     """One poll of one PayTrace connection; records its cursor and any error."""
-    from ledgerlink.connectors.factory import gateway_for
-
     settings = connection.settings
     now = utcnow()
-    with runtime.db.read() as session:
-        state = session.get(PaymentPollState, connection.id)
-        cursor = state.cursor if state is not None else None
-        seen = dict(state.batches_seen) if state is not None else {}
+    cursor, seen = await reading(runtime.db, lambda session: _poll_state(session, connection.id))
     overlap = timedelta(minutes=int(settings.get("poll_overlap_minutes", 15)))
     since = (cursor - overlap) if cursor is not None else now - timedelta(days=1)
     start, end = (since - timedelta(days=1)).date(), (now + timedelta(days=1)).date()
     read = new = batches = 0
     error: str | None = None
     try:
-        gateway = gateway_for(runtime, connection)
+        gateway = runtime.gateway_for(connection)
         try:
             found = list(await gateway.transactions(start, end))
             for batch in await gateway.batches(start, end):
@@ -98,14 +97,19 @@ async def poll_connection(runtime: Any, connection: Connection) -> PollResult:
             await gateway.aclose()
         read = len(found)
         events = [event_of(t, connection.id) for t in found if t.id]
-        with runtime.db.transaction() as session:
-            new = sum(1 for event in events if accept(session, event)[1])
-            if new:
+
+        def store(session: Session) -> int:
+            stored = sum(1 for event in events if accept(session, event)[1])
+            if stored:
                 request_processing(runtime.jobs, session)
+            return stored
+
+        new = await writing(runtime.db, store)
     except UpstreamError as exc:
         error = exc.message
     kept = dict(sorted(seen.items(), key=lambda item: item[0])[-_BATCHES_KEPT:])
-    with runtime.db.transaction() as session:
+
+    def record(session: Session) -> None:
         state = session.get(PaymentPollState, connection.id)
         if state is None:
             state = PaymentPollState(connection_id=connection.id, last_found=0, batches_seen={})
@@ -116,27 +120,43 @@ async def poll_connection(runtime: Any, connection: Connection) -> PollResult:
             state.cursor = now
             state.last_found = new
             state.batches_seen = kept
+
+    await writing(runtime.db, record)
     log.info("payments.polled", connection_id=connection.id, read=read, new=new, error=error)
     return PollResult(connection.id, read, new, batches, error)
 
 
-async def poll_due(runtime: Any, *, force: bool = False) -> list[PollResult]:
+async def poll_due(runtime: Runtime, *, force: bool = False) -> list[PollResult]:
     """Poll every PayTrace connection whose interval has passed (all of them: ``force``)."""
-    now = utcnow()
-    with runtime.db.read() as session:
-        candidates = session.scalars(select(Connection).where(Connection.kind == "paytrace")).all()
-        due = []
-        for connection in candidates:
-            settings = connection.settings
-            if not force and not settings.get("polling", True):
-                continue
-            state = session.get(PaymentPollState, connection.id)
-            interval = timedelta(seconds=int(settings.get("poll_interval_seconds", 60)))
-            last = state.last_run_at if state is not None else None
-            if force or last is None or now - last >= interval - timedelta(seconds=1):
-                session.expunge(connection)
-                due.append(connection)
+    due = await reading(runtime.db, lambda session: _due(session, utcnow(), force))
     return [await poll_connection(runtime, connection) for connection in due]
+
+
+def _poll_state(session: Session, connection_id: int) -> tuple[datetime | None, dict[str, Any]]:
+    """A connection's cursor and the settlement batches it has seen."""
+    state = session.get(PaymentPollState, connection_id)
+    if state is None:
+        return None, {}
+    return state.cursor, dict(state.batches_seen)
+
+
+def _due(session: Session, now: datetime, force: bool) -> list[Connection]:
+    """The card gateway connections to poll now, detached from ``session``."""
+    candidates = session.scalars(
+        select(Connection).where(Connection.kind.in_(registry.gateway_kinds()))
+    ).all()
+    due = []
+    for connection in candidates:
+        settings = connection.settings
+        if not force and not settings.get("polling", True):
+            continue
+        state = session.get(PaymentPollState, connection.id)
+        interval = timedelta(seconds=int(settings.get("poll_interval_seconds", 60)))
+        last = state.last_run_at if state is not None else None
+        if force or last is None or now - last >= interval - timedelta(seconds=1):
+            session.expunge(connection)
+            due.append(connection)
+    return due
 
 
 __all__ = ["PollResult", "event_of", "poll_connection", "poll_due"]

@@ -1,11 +1,13 @@
 """From an inbox event to a posting in the ledger, exactly once.
 
 Each event goes through the same steps: **verify** (an unsigned push is read back from
-PayTrace), **plan** (find the invoice and the customer, check the amount, currency and
-period, map with the payment spec: what exactly will be written), **checkpoint** the
-plan on the event, **execute** it against the ledger with the idempotency key
-``paytrace:<transaction>:<kind>``, and **record** the posting with the event's new
-status in one transaction (:mod:`ledgerlink.payments.queue`).
+PayTrace), **plan** (:mod:`ledgerlink.payments.planning`: find the invoice and the
+customer, check the amount, currency and period, map with the payment spec: what exactly
+will be written), **checkpoint** the plan on the event (:mod:`ledgerlink.payments.plans`),
+**execute** it against the ledger with the idempotency key ``paytrace:<transaction>:<kind>``
+(:mod:`ledgerlink.payments.execution`), and **record** the posting with the event's new
+status in one transaction (:mod:`ledgerlink.payments.queue`). :class:`PaymentProcessor`
+runs those steps; it knows the connections and the store, the steps know neither.
 
 The checkpoint is what makes a retry safe after a crash at any point: a retried event
 with a plan executes that plan again unchanged (the ledger answers with the first
@@ -18,26 +20,21 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledgerlink.connectors.base import CardGateway, Ledger
-from ledgerlink.connectors.errors import (
-    AuthExpired,
-    Misconfigured,
-    NotFound,
-    Rejected,
-    UpstreamError,
-)
-from ledgerlink.domain.accounts import Application, CardOutcome, ReceiptRequest, RefundRequest
-from ledgerlink.domain.money import Money
-from ledgerlink.mapping import MappingContext
-from ledgerlink.mapping.transforms.customer_ids import LinkTable, harmonise
+from ledgerlink.connectors import registry
+from ledgerlink.connectors.base import CardGateway, CardPostingRules, PaymentLedger
+from ledgerlink.connectors.errors import AuthExpired, Misconfigured, NotFound, UpstreamError
+from ledgerlink.domain.accounts import CardOutcome, CustomerAccount, Invoice
 from ledgerlink.payments import hints, queue
+from ledgerlink.payments.blocking import reading, writing
+from ledgerlink.payments.enqueue import request_processing
+from ledgerlink.payments.execution import execute
 from ledgerlink.payments.facts import (
     CardPayment,
     NotBorneOut,
@@ -46,43 +43,49 @@ from ledgerlink.payments.facts import (
     from_transaction,
 )
 from ledgerlink.payments.inbox import DISPUTE_KINDS, UNSIGNED_SOURCES, InboundEvent, accept
-from ledgerlink.payments.jobs import request_processing
 from ledgerlink.payments.payers import find_payer
+from ledgerlink.payments.planning import (
+    LedgerTarget,
+    Override,
+    Planner,
+    PlanRequest,
+    ReceiptMapper,
+    RecordedReceipt,
+    SaleNotInInbox,
+    SaleProgress,
+)
+from ledgerlink.payments.plans import Plan, plan_from_json
 from ledgerlink.payments.problems import Deferred, PaymentProblem, Settled
+from ledgerlink.runtime import Runtime
 from ledgerlink.store.group_commit import GroupCommit
 from ledgerlink.store.models import Connection
+from ledgerlink.store.payment_models import PaymentPosting
 
 log = structlog.get_logger("ledgerlink.payments")
 
-SYSTEM_NAMES = {"sbc": "Sage Business Cloud", "sage500": "Sage 500"}
-SPECS = {
-    "sbc": "paytrace_transaction_to_sbc_contact_payment",
-    "sage500": "paytrace_transaction_to_sage500_cash_receipt",
-}
 #: Tries against an unavailable upstream before the event goes to the exceptions queue
 #: (about 10 minutes of backoff in all).
 MAX_UPSTREAM_ATTEMPTS = 8
-SALE_KINDS = ("sale", "capture")
 #: Sources whose events are checked against PayTrace's record before they are planned.
 READ_BACK_SOURCES = ("webhook",)
+#: How long a ledger's closed-period date is trusted before it is read again.
+LOCKDOWN_READ_SECONDS = 60
 
 
 def backoff_seconds(attempt: int) -> float:
     return float(min(2 ** max(attempt, 1), 300))
 
 
-def _system(connection: Connection) -> str:
-    return SYSTEM_NAMES.get(connection.kind, connection.kind)
-
-
 @dataclass
 class OpenLedger:
-    """The ledger connections a drain posts to, opened once and shared."""
+    """A ledger connection a drain posts to, opened once and shared."""
 
     connection: Connection
-    ledger: Ledger
-    lockdown: dt.date | None
-    lockdown_read_at: float
+    ledger: PaymentLedger
+    rules: CardPostingRules
+    target: LedgerTarget
+    lockdown: dt.date | None = None
+    lockdown_read_at: float = -1e9
 
 
 class PaymentProcessor:
@@ -90,7 +93,7 @@ class PaymentProcessor:
 
     def __init__(
         self,
-        runtime: Any,
+        runtime: Runtime,
         *,
         actor: str = "system:payments",
         commits: GroupCommit[Any] | None = None,
@@ -104,7 +107,7 @@ class PaymentProcessor:
         self._targets: dict[int, int] = {}
         self._ledgers: dict[int, OpenLedger] = {}
         self._gateways: dict[int, CardGateway] = {}
-        self._mappings: dict[str, Any] = {}
+        self._mappers: dict[int, ReceiptMapper] = {}
         self._lock = asyncio.Lock()
         self._invoice_locks: dict[str, asyncio.Lock] = {}
 
@@ -162,36 +165,33 @@ class PaymentProcessor:
             return await self._plan_and_execute(event)
 
     async def _plan_and_execute(self, event: queue.ClaimedEvent) -> queue.Outcome:
-        plan = event.payload.get("plan")
-        if plan is None:
+        stored = event.payload.get("plan")
+        if stored is None:
             read_back = await self._verified(event)
             plan = await self._plan(event, read_back.payment)
             if read_back.disagreements:
-                plan["disagreement"] = "; ".join(read_back.disagreements)
+                plan = plan.with_disagreement("; ".join(read_back.disagreements))
             await self._checkpoint(event, plan)
+        else:
+            plan = plan_from_json(stored)
         try:
-            outcome = await self._execute(plan)
+            target = await self._ledger_by_id(plan.ledger_connection_id)
+            return await execute(plan, target.ledger, target.target.name)
         except PaymentProblem as problem:
             replans = int(event.payload.get("replans") or 0)
-            if problem.code != "rejected" or not plan.get("apply_minor") or replans >= 2:
+            if problem.code != "rejected" or not plan.applied.minor or replans >= 2:
                 raise
             # The ledger refused the application: the invoice changed after it was read
             # (another payment got there first). Nothing was posted; plan again.
             await self._checkpoint(event, None, replans=replans + 1)
             raise Deferred(f"{problem.reason}; planning again", 0.2) from None
-        if plan.get("disagreement"):
-            outcome = replace(
-                outcome,
-                message=f"{outcome.message} (PayTrace's record; {plan['disagreement']})",
-            )
-        return outcome
 
     # -- verify -------------------------------------------------------------------------------
 
     async def _confirm_hint(self, event: queue.ClaimedEvent) -> queue.Outcome:
         """A silent post: PayTrace's record of the transaction goes into the inbox (see
         :mod:`ledgerlink.payments.hints`); the hint itself posts nothing."""
-        paytrace = self.paytrace_connection(event.connection_id)
+        paytrace = await self.paytrace_connection(event.connection_id)
         currency = str(paytrace.settings.get("currency") or "USD")
         confirmation = await hints.confirm(event, await self._gateway(paytrace), currency)
         real = confirmation.real
@@ -210,7 +210,7 @@ class PaymentProcessor:
         Signed webhooks are read back too (defence in depth: the secret alone must not be
         enough to post); chargebacks and won disputes are not in PayTrace's API and come
         only from signed or imported sources."""
-        paytrace = self.paytrace_connection(event.connection_id)
+        paytrace = await self.paytrace_connection(event.connection_id)
         currency = str(paytrace.settings.get("currency") or "USD")
         on = event.received_at.date()
         claimed = from_payload(event.transaction_id, event.kind, event.payload, on, currency)
@@ -237,300 +237,26 @@ class PaymentProcessor:
 
     # -- plan ---------------------------------------------------------------------------------
 
-    async def _plan(self, event: queue.ClaimedEvent, payment: CardPayment) -> dict[str, Any]:
-        kind = payment.kind
-        if kind in SALE_KINDS:
-            if payment.declined:
-                raise PaymentProblem(
-                    "declined",
-                    f"PayTrace declined the card payment of {payment.amount.format_plain()} "
-                    f"{payment.amount.currency}"
-                    + (f" for invoice {payment.invoice_number}" if payment.invoice_number else "")
-                    + (f": {payment.response}" if payment.response else ""),
-                    "Nothing was posted. Ask the customer to pay again or with another card; "
-                    "ignore this exception once they have.",
-                )
-            if payment.voided or event.void_received:
-                raise Settled("Voided at PayTrace before it was posted: nothing to post")
-            return await self._plan_receipt(event, payment, "sale")
-        if kind == "authorization":
-            raise Settled("An authorisation only: it is posted when it is captured")
-        if kind == "dispute_won":
-            return await self._plan_dispute_won(event, payment)
-        if kind == "refund":
-            return await self._plan_refund(event, payment)
-        if kind in ("void", "chargeback"):
-            return await self._plan_reversal(event, payment)
-        raise Settled(f"Nothing is posted for a {kind}")
-
-    async def _plan_receipt(
-        self,
-        event: queue.ClaimedEvent,
-        payment: CardPayment,
-        key_kind: str,
-        *,
-        customer_id: str | None = None,
-    ) -> dict[str, Any]:
-        target = await self._ledger_for(event)
-        ledger, connection = target.ledger, target.connection
-        override = event.payload.get("override") or {}
-        invoice_number = str(override.get("invoice_number") or payment.invoice_number)
-        on_account = bool(override.get("on_account"))
-        payer_number = ""
-        if customer_id is None and override.get("customer_number"):
-            account = await ledger.find_customer(str(override["customer_number"]))
-            if account is None:
-                raise PaymentProblem(
-                    "not_linked",
-                    f"There is no customer {override['customer_number']} in "
-                    f"{_system(connection)} to put the payment on account for",
-                    "Check the customer number and choose Put on account again.",
-                )
-            customer_id, payer_number = account.id, account.number
-        if payment.paytrace_customer_id and customer_id is None:
-            customer_id, payer_number = await self._payer(target, payment.paytrace_customer_id)
-        amount = payment.amount
-        apply = Money.zero(amount.currency)
-        invoice_id = ""
-        if invoice_number and not on_account:
-            invoice = await ledger.find_invoice(invoice_number)
-            if invoice is None:
-                raise PaymentProblem(
-                    "invoice_not_found",
-                    f"Invoice {invoice_number} is not in {_system(connection)}",
-                    "Check the invoice number on the payment: apply it to the right invoice, "
-                    "or put it on the customer's account.",
-                )
-            if customer_id and invoice.customer_id != customer_id:
-                raise PaymentProblem(
-                    "customer_mismatch",
-                    f"Invoice {invoice_number} belongs to another customer than the payer "
-                    f"({payment.paytrace_customer_id}, {payer_number or 'linked customer'})",
-                    "Check who paid: apply the payment to one of the payer's invoices, or fix "
-                    "the member's link, then retry.",
-                )
-            if invoice.total.currency != amount.currency:
-                raise PaymentProblem(
-                    "currency_mismatch",
-                    f"The payment is in {amount.currency} but invoice {invoice_number} is in "
-                    f"{invoice.total.currency}",
-                    "Post it by hand in the ledger at the day's rate, then ignore this "
-                    "exception with a note.",
-                )
-            customer_id = invoice.customer_id
-            invoice_id = invoice.id
-            apply = amount.min(invoice.outstanding) if invoice.is_open else apply
-            over = amount - apply
-            policy = self.paytrace_connection(event.connection_id).settings.get(
-                "overpayment", "on_account"
-            )
-            if over.minor > 0 and policy == "exception" and not override.get("accept_over"):
-                if apply.is_zero:
-                    raise PaymentProblem(
-                        "invoice_closed",
-                        f"Invoice {invoice_number} has nothing left to pay; the payment of "
-                        f"{amount.format_plain()} would all be an overpayment",
-                        "Apply it to another open invoice, put it on account, or refund it.",
-                    )
-                raise PaymentProblem(
-                    "amount_mismatch",
-                    f"The payment of {amount.format_plain()} is more than the "
-                    f"{invoice.outstanding.format_plain()} still open on invoice "
-                    f"{invoice_number}",
-                    "Put the difference on account, apply the payment to another invoice, or "
-                    "refund the difference.",
-                )
-        if not customer_id:
-            raise PaymentProblem(
-                "not_linked",
-                "The payment names no invoice and its payer "
-                + (
-                    f"(PayTrace customer {payment.paytrace_customer_id}) "
-                    if payment.paytrace_customer_id
-                    else ""
-                )
-                + f"is not linked to a customer in {_system(connection)}",
-                "Link the member to their PayTrace profile and ledger account, or apply the "
-                "payment to an invoice, then retry.",
-            )
-        await self._check_period(target, payment.on)
-        mapped = self._map(connection.kind, payment, key_kind, customer_id, payer_number)
-        return {
-            "action": "receipt",
-            "ledger_connection_id": connection.id,
-            "system": connection.kind,
-            "key": f"paytrace:{payment.transaction_id}:{key_kind}",
-            "transaction_id": payment.transaction_id,
-            "original_transaction_id": "",
-            "customer_id": customer_id,
-            "invoice_id": invoice_id,
-            "invoice_number": invoice_number if invoice_id else "",
-            "amount_minor": amount.minor,
-            "apply_minor": apply.minor,
-            "currency": amount.currency,
-            **mapped,
-        }
-
-    async def _plan_dispute_won(
-        self, event: queue.ClaimedEvent, payment: CardPayment
-    ) -> dict[str, Any]:
-        with self.db.read() as session:
-            chargeback = queue.event_status(session, f"{payment.transaction_id}:chargeback")
-            if chargeback in queue.ACTIVE:
-                raise Deferred("Waiting for the chargeback to be reversed first", 1.0)
-            receipt = queue.receipt_for(session, payment.transaction_id)
-            found = (
-                (receipt.customer_id, receipt.invoice_number, receipt.amount_minor)
-                if receipt is not None
-                else None
-            )
-        if found is None:
-            raise Settled(
-                f"Dispute on transaction {payment.transaction_id} won, but no receipt had been "
-                "posted for it: nothing to post again"
-            )
-        customer_id, invoice_number, amount_minor = found
-        again = CardPayment(
-            transaction_id=payment.transaction_id,
-            kind="dispute_won",
-            amount=Money(amount_minor, payment.amount.currency),
-            invoice_number=invoice_number or payment.invoice_number,
-            paytrace_customer_id=payment.paytrace_customer_id,
-            on=payment.on,
-            approval_code=payment.approval_code,
+    async def _plan(self, event: queue.ClaimedEvent, payment: CardPayment) -> Plan:
+        paytrace = await self.paytrace_connection(event.connection_id)
+        request = PlanRequest(
+            payment,
+            Override.from_payload(event.payload),
+            void_received=event.void_received,
+            overpayment=str(paytrace.settings.get("overpayment", "on_account")),
         )
-        plan = await self._plan_receipt(event, again, "dispute_won", customer_id=customer_id)
-        plan["resolves_dispute_of"] = payment.transaction_id
-        return plan
-
-    async def _plan_refund(self, event: queue.ClaimedEvent, payment: CardPayment) -> dict[str, Any]:
-        target = await self._ledger_for(event)
-        connection = target.connection
-        original = payment.original_transaction_id
-        customer_id, invoice_id, invoice_number, reopen = "", "", "", 0
-        if original:
-            receipt = await self._receipt_or_wait(event, original, "refund")
-            customer_id = receipt["customer_id"]
-            invoice_id, invoice_number = receipt["invoice_id"], receipt["invoice_number"]
-            with self.db.read() as session:
-                refunded = queue.refunded_minor(session, original)
-            reopen = max(0, min(payment.amount.minor, receipt["applied_minor"] - refunded))
-        else:
-            if payment.paytrace_customer_id:
-                customer_id = (await self._payer(target, payment.paytrace_customer_id))[0] or ""
-            if not customer_id:
-                raise PaymentProblem(
-                    "not_linked",
-                    f"Refund {payment.transaction_id} is for no earlier sale and its PayTrace "
-                    f"customer {payment.paytrace_customer_id or '(none)'} is not linked to a "
-                    f"customer in {_system(connection)}",
-                    "Link the member to their PayTrace profile and ledger account, then retry.",
-                )
-        await self._check_period(target, payment.on)
-        mapped = self._map(connection.kind, payment, "refund", customer_id, "")
-        if connection.kind == "sbc":
-            reopen = 0  # an SBC refund pays money back; it cannot re-open an invoice
-        return {
-            "action": "refund",
-            "ledger_connection_id": connection.id,
-            "system": connection.kind,
-            "key": f"paytrace:{payment.transaction_id}:refund",
-            "transaction_id": payment.transaction_id,
-            "original_transaction_id": original,
-            "customer_id": customer_id,
-            "invoice_id": invoice_id if reopen else "",
-            "invoice_number": invoice_number,
-            "amount_minor": payment.amount.minor,
-            "apply_minor": reopen,
-            "currency": payment.amount.currency,
-            **mapped,
-        }
-
-    async def _plan_reversal(
-        self, event: queue.ClaimedEvent, payment: CardPayment
-    ) -> dict[str, Any]:
-        target = await self._ledger_for(event)
-        connection = target.connection
-        chargeback = payment.kind == "chargeback"
         try:
-            receipt = await self._receipt_or_wait(event, payment.transaction_id, payment.kind)
-        except Settled as nothing:
-            if not chargeback:
-                raise
-            raise PaymentProblem(
-                "chargeback",
-                f"Chargeback of {payment.amount.format_plain()} on transaction "
-                f"{payment.transaction_id}"
-                + (f" (invoice {payment.invoice_number})" if payment.invoice_number else "")
-                + f". {nothing.why}",
-                "Answer the dispute in PayTrace; ignore this exception with the outcome.",
+            return await Planner(_EventFacts(self, event)).plan(request)
+        except SaleNotInInbox as missing:
+            await self._fetch_sale(event, missing.sale_id)
+            raise Deferred(
+                f"Fetched sale {missing.sale_id} from PayTrace; it is posted first", 1.0
             ) from None
-        if receipt["reversed"]:
-            raise Settled(f"The receipt for sale {payment.transaction_id} is already reversed")
-        await self._check_period(target, payment.on)
-        mapped = self._map(connection.kind, payment, payment.kind, receipt["customer_id"], "")
-        with self.db.read() as session:
-            refunded = queue.refunded_minor(session, payment.transaction_id)
-        return {
-            "action": "reversal",
-            "ledger_connection_id": connection.id,
-            "system": connection.kind,
-            "key": f"paytrace:{payment.transaction_id}:{payment.kind}",
-            "transaction_id": payment.transaction_id,
-            "original_transaction_id": payment.transaction_id,
-            "customer_id": receipt["customer_id"],
-            "invoice_id": receipt["invoice_id"],
-            "invoice_number": receipt["invoice_number"],
-            "amount_minor": receipt["amount_minor"],
-            "apply_minor": max(receipt["applied_minor"] - refunded, 0),
-            "currency": payment.amount.currency,
-            "receipt_posting_id": receipt["id"],
-            "receipt_ledger_id": receipt["ledger_id"],
-            "chargeback": chargeback,
-            **mapped,
-        }
-
-    async def _receipt_or_wait(
-        self, event: queue.ClaimedEvent, sale_id: str, what: str
-    ) -> dict[str, Any]:
-        """The receipt posted for sale ``sale_id``; waits (Deferred) while the sale is still
-        to be processed, and fetches a sale the inbox never saw."""
-        with self.db.read() as session:
-            receipt = queue.receipt_for(session, sale_id)
-            if receipt is not None:
-                return {
-                    "id": receipt.id,
-                    "customer_id": receipt.customer_id,
-                    "invoice_id": receipt.invoice_id,
-                    "invoice_number": receipt.invoice_number,
-                    "amount_minor": receipt.amount_minor,
-                    "applied_minor": receipt.applied_minor,
-                    "ledger_id": receipt.ledger_id,
-                    "reversed": receipt.reversed_at is not None,
-                }
-            states = {
-                kind: queue.event_status(session, f"{sale_id}:{kind}")
-                for kind in ("sale", "capture")
-            }
-        found = [state for state in states.values() if state is not None]
-        if any(state in queue.ACTIVE for state in found):
-            raise Deferred(f"Waiting for sale {sale_id} to be posted first", 1.0)
-        if "exception" in found:
-            raise PaymentProblem(
-                "rejected",
-                f"This {what} is for sale {sale_id}, which is in the exceptions queue and was "
-                "not posted",
-                f"Resolve sale {sale_id} first, then retry this {what}.",
-            )
-        if found:
-            raise Settled(f"Nothing was posted for sale {sale_id}, so the {what} changes nothing")
-        await self._fetch_sale(event, sale_id)
-        raise Deferred(f"Fetched sale {sale_id} from PayTrace; it is posted first", 1.0)
 
     async def _fetch_sale(self, event: queue.ClaimedEvent, sale_id: str) -> None:
         """A refund, void or chargeback arrived for a sale the inbox never got: read the
         sale from PayTrace and put it in the inbox, so it is posted before its reversal."""
-        gateway = await self._gateway(self.paytrace_connection(event.connection_id))
+        gateway = await self._gateway(await self.paytrace_connection(event.connection_id))
         try:
             sale = await gateway.transaction(sale_id)
         except NotFound:
@@ -557,78 +283,43 @@ class PaymentProcessor:
             verified=True,
             connection_id=event.connection_id,
         )
-        with self.db.transaction() as session:
-            accept(session, inbound)
+        await writing(self.db, lambda session: accept(session, inbound))
 
-    # -- checks and mapping -------------------------------------------------------------------
-
-    async def _check_period(self, target: OpenLedger, on: dt.date) -> None:
-        if time.monotonic() - target.lockdown_read_at > 60:
-            target.lockdown = await target.ledger.lockdown_date()
-            target.lockdown_read_at = time.monotonic()
-        if target.lockdown is not None and on <= target.lockdown:
-            raise PaymentProblem(
-                "period_closed",
-                f"The payment is dated {on.isoformat()}, in a period {_system(target.connection)} "
-                f"has closed (locked up to {target.lockdown.isoformat()})",
-                "Re-open the period in the ledger, or post the payment by hand in the open "
-                "period and ignore this exception with a note.",
+    async def receipt_mapper(self, opened: OpenLedger) -> ReceiptMapper:
+        """The ledger's active payment spec, loaded once per processor."""
+        connection_id = opened.connection.id
+        if connection_id not in self._mappers:
+            name = registry.descriptor(opened.connection.kind).spec(registry.PAYMENT_TO_RECEIPT)
+            active = await reading(
+                self.db, lambda session: self.runtime.mappings.load(session, name)
             )
+            self._mappers[connection_id] = ReceiptMapper(
+                active.compiled, active.version, opened.rules
+            )
+        return self._mappers[connection_id]
 
-    def _map(
-        self, system: str, payment: CardPayment, key_kind: str, customer_id: str, number: str
-    ) -> dict[str, Any]:
-        """What the payment spec says: the date, GL account and reference to post with,
-        and which version of the spec said it."""
-        active = self._mapping(system)
-        source = payment.mapping_source()
-        payer = payment.paytrace_customer_id or number or "C00000"
-        source["customer_id"] = payer
-        links = LinkTable(
-            [
-                {
-                    "paytrace": payer,
-                    "sbc_contact_id": customer_id,
-                    "sage500_cust_key": customer_id,
-                }
-            ]
+    async def payer(self, opened: OpenLedger, paytrace_customer_id: str) -> tuple[str | None, str]:
+        """(ledger customer id, its number) of a PayTrace customer, or (None, "")."""
+        connection_id = opened.connection.id
+        payer = await reading(
+            self.db, lambda session: find_payer(session, paytrace_customer_id, connection_id)
         )
-        result = active.compiled.apply(source, None, MappingContext(links=links))
-        errors = [e for e in result.errors if e.field not in ("CustID", "contact_id")]
-        if errors:
-            raise PaymentProblem(
-                "mapping",
-                f"The payment spec {active.version} could not map the payment: "
-                + "; ".join(f"{e.field}: {e.message}" for e in errors),
-                "Fix the spec under Mappings (preview it on this payment), then retry.",
-            )
-        out = result.output
-        if system == "sage500":
-            date_text, gl, reference = out.get("TranDate"), out.get("GLAcctNo"), out.get("TranCmnt")
-        else:
-            date_text, gl, reference = out.get("date"), "", out.get("reference")
-        return {
-            "date": str(date_text or payment.on.isoformat()),
-            "gl_account": str(gl or ""),
-            "reference": str(reference or f"PayTrace {payment.transaction_id}"),
-            "mapping_version": active.version,
-        }
+        if payer.ledger_customer_id:
+            return payer.ledger_customer_id, payer.ledger_customer_number or ""
+        # Where ledgerlink names PayTrace profiles after the ledger's customers, the
+        # profile id names the customer even without a member link.
+        named = opened.rules.customer_number_of_profile
+        number = named(paytrace_customer_id) if named is not None else None
+        if number is not None:
+            account = await opened.ledger.find_customer(number)
+            if account is not None:
+                return account.id, account.number
+        return None, ""
 
-    def _mapping(self, system: str) -> Any:
-        if system not in self._mappings:
-            from ledgerlink.store.mapping_repo import mapping_repository
+    # -- checkpoint and write -----------------------------------------------------------------
 
-            repository = mapping_repository(self.runtime.settings)
-            with self.db.read() as session:
-                self._mappings[system] = repository.load(session, SPECS[system])
-        return self._mappings[system]
-
-    # -- execute ------------------------------------------------------------------------------
-
-    async def _checkpoint(
-        self, event: queue.ClaimedEvent, plan: dict[str, Any] | None, **extra: Any
-    ) -> None:
-        payload = {**event.payload, "plan": plan, **extra}
+    async def _checkpoint(self, event: queue.ClaimedEvent, plan: Plan | None, **extra: Any) -> None:
+        payload = {**event.payload, "plan": plan.to_json() if plan else None, **extra}
         if plan is None:
             payload.pop("plan")
         values = {"event_id": event.id, "payload": payload}
@@ -639,136 +330,31 @@ class PaymentProcessor:
         if self.commits is not None:
             await self.commits.run(work)
             return
-        with self.db.transaction() as session:
-            work(session)
-
-    async def _execute(self, plan: dict[str, Any]) -> queue.Outcome:
-        target = await self._ledger_by_id(int(plan["ledger_connection_id"]))
-        ledger, connection = target.ledger, target.connection
-        currency = plan["currency"]
-        amount = Money(int(plan["amount_minor"]), currency)
-        applied = Money(int(plan["apply_minor"]), currency)
-        on = dt.date.fromisoformat(plan["date"])
-        applications = (Application(plan["invoice_id"], applied),) if applied.minor else ()
-        action = plan["action"]
-        common: dict[str, Any] = {
-            "idempotency_key": plan["key"],
-            "customer_id": plan["customer_id"],
-            "date": on,
-            "amount": amount,
-            "applications": applications,
-            "reference": plan["reference"],
-            "gl_account": plan["gl_account"],
-        }
-        try:
-            if action == "reversal" and connection.kind == "sbc":
-                await ledger.reverse_receipt(plan["receipt_ledger_id"])  # type: ignore[attr-defined]
-                ledger_id, replayed = plan["receipt_ledger_id"], False
-            else:
-                posted = await (
-                    ledger.post_receipt(ReceiptRequest(**common))
-                    if action == "receipt"
-                    else ledger.post_refund(
-                        RefundRequest(**common, chargeback=bool(plan.get("chargeback")))
-                    )
-                )
-                ledger_id, replayed = posted.id, posted.replayed
-        except Rejected as exc:
-            raise PaymentProblem(
-                "rejected",
-                f"{_system(connection)} refused the {action}: {exc.message}",
-                "Correct what the ledger names (in the ledger or the mapping), then retry.",
-            ) from None
-        posting = {
-            "ledger_connection_id": connection.id,
-            "system": connection.kind,
-            "action": action,
-            "idempotency_key": plan["key"],
-            "ledger_id": str(ledger_id),
-            "transaction_id": plan["transaction_id"],
-            "original_transaction_id": plan.get("original_transaction_id", ""),
-            "customer_id": plan["customer_id"],
-            "invoice_id": plan["invoice_id"],
-            "invoice_number": plan["invoice_number"],
-            "amount_minor": amount.minor,
-            "applied_minor": applied.minor,
-            "currency": currency,
-            "mapping_version": plan["mapping_version"],
-            "replayed": replayed,
-        }
-        message = _describe(plan, connection, amount, applied, ledger_id)
-        problem = None
-        if plan.get("chargeback"):
-            problem = PaymentProblem(
-                "chargeback",
-                f"Chargeback on transaction {plan['transaction_id']}: the receipt was reversed "
-                + (
-                    f"and invoice {plan['invoice_number']} is open again (in dispute)"
-                    if plan["invoice_number"]
-                    else "(in dispute)"
-                ),
-                "Answer the dispute in PayTrace. A won dispute posts the receipt again by "
-                "itself; ignore this exception with the outcome if it is lost.",
-            )
-        return queue.Outcome(
-            "posted",
-            message,
-            postings=(posting,),
-            reversed_posting_id=plan.get("receipt_posting_id"),
-            problem=problem,
-            resolves_dispute_of=plan.get("resolves_dispute_of"),
-        )
+        await writing(self.db, work)
 
     # -- connections ------------------------------------------------------------------------
 
-    def paytrace_connection(self, connection_id: int | None) -> Connection:
+    async def paytrace_connection(self, connection_id: int | None) -> Connection:
         """The PayTrace connection (read once per processor: a drain lasts two minutes at
         most, so a settings change is seen by the next one)."""
         if connection_id in self._paytrace:
             return self._paytrace[connection_id]
-        found = self._read_paytrace(connection_id)
+        found = await reading(self.db, lambda session: _read_gateway(session, connection_id))
         self._paytrace[connection_id] = found
         return found
 
-    def _read_paytrace(self, connection_id: int | None) -> Connection:
-        with self.db.read() as session:
-            if connection_id is not None:
-                found = session.get(Connection, connection_id)
-            else:
-                candidates = session.scalars(
-                    select(Connection).where(Connection.kind == "paytrace")
-                ).all()
-                found = candidates[0] if len(candidates) == 1 else None
-            if found is None:
-                raise PaymentProblem(
-                    "configuration",
-                    "No PayTrace connection receives this payment",
-                    "Add the PayTrace connection under Accounting Integration, then retry.",
-                    critical=True,
-                )
-            session.expunge(found)
-            connection: Connection = found
-            return connection
-
-    async def _ledger_for(self, event: queue.ClaimedEvent) -> OpenLedger:
-        return await self.ledger_for_gateway(self.paytrace_connection(event.connection_id))
+    async def ledger_for_event(self, event: queue.ClaimedEvent) -> OpenLedger:
+        return await self.ledger_for_gateway(await self.paytrace_connection(event.connection_id))
 
     async def ledger_for_gateway(self, paytrace: Connection) -> OpenLedger:
         """The ledger a PayTrace connection's payments are posted to, opened."""
         if paytrace.id in self._targets:
             return await self._ledger_by_id(self._targets[paytrace.id])
         wanted = paytrace.settings.get("post_to_connection_id")
-        with self.db.read() as session:
-            if wanted:
-                ledger_ids = [int(wanted)]
-            else:
-                ledger_ids = list(
-                    session.scalars(
-                        select(Connection.id).where(
-                            Connection.kind.in_(("sbc", "sage500")), Connection.is_active
-                        )
-                    )
-                )
+        if wanted:
+            ledger_ids = [int(wanted)]
+        else:
+            ledger_ids = await reading(self.db, _active_ledger_ids)
         if len(ledger_ids) != 1:
             raise PaymentProblem(
                 "configuration",
@@ -786,20 +372,28 @@ class PaymentProcessor:
             opened = self._ledgers.get(connection_id)
             if opened is not None:
                 return opened
-            from ledgerlink.connectors.factory import ledger_for
-
-            with self.db.read() as session:
-                connection = session.get(Connection, connection_id)
-                if connection is not None:
-                    session.expunge(connection)
-            if connection is None or connection.kind not in SPECS:
+            connection = await reading(self.db, lambda session: _detached(session, connection_id))
+            rules = _card_posting(connection)
+            if connection is None or rules is None:
                 raise PaymentProblem(
                     "configuration",
                     f"Connection {connection_id}, chosen for card payments, is not a ledger",
                     "Choose SBC or Sage 500 under Accounting Integration → PayTrace, then retry.",
                     critical=True,
                 )
-            opened = OpenLedger(connection, ledger_for(self.runtime, connection), None, -1e9)
+            ledger = self.runtime.ledger_for(connection)
+            name = registry.label(connection.kind)
+            if not isinstance(ledger, PaymentLedger):
+                raise PaymentProblem(
+                    "configuration",
+                    f"{name} cannot take card payments back (no receipt reversal)",
+                    "Choose another ledger under Accounting Integration → PayTrace, then retry.",
+                    critical=True,
+                )
+            target = LedgerTarget(
+                connection.id, connection.kind, name, ledger.refunds_reopen_invoices
+            )
+            opened = OpenLedger(connection, ledger, rules, target)
             self._ledgers[connection_id] = opened
             return opened
 
@@ -807,52 +401,122 @@ class PaymentProcessor:
         async with self._lock:
             gateway = self._gateways.get(connection.id)
             if gateway is None:
-                from ledgerlink.connectors.factory import gateway_for
-
-                gateway = gateway_for(self.runtime, connection)
+                gateway = self.runtime.gateway_for(connection)
                 self._gateways[connection.id] = gateway
             return gateway
 
-    async def _payer(self, target: OpenLedger, paytrace_customer_id: str) -> tuple[str | None, str]:
-        """(ledger customer id, its number) of a PayTrace customer, or (None, "")."""
-        with self.db.read() as session:
-            payer = find_payer(session, paytrace_customer_id, target.connection.id)
-        if payer.ledger_customer_id:
-            return payer.ledger_customer_id, payer.ledger_customer_number or ""
-        if target.connection.kind == "sage500":
-            # ledgerlink names PayTrace profiles after the Sage 500 CustID
-            try:
-                number = harmonise(paytrace_customer_id, "paytrace", "sage500").value
-            except ValueError:
-                return None, ""
-            account = await target.ledger.find_customer(number)
-            if account is not None:
-                return account.id, account.number
-        return None, ""
+
+class _EventFacts:
+    """What planning may read for one event: the ledger its PayTrace connection posts to
+    (opened when first asked, so a payment settled before needing it never opens it), and
+    what the store recorded (read in a worker thread)."""
+
+    def __init__(self, processor: PaymentProcessor, event: queue.ClaimedEvent) -> None:
+        self.processor = processor
+        self.event = event
+
+    async def _opened(self) -> OpenLedger:
+        return await self.processor.ledger_for_event(self.event)
+
+    async def target(self) -> LedgerTarget:
+        return (await self._opened()).target
+
+    async def find_customer(self, number: str) -> CustomerAccount | None:
+        return await (await self._opened()).ledger.find_customer(number)
+
+    async def find_invoice(self, number: str) -> Invoice | None:
+        return await (await self._opened()).ledger.find_invoice(number)
+
+    async def lockdown_date(self) -> dt.date | None:
+        opened = await self._opened()
+        if time.monotonic() - opened.lockdown_read_at > LOCKDOWN_READ_SECONDS:
+            opened.lockdown = await opened.ledger.lockdown_date()
+            opened.lockdown_read_at = time.monotonic()
+        return opened.lockdown
+
+    async def payer(self, paytrace_customer_id: str) -> tuple[str | None, str]:
+        return await self.processor.payer(await self._opened(), paytrace_customer_id)
+
+    async def receipt_mapper(self) -> ReceiptMapper:
+        return await self.processor.receipt_mapper(await self._opened())
+
+    async def sale_progress(self, sale_id: str) -> SaleProgress:
+        return await reading(self.processor.db, lambda session: _sale_progress(session, sale_id))
+
+    async def event_status(self, dedup_key: str) -> str | None:
+        return await reading(
+            self.processor.db, lambda session: queue.event_status(session, dedup_key)
+        )
+
+    async def refunded_minor(self, sale_id: str) -> int:
+        return await reading(
+            self.processor.db, lambda session: queue.refunded_minor(session, sale_id)
+        )
 
 
-def _describe(
-    plan: dict[str, Any], connection: Connection, amount: Money, applied: Money, ledger_id: Any
-) -> str:
-    system = _system(connection)
-    text = amount.format_plain() + " " + amount.currency
-    if plan["action"] == "receipt":
-        message = f"Receipt {ledger_id} of {text} posted to {system}"
-        if applied.minor:
-            message += f", {applied.format_plain()} applied to invoice {plan['invoice_number']}"
-        over = amount - applied
-        if over.minor:
-            message += f", {over.format_plain()} on account"
-        return message
-    if plan["action"] == "refund":
-        message = f"Refund {ledger_id} of {text} posted to {system}"
-        if applied.minor:
-            message += f"; invoice {plan['invoice_number']} re-opened by {applied.format_plain()}"
-        return message
-    what = "Chargeback" if plan.get("chargeback") else "Void"
-    return f"{what}: receipt for {text} reversed in {system}" + (
-        f"; invoice {plan['invoice_number']} is open again" if plan["invoice_number"] else ""
+# -- store reads (run in a worker thread) ---------------------------------------------------
+
+
+def _read_gateway(session: Session, connection_id: int | None) -> Connection:
+    if connection_id is not None:
+        found = session.get(Connection, connection_id)
+    else:
+        candidates = session.scalars(
+            select(Connection).where(Connection.kind.in_(registry.gateway_kinds()))
+        ).all()
+        found = candidates[0] if len(candidates) == 1 else None
+    if found is None:
+        raise PaymentProblem(
+            "configuration",
+            "No PayTrace connection receives this payment",
+            "Add the PayTrace connection under Accounting Integration, then retry.",
+            critical=True,
+        )
+    session.expunge(found)
+    return found
+
+
+def _active_ledger_ids(session: Session) -> list[int]:
+    return list(
+        session.scalars(
+            select(Connection.id).where(
+                Connection.kind.in_(registry.ledger_kinds()), Connection.is_active
+            )
+        )
     )
+
+
+def _detached(session: Session, connection_id: int) -> Connection | None:
+    connection = session.get(Connection, connection_id)
+    if connection is not None:
+        session.expunge(connection)
+    return connection
+
+
+def _card_posting(connection: Connection | None) -> CardPostingRules | None:
+    """How card payments post to ``connection``'s kind; None when they cannot."""
+    if connection is None or connection.kind not in registry.ledger_kinds():
+        return None
+    return registry.descriptor(connection.kind).card_posting
+
+
+def _sale_progress(session: Session, sale_id: str) -> SaleProgress:
+    row: PaymentPosting | None = queue.receipt_for(session, sale_id)
+    if row is not None:
+        return SaleProgress(
+            RecordedReceipt(
+                posting_id=row.id,
+                customer_id=row.customer_id,
+                invoice_id=row.invoice_id,
+                invoice_number=row.invoice_number,
+                amount_minor=row.amount_minor,
+                applied_minor=row.applied_minor,
+                ledger_id=row.ledger_id,
+                reversed=row.reversed_at is not None,
+            )
+        )
+    statuses = (queue.event_status(session, f"{sale_id}:{kind}") for kind in ("sale", "capture"))
+    return SaleProgress(None, tuple(status for status in statuses if status is not None))
 
 
 def _upstream_problem(exc: UpstreamError) -> PaymentProblem:
@@ -865,4 +529,4 @@ def _upstream_problem(exc: UpstreamError) -> PaymentProblem:
     return PaymentProblem("upstream", exc.message, fix, critical=True)
 
 
-__all__ = ["MAX_UPSTREAM_ATTEMPTS", "PaymentProcessor", "backoff_seconds"]
+__all__ = ["MAX_UPSTREAM_ATTEMPTS", "OpenLedger", "PaymentProcessor", "backoff_seconds"]

@@ -10,13 +10,14 @@ the ledger hands back the first posting and it is recorded once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from ledgerlink.payments.problems import PaymentProblem
 from ledgerlink.store import audit
 from ledgerlink.store.db import Database
 from ledgerlink.store.payment_models import PaymentEvent, PaymentException, PaymentPosting
@@ -155,15 +156,41 @@ def refunded_minor(session: Session, original_transaction_id: str) -> int:
 
 
 @dataclass(frozen=True)
+class RecordedPosting:
+    """A posting the ledger made (or answered with, on a replay), as it is recorded."""
+
+    ledger_connection_id: int
+    system: str
+    #: receipt | refund | reversal
+    action: str
+    idempotency_key: str
+    ledger_id: str
+    transaction_id: str
+    original_transaction_id: str
+    customer_id: str
+    invoice_id: str
+    invoice_number: str
+    amount_minor: int
+    applied_minor: int
+    currency: str
+    mapping_version: str
+    replayed: bool
+
+    def values(self) -> dict[str, Any]:
+        """The ``payment_postings`` columns."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What became of an event: ``status`` posted | ignored | exception, or for a hint
     confirmed | unverified."""
 
     status: str
     message: str
-    postings: tuple[dict[str, Any], ...] = ()
+    postings: tuple[RecordedPosting, ...] = ()
     reversed_posting_id: int | None = None
-    problem: Any = None  # PaymentProblem
+    problem: PaymentProblem | None = None
     resolves_dispute_of: str | None = None
 
 
@@ -173,7 +200,7 @@ def finish(session: Session, event: ClaimedEvent, outcome: Outcome, actor: str) 
     now = utcnow()
     written = [
         values
-        for values in outcome.postings
+        for values in (posting.values() for posting in outcome.postings)
         if _insert_posting(session, {"event_id": event.id, "posted_at": now, **values})
     ]
     if outcome.reversed_posting_id is not None:
@@ -289,7 +316,7 @@ def _open_exception(
     session: Session,
     event: ClaimedEvent,
     existing: PaymentException | None,
-    problem: Any,
+    problem: PaymentProblem,
     now: datetime,
 ) -> None:
     amount = event.payload.get("amount_minor")

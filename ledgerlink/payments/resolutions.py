@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from ledgerlink.identity.principal import Principal
-from ledgerlink.payments.jobs import request_processing
+from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.store import audit
 from ledgerlink.store.payment_models import PaymentEvent, PaymentException
 from ledgerlink.store.types import utcnow

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ledgerlink.connectors import registry
 from ledgerlink.domain.money import Money, MoneyError
 from ledgerlink.payments.problems import REASONS
 from ledgerlink.payments.resolutions import allowed_actions
@@ -280,24 +281,25 @@ def dashboard(session: Session, now: datetime | None = None) -> Dashboard:
 def upstream_health(session: Session) -> list[Health]:
     polls = {state.connection_id: state for state in session.scalars(select(PaymentPollState))}
     found = []
+    gateways = registry.gateway_kinds()
     for connection in session.scalars(select(Connection).order_by(Connection.name)):
-        if connection.kind == "paytrace":
+        if connection.kind in gateways:
             state = polls.get(connection.id)
             if state is None or state.last_run_at is None:
-                found.append(Health(connection.name, "paytrace", True, "Not polled yet"))
+                found.append(Health(connection.name, connection.kind, True, "Not polled yet"))
             elif state.last_error:
-                found.append(Health(connection.name, "paytrace", False, state.last_error))
+                found.append(Health(connection.name, connection.kind, False, state.last_error))
             else:
                 found.append(
                     Health(
                         connection.name,
-                        "paytrace",
+                        connection.kind,
                         True,
                         f"Polled {state.last_run_at:%H:%M:%S} UTC, {state.last_found} new",
                     )
                 )
         else:
-            ok = connection.kind == "sage500" or connection.auth_status == "connected"
+            ok = _up_once_saved(connection.kind) or connection.auth_status == "connected"
             detail = (
                 "Connected"
                 if ok
@@ -307,3 +309,9 @@ def upstream_health(session: Session) -> list[Health]:
                 ok, detail = False, "Not active (Save the connection to activate it)"
             found.append(Health(connection.name, connection.kind, ok, detail))
     return found
+
+
+def _up_once_saved(kind: str) -> bool:
+    """A ledger whose credentials are simply entered (no consent flow whose state is
+    ``auth_status``) counts as connected once saved; its poll or posting shows failures."""
+    return kind in registry.ledger_kinds() and not registry.descriptor(kind).interactive_auth
