@@ -180,6 +180,9 @@ def demo(
             payments_note = demo_data.wire_payments(runtime, where)
             if payments_note:
                 out.print(f"  {payments_note}")
+            recon_note = demo_data.reconcile_demo(runtime, where)
+            if recon_note:
+                out.print(f"  {recon_note}")
             for name, address in where.items():
                 out.print(f"  simulator {name:<9} {address.base_url}")
         url = f"http://{runtime.settings.host}:{port}/"

@@ -98,9 +98,32 @@ def test_the_demo_posts_its_first_card_payments_to_the_sage_500_sandbox(settings
             assert "Made 5 demo card payments" in note
             assert demo.wire_payments(runtime, where) is None  # once
             asyncio.run(drain(runtime, idle_seconds=0))
+            reconciled = demo.reconcile_demo(runtime, where)
+            assert reconciled is not None
+            assert "3 breaks to resolve" in reconciled
+            assert demo.reconcile_demo(runtime, where) is None  # once
     with runtime.db.read() as session:
         statuses = sorted(session.scalars(select(PaymentEvent.status)))
         reasons = sorted(session.scalars(select(PaymentException.reason_code)))
     assert statuses == ["exception", "exception", "posted", "posted", "posted"]
     assert reasons == ["declined", "invoice_not_found"]
+    _assert_the_demo_has_breaks_to_resolve(runtime)
     runtime.db.dispose()
+
+
+def _assert_the_demo_has_breaks_to_resolve(runtime) -> None:  # type: ignore[no-untyped-def]
+    """The Reconciliation page shows the $75.00 sale posted to no invoice (approved, not in
+    the ledger), the new batch's deposit short by a fee, and a credit nobody explains; the
+    sandbox's seeded history is explained, with the reason."""
+    from ledgerlink.store.recon_models import ReconBreak
+
+    with runtime.db.read() as session:
+        rows = session.scalars(select(ReconBreak)).all()
+        open_ = sorted((r.type, r.amount_minor) for r in rows if r.status == "open")
+        explained = {r.reason for r in rows if r.status == "explained"}
+    assert open_ == [
+        ("deposit_mismatch", demo.DEMO_FEE_DIFFERENCE),
+        ("missing_receipt", 7500),
+        ("unknown_credit", demo.DEMO_UNKNOWN_CREDIT),
+    ]
+    assert explained == {demo.DEMO_HISTORY_REASON}
