@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SYSTEM_NAMES = {"sbc": "Sage Business Cloud", "paytrace": "PayTrace", "sage500": "Sage 500"}
-
 
 @dataclass
 class UpstreamError(Exception):
@@ -29,7 +27,11 @@ class UpstreamError(Exception):
 
     @property
     def system_name(self) -> str:
-        return SYSTEM_NAMES.get(self.system, self.system)
+        # Imported here: the registry's descriptors are built from these errors' module
+        # (``Misconfigured``), a real cycle at import time.
+        from ledgerlink.connectors import registry
+
+        return registry.label(self.system)
 
 
 @dataclass

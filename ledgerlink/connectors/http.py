@@ -32,7 +32,8 @@ from httpx_aiohttp import AiohttpTransport
 from prometheus_client import Counter, Histogram
 
 from ledgerlink.clock import SYSTEM_CLOCK, Clock
-from ledgerlink.connectors.errors import SYSTEM_NAMES, RateLimited, Unavailable, UpstreamError
+from ledgerlink.connectors import registry
+from ledgerlink.connectors.errors import RateLimited, Unavailable, UpstreamError
 from ledgerlink.connectors.throttle import TokenBucket
 
 log = structlog.get_logger("ledgerlink.connectors")
@@ -412,7 +413,7 @@ def _describe(exc: Exception) -> str:
 
 
 def _name(system: str) -> str:
-    return SYSTEM_NAMES.get(system, system)
+    return registry.label(system)
 
 
 def _outcome(error: UpstreamError | None) -> str:

@@ -11,15 +11,23 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import DBAPIError
 
+from ledgerlink import connections
+from ledgerlink.connectors import registry
 from ledgerlink.connectors.errors import UpstreamError
-from ledgerlink.connectors.factory import gateway_for
+from ledgerlink.connectors.factory import gateway_for, ledger_for
 from ledgerlink.connectors.paytrace.gateway import PayTraceGateway
+from ledgerlink.connectors.sage500.tables import tarCustomer, tciAddress, tciContact, tsmCompany
+from ledgerlink.connectors.sbc.ledger import SbcLedger
 from ledgerlink.logs import redact
 from ledgerlink.mapping.preview import PreviewSource, SampleSource
+from ledgerlink.members.customer_mapping import member_record
+from ledgerlink.members.registry import member_from_row
 from ledgerlink.runtime import Runtime
 from ledgerlink.store.mapping_repo import PreviewUnavailable, register_recent_source
+from ledgerlink.store.member_models import MemberRow, MembershipLevelRow
 from ledgerlink.store.models import Connection
 
 LOOKBACK = timedelta(days=31)
@@ -47,10 +55,8 @@ def _read_live(
 ) -> list[dict[str, Any]]:
     """Open the connection's client, run ``read`` with it, close it; any upstream
     failure becomes "no recent records" with the connector's own words."""
-    from ledgerlink.connectors.errors import SYSTEM_NAMES
-    from ledgerlink.connectors.factory import ledger_for
-
-    opener = gateway_for if connection.kind == "paytrace" else ledger_for
+    role = registry.descriptor(connection.kind).role
+    opener = gateway_for if role == "gateway" else ledger_for
     try:
         client = opener(runtime, connection)
     except UpstreamError as exc:
@@ -65,7 +71,7 @@ def _read_live(
     try:
         return asyncio.run(run())
     except UpstreamError as exc:
-        name = SYSTEM_NAMES.get(connection.kind, connection.kind)
+        name = registry.label(connection.kind)
         raise PreviewUnavailable(f"{name} could not be read: {exc.message}") from None
 
 
@@ -85,10 +91,6 @@ def recent_paytrace_transactions(runtime: Runtime, limit: int) -> PreviewSource:
 
 
 def recent_members(runtime: Runtime, limit: int) -> PreviewSource:
-    from ledgerlink.members.customer_mapping import member_record
-    from ledgerlink.members.registry import member_from_row
-    from ledgerlink.store.member_models import MemberRow, MembershipLevelRow
-
     with runtime.db.read() as session:
         rows = session.execute(
             select(MemberRow, MembershipLevelRow.code, MembershipLevelRow.currency)
@@ -105,8 +107,6 @@ def recent_members(runtime: Runtime, limit: int) -> PreviewSource:
 
 
 def recent_sbc_contacts(runtime: Runtime, limit: int) -> PreviewSource:
-    from ledgerlink.connectors.sbc.ledger import SbcLedger
-
     connection = _connection(runtime, "sbc")
 
     async def read(ledger: SbcLedger) -> list[dict[str, Any]]:
@@ -124,12 +124,6 @@ def recent_sbc_contacts(runtime: Runtime, limit: int) -> PreviewSource:
 
 
 def recent_sage500_customers(runtime: Runtime, limit: int) -> PreviewSource:
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import DBAPIError
-
-    from ledgerlink import connections
-    from ledgerlink.connectors.sage500.tables import tarCustomer, tciAddress, tciContact, tsmCompany
-
     connection = _connection(runtime, "sage500")
     url = connections.read_secret(runtime.vault, connection, "database_url")
     if not url:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import Ledger
-from ledgerlink.connectors.errors import SYSTEM_NAMES, NotFound, UpstreamError
+from ledgerlink.connectors.errors import NotFound, UpstreamError
 from ledgerlink.domain.accounts import CustomerAccount, CustomerDraft
 from ledgerlink.domain.members import Member, member_link_idempotency_key
 from ledgerlink.identity.principal import Principal
@@ -247,7 +247,7 @@ def ledger_connection(session: Session, connection_id: int) -> Connection:
         raise LinkNotFound(f"connection {connection_id} does not exist", "connection_id")
     if connection.kind not in ledger_kinds():
         raise LinkError(
-            f"{connection.name} is a {SYSTEM_NAMES.get(connection.kind, connection.kind)} "
+            f"{connection.name} is a {registry.label(connection.kind)} "
             "connection; customers are created in a ledger (Sage Business Cloud or Sage 500). "
             "PayTrace customer profiles hold a card and are made when the member enters one.",
             "connection_id",
