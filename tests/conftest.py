@@ -49,8 +49,10 @@ def sqlite_factory(tmp_path_factory: pytest.TempPathFactory) -> SqliteFactory:
 
 
 @pytest.fixture(scope="session")
-def postgres_factory(postgres_admin_url: str) -> PostgresFactory:
-    return PostgresFactory(postgres_admin_url)
+def postgres_factory(postgres_admin_url: str) -> Iterator[PostgresFactory]:
+    factory = PostgresFactory(postgres_admin_url)
+    yield factory
+    factory.close()
 
 
 _BACKENDS = chosen_backends(os.environ.get("LEDGERLINK_TEST_BACKENDS"))
