@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledgerlink.recon.fees import brand_key, checked_schedule, refresh_expected
+from ledgerlink.recon.fees import brand_key, checked_schedule, refresh_expected, schedule_of
 from ledgerlink.recon.problems import ReconRefused
 from ledgerlink.store import audit
 from ledgerlink.store.models import Connection
@@ -174,3 +174,14 @@ def update_settings(
         session.flush()
         refresh_expected(session, scope, None)
     return scope
+
+
+def settings_of(scope: ReconScope) -> dict[str, Any]:
+    """A scope's settings as shown (defaults filled in): the expected fee per card brand
+    and the alert threshold."""
+    return {
+        "scope_id": scope.id,
+        "currency": scope.currency,
+        "fee_schedule": schedule_of(scope).as_settings(),
+        "alert": alert_settings(scope),
+    }

@@ -23,7 +23,7 @@ from ledgerlink.recon.imports import import_statement
 from ledgerlink.recon.periods import close_period, reopen_period
 from ledgerlink.recon.problems import ReconRefused
 from ledgerlink.recon.runs import default_matcher, run_scope
-from ledgerlink.recon.scopes import ensure_default_scopes, get_scope
+from ledgerlink.recon.scopes import ensure_default_scopes, get_scope, settings_of, update_settings
 from ledgerlink.recon.statements.csv_columns import CsvMapping
 from ledgerlink.web.api.inputs import CleanText, PathId
 from ledgerlink.web.deps import Admin, Operator, ReadSession, RuntimeDep, Viewer, WriteSession
@@ -352,5 +352,48 @@ def reopen(
                 "status": found.status,
                 "reopen_reason": found.reopen_reason,
             }
+    except ReconRefused as refused:
+        raise _refused(refused) from None
+
+
+class ScopeSettingsIn(BaseModel):
+    fee_schedule: dict[str, dict[str, Any] | None] | None = Field(
+        default=None,
+        description="Expected card fees per brand (visa, mastercard, amex, discover, other): "
+        '{"visa": {"percent_bp": 180, "fixed_minor": 10}} is 1.80% + $0.10 a sale; null '
+        "puts a brand back to the default. Brands not given keep their rate.",
+    )
+    alert: dict[str, Any] | None = Field(
+        default=None,
+        description='E-mail when unexplained breaks reach {"unexplained_breaks": 10} or '
+        '{"unexplained_minor": 50000} (minor units); null turns a limit off.',
+    )
+
+
+@router.get("/scopes/{scope_id}/settings", summary="Expected card fees and the alert threshold")
+def get_settings(session: ReadSession, _: Viewer, scope_id: PathId) -> dict[str, Any]:
+    try:
+        return settings_of(get_scope(session, scope_id))
+    except ReconRefused as refused:
+        raise _refused(refused) from None
+
+
+@router.patch(
+    "/scopes/{scope_id}/settings",
+    summary="Change the expected card fees or the alert threshold (audited)",
+)
+def change_settings(
+    runtime: RuntimeDep, principal: Admin, scope_id: PathId, body: ScopeSettingsIn
+) -> dict[str, Any]:
+    try:
+        with runtime.db.transaction() as session:
+            scope = update_settings(
+                session,
+                scope_id,
+                actor=principal.actor,
+                fee_schedule=body.fee_schedule,
+                alert=body.alert,
+            )
+            return settings_of(scope)
     except ReconRefused as refused:
         raise _refused(refused) from None
