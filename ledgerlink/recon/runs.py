@@ -103,6 +103,13 @@ async def read_sides(runtime: Any, scope: ReconScope, *, full: bool) -> list[str
         message = f"PayTrace ({gateway_conn.name}) could not be read: {exc}"
         side_readers.note_error(runtime.db, scope.id, "transactions", message)
         problems.append(message)
+    except KeyError as exc:  # a connection saved without a required setting
+        message = (
+            f"PayTrace ({gateway_conn.name}) could not be read: its setting {exc} is missing; "
+            "complete it under Accounting Integration"
+        )
+        side_readers.note_error(runtime.db, scope.id, "transactions", message)
+        problems.append(message)
     try:
         ledger = runtime.ledger_for(ledger_conn)
         try:
@@ -111,6 +118,13 @@ async def read_sides(runtime: Any, scope: ReconScope, *, full: bool) -> list[str
             await ledger.aclose()
     except (UpstreamError, Misconfigured) as exc:
         message = f"The ledger ({ledger_conn.name}) could not be read: {exc}"
+        side_readers.note_error(runtime.db, scope.id, "receipts", message)
+        problems.append(message)
+    except KeyError as exc:
+        message = (
+            f"The ledger ({ledger_conn.name}) could not be read: its setting {exc} is missing; "
+            "complete it under Accounting Integration"
+        )
         side_readers.note_error(runtime.db, scope.id, "receipts", message)
         problems.append(message)
     return problems

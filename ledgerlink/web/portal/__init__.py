@@ -10,6 +10,7 @@ from ledgerlink.web.portal import (
     mapping_pages,
     member_pages,
     payment_pages,
+    recon_pages,
     session_pages,
     settings_pages,
     sync_pages,
@@ -28,3 +29,4 @@ for connector in registry.descriptors():  # a connector's own pages (SBC's conse
 router.include_router(integration_pages.router)
 router.include_router(sync_pages.router)
 router.include_router(payment_pages.router)
+router.include_router(recon_pages.router)

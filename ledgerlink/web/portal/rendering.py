@@ -54,6 +54,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Members", "/members", Role.VIEWER),
     NavItem("Sync", "/sync", Role.VIEWER),
     NavItem("Payments", "/payments", Role.VIEWER),
+    NavItem("Reconciliation", "/recon", Role.VIEWER),
     NavItem("Accounting Integration", "/connections", Role.VIEWER),
     NavItem("Audit", "/audit", Role.VIEWER),
     NavItem("Settings", "/settings", Role.VIEWER),
