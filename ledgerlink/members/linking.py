@@ -36,7 +36,7 @@ from ledgerlink.domain.members import Member, member_link_idempotency_key
 from ledgerlink.identity.principal import Principal
 from ledgerlink.members.customer_mapping import CustomerMapping, SpecFailed
 from ledgerlink.members.normalise import email_key
-from ledgerlink.members.registry import get_member, load_member
+from ledgerlink.members.registry import MemberNotFound, get_member, load_member
 from ledgerlink.store import audit
 from ledgerlink.store.db import Database
 from ledgerlink.store.mapping_repo import MappingRepository
@@ -433,8 +433,6 @@ class _Context:
 
 
 def _context(db: Database, member_number: str, connection_id: int) -> _Context:
-    from ledgerlink.members.registry import MemberNotFound
-
     with db.read() as session:
         try:
             row = get_member(session, member_number)
@@ -708,8 +706,6 @@ def unlink(
     db: Database, principal: Principal, member_number: str, connection_id: int, reason: str = ""
 ) -> MemberLinkRow:
     """Close the member's active link in this connection (the customer stays in the ledger)."""
-    from ledgerlink.members.registry import MemberNotFound
-
     with db.transaction() as session:
         try:
             member_row = get_member(session, member_number)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink import connection_setup, connections
 from ledgerlink.connectors import registry
+from ledgerlink.connectors.checks import check_connection
 from ledgerlink.identity.principal import Principal
 from ledgerlink.store.models import Connection
 from ledgerlink.web.api.inputs import CleanObject, CleanText, PathId
@@ -165,8 +166,6 @@ class ConnectionTestOut(BaseModel):
 async def run_connection_test(
     request: Request, connection_id: PathId, _: Annotated[Principal, Depends(operator)]
 ) -> ConnectionTestOut:
-    from ledgerlink.connectors.checks import check_connection
-
     runtime = request.app.state.runtime
     with runtime.db.read() as session:
         connection = _get(session, connection_id)
