@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import in_thread
 from ledgerlink.connectors.base import Ledger
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.identity.principal import Principal, job_principal
@@ -155,26 +156,13 @@ async def run(
     ``should_stop()`` turns true (the job runner is stopping), members not started yet are
     left pending and :class:`JobInterrupted` is raised so the job runs again.
     """
-    with db.transaction() as session:
-        bulk = session.get(BulkLinkRun, run_id)
-        if bulk is None:
-            raise LinkNotFound(f"bulk run {run_id} does not exist", "run_id")
-        connection_id = bulk.connection_id
-        bulk.status = "running"
-        bulk.started_at = bulk.started_at or utcnow()
-    with db.read() as session:
-        pending = session.execute(
-            select(BulkLinkItem.id, MemberRow.number)
-            .join(MemberRow, MemberRow.id == BulkLinkItem.member_id)
-            .where(BulkLinkItem.run_id == run_id, BulkLinkItem.status == "pending")
-            .order_by(BulkLinkItem.position)
-        ).all()
+    connection_id, pending = await in_thread(_begin, db, run_id)
     log.info("members.bulk_link.running", run=run_id, pending=len(pending))
     cache = CustomerIndexCache(ttl=float("inf"))
     try:
         index: CustomerIndex = await cache.get(connection_id, ledger)
     except UpstreamError as exc:
-        _finish(db, run_id, error=f"{exc.system_name}: {exc.message}")
+        await in_thread(_finish, db, run_id, error=f"{exc.system_name}: {exc.message}")
         raise
     gate = asyncio.Semaphore(max(1, concurrency))
     stopped: list[BaseException] = []
@@ -209,13 +197,32 @@ async def run(
             except BaseException as exc:  # a bug, a lost database, cancellation: stop
                 stopped.append(exc)
                 raise
-            _record(db, item_id, status, message, customer_id)
+            await in_thread(_record, db, item_id, status, message, customer_id)
 
     await asyncio.gather(*(one(item_id, number) for item_id, number in pending))
     if interrupted:
         log.info("members.bulk_link.interrupted", run=run_id)
         raise JobInterrupted
-    return _finish(db, run_id)
+    return await in_thread(_finish, db, run_id)
+
+
+def _begin(db: Database, run_id: int) -> tuple[int, list[tuple[int, str]]]:
+    """Mark the run running: (its connection id, its pending items as (id, member number))."""
+    with db.transaction() as session:
+        bulk = session.get(BulkLinkRun, run_id)
+        if bulk is None:
+            raise LinkNotFound(f"bulk run {run_id} does not exist", "run_id")
+        connection_id = bulk.connection_id
+        bulk.status = "running"
+        bulk.started_at = bulk.started_at or utcnow()
+    with db.read() as session:
+        pending = session.execute(
+            select(BulkLinkItem.id, MemberRow.number)
+            .join(MemberRow, MemberRow.id == BulkLinkItem.member_id)
+            .where(BulkLinkItem.run_id == run_id, BulkLinkItem.status == "pending")
+            .order_by(BulkLinkItem.position)
+        ).all()
+    return connection_id, [(item_id, number) for item_id, number in pending]
 
 
 def _record(db: Database, item_id: int, status: str, message: str, customer_id: str | None) -> None:
@@ -380,16 +387,13 @@ async def run_for(
     """Work through a run with what the composition root gives: its connection's ledger
     and the installation's mapping specs. The CLI and the job both run here. ``None``:
     the run is gone, or its connection (then the run is finished with that error)."""
-    with runtime.db.read() as session:
-        bulk = session.get(BulkLinkRun, run_id)
-        if bulk is None:
-            log.warning("members.bulk_link.gone", run=run_id)
-            return None
-        connection = session.get(Connection, bulk.connection_id)
-        if connection is not None:
-            session.expunge(connection)
+    found = await in_thread(_run_connection, runtime.db, run_id)
+    if found is None:
+        log.warning("members.bulk_link.gone", run=run_id)
+        return None
+    connection = found[0]
     if connection is None:
-        _finish(runtime.db, run_id, error="the connection was deleted")
+        await in_thread(_finish, runtime.db, run_id, error="the connection was deleted")
         return None
     ledger = runtime.ledger_for(connection)
     try:
@@ -403,6 +407,18 @@ async def run_for(
         )
     finally:
         await ledger.aclose()
+
+
+def _run_connection(db: Database, run_id: int) -> tuple[Connection | None] | None:
+    """(the run's connection, None when it was deleted), or None when the run is gone."""
+    with db.read() as session:
+        bulk = session.get(BulkLinkRun, run_id)
+        if bulk is None:
+            return None
+        connection = session.get(Connection, bulk.connection_id)
+        if connection is not None:
+            session.expunge(connection)
+        return (connection,)
 
 
 @tasks.task(TASK, retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0))

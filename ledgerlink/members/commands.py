@@ -16,13 +16,18 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from ledgerlink.blocking import in_thread
+from ledgerlink.connectors.errors import UpstreamError
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.members import bulk, csv_io, linking
+from ledgerlink.members.search import MemberQuery, SearchInvalid, matching_ids
+from ledgerlink.store.models import Connection
 from ledgerlink.terminal import err, out
 from ledgerlink.terminal import failure as _fail
 from ledgerlink.terminal import runtime as _runtime
 
 if TYPE_CHECKING:
     from ledgerlink.runtime import Runtime
-    from ledgerlink.store.models import Connection
 
 members_app = typer.Typer(
     help="The member registry: import and export members as CSV.", no_args_is_help=True
@@ -42,8 +47,6 @@ def import_members(
     ] = False,
 ) -> None:
     """Import members; lists every bad row (line, field, fix) and imports the good ones."""
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.members import csv_io
 
     if not file.is_file():
         raise _fail(f"{file} is not a file")
@@ -81,7 +84,6 @@ def export_members(
     ] = None,
 ) -> None:
     """Every member as CSV, in the form `members import` reads back unchanged."""
-    from ledgerlink.members import csv_io
 
     runtime = _runtime()
     try:
@@ -99,8 +101,6 @@ def export_members(
 
 
 def _connection(runtime: Runtime, name: str | None) -> Connection:
-    from ledgerlink.members import linking
-
     with runtime.db.read() as session:
         try:
             if name:
@@ -136,17 +136,12 @@ def link(
     if member is None or create == (customer_id is not None):
         err.print(ctx.get_help())
         raise _fail("give --member and either --create or --customer-id", 2)
-    from ledgerlink.connectors.errors import UpstreamError
-    from ledgerlink.connectors.factory import ledger_for
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.members import linking
-    from ledgerlink.store.mapping_repo import mapping_repository
 
     runtime = _runtime()
     target = _connection(runtime, connection)
 
     async def work() -> linking.LinkOutcome:
-        ledger = ledger_for(runtime, target)
+        ledger = runtime.ledger_for(target)
         try:
             if create:
                 return await linking.create_and_link(
@@ -156,7 +151,7 @@ def link(
                     member,
                     target.id,
                     force=force,
-                    mappings=mapping_repository(runtime.settings),
+                    mappings=runtime.mappings,
                 )
             return await linking.link_existing(
                 runtime.db,
@@ -220,10 +215,6 @@ def link_bulk(
 ) -> None:
     """Create and link many members. Runs here with a progress bar (or as a job with
     --background); an interrupted run continues with --resume ID without duplicates."""
-    from ledgerlink.connectors.errors import UpstreamError
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.members import bulk, linking
-    from ledgerlink.members.search import MemberQuery, SearchInvalid, matching_ids
 
     if resume is None and not without_account and not member:
         raise _fail("choose the members: --without-account (with filters) or --member N", 2)
@@ -258,7 +249,7 @@ def link_bulk(
             )
             return
         out.print(f"Bulk run {run_id} into {target.name}.")
-        asyncio.run(_run_with_progress(runtime, run_id, target, principal))
+        asyncio.run(_run_with_progress(runtime, run_id, principal))
         with runtime.db.read() as session:
             info = bulk.progress(session, run_id, items=5000)
     except (linking.LinkError, SearchInvalid) as exc:
@@ -286,8 +277,6 @@ def link_bulk(
 
 
 def _connection_by_id(runtime: Runtime, connection_id: int) -> Connection:
-    from ledgerlink.members import linking
-
     with runtime.db.read() as session:
         try:
             return linking.ledger_connection(session, connection_id)
@@ -295,33 +284,30 @@ def _connection_by_id(runtime: Runtime, connection_id: int) -> Connection:
             raise _fail(exc.message) from None
 
 
-async def _run_with_progress(
-    runtime: Runtime, run_id: int, target: Connection, principal: Any
-) -> None:
-    from ledgerlink.connectors.factory import ledger_for
-    from ledgerlink.members import bulk
-
-    ledger = ledger_for(runtime, target)
-    with runtime.db.read() as session:
-        total = bulk.progress(session, run_id, items=0)["total"]
+async def _run_with_progress(runtime: Runtime, run_id: int, principal: Any) -> None:
+    total, _ = await in_thread(_bulk_counts, runtime, run_id)
     progress = Progress(
         TextColumn("create and link"), BarColumn(), MofNCompleteColumn(), console=err
     )
 
     async def watch(task_id: Any) -> None:
         while True:
-            with runtime.db.read() as session:
-                progress.update(task_id, completed=bulk.progress(session, run_id, items=0)["done"])
+            _, done = await in_thread(_bulk_counts, runtime, run_id)
+            progress.update(task_id, completed=done)
             await asyncio.sleep(0.5)
 
-    try:
-        with progress:
-            task_id = progress.add_task("bulk", total=total)
-            watcher = asyncio.create_task(watch(task_id))
-            try:
-                await bulk.run(runtime.db, run_id, ledger, principal, mappings=runtime.mappings)
-            finally:
-                watcher.cancel()
-            progress.update(task_id, completed=total)
-    finally:
-        await ledger.aclose()
+    with progress:
+        task_id = progress.add_task("bulk", total=total)
+        watcher = asyncio.create_task(watch(task_id))
+        try:
+            await bulk.run_for(runtime, run_id, principal)
+        finally:
+            watcher.cancel()
+        progress.update(task_id, completed=total)
+
+
+def _bulk_counts(runtime: Runtime, run_id: int) -> tuple[int, int]:
+    """(members in the run, members done)."""
+    with runtime.db.read() as session:
+        found = bulk.progress(session, run_id, items=0)
+    return int(found["total"]), int(found["done"])

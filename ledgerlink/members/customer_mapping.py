@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
+from ledgerlink.connectors import registry
 from ledgerlink.domain.accounts import Address, CustomerAccount, CustomerDraft
 from ledgerlink.domain.members import AccountType, Member
 from ledgerlink.mapping import MappingContext, MappingResult
@@ -32,12 +33,6 @@ from ledgerlink.mapping.transforms.names import clean_name
 from ledgerlink.store.mapping_repo import ActiveMapping, MappingRepository
 
 Values = dict[str, str]
-
-#: ledger kind → (registry → ledger spec, ledger → registry spec)
-SPECS: Final = {
-    "sbc": ("member_to_sbc_contact", "sbc_contact_to_member"),
-    "sage500": ("member_to_sage500_customer", "sage500_customer_to_member"),
-}
 
 #: Where each synchronised field lives in a ledger's record, as the specs name it.
 RECORD_PATHS: Final[dict[str, dict[str, str]]] = {
@@ -152,7 +147,9 @@ class CustomerMapping:
 
     @classmethod
     def load(cls, session: Session, repository: MappingRepository, system: str) -> CustomerMapping:
-        forward, backward = SPECS[system]
+        kind = registry.descriptor(system)  # each ledger kind ships its specs
+        forward = kind.spec(registry.MEMBER_TO_CUSTOMER)
+        backward = kind.spec(registry.CUSTOMER_TO_MEMBER)
         return cls(system, repository.load(session, forward), repository.load(session, backward))
 
     @property

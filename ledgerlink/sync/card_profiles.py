@@ -24,12 +24,13 @@ from typing import Any, Final
 
 from sqlalchemy import select
 
+from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.domain.accounts import Address, CardCustomer, CustomerAccount
 from ledgerlink.mapping import MappingContext
 from ledgerlink.mapping.errors import MappingValueError
-from ledgerlink.mapping.transforms.customer_ids import harmonise
+from ledgerlink.mapping.transforms.customer_ids import DEFAULT_FORMATS, harmonise
 from ledgerlink.members.customer_mapping import (
     RECORD_PATHS,
     SpecFailed,
@@ -47,11 +48,6 @@ from ledgerlink.sync.fields import address_of, customer_draft, ledger_values
 from ledgerlink.sync.merge import Merge, Values, merge
 
 DATA_SET = "card_profiles"
-#: (PayTrace → ledger, ledger → PayTrace) specs by ledger kind.
-SPECS: Final = {
-    "sage500": ("paytrace_customer_to_sage500_customer", "sage500_customer_to_paytrace_customer"),
-    "sbc": ("paytrace_customer_to_sbc_contact", "sbc_contact_to_paytrace_customer"),
-}
 #: Where a profile's fields are in a ``paytrace.customer`` record.
 PROFILE_PATHS: Final = {
     "name": ("billing_address", "name"),
@@ -77,7 +73,7 @@ class Pair:
 def gateway_connection(session: Any, ledger_connection_id: int) -> Connection | None:
     """The PayTrace connection whose payments post to this ledger (or the only one)."""
     gateways: list[Connection] = list(
-        session.scalars(select(Connection).where(Connection.kind == "paytrace"))
+        session.scalars(select(Connection).where(Connection.kind.in_(registry.gateway_kinds())))
     )
     chosen = [
         g for g in gateways if g.settings.get("post_to_connection_id") == ledger_connection_id
@@ -132,7 +128,9 @@ class ProfileMapping:
     @classmethod
     def load(cls, session: Any, repository: MappingRepository, system: str) -> ProfileMapping:
         """The specs for ``system``'s ledgers."""
-        inbound, outbound = SPECS[system]
+        kind = registry.descriptor(system)  # the ledger kind ships both specs
+        inbound = kind.spec(registry.CARD_PROFILE_TO_CUSTOMER)
+        outbound = kind.spec(registry.CUSTOMER_TO_CARD_PROFILE)
         return cls(system, repository.load(session, inbound), repository.load(session, outbound))
 
     @property
@@ -229,15 +227,23 @@ async def pairs(
         for profile in profiles:
             payer = find_payer(session, profile.customer_id, ledger_connection.id)
             customer: CustomerAccount | None = by_id.get(payer.ledger_customer_id or "")
-            if customer is None and ledger_connection.kind == "sage500":
+            if customer is None and _same_numbering(gateway.system, ledger.system):
                 try:
-                    number = harmonise(profile.customer_id, "paytrace", "sage500").value
+                    number = harmonise(profile.customer_id, gateway.system, ledger.system).value
                 except MappingValueError:
                     number = ""
                 customer = by_number.get(number)
             if customer is not None:
                 found.append(Pair(profile, customer))
     return found
+
+
+def _same_numbering(gateway: str, ledger: str) -> bool:
+    """A profile not linked through a payer yet is matched by number only where the
+    ledger numbers its customers the way the gateway's profile ids are written (Sage 500's
+    C00042 is PayTrace's C00042; an SBC contact reference M00042 is a member number)."""
+    source, target = DEFAULT_FORMATS.get(gateway), DEFAULT_FORMATS.get(ledger)
+    return source is not None and target is not None and source.prefix == target.prefix
 
 
 def _policies(policies: dict[str, Policy]) -> tuple[dict[str, Policy], Policy]:

@@ -9,15 +9,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy import select
 
+from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.csv_cells import SafeCsvWriter
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.members.linking import LinkError, connection_by_name, default_ledger_connection
+from ledgerlink.store.models import Connection
+from ledgerlink.store.sync_models import SyncRecord, SyncRun
+from ledgerlink.sync import runs, schedules, views
 from ledgerlink.terminal import err, out
 from ledgerlink.terminal import failure as _fail
 from ledgerlink.terminal import runtime as _runtime
 
 if TYPE_CHECKING:
     from ledgerlink.runtime import Runtime
-    from ledgerlink.store.models import Connection
 
 sync_app = typer.Typer(
     help="Keep members and the ledgers in agreement: member details (both ways), "
@@ -48,8 +54,6 @@ DataSetOption = Annotated[
 
 
 def _connection(runtime: Runtime, name: str | None) -> Connection:
-    from ledgerlink.members.linking import LinkError, connection_by_name, default_ledger_connection
-
     try:
         with runtime.db.read() as session:
             found = (
@@ -68,9 +72,6 @@ def _start(
     trigger: str = "cli",
     **kwargs: Any,
 ) -> int:
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.sync import runs
-
     try:
         with runtime.db.transaction() as session:
             return runs.start(
@@ -81,12 +82,6 @@ def _start(
 
 
 def _execute(runtime: Runtime, connection: Connection, run_id: int, *, show_progress: bool) -> Any:
-    from ledgerlink.connectors.errors import UpstreamError
-    from ledgerlink.connectors.factory import gateway_for, ledger_for
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.store.mapping_repo import mapping_repository
-    from ledgerlink.sync import runs
-
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -102,34 +97,16 @@ def _execute(runtime: Runtime, connection: Connection, run_id: int, *, show_prog
             task_id, description=state.data_set, completed=state.done, total=state.total or None
         )
 
-    async def work() -> Any:
-        ledger = ledger_for(runtime, connection)
-        try:
-            return await runs.execute(
-                runtime.db,
-                run_id,
-                ledger,
-                cli_principal(),
-                moved,
-                page_size=runtime.settings.sync_page_size,
-                open_gateway=lambda gateway: gateway_for(runtime, gateway),
-                mappings=mapping_repository(runtime.settings),
-            )
-        finally:
-            await ledger.aclose()
-
     try:
         with progress:
-            return asyncio.run(work())
+            return asyncio.run(
+                runs.execute_for(runtime, run_id, cli_principal(), on_progress=moved)
+            )
     except (UpstreamError, runs.SyncError) as exc:
         raise _fail(f"run {run_id} failed: {getattr(exc, 'message', exc)}") from None
 
 
 def _records_table(runtime: Runtime, run_id: int, status: str | None = None) -> Table:
-    from sqlalchemy import select
-
-    from ledgerlink.store.sync_models import SyncRecord
-
     table = Table("member", "direction", "action", "status", "fields (before → after)", "message")
     with runtime.db.read() as session:
         query = select(SyncRecord).where(SyncRecord.run_id == run_id).order_by(SyncRecord.id)
@@ -178,8 +155,6 @@ def plan(
 @sync_app.command("apply")
 def apply(plan_id: Annotated[int, typer.Argument(help="The plan's run id.")]) -> None:
     """Apply a plan; if a planned member changed since, make a new plan instead."""
-    from ledgerlink.store.sync_models import SyncRun
-
     runtime = _runtime()
     with runtime.db.read() as session:
         planned = session.get(SyncRun, plan_id)
@@ -203,8 +178,6 @@ def apply(plan_id: Annotated[int, typer.Argument(help="The plan's run id.")]) ->
 
 
 def _connection_by_id(runtime: Runtime, connection_id: int) -> Connection:
-    from ledgerlink.store.models import Connection
-
     with runtime.db.read() as session:
         found = session.get(Connection, connection_id)
         assert found is not None
@@ -244,9 +217,6 @@ def run(
 @sync_app.command("cancel")
 def cancel(run_id: Annotated[int, typer.Argument(help="The run to stop.")]) -> None:
     """Ask a running sync to stop after the page it is on."""
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.sync import runs
-
     runtime = _runtime()
     try:
         with runtime.db.transaction() as session:
@@ -267,10 +237,6 @@ def sync_log(
     ] = False,
 ) -> None:
     """Recent runs, or one run's records (what changed, what failed and how to fix it)."""
-    from sqlalchemy import select
-
-    from ledgerlink.store.sync_models import SyncRecord, SyncRun
-
     runtime = _runtime()
     if run_id is None:
         table = Table(
@@ -332,9 +298,6 @@ def schedule_add(
     data_set: DataSetOption = None,
 ) -> None:
     """Add a schedule (one of --daily, --weekly or --cron); prints its next run."""
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.sync import runs, schedules
-
     chosen = [o for o in (daily, weekly, cron) if o]
     if len(chosen) != 1:
         raise _fail("give exactly one of --daily HH:MM, --weekly 'monday HH:MM' or --cron EXPR", 2)
@@ -362,8 +325,6 @@ def schedule_add(
 @schedule_app.command("list")
 def schedule_list() -> None:
     """Every schedule with its next run and last outcome."""
-    from ledgerlink.sync import views
-
     runtime = _runtime()
     table = Table("id", "connection", "when", "time zone", "data sets", "next run (UTC)", "last")
     with runtime.db.read() as session:
@@ -384,9 +345,6 @@ def schedule_list() -> None:
 @schedule_app.command("remove")
 def schedule_remove(schedule_id: Annotated[int, typer.Argument(help="The schedule's id.")]) -> None:
     """Remove a schedule (runs it already started go on)."""
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.sync import runs, schedules
-
     runtime = _runtime()
     try:
         with runtime.db.transaction() as session:

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 
+from ledgerlink.blocking import in_thread
 from ledgerlink.connectors.base import Ledger
 from ledgerlink.domain.periods import FinancialYear
 from ledgerlink.store.db import Database
 from ledgerlink.store.sync_models import MemberBalance, MemberTransaction
 from ledgerlink.store.types import utcnow
+from ledgerlink.sync.cursors import HighWater
 from ledgerlink.sync.member_details import customer_links
 
 
@@ -31,6 +33,8 @@ class ViewCounts:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    #: the newest change time the ledger reported for what was read (the next cursor)
+    high_water: HighWater = field(default_factory=HighWater)
 
     def as_dict(self) -> dict[str, int]:
         return {"updated": self.updated, "unchanged": self.unchanged, "deleted": self.deleted}
@@ -46,7 +50,7 @@ def _links(db: Database, connection_id: int) -> dict[str, int]:
 
 
 async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> ViewCounts:
-    links = _links(db, connection_id)
+    links = await in_thread(_links, db, connection_id)
     balances: dict[int, tuple[str, int | None]] = {}
     async for customer in ledger.customers():
         member_id = links.get(customer.id)
@@ -66,43 +70,47 @@ async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> 
         member_id = links.get(note.customer_id)
         if member_id is not None and not note.deleted:
             unused_credit[member_id] = unused_credit.get(member_id, 0) + note.unallocated.minor
-    counts = ViewCounts()
-    with db.transaction() as session:
-        existing = {
-            row.member_id: row
-            for row in session.scalars(
-                select(MemberBalance).where(MemberBalance.connection_id == connection_id)
-            )
-        }
-        for member_id, (currency, reported) in balances.items():
-            open_amounts = outstanding.get(member_id, [])
-            # A ledger that keeps no balance on the customer (Sage 500): what is still open,
-            # less the credit not yet applied.
-            minor = (
-                reported
-                if reported is not None
-                else sum(open_amounts) - unused_credit.get(member_id, 0)
-            )
-            digest = _digest(currency, minor, sum(open_amounts), len(open_amounts))
-            row = existing.get(member_id)
-            if row is not None and row.content_hash == digest:
-                counts.unchanged += 1
-                continue
-            if row is None:
-                row = MemberBalance(connection_id=connection_id, member_id=member_id)
-                session.add(row)
-            row.currency = currency
-            row.balance_minor = minor
-            row.outstanding_minor = sum(open_amounts)
-            row.open_invoices = len(open_amounts)
-            row.content_hash = digest
-            row.refreshed_at = utcnow()
-            counts.updated += 1
-        for member_id, row in existing.items():
-            if member_id not in balances:
-                session.delete(row)  # unlinked since
-                counts.deleted += 1
-    return counts
+
+    def store() -> ViewCounts:
+        counts = ViewCounts()
+        with db.transaction() as session:
+            existing = {
+                row.member_id: row
+                for row in session.scalars(
+                    select(MemberBalance).where(MemberBalance.connection_id == connection_id)
+                )
+            }
+            for member_id, (currency, reported) in balances.items():
+                open_amounts = outstanding.get(member_id, [])
+                # A ledger that keeps no balance on the customer (Sage 500): what is still open,
+                # less the credit not yet applied.
+                minor = (
+                    reported
+                    if reported is not None
+                    else sum(open_amounts) - unused_credit.get(member_id, 0)
+                )
+                digest = _digest(currency, minor, sum(open_amounts), len(open_amounts))
+                row = existing.get(member_id)
+                if row is not None and row.content_hash == digest:
+                    counts.unchanged += 1
+                    continue
+                if row is None:
+                    row = MemberBalance(connection_id=connection_id, member_id=member_id)
+                    session.add(row)
+                row.currency = currency
+                row.balance_minor = minor
+                row.outstanding_minor = sum(open_amounts)
+                row.open_invoices = len(open_amounts)
+                row.content_hash = digest
+                row.refreshed_at = utcnow()
+                counts.updated += 1
+            for member_id, row in existing.items():
+                if member_id not in balances:
+                    session.delete(row)  # unlinked since
+                    counts.deleted += 1
+        return counts
+
+    return await in_thread(store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +145,13 @@ async def refresh_transactions(
     since: datetime | None,
     periods: list[FinancialYear],
 ) -> ViewCounts:
-    links = _links(db, connection_id)
+    links = await in_thread(_links, db, connection_id)
     rows: dict[str, HistoryRow] = {}
     gone: set[str] = set()
+    counts = ViewCounts()
+    seen = counts.high_water
     async for invoice in ledger.invoices(open_only=False, changed_since=since):
+        seen.saw(invoice.updated_at)
         member_id = links.get(invoice.customer_id)
         if member_id is None or not _in_periods(invoice.date, periods):
             continue
@@ -155,6 +166,7 @@ async def refresh_transactions(
             status=invoice.status.value,
         )
     async for payment in ledger.payments(changed_since=since):
+        seen.saw(payment.updated_at)
         if payment.deleted:
             gone.add(payment_key(payment.id))
             continue
@@ -172,6 +184,7 @@ async def refresh_transactions(
             status="",
         )
     async for note in ledger.credit_notes(changed_since=since):
+        seen.saw(note.updated_at)
         if note.deleted:
             gone.add(note.id)
             continue
@@ -188,39 +201,42 @@ async def refresh_transactions(
             outstanding_minor=note.unallocated.minor,
             status=note.status,
         )
-    counts = ViewCounts()
-    with db.transaction() as session:
-        ids = list(rows) + list(gone)
-        existing: dict[str, MemberTransaction] = {}
-        for offset in range(0, len(ids), 500):
-            for found in session.scalars(
-                select(MemberTransaction).where(
-                    MemberTransaction.connection_id == connection_id,
-                    MemberTransaction.ledger_id.in_(ids[offset : offset + 500]),
+
+    def store() -> ViewCounts:
+        with db.transaction() as session:
+            ids = list(rows) + list(gone)
+            existing: dict[str, MemberTransaction] = {}
+            for offset in range(0, len(ids), 500):
+                for found in session.scalars(
+                    select(MemberTransaction).where(
+                        MemberTransaction.connection_id == connection_id,
+                        MemberTransaction.ledger_id.in_(ids[offset : offset + 500]),
+                    )
+                ):
+                    existing[found.ledger_id] = found
+            for ledger_id, row in rows.items():
+                values = asdict(row)
+                digest = _digest(sorted(values.items()))
+                current = existing.get(ledger_id)
+                if current is not None and current.content_hash == digest:
+                    counts.unchanged += 1
+                    continue
+                if current is None:
+                    current = MemberTransaction(connection_id=connection_id, ledger_id=ledger_id)
+                    session.add(current)
+                for key, value in values.items():
+                    setattr(current, key, value)
+                current.content_hash = digest
+                current.refreshed_at = utcnow()
+                counts.updated += 1
+            if gone:
+                result = session.execute(
+                    delete(MemberTransaction).where(
+                        MemberTransaction.connection_id == connection_id,
+                        MemberTransaction.ledger_id.in_(list(gone)),
+                    )
                 )
-            ):
-                existing[found.ledger_id] = found
-        for ledger_id, row in rows.items():
-            values = asdict(row)
-            digest = _digest(sorted(values.items()))
-            current = existing.get(ledger_id)
-            if current is not None and current.content_hash == digest:
-                counts.unchanged += 1
-                continue
-            if current is None:
-                current = MemberTransaction(connection_id=connection_id, ledger_id=ledger_id)
-                session.add(current)
-            for key, value in values.items():
-                setattr(current, key, value)
-            current.content_hash = digest
-            current.refreshed_at = utcnow()
-            counts.updated += 1
-        if gone:
-            result = session.execute(
-                delete(MemberTransaction).where(
-                    MemberTransaction.connection_id == connection_id,
-                    MemberTransaction.ledger_id.in_(list(gone)),
-                )
-            )
-            counts.deleted += int(getattr(result, "rowcount", 0) or 0)
-    return counts
+                counts.deleted += int(getattr(result, "rowcount", 0) or 0)
+        return counts
+
+    return await in_thread(store)

@@ -15,7 +15,7 @@ baseline is stored with the run's record of the change, page by page.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -280,7 +280,7 @@ def written_before(plan: MemberPlan) -> dict[str, Any] | None:
 
 
 async def read_customers(
-    ledger: Ledger, customer_ids: set[str], known: dict[str, CustomerAccount]
+    ledger: Ledger, customer_ids: set[str], known: Mapping[str, CustomerAccount | None]
 ) -> dict[str, CustomerAccount | None]:
     """The current customer for each id (None when the ledger has no such customer)."""
     missing = [cid for cid in customer_ids if cid not in known]

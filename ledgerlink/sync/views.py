@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.connectors import registry
 from ledgerlink.csv_cells import SafeCsvWriter
 from ledgerlink.payments.views import disputed_invoices
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun, SyncSchedule
 from ledgerlink.sync.datasets import FIELD_LABELS, FIELDS, DataSet, Policy
-from ledgerlink.sync.runs import ACTIVE, LEDGER_KINDS, settings_for
+from ledgerlink.sync.runs import ACTIVE, settings_for
 
 RECORD_COLUMNS = (
     "run",
@@ -187,7 +188,9 @@ def connection_settings(session: Session) -> list[dict[str, Any]]:
     """Every ledger connection with its sync settings (defaults made on first view)."""
     out = []
     for connection in session.scalars(
-        select(Connection).where(Connection.kind.in_(LEDGER_KINDS)).order_by(Connection.name)
+        select(Connection)
+        .where(Connection.kind.in_(registry.ledger_kinds()))
+        .order_by(Connection.name)
     ):
         settings = settings_for(session, connection.id)
         out.append(

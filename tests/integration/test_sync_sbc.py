@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from ledgerlink import demo
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.jobs.registry import JobInterrupted
@@ -106,8 +108,40 @@ class World:
         assert response.status_code == 200, response.text
 
 
+class SkewedClock:
+    """A vendor server's clock, ``offset`` away from ours (and from the wall clock)."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return SYSTEM_CLOCK.now() + self.offset
+
+    def monotonic(self) -> float:
+        return SYSTEM_CLOCK.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        SYSTEM_CLOCK.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        await SYSTEM_CLOCK.asleep(seconds)
+
+
 @pytest.fixture
 def world(settings: Settings, tmp_path: Path) -> Iterator[World]:
+    with _world(settings, tmp_path, SYSTEM_CLOCK) as found:
+        yield found
+
+
+@pytest.fixture
+def behind_world(settings: Settings, tmp_path: Path) -> Iterator[World]:
+    """SBC's clock three hours behind ours."""
+    with _world(settings, tmp_path, SkewedClock(-timedelta(hours=3))) as found:
+        yield found
+
+
+@contextmanager
+def _world(settings: Settings, tmp_path: Path, clock: Clock) -> Iterator[World]:
     from ledgerlink.store.migrate import upgrade
 
     runtime = Runtime(settings)
@@ -115,7 +149,7 @@ def world(settings: Settings, tmp_path: Path) -> Iterator[World]:
     with runtime.db.transaction() as session:
         demo.ensure_members(session, count=PEOPLE)
     config = SbcConfig(rate_limit_per_minute=0, seed_people=PEOPLE)
-    with running_sbc(tmp_path / "sbc", config) as (base_url, used):
+    with running_sbc(tmp_path / "sbc", config, clock=clock) as (base_url, used):
         connection_id = connect_ledgerlink(runtime, base_url)
         sbc = SbcClient(base_url, used).connect()
         world = World(runtime, connection_id, sbc)
@@ -155,6 +189,28 @@ def test_the_first_run_agrees_every_link_and_a_second_run_writes_nothing(world: 
     assert second.counts.get("updated", 0) == 0
     assert second.counts.get("failed", 0) == 0
     assert world.records(second.id) == []
+
+
+def test_a_sage_change_is_picked_up_when_sages_clock_is_hours_behind_ours(
+    behind_world: World,
+) -> None:
+    """The cursor is the newest change time SBC reported, not our clock: a change SBC
+    stamps hours "before" our last run is still after the last change we read."""
+    world = behind_world
+    with world.runtime.db.transaction() as session:
+        # no overlap: the members the fixture created seconds ago are not read again
+        # for it, so only the ledger's cursor can bring M00004 in
+        runs.settings_for(session, world.connection_id).overlap_seconds = 0
+    assert world.sync().status == "finished"
+    world.edit_contact("M00004", main_contact_person={"telephone": "(503) 555-0142"})
+    run = world.sync()
+    assert world.member("M00004").phone == "+15035550142"
+    [record] = world.records(run.id)
+    assert (record.record_key, record.direction) == ("M00004", "to_registry")
+    # reading the overlap again writes nothing
+    again = world.sync()
+    assert world.records(again.id) == []
+    assert again.counts.get("updated", 0) == 0
 
 
 def test_a_registry_change_reaches_sage(world: World) -> None:
@@ -543,3 +599,38 @@ def test_a_run_handed_back_by_a_stopping_runner_resumes_where_it_stopped(world: 
     keys = [r.record_key for r in world.records(run_id)]
     assert sorted(keys) == sorted(f"M{n:05d}" for n in range(1, PEOPLE + 1))  # once each
     assert world.contact("M00024")["email"] == "handed.back24@example.org"
+
+
+def test_a_run_interrupted_before_an_upgrade_resumes_from_its_stored_checkpoint(
+    world: World,
+) -> None:
+    """``sync_runs.checkpoint`` as earlier versions stored it (the last member id of the
+    committed page, as a number) is where the upgraded code resumes."""
+    world.sync()
+    for n in range(1, PEOPLE + 1):
+        world.edit_member(f"M{n:05d}", email=f"upgraded{n}@example.org")
+    with world.runtime.db.transaction() as session:
+        run = runs.start(session, None, ME, world.connection_id, ["member_details"])
+        ids = sorted(session.scalars(select(MemberLinkRow.member_id)))
+        after = ids[9]  # the tenth linked member: the last of the committed pages
+        run.status, run.total, run.done = "running", PEOPLE, 10
+        run.checkpoint = {"member_details": after}  # the stored shape before typed plans
+        run.counts = {"updated": 10}
+        run_id = run.id
+
+    async def go() -> SyncRun:
+        async with world.ledger() as ledger:
+            return await runs.execute(
+                world.runtime.db, run_id, ledger, ME, mappings=MappingRepository(None)
+            )
+
+    finished = asyncio.run(go())
+    assert finished.status == "finished"
+    assert finished.done == PEOPLE
+    assert finished.checkpoint == {"member_details": "done"}
+    written = world.records(run_id)
+    assert written
+    assert all(r.member_id is not None and r.member_id > after for r in written)
+    assert len(written) == PEOPLE - 10
+    assert world.contact("M00024")["email"] == "upgraded24@example.org"
+    assert world.contact("M00001")["email"] != "upgraded1@example.org"  # before the checkpoint

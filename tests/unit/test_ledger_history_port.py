@@ -9,11 +9,19 @@ import typing
 
 import pytest
 
+from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import Ledger, LedgerHistory
 from ledgerlink.connectors.sage500.ledger import Sage500Ledger
 from ledgerlink.connectors.sbc.ledger import SbcLedger
 
-ADAPTERS = [SbcLedger, Sage500Ledger]
+#: The adapter class of each ledger kind: a new kind must be added here, and then it is
+#: checked like the others.
+ADAPTER_OF = {"sbc": SbcLedger, "sage500": Sage500Ledger}
+ADAPTERS = list(ADAPTER_OF.values())
+
+
+def test_every_registered_ledger_kind_is_checked_here() -> None:
+    assert set(registry.ledger_kinds()) == set(ADAPTER_OF)
 
 
 def test_the_ledger_port_includes_the_history_port() -> None:
@@ -22,9 +30,7 @@ def test_the_ledger_port_includes_the_history_port() -> None:
 
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: a.__name__)
 @pytest.mark.parametrize("method", ["payments", "credit_notes"])
-def test_each_ledger_adapter_reads_its_history_as_typed_records(
-    adapter: type, method: str
-) -> None:
+def test_each_ledger_adapter_reads_its_history_as_typed_records(adapter: type, method: str) -> None:
     function = getattr(adapter, method, None)
     assert function is not None, f"{adapter.__name__} has no {method}()"
     assert inspect.isasyncgenfunction(function)

@@ -36,11 +36,12 @@ def create_app(
     clock: Clock = SYSTEM_CLOCK,
 ) -> Starlette:
     """The simulator as an ASGI app; seeds ``state_dir`` on first start. ``clock`` (default
-    the system clock) is what codes and tokens expire on: tests move it."""
+    the system clock) is the simulated server's: codes and tokens expire on it and records
+    are stamped with it (tests move or skew it)."""
     config = config or SbcConfig()
     injector = faults or FaultInjector()
     store = Store(Path(state_dir))
-    books = Books(store)
+    books = Books(store, clock)
     seed(books, config)
     oauth = OAuthServer(store, config, clock)
     api = Api(books, oauth, config)

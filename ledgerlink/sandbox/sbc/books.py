@@ -18,12 +18,12 @@ integer cents. The arithmetic follows SBC:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.sandbox.sbc import values
 from ledgerlink.sandbox.sbc.errors import Problem, SbcError, invalid, invalid_many, not_found
 from ledgerlink.sandbox.sbc.store import Record, Store, new_id
@@ -59,16 +59,18 @@ INVOICE_STATUSES = {
 class Books:
     """Reads and posts for every business of the simulated Sage account."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
+        #: The simulated Sage server's clock: records' created/updated/deleted times come
+        #: from it (tests skew it to play a vendor whose clock is off from ours).
+        self.clock = clock
         #: business → lower-cased reference → contact id (live contacts), built on first use.
         self._references: dict[str, dict[str, str]] = {}
 
     # -- time ---------------------------------------------------------------------------
 
-    @staticmethod
-    def now() -> float:
-        return time.time()
+    def now(self) -> float:
+        return self.clock.now().timestamp()
 
     @staticmethod
     def today() -> date:

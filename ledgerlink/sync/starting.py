@@ -1,0 +1,229 @@
+"""Sync runs, before they execute: settings, starting a run (or applying a plan, or
+retrying failures) with its job in one transaction, and cancelling."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledgerlink.connectors import registry
+from ledgerlink.identity.principal import Principal
+from ledgerlink.jobs.port import JobQueue
+from ledgerlink.store import audit
+from ledgerlink.store.models import Connection
+from ledgerlink.store.sync_models import SyncRun, SyncSettings
+from ledgerlink.store.types import utcnow
+from ledgerlink.sync.datasets import FIELDS, DataSet, Policy
+
+TASK: Final = "sync.run"
+ACTIVE: Final = ("queued", "running")
+
+
+class SyncError(Exception):
+    """A run cannot start or continue; the message says why and what to do."""
+
+
+class SyncRunNotFound(SyncError):
+    pass
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def settings_for(session: Session, connection_id: int) -> SyncSettings:
+    found = session.get(SyncSettings, connection_id)
+    if found is None:
+        found = SyncSettings(
+            connection_id=connection_id,
+            data_sets=[d.value for d in DataSet],
+            field_policies={},
+            overlap_seconds=300,
+        )
+        session.add(found)
+        session.flush()
+    return found
+
+
+def save_settings(
+    session: Session,
+    principal: Principal,
+    connection_id: int,
+    *,
+    data_sets: list[str],
+    policies: dict[str, str],
+    overlap_seconds: int,
+) -> SyncSettings:
+    """Store what the Sync Settings page chose; refuses unknown names with what is allowed."""
+    ledger_connection(session, connection_id)
+    known_sets = {d.value for d in DataSet}
+    if not data_sets or any(d not in known_sets for d in data_sets):
+        raise SyncError(f"data sets: choose one or more of {', '.join(sorted(known_sets))}")
+    known_policies = {p.value for p in Policy}
+    for name, value in policies.items():
+        if name not in FIELDS:
+            raise SyncError(
+                f"policy for {name!r}: that is not a synced field; use one of {', '.join(FIELDS)}"
+            )
+        if value not in known_policies:
+            allowed = ", ".join(sorted(known_policies))
+            raise SyncError(f"policy for {name!r}: {value!r} is not a policy; use {allowed}")
+    if not 0 <= overlap_seconds <= 86_400:
+        raise SyncError("overlap: give 0 to 86400 seconds (300 is a safe default)")
+    settings = settings_for(session, connection_id)
+    before = {
+        "data_sets": settings.data_sets,
+        "policies": settings.field_policies,
+        "overlap": settings.overlap_seconds,
+    }
+    settings.data_sets = [DataSet(d).value for d in data_sets]
+    settings.field_policies = dict(policies)
+    settings.overlap_seconds = overlap_seconds
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="sync.settings_changed",
+        entity_type="connection",
+        entity_id=connection_id,
+        before=before,
+        after={
+            "data_sets": settings.data_sets,
+            "policies": settings.field_policies,
+            "overlap": overlap_seconds,
+        },
+    )
+    return settings
+
+
+def policies_of(settings: SyncSettings) -> dict[str, Policy]:
+    return {field: Policy(value) for field, value in (settings.field_policies or {}).items()}
+
+
+# -- starting -------------------------------------------------------------------------------------
+
+
+def ledger_connection(session: Session, connection_id: int) -> Connection:
+    connection = session.get(Connection, connection_id)
+    if connection is None or connection.kind not in registry.ledger_kinds():
+        ledgers = " or ".join(registry.label(k) for k in registry.ledger_kinds())
+        raise SyncError(f"connection {connection_id} is not a {ledgers} connection")
+    return connection
+
+
+def start(
+    session: Session,
+    jobs: JobQueue | None,
+    principal: Principal,
+    connection_id: int,
+    data_sets: list[str] | None = None,
+    *,
+    trigger: str = "manual",
+    dry_run: bool = False,
+    source_run_id: int | None = None,
+    remap: bool = False,
+) -> SyncRun:
+    """Record a run and enqueue its job (``jobs`` None: the caller runs it in-process).
+    ``remap``: write every linked customer the member → customer spec now gives (after a
+    spec change), not only the members that changed."""
+    connection = ledger_connection(session, connection_id)
+    chosen = data_sets or list(settings_for(session, connection_id).data_sets)
+    unknown = [d for d in chosen if d not in DataSet.__members__.values()]
+    if unknown or not chosen:
+        known = ", ".join(d.value for d in DataSet)
+        raise SyncError(f"unknown data set(s) {', '.join(unknown) or '(none chosen)'}; use {known}")
+    if remap:
+        chosen = [DataSet.MEMBER_DETAILS.value]  # re-applying specs is a member-details run
+    busy = session.scalars(
+        select(SyncRun).where(
+            SyncRun.connection_id == connection_id,
+            SyncRun.status.in_(ACTIVE),
+            SyncRun.dry_run.is_(False),
+        )
+    ).all()
+    if not dry_run:
+        for other in busy:
+            overlap = set(other.data_sets) & set(chosen)
+            if overlap:
+                raise SyncError(
+                    f"run {other.id} of {', '.join(sorted(overlap))} on {connection.name} is "
+                    f"still {other.status}; wait for it or cancel it first"
+                )
+    run = SyncRun(
+        connection_id=connection_id,
+        trigger=trigger,
+        data_sets=[DataSet(d).value for d in chosen],
+        dry_run=dry_run,
+        remap=remap,
+        status="queued",
+        counts={},
+        checkpoint={},
+        requested_by=principal.actor,
+        source_run_id=source_run_id,
+    )
+    session.add(run)
+    session.flush()
+    if jobs is not None:
+        run.job_id = jobs.enqueue(
+            session,
+            TASK,
+            {"run_id": run.id, "actor": principal.actor},
+            dedup_key=f"{TASK}:{run.id}",
+        )
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="sync.planned" if dry_run else "sync.started",
+        entity_type="sync_run",
+        entity_id=run.id,
+        after={
+            "connection_id": connection_id,
+            "data_sets": run.data_sets,
+            "trigger": trigger,
+            "remap": remap,
+        },
+    )
+    return run
+
+
+def start_follow_up(
+    session: Session, jobs: JobQueue | None, principal: Principal, run_id: int, trigger: str
+) -> SyncRun:
+    """Apply a plan (``trigger`` "plan") or run a run's failed records again ("retry")."""
+    source = session.get(SyncRun, run_id)
+    if source is None:
+        raise SyncRunNotFound(f"there is no sync run {run_id}")
+    if trigger == "plan" and source.status != "planned":
+        raise SyncError(f"run {run_id} is {source.status}, not a plan to apply; make a new plan")
+    return start(
+        session,
+        jobs,
+        principal,
+        source.connection_id,
+        [DataSet.MEMBER_DETAILS.value],
+        trigger=trigger,
+        source_run_id=run_id,
+        remap=source.remap,
+    )
+
+
+def request_cancel(session: Session, principal: Principal, run_id: int) -> SyncRun:
+    run = session.get(SyncRun, run_id)
+    if run is None:
+        raise SyncError(f"there is no sync run {run_id}")
+    if run.status not in ACTIVE:
+        raise SyncError(
+            f"run {run_id} is {run.status}; only a queued or running run can be cancelled"
+        )
+    run.cancel_requested = True
+    if run.status == "queued":
+        run.status = "cancelled"
+        run.finished_at = utcnow()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="sync.cancel_requested",
+        entity_type="sync_run",
+        entity_id=run_id,
+    )
+    return run
