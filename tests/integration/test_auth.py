@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -140,6 +141,7 @@ def test_the_right_password_after_the_wait_signs_in_and_ends_the_run(db, setting
     assert _attempt(db, settings, account.email, PASSWORD, ADMIN_DESK, now) is None
 
 
+@pytest.mark.slow  # 160 argon2 verifications
 def test_an_attacker_guessing_cannot_lock_the_admin_out(db, settings) -> None:  # type: ignore[no-untyped-def]
     admin = make_user(db, Role.ADMIN)
     others = [make_user(db, Role.VIEWER, f"staff{n}@example.org") for n in range(3)]
@@ -155,6 +157,7 @@ def test_an_attacker_guessing_cannot_lock_the_admin_out(db, settings) -> None:  
     assert _attempt(db, settings, others[0].email, PASSWORD, ADMIN_DESK, now) is None
 
 
+@pytest.mark.slow  # a real `ledgerlink serve`
 def test_spoofed_forwarded_for_does_not_dodge_the_wait(settings, db, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Without trusted proxies, a client spraying many accounts while claiming a new
     address each time is still one peer, and its address's run of failures grows."""
@@ -177,6 +180,7 @@ def test_spoofed_forwarded_for_does_not_dodge_the_wait(settings, db, tmp_path: P
     assert "from your address" in response.text
 
 
+@pytest.mark.slow  # a real `ledgerlink serve`
 def test_behind_a_trusted_proxy_each_client_address_has_its_own_wait(
     settings, db, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -433,6 +437,7 @@ def test_an_admin_resetting_a_password_in_the_portal_revokes_sessions_and_tokens
     assert revoked.actor == admin.email
 
 
+@pytest.mark.slow  # three CLI processes
 def test_setting_a_password_from_the_cli_revokes_tokens_unless_asked_to_keep_them(
     settings, db
 ) -> None:  # type: ignore[no-untyped-def]
