@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledgerlink.connectors.errors import NotFound, UpstreamError
+from ledgerlink.connectors.errors import NotFound, Unavailable, UpstreamError
 from ledgerlink.domain.accounts import CardOutcome
 from ledgerlink.domain.money import Money
 from ledgerlink.identity.principal import Principal
@@ -170,7 +170,7 @@ async def charge_invoice(
             try:
                 sale = await gateway.sale_by_customer(profile, wanted, invoice_number=number)
             except UpstreamError as exc:
-                unknown = bool(getattr(exc, "outcome_unknown", False))
+                unknown = isinstance(exc, Unavailable) and exc.outcome_unknown
                 status = "unknown" if unknown else "failed"
                 message = exc.message + (
                     "; check PayTrace before charging again (the poller brings the payment "

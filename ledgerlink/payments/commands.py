@@ -138,7 +138,8 @@ def import_disputes(
     try:
         result = disputes.import_file(_runtime(), report.read_bytes(), report.name, connection)
     except (OSError, EventRefused) as exc:
-        raise _fail(f"{report}: {getattr(exc, 'message', exc)}") from None
+        why = exc.message if isinstance(exc, EventRefused) else exc
+        raise _fail(f"{report}: {why}") from None
     out.print(
         f"{result.rows} rows: {result.new_events} new events, {result.repeated} already imported"
     )
