@@ -190,6 +190,7 @@ def limited_inbound(world: PaymentsWorld, settings: Settings) -> Iterator[str]:
         yield f"{base}/inbound/paytrace/{world.paytrace_id}"
 
 
+@pytest.mark.slow  # 300 posts over HTTP, each hint read back
 def test_a_flood_of_spoofed_posts_is_limited_and_opens_no_exceptions(
     world: PaymentsWorld, limited_inbound: str
 ) -> None:

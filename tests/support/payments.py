@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.engine import Engine
 
 from ledgerlink import connections, demo
@@ -29,6 +29,7 @@ from ledgerlink.sandbox.paytrace import create_app as paytrace_app
 from ledgerlink.settings import Settings
 from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.payment_models import PaymentEvent, PaymentException, PaymentPosting
+from ledgerlink.store.types import utcnow
 from tests.support.asgi_server import serve_in_thread
 from tests.support.waiting import wait_until
 
@@ -112,19 +113,29 @@ class PaymentsWorld:
         asyncio.run(poll_due(self.runtime, force=True))
 
     def process(self, timeout: float = 60.0) -> None:
-        """Drain until nothing is left to do (deferred events included)."""
+        """Drain until nothing is left to do (deferred events included).
+
+        A deferred event (PayTrace asked again later, a sale posted first) waits for its
+        ``not_before``; instead of sleeping that backoff out, each round moves the due
+        time of what is waiting to now, as if the clock had reached it."""
 
         def settled() -> bool:
             asyncio.run(drain(self.runtime, idle_seconds=0))
-            with self.runtime.db.read() as session:
+            with self.runtime.db.transaction() as session:
                 waiting = session.scalar(
                     select(func.count())
                     .select_from(PaymentEvent)
                     .where(PaymentEvent.status.in_(queue.ACTIVE))
                 )
+                now = utcnow()
+                session.execute(
+                    update(PaymentEvent)
+                    .where(PaymentEvent.status == "received", PaymentEvent.not_before > now)
+                    .values(not_before=now)
+                )
             return not waiting
 
-        wait_until(settled, timeout=timeout, interval=0.2, what="every payment event processed")
+        wait_until(settled, timeout=timeout, interval=0.05, what="every payment event processed")
 
     def event(self, transaction_id: str, kind: str = "sale", *, hint: bool = False) -> PaymentEvent:
         """The inbox event for a transaction; ``hint=True``: the silent post's hint."""
