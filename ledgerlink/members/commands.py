@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -21,13 +21,11 @@ from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.members import bulk, csv_io, linking
 from ledgerlink.members.search import MemberQuery, SearchInvalid, matching_ids
+from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
 from ledgerlink.terminal import err, out
 from ledgerlink.terminal import failure as _fail
 from ledgerlink.terminal import runtime as _runtime
-
-if TYPE_CHECKING:
-    from ledgerlink.runtime import Runtime
 
 members_app = typer.Typer(
     help="The member registry: import and export members as CSV.", no_args_is_help=True

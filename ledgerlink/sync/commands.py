@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -15,15 +15,13 @@ from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.csv_cells import SafeCsvWriter
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.members.linking import LinkError, connection_by_name, default_ledger_connection
+from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
 from ledgerlink.sync import runs, schedules, views
 from ledgerlink.terminal import err, out
 from ledgerlink.terminal import failure as _fail
 from ledgerlink.terminal import runtime as _runtime
-
-if TYPE_CHECKING:
-    from ledgerlink.runtime import Runtime
 
 sync_app = typer.Typer(
     help="Keep members and the ledgers in agreement: member details (both ways), "

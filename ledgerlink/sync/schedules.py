@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink.identity.principal import Principal, system_principal
-from ledgerlink.jobs.port import JobQueue
+from ledgerlink.jobs.port import JobQueue, job_queue
 from ledgerlink.jobs.registry import JobContext, tasks
 from ledgerlink.store import audit
 from ledgerlink.store.sync_models import SyncSchedule
@@ -162,8 +162,6 @@ def fire_due(
 @tasks.task(TASK)
 def fire_schedules(ctx: JobContext) -> None:
     """Every minute: start the sync runs whose schedules are due."""
-    from ledgerlink.jobs.port import job_queue
-
     jobs = job_queue(ctx.settings, ctx.db)
     with ctx.db.transaction() as session:
         fire_due(session, jobs, system_principal("scheduler"))

@@ -13,9 +13,16 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
 from ledgerlink.csv_cells import SafeCsvWriter
+from ledgerlink.domain.money import Money
 from ledgerlink.payments.views import disputed_invoices
 from ledgerlink.store.models import Connection
-from ledgerlink.store.sync_models import SyncRecord, SyncRun, SyncSchedule
+from ledgerlink.store.sync_models import (
+    MemberBalance,
+    MemberTransaction,
+    SyncRecord,
+    SyncRun,
+    SyncSchedule,
+)
 from ledgerlink.sync.datasets import FIELD_LABELS, FIELDS, DataSet, Policy
 from ledgerlink.sync.runs import ACTIVE, settings_for
 
@@ -211,9 +218,6 @@ def connection_settings(session: Session) -> list[dict[str, Any]]:
 def member_ledger_view(session: Session, member_id: int) -> dict[str, Any]:
     """What the ledgers told the last sync about a member: balance per connection and the
     transaction history (newest first), amounts formatted exactly."""
-    from ledgerlink.domain.money import Money
-    from ledgerlink.store.sync_models import MemberBalance, MemberTransaction
-
     names = dict(session.execute(select(Connection.id, Connection.name)).tuples().all())
     balances = [
         {
