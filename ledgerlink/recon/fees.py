@@ -16,9 +16,9 @@ are the sum. Refunds pay no fee and get none back. That is why fees are computed
 batch's transactions by brand and not from the per-brand totals: rounding a total is not
 the sum of rounded sales.
 
-Withheld: each chargeback is withheld in full from the first batch settled on or after
-the day it was read (as the processor withholds every open dispute from its next
-deposit), and from that batch only. Batches of one day are taken in batch-number order.
+Withheld: each chargeback is withheld in full from the first batch settled at or after
+the moment it was read (as the processor withholds every open dispute from its next
+deposit), and from that batch only.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ import bisect
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink.recon.problems import ReconRefused
+from ledgerlink.store.payment_models import PaymentEvent
 from ledgerlink.store.recon_models import ReconBatch, ReconScope, ReconTransaction
 
 OTHER = "other"
@@ -179,18 +180,22 @@ def batch_fees(transactions: Iterable[Mapping[str, Any]], schedule: FeeSchedule)
 
 
 def withheld_by_batch(
-    batches: Iterable[tuple[str, date]], chargebacks: Iterable[tuple[date, int]]
+    batches: Iterable[tuple[str, datetime]], chargebacks: Iterable[tuple[datetime, int]]
 ) -> dict[str, int]:
-    """Chargeback amounts withheld per batch: each from the first batch settled on or
-    after the day it was read; a chargeback after the last batch waits for the next."""
+    """Chargeback amounts withheld per batch: each from the first batch settled at or
+    after the moment it was read; a chargeback after the last batch waits for the next."""
     ordered = sorted(batches, key=lambda b: (b[1], _number_order(b[0])))
-    days = [settled for _, settled in ordered]
+    moments = [settled for _, settled in ordered]
     held = {number: 0 for number, _ in ordered}
-    for on, amount in chargebacks:
-        at = bisect.bisect_left(days, on)
-        if at < len(ordered):
-            held[ordered[at][0]] += amount
+    for at, amount in chargebacks:
+        index = bisect.bisect_left(moments, at)
+        if index < len(ordered):
+            held[ordered[index][0]] += amount
     return held
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day, time.max, tzinfo=UTC)
 
 
 def _number_order(number: str) -> tuple[int, str]:
@@ -218,15 +223,25 @@ def refresh_expected(session: Session, scope: ReconScope, numbers: Iterable[str]
     for t in rows:
         number = str(t.batch_number)
         fees[number] = fees.get(number, 0) + schedule.fee(t.card_brand or "", t.amount_minor)
+    # a chargeback is read when its dispute report is imported (the inbox event's time);
+    # a batch read before its settlement time was kept counts as settled at its day's end
     chargebacks = session.execute(
-        select(ReconTransaction.created_on, ReconTransaction.amount_minor).where(
+        select(ReconTransaction.created_on, ReconTransaction.amount_minor, PaymentEvent.received_at)
+        .outerjoin(
+            PaymentEvent,
+            (PaymentEvent.transaction_id == ReconTransaction.original_txn_id)
+            & (PaymentEvent.kind == "chargeback")
+            & (PaymentEvent.connection_id == scope.gateway_connection_id),
+        )
+        .where(
             ReconTransaction.scope_id == scope.id,
             ReconTransaction.kind == "chargeback",
             ReconTransaction.status == "approved",
         )
     )
     held = withheld_by_batch(
-        ((b.batch_number, b.settled_on) for b in batches), ((on, amt) for on, amt in chargebacks)
+        ((b.batch_number, b.settled_at or _end_of(b.settled_on)) for b in batches),
+        ((at or _end_of(on), amount) for on, amount, at in chargebacks),
     )
     changed = 0
     for batch in batches:

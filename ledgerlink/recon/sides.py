@@ -262,6 +262,7 @@ async def read_paytrace(
             {
                 "batch_number": batch.number,
                 "settled_on": settled,
+                "settled_at": batch.settled_at,
                 "gross_minor": gross,
                 "fees_minor": 0,
                 "chargebacks_withheld_minor": 0,

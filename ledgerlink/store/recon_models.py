@@ -119,6 +119,8 @@ class ReconBatch(Base):
     scope_id: Mapped[int] = mapped_column(ForeignKey("recon_scopes.id", ondelete="CASCADE"))
     batch_number: Mapped[str] = mapped_column(String(20))
     settled_on: Mapped[date] = mapped_column(Date)
+    #: when it settled (None: read before this was kept); orders chargebacks between batches
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     gross_minor: Mapped[int] = mapped_column(BigInteger)
     fees_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     chargebacks_withheld_minor: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -6,8 +6,9 @@ sandbox's per-brand fees); ``ledgerlink sandbox statement`` writes the bank's st
 BAI2, CAMT.053 or OFX with an anomaly; the statement is imported and the scope run. The
 breaks must be exactly: the unposted sale, the anomaly, and the sandbox's seeded history
 (sales settled before ledgerlink was connected, never posted) — everything else matches,
-the deposits to the cent, net of the expected fees. The missing receipt is then posted
-through the payments path, and the ledger holds it once, whatever is tried again.
+the deposits to the cent, net of the expected fees (and of a chargeback, withheld from the
+next batch). The missing receipt is then posted through the payments path, and the ledger
+holds it once, whatever is tried again.
 """
 
 from __future__ import annotations
@@ -334,3 +335,43 @@ def test_sbc_with_camt053_and_ofx_statements(sbc: PaymentsWorld, tmp_path: Path)
     assert {unposted, later} <= _matched(world, scope_id, "transactions")
     _expected_nets_agree(world, scope_id)
     assert len(_receipts_for(world, unposted)) == 1
+
+
+# -- a chargeback withheld from the next deposit ---------------------------------------------------
+
+
+def test_a_chargeback_is_withheld_from_the_next_deposit(
+    sage500: PaymentsWorld, tmp_path: Path
+) -> None:
+    from ledgerlink.payments import disputes
+
+    world = sage500
+    history = sorted(_deposits(world))
+    customers = profiles(world)
+    [invoice, *_] = world.open_invoices(int(customers[0][1:]))
+    disputed = world.pay(customers[0], "40.00", invoice["TranID"])
+    world.poll()
+    world.process()
+    first = _settle(world)
+    world.dispute(disputed)
+    rows = disputes.parse_report(world.dispute_report(), "d.csv")
+    with world.runtime.db.transaction() as session:
+        disputes.import_report(session, rows, world.paytrace_id)
+    world.process()
+    [invoice, *_] = world.open_invoices(int(customers[1][1:]))
+    sale = world.pay(customers[1], "60.00", invoice["TranID"])
+    world.poll()
+    world.process()
+    second = _settle(world)
+    assert _deposits(world)[second]["chargebacks_withheld"] == "40.00"
+
+    statement = _statement(world, tmp_path, "ofx")
+    scope_id = _scope_id(world)
+    _import(world, scope_id, statement)
+    _run(world, scope_id)
+    _expected_nets_agree(world, scope_id)
+    assert _batches(world, scope_id)[second].chargebacks_withheld_minor == 4000
+    assert {first, second, *history} <= _matched(world, scope_id, "batches")
+    # the disputed sale and its reversal agree on both sides; only the history is open
+    assert set(_open_breaks(world, scope_id)) == _history_breaks(world, history)
+    assert {disputed, sale} <= _matched(world, scope_id, "transactions")

@@ -3,7 +3,7 @@ the cent; chargebacks withheld once each; settings refused with the field named.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -89,7 +89,7 @@ def test_brands_are_named_as_the_gateway_writes_them() -> None:
 def test_every_chargeback_is_withheld_once_from_the_next_batch(
     days: list[int], chargebacks: list[tuple[int, int]]
 ) -> None:
-    start = date(2026, 11, 1)
+    start = datetime(2026, 11, 1, 12, tzinfo=UTC)
     batches = [(str(1000 + i), start + timedelta(days=d)) for i, d in enumerate(days)]
     held = withheld_by_batch(batches, [(start + timedelta(days=d), amt) for d, amt in chargebacks])
     last = max(days)

@@ -1,5 +1,6 @@
 """reconciliation scopes keep their settings (the expected card fee schedule, the alert
-threshold); a break remembers when it was e-mailed (each problem is alerted once)
+threshold); a batch keeps when it settled (chargebacks are withheld from the next batch);
+a break remembers when it was e-mailed (each problem is alerted once)
 
 Revision ID: 0021_recon_fees
 Revises: 0020_recon
@@ -25,14 +26,26 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"
 
 def upgrade() -> None:
     with op.batch_alter_table("recon_scopes") as batch:
-        batch.add_column(sa.Column("settings", JSON, nullable=False, server_default=sa.text("'{}'")))
+        batch.add_column(
+            sa.Column("settings", JSON, nullable=False, server_default=sa.text("'{}'"))
+        )
+    with op.batch_alter_table("recon_batches") as batch:
+        batch.add_column(
+            sa.Column(
+                "settled_at", ledgerlink.store.types.UTCDateTime(timezone=True), nullable=True
+            )
+        )
     with op.batch_alter_table("recon_breaks") as batch:
         batch.add_column(
-            sa.Column("alerted_at", ledgerlink.store.types.UTCDateTime(timezone=True), nullable=True)
+            sa.Column(
+                "alerted_at", ledgerlink.store.types.UTCDateTime(timezone=True), nullable=True
+            )
         )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("recon_batches") as batch:
+        batch.drop_column("settled_at")
     with op.batch_alter_table("recon_breaks") as batch:
         batch.drop_column("alerted_at")
     with op.batch_alter_table("recon_scopes") as batch:
