@@ -21,9 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: A connector kind named as a string, the list of ledger kinds, or a query on a
-#: connection's kind: each is a place that decides something by the kind of connection.
-KIND_BRANCH = re.compile(r"""['"](sbc|sage500|paytrace)['"]|\bLEDGER_KINDS\b|Connection\.kind\b""")
+#: A connector kind named as a string literal, or a hand-kept list of ledger kinds: each
+#: is a place that decides something by which kind a connection is (asking the registry
+#: for a role, ``registry.ledger_kinds()``, is not counted).
+KIND_BRANCH = re.compile(r"""['"](sbc|sage500|paytrace)['"]|\bLEDGER_KINDS\b""")
 #: Sage 500 / SBC field names that only the adapters should know.
 LEDGER_FIELDS = re.compile(
     r"\b(TranDate|GLAcctNo|TranCmnt|CustKey|CustPmtKey|sbc_contact_id|sage500_cust_key)\b"
