@@ -13,6 +13,7 @@ deposits side, so the next file of that bank imports with no mapping given.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import select
@@ -160,8 +161,10 @@ def import_statement(
         kept["csv_mapping"] = csv_mapping.model_dump()
     state.state = kept
     state.rows = (state.rows or 0) + len(statement.lines)
-    state.cursor = utcnow()
-    state.read_at = state.cursor
+    # the cursor is the newest day the bank's statements cover (upstream data, not our clock)
+    covered = datetime.combine(statement.period_end, time.min, tzinfo=UTC)
+    state.cursor = covered if state.cursor is None else max(state.cursor, covered)
+    state.read_at = utcnow()
     audit.record(
         session,
         actor=principal.actor,
