@@ -24,7 +24,7 @@ from ledgerlink.mapping.transforms.customer_ids import harmonise
 from ledgerlink.payments.blocking import in_thread, reading
 from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.inbox import InboundEvent, accept
-from ledgerlink.payments.posting import OpenLedger, PaymentProcessor
+from ledgerlink.payments.targets import OpenLedger, PaymentTargets
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
@@ -118,10 +118,10 @@ async def charge_invoice(
     number = invoice_number.strip()
     if not number:
         raise ChargeRefused("invoice_number", "Enter the invoice number to charge")
-    processor = PaymentProcessor(runtime, actor=principal.actor)
+    targets = PaymentTargets(runtime)
     try:
-        gateway_connection = await processor.paytrace_connection(gateway_connection_id)
-        target = await processor.ledger_for_gateway(gateway_connection)
+        gateway_connection = await targets.paytrace_connection(gateway_connection_id)
+        target = await targets.ledger_for_gateway(gateway_connection)
         ledger, connection = target.ledger, target.connection
         invoice = await ledger.find_invoice(number)
         if invoice is None:
@@ -184,7 +184,7 @@ async def charge_invoice(
         finally:
             await gateway.aclose()
     finally:
-        await processor.aclose()
+        await targets.aclose()
     approved = sale.outcome is CardOutcome.APPROVED
     event = InboundEvent(
         "manual",

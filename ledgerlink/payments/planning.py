@@ -2,11 +2,11 @@
 
 Pure decisions: no database, no HTTP. Everything planning needs to know — the ledger's
 customers, invoices and closed period, and what ledgerlink recorded of earlier events and
-postings — it asks of a small read-only port, :class:`PlanningFacts`. The processor
-implements it over the ledger adapter and the store; the unit tests over memory
-(``tests/support/memory_ledger.py``). A payment that cannot be planned raises a
-:class:`~ledgerlink.payments.problems.PaymentProblem` (the exceptions queue),
-:class:`~ledgerlink.payments.problems.Settled` (nothing to post) or
+postings — it asks of a small read-only port, :class:`PlanningFacts`.
+:mod:`ledgerlink.payments.ledger_facts` implements it over the ledger adapter and the
+store, the unit tests over memory (``tests/support/memory_ledger.py``). A payment that
+cannot be planned raises a :class:`~ledgerlink.payments.problems.PaymentProblem` (the
+exceptions queue), :class:`~ledgerlink.payments.problems.Settled` (nothing to post) or
 :class:`~ledgerlink.payments.problems.Deferred` (wait for another event first).
 """
 
