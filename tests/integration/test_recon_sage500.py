@@ -1,7 +1,8 @@
 """Reconciliation of PayTrace against Sage 500, read through the connectors from the
 simulators: a sale the payments path never saw is a missing receipt; posting it from the
 break puts it in the ERP exactly once; a bank statement of the simulator's deposits in
-each format imports and reconciles its batches, its unknown credit a break."""
+each format imports and reconciles its batches, its unknown credit a break; a polled
+settlement batch makes a run due (the job that runs after each batch poll)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ledgerlink.recon import resolutions
+from ledgerlink.recon.jobs import scopes_with_new_batches
 from ledgerlink.recon.problems import ReconRefused
 from ledgerlink.sandbox.statements import Anomalies
 from ledgerlink.settings import Settings
@@ -100,12 +102,15 @@ def test_a_statement_of_the_deposits_reconciles_the_batches_and_names_the_unknow
     world.process()
     world.settle()
     scope_id = scope_of(world)
+    world.poll()  # the poller sees the new settlement batch: a run is due for the scope
+    assert scope_id in scopes_with_new_batches(world.runtime.db)
     data = statement_of_deposits(world, fmt, Anomalies(unknown_credits=(12345,)))
     imported = import_file(world, scope_id, data, f"bank.{fmt}")
     assert imported.format == fmt
     assert not imported.duplicate
     assert import_file(world, scope_id, data, f"again.{fmt}").duplicate
     run(world, scope_id)
+    assert scope_id not in scopes_with_new_batches(world.runtime.db)
     found = breaks(world, scope_id)
     unknown = [b for b in found if b.type == "unknown_credit"]
     assert [b.amount_minor for b in unknown] == [12345]
