@@ -52,6 +52,17 @@ PAYMENT_TO_RECEIPT = "payment_to_receipt"
 
 
 @dataclass(frozen=True)
+class CustomerRecord:
+    """Where a ledger's customer record, as its mapping specs name it (an SBC contact, a
+    Sage 500 customer row), keeps each synchronised field (``name``, ``email``, ``phone``,
+    ``address_line1`` … ``country``), its customer number and its currency."""
+
+    fields: Mapping[str, str]
+    number: str
+    currency: str
+
+
+@dataclass(frozen=True)
 class ConnectorKind:
     """Everything the rest of ledgerlink needs to know about one kind of connection."""
 
@@ -70,6 +81,8 @@ class ConnectorKind:
     specs: Mapping[str, str] = field(default_factory=dict)
     #: What one of the ledger's customer records is called ("Sage 500 customer").
     customer_noun: str = ""
+    #: How its customer records read to the member and card-profile specs (ledgers).
+    customer_record: CustomerRecord | None = None
     #: Builds the adapter for a stored connection (``role`` says which one applies).
     ledger: LedgerFactory | None = None
     gateway: GatewayFactory | None = None

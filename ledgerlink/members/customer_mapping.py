@@ -24,6 +24,8 @@ from typing import Any, Final
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
+from ledgerlink.connectors.errors import Misconfigured
+from ledgerlink.connectors.registry import CustomerRecord
 from ledgerlink.domain.accounts import Address, CustomerAccount, CustomerDraft
 from ledgerlink.domain.members import AccountType, Member
 from ledgerlink.mapping import MappingContext, MappingResult
@@ -34,34 +36,18 @@ from ledgerlink.store.mapping_repo import ActiveMapping, MappingRepository
 
 Values = dict[str, str]
 
-#: Where each synchronised field lives in a ledger's record, as the specs name it.
-RECORD_PATHS: Final[dict[str, dict[str, str]]] = {
-    "sbc": {
-        "name": "name",
-        "email": "email",
-        "phone": "main_contact_person.telephone",
-        "address_line1": "main_address.address_line_1",
-        "address_line2": "main_address.address_line_2",
-        "city": "main_address.city",
-        "region": "main_address.region",
-        "postal_code": "main_address.postal_code",
-        "country": "main_address.country_id",
-    },
-    "sage500": {
-        "name": "CustName",
-        "email": "EMailAddr",
-        "phone": "Phone",
-        "address_line1": "AddrLine1",
-        "address_line2": "AddrLine2",
-        "city": "City",
-        "region": "StateID",
-        "postal_code": "PostalCode",
-        "country": "CountryID",
-    },
-}
-#: The customer number and currency in each ledger's record.
-NUMBER_PATH: Final = {"sbc": "reference", "sage500": "CustID"}
-CURRENCY_PATH: Final = {"sbc": "currency_id", "sage500": "CurrID"}
+
+def record_layout(system: str) -> CustomerRecord:
+    """Where ``system``'s customer record keeps each field (its connector's descriptor)."""
+    layout = registry.descriptor(system).customer_record
+    if layout is None:
+        raise Misconfigured(
+            system,
+            f"{registry.label(system)} does not say how its customer records read "
+            "(ConnectorKind.customer_record)",
+        )
+    return layout
+
 
 #: The registry member's fields as the specs name them (``registry.member``).
 MEMBER_FIELDS: Final = {
@@ -188,7 +174,7 @@ class CustomerMapping:
         values: Values = {}
         for name, key in MEMBER_FIELDS.items():
             if key in failed:
-                values[name] = _text(_get(record, RECORD_PATHS[self.system][name]))
+                values[name] = _text(_get(record, record_layout(self.system).fields[name]))
             else:
                 values[name] = _text(out.get(key))
         company = clean_name(_text(out.get("company_name")))
@@ -247,7 +233,7 @@ class CustomerMapping:
         result = self.to_ledger.compiled.apply(
             member_record(member, currency), None, MappingContext()
         )
-        return checked(result, self.to_ledger.version, RECORD_PATHS[self.system].values())
+        return checked(result, self.to_ledger.version, record_layout(self.system).fields.values())
 
 
 def customer_record(system: str, customer: CustomerAccount) -> dict[str, Any]:
@@ -266,10 +252,10 @@ def customer_record(system: str, customer: CustomerAccount) -> dict[str, Any]:
         "country": address.country,
     }
     record: dict[str, Any] = {}
-    for name, path in RECORD_PATHS[system].items():
+    for name, path in record_layout(system).fields.items():
         _put(record, path, values[name] or None)
-    _put(record, NUMBER_PATH[system], customer.number)
-    _put(record, CURRENCY_PATH[system], customer.currency)
+    _put(record, record_layout(system).number, customer.number)
+    _put(record, record_layout(system).currency, customer.currency)
     return record
 
 
@@ -277,7 +263,9 @@ def customer_from_record(
     system: str, record: dict[str, Any], number: str, currency: str
 ) -> CustomerAccount:
     """A spec's output record of ``system`` as the customer a connector writes."""
-    values = {name: _text(_get(record, path)) for name, path in RECORD_PATHS[system].items()}
+    values = {
+        name: _text(_get(record, path)) for name, path in record_layout(system).fields.items()
+    }
     return CustomerAccount(
         system=system,
         id="",

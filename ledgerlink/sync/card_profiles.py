@@ -32,11 +32,11 @@ from ledgerlink.mapping import MappingContext
 from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.customer_ids import DEFAULT_FORMATS, harmonise
 from ledgerlink.members.customer_mapping import (
-    RECORD_PATHS,
     SpecFailed,
     checked,
     customer_from_record,
     customer_record,
+    record_layout,
 )
 from ledgerlink.payments.payers import find_payer
 from ledgerlink.store.mapping_repo import ActiveMapping, MappingRepository
@@ -148,7 +148,7 @@ class ProfileMapping:
         if result.errors:
             raw = ledger_values(_as_customer(profile))
             failed = {e.field for e in result.errors}
-            for name, path in RECORD_PATHS[self.system].items():
+            for name, path in record_layout(self.system).fields.items():
                 if path in failed:
                     values[name] = raw[name]
         return values
