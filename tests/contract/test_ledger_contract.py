@@ -28,6 +28,7 @@ from ledgerlink.domain.accounts import (
     RefundRequest,
 )
 from ledgerlink.domain.money import Money
+from ledgerlink.members.customer_mapping import MEMBER_FIELDS
 from tests.contract.harnesses import Built
 from tests.support.testbooks import TESTBOOKS
 
@@ -77,6 +78,11 @@ def test_the_kind_is_a_registered_ledger_with_every_capability(harness: Built) -
     descriptor = registry.descriptor(ledger.system)
     assert descriptor.role == "ledger"
     assert descriptor.kind in registry.ledger_kinds()
+    assert descriptor.label
+    assert descriptor.customer_noun
+    # how its customers read to the member and card-profile specs
+    assert descriptor.customer_record is not None
+    assert set(descriptor.customer_record.fields) == set(MEMBER_FIELDS) | {"name"}
     # the ports callers use, checked at run time: history, receipts, reversals
     assert isinstance(ledger, Ledger)
     assert isinstance(ledger, LedgerHistory)

@@ -41,5 +41,20 @@ TESTBOOKS = registry.ConnectorKind(
     settings_model=TestBooksSettings,
     secret_names=frozenset({"api_key"}),
     customer_noun="Test Books customer",
+    customer_record=registry.CustomerRecord(
+        fields={
+            "name": "name",
+            "email": "email",
+            "phone": "phone",
+            "address_line1": "address.line1",
+            "address_line2": "address.line2",
+            "city": "address.city",
+            "region": "address.region",
+            "postal_code": "address.postal_code",
+            "country": "address.country",
+        },
+        number="number",
+        currency="currency",
+    ),
     ledger=books_ledger,
 )
