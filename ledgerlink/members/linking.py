@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import in_thread
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import Ledger
 from ledgerlink.connectors.errors import NotFound, UpstreamError
@@ -458,7 +459,7 @@ async def find_candidates(
     index: CustomerIndex | None = None,
 ) -> list[Candidate]:
     """Customers in the ledger that are probably this member, best first."""
-    ctx = _context(db, member_number, connection_id)
+    ctx = await in_thread(_context, db, member_number, connection_id)
     return await _candidates(db, ledger, ctx, index)
 
 
@@ -478,13 +479,20 @@ async def _candidates(
                 ]
     except UpstreamError as exc:
         raise LinkFailed(f"{exc.system_name}: {exc.message}") from None
-    with db.read() as session:
-        return [
-            Candidate(
-                c.customer, c.score, c.reasons, _holder(session, ctx.connection.id, c.customer.id)
-            )
-            for c in found
-        ]
+
+    def holders() -> list[Candidate]:
+        with db.read() as session:
+            return [
+                Candidate(
+                    c.customer,
+                    c.score,
+                    c.reasons,
+                    _holder(session, ctx.connection.id, c.customer.id),
+                )
+                for c in found
+            ]
+
+    return await in_thread(holders)
 
 
 async def create_and_link(
@@ -506,7 +514,7 @@ async def create_and_link(
     :class:`LikelyDuplicates` (unless ``force``), so the user can link one instead. The
     customer is made through the member → customer spec found in ``mappings``.
     """
-    ctx = _context(db, member_number, connection_id)
+    ctx = await in_thread(_context, db, member_number, connection_id)
     connection = ctx.connection
     if ctx.existing is not None:
         customer = _customer_from_link(ctx.existing)
@@ -640,7 +648,7 @@ async def link_existing(
 
     With ``relink`` an active link to another customer is closed in the same transaction.
     """
-    ctx = _context(db, member_number, connection_id)
+    ctx = await in_thread(_context, db, member_number, connection_id)
     connection = ctx.connection
     try:
         customer = await ledger.get_customer(customer_id)
@@ -654,36 +662,44 @@ async def link_existing(
     if customer.deleted:
         raise LinkError(f"customer {customer_id!r} is deleted in {connection.name}", "customer_id")
     noun = _system_noun(connection.kind)
-    with db.transaction() as session:
-        member_row = session.get(MemberRow, ctx.member_id)
-        if member_row is None:
-            raise LinkNotFound(f"member {ctx.member.number} was deleted meanwhile", "member_number")
-        existing = _active_link(session, ctx.member_id, connection.id)
-        action = "linked_existing"
-        if existing is not None and existing.customer_id == customer.id:
-            link_id = existing.id
-            action = "already_linked"
-        else:
-            if existing is not None:
-                if not relink:
-                    raise LinkConflict(
-                        f"member {ctx.member.number} is already linked to "
-                        f"{existing.customer_name!r} "
-                        f"({existing.customer_number or existing.customer_id}); "
-                        "use relink to replace that link",
-                        "customer_id",
-                    )
-                _unlink_row(
-                    session,
-                    principal,
-                    existing,
-                    ctx.member.number,
-                    f"relinked to {customer.number or customer.id}",
+
+    def store() -> tuple[str, int]:
+        """(what was done, the link's id), in one transaction."""
+        with db.transaction() as session:
+            member_row = session.get(MemberRow, ctx.member_id)
+            if member_row is None:
+                raise LinkNotFound(
+                    f"member {ctx.member.number} was deleted meanwhile", "member_number"
                 )
-                action = "relinked"
-            link_id = store_link(
-                session, principal, member_row, connection, customer, created=False
-            ).id
+            existing = _active_link(session, ctx.member_id, connection.id)
+            action = "linked_existing"
+            if existing is not None and existing.customer_id == customer.id:
+                link_id = existing.id
+                action = "already_linked"
+            else:
+                if existing is not None:
+                    if not relink:
+                        raise LinkConflict(
+                            f"member {ctx.member.number} is already linked to "
+                            f"{existing.customer_name!r} "
+                            f"({existing.customer_number or existing.customer_id}); "
+                            "use relink to replace that link",
+                            "customer_id",
+                        )
+                    _unlink_row(
+                        session,
+                        principal,
+                        existing,
+                        ctx.member.number,
+                        f"relinked to {customer.number or customer.id}",
+                    )
+                    action = "relinked"
+                link_id = store_link(
+                    session, principal, member_row, connection, customer, created=False
+                ).id
+        return action, link_id
+
+    action, link_id = await in_thread(store)
     verb = {
         "already_linked": "is already linked to",
         "relinked": "is now linked (relinked) to",

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from sqlalchemy import select
 
+from ledgerlink.blocking import in_thread
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.connectors.errors import UpstreamError
@@ -222,20 +223,24 @@ async def pairs(
         if not account.deleted:
             by_id[account.id] = account
             by_number[account.number.strip().upper()] = account
-    found = []
-    with db.read() as session:
-        for profile in profiles:
-            payer = find_payer(session, profile.customer_id, ledger_connection.id)
-            customer: CustomerAccount | None = by_id.get(payer.ledger_customer_id or "")
-            if customer is None and _same_numbering(gateway.system, ledger.system):
-                try:
-                    number = harmonise(profile.customer_id, gateway.system, ledger.system).value
-                except MappingValueError:
-                    number = ""
-                customer = by_number.get(number)
-            if customer is not None:
-                found.append(Pair(profile, customer))
-    return found
+
+    def match() -> list[Pair]:
+        found = []
+        with db.read() as session:
+            for profile in profiles:
+                payer = find_payer(session, profile.customer_id, ledger_connection.id)
+                customer: CustomerAccount | None = by_id.get(payer.ledger_customer_id or "")
+                if customer is None and _same_numbering(gateway.system, ledger.system):
+                    try:
+                        number = harmonise(profile.customer_id, gateway.system, ledger.system).value
+                    except MappingValueError:
+                        number = ""
+                    customer = by_number.get(number)
+                if customer is not None:
+                    found.append(Pair(profile, customer))
+        return found
+
+    return await in_thread(match)
 
 
 def _same_numbering(gateway: str, ledger: str) -> bool:

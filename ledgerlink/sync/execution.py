@@ -412,12 +412,15 @@ class Execution:
             )
             return sorted({int(i) for i in found if i is not None})
 
-    def _registry_side(self, since: datetime | None) -> tuple[dict[str, int], set[int]]:
-        """(linked member by customer id, members changed in the registry since ``since``)."""
+    def _registry_side(
+        self, since: datetime | None, *, changed: bool = True
+    ) -> tuple[dict[str, int], set[int]]:
+        """(linked member by customer id, members changed in the registry since ``since``;
+        empty when ``changed`` is false)."""
         with self.db.read() as session:
             return (
                 details.customer_links(session, self.connection_id),
-                details.registry_changed(session, self.connection_id, since),
+                details.registry_changed(session, self.connection_id, since) if changed else set(),
             )
 
     async def _member_details(
@@ -438,8 +441,7 @@ class Execution:
         ):
             return
         if len(pending) - len(known) > details.FULL_READ_THRESHOLD:
-            with self.db.read() as session:
-                by_customer = details.customer_links(session, self.connection_id)
+            by_customer, _ = await in_thread(self._registry_side, None, changed=False)
             wanted = set(pending)
             unread = {c for c, m in by_customer.items() if m in wanted} - set(known)
             if len(unread) > details.FULL_READ_THRESHOLD:  # one paged read beats many single ones
@@ -493,9 +495,7 @@ class Execution:
     async def _plan_moved(self, member_ids: list[int]) -> bool:
         """Applying a plan: did either side of any planned member move since?"""
         assert self.source_run_id is not None
-        with self.db.read() as session:
-            planned = load_plan(session, self.source_run_id).hashes_by_member
-            links = details.linked_members(session, self.connection_id, member_ids)
+        planned, links = await in_thread(self._planned, self.source_run_id, member_ids)
         customers = await details.read_customers(
             self.ledger, {m.customer_id for m in links.values()}, {}
         )
@@ -505,24 +505,37 @@ class Execution:
             registry_now = values_hash(registry_values(linked.member)) if linked else ""
             ledger_now = details.raw_hash(customer) if customer is not None else ""
             if hashes.registry != registry_now or hashes.ledger != ledger_now:
-                with self.db.transaction() as session:
-                    stale = session.get(SyncRun, self.source_run_id)
-                    if stale is not None:
-                        stale.status = "stale"
-                    replan = start(
-                        session,
-                        None,
-                        self.principal,
-                        self.connection_id,
-                        [DataSet.MEMBER_DETAILS.value],
-                        trigger="replan",
-                        dry_run=True,
-                    )
-                    self.counts["replanned_as"] = replan.id
-                    self.checkpoint = self.checkpoint.with_done(DataSet.MEMBER_DETAILS.value)
+                await in_thread(self._replan, self.source_run_id)
                 self._count("stale_plan")
                 return True
         return False
+
+    def _planned(
+        self, plan_id: int, member_ids: list[int]
+    ) -> tuple[dict[int | None, PlanHashes], dict[int, details.LinkedMember]]:
+        with self.db.read() as session:
+            return (
+                load_plan(session, plan_id).hashes_by_member,
+                details.linked_members(session, self.connection_id, member_ids),
+            )
+
+    def _replan(self, plan_id: int) -> None:
+        """The plan is stale: mark it so and make a new plan in its place."""
+        with self.db.transaction() as session:
+            stale = session.get(SyncRun, plan_id)
+            if stale is not None:
+                stale.status = "stale"
+            replan = start(
+                session,
+                None,
+                self.principal,
+                self.connection_id,
+                [DataSet.MEMBER_DETAILS.value],
+                trigger="replan",
+                dry_run=True,
+            )
+            self.counts["replanned_as"] = replan.id
+            self.checkpoint = self.checkpoint.with_done(DataSet.MEMBER_DETAILS.value)
 
     async def _page(self, member_ids: list[int], known: dict[str, CustomerAccount | None]) -> None:
         links, base = await in_thread(self._page_state, member_ids)

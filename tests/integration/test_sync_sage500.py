@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from ledgerlink import demo
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.connectors.sage500.tables import StgCustomer, tarCustomer, tciContact
 from ledgerlink.domain.members import AccountType
@@ -27,6 +29,7 @@ from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import MemberBalance, SyncRun
 from ledgerlink.sync import runs
 from tests.support.payments import add_sage500_connection, running_erp
+from tests.support.skewed_clock import SkewedClock
 
 ME = cli_principal()
 PEOPLE = 12
@@ -34,12 +37,29 @@ PEOPLE = 12
 
 @pytest.fixture
 def erp(settings: Settings, tmp_path: Path) -> Iterator[tuple[Runtime, int, object]]:
+    with _erp(settings, tmp_path, SYSTEM_CLOCK) as found:
+        yield found
+
+
+#: How far the ERP server's clock is behind ours in ``erp_behind``.
+BEHIND = timedelta(hours=3)
+
+
+@pytest.fixture
+def erp_behind(settings: Settings, tmp_path: Path) -> Iterator[tuple[Runtime, int, object]]:
+    """The ERP server's clock three hours behind ours (it stamps UpdateDate with it)."""
+    with _erp(settings, tmp_path, SkewedClock(-BEHIND)) as found:
+        yield found
+
+
+@contextmanager
+def _erp(settings: Settings, tmp_path: Path, clock: Clock) -> Iterator[tuple[Runtime, int, object]]:
     from ledgerlink.store.migrate import upgrade
 
     runtime = Runtime(settings)
     upgrade(runtime.db)
     url = f"sqlite:///{tmp_path / 'erp.sqlite3'}"
-    with running_erp(url, PEOPLE) as engine:
+    with running_erp(url, PEOPLE, clock) as engine:
         with runtime.db.transaction() as session:
             demo.ensure_members(session, count=PEOPLE)
             connection_id = add_sage500_connection(runtime, session, url).id
@@ -81,9 +101,12 @@ def _sync(runtime: Runtime, connection_id: int, data_sets: list[str]) -> SyncRun
     return asyncio.run(go())
 
 
-def _edit_in_erp(engine: Any, cust_key: int, **contact: str) -> None:
-    """Change a customer's contact fields as a Sage 500 user would (UpdateDate moves)."""
-    later = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1)
+def _edit_in_erp(
+    engine: Any, cust_key: int, behind: timedelta = timedelta(0), **contact: str
+) -> None:
+    """Change a customer's contact fields as a Sage 500 user would (UpdateDate moves, on
+    the ERP server's clock: ``behind`` ours)."""
+    later = datetime.now(UTC).replace(tzinfo=None) - behind + timedelta(seconds=1)
     with engine.begin() as conn:
         key = conn.scalar(
             select(tarCustomer.c.PrimaryCntctKey).where(tarCustomer.c.CustKey == cust_key)
@@ -122,6 +145,25 @@ def test_registry_changes_are_imported_into_sage_500_and_erp_changes_come_back(e
     assert pulled.counts.get("updated") == 1
     with runtime.db.read() as session:
         assert registry.get_member(session, "M00005").phone == "+15035550111"
+
+
+def test_an_erp_change_is_picked_up_when_the_erps_clock_is_hours_behind_ours(
+    erp_behind,  # type: ignore[no-untyped-def]
+) -> None:
+    """The cursor is the newest UpdateDate the ERP reported, not our clock."""
+    runtime, connection_id, engine = erp_behind
+    with runtime.db.transaction() as session:
+        # no overlap: the members the fixture created seconds ago are not read again for
+        # it, so only the ledger's cursor can bring the ERP's change in
+        runs.settings_for(session, connection_id).overlap_seconds = 0
+    assert _sync(runtime, connection_id, ["member_details"]).status == "finished"
+    _edit_in_erp(engine, 5, BEHIND, Phone="+1 503 555 0123")
+    pulled = _sync(runtime, connection_id, ["member_details"])
+    assert pulled.counts.get("updated") == 1
+    with runtime.db.read() as session:
+        assert registry.get_member(session, "M00005").phone == "+15035550123"
+    again = _sync(runtime, connection_id, ["member_details"])
+    assert again.counts.get("updated", 0) == 0
 
 
 def test_balances_are_the_open_invoices_when_sage_500_keeps_no_balance(erp) -> None:  # type: ignore[no-untyped-def]

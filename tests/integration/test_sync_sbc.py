@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from ledgerlink.store.sync_models import (
 )
 from ledgerlink.sync import runs
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
+from tests.support.skewed_clock import SkewedClock
 
 ME = cli_principal()
 PEOPLE = 24
@@ -106,25 +107,6 @@ class World:
                 body[key] = {**kept, **body[key]}
         response = self.sbc.put(f"/contacts/{current['id']}", "contact", body)
         assert response.status_code == 200, response.text
-
-
-class SkewedClock:
-    """A vendor server's clock, ``offset`` away from ours (and from the wall clock)."""
-
-    def __init__(self, offset: timedelta) -> None:
-        self.offset = offset
-
-    def now(self) -> datetime:
-        return SYSTEM_CLOCK.now() + self.offset
-
-    def monotonic(self) -> float:
-        return SYSTEM_CLOCK.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        SYSTEM_CLOCK.sleep(seconds)
-
-    async def asleep(self, seconds: float) -> None:
-        await SYSTEM_CLOCK.asleep(seconds)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.engine import Engine
 
 from ledgerlink import connections, demo
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors.sage500.tables import StgCashRcpt, tarCustPmt, tarInvoice
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.payments import queue
@@ -296,14 +297,15 @@ def add_sage500_connection(runtime: Runtime, session: Any, url: str) -> Any:
 
 
 @contextmanager
-def running_erp(url: str, people: int) -> Iterator[Engine]:
-    """The Sage 500 simulator's database at ``url``, seeded, with its import running."""
+def running_erp(url: str, people: int, clock: Clock = SYSTEM_CLOCK) -> Iterator[Engine]:
+    """The Sage 500 simulator's database at ``url``, seeded, with its import running;
+    ``clock`` is the ERP server's (what it stamps rows with)."""
     engine = create_engine(url)
     config = sage500.Sage500Config(seed_people=people, import_interval_seconds=0.02)
     sage500.create_schema(engine)
-    sage500.seed(engine, config)
+    sage500.seed(engine, config, now=clock.now())
     stop = threading.Event()
-    processor = sage500.ImportProcessor(engine, config)
+    processor = sage500.ImportProcessor(engine, config, clock=clock)
     thread = threading.Thread(target=processor.run_forever, args=(stop,), daemon=True)
     thread.start()
     try:

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors.sage500.tables import (
     FAILED,
     PENDING,
@@ -72,8 +73,9 @@ class ImportSummary:
         return self.posted + self.failed
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+def _now(clock: Clock = SYSTEM_CLOCK) -> datetime:
+    """The ERP server's time as it stores it: naive, whole seconds."""
+    return clock.now().astimezone(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def _places(amount: Decimal) -> int:
@@ -83,8 +85,14 @@ def _places(amount: Decimal) -> int:
 
 class ImportProcessor:
     def __init__(
-        self, engine: Engine, config: Sage500Config, faults: FaultInjector | None = None
+        self,
+        engine: Engine,
+        config: Sage500Config,
+        faults: FaultInjector | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        #: The ERP server's clock: what the import stamps rows with (tests skew it).
+        self.clock = clock
         self.engine = engine
         self.config = config
         self.faults = faults or FaultInjector()
@@ -150,7 +158,7 @@ class ImportProcessor:
                         .values(
                             ProcessStatus=POSTED,
                             ErrorMessage=None,
-                            ProcessDate=_now(),
+                            ProcessDate=_now(self.clock),
                             Attempts=row.Attempts + 1,
                             **{key_column: created},
                         )
@@ -172,7 +180,7 @@ class ImportProcessor:
                 .values(
                     ProcessStatus=status,
                     ErrorMessage=message[:255],
-                    ProcessDate=_now() if status != PENDING else None,
+                    ProcessDate=_now(self.clock) if status != PENDING else None,
                     Attempts=row.Attempts + 1,
                 )
             )
@@ -352,7 +360,7 @@ class ImportProcessor:
             raise Refused("CustName is required")
         if row.CountryID and len(str(row.CountryID).strip()) != 3:
             raise Refused(f"CountryID {row.CountryID!r} must be a 3-letter code such as USA")
-        now = _now()
+        now = _now(self.clock)
         address = {
             "AddrName": name[:40],
             "AddrLine1": row.AddrLine1,
