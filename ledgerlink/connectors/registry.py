@@ -29,6 +29,7 @@ from ledgerlink.connectors.errors import Misconfigured
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from ledgerlink.mapping.preview import PreviewSource
     from ledgerlink.runtime import Runtime
     from ledgerlink.store.models import Connection
 
@@ -41,6 +42,7 @@ GatewayFactory = Callable[["Runtime", "Connection", httpx.AsyncBaseTransport | N
 #: settings with the kind's special fields applied.
 FormSettings = Callable[[Mapping[str, str], Callable[[str], list[str]], dict[str, Any]], None]
 PageContext = Callable[["Runtime", "Connection"], Awaitable[dict[str, Any]]]
+PreviewReader = Callable[["Runtime", int], "PreviewSource"]
 ConnectionCheck = Callable[["Runtime", "Connection"], Awaitable[list[CheckResult]]]
 
 #: Purposes a ledger kind ships mapping specs for (``ConnectorKind.specs`` keys).
@@ -83,6 +85,9 @@ class ConnectorKind:
     customer_noun: str = ""
     #: How its customer records read to the member and card-profile specs (ledgers).
     customer_record: CustomerRecord | None = None
+    #: Live records for mapping previews, by record type ("sbc.contact"): a reader of
+    #: the newest ``limit`` records of the first connection of this kind.
+    previews: Mapping[str, PreviewReader] = field(default_factory=dict)
     #: Builds the adapter for a stored connection (``role`` says which one applies).
     ledger: LedgerFactory | None = None
     gateway: GatewayFactory | None = None

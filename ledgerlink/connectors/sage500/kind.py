@@ -12,6 +12,7 @@ from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import Ledger
 from ledgerlink.connectors.errors import Misconfigured
 from ledgerlink.connectors.sage500.card_posting import CARD_POSTING
+from ledgerlink.connectors.sage500.previews import recent_sage500_customers
 from ledgerlink.connectors.sage500.settings import Sage500Settings
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ SAGE500 = registry.register(
             registry.PAYMENT_TO_RECEIPT: "paytrace_transaction_to_sage500_cash_receipt",
         },
         customer_noun="Sage 500 customer",
+        previews={"sage500.customer": recent_sage500_customers},
         customer_record=registry.CustomerRecord(
             fields={
                 "name": "CustName",

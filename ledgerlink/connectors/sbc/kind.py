@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.sbc import form
 from ledgerlink.connectors.sbc.card_posting import CARD_POSTING
+from ledgerlink.connectors.sbc.previews import recent_sbc_contacts
 from ledgerlink.connectors.sbc.settings import SbcSettings
 from ledgerlink.connectors.sbc.wiring import sbc_ledger
 
@@ -37,6 +38,7 @@ SBC = registry.register(
             registry.PAYMENT_TO_RECEIPT: "paytrace_transaction_to_sbc_contact_payment",
         },
         customer_noun="Sage Business Cloud contact",
+        previews={"sbc.contact": recent_sbc_contacts},
         customer_record=registry.CustomerRecord(
             fields={
                 "name": "name",
