@@ -6,7 +6,8 @@
   ``paytrace:<txn>:sale``. Asking twice, or racing the poller, can never post twice:
   the inbox event is unique per transaction and the key is unique in the ledger.
 * **reverse a duplicate** (``duplicate_receipt``): the extra receipt is reversed through
-  the ledger port (SBC deletes it; Sage 500 takes a refund of it), once per break.
+  the ledger port's ``reverse_posted_receipt`` (SBC deletes it; Sage 500 posts the entry
+  that undoes it), with a key per break so a retry reverses once.
 * **explain**: the break stays, marked explained, with the reason.
 * **assign**: to a user, who then sees it as theirs.
 
@@ -22,6 +23,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.connectors.base import ReceiptReversals
+from ledgerlink.domain.accounts import ReceiptReversal, RefundRequest
+from ledgerlink.domain.money import Money
 from ledgerlink.identity.principal import Principal
 from ledgerlink.payments.inbox import accept
 from ledgerlink.payments.jobs import request_processing
@@ -233,9 +237,6 @@ async def reverse_duplicate(
 ) -> Resolution:
     """Reverse ``receipt_id``, one of the receipts a ``duplicate_receipt`` break names,
     through the ledger port; the other receipt stays."""
-    from ledgerlink.domain.accounts import RefundRequest
-    from ledgerlink.domain.money import Money
-
     with runtime.db.read() as session:
         found = _open_break(session, scope_id, break_id, "reverse_duplicate")
         if found.type != "duplicate_receipt":
@@ -244,10 +245,11 @@ async def reverse_duplicate(
                 f"Reversing resolves a receipt posted twice; break {break_id} is "
                 f"{found.type.replace('_', ' ')}",
             )
-        if receipt_id not in found.ids:
+        named = [*found.ids, *(found.other_ids if found.other_side == "receipts" else [])]
+        if receipt_id not in named:
             raise ReconRefused(
                 "receipt_id",
-                f"Receipt {receipt_id} is not one of this break's ({', '.join(found.ids)})",
+                f"Receipt {receipt_id} is not one of this break's ({', '.join(named)})",
             )
         receipt = session.scalar(
             select(ReconReceipt).where(
@@ -263,17 +265,21 @@ async def reverse_duplicate(
     _, ledger_conn = connections_of(runtime.db, scope)
     ledger = runtime.ledger_for(ledger_conn)
     try:
-        if ledger_conn.kind == "sbc":
-            await ledger.reverse_receipt(receipt_id)
-        else:
-            await ledger.post_refund(
-                RefundRequest(
-                    idempotency_key=f"recon:{scope_id}:{break_id}:reversal"[:120],
-                    customer_id=receipt.customer_id,
-                    date=date.today(),
-                    amount=Money(receipt.amount_minor, receipt.currency),
-                )
+        reverser = ledger if isinstance(ledger, ReceiptReversals) else None
+        if reverser is None:
+            raise ReconRefused(
+                "action",
+                f"{ledger_conn.name} cannot take a receipt back through ledgerlink; reverse "
+                f"receipt {receipt_id} in the ledger, then mark the break explained",
             )
+        undoing = RefundRequest(
+            idempotency_key=f"recon:{scope_id}:{break_id}:reversal"[:120],
+            customer_id=receipt.customer_id,
+            date=date.today(),
+            amount=Money(receipt.amount_minor, receipt.currency),
+            reference=f"Reversal of duplicate receipt {receipt_id}"[:100],
+        )
+        await reverser.reverse_posted_receipt(ReceiptReversal(receipt_id, undoing))
     finally:
         await ledger.aclose()
     with runtime.db.transaction() as session:

@@ -20,17 +20,22 @@ re-reads everything, which also catches a payment back-dated behind the cursor.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledgerlink.connectors.base import CardGateway
-from ledgerlink.domain.accounts import CardOutcome, CardTransaction, CardTransactionKind
+from ledgerlink.connectors.base import CardGateway, LedgerHistory
+from ledgerlink.domain.accounts import (
+    CardOutcome,
+    CardTransaction,
+    CardTransactionKind,
+    LedgerPayment,
+)
 from ledgerlink.domain.money import Money
 from ledgerlink.recon.fees import brand_key, refresh_expected
 from ledgerlink.store.models import Connection
@@ -60,33 +65,6 @@ _KINDS = {
     CardTransactionKind.VOID: "void",
 }
 _BRANDS = {"4": "visa", "5": "mastercard", "2": "mastercard", "3": "amex", "6": "discover"}
-
-
-class LedgerPaymentRecord(Protocol):
-    """What the ledger port's typed payment gives (``domain.accounts.LedgerPayment``)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def customer_id(self) -> str: ...
-    @property
-    def on(self) -> date: ...
-    @property
-    def amount(self) -> Money: ...
-    @property
-    def reference(self) -> str: ...
-    @property
-    def deleted(self) -> bool: ...
-
-
-class PaymentHistory(Protocol):
-    """The ledger port reconciliation reads (``connectors.base.LedgerHistory``)."""
-
-    def payments(
-        self, *, changed_since: datetime | None = None
-    ) -> AsyncIterator[LedgerPaymentRecord]: ...
 
 
 @dataclass
@@ -310,7 +288,7 @@ async def read_paytrace(
 
 
 def receipt_row(
-    payment: LedgerPaymentRecord, posting: PaymentPosting | None, ledger_id: int
+    payment: LedgerPayment, posting: PaymentPosting | None, ledger_id: int
 ) -> dict[str, Any]:
     """A ledger payment as a ``recon_receipts`` row, with our posting's key if we made it."""
     key = posting.idempotency_key if posting is not None else ""
@@ -340,7 +318,7 @@ def receipt_row(
 
 
 async def read_ledger(
-    db: Any, scope: ReconScope, ledger: PaymentHistory, *, full: bool = False
+    db: Any, scope: ReconScope, ledger: LedgerHistory, *, full: bool = False
 ) -> ReadCounts:
     """Read the ledger's receipts and refunds of ``scope``."""
     counts = ReadCounts()

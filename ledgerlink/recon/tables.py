@@ -95,6 +95,15 @@ def load_sides(session: Session, scope_id: int, ledger: str) -> Sides:
         .where(ReconStatement.scope_id == scope_id)
         .order_by(line.line_id)
     ).all()
+    # A receipt reversed in the ledger (SBC deletes it) while PayTrace took nothing back is
+    # out of the books: what is left of the sale's receipts is what reconciles. One whose
+    # sale was voided, refunded or charged back stays: it is half of a reversal pair.
+    taken_back = {row.original_txn_id for row in transactions if row.kind != "sale"} | {
+        row.txn_id for row in transactions if row.status == "voided"
+    }
+    receipts = [
+        row for row in receipts if not row.reversed or (row.txn_id and row.txn_id in taken_back)
+    ]
     receipt_rows = [
         (
             row.receipt_id,

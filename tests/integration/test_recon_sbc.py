@@ -1,18 +1,23 @@
 """Reconciliation of PayTrace against SBC, read through the connectors from the
 simulators: a missed sale is a missing receipt posted from its break exactly once as an
 SBC customer receipt; the bank's OFX statement reconciles the batch and names the
-unknown credit."""
+unknown credit; a card payment keyed again by hand is a duplicate, reversed from its
+break."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from ledgerlink.domain.accounts import ReceiptRequest
 from ledgerlink.recon import resolutions
 from ledgerlink.sandbox.statements import Anomalies
 from ledgerlink.settings import Settings
+from ledgerlink.store.recon_models import ReconReceipt
 from tests.support.payments import PaymentsWorld, profiles, sbc_world
 from tests.support.recon_sandbox import (
     ME,
@@ -74,3 +79,53 @@ def test_a_missed_sale_is_posted_from_its_break_once_and_the_statement_reconcile
     assert len(receipts_for(world, scope_id, missed)) == 1
     assert len([p for p in world.postings() if p.transaction_id == missed]) == 1
     assert f"missing_receipt:{missed}" not in {b.break_id for b in breaks(world, scope_id)}
+
+
+def test_a_receipt_keyed_twice_is_a_duplicate_and_reversing_it_clears_the_break(
+    world: PaymentsWorld,
+) -> None:
+    (c1, inv1), *_ = _payers(world)
+    amount = inv1.outstanding  # type: ignore[attr-defined]
+    sale = world.pay(c1, amount.format_plain(), inv1.number)  # type: ignore[attr-defined]
+    world.poll()
+    world.process()
+    posting = next(p for p in world.postings() if p.transaction_id == sale)
+
+    async def key_it_again() -> str:  # a bookkeeper enters the same card payment by hand
+        async with world.ledger() as ledger:
+            again = await ledger.post_receipt(
+                ReceiptRequest(
+                    idempotency_key=f"by-hand-{sale}",
+                    customer_id=posting.customer_id,
+                    date=date.today(),
+                    amount=amount,
+                    reference=f"PT{sale}",
+                )
+            )
+            return str(again.id)
+
+    by_hand = asyncio.run(key_it_again())
+    scope_id = scope_of(world)
+    run(world, scope_id)
+    duplicates = [b for b in breaks(world, scope_id) if b.type == "duplicate_receipt"]
+    assert len(duplicates) == 1, [(b.break_id, b.detail) for b in breaks(world, scope_id)]
+    extra = duplicates[0].ids[0]
+    assert extra in {by_hand, posting.ledger_id}
+    done = asyncio.run(
+        resolutions.reverse_duplicate(
+            world.runtime, ME, scope_id, duplicates[0].break_id, extra, note="keyed twice"
+        )
+    )
+    assert extra in done.message
+    run(world, scope_id)
+    assert not [b for b in breaks(world, scope_id) if b.type == "duplicate_receipt"]
+    with world.runtime.db.read() as session:
+        kept = set(
+            session.scalars(
+                select(ReconReceipt.receipt_id).where(
+                    ReconReceipt.receipt_id.in_([by_hand, posting.ledger_id]),
+                    ReconReceipt.reversed.is_(False),
+                )
+            )
+        )
+    assert kept == {by_hand, posting.ledger_id} - {extra}
