@@ -28,6 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from ledgerlink.identity.roles import Role
@@ -58,6 +59,7 @@ def _exclusions() -> list[str]:
     return ["--exclude-by", expression]
 
 
+@pytest.mark.slow  # schemathesis over every operation, a real server
 def test_fuzzed_requests_get_documented_answers_and_never_a_server_error(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ def _answers(port: int) -> bool:
     return True
 
 
+@pytest.mark.slow  # a real `ledgerlink sandbox up` with three simulator processes
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
 def test_stopping_sandbox_up_stops_every_simulator(tmp_path: Path, stop: signal.Signals) -> None:
     ports = {name: _free_port() for name in ("SBC", "PAYTRACE", "SAGE500")}

@@ -11,6 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from ledgerlink import demo
@@ -32,6 +33,7 @@ ME = cli_principal()
 MEMBERS = 450  # five pages of 100 (LEDGERLINK_SYNC_PAGE_SIZE below)
 
 
+@pytest.mark.slow  # a sync process SIGKILLed mid-run, 450 members
 def test_a_killed_sync_resumes_without_duplicates(settings: Settings, tmp_path: Path) -> None:
     from ledgerlink.store.migrate import upgrade
 

@@ -125,6 +125,7 @@ def _session_addresses(db: Database) -> list[str | None]:
 SPOOFED = {"x-forwarded-for": "203.0.113.77", "x-forwarded-proto": "https"}
 
 
+@pytest.mark.slow  # a real `ledgerlink serve`
 def test_forwarded_headers_from_an_untrusted_peer_are_ignored(settings, db, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     account = make_user(db, Role.VIEWER)
     with running_server(server_env(settings), tmp_path / "server.log") as base:
@@ -135,6 +136,7 @@ def test_forwarded_headers_from_an_untrusted_peer_are_ignored(settings, db, tmp_
     assert "strict-transport-security" not in response.headers
 
 
+@pytest.mark.slow  # a real `ledgerlink serve`
 def test_forwarded_headers_from_a_trusted_proxy_give_the_client_address_and_https(
     settings, db, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]

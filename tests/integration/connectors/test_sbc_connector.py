@@ -162,6 +162,7 @@ def test_a_revoked_refresh_token_marks_the_connection_for_reauthorisation(
     assert _state(base_url)["token_requests"]["invalid_grant"] == 1  # asked once, not retried
 
 
+@pytest.mark.slow  # six worker processes
 def test_processes_refreshing_at_once_refresh_once_and_lose_nothing(
     settings: Settings, runtime: Runtime, sandbox: tuple[str, FaultInjector]
 ) -> None:
