@@ -13,13 +13,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.connectors import registry
 from ledgerlink.recon.fees import brand_key, checked_schedule, refresh_expected, schedule_of
 from ledgerlink.recon.problems import ReconRefused
 from ledgerlink.store import audit
 from ledgerlink.store.models import Connection
 from ledgerlink.store.recon_models import ReconScope
 
-LEDGER_KINDS = ("sbc", "sage500")
 #: When unexplained breaks of a scope are e-mailed (recon/notify.py): at this many open
 #: breaks, or (when set) at this amount at stake; None turns a limit off.
 DEFAULT_ALERT: dict[str, int | None] = {"unexplained_breaks": 10, "unexplained_minor": None}
@@ -61,7 +61,9 @@ def posting_ledger_id(session: Session, paytrace: Connection) -> int | None:
         return int(wanted)
     ledgers = list(
         session.scalars(
-            select(Connection.id).where(Connection.kind.in_(LEDGER_KINDS), Connection.is_active)
+            select(Connection.id).where(
+                Connection.kind.in_(registry.ledger_kinds()), Connection.is_active
+            )
         )
     )
     return ledgers[0] if len(ledgers) == 1 else None
@@ -76,7 +78,7 @@ def ensure_scope(session: Session, gateway_id: int, ledger_id: int, *, actor: st
             "gateway", f"Connection {gateway_id} is not a PayTrace connection; give a PayTrace one"
         )
     ledger = session.get(Connection, ledger_id)
-    if ledger is None or ledger.kind not in LEDGER_KINDS:
+    if ledger is None or ledger.kind not in registry.ledger_kinds():
         raise ReconRefused(
             "ledger", f"Connection {ledger_id} is not a ledger; give an SBC or Sage 500 connection"
         )
