@@ -443,7 +443,9 @@ def reconcile_demo(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str 
     with runtime.db.transaction() as session:
         scope = get_scope(session, scope_id)
         import_statement(session, me, scope, path.read_bytes(), path.name)
-    asyncio.run(run_scope(runtime, scope_id, me, trigger="demo", matcher=default_matcher()))
+    asyncio.run(
+        run_scope(runtime, scope_id, me, trigger="demo", matcher=default_matcher(runtime.db))
+    )
     with runtime.db.transaction() as session:
         old = set(
             session.scalars(

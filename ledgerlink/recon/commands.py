@@ -79,14 +79,15 @@ def run(
         day = date.fromisoformat(as_of) if as_of else None
     except ValueError:
         raise _fail(f"--as-of: {as_of!r} is not a date; give it as YYYY-MM-DD") from None
+    runtime = _runtime()
     try:
         outcome = asyncio.run(
             run_scope(
-                _runtime(),
+                runtime,
                 scope_id,
                 cli_principal(),
                 trigger="cli",
-                matcher=default_matcher(),
+                matcher=default_matcher(runtime.db),
                 as_of=day,
                 read=read,
                 full=full,
@@ -408,3 +409,12 @@ def settings(
         f"Alert at {limits['unexplained_breaks'] or 'no limit of'} unexplained breaks"
         + (f" or {Money(amount, currency).format_display()}" if amount else "")
     )
+
+
+def _add_rules_commands() -> None:
+    from ledgerlink.recon.rule_commands import rules_app
+
+    recon_app.add_typer(rules_app, name="rules")
+
+
+_add_rules_commands()

@@ -50,7 +50,7 @@ def scopes_with_new_batches(db: Any) -> list[int]:
 async def run_all(
     runtime: Any, scope_ids: list[int], principal: Principal, *, trigger: str, full: bool
 ) -> None:
-    matcher = default_matcher()
+    matcher = default_matcher(runtime.db)
     for scope_id in scope_ids:
         try:
             await run_scope(
@@ -74,7 +74,7 @@ def run_task(
             int(scope_id),
             job_principal(actor),
             trigger=trigger,
-            matcher=default_matcher(),
+            matcher=default_matcher(runtime.db),
         )
     )
 

@@ -319,7 +319,9 @@ async def post_and_confirm(
         note=note,
     )
     await drain(runtime, idle_seconds=0)
-    await run_scope(runtime, scope_id, principal, trigger=trigger, matcher=default_matcher())
+    await run_scope(
+        runtime, scope_id, principal, trigger=trigger, matcher=default_matcher(runtime.db)
+    )
     with runtime.db.read() as session:
         found = session.scalar(
             select(ReconBreak).where(

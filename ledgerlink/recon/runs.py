@@ -58,12 +58,18 @@ class Matcher:
     match: Callable[[Sides, date], Any]
 
 
-def default_matcher() -> Matcher:
-    """The matching engine with the shipped rules spec."""
+def default_matcher(db: Any = None) -> Matcher:
+    """The matching engine with the active rules: with ``db``, the version an administrator
+    saved (``recon/rule_specs.py``), else the shipped spec; labelled with that version."""
+    from ledgerlink.recon import rule_specs
     from ledgerlink.recon.engine import reconcile
-    from ledgerlink.recon.rules import default_spec
 
-    spec = default_spec()
+    if db is None:
+        rules = rule_specs.packaged()
+    else:
+        with db.read() as session:
+            rules = rule_specs.active(session)
+    spec = rule_specs.compiled(rules)
     return Matcher(spec.version, lambda sides, as_of: reconcile(sides, spec, as_of=as_of))
 
 

@@ -72,7 +72,7 @@ def test_a_sale_with_no_receipt_is_a_missing_receipt_and_a_rerun_gives_the_same_
         shown = summary(session, get_scope(session, scope_id))
     assert shown.matched_count == first["matches"]
     assert shown.run is not None
-    assert shown.run.spec_version.startswith("default@")
+    assert shown.run.spec_version.startswith("recon_rules@")
     assert any(t.type == "missing_receipt" and t.amount_minor == 2500 for t in shown.breaks_by_type)
 
 

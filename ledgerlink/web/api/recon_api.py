@@ -111,7 +111,7 @@ def start_run(
                 scope_id,
                 principal,
                 trigger="api",
-                matcher=default_matcher(),
+                matcher=default_matcher(runtime.db),
                 as_of=body.as_of,
                 read=body.read,
                 full=body.full,

@@ -190,7 +190,9 @@ def run_now(
     period = _period(period)
     try:
         outcome = asyncio.run(
-            run_scope(runtime, scope_id, principal, trigger="portal", matcher=default_matcher())
+            run_scope(
+                runtime, scope_id, principal, trigger="portal", matcher=default_matcher(runtime.db)
+            )
         )
     except (ReconRefused, UpstreamError) as exc:
         return _back(scope_id, period, problem=str(exc))

@@ -1,0 +1,176 @@
+"""The matching rules' versions: which spec runs use, and how an administrator changes it.
+
+The active rules are the active version saved in ``recon_rule_specs`` (CLI, API, portal),
+else the spec shipped in ``ledgerlink/recon/specs/default.yaml``. Their label is what
+runs and every match record as ``spec_version``: ``recon_rules@v3`` for a saved version,
+``recon_rules@package:<sha>`` for the shipped one (as mapping specs name theirs), so a
+finance user can always tell which rules paired two records.
+
+Saving compiles the text first (:func:`ledgerlink.recon.rules.load_spec`): a spec the
+engine could not run is refused with its line and nothing is stored. A save deactivates
+the previous version and appends an audit entry with who and why, in the caller's
+transaction. Rolling back writes an earlier version's text again as a new version, so the
+history only grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledgerlink.identity.principal import Principal
+from ledgerlink.mapping.loader import digest
+from ledgerlink.recon.rules import PACKAGED_FILE, CompiledSpec, load_spec, packaged_text
+from ledgerlink.store import audit
+from ledgerlink.store.recon_rule_models import ReconRuleSpec
+
+NAME = "recon_rules"
+
+
+class RuleVersionNotFound(LookupError):
+    """A rollback named a version that was never saved."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"the matching rules have no version {version}; "
+            "see `ledgerlink recon rules history` (0 is the shipped default)"
+        )
+        self.version = version
+
+
+class ReasonRequired(ValueError):
+    """Changing the rules changes what reconciles: the audit trail must say why."""
+
+    def __init__(self) -> None:
+        super().__init__("reason: say why the matching rules change (it is kept in the audit log)")
+
+
+@dataclass(frozen=True)
+class ActiveRules:
+    """The rules runs use now, and where they came from."""
+
+    text: str
+    file: str
+    origin: str  # "database" or "package"
+    version: int | None = None  # recon_rule_specs.version
+
+    @property
+    def sha256(self) -> str:
+        return digest(self.text)
+
+    @property
+    def label(self) -> str:
+        """What runs and matches record as ``spec_version``."""
+        if self.origin == "database":
+            return f"{NAME}@v{self.version}"
+        return f"{NAME}@{self.origin}:{self.sha256[:12]}"
+
+
+def packaged() -> ActiveRules:
+    return ActiveRules(packaged_text(), PACKAGED_FILE, "package")
+
+
+def active_row(session: Session) -> ReconRuleSpec | None:
+    return session.scalar(select(ReconRuleSpec).where(ReconRuleSpec.is_active))
+
+
+def active(session: Session) -> ActiveRules:
+    row = active_row(session)
+    if row is None:
+        return packaged()
+    return ActiveRules(
+        row.yaml_text, f"{NAME}.yaml (version {row.version})", "database", row.version
+    )
+
+
+def compiled(rules: ActiveRules) -> CompiledSpec:
+    """``rules`` compiled, labelled with their version (what every match records)."""
+    return replace(load_spec(rules.text, rules.file), version=rules.label)
+
+
+def history(session: Session) -> list[ReconRuleSpec]:
+    return list(session.scalars(select(ReconRuleSpec).order_by(ReconRuleSpec.version.desc())))
+
+
+def save(
+    session: Session, principal: Principal, text: str, reason: str, *, file: str = ""
+) -> ReconRuleSpec:
+    """Compile ``text`` and make it the active rules (audited); :class:`SpecError` with the
+    line of every fault when it does not compile, and then nothing is written. ``file``
+    names the upload in those errors."""
+    load_spec(text, file or f"{NAME}.yaml (submitted)")
+    return _write(session, principal, text, reason, None)
+
+
+def rollback(session: Session, principal: Principal, version: int, reason: str) -> ReconRuleSpec:
+    """Make ``version``'s text active again as a new version (0: the shipped default)."""
+    if version == 0:
+        text = packaged_text()
+    else:
+        row = session.scalar(select(ReconRuleSpec).where(ReconRuleSpec.version == version))
+        if row is None:
+            raise RuleVersionNotFound(version)
+        text = row.yaml_text
+    load_spec(text, f"{NAME}.yaml (version {version})")
+    return _write(session, principal, text, reason, version)
+
+
+def _write(
+    session: Session,
+    principal: Principal,
+    text: str,
+    reason: str,
+    rolled_back_from: int | None,
+) -> ReconRuleSpec:
+    reason = reason.strip()
+    if not reason:
+        raise ReasonRequired()
+    before = active(session)
+    current = active_row(session)
+    latest = session.scalar(select(func.max(ReconRuleSpec.version)))
+    if current is not None:
+        current.is_active = False
+        session.flush()  # the partial unique index allows one active row
+    row = ReconRuleSpec(
+        version=(latest or 0) + 1,
+        yaml_text=text,
+        sha256=digest(text),
+        author=principal.actor,
+        reason=reason[:500],
+        is_active=True,
+        rolled_back_from=rolled_back_from,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="recon.rules_rolled_back" if rolled_back_from is not None else "recon.rules_saved",
+        entity_type="recon_rules",
+        entity_id=NAME,
+        before={"version": before.label, "sha256": before.sha256},
+        after={
+            "version": f"{NAME}@v{row.version}",
+            "sha256": row.sha256,
+            "reason": row.reason,
+            "rolled_back_from": rolled_back_from,
+            "yaml": text,
+        },
+    )
+    return row
+
+
+def version_out(row: ReconRuleSpec) -> dict[str, object]:
+    """One saved version as the API, CLI and portal show it."""
+    return {
+        "version": row.version,
+        "label": f"{NAME}@v{row.version}",
+        "author": row.author,
+        "reason": row.reason,
+        "created_at": row.created_at.isoformat(),
+        "sha256": row.sha256,
+        "is_active": row.is_active,
+        "rolled_back_from": row.rolled_back_from,
+    }
