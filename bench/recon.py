@@ -13,6 +13,15 @@ long-running worker keeps them, plus the new rows (the last rows of every side, 
 transactions). Timings are the best and the p50/p99 of ``--repeat`` runs; both runs are
 checked (the full run finds exactly the injected breaks; the incremental run equals the
 full run). Prints one JSON object.
+
+    .venv/bin/python bench/recon.py --store sqlite --scale 0.05      # the stored path
+    .venv/bin/python bench/recon.py --store postgresql               # a throw-away server
+
+``--store`` times what a user waits for: ``run_scope(read=False)`` over a scope whose
+sides are stored rows (seeded with bulk Core inserts by one process, not timed but
+reported), then, in a second process, the full run and, after the new rows are stored,
+the run that follows (the daily run). Wall, CPU (this process only: PostgreSQL's own CPU
+is not counted) and peak RSS of that process.
 """
 
 from __future__ import annotations
@@ -160,6 +169,223 @@ def _worker(folder: Path, repeat: int, new_txns: int) -> dict[str, Any]:
     }
 
 
+# -- the stored path: the sides in the database, run through recon/runs.py ---------------
+
+PG_PORT = 19917  # the hand-started server's port (this bench's range: 19900-19949)
+
+
+def _split(sides: Sides, new_txns: int) -> tuple[Sides, Sides]:
+    """History and the daily run's new rows (the last ~new_txns transactions and the same
+    share of every side), as the engine-only bench splits them."""
+    share = min(1.0, new_txns / max(1, sides.transactions.height))
+    history: dict[str, pl.DataFrame] = {}
+    fresh: dict[str, pl.DataFrame] = {}
+    for side in SIDES:
+        frame = sides.side(side)
+        cut = frame.height - round(frame.height * share)
+        history[side], fresh[side] = frame.head(cut), frame.slice(cut)
+    return Sides(**history), Sides(**fresh)
+
+
+def _runtime(url: str, var_dir: Path) -> Any:
+    from ledgerlink.runtime import Runtime
+    from ledgerlink.settings import Settings
+
+    return Runtime(Settings(var_dir=var_dir, database_url=url))
+
+
+def _insert_sides(db: Any, scope_id: int, statement_pk: int, sides: Sides) -> None:
+    """Bulk Core inserts (executemany in chunks) of the generated rows as stored rows."""
+    from sqlalchemy import insert
+
+    from ledgerlink.store.recon_models import (
+        ReconBatch,
+        ReconReceipt,
+        ReconStatementLine,
+        ReconTransaction,
+    )
+    from ledgerlink.store.types import utcnow
+
+    now = utcnow()
+    extra = {"scope_id": scope_id, "read_at": now}
+    frames = {
+        ReconTransaction: sides.transactions.with_columns(pl.col("card_brand").fill_null("")),
+        ReconReceipt: sides.receipts.drop("ledger").with_columns(
+            pl.col("idempotency_key").fill_null(""),
+            pl.col("customer_id").fill_null(""),
+            pl.col("reference").fill_null(""),
+        ),
+        ReconBatch: sides.batches,
+    }
+    with db.transaction() as session:
+        for model, frame in frames.items():
+            for chunk in frame.iter_slices(50_000):
+                session.execute(insert(model), [{**row, **extra} for row in chunk.to_dicts()])
+        lines = sides.deposits.drop("statement_id").with_columns(
+            pl.col("reference").fill_null(""), pl.col("bank_ref").fill_null("")
+        )
+        first = 0
+        for chunk in lines.iter_slices(50_000):
+            rows = chunk.to_dicts()
+            for number, row in enumerate(rows, start=first):
+                row["statement_id"] = statement_pk
+                row["line_no"] = number
+            first += len(rows)
+            session.execute(insert(ReconStatementLine), rows)
+
+
+def _seed(url: str, var_dir: Path, folder: Path, new_txns: int) -> dict[str, Any]:
+    """A scope with the history rows stored (timed, but not part of the run's figures)."""
+    import datetime as dt
+
+    from ledgerlink.recon.scopes import ensure_scope
+    from ledgerlink.store.migrate import upgrade
+    from ledgerlink.store.models import Connection
+    from ledgerlink.store.recon_models import ReconStatement
+
+    sides = Sides.of(**{side: pl.read_parquet(folder / f"{side}.parquet") for side in SIDES})
+    history, _ = _split(sides, new_txns)
+    runtime = _runtime(url, var_dir)
+    upgrade(runtime.db)
+    started = time.perf_counter()
+    with runtime.db.transaction() as session:
+        gateway = Connection(kind="paytrace", name="PayTrace", settings={})
+        ledger = Connection(kind="sbc", name="SBC", settings={}, is_active=True)
+        session.add_all([gateway, ledger])
+        session.flush()
+        scope = ensure_scope(session, gateway.id, ledger.id, actor="bench")
+        statement = ReconStatement(
+            scope_id=scope.id,
+            fingerprint="bench",
+            format="csv",
+            currency="USD",
+            period_start=dt.date(2000, 1, 1),
+            period_end=dt.date(2100, 1, 1),
+            imported_by="bench",
+        )
+        session.add(statement)
+        session.flush()
+        scope_id, statement_pk = scope.id, statement.id
+    _insert_sides(runtime.db, scope_id, statement_pk, history)
+    return {
+        "scope_id": scope_id,
+        "statement_pk": statement_pk,
+        "seed_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _timed(call: Any) -> tuple[Any, dict[str, Any]]:
+    started, cpu = time.perf_counter(), time.process_time()
+    value = call()
+    return value, {
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "cpu_seconds": round(time.process_time() - cpu, 3),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    }
+
+
+def _store_worker(url: str, var_dir: Path, folder: Path, seeded: dict[str, Any], new: int) -> Any:
+    """The full stored run, then the new rows stored (untimed), then the incremental run."""
+    import asyncio
+    import datetime as dt
+
+    from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.recon.runs import default_matcher, run_scope
+
+    meta = json.loads((folder / "expected.json").read_text())
+    as_of = dt.date.fromisoformat(meta["as_of"])
+    runtime = _runtime(url, var_dir)
+    me = cli_principal()
+    matcher = default_matcher()
+    scope_id = seeded["scope_id"]
+
+    def run() -> Any:
+        return asyncio.run(
+            run_scope(
+                runtime, scope_id, me, trigger="cli", matcher=matcher, as_of=as_of, read=False
+            )
+        )
+
+    full, full_figures = _timed(run)
+    sides = Sides.of(**{side: pl.read_parquet(folder / f"{side}.parquet") for side in SIDES})
+    _, fresh = _split(sides, new)
+    del sides
+    started = time.perf_counter()
+    _insert_sides(runtime.db, scope_id, seeded["statement_pk"], fresh)
+    inserted = time.perf_counter() - started
+    daily, daily_figures = _timed(run)
+    return {
+        "full": {**full_figures, "counts": full.counts, "duration_ms": full.duration_ms},
+        "new_rows_insert_seconds": round(inserted, 1),
+        "incremental": {
+            **daily_figures,
+            "new_transactions": fresh.transactions.height,
+            "counts": daily.counts,
+            "duration_ms": daily.duration_ms,
+        },
+    }
+
+
+def _postgres(port: int) -> Any:
+    """A throw-away PostgreSQL as the test suite starts one, on ``port``."""
+    from contextlib import contextmanager
+
+    from tests.support import postgres as pg
+
+    @contextmanager
+    def server() -> Any:
+        original = pg._free_port
+        pg._free_port = lambda: port  # the bench's own port range
+        try:
+            with pg.postgres_server() as url:
+                yield url
+        finally:
+            pg._free_port = original
+
+    return server()
+
+
+def _store_main(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    import contextlib
+    import tempfile
+
+    var_dir = Path(tempfile.mkdtemp(prefix="ledgerlink-recon-bench-"))
+    with contextlib.ExitStack() as stack:
+        if args.database_url:
+            url = args.database_url
+        elif args.store == "postgresql":
+            url = stack.enter_context(_postgres(args.pg_port))
+        else:
+            url = f"sqlite:///{var_dir / 'ledgerlink.db'}"
+        common = [sys.executable, __file__, "--new", str(args.new), "--store", args.store]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        job = json.dumps({"url": url, "var_dir": str(var_dir), "folder": str(folder)})
+        subprocess.run(
+            [*common, "--store-step", "seed", "--store-job", job],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        seeded = json.loads((var_dir / "seed.json").read_text())
+        job = json.dumps({**json.loads(job), "seeded": seeded})
+        out = subprocess.run(
+            [*common, "--store-step", "runs", "--store-job", job],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        if out.returncode:
+            sys.stderr.write(out.stderr)
+            raise SystemExit(out.returncode)
+        return {
+            "store": "postgresql" if url.startswith("postgresql") else "sqlite",
+            "seed_seconds": seeded["seed_seconds"],
+            **json.loads((var_dir / "runs.json").read_text()),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
@@ -169,9 +395,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/ledgerlink-recon-bench"))
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--store", choices=("sqlite", "postgresql"), help="time the stored run path (runs.py)"
+    )
+    parser.add_argument("--database-url", help="an existing empty database (with --store)")
+    parser.add_argument("--pg-port", type=int, default=PG_PORT)
+    parser.add_argument("--store-step", choices=("seed", "runs"), help=argparse.SUPPRESS)
+    parser.add_argument("--store-job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
         print(json.dumps(_worker(args.worker, args.repeat, args.new)))
+        return
+    if args.store_step is not None:
+        job = json.loads(args.store_job)
+        where = (job["url"], Path(job["var_dir"]), Path(job["folder"]))
+        if args.store_step == "seed":
+            found = _seed(*where, args.new)
+        else:
+            found = _store_worker(*where, job["seeded"], args.new)
+        (where[1] / f"{args.store_step}.json").write_text(json.dumps(found))
         return
 
     folder = args.cache / f"scale{args.scale}-seed{args.seed}-rate{args.break_rate}"
@@ -179,6 +421,19 @@ def main() -> None:
     if not (folder / "expected.json").is_file():
         _generate(folder, args.scale, args.seed, args.break_rate)
     generated = time.perf_counter() - started
+    if args.store is not None:
+        stored = _store_main(args, folder)
+        print(
+            json.dumps(
+                {
+                    "bench": "recon-stored",
+                    "scale": args.scale,
+                    **stored,
+                    "cpu_load_1min": round(os.getloadavg()[0], 1),
+                }
+            )
+        )
+        return
     out = subprocess.run(
         [
             sys.executable,
