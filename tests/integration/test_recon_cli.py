@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 from ledgerlink.store.migrate import upgrade
@@ -27,6 +29,7 @@ def _fails(args: list[str], env: dict[str, str]) -> str:
     return " ".join(done.stderr.split())
 
 
+@pytest.mark.slow  # a dozen CLI processes (157 s in the loaded fast lane)
 def test_a_reconciliation_from_the_command_line(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
