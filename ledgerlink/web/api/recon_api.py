@@ -25,11 +25,13 @@ from ledgerlink.recon.problems import ReconRefused
 from ledgerlink.recon.runs import default_matcher, run_scope
 from ledgerlink.recon.scopes import ensure_default_scopes, get_scope, settings_of, update_settings
 from ledgerlink.recon.statements.csv_columns import CsvMapping
+from ledgerlink.web.api import recon_rules_api
 from ledgerlink.web.api.inputs import CleanText, PathId
 from ledgerlink.web.deps import Admin, Operator, ReadSession, RuntimeDep, Viewer, WriteSession
 from ledgerlink.web.problems import Problem, field_problem, problem_responses
 
 router = APIRouter(prefix="/recon", tags=["reconciliation"])
+router.include_router(recon_rules_api.router)  # /recon/rules: the matching rules
 
 BreakId = Annotated[str, Path(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_:.\-]+$")]
 Period = Annotated[str, Path(pattern=r"^\d{4}-\d{2}$", description="A month, YYYY-MM.")]

@@ -24,9 +24,11 @@ from ledgerlink.recon.runs import default_matcher, run_scope
 from ledgerlink.recon.scopes import ensure_default_scopes, get_scope
 from ledgerlink.store.types import utcnow
 from ledgerlink.web.deps import Admin, Operator, ReadSession, RuntimeDep, Viewer, WriteSession
+from ledgerlink.web.portal import recon_rule_pages
 from ledgerlink.web.portal.rendering import render, render_error
 
 router = APIRouter()
+router.include_router(recon_rule_pages.router)  # /recon/rules, before /recon/{scope_id}
 STATUSES = ("open", "resolved", "explained", "all")
 
 
