@@ -5,10 +5,22 @@
   batch settled since, with its transactions (which is how a transaction learns its
   batch). Chargebacks come from the payments inbox (the dispute reports ledgerlink
   imported), as PayTrace's transaction export does not list them.
-* **receipts**: the ledger's payments (``payments(changed_since=…)``), joined with our
-  own ``PaymentPosting`` rows: a receipt ledgerlink posted carries its idempotency key
-  (``paytrace:<txn>:sale``) and the transaction it is for; one posted by hand carries
-  whatever reference the bookkeeper typed (the engine's rules read it).
+* **receipts**: the ledger's *card* receipts and refunds (``payments(changed_since=…)``),
+  joined with our own ``PaymentPosting`` rows: a receipt ledgerlink posted carries its
+  idempotency key (``paytrace:<txn>:sale``) and the transaction it is for; one posted by
+  hand carries whatever reference the bookkeeper typed (the engine's rules read it).
+  **Which receipts are card receipts** (:func:`is_card_receipt`): one ledgerlink posted
+  (it has a ``PaymentPosting``), one whose reference is a posting key (``paytrace:…``),
+  and one whose reference names a PayTrace transaction by a reference pattern of the
+  rules spec (``PT<number>``: a card payment keyed by hand). Everything else — a cheque,
+  a bank transfer, any cash receipt typed in by hand with no PayTrace reference — is not
+  card money and is not read: it would otherwise be "in the ledger with no approved
+  PayTrace transaction", a false break. A card receipt naming a transaction PayTrace
+  does not have stays an orphan; one keyed twice stays a duplicate. Neither ledger's
+  port says which bank account or payment method a receipt used (``LedgerPayment``
+  carries no such field; SBC's ``receipt_bank_account_id`` / ``payment_method_id`` and
+  Sage 500's cash account are not read), so a card payment keyed by hand *without* a
+  PayTrace reference is not recognised.
 * **deposits**: statement lines are stored by the import (``recon/imports.py``); there is
   nothing to read.
 
@@ -20,6 +32,7 @@ re-reads everything, which also catches a payment back-dated behind the cursor.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -317,6 +330,29 @@ def receipt_row(
     }
 
 
+def _reference_patterns() -> tuple[re.Pattern[str], ...]:
+    """The shipped rules spec's patterns that find a PayTrace transaction in a receipt's
+    reference (every run matches with that spec: ``runs.default_matcher``)."""
+    from ledgerlink.recon.rules import default_spec
+
+    return tuple(
+        re.compile(key.pattern)
+        for key in default_spec().spec.receipts.keys
+        if key.column == "reference" and key.pattern is not None
+    )
+
+
+def is_card_receipt(
+    payment: LedgerPayment,
+    posting: PaymentPosting | None,
+    patterns: tuple[re.Pattern[str], ...],
+) -> bool:
+    """Whether ``payment`` is card money the receipts side reconciles (module docstring)."""
+    if posting is not None or payment.reference.startswith("paytrace:"):
+        return True
+    return any(pattern.search(payment.reference) for pattern in patterns)
+
+
 async def read_ledger(
     db: Any, scope: ReconScope, ledger: LedgerHistory, *, full: bool = False
 ) -> ReadCounts:
@@ -336,10 +372,11 @@ async def read_ledger(
             )
         }
         deleted = [p for p in payments if p.deleted]
+        patterns = _reference_patterns()
         rows = [
             receipt_row(p, postings.get(p.id), scope.ledger_connection_id)
             for p in payments
-            if not p.deleted
+            if not p.deleted and is_card_receipt(p, postings.get(p.id), patterns)
         ]
         new = _upsert(session, ReconReceipt, scope.id, "receipt_id", rows)
         for gone in deleted:  # SBC deletes a receipt it reverses: keep it, marked reversed
