@@ -256,11 +256,13 @@ def summary(session: Session, scope: ReconScope, period: str | None = None) -> S
                 *present,
                 ReconBreak.status == "open",
                 ReconBreak.type == "deposit_in_transit",
-                ReconBreak.as_of_days >= low,
+                # the first bucket also holds an age kept negative by an older run
+                # (an item not due yet): its age is 0
+                *([ReconBreak.as_of_days >= low] if low > 0 else []),
                 *([ReconBreak.as_of_days <= high] if high is not None else []),
             )
         )
-        count = sum(1 for a in ages if a >= low and (high is None or a <= high))
+        count = sum(1 for a in ages if (a >= low or low == 0) and (high is None or a <= high))
         transit.append((name, count, money(int(picked or 0), scope.currency)))
     closed = session.execute(
         select(ReconBreak.status, func.count())
@@ -344,7 +346,7 @@ def _break_row(b: ReconBreak) -> BreakRow:
         money(b.expected_minor, b.currency),
         money(b.actual_minor, b.currency),
         b.currency,
-        b.as_of_days,
+        max(b.as_of_days, 0),  # days since due: 0 until it is due, never "-1 d"
         b.occurred_on.isoformat(),
         b.detail,
         b.status,

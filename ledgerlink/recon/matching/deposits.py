@@ -21,6 +21,14 @@ from ledgerlink.recon.matching.output import NO_IDS, MoneyText, break_rows, matc
 from ledgerlink.recon.rules import CompiledSpec
 
 
+def _due(on: pl.Expr, as_of: dt.date) -> pl.Expr:
+    """The date a break's age counts from: ``on``, or ``as_of`` while ``on`` is still ahead
+    (a batch settled "tomorrow" in PayTrace's time zone, a credit value-dated ahead). An
+    age is days since the item was due, never negative: 0 until it is due. Level 3 is
+    recomputed in full by every run, so the clamp never skews an incremental run's aging."""
+    return pl.min_horizontal(on, pl.lit(as_of))
+
+
 def level_three(
     batches: pl.DataFrame,
     deposits: pl.DataFrame,
@@ -200,14 +208,14 @@ def level_three(
             expected=pl.col("expected_deposit"),
             actual=pl.lit(0),
             currency=pl.col("currency"),
-            on=pl.col("settled_on"),
+            on=_due(pl.col("settled_on"), as_of),
             detail=pl.format(
                 "Batch {} settled on {} for {}; no deposit for it is on a bank statement "
                 "yet ({} days).",
                 pl.col("batch_number"),
                 pl.col("settled_on"),
                 money(pl.col("expected_deposit"), pl.col("currency")),
-                (pl.lit(as_of) - pl.col("settled_on")).dt.total_days(),
+                (pl.lit(as_of) - _due(pl.col("settled_on"), as_of)).dt.total_days(),
             ),
         )
     )
@@ -222,7 +230,7 @@ def level_three(
             expected=pl.lit(0),
             actual=pl.col("amount_minor"),
             currency=pl.col("currency"),
-            on=pl.col("booked_on"),
+            on=_due(pl.col("booked_on"), as_of),
             detail=pl.format(
                 "Credit of {} on {} (reference '{}') matches no settlement batch.",
                 money(pl.col("amount_minor"), pl.col("currency")),
