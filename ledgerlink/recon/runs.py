@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.errors import UpstreamError
@@ -160,6 +160,27 @@ def _event(session: Session, found: ReconBreak, actor: str, action: str, note: s
     session.add(ReconBreakEvent(break_pk=found.id, actor=actor, action=action, note=note))
 
 
+def _insert_matches(session: Session, run_id: int, matches: pl.DataFrame) -> None:
+    """Insert ``matches`` for ``run_id`` in bulk (Core executemany, in chunks): a run has
+    as many matches as sales, and ORM objects for a million of them took most of a run."""
+    if not matches.height:
+        return
+    rows = matches.select(
+        run_id=pl.lit(run_id, dtype=pl.Int64),
+        match_id=pl.col("match_id").cast(pl.String).str.slice(0, 80),
+        rule=pl.col("rule").cast(pl.String).str.slice(0, 100),
+        spec_version=pl.col("spec_version").cast(pl.String).str.slice(0, 160),
+        left_side=pl.col("left_side").cast(pl.String),
+        left_ids=pl.col("left_ids").fill_null([]).list.eval(pl.element().cast(pl.String)),
+        right_side=pl.col("right_side").cast(pl.String),
+        right_ids=pl.col("right_ids").fill_null([]).list.eval(pl.element().cast(pl.String)),
+        amount_minor=pl.col("amount_minor").cast(pl.Int64),
+        currency=pl.col("currency").cast(pl.String),
+    )
+    for chunk in rows.iter_slices(50_000):
+        session.execute(insert(ReconMatch), chunk.to_dicts())
+
+
 def keep_result(
     session: Session,
     run: ReconRun,
@@ -171,22 +192,8 @@ def keep_result(
     scope_id = run.scope_id
     older = select(ReconRun.id).where(ReconRun.scope_id == scope_id, ReconRun.id != run.id)
     session.execute(delete(ReconMatch).where(ReconMatch.run_id.in_(older)))
-    matches = _rows(result.matches)
-    session.add_all(
-        ReconMatch(
-            run_id=run.id,
-            match_id=str(m["match_id"])[:80],
-            rule=str(m["rule"])[:100],
-            spec_version=str(m["spec_version"])[:160],
-            left_side=str(m["left_side"]),
-            left_ids=[str(i) for i in m["left_ids"] or []],
-            right_side=str(m["right_side"]),
-            right_ids=[str(i) for i in m["right_ids"] or []],
-            amount_minor=int(m["amount_minor"]),
-            currency=str(m["currency"]),
-        )
-        for m in matches
-    )
+    matches = result.matches
+    _insert_matches(session, run.id, matches)
     found_rows = {str(b["break_id"]): b for b in _rows(result.breaks)}
     stored = {
         b.break_id: b
@@ -265,7 +272,7 @@ def keep_result(
         )
     )
     return {
-        "matches": len(matches),
+        "matches": matches.height,
         "breaks": len(found_rows),
         "open_breaks": int(open_breaks or 0),
         "new_breaks": new,

@@ -1,7 +1,10 @@
 """The stored sides of a scope as the engine's frames (``recon/frames.py``).
 
-Rows go from the database to polars column by column, with the contract's names and
-types; the frames are checked (``frames.check``) before the engine sees them.
+Rows go from the database to polars through the driver's own cursor (plain tuples, no
+ORM objects nor SQLAlchemy rows: a scope holds millions of rows and the daily run must
+stay in seconds), with the contract's names and types; the frames are checked
+(``frames.check``) before the engine sees them. SQLite's driver gives dates as ISO text
+and booleans as 0/1: they are read as such and cast by polars, column by column.
 """
 
 from __future__ import annotations
@@ -9,121 +12,195 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink.recon import frames
 from ledgerlink.recon.frames import SideName, Sides
-from ledgerlink.store.recon_models import (
-    ReconBatch,
-    ReconReceipt,
-    ReconStatement,
-    ReconStatementLine,
-    ReconTransaction,
-)
+
+#: Per side: the SQL (``{scope}`` is the scope's integer id) and its columns, in order.
+_QUERIES: dict[SideName, str] = {
+    "transactions": (
+        "SELECT txn_id, kind, status, amount_minor, currency, created_on, batch_number, "
+        "card_brand, original_txn_id FROM recon_transactions WHERE scope_id = {scope}"
+        "{since} ORDER BY txn_id"
+    ),
+    "receipts": (
+        "SELECT receipt_id, idempotency_key, txn_id, kind, amount_minor, currency, posted_on, "
+        "reversed, customer_id, reference FROM recon_receipts WHERE scope_id = {scope}"
+        "{since} ORDER BY receipt_id"
+    ),
+    "batches": (
+        "SELECT batch_number, settled_on, gross_minor, fees_minor, chargebacks_withheld_minor, "
+        "net_minor, currency, transaction_count FROM recon_batches WHERE scope_id = {scope}"
+        "{since} ORDER BY batch_number"
+    ),
+    "deposits": (
+        "SELECT l.line_id, l.statement_id, l.booked_on, l.amount_minor, l.currency, "
+        "l.reference, l.bank_ref FROM recon_statement_lines l JOIN recon_statements s "
+        "ON s.id = l.statement_id WHERE s.scope_id = {scope}{since} ORDER BY l.line_id"
+    ),
+}
+_STORED: dict[SideName, list[str]] = {
+    "transactions": list(frames.SCHEMAS["transactions"]),
+    "receipts": [c for c in frames.SCHEMAS["receipts"] if c != "ledger"],
+    "batches": list(frames.SCHEMAS["batches"]),
+    "deposits": list(frames.SCHEMAS["deposits"]),
+}
+#: The stored id (primary key) column of each side's table, for reading only new rows.
+ROW_ID: dict[SideName, str] = {
+    "transactions": "id",
+    "receipts": "id",
+    "batches": "id",
+    "deposits": "l.id",
+}
 
 
-def _frame(side: SideName, rows: list[Any]) -> pl.DataFrame:
+def _read(session: Session, side: SideName, scope_id: int, after: int | None) -> pl.DataFrame:
+    """The stored rows of one side (those with a row id above ``after`` if given)."""
+    since = "" if after is None else f" AND {ROW_ID[side]} > {int(after)}"
+    sql = _QUERIES[side].format(scope=int(scope_id), since=since)
+    connection = session.connection()
+    raw: Any = connection.connection.dbapi_connection
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     schema = frames.SCHEMAS[side]
+    names = _STORED[side]
+    as_read: dict[str, pl.DataType] = {}
+    for name in names:
+        want = schema[name]
+        if isinstance(want, pl.Date | pl.Boolean):
+            as_read[name] = pl.Object()  # ISO text and 0/1 on SQLite, native elsewhere
+        else:
+            as_read[name] = pl.String() if name == "statement_id" else want
     if not rows:
-        return frames.empty(side)
-    return frames.check(side, pl.DataFrame(rows, schema=schema, orient="row"))
+        return pl.DataFrame(schema={n: schema[n] for n in names})
+    if connection.dialect.name == "sqlite":
+        as_read = {
+            n: (pl.String() if isinstance(schema[n], pl.Date) else pl.Int64())
+            if isinstance(t, pl.Object)
+            else t
+            for n, t in as_read.items()
+        }
+        if side == "deposits":
+            as_read["statement_id"] = pl.Int64()
+        frame = pl.DataFrame(rows, schema=as_read, orient="row")
+        casts = []
+        for name in names:
+            want = schema[name]
+            if isinstance(want, pl.Date):
+                casts.append(pl.col(name).str.to_date("%Y-%m-%d"))
+            elif isinstance(want, pl.Boolean):
+                casts.append(pl.col(name).cast(pl.Boolean))
+            elif name == "statement_id":
+                casts.append(pl.col(name).cast(pl.String))
+        return frame.with_columns(casts)
+    as_read = {n: (schema[n] if isinstance(t, pl.Object) else t) for n, t in as_read.items()}
+    if side == "deposits":
+        as_read["statement_id"] = pl.Int64()
+    frame = pl.DataFrame(rows, schema=as_read, orient="row")
+    if side == "deposits":
+        frame = frame.with_columns(pl.col("statement_id").cast(pl.String))
+    return frame
+
+
+def read_side(
+    session: Session, side: SideName, scope_id: int, *, after: int | None = None
+) -> pl.DataFrame:
+    """One side's stored rows as read (receipts without their ledger), unchecked."""
+    return _read(session, side, scope_id, after)
+
+
+def max_row_ids(session: Session, scope_id: int) -> dict[SideName, int]:
+    """The largest stored row id of each side: rows above it are new."""
+    from sqlalchemy import func, select
+
+    from ledgerlink.store.recon_models import (
+        ReconBatch,
+        ReconReceipt,
+        ReconStatement,
+        ReconStatementLine,
+        ReconTransaction,
+    )
+
+    line = ReconStatementLine
+    return {
+        "transactions": int(
+            session.scalar(
+                select(func.max(ReconTransaction.id)).where(ReconTransaction.scope_id == scope_id)
+            )
+            or 0
+        ),
+        "receipts": int(
+            session.scalar(
+                select(func.max(ReconReceipt.id)).where(ReconReceipt.scope_id == scope_id)
+            )
+            or 0
+        ),
+        "batches": int(
+            session.scalar(select(func.max(ReconBatch.id)).where(ReconBatch.scope_id == scope_id))
+            or 0
+        ),
+        "deposits": int(
+            session.scalar(
+                select(func.max(line.id))
+                .join(ReconStatement, ReconStatement.id == line.statement_id)
+                .where(ReconStatement.scope_id == scope_id)
+            )
+            or 0
+        ),
+    }
+
+
+def taken_back(transactions: pl.DataFrame) -> pl.Series:
+    """Sale ids PayTrace took back (refunded, voided, charged back): a reversed receipt
+    naming one is half of a reversal pair and stays in the books."""
+    return pl.concat(
+        [
+            transactions.filter(pl.col("kind") != "sale").get_column("original_txn_id"),
+            transactions.filter(pl.col("status") == "voided").get_column("txn_id"),
+        ]
+    ).drop_nulls()
+
+
+def receipts_frame(receipts: pl.DataFrame, transactions: pl.DataFrame, ledger: str) -> pl.DataFrame:
+    """The stored receipts the engine sees: a receipt reversed in the ledger (SBC deletes
+    it) while PayTrace took nothing back is out of the books; what is left of the sale's
+    receipts is what reconciles. One whose sale was voided, refunded or charged back
+    stays: it is half of a reversal pair."""
+    back = taken_back(transactions).implode()
+    kept = receipts.filter(
+        ~pl.col("reversed")
+        | (
+            pl.col("txn_id").is_not_null()
+            & (pl.col("txn_id") != "")
+            & pl.col("txn_id").is_in(back).fill_null(False)
+        )
+    )
+    return kept.with_columns(
+        ledger=pl.lit(ledger, dtype=pl.String),
+        idempotency_key=pl.when(pl.col("idempotency_key") == "")
+        .then(None)
+        .otherwise(pl.col("idempotency_key")),
+    ).select(list(frames.SCHEMAS["receipts"]))
 
 
 def load_sides(session: Session, scope_id: int, ledger: str) -> Sides:
     """Every stored row of the scope, as the four checked frames."""
-    t = ReconTransaction
-    transactions = session.execute(
-        select(
-            t.txn_id,
-            t.kind,
-            t.status,
-            t.amount_minor,
-            t.currency,
-            t.created_on,
-            t.batch_number,
-            t.card_brand,
-            t.original_txn_id,
-        )
-        .where(t.scope_id == scope_id)
-        .order_by(t.txn_id)
-    ).all()
-    r = ReconReceipt
-    receipts = session.execute(
-        select(
-            r.receipt_id,
-            r.idempotency_key,
-            r.txn_id,
-            r.kind,
-            r.amount_minor,
-            r.currency,
-            r.posted_on,
-            r.reversed,
-            r.customer_id,
-            r.reference,
-        )
-        .where(r.scope_id == scope_id)
-        .order_by(r.receipt_id)
-    ).all()
-    b = ReconBatch
-    batches = session.execute(
-        select(
-            b.batch_number,
-            b.settled_on,
-            b.gross_minor,
-            b.fees_minor,
-            b.chargebacks_withheld_minor,
-            b.net_minor,
-            b.currency,
-            b.transaction_count,
-        )
-        .where(b.scope_id == scope_id)
-        .order_by(b.batch_number)
-    ).all()
-    line = ReconStatementLine
-    deposits = session.execute(
-        select(
-            line.line_id,
-            line.statement_id,
-            line.booked_on,
-            line.amount_minor,
-            line.currency,
-            line.reference,
-            line.bank_ref,
-        )
-        .join(ReconStatement, ReconStatement.id == line.statement_id)
-        .where(ReconStatement.scope_id == scope_id)
-        .order_by(line.line_id)
-    ).all()
-    # A receipt reversed in the ledger (SBC deletes it) while PayTrace took nothing back is
-    # out of the books: what is left of the sale's receipts is what reconciles. One whose
-    # sale was voided, refunded or charged back stays: it is half of a reversal pair.
-    taken_back = {row.original_txn_id for row in transactions if row.kind != "sale"} | {
-        row.txn_id for row in transactions if row.status == "voided"
-    }
-    receipts = [
-        row for row in receipts if not row.reversed or (row.txn_id and row.txn_id in taken_back)
-    ]
-    receipt_rows = [
-        (
-            row.receipt_id,
-            ledger,
-            row.idempotency_key or None,
-            row.txn_id,
-            row.kind,
-            row.amount_minor,
-            row.currency,
-            row.posted_on,
-            row.reversed,
-            row.customer_id,
-            row.reference,
-        )
-        for row in receipts
-    ]
-    deposit_rows = [(*row[:1], str(row[1]), *row[2:]) for row in deposits]
+    transactions = _read(session, "transactions", scope_id, None)
+    receipts = receipts_frame(_read(session, "receipts", scope_id, None), transactions, ledger)
     return Sides(
-        transactions=_frame("transactions", [tuple(row) for row in transactions]),
-        receipts=_frame("receipts", receipt_rows),
-        batches=_frame("batches", [tuple(row) for row in batches]),
-        deposits=_frame("deposits", deposit_rows),
+        transactions=_checked("transactions", transactions),
+        receipts=_checked("receipts", receipts),
+        batches=_checked("batches", _read(session, "batches", scope_id, None)),
+        deposits=_checked("deposits", _read(session, "deposits", scope_id, None)),
     )
+
+
+def _checked(side: SideName, frame: pl.DataFrame) -> pl.DataFrame:
+    if not frame.height:
+        return frames.empty(side)
+    return frames.check(side, frame)
