@@ -21,6 +21,13 @@
   carries no such field; SBC's ``receipt_bank_account_id`` / ``payment_method_id`` and
   Sage 500's cash account are not read), so a card payment keyed by hand *without* a
   PayTrace reference is not recognised.
+  **A duplicate reversed from its break**: SBC deletes the receipt (read as deleted: the
+  stored row is marked reversed); Sage 500 keeps it and posts an undoing refund whose
+  reference names it (:data:`UNDOING`): the receipt is marked reversed (kept in the
+  side's state, so a later read of the receipt does not unmark it) and the undoing entry
+  is not read — the pair is out of the books together, and ``tables.py`` leaves out a
+  receipt reversed while PayTrace took nothing back, so the duplicate clears and nothing
+  new appears.
 * **deposits**: statement lines are stored by the import (``recon/imports.py``); there is
   nothing to read.
 
@@ -63,6 +70,11 @@ from ledgerlink.store.recon_models import (
 from ledgerlink.store.types import utcnow
 
 log = structlog.get_logger("ledgerlink.recon.sides")
+
+#: The reference of the entry that undoes a duplicate receipt where the ledger keeps the
+#: receipt (Sage 500: a refund of the same amount, posted by ``resolutions.reverse_duplicate``
+#: through the ledger port); group 1 is the receipt it undoes.
+UNDOING = re.compile(r"^Reversal of duplicate receipt (\S+)$")
 
 #: How far back the first read of a scope goes.
 HISTORY_DAYS = 120
@@ -373,12 +385,18 @@ async def read_ledger(
         }
         deleted = [p for p in payments if p.deleted]
         patterns = _reference_patterns()
+        state = side_state(session, scope.id, "receipts")
+        undoings = {p.id: m.group(1) for p in payments if (m := UNDOING.match(p.reference))}
+        undone = set((state.state or {}).get("undone") or []) | set(undoings.values())
         rows = [
             receipt_row(p, postings.get(p.id), scope.ledger_connection_id)
             for p in payments
-            if not p.deleted and is_card_receipt(p, postings.get(p.id), patterns)
+            if not p.deleted
+            and p.id not in undoings
+            and is_card_receipt(p, postings.get(p.id), patterns)
         ]
         new = _upsert(session, ReconReceipt, scope.id, "receipt_id", rows)
+        _mark_reversed(session, scope.id, undone)
         for gone in deleted:  # SBC deletes a receipt it reverses: keep it, marked reversed
             found = session.scalar(
                 select(ReconReceipt).where(
@@ -388,13 +406,26 @@ async def read_ledger(
             if found is not None:
                 found.reversed = True
         counts.add("receipts", len(payments), new)
-        state = side_state(session, scope.id, "receipts")
+        state.state = {**(state.state or {}), "undone": sorted(undone)}
         dated = [_at(r["posted_on"]) for r in rows if r["posted_on"] > date.min]
         state.cursor = max([*dated, *([cursor] if cursor else [])], default=None)
         state.rows = (state.rows or 0) + new
         state.read_at = utcnow()
         state.last_error = None
     return counts
+
+
+def _mark_reversed(session: Session, scope_id: int, receipt_ids: set[str]) -> None:
+    """Mark ``receipt_ids`` reversed (a later read of the receipt does not unmark it)."""
+    ids = sorted(receipt_ids)
+    for start in range(0, len(ids), 500):
+        for found in session.scalars(
+            select(ReconReceipt).where(
+                ReconReceipt.scope_id == scope_id,
+                ReconReceipt.receipt_id.in_(ids[start : start + 500]),
+            )
+        ):
+            found.reversed = True
 
 
 def note_error(db: Any, scope_id: int, side: str, message: str) -> None:

@@ -7,10 +7,13 @@ settlement batch makes a run due (the job that runs after each batch poll)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from ledgerlink.domain.accounts import ReceiptRequest
+from ledgerlink.domain.money import Money
 from ledgerlink.recon import resolutions
 from ledgerlink.recon.jobs import scopes_with_new_batches
 from ledgerlink.recon.problems import ReconRefused
@@ -115,3 +118,59 @@ def test_a_statement_of_the_deposits_reconciles_the_batches_and_names_the_unknow
     unknown = [b for b in found if b.type == "unknown_credit"]
     assert [b.amount_minor for b in unknown] == [12345]
     assert not [b for b in found if b.type == "deposit_in_transit"]
+
+
+def test_a_receipt_keyed_twice_is_reversed_from_its_break_and_the_rerun_is_clean(
+    world: PaymentsWorld,
+) -> None:
+    """Sage 500 keeps a reversed receipt and posts an undoing entry (a refund of the same
+    amount) through the ERP's import: after the rerun the duplicate's break is cleared,
+    the undoing entry is no new break, and nothing else appears."""
+    (c1, inv1, amt1), *_ = _payers(world)
+    sale = world.pay(c1, amt1, inv1)
+    world.poll()
+    world.process()
+    posting = next(p for p in world.postings() if p.transaction_id == sale)
+
+    async def key_it_again() -> str:  # a bookkeeper enters the same card payment by hand
+        async with world.ledger() as ledger:
+            again = await ledger.post_receipt(
+                ReceiptRequest(
+                    idempotency_key=f"by-hand-{sale}",
+                    customer_id=posting.customer_id,
+                    date=date.today(),
+                    amount=Money.parse(amt1, "USD"),
+                    reference=f"PT{sale}",
+                )
+            )
+            return str(again.id)
+
+    by_hand = asyncio.run(key_it_again())
+    scope_id = scope_of(world)
+    first = run(world, scope_id)
+    assert first.error is None, first.error
+    before = {b.break_id for b in breaks(world, scope_id)}
+    duplicates = [b for b in breaks(world, scope_id) if b.type == "duplicate_receipt"]
+    assert len(duplicates) == 1, [(b.break_id, b.detail) for b in breaks(world, scope_id)]
+    extra = duplicates[0].ids[0]
+    assert extra in {by_hand, posting.ledger_id}
+    payments_before = len(world.erp_payments())
+    done = asyncio.run(
+        resolutions.reverse_duplicate(
+            world.runtime, ME, scope_id, duplicates[0].break_id, extra, note="keyed twice"
+        )
+    )
+    assert extra in done.message
+    assert len(world.erp_payments()) == payments_before + 1  # the undoing entry, once
+
+    again = run(world, scope_id, full=True)
+    assert again.error is None, again.error
+    after = {b.break_id: b for b in breaks(world, scope_id)}
+    assert set(after) == before - {duplicates[0].break_id}, [
+        (b.break_id, b.detail) for b in after.values()
+    ]
+    assert again.counts["new_breaks"] == 0
+    assert again.counts["reopened_breaks"] == 0
+    resolved = {b.break_id: b for b in breaks(world, scope_id, "resolved")}
+    assert resolved[duplicates[0].break_id].resolution == "reversed_duplicate"
+    assert run(world, scope_id).counts["new_breaks"] == 0  # and an incremental rerun too
