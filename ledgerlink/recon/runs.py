@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 import structlog
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.errors import UpstreamError
@@ -160,9 +160,32 @@ def _event(session: Session, found: ReconBreak, actor: str, action: str, note: s
     session.add(ReconBreakEvent(break_pk=found.id, actor=actor, action=action, note=note))
 
 
+_MATCH_COLUMNS = (
+    "run_id",
+    "match_id",
+    "rule",
+    "spec_version",
+    "left_side",
+    "left_ids",
+    "right_side",
+    "right_ids",
+    "amount_minor",
+    "currency",
+)
+
+
+def _json_list(column: str) -> pl.Expr:
+    """A list of ids as JSON text (what the JSON column stores), encoded by polars."""
+    ids = pl.col(column).fill_null([]).list.eval(pl.element().cast(pl.String))
+    encoded = pl.struct(ids.alias("v")).struct.json_encode()
+    return encoded.str.slice(5, encoded.str.len_chars() - 6)  # {"v":[...]} -> [...]
+
+
 def _insert_matches(session: Session, run_id: int, matches: pl.DataFrame) -> None:
-    """Insert ``matches`` for ``run_id`` in bulk (Core executemany, in chunks): a run has
-    as many matches as sales, and ORM objects for a million of them took most of a run."""
+    """Insert ``matches`` for ``run_id`` in bulk through the driver: ``COPY`` on
+    PostgreSQL, one ``executemany`` on SQLite. A run has about as many matches as sales;
+    ORM objects (or SQLAlchemy's per-row JSON processing) for a million of them took
+    most of a run."""
     if not matches.height:
         return
     rows = matches.select(
@@ -171,14 +194,29 @@ def _insert_matches(session: Session, run_id: int, matches: pl.DataFrame) -> Non
         rule=pl.col("rule").cast(pl.String).str.slice(0, 100),
         spec_version=pl.col("spec_version").cast(pl.String).str.slice(0, 160),
         left_side=pl.col("left_side").cast(pl.String),
-        left_ids=pl.col("left_ids").fill_null([]).list.eval(pl.element().cast(pl.String)),
+        left_ids=_json_list("left_ids"),
         right_side=pl.col("right_side").cast(pl.String),
-        right_ids=pl.col("right_ids").fill_null([]).list.eval(pl.element().cast(pl.String)),
+        right_ids=_json_list("right_ids"),
         amount_minor=pl.col("amount_minor").cast(pl.Int64),
         currency=pl.col("currency").cast(pl.String),
     )
-    for chunk in rows.iter_slices(50_000):
-        session.execute(insert(ReconMatch), chunk.to_dicts())
+    connection = session.connection()
+    raw: Any = connection.connection.dbapi_connection
+    columns = ", ".join(_MATCH_COLUMNS)
+    cursor = raw.cursor()
+    try:
+        if connection.dialect.name == "postgresql":
+            with cursor.copy(f"COPY recon_matches ({columns}) FROM STDIN") as copy:
+                for row in rows.iter_rows():
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in _MATCH_COLUMNS)
+            cursor.executemany(
+                f"INSERT INTO recon_matches ({columns}) VALUES ({marks})",  # noqa: S608
+                rows.iter_rows(),
+            )
+    finally:
+        cursor.close()
 
 
 def keep_result(
