@@ -109,6 +109,7 @@ def test_a_receipt_keyed_twice_is_a_duplicate_and_reversing_it_clears_the_break(
     by_hand = asyncio.run(key_it_again())
     scope_id = scope_of(world)
     run(world, scope_id)
+    before = {b.break_id for b in breaks(world, scope_id)}
     duplicates = [b for b in breaks(world, scope_id) if b.type == "duplicate_receipt"]
     assert len(duplicates) == 1, [(b.break_id, b.detail) for b in breaks(world, scope_id)]
     extra = duplicates[0].ids[0]
@@ -119,8 +120,12 @@ def test_a_receipt_keyed_twice_is_a_duplicate_and_reversing_it_clears_the_break(
         )
     )
     assert extra in done.message
-    run(world, scope_id)
+    again = run(world, scope_id)
     assert not [b for b in breaks(world, scope_id) if b.type == "duplicate_receipt"]
+    # the deleted duplicate is out of the books: nothing else appears in its place
+    assert {b.break_id for b in breaks(world, scope_id)} == before - {duplicates[0].break_id}
+    assert again.counts["new_breaks"] == 0
+    assert run(world, scope_id, full=True).counts["new_breaks"] == 0
     with world.runtime.db.read() as session:
         kept = set(
             session.scalars(
