@@ -299,21 +299,28 @@ def _store_worker(url: str, var_dir: Path, folder: Path, seeded: dict[str, Any],
     matcher = default_matcher()
     scope_id = seeded["scope_id"]
 
-    def run() -> Any:
+    def run(full: bool) -> Any:
         return asyncio.run(
             run_scope(
-                runtime, scope_id, me, trigger="cli", matcher=matcher, as_of=as_of, read=False
+                runtime,
+                scope_id,
+                me,
+                trigger="cli",
+                matcher=matcher,
+                as_of=as_of,
+                read=False,
+                full=full,
             )
         )
 
-    full, full_figures = _timed(run)
+    full, full_figures = _timed(lambda: run(True))
     sides = Sides.of(**{side: pl.read_parquet(folder / f"{side}.parquet") for side in SIDES})
     _, fresh = _split(sides, new)
     del sides
     started = time.perf_counter()
     _insert_sides(runtime.db, scope_id, seeded["statement_pk"], fresh)
     inserted = time.perf_counter() - started
-    daily, daily_figures = _timed(run)
+    daily, daily_figures = _timed(lambda: run(False))
     return {
         "full": {**full_figures, "counts": full.counts, "duration_ms": full.duration_ms},
         "new_rows_insert_seconds": round(inserted, 1),

@@ -15,22 +15,25 @@ same answer.
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.identity.principal import Principal
+from ledgerlink.recon import frames, tables
 from ledgerlink.recon import sides as side_readers
-from ledgerlink.recon.frames import Sides
-from ledgerlink.recon.tables import load_sides
+from ledgerlink.recon.frames import SideName, Sides
 from ledgerlink.store import audit
 from ledgerlink.store.recon_models import (
     ReconBreak,
@@ -52,17 +55,29 @@ TRIGGERS = ("cli", "api", "portal", "schedule", "batch_poll", "demo")
 @dataclass(frozen=True)
 class Matcher:
     """The engine with its rules: ``match(sides, as_of)`` gives the engine's result
-    (``matches`` and ``breaks`` frames, per-side ``totals``)."""
+    (``matches`` and ``breaks`` frames, per-side ``totals``).
+
+    With ``prepare``, ``match_prepared`` and ``incremental`` (the engine's ``prepare``,
+    ``reconcile_prepared`` and ``reconcile_incremental``), a run that finds only new
+    stored rows since the previous run in this process matches just what they touch."""
 
     spec_version: str
     match: Callable[[Sides, date], Any]
+    prepare: Callable[[Sides], Any] | None = None
+    match_prepared: Callable[[Any, date], Any] | None = None
+    incremental: Callable[[Any, Sides, Any, date], tuple[Any, Any]] | None = None
 
 
 def default_matcher(db: Any = None) -> Matcher:
     """The matching engine with the active rules: with ``db``, the version an administrator
     saved (``recon/rule_specs.py``), else the shipped spec; labelled with that version."""
     from ledgerlink.recon import rule_specs
-    from ledgerlink.recon.engine import reconcile
+    from ledgerlink.recon.engine import (
+        prepare,
+        reconcile,
+        reconcile_incremental,
+        reconcile_prepared,
+    )
 
     if db is None:
         rules = rule_specs.packaged()
@@ -70,7 +85,154 @@ def default_matcher(db: Any = None) -> Matcher:
         with db.read() as session:
             rules = rule_specs.active(session)
     spec = rule_specs.compiled(rules)
-    return Matcher(spec.version, lambda sides, as_of: reconcile(sides, spec, as_of=as_of))
+    return Matcher(
+        spec.version,
+        lambda sides, as_of: reconcile(sides, spec, as_of=as_of),
+        prepare=lambda sides: prepare(sides, spec),
+        match_prepared=lambda prepared, as_of: reconcile_prepared(prepared, spec, as_of=as_of),
+        incremental=lambda history, new, previous, as_of: reconcile_incremental(
+            history, new, previous, spec, as_of=as_of
+        ),
+    )
+
+
+@dataclass
+class _Kept:
+    """What a run leaves for the next run of the same scope in this process: the
+    prepared sides and result, and what tells whether the stored rows are still those."""
+
+    db: weakref.ReferenceType[Any]
+    run_id: int
+    spec_version: str
+    ledger: str
+    prepared: Any
+    result: Any
+    until: dict[SideName, int]
+    loaded_at: datetime
+    counts: tuple[int, ...]
+    taken_back: pl.Series
+    dropped_reversed: pl.Series
+    batches: pl.DataFrame
+    deposits: pl.DataFrame
+
+
+#: Per (database, scope): the last run's prepared sides and result. A worker keeps them
+#: between the daily run and the runs after each batch poll; a new process (or any doubt
+#: about the stored rows) starts with a full run.
+_KEPT: dict[tuple[int, int], _Kept] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def _contract(frame: pl.DataFrame, side: SideName) -> pl.DataFrame:
+    return frame.select(list(frames.SCHEMAS[side]))
+
+
+def _unchanged(kept: pl.DataFrame, again: pl.DataFrame, side: SideName) -> bool:
+    """Every row of ``again`` (read again) equals its kept row."""
+    if not again.height:
+        return True
+    key = frames.ID_COLUMN[side]
+    if side == "receipts":  # as the engine sees them (tables.receipts_frame)
+        again = again.with_columns(
+            idempotency_key=pl.when(pl.col("idempotency_key") == "")
+            .then(None)
+            .otherwise(pl.col("idempotency_key"))
+        )
+    columns = [c for c in again.columns if c in kept.columns]
+    mine = kept.select(columns).join(again.select(key), on=key, how="semi")
+    return mine.height == again.height and bool(
+        mine.sort(key).equals(again.select(columns).sort(key))
+    )
+
+
+def _full_sides(
+    session: Session, scope_id: int, ledger: str
+) -> tuple[Sides, dict[SideName, int], datetime, pl.Series]:
+    """Every stored row (bounded by the row ids seen first), and the sale ids of the
+    reversed receipts left out (``tables.receipts_frame``)."""
+    loaded_at = utcnow()
+    until = tables.max_row_ids(session, scope_id)
+    txns = tables.read_side(session, "transactions", scope_id, until=until["transactions"])
+    raw = tables.read_side(session, "receipts", scope_id, until=until["receipts"])
+    receipts = tables.receipts_frame(raw, txns, ledger)
+    dropped = (
+        raw.filter(pl.col("reversed"))
+        .join(receipts.select("receipt_id"), on="receipt_id", how="anti")
+        .get_column("txn_id")
+        .drop_nulls()
+    )
+    sides = Sides(
+        transactions=tables.checked("transactions", txns),
+        receipts=tables.checked("receipts", receipts),
+        batches=tables.checked(
+            "batches", tables.read_side(session, "batches", scope_id, until=until["batches"])
+        ),
+        deposits=tables.checked(
+            "deposits", tables.read_side(session, "deposits", scope_id, until=until["deposits"])
+        ),
+    )
+    return sides, until, loaded_at, dropped
+
+
+def _same_rows(stored: pl.DataFrame, kept: pl.DataFrame, key: str) -> tuple[bool, pl.DataFrame]:
+    """Whether the rows of ``stored`` already kept are unchanged; and the new ones."""
+    old = stored.join(kept.select(key), on=key, how="semi")
+    same = old.height == kept.height and old.sort(key).equals(kept.sort(key))
+    return same, stored.join(kept.select(key), on=key, how="anti")
+
+
+def _incremental_sides(
+    session: Session, scope_id: int, kept: _Kept, run_id: int
+) -> tuple[Sides, dict[SideName, int], datetime] | None:
+    """The rows stored since ``kept``'s run, or None when a full run is needed: a row
+    read before changed or went, or another run of the scope came between."""
+    previous = session.scalar(
+        select(func.max(ReconRun.id)).where(ReconRun.scope_id == scope_id, ReconRun.id != run_id)
+    )
+    if previous != kept.run_id:
+        return None
+    loaded_at = utcnow()
+    until = tables.max_row_ids(session, scope_id)
+    if tables.row_counts(session, scope_id, kept.until) != kept.counts:
+        return None
+    for side in ("transactions", "receipts"):
+        again = tables.stored_since(session, side, scope_id, kept.until[side], kept.loaded_at)
+        if not _unchanged(getattr(kept.prepared, side), again, side):
+            return None
+    same_b, new_b = _same_rows(
+        tables.read_side(session, "batches", scope_id, until=until["batches"]),
+        kept.batches,
+        "batch_number",
+    )
+    same_d, new_d = _same_rows(
+        tables.read_side(session, "deposits", scope_id, until=until["deposits"]),
+        kept.deposits,
+        "line_id",
+    )
+    if not (same_b and same_d):
+        return None
+    new_t = tables.read_side(
+        session,
+        "transactions",
+        scope_id,
+        after=kept.until["transactions"],
+        until=until["transactions"],
+    )
+    back = tables.taken_back(new_t)
+    if back.is_in(kept.dropped_reversed.implode()).any():
+        return None  # a receipt left out as reversed is now half of a reversal pair
+    new_r = tables.read_side(
+        session, "receipts", scope_id, after=kept.until["receipts"], until=until["receipts"]
+    )
+    if new_r.filter(pl.col("reversed")).height:
+        return None  # rare: the full run decides which reversed receipts stay
+    new = Sides(
+        transactions=tables.checked("transactions", new_t),
+        receipts=tables.checked("receipts", tables.receipts_frame(new_r, new_t, kept.ledger)),
+        batches=tables.checked("batches", new_b),
+        deposits=tables.checked("deposits", new_d),
+    )
+    return new, until, loaded_at
 
 
 @dataclass(frozen=True)
@@ -219,19 +381,57 @@ def _insert_matches(session: Session, run_id: int, matches: pl.DataFrame) -> Non
         cursor.close()
 
 
+def _move_matches(session: Session, run_id: int, previous_run_id: int, changes: Any) -> None:
+    """The previous run's matches become ``run_id``'s, less the removed, plus the added
+    (an incremental run): no rewrite of the matches no new row touched."""
+    session.execute(
+        update(ReconMatch)
+        .where(ReconMatch.run_id == previous_run_id)
+        .values(run_id=run_id)
+        .execution_options(synchronize_session=False)
+    )
+    removed = changes.removed_match_ids.cast(pl.String).str.slice(0, 80).to_list()
+    if removed:
+        connection = session.connection()
+        raw: Any = connection.connection.dbapi_connection
+        cursor = raw.cursor()
+        try:
+            if connection.dialect.name == "postgresql":
+                cursor.execute(
+                    "DELETE FROM recon_matches WHERE run_id = %s AND match_id = ANY(%s)",
+                    (run_id, removed),
+                )
+            else:
+                cursor.execute(
+                    "DELETE FROM recon_matches WHERE run_id = ? AND match_id IN "
+                    "(SELECT value FROM json_each(?))",
+                    (run_id, json.dumps(removed)),
+                )
+        finally:
+            cursor.close()
+    _insert_matches(session, run_id, changes.added_matches)
+
+
 def keep_result(
     session: Session,
     run: ReconRun,
     result: Any,
     *,
     actor: str,
+    changes: Any = None,
+    previous_run_id: int | None = None,
 ) -> dict[str, int]:
-    """Store ``result`` for ``run`` (matches replaced, breaks upserted); the counts."""
+    """Store ``result`` for ``run`` (matches replaced, breaks upserted); the counts.
+    With ``changes`` (an incremental run over ``previous_run_id``'s result), only the
+    matches that changed are written."""
     scope_id = run.scope_id
+    if changes is not None and previous_run_id is not None:
+        _move_matches(session, run.id, previous_run_id, changes)
     older = select(ReconRun.id).where(ReconRun.scope_id == scope_id, ReconRun.id != run.id)
     session.execute(delete(ReconMatch).where(ReconMatch.run_id.in_(older)))
     matches = result.matches
-    _insert_matches(session, run.id, matches)
+    if changes is None or previous_run_id is None:
+        _insert_matches(session, run.id, matches)
     found_rows = {str(b["break_id"]): b for b in _rows(result.breaks)}
     stored = {
         b.break_id: b
@@ -357,20 +557,54 @@ async def run_scope(
         session.expunge(scope)
     problems = await read_sides(runtime, scope, full=full) if read else []
     try:
+        key = (id(runtime.db), scope_id)
+        ledger_name = str(scope.ledger_connection_id)
+        with _KEPT_LOCK:  # taken out: a run that fails leaves nothing to build on
+            kept = None if full else _KEPT.pop(key, None)
+        if kept is not None and (
+            matcher.incremental is None
+            or kept.db() is not runtime.db
+            or kept.spec_version != matcher.spec_version
+            or kept.ledger != ledger_name
+        ):
+            kept = None
+        fresh = None
         with runtime.db.read() as session:
-            ledger_name = str(scope.ledger_connection_id)
-            sides = load_sides(session, scope_id, ledger_name)
-        result = matcher.match(sides, as_of)
+            if kept is not None:
+                fresh = _incremental_sides(session, scope_id, kept, run_id)
+            if kept is not None and fresh is not None:
+                new, until, loaded_at = fresh
+                dropped = kept.dropped_reversed
+                stored_counts = tables.row_counts(session, scope_id, until)
+            else:
+                sides, until, loaded_at, dropped = _full_sides(session, scope_id, ledger_name)
+                stored_counts = tables.row_counts(session, scope_id, until)
+        changes = None
+        prepared: Any = None
+        if kept is not None and fresh is not None and matcher.incremental is not None:
+            changes, prepared = matcher.incremental(kept.prepared, new, kept.result, as_of)
+            result = changes.apply(kept.result)
+        elif matcher.prepare is not None and matcher.match_prepared is not None:
+            prepared = matcher.prepare(sides)
+            result = matcher.match_prepared(prepared, as_of)
+        else:
+            result = matcher.match(sides, as_of)
+        heights = {
+            name: (getattr(prepared, name) if prepared is not None else sides.side(name)).height
+            for name in ("transactions", "receipts", "batches", "deposits")
+        }
         with runtime.db.transaction() as session:
             run = session.get(ReconRun, run_id)
             assert run is not None
-            counts = keep_result(session, run, result, actor=principal.actor)
-            counts.update(
-                {
-                    f"{name}_rows": sides.side(name).height
-                    for name in ("transactions", "receipts", "batches", "deposits")
-                }
+            counts = keep_result(
+                session,
+                run,
+                result,
+                actor=principal.actor,
+                changes=changes,
+                previous_run_id=kept.run_id if changes is not None and kept else None,
             )
+            counts.update({f"{name}_rows": height for name, height in heights.items()})
             run.counts = counts
             run.totals = _totals(result.totals)
             run.status = "finished"
@@ -392,6 +626,24 @@ async def run_scope(
                 },
             )
             outcome = RunOutcome(run_id, scope_id, "finished", counts, run.duration_ms, run.error)
+        if prepared is not None:
+            back = tables.taken_back(prepared.transactions)
+            with _KEPT_LOCK:
+                _KEPT[key] = _Kept(
+                    db=weakref.ref(runtime.db),
+                    run_id=run_id,
+                    spec_version=matcher.spec_version,
+                    ledger=ledger_name,
+                    prepared=prepared,
+                    result=result,
+                    until=until,
+                    loaded_at=loaded_at,
+                    counts=stored_counts,
+                    taken_back=back,
+                    dropped_reversed=dropped,
+                    batches=_contract(prepared.batches, "batches"),
+                    deposits=_contract(prepared.deposits, "deposits"),
+                )
     except Exception as exc:
         with runtime.db.transaction() as session:
             run = session.get(ReconRun, run_id)

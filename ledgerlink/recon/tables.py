@@ -55,9 +55,16 @@ ROW_ID: dict[SideName, str] = {
 }
 
 
-def _read(session: Session, side: SideName, scope_id: int, after: int | None) -> pl.DataFrame:
-    """The stored rows of one side (those with a row id above ``after`` if given)."""
+def _read(
+    session: Session,
+    side: SideName,
+    scope_id: int,
+    after: int | None,
+    until: int | None = None,
+) -> pl.DataFrame:
+    """The stored rows of one side (row id above ``after`` and up to ``until`` if given)."""
     since = "" if after is None else f" AND {ROW_ID[side]} > {int(after)}"
+    since += "" if until is None else f" AND {ROW_ID[side]} <= {int(until)}"
     sql = _QUERIES[side].format(scope=int(scope_id), since=since)
     connection = session.connection()
     raw: Any = connection.connection.dbapi_connection
@@ -108,10 +115,15 @@ def _read(session: Session, side: SideName, scope_id: int, after: int | None) ->
 
 
 def read_side(
-    session: Session, side: SideName, scope_id: int, *, after: int | None = None
+    session: Session,
+    side: SideName,
+    scope_id: int,
+    *,
+    after: int | None = None,
+    until: int | None = None,
 ) -> pl.DataFrame:
     """One side's stored rows as read (receipts without their ledger), unchecked."""
-    return _read(session, side, scope_id, after)
+    return _read(session, side, scope_id, after, until)
 
 
 def max_row_ids(session: Session, scope_id: int) -> dict[SideName, int]:
@@ -188,19 +200,69 @@ def receipts_frame(receipts: pl.DataFrame, transactions: pl.DataFrame, ledger: s
     ).select(list(frames.SCHEMAS["receipts"]))
 
 
-def load_sides(session: Session, scope_id: int, ledger: str) -> Sides:
-    """Every stored row of the scope, as the four checked frames."""
-    transactions = _read(session, "transactions", scope_id, None)
-    receipts = receipts_frame(_read(session, "receipts", scope_id, None), transactions, ledger)
+def load_sides(
+    session: Session, scope_id: int, ledger: str, until: dict[SideName, int] | None = None
+) -> Sides:
+    """Every stored row of the scope (up to the row ids ``until``), as the four checked
+    frames."""
+    bound = until or {}
+    transactions = _read(session, "transactions", scope_id, None, bound.get("transactions"))
+    receipts = receipts_frame(
+        _read(session, "receipts", scope_id, None, bound.get("receipts")), transactions, ledger
+    )
     return Sides(
-        transactions=_checked("transactions", transactions),
-        receipts=_checked("receipts", receipts),
-        batches=_checked("batches", _read(session, "batches", scope_id, None)),
-        deposits=_checked("deposits", _read(session, "deposits", scope_id, None)),
+        transactions=checked("transactions", transactions),
+        receipts=checked("receipts", receipts),
+        batches=checked("batches", _read(session, "batches", scope_id, None, bound.get("batches"))),
+        deposits=checked(
+            "deposits", _read(session, "deposits", scope_id, None, bound.get("deposits"))
+        ),
     )
 
 
-def _checked(side: SideName, frame: pl.DataFrame) -> pl.DataFrame:
+def stored_since(
+    session: Session, side: SideName, scope_id: int, until: int, since: Any
+) -> pl.DataFrame:
+    """Rows of ``side`` (transactions or receipts) up to row id ``until`` written again
+    at or after ``since`` (a reader's upsert stamps ``read_at``), as read."""
+    from sqlalchemy import select
+
+    from ledgerlink.store.recon_models import ReconReceipt, ReconTransaction
+
+    model: Any = ReconTransaction if side == "transactions" else ReconReceipt
+    ids = session.scalars(
+        select(model.id).where(
+            model.scope_id == scope_id, model.id <= until, model.read_at >= since
+        )
+    ).all()
+    if not ids:
+        return _read(session, side, scope_id, 0, 0)
+    low, high = min(ids), max(ids)
+    frame = _read(session, side, scope_id, low - 1, high)
+    return frame
+
+
+def row_counts(session: Session, scope_id: int, until: dict[SideName, int]) -> tuple[int, ...]:
+    """Stored transactions and receipts up to ``until`` and how many receipts are
+    reversed: what tells a run whether rows it read before were removed or reversed
+    (SBC's deleted receipts are marked reversed without a new read stamp)."""
+    from sqlalchemy import func, select
+
+    from ledgerlink.store.recon_models import ReconReceipt, ReconTransaction
+
+    t, r = ReconTransaction, ReconReceipt
+    txns = session.scalar(
+        select(func.count()).where(t.scope_id == scope_id, t.id <= until["transactions"])
+    )
+    receipts, reversed_ = session.execute(
+        select(func.count(), func.count().filter(r.reversed.is_(True))).where(
+            r.scope_id == scope_id, r.id <= until["receipts"]
+        )
+    ).one()
+    return int(txns or 0), int(receipts or 0), int(reversed_ or 0)
+
+
+def checked(side: SideName, frame: pl.DataFrame) -> pl.DataFrame:
     if not frame.height:
         return frames.empty(side)
     return frames.check(side, frame)
