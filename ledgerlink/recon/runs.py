@@ -654,5 +654,12 @@ async def run_scope(
             run.duration_ms = int((time.monotonic() - started) * 1000)
         log.exception("recon.run_failed", run_id=run_id, scope_id=scope_id)
         raise
-    log.info("recon.run", run_id=run_id, scope_id=scope_id, trigger=trigger, **outcome.counts)
+    log.info(
+        "recon.run",
+        run_id=run_id,
+        scope_id=scope_id,
+        trigger=trigger,
+        incremental=changes is not None,
+        **outcome.counts,
+    )
     return outcome

@@ -1,0 +1,133 @@
+"""A run after new rows arrived matches only what they touch (the engine's incremental
+run) and stores exactly what a full run over the same rows stores, on both back-ends;
+a stored row that changed since the previous run makes the run a full one."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from structlog.testing import capture_logs
+
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.recon.runs import default_matcher, run_scope
+from ledgerlink.runtime import Runtime
+from ledgerlink.settings import Settings
+from ledgerlink.store.migrate import upgrade
+from ledgerlink.store.recon_models import ReconBreak, ReconMatch, ReconReceipt, ReconTransaction
+from tests.support.recon import AS_OF, seed_scope
+
+ME = cli_principal()
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Runtime:
+    rt = Runtime(settings)
+    upgrade(rt.db)
+    return rt
+
+
+def _run(runtime: Runtime, scope_id: int, *, full: bool = False) -> tuple[dict[str, int], bool]:
+    with capture_logs() as logs:
+        outcome = asyncio.run(
+            run_scope(
+                runtime,
+                scope_id,
+                ME,
+                trigger="cli",
+                matcher=default_matcher(),
+                as_of=AS_OF,
+                read=False,
+                full=full,
+            )
+        )
+    done = [entry for entry in logs if entry.get("event") == "recon.run"]
+    return outcome.counts, bool(done and done[-1]["incremental"])
+
+
+def _stored(runtime: Runtime, scope_id: int) -> dict[str, Any]:
+    with runtime.db.read() as session:
+        matches = sorted(
+            (m.match_id, m.rule, tuple(m.left_ids), tuple(m.right_ids), m.amount_minor)
+            for m in session.scalars(select(ReconMatch))
+        )
+        breaks = sorted(
+            (b.break_id, b.type, b.status, b.present, tuple(b.ids), b.amount_minor)
+            for b in session.scalars(select(ReconBreak).where(ReconBreak.scope_id == scope_id))
+        )
+        runs = {m.run_id for m in session.scalars(select(ReconMatch))}
+    return {"matches": matches, "breaks": breaks, "runs": len(runs)}
+
+
+def _add_sale(runtime: Runtime, scope_id: int, txn: str, minor: int, receipted: bool) -> None:
+    with runtime.db.transaction() as session:
+        session.add(
+            ReconTransaction(
+                scope_id=scope_id,
+                txn_id=txn,
+                kind="sale",
+                status="approved",
+                amount_minor=minor,
+                currency="USD",
+                created_on=date(2026, 11, 12),
+                card_brand="visa",
+            )
+        )
+        if receipted:
+            session.add(
+                ReconReceipt(
+                    scope_id=scope_id,
+                    receipt_id=f"R{txn}",
+                    idempotency_key=f"paytrace:{txn}:sale",
+                    txn_id=txn,
+                    kind="receipt",
+                    amount_minor=minor,
+                    currency="USD",
+                    posted_on=date(2026, 11, 12),
+                    reversed=False,
+                    customer_id="C1",
+                    reference=f"PT{txn}",
+                )
+            )
+
+
+def test_new_rows_are_matched_incrementally_and_stored_as_a_full_run_stores_them(
+    runtime: Runtime,
+) -> None:
+    scope_id = seed_scope(runtime.db)
+    _, incremental = _run(runtime, scope_id, full=True)
+    assert not incremental
+    _add_sale(runtime, scope_id, "5003", 4000, receipted=True)
+    _add_sale(runtime, scope_id, "5004", 1500, receipted=False)
+    counts, incremental = _run(runtime, scope_id)
+    assert incremental
+    after_incremental = _stored(runtime, scope_id)
+    full_counts, incremental = _run(runtime, scope_id, full=True)
+    assert not incremental
+    after_full = _stored(runtime, scope_id)
+    assert after_incremental == after_full
+    assert after_full["runs"] == 1  # only the newest run's matches are kept
+    assert counts["matches"] == full_counts["matches"]
+    assert counts["open_breaks"] == full_counts["open_breaks"]
+    assert any(b[0].startswith("missing_receipt") and "5004" in b[4] for b in after_full["breaks"])
+
+
+def test_a_stored_row_changed_since_the_previous_run_makes_the_next_run_full(
+    runtime: Runtime,
+) -> None:
+    scope_id = seed_scope(runtime.db)
+    _run(runtime, scope_id, full=True)
+    with runtime.db.transaction() as session:
+        receipt = session.scalars(
+            select(ReconReceipt).where(ReconReceipt.scope_id == scope_id)
+        ).one()
+        receipt.reversed = True  # SBC deleted it: marked without a new read stamp
+    _add_sale(runtime, scope_id, "5003", 4000, receipted=True)
+    _, incremental = _run(runtime, scope_id)
+    assert not incremental
+    again = _stored(runtime, scope_id)
+    _run(runtime, scope_id, full=True)
+    assert _stored(runtime, scope_id) == again
