@@ -438,6 +438,7 @@ def keep_result(
         for b in session.scalars(select(ReconBreak).where(ReconBreak.scope_id == scope_id))
     }
     new = cleared = reopened = 0
+    found_new: list[tuple[ReconBreak, str]] = []
     for break_id, row in found_rows.items():
         age = int(row.get("as_of_days") or 0)
         values = {
@@ -468,8 +469,7 @@ def keep_result(
                 **values,
             )
             session.add(kept)
-            session.flush()
-            _event(session, kept, actor, "found", f"Found by run {run.id}: {values['detail']}")
+            found_new.append((kept, f"Found by run {run.id}: {values['detail']}"))
             new += 1
             continue
         for name, value in values.items():
@@ -487,6 +487,9 @@ def keep_result(
             kept.resolved_by = None
             _event(session, kept, actor, "reopened", f"Found again by run {run.id}")
             reopened += 1
+    session.flush()  # one flush gives every new break its id (one per break was most of a run)
+    for kept, note in found_new:
+        _event(session, kept, actor, "found", note)
     for break_id, kept in stored.items():
         if break_id in found_rows or not kept.present:
             continue
