@@ -183,7 +183,7 @@ def _same_rows(stored: pl.DataFrame, kept: pl.DataFrame, key: str) -> tuple[bool
 
 def _incremental_sides(
     session: Session, scope_id: int, kept: _Kept, run_id: int
-) -> tuple[Sides, dict[SideName, int], datetime] | None:
+) -> tuple[Sides, dict[SideName, int], datetime, pl.Series] | None:
     """The rows stored since ``kept``'s run, or None when a full run is needed: a row
     read before changed or went, or another run of the scope came between."""
     previous = session.scalar(
@@ -224,15 +224,21 @@ def _incremental_sides(
     new_r = tables.read_side(
         session, "receipts", scope_id, after=kept.until["receipts"], until=until["receipts"]
     )
-    if new_r.filter(pl.col("reversed")).height:
-        return None  # rare: the full run decides which reversed receipts stay
+    every_back = pl.concat([kept.taken_back, back])
+    receipts = tables.receipts_frame(new_r, new_t, kept.ledger, every_back)
+    dropped = (
+        new_r.filter(pl.col("reversed"))
+        .join(receipts.select("receipt_id"), on="receipt_id", how="anti")
+        .get_column("txn_id")
+        .drop_nulls()
+    )
     new = Sides(
         transactions=tables.checked("transactions", new_t),
-        receipts=tables.checked("receipts", tables.receipts_frame(new_r, new_t, kept.ledger)),
+        receipts=tables.checked("receipts", receipts),
         batches=tables.checked("batches", new_b),
         deposits=tables.checked("deposits", new_d),
     )
-    return new, until, loaded_at
+    return new, until, loaded_at, pl.concat([kept.dropped_reversed, dropped])
 
 
 @dataclass(frozen=True)
@@ -576,8 +582,7 @@ async def run_scope(
             if kept is not None:
                 fresh = _incremental_sides(session, scope_id, kept, run_id)
             if kept is not None and fresh is not None:
-                new, until, loaded_at = fresh
-                dropped = kept.dropped_reversed
+                new, until, loaded_at, dropped = fresh
                 stored_counts = tables.row_counts(session, scope_id, until)
             else:
                 sides, until, loaded_at, dropped = _full_sides(session, scope_id, ledger_name)

@@ -178,18 +178,25 @@ def taken_back(transactions: pl.DataFrame) -> pl.Series:
     ).drop_nulls()
 
 
-def receipts_frame(receipts: pl.DataFrame, transactions: pl.DataFrame, ledger: str) -> pl.DataFrame:
+def receipts_frame(
+    receipts: pl.DataFrame,
+    transactions: pl.DataFrame,
+    ledger: str,
+    back: pl.Series | None = None,
+) -> pl.DataFrame:
     """The stored receipts the engine sees: a receipt reversed in the ledger (SBC deletes
     it) while PayTrace took nothing back is out of the books; what is left of the sale's
     receipts is what reconciles. One whose sale was voided, refunded or charged back
     stays: it is half of a reversal pair."""
-    back = taken_back(transactions).implode()
+    if back is None:
+        back = taken_back(transactions)
+    listed = back.implode()
     kept = receipts.filter(
         ~pl.col("reversed")
         | (
             pl.col("txn_id").is_not_null()
             & (pl.col("txn_id") != "")
-            & pl.col("txn_id").is_in(back).fill_null(False)
+            & pl.col("txn_id").is_in(listed).fill_null(False)
         )
     )
     return kept.with_columns(
