@@ -62,7 +62,9 @@ def _stored(runtime: Runtime, scope_id: int) -> dict[str, Any]:
     return {"matches": matches, "breaks": breaks, "runs": len(runs)}
 
 
-def _add_sale(runtime: Runtime, scope_id: int, txn: str, minor: int, receipted: bool) -> None:
+def _add_sale(
+    runtime: Runtime, scope_id: int, txn: str, minor: int, receipted: bool, reversed_: bool = False
+) -> None:
     with runtime.db.transaction() as session:
         session.add(
             ReconTransaction(
@@ -87,7 +89,7 @@ def _add_sale(runtime: Runtime, scope_id: int, txn: str, minor: int, receipted: 
                     amount_minor=minor,
                     currency="USD",
                     posted_on=date(2026, 11, 12),
-                    reversed=False,
+                    reversed=reversed_,
                     customer_id="C1",
                     reference=f"PT{txn}",
                 )
@@ -102,6 +104,7 @@ def test_new_rows_are_matched_incrementally_and_stored_as_a_full_run_stores_them
     assert not incremental
     _add_sale(runtime, scope_id, "5003", 4000, receipted=True)
     _add_sale(runtime, scope_id, "5004", 1500, receipted=False)
+    _add_sale(runtime, scope_id, "5005", 900, receipted=True, reversed_=True)  # out of the books
     counts, incremental = _run(runtime, scope_id)
     assert incremental
     after_incremental = _stored(runtime, scope_id)
