@@ -11,6 +11,16 @@
 
 The same stored sides give the same matches and the same break ids, so a rerun gives the
 same answer.
+
+**Incremental runs.** A run keeps its prepared sides and result in the process (``_KEPT``,
+per database and scope; about the size of the sides' frames). The next run of the scope
+(not ``full``) reads only the rows stored since (row ids above those it read) and gives them
+to the engine's ``reconcile_incremental``; the matches move to the new run, less those
+removed, plus those added. Anything that makes that unsafe gives a full run instead: a row
+read before was changed or removed (re-read rows are compared), a batch or statement line
+changed, another run of the scope came between, other rules, or a reversed receipt that was
+left out became half of a reversal pair. Either way the stored result is what a full run
+stores (``tests/integration/test_recon_incremental_runs.py``).
 """
 
 from __future__ import annotations
