@@ -58,6 +58,12 @@ def validate_settings(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
         raise InvalidConnection(field, first["msg"].removeprefix("Value error, ")) from None
 
 
+def all_connections(session: Session, *, by_kind: bool = False) -> list[Connection]:
+    """Every stored connection by name (grouped by kind first when ``by_kind``)."""
+    order = (Connection.kind, Connection.name) if by_kind else (Connection.name,)
+    return list(session.scalars(select(Connection).order_by(*order)))
+
+
 def describe(connection: Connection) -> dict[str, Any]:
     """The connection as the API and audit show it: secrets masked, never revealed."""
     stored = {s.name: s for s in connection.secrets}

@@ -57,6 +57,7 @@ from ledgerlink.domain.accounts import (
     LedgerPayment,
 )
 from ledgerlink.domain.money import Money
+from ledgerlink.recon import rule_specs
 from ledgerlink.recon.fees import brand_key, refresh_expected
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentEvent, PaymentPosting
@@ -342,14 +343,13 @@ def receipt_row(
     }
 
 
-def _reference_patterns() -> tuple[re.Pattern[str], ...]:
-    """The shipped rules spec's patterns that find a PayTrace transaction in a receipt's
-    reference (every run matches with that spec: ``runs.default_matcher``)."""
-    from ledgerlink.recon.rules import default_spec
-
+def _reference_patterns(session: Session) -> tuple[re.Pattern[str], ...]:
+    """The active rules spec's patterns that find a PayTrace transaction in a receipt's
+    reference (the spec runs match with: ``rule_specs.active``)."""
+    spec = rule_specs.compiled(rule_specs.active(session)).spec
     return tuple(
         re.compile(key.pattern)
-        for key in default_spec().spec.receipts.keys
+        for key in spec.receipts.keys
         if key.column == "reference" and key.pattern is not None
     )
 
@@ -384,7 +384,7 @@ async def read_ledger(
             )
         }
         deleted = [p for p in payments if p.deleted]
-        patterns = _reference_patterns()
+        patterns = _reference_patterns(session)
         state = side_state(session, scope.id, "receipts")
         undoings = {p.id: m.group(1) for p in payments if (m := UNDOING.match(p.reference))}
         undone = set((state.state or {}).get("undone") or []) | set(undoings.values())

@@ -58,14 +58,35 @@ def get_database(runtime: RuntimeDep) -> Database:
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
+# ---- who is calling ------------------------------------------------------------------------
+
+
+def current_principal(request: Request, db: DatabaseDep) -> Principal | None:
+    """The caller (session cookie or bearer token), or None when anonymous; resolved once
+    per request and kept on ``request.state`` for the portal's navigation."""
+    if hasattr(request.state, "principal"):
+        known: Principal | None = request.state.principal
+        return known
+    principal = authenticate(request, db)
+    request.state.principal = principal
+    return principal
+
+
+MaybePrincipal = Annotated[Principal | None, Depends(current_principal)]
+
+
 def read_session(db: DatabaseDep) -> Iterator[Session]:
     """A session for reading only; nothing it does is committed."""
     with db.read() as session:
         yield session
 
 
-def write_session(db: DatabaseDep) -> Iterator[Session]:
+def write_session(db: DatabaseDep, _caller: MaybePrincipal) -> Iterator[Session]:
     """A unit of work: committed when the route returns, rolled back if it raises.
+
+    It depends on the caller so that signing in (which may write: a token's last use, a
+    session's expiry) is done before this transaction takes SQLite's write lock, whatever
+    order the route lists its parameters in; otherwise the request would wait on itself.
 
     A route that turns a refusal into a normal answer (a form shown again with its error)
     must not catch it inside a write session, or what was done before the refusal would
@@ -85,23 +106,6 @@ def get_mappings(runtime: RuntimeDep) -> MappingRepository:
 
 
 MappingsDep = Annotated[MappingRepository, Depends(get_mappings)]
-
-
-# ---- who is calling ------------------------------------------------------------------------
-
-
-def current_principal(request: Request, db: DatabaseDep) -> Principal | None:
-    """The caller (session cookie or bearer token), or None when anonymous; resolved once
-    per request and kept on ``request.state`` for the portal's navigation."""
-    if hasattr(request.state, "principal"):
-        known: Principal | None = request.state.principal
-        return known
-    principal = authenticate(request, db)
-    request.state.principal = principal
-    return principal
-
-
-MaybePrincipal = Annotated[Principal | None, Depends(current_principal)]
 
 
 def require(role: Role) -> Callable[[Principal | None], Principal]:

@@ -40,7 +40,7 @@ def test_an_operator_signs_in_and_reaches_the_dashboard(
         assert "ops@example.org · operator" in page.get_by_test_id("signed-in-as").inner_text()
         nav = page.get_by_role("navigation", name="Main").inner_text()
         assert "Members" in nav
-        assert "Reconciliation" not in nav  # sections not built yet are not shown
+        assert "Reconciliation" in nav
 
         page.get_by_role("button", name="Sign out").click()
         assert "You are signed out" in page.content()

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import AfterValidator, BaseModel, Field, StrictBool
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink import connection_setup, connections
+from ledgerlink.blocking import in_thread
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.checks import check_connection
-from ledgerlink.identity.principal import Principal
+from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
 from ledgerlink.web.api.inputs import CleanObject, CleanText, PathId
-from ledgerlink.web.deps import Admin, RuntimeDep
+from ledgerlink.web.deps import Admin, Operator, ReadSession, RuntimeDep, Viewer, WriteSession
 from ledgerlink.web.problems import Problem, field_problem
-from ledgerlink.web.security import admin, operator, viewer
 
 router = APIRouter(tags=["connections"])
 
@@ -64,42 +63,38 @@ def _get(session: Session, connection_id: int) -> Connection:
     return found
 
 
+def _read(runtime: Runtime, connection_id: int) -> Connection:
+    with runtime.db.read() as session:
+        return _get(session, connection_id)
+
+
 @router.get("/connections", summary="List connections (secrets masked)")
-def list_connections(
-    request: Request, _: Annotated[Principal, Depends(viewer)]
-) -> list[dict[str, Any]]:
-    with request.app.state.db.read() as session:
-        rows = session.scalars(select(Connection).order_by(Connection.name))
-        return [connections.describe(c) for c in rows]
+def list_connections(session: ReadSession, _: Viewer) -> list[dict[str, Any]]:
+    return [connections.describe(c) for c in connections.all_connections(session)]
 
 
 @router.get("/connections/{connection_id}", summary="One connection (secrets masked)")
-def get_connection(
-    request: Request, connection_id: PathId, _: Annotated[Principal, Depends(viewer)]
-) -> dict[str, Any]:
-    with request.app.state.db.read() as session:
-        return connections.describe(_get(session, connection_id))
+def get_connection(session: ReadSession, connection_id: PathId, _: Viewer) -> dict[str, Any]:
+    return connections.describe(_get(session, connection_id))
 
 
 @router.post("/connections", status_code=201, summary="Create a connection")
 def create_connection(
-    request: Request, body: ConnectionIn, principal: Annotated[Principal, Depends(admin)]
+    runtime: RuntimeDep, session: WriteSession, body: ConnectionIn, principal: Admin
 ) -> dict[str, Any]:
-    runtime = request.app.state.runtime
     try:
-        with runtime.db.transaction() as session:
-            created = connections.create(
-                session,
-                runtime.vault,
-                principal,
-                kind=body.kind,
-                name=body.name,
-                settings=body.settings,
-                secrets=body.secrets,
-            )
-            return connections.describe(created)
+        created = connections.create(
+            session,
+            runtime.vault,
+            principal,
+            kind=body.kind,
+            name=body.name,
+            settings=body.settings,
+            secrets=body.secrets,
+        )
     except connections.InvalidConnection as exc:
         raise field_problem(exc.field, exc.message) from None
+    return connections.describe(created)
 
 
 @router.patch(
@@ -141,11 +136,8 @@ async def patch_connection(
 
 
 @router.delete("/connections/{connection_id}", status_code=204, summary="Delete a connection")
-def delete_connection(
-    request: Request, connection_id: PathId, principal: Annotated[Principal, Depends(admin)]
-) -> None:
-    with request.app.state.db.transaction() as session:
-        connections.delete(session, principal, _get(session, connection_id))
+def delete_connection(session: WriteSession, connection_id: PathId, principal: Admin) -> None:
+    connections.delete(session, principal, _get(session, connection_id))
 
 
 class CheckOut(BaseModel):
@@ -164,11 +156,9 @@ class ConnectionTestOut(BaseModel):
     summary="Check reachability, credentials, permissions and the chosen business/company",
 )
 async def run_connection_test(
-    request: Request, connection_id: PathId, _: Annotated[Principal, Depends(operator)]
+    runtime: RuntimeDep, connection_id: PathId, _: Operator
 ) -> ConnectionTestOut:
-    runtime = request.app.state.runtime
-    with runtime.db.read() as session:
-        connection = _get(session, connection_id)
+    connection = await in_thread(_read, runtime, connection_id)
     results = await check_connection(runtime, connection)
     return ConnectionTestOut(
         ok=all(r.ok for r in results),

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from ledgerlink import connection_setup, connections
 from ledgerlink.connections_config import export_yaml, import_yaml
@@ -61,7 +60,7 @@ def integration_home(
     request: Request, runtime: RuntimeDep, principal: Viewer, done: str | None = None
 ) -> Response:
     with runtime.db.read() as session:
-        rows = list(session.scalars(select(Connection).order_by(Connection.kind, Connection.name)))
+        rows = connections.all_connections(session, by_kind=True)
     return _home(request, rows, notice=NOTICES.get(done or ""))
 
 
@@ -80,7 +79,7 @@ async def add_connection(request: Request, runtime: RuntimeDep, principal: Admin
             new_id = created.id
     except connections.InvalidConnection as exc:
         with runtime.db.read() as session:
-            rows = list(session.scalars(select(Connection).order_by(Connection.name)))
+            rows = connections.all_connections(session)
         return _home(request, rows, status_code=422, error=f"{exc.field}: {exc.message}")
     return RedirectResponse(f"/connections/{new_id}?done=created", 303)
 
@@ -112,7 +111,7 @@ async def import_configuration(
         report = import_yaml(session, runtime.vault, principal, text) if text else None
         if report is not None and report.errors:
             session.rollback()
-        rows = list(session.scalars(select(Connection).order_by(Connection.name)))
+        rows = connections.all_connections(session)
     if report is None:
         return _home(
             request,
