@@ -184,13 +184,14 @@ def withheld_by_batch(
 ) -> dict[str, int]:
     """Chargeback amounts withheld per batch: each from the first batch settled at or
     after the moment it was read; a chargeback after the last batch waits for the next.
-    PayTrace gives a batch's settlement time to the second, so a chargeback is compared
-    to the second too (read at 12:00:00.4, it is in the batch settled "at 12:00:00")."""
+    PayTrace gives a batch's settlement time to the second: a chargeback read in the very
+    second a batch settled is taken to be after it (the processor settles once a day, so
+    such a tie is rare; its deposit mismatch then names the chargeback's amount)."""
     ordered = sorted(batches, key=lambda b: (b[1], _number_order(b[0])))
     moments = [settled for _, settled in ordered]
     held = {number: 0 for number, _ in ordered}
     for at, amount in chargebacks:
-        index = bisect.bisect_left(moments, at.replace(microsecond=0))
+        index = bisect.bisect_left(moments, at)
         if index < len(ordered):
             held[ordered[index][0]] += amount
     return held

@@ -14,6 +14,7 @@ holds it once, whatever is tried again.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from ledgerlink.recon.scopes import ensure_default_scopes, get_scope, update_set
 from ledgerlink.settings import Settings
 from ledgerlink.store.recon_models import ReconBatch, ReconBreak, ReconMatch, ReconRun
 from tests.support.payments import ME, PaymentsWorld, profiles, sage500_world, sbc_world
+from tests.support.waiting import wait_until
 
 
 def _deposits(world: PaymentsWorld) -> dict[str, dict[str, Any]]:
@@ -343,6 +345,12 @@ def test_sbc_with_camt053_and_ofx_statements(sbc: PaymentsWorld, tmp_path: Path)
 # -- a chargeback withheld from the next deposit ---------------------------------------------------
 
 
+def _next_second() -> None:
+    """Wait for the clock's next whole second (PayTrace stamps batches to the second)."""
+    start = int(time.time())
+    wait_until(lambda: int(time.time()) > start, timeout=3, interval=0.05, what="the next second")
+
+
 def test_a_chargeback_is_withheld_from_the_next_deposit(
     sage500: PaymentsWorld, tmp_path: Path
 ) -> None:
@@ -356,6 +364,7 @@ def test_a_chargeback_is_withheld_from_the_next_deposit(
     world.poll()
     world.process()
     first = _settle(world)
+    _next_second()  # batch times are to the second: keep the dispute clear of both batches
     world.dispute(disputed)
     rows = disputes.parse_report(world.dispute_report(), "d.csv")
     with world.runtime.db.transaction() as session:
@@ -365,6 +374,7 @@ def test_a_chargeback_is_withheld_from_the_next_deposit(
     sale = world.pay(customers[1], "60.00", invoice["TranID"])
     world.poll()
     world.process()
+    _next_second()
     second = _settle(world)
     assert _deposits(world)[second]["chargebacks_withheld"] == "40.00"
 

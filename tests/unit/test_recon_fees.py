@@ -127,12 +127,12 @@ def test_rates_are_written_as_the_sandbox_writes_them() -> None:
     assert refused.value.field == "fee_schedule.visa"
 
 
-def test_a_chargeback_read_within_the_second_a_batch_settled_is_withheld_from_that_batch() -> None:
-    """PayTrace stamps a batch to the second: read at 12:00:00.4, then settled "at
-    12:00:00", the chargeback was read before the settlement and is withheld from it."""
+def test_a_chargeback_read_in_the_second_a_batch_settled_waits_for_the_next_batch() -> None:
+    """PayTrace stamps a batch to the second: a chargeback read at 12:00:00.4 when the
+    batch says it settled "at 12:00:00" is taken to be after it, never counted twice."""
     settled = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
     read = settled + timedelta(milliseconds=400)
     held = withheld_by_batch(
         [("1004", settled), ("1005", settled + timedelta(days=1))], [(read, 4000)]
     )
-    assert held == {"1004": 4000, "1005": 0}
+    assert held == {"1004": 0, "1005": 4000}
