@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -259,6 +259,8 @@ class RunOutcome:
     counts: dict[str, int]
     duration_ms: int
     error: str | None
+    #: Whether only the rows stored since the previous run were matched (module docstring).
+    incremental: bool = False
 
     @property
     def message(self) -> str:
@@ -680,4 +682,4 @@ async def run_scope(
         incremental=changes is not None,
         **outcome.counts,
     )
-    return outcome
+    return replace(outcome, incremental=changes is not None)

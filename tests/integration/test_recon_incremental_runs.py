@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from structlog.testing import capture_logs
 
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.recon.runs import default_matcher, run_scope
@@ -31,21 +30,19 @@ def runtime(settings: Settings) -> Runtime:
 
 
 def _run(runtime: Runtime, scope_id: int, *, full: bool = False) -> tuple[dict[str, int], bool]:
-    with capture_logs() as logs:
-        outcome = asyncio.run(
-            run_scope(
-                runtime,
-                scope_id,
-                ME,
-                trigger="cli",
-                matcher=default_matcher(),
-                as_of=AS_OF,
-                read=False,
-                full=full,
-            )
+    outcome = asyncio.run(
+        run_scope(
+            runtime,
+            scope_id,
+            ME,
+            trigger="cli",
+            matcher=default_matcher(),
+            as_of=AS_OF,
+            read=False,
+            full=full,
         )
-    done = [entry for entry in logs if entry.get("event") == "recon.run"]
-    return outcome.counts, bool(done and done[-1]["incremental"])
+    )
+    return outcome.counts, outcome.incremental
 
 
 def _stored(runtime: Runtime, scope_id: int) -> dict[str, Any]:
