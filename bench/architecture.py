@@ -91,10 +91,14 @@ def _blocking_async(paths: list[Path]) -> dict[str, int]:
         for node in ast.walk(tree):
             if not isinstance(node, ast.AsyncFunctionDef):
                 continue
-            direct = [
+            own = _walk_own_body(node)
+            awaited = {id(n.value) for n in own if isinstance(n, ast.Await)}
+            direct = [  # an awaited ``.read()`` is an upload's, not a database session
                 n
-                for n in _walk_own_body(node)
-                if isinstance(n, ast.Call) and DB_CALL.search(ast.unparse(n.func) + "()")
+                for n in own
+                if isinstance(n, ast.Call)
+                and id(n) not in awaited
+                and DB_CALL.search(ast.unparse(n.func) + "()")
             ]
             if not direct:
                 continue

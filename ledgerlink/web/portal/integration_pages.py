@@ -15,11 +15,13 @@ from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from ledgerlink import connection_setup, connections
-from ledgerlink.connections_config import export_yaml, import_yaml
+from ledgerlink.blocking import in_thread
+from ledgerlink.connections_config import ImportReport, export_yaml, import_yaml
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import CheckResult
 from ledgerlink.connectors.checks import check_connection
 from ledgerlink.domain.text import control_character_problem
+from ledgerlink.identity.principal import Principal
 from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
 from ledgerlink.web.deps import Admin, Operator, RuntimeDep, Viewer
@@ -68,20 +70,28 @@ def integration_home(
 async def add_connection(request: Request, runtime: RuntimeDep, principal: Admin) -> Response:
     form = await request.form()
     kind, name = str(form.get("kind") or ""), str(form.get("name") or "")
-    defaults: dict[str, Any] = {}
     try:
-        if problem := control_character_problem(name):
-            raise connections.InvalidConnection("name", problem)
-        with runtime.db.transaction() as session:
-            created = connections.create(
-                session, runtime.vault, principal, kind=kind, name=name, settings=defaults
-            )
-            new_id = created.id
+        new_id = await in_thread(_create, runtime, principal, kind, name)
     except connections.InvalidConnection as exc:
-        with runtime.db.read() as session:
-            rows = connections.all_connections(session)
+        rows = await in_thread(_all, runtime)
         return _home(request, rows, status_code=422, error=f"{exc.field}: {exc.message}")
     return RedirectResponse(f"/connections/{new_id}?done=created", 303)
+
+
+def _create(runtime: Runtime, principal: Principal, kind: str, name: str) -> int:
+    """A new connection of ``kind`` with its defaults; its id."""
+    if problem := control_character_problem(name):
+        raise connections.InvalidConnection("name", problem)
+    with runtime.db.transaction() as session:
+        created = connections.create(
+            session, runtime.vault, principal, kind=kind, name=name, settings={}
+        )
+        return created.id
+
+
+def _all(runtime: Runtime) -> list[Connection]:
+    with runtime.db.read() as session:
+        return connections.all_connections(session)
 
 
 @router.get("/connections/export.yaml")
@@ -107,11 +117,7 @@ async def import_configuration(
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = ""
-    with runtime.db.transaction() as session:
-        report = import_yaml(session, runtime.vault, principal, text) if text else None
-        if report is not None and report.errors:
-            session.rollback()
-        rows = connections.all_connections(session)
+    report, rows = await in_thread(_import, runtime, principal, text)
     if report is None:
         return _home(
             request,
@@ -122,6 +128,17 @@ async def import_configuration(
     return _home(request, rows, status_code=422 if report.errors else 200, import_report=report)
 
 
+def _import(
+    runtime: Runtime, principal: Principal, text: str
+) -> tuple[ImportReport | None, list[Connection]]:
+    """Import ``text`` (all of it, or nothing when it has errors); the connections after."""
+    with runtime.db.transaction() as session:
+        report = import_yaml(session, runtime.vault, principal, text) if text else None
+        if report is not None and report.errors:
+            session.rollback()
+        return report, connections.all_connections(session)
+
+
 @router.get("/connections/{connection_id}")
 async def connection_page(
     request: Request,
@@ -130,7 +147,7 @@ async def connection_page(
     principal: Viewer,
     done: str | None = None,
 ) -> Response:
-    connection = _load(runtime, connection_id)
+    connection = await in_thread(_load, runtime, connection_id)
     if connection is None:
         return render_error(request, 404, "There is no such connection.")
     return await _detail(request, runtime, connection, notice=NOTICES.get(done or ""))
@@ -177,7 +194,7 @@ async def save_connection(
     request: Request, runtime: RuntimeDep, connection_id: int, principal: Admin
 ) -> Response:
     form = await request.form()
-    connection = _load(runtime, connection_id)
+    connection = await in_thread(_load, runtime, connection_id)
     if connection is None:
         return render_error(request, 404, "There is no such connection.")
     secrets = {
@@ -211,7 +228,7 @@ async def save_connection(
 async def run_connection_checks(
     request: Request, runtime: RuntimeDep, connection_id: int, _: Operator
 ) -> Response:
-    connection = _load(runtime, connection_id)
+    connection = await in_thread(_load, runtime, connection_id)
     if connection is None:
         return render_error(request, 404, "There is no such connection.")
     checks: list[CheckResult] = await check_connection(runtime, connection)
