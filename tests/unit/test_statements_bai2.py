@@ -110,7 +110,7 @@ def test_a_file_of_two_accounts_is_refused() -> None:
     [
         (b"16,142,490196", b"16,142,49X196", 7, "49X196"),
         (b"16,142,905800", b"16,999,905800", 16, "999"),
-        (b"49,138884258,7/\n", b"", 9, "account_trailer"),
+        (b"49,138884258,7/\n", b"", 9, "account trailer (49)"),
     ],
 )
 def test_a_record_that_cannot_be_read_is_refused_at_its_own_line(

@@ -4,6 +4,8 @@ The library parses the records and checks the control totals and record counts o
 account (49), group (98) and file (99) trailer; this module adds what it does not know:
 the line each fault is on, refusal of a truncated file, and exact signed money per entry
 (BAI2 amounts are whole minor units; the type code says credit or debit).
+``bai2_records`` checks each record's fields and order first, so a damaged file is
+refused in the bank's terms rather than with the library's Python errors.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from datetime import date
 from typing import Any
 
 from bai2.constants import RecordCode, TypeCodeTransaction
-from bai2.exceptions import IntegrityException, NotSupportedYetException, ParsingException
+from bai2.exceptions import IntegrityException
 from bai2.helpers import IteratorHelper
 from bai2.parsers import Bai2FileParser
 
 from ledgerlink.domain.money import Money
+from ledgerlink.recon.statements import bai2_records
 from ledgerlink.recon.statements.errors import StatementError
 from ledgerlink.recon.statements.model import Statement, StatementLine
 from ledgerlink.recon.statements.reading import currency_code, decode
@@ -52,6 +55,7 @@ def parse(data: bytes) -> Statement:
         if line.strip()
     ]
     _check_records(records)
+    bai2_records.check(bai2_records.records(records))
     parsed = _run_library(records)
     return _statement(parsed, records)
 
@@ -97,18 +101,22 @@ def _run_library(records: list[tuple[int, str]]) -> Any:
         return Bai2FileParser(helper, check_integrity=True).parse()
     except IntegrityException as exc:
         raise _integrity_error(str(exc), records, consumed) from None
-    except (ParsingException, NotSupportedYetException, ValueError, IndexError) as exc:
-        current = getattr(helper, "current_record", None)
-        raise StatementError(
-            _record_line(records, consumed, getattr(current, "rows", [])),
-            f"the BAI2 record cannot be read: {exc}",
-            "the file is not valid BAI2; ask the bank for a new export",
-        ) from None
     except StopIteration:
         raise StatementError(
             records[-1][0],
             "the file ends in the middle of a group or account: it is truncated",
             "ask the bank for the complete file",
+        ) from None
+    except Exception:
+        # bai2_records has checked every field and the order of the records, so the
+        # library should read what reaches it; should it still fail, the user gets the
+        # record it was on, never the library's own (Python) words.
+        current = getattr(helper, "current_record", None)
+        code = str(getattr(getattr(current, "code", None), "value", "") or "")
+        raise StatementError(
+            _record_line(records, consumed, getattr(current, "rows", [])),
+            f"{bai2_records.named(code)} cannot be read as BAI2",
+            "the file is damaged or not BAI2; ask the bank for a new export",
         ) from None
 
 
@@ -159,6 +167,8 @@ def _statement(parsed: Any, records: list[tuple[int, str]]) -> Statement:
             currency = currency_code(header.currency or group.header.currency or "USD", None)
             accounts.add((str(header.customer_account_number or ""), currency))
             for summary in header.summary_items or []:
+                if summary.type_code is None:
+                    continue  # an empty trailing summary some banks write
                 code = summary.type_code.code
                 if code == _OPENING_LEDGER and opening is None and summary.amount is not None:
                     opening = Money(int(summary.amount), currency)

@@ -16,7 +16,6 @@ from datetime import date, datetime
 from typing import Any
 
 from ofxparse import OfxParser
-from ofxparse.ofxparse import OfxParserException
 
 from ledgerlink.domain.money import Money
 from ledgerlink.recon.statements.errors import StatementError
@@ -30,6 +29,9 @@ _CHARSET = re.compile(rb"^CHARSET\s*:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 _ENCODING = re.compile(rb"^ENCODING\s*:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 _STMTTRN = re.compile(r"<STMTTRN>", re.IGNORECASE)
 _DTPOSTED = re.compile(r"<DTPOSTED>\s*(\d{8})", re.IGNORECASE)
+# A well-formed tag (<NAME>, </NAME>) or an XML/OFX processing instruction or comment.
+_TAG = re.compile(r"<(?:/?[A-Za-z][A-Za-z0-9.:_-]*>|\?[^>]*\?>|!--.*?-->)", re.DOTALL)
+_ANY_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9.:_-]*)>")
 
 
 def looks_like(head: bytes) -> bool:
@@ -51,10 +53,15 @@ def parse(data: bytes) -> Statement:
             # bs4 says it reads OFX with its HTML parser; that is how ofxparse reads SGML.
             warnings.simplefilter("ignore")
             ofx = OfxParser.parse(io.BytesIO(payload), fail_fast=True)
-    except (OfxParserException, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except Exception:
+        # _check_shape and _check_tags refuse what they can name; ofxparse's own failures
+        # (OfxParserException, but also AttributeError, IndexError, ... on a missing
+        # element) are Python words a user cannot act on: say what is known instead.
         raise StatementError(
             None,
-            f"the OFX statement cannot be read: {exc}",
+            "the OFX statement cannot be read: an element it needs (such as STATUS, "
+            "BANKACCTFROM, STMTTRN with TRNAMT and DTPOSTED, or LEDGERBAL) is missing or "
+            "damaged",
             "export the statement again from the bank (OFX/QFX, 'Quicken' or 'Money' format)",
         ) from None
     accounts = list(getattr(ofx, "accounts", []) or [])
@@ -98,12 +105,56 @@ def _check_shape(text: str) -> None:
             "the OFX file holds no bank or card statement (STMTRS or CCSTMTRS)",
             "export an account statement, not a sign-on or investment file",
         )
+    _check_tags(text)
     if not _STMTTRN.search(text):
         listing = re.search(r"<BANKTRANLIST>", text, re.IGNORECASE)
         raise StatementError(
             _line_at(text, listing.start()) if listing else None,
             "the OFX statement has no transactions (no STMTTRN)",
             "pick a date range with transactions when exporting",
+        )
+
+
+def _check_tags(text: str) -> None:
+    """Refuse a tag cut short and an aggregate closed out of turn, with the line.
+
+    OFX 1.x leaves leaf elements (<TRNAMT>-6.60) unclosed, so only elements that are
+    closed somewhere in the file (aggregates such as STMTTRN) must nest properly.
+    """
+    start = text.find("<")
+    while start != -1:
+        tag = _TAG.match(text, start)
+        if tag is None:
+            shown = text[start : start + 20].split("\n")[0]
+            raise StatementError(
+                _line_at(text, start),
+                f"the tag {shown!r} is cut short or damaged",
+                "the file was altered or truncated; export it again from the bank",
+            )
+        start = text.find("<", tag.end())
+    closed = {m[2].upper() for m in _ANY_TAG.finditer(text) if m[1]}
+    open_tags: list[tuple[str, int]] = []
+    for found in _ANY_TAG.finditer(text):
+        name = found[2].upper()
+        if name not in closed:
+            continue
+        if not found[1]:
+            open_tags.append((name, found.start()))
+            continue
+        if not open_tags or open_tags[-1][0] != name:
+            inside = f"<{open_tags[-1][0]}> is still open" if open_tags else "nothing is open"
+            raise StatementError(
+                _line_at(text, found.start()),
+                f"</{name}> closes an element that is not open here ({inside})",
+                "the file was altered or truncated; export it again from the bank",
+            )
+        open_tags.pop()
+    if open_tags:
+        name, at = open_tags[-1]
+        raise StatementError(
+            _line_at(text, at),
+            f"<{name}> is never closed",
+            "the file was altered or truncated; export it again from the bank",
         )
 
 
@@ -144,6 +195,12 @@ def _statement(account: Any, text: str) -> Statement:
                 type_code=str(txn.type or "").upper(),
                 bank_ref=str(txn.id or ""),
             )
+        )
+    if not lines:
+        raise StatementError(
+            None,
+            "the OFX statement has no transactions inside its BANKTRANLIST",
+            "pick a date range with transactions when exporting",
         )
     days = [line.booked_on for line in lines]
     start = getattr(statement, "start_date", None)
