@@ -15,9 +15,9 @@ the progress bar and the result list never disagree with what was done.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final, TypedDict
 
 import structlog
 from sqlalchemy import func, insert, select, update
@@ -61,7 +61,7 @@ def start(
     principal: Principal,
     connection_id: int,
     member_ids: list[int],
-    selection: dict[str, Any],
+    selection: Mapping[str, object],
 ) -> BulkLinkRun:
     """Record a run over ``member_ids`` and enqueue its job (unless ``jobs`` is None, for
     callers that run it in-process, like the CLI), all in the caller's transaction."""
@@ -79,7 +79,7 @@ def start(
         connection_id=connection.id,
         status="queued",
         requested_by=principal.actor,
-        selection=selection,
+        selection=dict(selection),
         total=len(unique),
     )
     session.add(run)
@@ -149,7 +149,7 @@ async def run(
     concurrency: int = DEFAULT_CONCURRENCY,
     should_stop: Callable[[], bool] = lambda: False,
     mappings: MappingRepository,
-) -> dict[str, Any]:
+) -> BulkProgress:
     """Work through the run's pending items; returns the progress at the end.
 
     Safe to call again after any interruption: only pending items are touched. When
@@ -239,7 +239,7 @@ def _record(db: Database, item_id: int, status: str, message: str, customer_id: 
         )
 
 
-def _finish(db: Database, run_id: int, *, error: str | None = None) -> dict[str, Any]:
+def _finish(db: Database, run_id: int, *, error: str | None = None) -> BulkProgress:
     with db.transaction() as session:
         counts = _counts(session, run_id)
         bulk = session.get(BulkLinkRun, run_id)
@@ -320,7 +320,36 @@ class ItemView:
     message: str | None
 
 
-def progress(session: Session, run_id: int, *, items: int = 500) -> dict[str, Any]:
+class BulkItemProgress(TypedDict):
+    """One member of a run: what happened to it, and why when it failed or was skipped."""
+
+    member_number: str
+    member_name: str
+    status: str
+    customer_id: str | None
+    message: str | None
+
+
+class BulkProgress(TypedDict):
+    """A run's progress as the portal, the API and the CLI show it (times as ISO 8601)."""
+
+    id: int
+    status: str
+    connection_id: int
+    connection: str
+    requested_by: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    total: int
+    done: int
+    percent: int
+    counts: dict[str, int]
+    last_error: str | None
+    items: list[BulkItemProgress]
+
+
+def progress(session: Session, run_id: int, *, items: int = 500) -> BulkProgress:
     """How far the run got: counts per outcome, percent done, and up to ``items`` results
     (finished items first: failures, then skips, then the rest)."""
     bulk = session.get(BulkLinkRun, run_id)
@@ -330,7 +359,7 @@ def progress(session: Session, run_id: int, *, items: int = 500) -> dict[str, An
     total = sum(counts.values())
     done = total - counts["pending"]
     connection = session.get(Connection, bulk.connection_id)
-    out: dict[str, Any] = {
+    out: BulkProgress = {
         "id": bulk.id,
         "status": bulk.status,
         "connection_id": bulk.connection_id,
@@ -383,7 +412,7 @@ async def run_for(
     principal: Principal,
     *,
     should_stop: Callable[[], bool] = lambda: False,
-) -> dict[str, Any] | None:
+) -> BulkProgress | None:
     """Work through a run with what the composition root gives: its connection's ledger
     and the installation's mapping specs. The CLI and the job both run here. ``None``:
     the run is gone, or its connection (then the run is finished with that error)."""

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Final
+from datetime import datetime
+from typing import Final, TypedDict
 
 import structlog
 from rapidfuzz import fuzz, process, utils
@@ -79,6 +80,67 @@ class LinkFailed(LinkError):
     status = 502
 
 
+class CandidateView(TypedDict):
+    """A candidate as the API and the portal show it."""
+
+    customer_id: str
+    customer_number: str
+    name: str
+    email: str
+    phone: str
+    score: int
+    reasons: list[str]
+    linked_to: str | None
+
+
+class LinkOutcomeView(TypedDict):
+    """What a link did, as the confirmation shows it."""
+
+    action: str
+    member_number: str
+    connection_id: int
+    connection: str
+    system: str
+    customer_id: str
+    customer_number: str
+    customer_name: str
+    link_id: int
+    message: str
+
+
+class LinkSnapshot(TypedDict):
+    """What the audit chain records about a link (before and after a change)."""
+
+    member: str
+    connection_id: int
+    system: str
+    customer_id: str
+    customer_number: str
+    customer_name: str
+    created_customer: bool
+    unlinked_at: datetime | None
+    unlink_reason: str | None
+
+
+class LinkHistoryView(TypedDict):
+    """One link of a member's history, times as ISO 8601 text."""
+
+    id: int
+    connection_id: int
+    connection: str
+    system: str
+    customer_id: str
+    customer_number: str
+    customer_name: str
+    created_customer: bool
+    linked_at: str
+    linked_by: str
+    unlinked_at: str | None
+    unlinked_by: str | None
+    unlink_reason: str | None
+    active: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A customer that may be the member, and why we think so."""
@@ -93,7 +155,7 @@ class Candidate:
     def by_reference(self) -> bool:
         return any(r.startswith("same reference") for r in self.reasons)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> CandidateView:
         c = self.customer
         return {
             "customer_id": c.id,
@@ -138,7 +200,7 @@ class LinkOutcome:
     link_id: int
     message: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> LinkOutcomeView:
         return {
             "action": self.action,
             "member_number": self.member_number,
@@ -336,7 +398,7 @@ def _customer_from_link(link: MemberLinkRow) -> CustomerAccount:
     )
 
 
-def link_snapshot(link: MemberLinkRow, member_number: str) -> dict[str, Any]:
+def link_snapshot(link: MemberLinkRow, member_number: str) -> LinkSnapshot:
     return {
         "member": member_number,
         "connection_id": link.connection_id,
@@ -747,9 +809,9 @@ class HistoryEntry:
     customer_number: str
     customer_name: str
     created_customer: bool
-    linked_at: Any
+    linked_at: datetime
     linked_by: str
-    unlinked_at: Any
+    unlinked_at: datetime | None
     unlinked_by: str | None
     unlink_reason: str | None
 
@@ -757,7 +819,7 @@ class HistoryEntry:
     def active(self) -> bool:
         return self.unlinked_at is None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> LinkHistoryView:
         return {
             "id": self.id,
             "connection_id": self.connection_id,

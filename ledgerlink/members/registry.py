@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -86,7 +87,7 @@ class MemberFields:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> MemberFields:
+    def from_mapping(cls, data: Mapping[str, object]) -> MemberFields:
         known = set(cls.names())
         return cls(**{k: "" if v is None else str(v) for k, v in data.items() if k in known})
 
@@ -171,8 +172,9 @@ def content_hash(member: Member) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def row_values(member: Member, level_id: int) -> dict[str, Any]:
-    """Column values for ``members`` (stored and search columns alike)."""
+def row_values(member: Member, level_id: int) -> dict[str, object]:
+    """Column values for ``members`` (stored and search columns alike), as an insert takes
+    them: text columns and the level's id."""
     a = member.address
     first, last, org = (
         search_key(member.first_name),
@@ -232,8 +234,8 @@ def member_from_row(row: MemberRow, level_code: str) -> Member:
     )
 
 
-def snapshot(member: Member) -> dict[str, Any]:
-    """What the audit chain records about a member."""
+def snapshot(member: Member) -> dict[str, object]:
+    """What the audit chain records about a member (its fields as text)."""
     return asdict(member_fields(member))
 
 
@@ -275,7 +277,18 @@ def build_level(
     return level
 
 
-def level_snapshot(level: MembershipLevel) -> dict[str, Any]:
+class LevelSnapshot(TypedDict):
+    """A level as the audit chain records it and the API shows it (the fee as text)."""
+
+    code: str
+    name: str
+    description: str
+    annual_fee: str
+    currency: str
+    is_active: bool
+
+
+def level_snapshot(level: MembershipLevel) -> LevelSnapshot:
     return {
         "code": level.code,
         "name": level.name,

@@ -9,7 +9,8 @@ imported and an ``errors`` list of (line, field, reason) for the rows it did not
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from dataclasses import asdict
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import StreamingResponse
@@ -32,12 +33,13 @@ from ledgerlink.members.registry import (
     level_snapshot,
     list_levels,
     load_member,
-    snapshot,
+    member_fields,
     update_level,
     update_member,
 )
 from ledgerlink.members.search import MemberQuery, search
 from ledgerlink.web.api.inputs import INT64_MAX, BodyId, CleanText, PathId, QueryId
+from ledgerlink.web.api.outputs import ResponseModel
 from ledgerlink.web.deps import (
     Admin,
     CustomerIndexDep,
@@ -123,13 +125,174 @@ class BulkIn(BaseModel):
     status: CleanText | None = Field(default=None, max_length=64)
 
 
-def _member_out(session: Session, number: str) -> dict[str, Any]:
+# ---- responses -------------------------------------------------------------------------
+
+
+class LevelOut(ResponseModel):
+    code: str
+    name: str
+    description: str
+    annual_fee: str = Field(description="Decimal string, e.g. '120.00'.")
+    currency: str
+    is_active: bool
+
+
+class LinkOut(ResponseModel):
+    """One link of a member to a customer account (times as ISO 8601)."""
+
+    id: int
+    connection_id: int
+    connection: str
+    system: str
+    customer_id: str
+    customer_number: str
+    customer_name: str
+    created_customer: bool
+    linked_at: str
+    linked_by: str
+    unlinked_at: str | None
+    unlinked_by: str | None
+    unlink_reason: str | None
+    active: bool
+
+
+class MemberOut(ResponseModel):
+    """A member's normalised details (as text), their active links and when they changed."""
+
+    member_number: str
+    first_name: str
+    last_name: str
+    organisation: str
+    email: str
+    phone: str
+    account_type: str
+    membership_level: str
+    status: str
+    address_line1: str
+    address_line2: str
+    city: str
+    region: str
+    postal_code: str
+    country: str
+    links: list[LinkOut]
+    created_at: str
+    updated_at: str
+
+
+class HitLinkOut(ResponseModel):
+    connection_id: int
+    connection: str
+    system: str
+    customer_id: str
+    customer_number: str
+
+
+class MemberHitOut(ResponseModel):
+    number: str
+    display_name: str
+    first_name: str
+    last_name: str
+    organisation: str
+    email: str
+    phone: str
+    account_type: str
+    membership_level: str
+    membership_level_name: str
+    status: str
+    links: list[HitLinkOut]
+
+
+class MemberPage(ResponseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[MemberHitOut]
+
+
+class RowErrorOut(ResponseModel):
+    line: int = Field(description="1 is the header line.")
+    field: str
+    reason: str
+    member_number: str
+
+
+class ImportOut(ResponseModel):
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int = Field(description="Lines not imported (each has errors).")
+    dry_run: bool
+    sha256: str
+    errors: list[RowErrorOut]
+
+
+class CandidateOut(ResponseModel):
+    customer_id: str
+    customer_number: str
+    name: str
+    email: str
+    phone: str
+    score: int
+    reasons: list[str]
+    linked_to: str | None = Field(description="The member it is linked to already, if any.")
+
+
+class LinkOutcomeOut(ResponseModel):
+    action: str = Field(description="created, linked_existing, already_linked or relinked.")
+    member_number: str
+    connection_id: int
+    connection: str
+    system: str
+    customer_id: str
+    customer_number: str
+    customer_name: str
+    link_id: int
+    message: str
+
+
+class UnlinkOut(ResponseModel):
+    unlinked: int = Field(description="The id of the link that ended.")
+    customer_id: str
+
+
+class BulkItemOut(ResponseModel):
+    member_number: str
+    member_name: str
+    status: str
+    customer_id: str | None
+    message: str | None
+
+
+class BulkProgressOut(ResponseModel):
+    """A bulk create-and-link run (times as ISO 8601)."""
+
+    id: int
+    status: str
+    connection_id: int
+    connection: str
+    requested_by: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    total: int
+    done: int
+    percent: int
+    counts: dict[str, int]
+    last_error: str | None
+    items: list[BulkItemOut]
+
+
+def _member_out(session: Session, number: str) -> MemberOut:
     row = get_member(session, number)
-    out = snapshot(load_member(session, row))
-    out["links"] = [e.as_dict() for e in linking.history(session, row.id) if e.active]
-    out["created_at"] = row.created_at.isoformat()
-    out["updated_at"] = row.updated_at.isoformat()
-    return out
+    return MemberOut.model_validate(
+        {
+            **asdict(member_fields(load_member(session, row))),
+            "links": [e.as_dict() for e in linking.history(session, row.id) if e.active],
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+        }
+    )
 
 
 def _query(
@@ -158,24 +321,24 @@ def _query(
 
 
 @router.get("/membership-levels", summary="Membership levels and their annual fees")
-def get_levels(_: Viewer, session: ReadSession) -> list[dict[str, Any]]:
-    return [level_snapshot(level_from_row(row)) for row in list_levels(session)]
+def get_levels(_: Viewer, session: ReadSession) -> list[LevelOut]:
+    return [
+        LevelOut.model_validate(level_snapshot(level_from_row(row))) for row in list_levels(session)
+    ]
 
 
 @router.post("/membership-levels", status_code=201, summary="Create a membership level")
-def post_level(body: LevelIn, principal: Admin, session: WriteSession) -> dict[str, Any]:
+def post_level(body: LevelIn, principal: Admin, session: WriteSession) -> LevelOut:
     level = build_level(body.code, body.name, body.annual_fee, body.currency, body.description)
     create_level(session, principal, level)
-    return level_snapshot(level)
+    return LevelOut.model_validate(level_snapshot(level))
 
 
 @router.put("/membership-levels/{code}", summary="Change a membership level (not its code)")
-def put_level(
-    code: LevelCode, body: LevelIn, principal: Admin, session: WriteSession
-) -> dict[str, Any]:
+def put_level(code: LevelCode, body: LevelIn, principal: Admin, session: WriteSession) -> LevelOut:
     level = build_level(body.code, body.name, body.annual_fee, body.currency, body.description)
     update_level(session, principal, code, level)
-    return level_snapshot(level)
+    return LevelOut.model_validate(level_snapshot(level))
 
 
 @router.delete("/membership-levels/{code}", status_code=204, summary="Delete an unused level")
@@ -199,19 +362,19 @@ def list_members(
     status: Filter = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
-) -> dict[str, Any]:
+) -> MemberPage:
     query = _query(q, without_account, connection_id, level, account_type, status, limit, offset)
     page = search(session, query)
-    return {
-        "total": page.total,
-        "limit": limit,
-        "offset": offset,
-        "items": [hit.as_dict() for hit in page.items],
-    }
+    return MemberPage(
+        total=page.total,
+        limit=limit,
+        offset=offset,
+        items=[MemberHitOut.model_validate(hit.as_dict()) for hit in page.items],
+    )
 
 
 @router.post("/members", status_code=201, summary="Create a member")
-def post_member(body: MemberIn, principal: Operator, session: WriteSession) -> dict[str, Any]:
+def post_member(body: MemberIn, principal: Operator, session: WriteSession) -> MemberOut:
     member = build_member(MemberFields.from_mapping(body.model_dump()))
     create_member(session, principal, member)
     return _member_out(session, member.number)
@@ -245,23 +408,23 @@ async def import_members(
     db: DatabaseDep,
     file: Annotated[UploadFile, File(description="CSV, UTF-8, header line first")],
     dry_run: bool = False,
-) -> dict[str, Any]:
+) -> ImportOut:
     data = await file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise field_problem("file", "is larger than 50 MB; split it into parts", status=413)
     report = await run_in_threadpool(views.import_file, db, principal, data, dry_run=dry_run)
-    return report.as_dict()
+    return ImportOut.model_validate(report.as_dict())
 
 
 @router.get("/members/{number}", summary="One member with their active links")
-def get_one(number: MemberNumber, _: Viewer, session: ReadSession) -> dict[str, Any]:
+def get_one(number: MemberNumber, _: Viewer, session: ReadSession) -> MemberOut:
     return _member_out(session, number)
 
 
 @router.put("/members/{number}", summary="Replace a member's details")
 def put_member(
     number: MemberNumber, body: MemberIn, principal: Operator, session: WriteSession
-) -> dict[str, Any]:
+) -> MemberOut:
     member = build_member(MemberFields.from_mapping(body.model_dump()))
     update_member(session, principal, number, member)
     return _member_out(session, member.number)
@@ -287,13 +450,13 @@ async def candidates(
     _: Viewer,
     runtime: RuntimeDep,
     cache: CustomerIndexDep,
-) -> list[dict[str, Any]]:
+) -> list[CandidateOut]:
     async with open_ledger(runtime, connection_id) as ledger:
         index = await cache.get(connection_id, ledger)
         found = await linking.find_candidates(
             runtime.db, ledger, number, connection_id, index=index
         )
-    return [c.as_dict() for c in found]
+    return [CandidateOut.model_validate(c.as_dict()) for c in found]
 
 
 @router.post(
@@ -308,7 +471,7 @@ async def post_link(
     runtime: RuntimeDep,
     cache: CustomerIndexDep,
     mappings: MappingsDep,
-) -> dict[str, Any]:
+) -> LinkOutcomeOut:
     if body.create == (body.customer_id is not None):
         raise field_problem(
             "create", "give either create=true or a customer_id to link, not both or neither"
@@ -335,25 +498,25 @@ async def post_link(
                 body.customer_id or "",
                 relink=body.relink,
             )
-    return outcome.as_dict()
+    return LinkOutcomeOut.model_validate(outcome.as_dict())
 
 
 @router.post("/members/{number}/unlink", summary="End the member's link in a connection")
 def post_unlink(
     number: MemberNumber, body: UnlinkIn, principal: Operator, db: DatabaseDep
-) -> dict[str, Any]:
+) -> UnlinkOut:
     link = linking.unlink(db, principal, number, body.connection_id, body.reason)
-    return {"unlinked": link.id, "customer_id": link.customer_id}
+    return UnlinkOut(unlinked=link.id, customer_id=link.customer_id)
 
 
 @router.get("/members/{number}/links", summary="The member's link history, newest first")
-def link_history(number: MemberNumber, _: Viewer, session: ReadSession) -> list[dict[str, Any]]:
+def link_history(number: MemberNumber, _: Viewer, session: ReadSession) -> list[LinkOut]:
     row = get_member(session, number)
-    return [e.as_dict() for e in linking.history(session, row.id)]
+    return [LinkOut.model_validate(e.as_dict()) for e in linking.history(session, row.id)]
 
 
 @router.post("/member-links/bulk", status_code=202, summary="Start a bulk create-and-link job")
-def start_bulk(body: BulkIn, principal: Operator, runtime: RuntimeDep) -> dict[str, Any]:
+def start_bulk(body: BulkIn, principal: Operator, runtime: RuntimeDep) -> BulkProgressOut:
     filtered = (
         _query(body.q, True, body.connection_id, body.level, body.account_type, body.status)
         if body.all_filtered
@@ -369,7 +532,7 @@ def start_bulk(body: BulkIn, principal: Operator, runtime: RuntimeDep) -> dict[s
             filtered=filtered,
         )
     with runtime.db.read() as session:
-        return bulk.progress(session, run_id, items=0)
+        return BulkProgressOut.model_validate(bulk.progress(session, run_id, items=0))
 
 
 @router.get("/member-links/bulk/{run_id}", summary="A bulk run's progress and results")
@@ -378,13 +541,13 @@ def bulk_progress(
     _: Viewer,
     session: ReadSession,
     items: Annotated[int, Query(ge=0, le=5000)] = 500,
-) -> dict[str, Any]:
-    return bulk.progress(session, run_id, items=items)
+) -> BulkProgressOut:
+    return BulkProgressOut.model_validate(bulk.progress(session, run_id, items=items))
 
 
 @router.post("/member-links/bulk/{run_id}/retry", summary="Retry a bulk run's failed members")
-def bulk_retry(run_id: PathId, principal: Operator, runtime: RuntimeDep) -> dict[str, Any]:
+def bulk_retry(run_id: PathId, principal: Operator, runtime: RuntimeDep) -> BulkProgressOut:
     with runtime.db.transaction() as session:
         bulk.retry_failed(session, runtime.jobs, principal, run_id)
     with runtime.db.read() as session:
-        return bulk.progress(session, run_id, items=0)
+        return BulkProgressOut.model_validate(bulk.progress(session, run_id, items=0))
