@@ -33,7 +33,7 @@ from ledgerlink.payments.poller import event_of
 from ledgerlink.payments.resolutions import ActionRefused, take_action
 from ledgerlink.recon.periods import refuse_if_closed
 from ledgerlink.recon.problems import ReconRefused
-from ledgerlink.recon.sides import connections_of
+from ledgerlink.recon.sides import connections_of, undoing_reference
 from ledgerlink.store import audit
 from ledgerlink.store.models import User
 from ledgerlink.store.payment_models import PaymentEvent, PaymentException
@@ -277,7 +277,7 @@ async def reverse_duplicate(
             customer_id=receipt.customer_id,
             date=date.today(),
             amount=Money(receipt.amount_minor, receipt.currency),
-            reference=f"Reversal of duplicate receipt {receipt_id}"[:100],
+            reference=undoing_reference(receipt_id),
         )
         await reverser.reverse_posted_receipt(ReceiptReversal(receipt_id, undoing))
     finally:

@@ -23,7 +23,7 @@
   PayTrace reference is not recognised.
   **A duplicate reversed from its break**: SBC deletes the receipt (read as deleted: the
   stored row is marked reversed); Sage 500 keeps it and posts an undoing refund whose
-  reference names it (:data:`UNDOING`): the receipt is marked reversed (kept in the
+  reference names it (:func:`undoing_reference`): the receipt is marked reversed (kept in the
   side's state, so a later read of the receipt does not unmark it) and the undoing entry
   is not read — the pair is out of the books together, and ``tables.py`` leaves out a
   receipt reversed while PayTrace took nothing back, so the duplicate clears and nothing
@@ -59,6 +59,7 @@ from ledgerlink.domain.accounts import (
 from ledgerlink.domain.money import Money
 from ledgerlink.recon import rule_specs
 from ledgerlink.recon.fees import brand_key, refresh_expected
+from ledgerlink.recon.problems import ReconRefused
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentEvent, PaymentPosting
 from ledgerlink.store.recon_models import (
@@ -74,8 +75,35 @@ log = structlog.get_logger("ledgerlink.recon.sides")
 
 #: The reference of the entry that undoes a duplicate receipt where the ledger keeps the
 #: receipt (Sage 500: a refund of the same amount, posted by ``resolutions.reverse_duplicate``
-#: through the ledger port); group 1 is the receipt it undoes.
-UNDOING = re.compile(r"^Reversal of duplicate receipt (\S+)$")
+#: through the ledger port). Written by :func:`undoing_reference`, read back by
+#: :func:`undone_receipt`: one definition, so the two can never drift apart.
+_UNDOING_PREFIX = "Reversal of duplicate receipt "
+_UNDOING = re.compile(rf"^{re.escape(_UNDOING_PREFIX)}(\S+)$")
+#: Ledger references hold at most this many characters (Sage 500's and ours).
+REFERENCE_LIMIT = 100
+
+
+def undoing_reference(receipt_id: str) -> str:
+    """The reference of the entry that undoes duplicate receipt ``receipt_id``.
+
+    A receipt id longer than the reference leaves room for is refused rather than cut, as
+    a cut id would name another receipt (or none) when the side is read back.
+    """
+    reference = f"{_UNDOING_PREFIX}{receipt_id}"
+    if len(reference) > REFERENCE_LIMIT or not _UNDOING.match(reference):
+        raise ReconRefused(
+            "receipt_id",
+            f"receipt {receipt_id!r} cannot be named in a {REFERENCE_LIMIT}-character ledger "
+            "reference; reverse it in the ledger, then mark the break explained",
+        )
+    return reference
+
+
+def undone_receipt(reference: str) -> str | None:
+    """The receipt an undoing entry's ``reference`` undoes, or None for any other entry."""
+    found = _UNDOING.match(reference)
+    return found.group(1) if found else None
+
 
 #: How far back the first read of a scope goes.
 HISTORY_DAYS = 120
@@ -386,7 +414,7 @@ async def read_ledger(
         deleted = [p for p in payments if p.deleted]
         patterns = _reference_patterns(session)
         state = side_state(session, scope.id, "receipts")
-        undoings = {p.id: m.group(1) for p in payments if (m := UNDOING.match(p.reference))}
+        undoings = {p.id: r for p in payments if (r := undone_receipt(p.reference)) is not None}
         undone = set((state.state or {}).get("undone") or []) | set(undoings.values())
         rows = [
             receipt_row(p, postings.get(p.id), scope.ledger_connection_id)
