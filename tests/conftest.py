@@ -15,6 +15,7 @@ import pytest
 from cryptography.fernet import Fernet
 from hypothesis import settings as hypothesis_profiles
 
+from ledgerlink.identity import passwords
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 from tests.support.databases import BACKENDS, PostgresFactory, SqliteFactory, chosen_backends
@@ -35,6 +36,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # take longer than hypothesis's default 200 ms deadline without anything being wrong.
 hypothesis_profiles.register_profile("ledgerlink", deadline=None)
 hypothesis_profiles.load_profile("ledgerlink")
+
+# Every user a test creates and every sign-in would otherwise cost a full argon2 hash
+# (~0.2 s of CPU, hundreds of times): this process hashes at argon2's minimum cost.
+# Processes the tests start (`ledgerlink serve`, the CLI) still hash at full cost.
+passwords.use_cheapest_hashing_for_tests()
 
 
 @pytest.fixture(scope="session")
