@@ -27,6 +27,7 @@ from ledgerlink.recon.scopes import ensure_default_scopes, get_scope, settings_o
 from ledgerlink.recon.statements.csv_columns import CsvMapping
 from ledgerlink.web.api import recon_rules_api
 from ledgerlink.web.api.inputs import CleanText, PathId
+from ledgerlink.web.api.outputs import ResponseModel
 from ledgerlink.web.deps import Admin, Operator, ReadSession, RuntimeDep, Viewer, WriteSession
 from ledgerlink.web.problems import Problem, field_problem, problem_responses
 
@@ -73,6 +74,249 @@ class BreakActionIn(BaseModel):
     )
 
 
+# ---- responses: built from what recon/views.py and the use cases return, field for field
+
+
+class SideStateOut(ResponseModel):
+    rows: int
+    cursor: str | None
+    read_at: str | None
+    error: str | None
+
+
+class ScopeOut(ResponseModel):
+    id: int
+    name: str
+    gateway_connection_id: int
+    ledger_connection_id: int
+    currency: str
+    open_breaks: int
+    last_run_at: str = Field(description="ISO 8601; empty before the first run.")
+    sides: dict[str, SideStateOut] = Field(description="Each side's read state, by side.")
+
+
+class RunOut(ResponseModel):
+    id: int
+    trigger: str
+    requested_by: str
+    spec_version: str
+    as_of: str
+    status: str
+    counts: dict[str, int]
+    totals: dict[str, dict[str, int | str]] = Field(
+        description="Per side: currency, total_minor, matched_minor, unmatched_minor."
+    )
+    started_at: str
+    duration_ms: int | None
+    error: str | None
+
+
+class TypeTotalOut(ResponseModel):
+    type: str
+    label: str
+    count: int
+    amount: str
+    amount_minor: int
+
+
+class SummaryOut(ResponseModel):
+    scope_id: int
+    scope_name: str
+    currency: str
+    period: str
+    period_status: str
+    signed_off_by: str | None
+    run: RunOut | None
+    matched_count: int
+    matched_amount: str
+    matched_amount_minor: int
+    open_breaks: int
+    open_amount: str
+    breaks_by_type: list[TypeTotalOut]
+    in_transit: list[tuple[str, int, str]] = Field(
+        description="Deposits in transit: (batch, amount in minor units, amount as text)."
+    )
+    resolved: int
+    explained: int
+
+
+class RunOutcomeOut(ResponseModel):
+    run_id: int
+    scope_id: int
+    status: str
+    counts: dict[str, int]
+    duration_ms: int
+    error: str | None
+    incremental: bool = Field(description="Only the rows stored since the last run matched.")
+    message: str
+
+
+class BreakOut(ResponseModel):
+    id: int
+    break_id: str
+    type: str
+    label: str
+    fix: str
+    side: str
+    ids: list[str]
+    other_side: str
+    other_ids: list[str]
+    amount: str
+    amount_minor: int
+    expected: str
+    actual: str
+    currency: str
+    age_days: int
+    occurred_on: str
+    detail: str
+    status: str
+    present: bool
+    assigned_to: str | None
+    resolution: str | None
+    resolved_by: str | None
+    reason: str | None
+
+
+class BreakEventOut(ResponseModel):
+    at: str
+    actor: str
+    action: str
+    note: str
+
+
+class TransactionOut(ResponseModel):
+    txn_id: str
+    kind: str
+    status: str
+    amount: str
+    amount_minor: int
+    created_on: str
+    batch_number: str | None
+    card_brand: str
+    invoice_number: str
+    original_txn_id: str | None
+
+
+class ReceiptOut(ResponseModel):
+    receipt_id: str
+    kind: str
+    amount: str
+    amount_minor: int
+    posted_on: str
+    idempotency_key: str
+    txn_id: str | None
+    reversed: bool
+    customer_id: str
+    reference: str
+
+
+class BatchOut(ResponseModel):
+    batch_number: str
+    settled_on: str
+    gross: str
+    fees: str
+    chargebacks_withheld: str
+    net: str
+    net_minor: int
+    transaction_count: int
+
+
+class DepositOut(ResponseModel):
+    line_id: str
+    statement_id: int
+    statement: str
+    line_no: int
+    booked_on: str
+    amount: str
+    amount_minor: int
+    reference: str
+    description: str
+    bank_ref: str
+
+
+class BreakDetailOut(ResponseModel):
+    row: BreakOut
+    history: list[BreakEventOut]
+    transactions: list[TransactionOut]
+    receipts: list[ReceiptOut]
+    batches: list[BatchOut]
+    deposits: list[DepositOut]
+
+
+class BatchTransactionOut(TransactionOut):
+    receipts: list[ReceiptOut] = Field(description="The receipts the ledger holds for it.")
+
+
+class BatchDrillOut(ResponseModel):
+    batch: BatchOut
+    transactions: list[BatchTransactionOut]
+    deposits: list[DepositOut]
+    breaks: list[BreakOut]
+
+
+class ResolutionOut(ResponseModel):
+    break_id: str
+    action: str
+    message: str
+
+
+class StatementOut(ResponseModel):
+    id: int
+    format: str
+    filename: str
+    account: str
+    period_start: str
+    period_end: str
+    lines: int
+    imported_by: str
+    imported_at: str
+
+
+class ImportOut(ResponseModel):
+    statement_id: int
+    format: str
+    lines: int
+    duplicate: bool = Field(description="Imported before: nothing was added.")
+    period_start: str
+    period_end: str
+    message: str
+
+
+class PeriodOut(ResponseModel):
+    period: str
+    status: str
+    signed_off_by: str | None
+    closed_at: str | None
+    reopened_by: str | None
+    reopen_reason: str | None
+
+
+class ClosedOut(ResponseModel):
+    period: str
+    status: str
+    signed_off_by: str | None
+
+
+class ReopenedOut(ResponseModel):
+    period: str
+    status: str
+    reopen_reason: str | None
+
+
+class BrandFeeOut(ResponseModel):
+    percent_bp: int = Field(description="Basis points of the sale (180 is 1.80%).")
+    fixed_minor: int = Field(description="A fixed fee per sale, in minor units.")
+
+
+class ScopeSettingsOut(ResponseModel):
+    scope_id: int
+    currency: str
+    fee_schedule: dict[str, BrandFeeOut] = Field(description="Expected card fees by brand.")
+    alert: dict[str, int | None] = Field(
+        description="unexplained_breaks and unexplained_minor; null: that limit is off."
+    )
+
+
 class CloseIn(BaseModel):
     note: CleanText = Field(default="", max_length=2000)
 
@@ -82,17 +326,19 @@ class ReopenIn(BaseModel):
 
 
 @router.get("/scopes", summary="Reconciliation scopes (a PayTrace + ledger pair each)")
-def list_scopes(session: WriteSession, principal: Viewer) -> list[dict[str, Any]]:
+def list_scopes(session: WriteSession, principal: Viewer) -> list[ScopeOut]:
     ensure_default_scopes(session, actor=principal.actor)
-    return [asdict(row) for row in views.scopes(session)]
+    return [ScopeOut.model_validate(asdict(row)) for row in views.scopes(session)]
 
 
 @router.get("/scopes/{scope_id}/summary", summary="Matched, breaks by type, deposits in transit")
 def get_summary(
     session: ReadSession, _: Viewer, scope_id: PathId, period: PeriodQuery = None
-) -> dict[str, Any]:
+) -> SummaryOut:
     try:
-        return asdict(views.summary(session, get_scope(session, scope_id), period))
+        return SummaryOut.model_validate(
+            asdict(views.summary(session, get_scope(session, scope_id), period))
+        )
     except ReconRefused as refused:
         raise _refused(refused) from None
 
@@ -104,7 +350,7 @@ def get_summary(
 )
 def start_run(
     runtime: RuntimeDep, principal: Operator, scope_id: PathId, body: RunIn | None = None
-) -> dict[str, Any]:
+) -> RunOutcomeOut:
     body = body or RunIn()
     try:
         outcome = asyncio.run(
@@ -123,12 +369,12 @@ def start_run(
         raise _refused(refused) from None
     except UpstreamError as exc:
         raise Problem(502, "Not run", exc.message) from None
-    return {**asdict(outcome), "message": outcome.message}
+    return RunOutcomeOut.model_validate({**asdict(outcome), "message": outcome.message})
 
 
 @router.get("/scopes/{scope_id}/runs", summary="The latest runs")
-def list_runs(session: ReadSession, _: Viewer, scope_id: PathId) -> list[dict[str, Any]]:
-    return [asdict(row) for row in views.runs(session, scope_id)]
+def list_runs(session: ReadSession, _: Viewer, scope_id: PathId) -> list[RunOut]:
+    return [RunOut.model_validate(asdict(row)) for row in views.runs(session, scope_id)]
 
 
 def _filters(
@@ -155,12 +401,12 @@ def list_breaks(
     period: PeriodQuery = None,
     assigned_to: AssigneeQuery = None,
     q: TextQuery = None,
-) -> list[dict[str, Any]]:
+) -> list[BreakOut]:
     try:
         rows = views.break_rows(session, scope_id, _filters(type_, status, period, assigned_to, q))
     except ReconRefused as refused:
         raise _refused(refused) from None
-    return [asdict(row) for row in rows]
+    return [BreakOut.model_validate(asdict(row)) for row in rows]
 
 
 @router.get(
@@ -194,11 +440,11 @@ def export_breaks(
 @router.get("/scopes/{scope_id}/breaks/{break_id}", summary="A break, its rows and history")
 def get_break(
     session: ReadSession, _: Viewer, scope_id: PathId, break_id: BreakId
-) -> dict[str, Any]:
+) -> BreakDetailOut:
     detail = views.break_detail(session, scope_id, break_id)
     if detail is None:
         raise Problem(404, "Not found", f"there is no break {break_id} in scope {scope_id}")
-    return asdict(detail)
+    return BreakDetailOut.model_validate(asdict(detail))
 
 
 @router.post(
@@ -212,7 +458,7 @@ def act_on_break(
     scope_id: PathId,
     break_id: BreakId,
     body: BreakActionIn,
-) -> dict[str, Any]:
+) -> ResolutionOut:
     try:
         if body.action == "explain":
             with runtime.db.transaction() as session:
@@ -243,12 +489,12 @@ def act_on_break(
         raise _refused(refused) from None
     except UpstreamError as exc:
         raise Problem(502, "Not done", exc.message) from None
-    return asdict(done)
+    return ResolutionOut.model_validate(asdict(done))
 
 
 @router.get("/scopes/{scope_id}/batches", summary="Settlement batches, newest first")
-def list_batches(session: ReadSession, _: Viewer, scope_id: PathId) -> list[dict[str, Any]]:
-    return views.batches(session, scope_id)
+def list_batches(session: ReadSession, _: Viewer, scope_id: PathId) -> list[BatchOut]:
+    return [BatchOut.model_validate(row) for row in views.batches(session, scope_id)]
 
 
 @router.get(
@@ -260,16 +506,16 @@ def get_batch(
     _: Viewer,
     scope_id: PathId,
     batch_number: Annotated[str, Path(max_length=20, pattern=r"^[0-9A-Za-z_-]+$")],
-) -> dict[str, Any]:
+) -> BatchDrillOut:
     found = views.batch_detail(session, scope_id, batch_number)
     if found is None:
         raise Problem(404, "Not found", f"there is no batch {batch_number} in scope {scope_id}")
-    return asdict(found)
+    return BatchDrillOut.model_validate(asdict(found))
 
 
 @router.get("/scopes/{scope_id}/statements", summary="Imported bank statements")
-def list_statements(session: ReadSession, _: Viewer, scope_id: PathId) -> list[dict[str, Any]]:
-    return [asdict(row) for row in views.statements(session, scope_id)]
+def list_statements(session: ReadSession, _: Viewer, scope_id: PathId) -> list[StatementOut]:
+    return [StatementOut.model_validate(asdict(row)) for row in views.statements(session, scope_id)]
 
 
 @router.post(
@@ -286,7 +532,7 @@ def upload_statement(
         CleanText | None,
         Query(max_length=4000, description="For CSV: the column mapping as JSON (saved)."),
     ] = None,
-) -> dict[str, Any]:
+) -> ImportOut:
     content = statement.file.read(MAX_STATEMENT_BYTES + 1)
     if len(content) > MAX_STATEMENT_BYTES:
         raise field_problem("statement", "is larger than 20 MB; split it by month", status=413)
@@ -306,12 +552,12 @@ def upload_statement(
             )
     except ReconRefused as refused:
         raise _refused(refused) from None
-    return {**asdict(result), "message": result.message}
+    return ImportOut.model_validate({**asdict(result), "message": result.message})
 
 
 @router.get("/scopes/{scope_id}/periods", summary="Periods, closed and reopened")
-def list_periods(session: ReadSession, _: Viewer, scope_id: PathId) -> list[dict[str, Any]]:
-    return [asdict(row) for row in views.periods(session, scope_id)]
+def list_periods(session: ReadSession, _: Viewer, scope_id: PathId) -> list[PeriodOut]:
+    return [PeriodOut.model_validate(asdict(row)) for row in views.periods(session, scope_id)]
 
 
 @router.post("/scopes/{scope_id}/periods/{period}/close", summary="Sign off and lock a period")
@@ -321,7 +567,7 @@ def close(
     scope_id: PathId,
     period: Period,
     body: CloseIn | None = None,
-) -> dict[str, Any]:
+) -> ClosedOut:
     try:
         with runtime.db.transaction() as session:
             closed = close_period(
@@ -331,11 +577,9 @@ def close(
                 period,
                 note=(body or CloseIn()).note,
             )
-            return {
-                "period": closed.period,
-                "status": closed.status,
-                "signed_off_by": closed.signed_off_by,
-            }
+            return ClosedOut(
+                period=closed.period, status=closed.status, signed_off_by=closed.signed_off_by
+            )
     except ReconRefused as refused:
         raise _refused(refused) from None
 
@@ -343,17 +587,15 @@ def close(
 @router.post("/scopes/{scope_id}/periods/{period}/reopen", summary="Reopen a closed period")
 def reopen(
     runtime: RuntimeDep, principal: Admin, scope_id: PathId, period: Period, body: ReopenIn
-) -> dict[str, Any]:
+) -> ReopenedOut:
     try:
         with runtime.db.transaction() as session:
             found = reopen_period(
                 session, principal, get_scope(session, scope_id), period, reason=body.reason
             )
-            return {
-                "period": found.period,
-                "status": found.status,
-                "reopen_reason": found.reopen_reason,
-            }
+            return ReopenedOut(
+                period=found.period, status=found.status, reopen_reason=found.reopen_reason
+            )
     except ReconRefused as refused:
         raise _refused(refused) from None
 
@@ -373,9 +615,9 @@ class ScopeSettingsIn(BaseModel):
 
 
 @router.get("/scopes/{scope_id}/settings", summary="Expected card fees and the alert threshold")
-def get_settings(session: ReadSession, _: Viewer, scope_id: PathId) -> dict[str, Any]:
+def get_settings(session: ReadSession, _: Viewer, scope_id: PathId) -> ScopeSettingsOut:
     try:
-        return settings_of(get_scope(session, scope_id))
+        return ScopeSettingsOut.model_validate(settings_of(get_scope(session, scope_id)))
     except ReconRefused as refused:
         raise _refused(refused) from None
 
@@ -386,7 +628,7 @@ def get_settings(session: ReadSession, _: Viewer, scope_id: PathId) -> dict[str,
 )
 def change_settings(
     runtime: RuntimeDep, principal: Admin, scope_id: PathId, body: ScopeSettingsIn
-) -> dict[str, Any]:
+) -> ScopeSettingsOut:
     try:
         with runtime.db.transaction() as session:
             scope = update_settings(
@@ -396,6 +638,6 @@ def change_settings(
                 fee_schedule=body.fee_schedule,
                 alert=body.alert,
             )
-            return settings_of(scope)
+            return ScopeSettingsOut.model_validate(settings_of(scope))
     except ReconRefused as refused:
         raise _refused(refused) from None
