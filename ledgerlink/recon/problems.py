@@ -7,6 +7,8 @@ when ``missing``), the portal into a message on the page, the CLI into a red lin
 
 from __future__ import annotations
 
+from ledgerlink.mapping.errors import SpecError
+
 
 class ReconRefused(ValueError):
     def __init__(
@@ -23,3 +25,12 @@ class ReconRefused(ValueError):
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line is not None else ""
         return f"{where}{self.message}"
+
+
+class RulesSpecError(SpecError):
+    """The matching rules spec cannot be compiled.
+
+    Loaded by the mapping specs' machinery (the same problems with their lines), but a
+    user reading the refusal must see it is about the reconciliation rules they uploaded,
+    not a mapping spec: the API titles it so (``web/domain_problems.py``).
+    """

@@ -21,7 +21,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.identity.principal import Principal
+from ledgerlink.mapping.errors import SpecError
 from ledgerlink.mapping.loader import digest
+from ledgerlink.recon.problems import RulesSpecError
 from ledgerlink.recon.rules import PACKAGED_FILE, CompiledSpec, load_spec, packaged_text
 from ledgerlink.store import audit
 from ledgerlink.store.recon_rule_models import ReconRuleSpec
@@ -87,7 +89,17 @@ def active(session: Session) -> ActiveRules:
 
 def compiled(rules: ActiveRules) -> CompiledSpec:
     """``rules`` compiled, labelled with their version (what every match records)."""
-    return replace(load_spec(rules.text, rules.file), version=rules.label)
+    return replace(_load(rules.text, rules.file), version=rules.label)
+
+
+def _load(text: str, file: str) -> CompiledSpec:
+    """``text`` compiled; a fault is a :class:`RulesSpecError` (named as the rules spec)."""
+    try:
+        return load_spec(text, file)
+    except RulesSpecError:
+        raise
+    except SpecError as exc:
+        raise RulesSpecError(exc.problems) from None
 
 
 def history(session: Session) -> list[ReconRuleSpec]:
@@ -97,10 +109,10 @@ def history(session: Session) -> list[ReconRuleSpec]:
 def save(
     session: Session, principal: Principal, text: str, reason: str, *, file: str = ""
 ) -> ReconRuleSpec:
-    """Compile ``text`` and make it the active rules (audited); :class:`SpecError` with the
-    line of every fault when it does not compile, and then nothing is written. ``file``
-    names the upload in those errors."""
-    load_spec(text, file or f"{NAME}.yaml (submitted)")
+    """Compile ``text`` and make it the active rules (audited); :class:`RulesSpecError`
+    with the line of every fault when it does not compile, and then nothing is written.
+    ``file`` names the upload in those errors."""
+    _load(text, file or f"{NAME}.yaml (submitted)")
     return _write(session, principal, text, reason, None)
 
 
@@ -113,7 +125,7 @@ def rollback(session: Session, principal: Principal, version: int, reason: str) 
         if row is None:
             raise RuleVersionNotFound(version)
         text = row.yaml_text
-    load_spec(text, f"{NAME}.yaml (version {version})")
+    _load(text, f"{NAME}.yaml (version {version})")
     return _write(session, principal, text, reason, version)
 
 

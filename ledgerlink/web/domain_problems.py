@@ -25,6 +25,7 @@ from ledgerlink.payments.charges import ChargeRefused
 from ledgerlink.payments.inbox import EventRefused
 from ledgerlink.payments.problems import PaymentProblem
 from ledgerlink.payments.resolutions import ActionRefused
+from ledgerlink.recon.problems import RulesSpecError
 from ledgerlink.store import audit_checks
 from ledgerlink.store.mapping_repo import PreviewUnavailable, UnknownMapping
 from ledgerlink.sync.runs import SyncError, SyncRunNotFound
@@ -123,6 +124,14 @@ def _spec(exc: SpecError) -> Problem:
         kind="mapping-spec",
         errors=cast(list[dict[str, str]], errors),
     )
+
+
+@problem_for.register
+def _rules_spec(exc: RulesSpecError) -> Problem:
+    problem = _spec(exc)
+    problem.title = "Invalid reconciliation rules spec"
+    problem.kind = "recon-rules-spec"
+    return problem
 
 
 @problem_for.register
