@@ -686,7 +686,7 @@ class Execution:
 class _Page:
     """What one page writes to the database, in bulk, in its closing transaction."""
 
-    baselines: list[dict[str, Any]] = field(default_factory=list)
+    baselines: list[details.BaselineRow] = field(default_factory=list)
     records: list[RecordItem] = field(default_factory=list)
 
 

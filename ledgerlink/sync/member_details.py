@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -262,21 +262,49 @@ def evaluate(
     )
 
 
-def written_before(plan: MemberPlan) -> dict[str, Any] | None:
+class ConflictDoc(TypedDict):
+    """Both sides changed the field; ``winner`` is the side the policy chose."""
+
+    registry: str
+    ledger: str
+    winner: str
+
+
+class ChangeDoc(TypedDict, total=False):
+    """One field of a sync record's ``changes`` (a conflict alone has no before/after)."""
+
+    before: str
+    after: str
+    side: str
+    conflict: ConflictDoc
+
+
+class BaselineRow(TypedDict):
+    """A ``sync_baselines`` row as a page inserts or replaces it."""
+
+    connection_id: int
+    member_id: int
+    customer_id: str
+    values: dict[str, str]
+    registry_hash: str
+    ledger_hash: str
+    ledger_values: dict[str, str] | None
+    synced_at: datetime
+
+
+def written_before(plan: MemberPlan) -> dict[str, ChangeDoc] | None:
     """For a resumed run: the changes an interrupted attempt already made for this member
     (both sides agree now, on values that differ from the last agreement), or None."""
     if plan.merge is None or plan.baseline is None or plan.merge.changed:
         return None
     before = plan.baseline.values
-    changed = {
-        name: {"before": before.get(name, ""), "after": value}
+    side = "ledger" if plan.baseline.registry_hash != plan.registry_hash else "registry"
+    changed: dict[str, ChangeDoc] = {
+        name: {"before": before.get(name, ""), "after": value, "side": side}
         for name, value in plan.merge.result.items()
         if before.get(name, "") != value
     }
-    if not changed:
-        return None
-    side = "ledger" if plan.baseline.registry_hash != plan.registry_hash else "registry"
-    return {name: {**change, "side": side} for name, change in changed.items()}
+    return changed or None
 
 
 async def read_customers(
@@ -376,7 +404,7 @@ def baseline_row(
     values: dict[str, str],
     ledger_now: CustomerAccount | None,
     mapping: CustomerMapping,
-) -> dict[str, Any]:
+) -> BaselineRow:
     """The baseline to store after ``plan`` was settled with ``values`` on both sides: the
     registry's values, and the ledger's as read through the spec when they differ."""
     agreed = values_hash(values)
@@ -400,7 +428,7 @@ def baseline_row(
     }
 
 
-def store_baselines(session: Session, rows: list[dict[str, Any]]) -> None:
+def store_baselines(session: Session, rows: list[BaselineRow]) -> None:
     """Insert or replace baselines in one statement per page (both back-ends)."""
     if not rows:
         return
@@ -446,10 +474,10 @@ def unlink_deleted(
         session.delete(baseline)
 
 
-def changes_of(plan: MemberPlan) -> dict[str, Any]:
+def changes_of(plan: MemberPlan) -> dict[str, ChangeDoc]:
     if plan.merge is None:
         return {}
-    out: dict[str, Any] = {}
+    out: dict[str, ChangeDoc] = {}
     for change in plan.merge.to_ledger:
         out[change.field] = {"before": change.before, "after": change.after, "side": "ledger"}
     for change in plan.merge.to_registry:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from ledgerlink.store.sync_models import SyncRun
@@ -15,7 +13,7 @@ def find_run(session: Session, run_id: int) -> SyncRun | None:
     return session.get(SyncRun, run_id)
 
 
-def run_state(session: Session, run_id: int) -> dict[str, Any]:
+def run_state(session: Session, run_id: int) -> views.RunState:
     """The run's summary with its progress (``SyncRunNotFound`` for an unknown id)."""
     run = find_run(session, run_id)
     if run is None:
@@ -23,7 +21,7 @@ def run_state(session: Session, run_id: int) -> dict[str, Any]:
     return {**views.run_summary(run, ""), "progress": views.progress(run)}
 
 
-def progress_of(session: Session, run_id: int) -> dict[str, Any]:
+def progress_of(session: Session, run_id: int) -> views.RunProgress | views.GoneRun:
     """The run's progress; a run that is gone reads as finished."""
     run = find_run(session, run_id)
     if run is None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,7 +39,134 @@ RECORD_COLUMNS = (
 )
 
 
-def progress(run: SyncRun) -> dict[str, Any]:
+class RunProgress(TypedDict):
+    """A run's progress bar: done/total, percent, records per second and seconds left."""
+
+    id: int
+    status: str
+    done: int
+    total: int
+    percent: int
+    rate: float
+    eta_seconds: int | None
+    errors: int
+    counts: dict[str, int]
+    finished: bool
+    error: str | None
+
+
+class RunSummary(TypedDict):
+    """A run as the sync log lists it."""
+
+    id: int
+    connection: str
+    connection_id: int
+    trigger: str
+    data_sets: list[str]
+    dry_run: bool
+    status: str
+    counts: dict[str, int]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    requested_by: str
+    source_run_id: int | None
+    error: str | None
+    mapping_versions: dict[str, str]
+    remap: bool
+
+
+class RunState(RunSummary):
+    """A run with its progress, as the API follows it."""
+
+    progress: RunProgress
+
+
+class GoneRun(TypedDict):
+    """The progress of a run that no longer exists: finished."""
+
+    finished: bool
+    status: str
+
+
+class ConflictView(TypedDict):
+    """Both sides changed a field since the last sync; ``winner`` is the policy's pick."""
+
+    registry: str
+    ledger: str
+    winner: str
+
+
+class FieldChangeView(TypedDict):
+    """One field a record changed (or would change), with the side it was written to."""
+
+    field: str
+    before: str
+    after: str
+    side: str
+    conflict: ConflictView | None
+
+
+class RecordView(TypedDict):
+    id: int
+    member: str
+    data_set: str
+    direction: str
+    action: str
+    status: str
+    fields: list[FieldChangeView]
+    message: str | None
+    fix: str | None
+
+
+class ScheduleView(TypedDict):
+    id: int
+    connection_id: int
+    when: str
+    timezone: str
+    data_sets: list[str]
+    enabled: bool
+    next_run_at: datetime | None
+    last_outcome: str | None
+    last_run_id: int | None
+
+
+class ConnectionSyncSettings(TypedDict):
+    """A ledger connection's sync settings, every field's policy filled in."""
+
+    id: int
+    name: str
+    kind: str
+    data_sets: list[str]
+    policies: dict[str, str]
+    overlap_seconds: int
+
+
+class BalanceView(TypedDict):
+    connection: str
+    balance: str
+    outstanding: str
+    open_invoices: int
+    refreshed_at: datetime
+
+
+class TransactionView(TypedDict):
+    connection: str
+    kind: str
+    number: str
+    date: date
+    total: str
+    outstanding: str
+    status: str
+
+
+class MemberLedgerView(TypedDict):
+    balances: list[BalanceView]
+    history: list[TransactionView]
+
+
+def progress(run: SyncRun) -> RunProgress:
     """Done/total, percent, records per second and time left, as the progress bar shows."""
     started = run.started_at
     now = run.finished_at or datetime.now(UTC)
@@ -67,7 +194,7 @@ def progress(run: SyncRun) -> dict[str, Any]:
     }
 
 
-def run_summary(run: SyncRun, connection_name: str) -> dict[str, Any]:
+def run_summary(run: SyncRun, connection_name: str) -> RunSummary:
     duration = None
     if run.started_at and run.finished_at:
         duration = round((run.finished_at - run.started_at).total_seconds(), 1)
@@ -92,9 +219,7 @@ def run_summary(run: SyncRun, connection_name: str) -> dict[str, Any]:
     }
 
 
-def recent_runs(
-    session: Session, limit: int = 30, status: str | None = None
-) -> list[dict[str, Any]]:
+def recent_runs(session: Session, limit: int = 30, status: str | None = None) -> list[RunSummary]:
     names = dict(session.execute(select(Connection.id, Connection.name)).tuples().all())
     query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
     if status:
@@ -104,7 +229,7 @@ def recent_runs(
 
 def records(
     session: Session, run_id: int, status: str | None = None, limit: int | None = 500
-) -> list[dict[str, Any]]:
+) -> list[RecordView]:
     query = select(SyncRecord).where(SyncRecord.run_id == run_id).order_by(SyncRecord.id)
     if status:
         query = query.where(SyncRecord.status == status)
@@ -113,8 +238,8 @@ def records(
     return [record_view(r) for r in session.scalars(query)]
 
 
-def record_view(record: SyncRecord) -> dict[str, Any]:
-    fields = []
+def record_view(record: SyncRecord) -> RecordView:
+    fields: list[FieldChangeView] = []
     for name, change in record.changes.items():
         if name.startswith("_"):
             continue
@@ -165,7 +290,7 @@ def records_csv(session: Session, run_id: int, status: str | None = None) -> Ite
         yield buffer.getvalue()
 
 
-def schedule_view(schedule: SyncSchedule) -> dict[str, Any]:
+def schedule_view(schedule: SyncSchedule) -> ScheduleView:
     when = {
         "daily": "every day",
         "weekly": "every week",
@@ -184,16 +309,16 @@ def schedule_view(schedule: SyncSchedule) -> dict[str, Any]:
     }
 
 
-def schedules_of(session: Session) -> dict[int, list[dict[str, Any]]]:
-    by_connection: dict[int, list[dict[str, Any]]] = {}
+def schedules_of(session: Session) -> dict[int, list[ScheduleView]]:
+    by_connection: dict[int, list[ScheduleView]] = {}
     for schedule in session.scalars(select(SyncSchedule).order_by(SyncSchedule.id)):
         by_connection.setdefault(schedule.connection_id, []).append(schedule_view(schedule))
     return by_connection
 
 
-def connection_settings(session: Session) -> list[dict[str, Any]]:
+def connection_settings(session: Session) -> list[ConnectionSyncSettings]:
     """Every ledger connection with its sync settings (defaults made on first view)."""
-    out = []
+    out: list[ConnectionSyncSettings] = []
     for connection in session.scalars(
         select(Connection)
         .where(Connection.kind.in_(registry.ledger_kinds()))
@@ -215,11 +340,11 @@ def connection_settings(session: Session) -> list[dict[str, Any]]:
     return out
 
 
-def member_ledger_view(session: Session, member_id: int) -> dict[str, Any]:
+def member_ledger_view(session: Session, member_id: int) -> MemberLedgerView:
     """What the ledgers told the last sync about a member: balance per connection and the
     transaction history (newest first), amounts formatted exactly."""
     names = dict(session.execute(select(Connection.id, Connection.name)).tuples().all())
-    balances = [
+    balances: list[BalanceView] = [
         {
             "connection": names.get(b.connection_id, "?"),
             "balance": Money(b.balance_minor, b.currency).format_display(),
@@ -230,7 +355,7 @@ def member_ledger_view(session: Session, member_id: int) -> dict[str, Any]:
         for b in session.scalars(select(MemberBalance).where(MemberBalance.member_id == member_id))
     ]
     disputed = disputed_invoices(session)  # open chargebacks on them
-    history = [
+    history: list[TransactionView] = [
         {
             "connection": names.get(t.connection_id, "?"),
             "kind": t.kind.replace("_", " "),

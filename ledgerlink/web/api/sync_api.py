@@ -3,7 +3,8 @@ plan, retry failed records, cancel, and read or change the sync settings."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StrictBool
@@ -14,6 +15,7 @@ from ledgerlink.sync import runs, views
 from ledgerlink.sync.datasets import DataSet
 from ledgerlink.sync.run_state import run_state
 from ledgerlink.web.api.inputs import BodyId, CleanText, PathId
+from ledgerlink.web.api.outputs import ResponseModel
 from ledgerlink.web.deps import (
     Admin,
     DatabaseDep,
@@ -47,8 +49,84 @@ class SettingsIn(BaseModel):
     overlap_seconds: int = Field(default=300, strict=True, ge=0, le=86_400)
 
 
+# ---- responses: what sync/views.py shows, field for field ------------------------------
+
+
+class ProgressOut(ResponseModel):
+    id: int
+    status: str
+    done: int
+    total: int
+    percent: int
+    rate: float = Field(description="Records per second.")
+    eta_seconds: int | None = Field(description="Seconds left; null when not running.")
+    errors: int
+    counts: dict[str, int]
+    finished: bool
+    error: str | None
+
+
+class RunSummaryOut(ResponseModel):
+    id: int
+    connection: str
+    connection_id: int
+    trigger: str
+    data_sets: list[str]
+    dry_run: bool
+    status: str
+    counts: dict[str, int]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    requested_by: str
+    source_run_id: int | None = Field(description="The run a retry or an applied plan follows.")
+    error: str | None
+    mapping_versions: dict[str, str] = Field(description="The mapping spec versions it used.")
+    remap: bool
+
+
+class RunOut(RunSummaryOut):
+    progress: ProgressOut
+
+
+class ConflictOut(ResponseModel):
+    registry: str
+    ledger: str
+    winner: str
+
+
+class FieldChangeOut(ResponseModel):
+    field: str
+    before: str
+    after: str
+    side: str
+    conflict: ConflictOut | None
+
+
+class RecordOut(ResponseModel):
+    id: int
+    member: str
+    data_set: str
+    direction: str
+    action: str
+    status: str
+    fields: list[FieldChangeOut]
+    message: str | None
+    fix: str | None
+
+
+class SyncSettingsOut(ResponseModel):
+    id: int
+    name: str
+    kind: str
+    data_sets: list[str]
+    policies: dict[str, str] = Field(description="Each field's policy.")
+    overlap_seconds: int
+
+
 @router.post("/runs", status_code=202, summary="Start a sync run, or a plan (dry run)")
-def start_run(body: RunIn, principal: Operator, runtime: RuntimeDep) -> dict[str, Any]:
+def start_run(body: RunIn, principal: Operator, runtime: RuntimeDep) -> RunOut:
     with runtime.db.transaction() as session:
         run = runs.start(
             session,
@@ -62,7 +140,7 @@ def start_run(body: RunIn, principal: Operator, runtime: RuntimeDep) -> dict[str
         )
         run_id = run.id
     with runtime.db.read() as session:
-        return run_state(session, run_id)
+        return RunOut.model_validate(run_state(session, run_id))
 
 
 @router.get("/runs", summary="Recent sync runs (the sync log)")
@@ -71,13 +149,14 @@ def list_runs(
     session: ReadSession,
     status: Annotated[CleanText | None, Query(max_length=32)] = None,
     limit: int = 50,
-) -> list[dict[str, Any]]:
-    return views.recent_runs(session, limit=min(max(limit, 1), 500), status=status)
+) -> list[RunSummaryOut]:
+    found = views.recent_runs(session, limit=min(max(limit, 1), 500), status=status)
+    return [RunSummaryOut.model_validate(run) for run in found]
 
 
 @router.get("/runs/{run_id}", summary="A run with its progress (done/total, rate, ETA, errors)")
-def get_run(run_id: PathId, _: Viewer, session: ReadSession) -> dict[str, Any]:
-    return run_state(session, run_id)
+def get_run(run_id: PathId, _: Viewer, session: ReadSession) -> RunOut:
+    return RunOut.model_validate(run_state(session, run_id))
 
 
 @router.get("/runs/{run_id}/records", summary="What a run changed, planned, or failed on")
@@ -86,45 +165,45 @@ def get_records(
     _: Viewer,
     session: ReadSession,
     status: Annotated[CleanText | None, Query(max_length=32)] = None,
-) -> list[dict[str, Any]]:
-    return views.records(session, run_id, status, limit=5000)
+) -> list[RecordOut]:
+    return [RecordOut.model_validate(r) for r in views.records(session, run_id, status, limit=5000)]
 
 
 @router.post("/runs/{run_id}/cancel", summary="Stop a run after its current page")
-def cancel_run(run_id: PathId, principal: Operator, db: DatabaseDep) -> dict[str, Any]:
+def cancel_run(run_id: PathId, principal: Operator, db: DatabaseDep) -> RunOut:
     with db.transaction() as session:
         runs.request_cancel(session, principal, run_id)
     with db.read() as session:
-        return run_state(session, run_id)
+        return RunOut.model_validate(run_state(session, run_id))
 
 
 @router.post("/runs/{run_id}/apply", status_code=202, summary="Apply a plan exactly (or re-plan)")
-def apply_plan(run_id: PathId, principal: Operator, runtime: RuntimeDep) -> dict[str, Any]:
+def apply_plan(run_id: PathId, principal: Operator, runtime: RuntimeDep) -> RunOut:
     return _follow_up(runtime, run_id, principal, "plan")
 
 
 @router.post("/runs/{run_id}/retry", status_code=202, summary="Run the failed records again")
-def retry_run(run_id: PathId, principal: Operator, runtime: RuntimeDep) -> dict[str, Any]:
+def retry_run(run_id: PathId, principal: Operator, runtime: RuntimeDep) -> RunOut:
     return _follow_up(runtime, run_id, principal, "retry")
 
 
-def _follow_up(runtime: Runtime, run_id: int, principal: Principal, trigger: str) -> dict[str, Any]:
+def _follow_up(runtime: Runtime, run_id: int, principal: Principal, trigger: str) -> RunOut:
     with runtime.db.transaction() as session:
         new_id = runs.start_follow_up(session, runtime.jobs, principal, run_id, trigger).id
     with runtime.db.read() as session:
-        return run_state(session, new_id)
+        return RunOut.model_validate(run_state(session, new_id))
 
 
 @router.get("/settings", summary="Sync settings of every ledger connection")
-def get_settings(_: Viewer, session: WriteSession) -> list[dict[str, Any]]:
+def get_settings(_: Viewer, session: WriteSession) -> list[SyncSettingsOut]:
     # a write session: a connection without settings gets its defaults stored on first read
-    return views.connection_settings(session)
+    return [SyncSettingsOut.model_validate(c) for c in views.connection_settings(session)]
 
 
 @router.put("/settings/{connection_id}", summary="Change a connection's sync settings")
 def put_settings(
     connection_id: PathId, body: SettingsIn, principal: Admin, db: DatabaseDep
-) -> dict[str, Any]:
+) -> SyncSettingsOut:
     try:
         with db.transaction() as session:
             runs.save_settings(
@@ -138,4 +217,5 @@ def put_settings(
     except runs.SyncError as exc:  # here a refusal is invalid input, not a conflict
         raise Problem(422, "Invalid sync settings", str(exc)) from None
     with db.transaction() as session:
-        return next(c for c in views.connection_settings(session) if c["id"] == connection_id)
+        found = next(c for c in views.connection_settings(session) if c["id"] == connection_id)
+        return SyncSettingsOut.model_validate(found)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -177,7 +177,7 @@ async def run_events(request: Request, run_id: int, _: Viewer, db: DatabaseDep) 
     """Progress as server-sent events, every half second until the run ends (each read in
     the thread pool)."""
 
-    def read() -> dict[str, Any]:
+    def read() -> views.RunProgress | views.GoneRun:
         with db.read() as session:
             return progress_of(session, run_id)
 
