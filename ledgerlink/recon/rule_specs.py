@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.identity.principal import Principal
@@ -25,10 +24,18 @@ from ledgerlink.mapping.errors import SpecError
 from ledgerlink.mapping.loader import digest
 from ledgerlink.recon.problems import RulesSpecError
 from ledgerlink.recon.rules import PACKAGED_FILE, CompiledSpec, load_spec, packaged_text
-from ledgerlink.store import audit
 from ledgerlink.store.recon_rule_models import ReconRuleSpec
+from ledgerlink.store.versioned_text import VersionedTexts
 
 NAME = "recon_rules"
+#: How the rules' versions are kept: one text, saved with a reason, audited as recon_rules.
+VERSIONS = VersionedTexts(
+    ReconRuleSpec,
+    entity_type="recon_rules",
+    saved_action="recon.rules_saved",
+    rolled_back_action="recon.rules_rolled_back",
+    note="reason",
+)
 
 
 class RuleVersionNotFound(LookupError):
@@ -75,7 +82,7 @@ def packaged() -> ActiveRules:
 
 
 def active_row(session: Session) -> ReconRuleSpec | None:
-    return session.scalar(select(ReconRuleSpec).where(ReconRuleSpec.is_active))
+    return VERSIONS.active_row(session)
 
 
 def active(session: Session) -> ActiveRules:
@@ -103,7 +110,7 @@ def _load(text: str, file: str) -> CompiledSpec:
 
 
 def history(session: Session) -> list[ReconRuleSpec]:
-    return list(session.scalars(select(ReconRuleSpec).order_by(ReconRuleSpec.version.desc())))
+    return VERSIONS.history(session)
 
 
 def save(
@@ -121,7 +128,7 @@ def rollback(session: Session, principal: Principal, version: int, reason: str) 
     if version == 0:
         text = packaged_text()
     else:
-        row = session.scalar(select(ReconRuleSpec).where(ReconRuleSpec.version == version))
+        row = VERSIONS.version_row(session, version)
         if row is None:
             raise RuleVersionNotFound(version)
         text = row.yaml_text
@@ -140,38 +147,15 @@ def _write(
     if not reason:
         raise ReasonRequired()
     before = active(session)
-    current = active_row(session)
-    latest = session.scalar(select(func.max(ReconRuleSpec.version)))
-    if current is not None:
-        current.is_active = False
-        session.flush()  # the partial unique index allows one active row
-    row = ReconRuleSpec(
-        version=(latest or 0) + 1,
-        yaml_text=text,
-        sha256=digest(text),
-        author=principal.actor,
-        reason=reason[:500],
-        is_active=True,
+    return VERSIONS.write(
+        session,
+        principal,
+        entity_id=NAME,
+        text=text,
+        note=reason,
+        before=(before.label, before.sha256),
         rolled_back_from=rolled_back_from,
     )
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="recon.rules_rolled_back" if rolled_back_from is not None else "recon.rules_saved",
-        entity_type="recon_rules",
-        entity_id=NAME,
-        before={"version": before.label, "sha256": before.sha256},
-        after={
-            "version": f"{NAME}@v{row.version}",
-            "sha256": row.sha256,
-            "reason": row.reason,
-            "rolled_back_from": rolled_back_from,
-            "yaml": text,
-        },
-    )
-    return row
 
 
 def version_out(row: ReconRuleSpec) -> dict[str, object]:

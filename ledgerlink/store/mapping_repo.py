@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink.identity.principal import Principal
@@ -37,8 +37,8 @@ from ledgerlink.mapping.loader import (
 from ledgerlink.mapping.preview import PreviewSource, SampleSource, sample_records
 from ledgerlink.mapping.spec import MappingSpec
 from ledgerlink.mapping.tables import LookupTable
-from ledgerlink.store import audit
 from ledgerlink.store.mapping_models import MappingVersion
+from ledgerlink.store.versioned_text import VersionedTexts
 
 
 class UnknownMapping(LookupError):
@@ -84,6 +84,16 @@ class ActiveMapping:
 
 _COMPILED: dict[tuple[str, ...], CompiledMapping] = {}
 
+#: How mapping versions are kept: per name, saved with a comment, audited as "mapping".
+VERSIONS = VersionedTexts(
+    MappingVersion,
+    entity_type="mapping",
+    saved_action="mapping.saved",
+    rolled_back_action="mapping.rolled_back",
+    note="comment",
+    named=True,
+)
+
 #: Providers of "the N most recent real records" by record kind (``paytrace.transaction``).
 #: Connectors register theirs; the preview falls back to uploaded samples without one.
 RecentSourceFactory = Callable[[Any, int], PreviewSource]
@@ -112,9 +122,7 @@ class MappingRepository:
         return sorted(set(packaged_names()) | set(config_names(self.config_dir)) | set(stored))
 
     def active_row(self, session: Session, name: str) -> MappingVersion | None:
-        return session.scalar(
-            select(MappingVersion).where(MappingVersion.name == name, MappingVersion.is_active)
-        )
+        return VERSIONS.active_row(session, name)
 
     def base_text(self, name: str) -> SpecText | None:
         """The text that applies without any database version: config dir, else package."""
@@ -143,20 +151,10 @@ class MappingRepository:
         return found
 
     def history(self, session: Session, name: str) -> list[MappingVersion]:
-        return list(
-            session.scalars(
-                select(MappingVersion)
-                .where(MappingVersion.name == name)
-                .order_by(MappingVersion.version.desc())
-            )
-        )
+        return VERSIONS.history(session, name)
 
     def version_row(self, session: Session, name: str, version: int) -> MappingVersion | None:
-        return session.scalar(
-            select(MappingVersion).where(
-                MappingVersion.name == name, MappingVersion.version == version
-            )
-        )
+        return VERSIONS.version_row(session, version, name)
 
     def document(self, text: SpecText) -> LoadedDocument:
         return load_document(text.text, text.file, expected_name=text.name)
@@ -284,43 +282,18 @@ class MappingRepository:
         comment: str,
         rolled_back_from: int | None,
     ) -> MappingVersion:
-        current = self.active_row(session, name)
-        before_source = self.text(session, name)
-        latest = session.scalar(
-            select(func.max(MappingVersion.version)).where(MappingVersion.name == name)
-        )
-        if current is not None:
-            current.is_active = False
-            session.flush()  # the partial unique index allows one active row per name
-        row = MappingVersion(
-            name=name,
-            kind=loaded.document.kind,
-            version=(latest or 0) + 1,
-            yaml_text=text,
-            sha256=digest(text),
-            author=principal.actor,
-            comment=comment[:500],
-            is_active=True,
-            rolled_back_from=rolled_back_from,
-        )
-        session.add(row)
-        session.flush()
-        audit.record(
+        before = self.text(session, name)
+        return VERSIONS.write(
             session,
-            actor=principal.actor,
-            action="mapping.rolled_back" if rolled_back_from is not None else "mapping.saved",
-            entity_type="mapping",
+            principal,
             entity_id=name,
-            before={"version": before_source.ref, "sha256": before_source.sha256},
-            after={
-                "version": f"{name}@v{row.version}",
-                "sha256": row.sha256,
-                "comment": row.comment,
-                "rolled_back_from": rolled_back_from,
-                "yaml": text,
-            },
+            name=name,
+            text=text,
+            note=comment,
+            before=(before.ref, before.sha256),
+            rolled_back_from=rolled_back_from,
+            kind=loaded.document.kind,
         )
-        return row
 
 
 # ---- previews -----------------------------------------------------------------------------
