@@ -7,7 +7,8 @@ back out only as "set" or "not set". The adapters that use them live in ``connec
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TypedDict
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
 from ledgerlink.identity.principal import Principal
+from ledgerlink.opaque import JSONObject
 from ledgerlink.store import audit
 from ledgerlink.store.models import Connection, ConnectionSecret
 from ledgerlink.vault import Vault, mask
@@ -44,7 +46,8 @@ class InvalidConnection(ValueError):
         self.message = message
 
 
-def validate_settings(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+def validate_settings(kind: str, raw: Mapping[str, object]) -> JSONObject:
+    """``raw`` checked by the kind's settings model, as the JSON that is stored."""
     model = settings_model(kind)
     if model is None:
         raise InvalidConnection(
@@ -64,7 +67,43 @@ def all_connections(session: Session, *, by_kind: bool = False) -> list[Connecti
     return list(session.scalars(select(Connection).order_by(*order)))
 
 
-def describe(connection: Connection) -> dict[str, Any]:
+class SecretState(TypedDict):
+    """Whether a secret is set, shown masked, never revealed."""
+
+    set: bool
+    masked: str
+    updated_at: str | None
+
+
+class ConnectionView(TypedDict):
+    """The connection as the API and audit show it (times as ISO 8601)."""
+
+    id: int
+    kind: str
+    name: str
+    settings: JSONObject
+    is_active: bool
+    auth_status: str
+    auth_detail: str | None
+    secrets: dict[str, SecretState]
+    created_at: str
+    updated_at: str
+
+
+class ConnectionAuditView(TypedDict):
+    """What the audit chain records about a connection: each secret as its mask."""
+
+    id: int
+    kind: str
+    name: str
+    settings: JSONObject
+    is_active: bool
+    auth_status: str
+    auth_detail: str | None
+    secrets: dict[str, str]
+
+
+def describe(connection: Connection) -> ConnectionView:
     """The connection as the API and audit show it: secrets masked, never revealed."""
     stored = {s.name: s for s in connection.secrets}
     return {
@@ -88,12 +127,18 @@ def describe(connection: Connection) -> dict[str, Any]:
     }
 
 
-def _audit_view(connection: Connection) -> dict[str, Any]:
+def _audit_view(connection: Connection) -> ConnectionAuditView:
     view = describe(connection)
-    view["secrets"] = {name: s["masked"] for name, s in view["secrets"].items()}
-    view.pop("created_at")
-    view.pop("updated_at")
-    return view
+    return {
+        "id": view["id"],
+        "kind": view["kind"],
+        "name": view["name"],
+        "settings": view["settings"],
+        "is_active": view["is_active"],
+        "auth_status": view["auth_status"],
+        "auth_detail": view["auth_detail"],
+        "secrets": {name: s["masked"] for name, s in view["secrets"].items()},
+    }
 
 
 def create(
@@ -103,7 +148,7 @@ def create(
     *,
     kind: str,
     name: str,
-    settings: dict[str, Any],
+    settings: Mapping[str, object],
     secrets: dict[str, str] | None = None,
 ) -> Connection:
     clean = validate_settings(kind, settings)
@@ -134,7 +179,7 @@ def update(
     by: Principal,
     connection: Connection,
     *,
-    settings: dict[str, Any] | None = None,
+    settings: Mapping[str, object] | None = None,
     secrets: dict[str, str] | None = None,
     is_active: bool | None = None,
 ) -> Connection:

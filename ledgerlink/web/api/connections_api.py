@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import AfterValidator, BaseModel, Field, StrictBool
+from pydantic.config import JsonDict
 from sqlalchemy.orm import Session
 
 from ledgerlink import connection_setup, connections
 from ledgerlink.blocking import in_thread
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.checks import check_connection
+from ledgerlink.opaque import JSONObject
 from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
 from ledgerlink.web.api.inputs import CleanObject, CleanText, PathId
+from ledgerlink.web.api.outputs import ResponseModel
 from ledgerlink.web.deps import Admin, Operator, ReadSession, RuntimeDep, Viewer, WriteSession
 from ledgerlink.web.problems import Problem, field_problem
 
@@ -27,7 +30,7 @@ def _installed_kind(kind: str) -> str:
     return kind
 
 
-def _kinds_schema(schema: dict[str, Any]) -> None:
+def _kinds_schema(schema: JsonDict) -> None:
     schema["enum"] = list(registry.kinds())
 
 
@@ -52,6 +55,29 @@ class ConnectionPatch(BaseModel):
     is_active: StrictBool | None = None
 
 
+class SecretOut(ResponseModel):
+    set: bool
+    masked: str = Field(description="A fixed mask when set, empty when not; never the secret.")
+    updated_at: str | None
+
+
+class ConnectionOut(ResponseModel):
+    id: int
+    kind: str
+    name: str
+    settings: JSONObject = Field(description="The kind's settings (see its settings form).")
+    is_active: bool
+    auth_status: str
+    auth_detail: str | None
+    secrets: dict[str, SecretOut] = Field(description="Each secret the kind holds, masked.")
+    created_at: str
+    updated_at: str
+
+
+def _out(connection: Connection) -> ConnectionOut:
+    return ConnectionOut.model_validate(connections.describe(connection))
+
+
 def _not_found(connection_id: int) -> Problem:
     return Problem(404, "Not found", f"There is no connection {connection_id}.")
 
@@ -69,19 +95,19 @@ def _read(runtime: Runtime, connection_id: int) -> Connection:
 
 
 @router.get("/connections", summary="List connections (secrets masked)")
-def list_connections(session: ReadSession, _: Viewer) -> list[dict[str, Any]]:
-    return [connections.describe(c) for c in connections.all_connections(session)]
+def list_connections(session: ReadSession, _: Viewer) -> list[ConnectionOut]:
+    return [_out(c) for c in connections.all_connections(session)]
 
 
 @router.get("/connections/{connection_id}", summary="One connection (secrets masked)")
-def get_connection(session: ReadSession, connection_id: PathId, _: Viewer) -> dict[str, Any]:
-    return connections.describe(_get(session, connection_id))
+def get_connection(session: ReadSession, connection_id: PathId, _: Viewer) -> ConnectionOut:
+    return _out(_get(session, connection_id))
 
 
 @router.post("/connections", status_code=201, summary="Create a connection")
 def create_connection(
     runtime: RuntimeDep, session: WriteSession, body: ConnectionIn, principal: Admin
-) -> dict[str, Any]:
+) -> ConnectionOut:
     try:
         created = connections.create(
             session,
@@ -94,7 +120,7 @@ def create_connection(
         )
     except connections.InvalidConnection as exc:
         raise field_problem(exc.field, exc.message) from None
-    return connections.describe(created)
+    return _out(created)
 
 
 @router.patch(
@@ -110,7 +136,7 @@ def create_connection(
 )
 async def patch_connection(
     runtime: RuntimeDep, connection_id: PathId, body: ConnectionPatch, principal: Admin
-) -> dict[str, Any]:
+) -> ConnectionOut:
     try:
         saved = await connection_setup.save(
             runtime,
@@ -132,7 +158,7 @@ async def patch_connection(
             kind="connection-not-activated",
             errors=[{"field": f"checks.{c.name}", "message": c.detail} for c in saved.failed],
         )
-    return connections.describe(saved.connection)
+    return _out(saved.connection)
 
 
 @router.delete("/connections/{connection_id}", status_code=204, summary="Delete a connection")
