@@ -3,10 +3,16 @@
 Secrets are never exported; an import creates or updates connections by name and leaves
 stored secrets alone. Errors name the line, the field and the fix, and an import with any
 error changes nothing.
+
+A connection the file marks ``active: true`` is made active the way the portal's *Save*
+does it (:func:`ledgerlink.connection_setup.save`): stored, tested, and active only when
+every check passes. One whose test fails stays saved but inactive, and the import's
+report says which and why: a connection is never active on settings nobody has tested.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +23,9 @@ from ruamel.yaml.error import YAMLError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledgerlink import connections
+from ledgerlink import connection_setup, connections
 from ledgerlink.identity.principal import Principal
+from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
 from ledgerlink.vault import Vault
 from ledgerlink.yaml_limits import YamlLimits, YamlTooLarge, check_yaml
@@ -46,6 +53,43 @@ class ImportReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     errors: list[ConfigError] = field(default_factory=list)
+    #: Connections the file asks to be active whose checks passed: now active.
+    activated: list[str] = field(default_factory=list)
+    #: One sentence per connection the file asks to be active whose checks failed.
+    not_activated: list[str] = field(default_factory=list)
+    #: (id, name) of the connections to test and activate once the import is stored.
+    to_test: list[tuple[int, str]] = field(default_factory=list)
+
+
+async def import_connections(runtime: Runtime, by: Principal, text: str) -> ImportReport:
+    """Store what ``text`` says (all of it, or nothing when it has errors), then test each
+    connection it marks active through :func:`connection_setup.save`, the portal's *Save*:
+    active exactly when every check passed, else saved and inactive, said in the report.
+    Database work runs in a worker thread; the checks run on the event loop."""
+    report = await asyncio.to_thread(_store, runtime, by, text)
+    for connection_id, name in report.to_test:
+        saved = await connection_setup.save(runtime, by, connection_id, activate=True)
+        if saved.active:
+            report.activated.append(name)
+        else:
+            report.not_activated.append(_not_activated(name, saved))
+    return report
+
+
+def _store(runtime: Runtime, by: Principal, text: str) -> ImportReport:
+    with runtime.db.transaction() as session:
+        report = import_yaml(session, runtime.vault, by, text)
+        if report.errors:
+            session.rollback()
+    return report
+
+
+def _not_activated(name: str, saved: connection_setup.Saved) -> str:
+    failed = "; ".join(f"{check.name}: {check.detail}" for check in saved.failed)
+    return (
+        f"{name} was saved but not activated: its connection test failed ({failed}). "
+        "Set its secrets or correct its settings on its page, then save it to test it again."
+    )
 
 
 def export_yaml(session: Session) -> str:
@@ -81,6 +125,9 @@ def _line(node: Any, key: str | int | None = None) -> int | None:
 
 
 def import_yaml(session: Session, vault: Vault, by: Principal, text: str) -> ImportReport:
+    """Validate ``text`` and store its connections in ``session``, none made active here:
+    those it marks active are listed in ``report.to_test`` for :func:`import_connections`
+    to test and activate (a file marking an active connection inactive deactivates it)."""
     report = ImportReport()
     try:
         check_yaml(text, LIMITS)
@@ -165,7 +212,7 @@ def import_yaml(session: Session, vault: Vault, by: Principal, text: str) -> Imp
         if existing is None:
             created = connections.create(session, vault, by, kind=kind, name=name, settings=clean)
             if active:
-                connections.update(session, vault, by, created, is_active=True)
+                report.to_test.append((created.id, name))
             report.created.append(name)
         elif existing.kind != kind:
             report.errors.append(
@@ -176,6 +223,17 @@ def import_yaml(session: Session, vault: Vault, by: Principal, text: str) -> Imp
         elif existing.settings == clean and existing.is_active == active:
             report.unchanged.append(name)
         else:
-            connections.update(session, vault, by, existing, settings=clean, is_active=active)
+            # Activation is left to the test (a failing active connection is deactivated
+            # there); only "active: false" is applied here, untested as Save does.
+            connections.update(
+                session,
+                vault,
+                by,
+                existing,
+                settings=clean,
+                is_active=False if not active else None,
+            )
+            if active:
+                report.to_test.append((existing.id, name))
             report.updated.append(name)
     return report

@@ -16,7 +16,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from ledgerlink import connection_setup, connections
 from ledgerlink.blocking import in_thread
-from ledgerlink.connections_config import ImportReport, export_yaml, import_yaml
+from ledgerlink.connections_config import export_yaml, import_connections
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import CheckResult
 from ledgerlink.connectors.checks import check_connection
@@ -117,7 +117,8 @@ async def import_configuration(
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = ""
-    report, rows = await in_thread(_import, runtime, principal, text)
+    report = await import_connections(runtime, principal, text) if text else None
+    rows = await in_thread(_all, runtime)
     if report is None:
         return _home(
             request,
@@ -126,17 +127,6 @@ async def import_configuration(
             error="file: not a UTF-8 text file; upload the YAML that 'Export settings' produced",
         )
     return _home(request, rows, status_code=422 if report.errors else 200, import_report=report)
-
-
-def _import(
-    runtime: Runtime, principal: Principal, text: str
-) -> tuple[ImportReport | None, list[Connection]]:
-    """Import ``text`` (all of it, or nothing when it has errors); the connections after."""
-    with runtime.db.transaction() as session:
-        report = import_yaml(session, runtime.vault, principal, text) if text else None
-        if report is not None and report.errors:
-            session.rollback()
-        return report, connections.all_connections(session)
 
 
 @router.get("/connections/{connection_id}")
