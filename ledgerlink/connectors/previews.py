@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 
@@ -21,6 +21,7 @@ from ledgerlink.logs import redact
 from ledgerlink.mapping.preview import PreviewSource, SampleSource
 from ledgerlink.members.customer_mapping import member_record
 from ledgerlink.members.registry import member_from_row
+from ledgerlink.opaque import JSONObject
 from ledgerlink.runtime import Runtime
 from ledgerlink.store.mapping_repo import PreviewUnavailable, register_recent_source
 from ledgerlink.store.member_models import MemberRow, MembershipLevelRow
@@ -48,8 +49,8 @@ def latest_connection(runtime: Runtime, kind: str) -> Connection:
 def read_live(
     runtime: Runtime,
     connection: Connection,
-    read: Callable[[Any], Awaitable[list[dict[str, Any]]]],
-) -> list[dict[str, Any]]:
+    read: Callable[[Any], Awaitable[list[JSONObject]]],
+) -> list[JSONObject]:
     """Open the connection's client, run ``read`` with it, close it; any upstream
     failure becomes "no recent records" with the connector's own words."""
     role = registry.descriptor(connection.kind).role
@@ -59,7 +60,7 @@ def read_live(
     except UpstreamError as exc:
         raise PreviewUnavailable(exc.message) from None
 
-    async def run() -> list[dict[str, Any]]:
+    async def run() -> list[JSONObject]:
         try:
             return await read(client)
         finally:
@@ -78,11 +79,12 @@ def recent_paytrace_transactions(runtime: Runtime, limit: int) -> PreviewSource:
     connection = latest_connection(runtime, "paytrace")
     today = datetime.now(UTC).date()
 
-    async def read(gateway: PayTraceGateway) -> list[dict[str, Any]]:
+    async def read(gateway: PayTraceGateway) -> list[JSONObject]:
         return await gateway.export_raw(today - LOOKBACK, today)
 
     items = read_live(runtime, connection, read)
-    items.sort(key=lambda item: int(item.get("transaction_id") or 0), reverse=True)
+    # PayTrace sends transaction ids as numbers or digits; newest (largest) first
+    items.sort(key=lambda item: int(cast(int | str, item.get("transaction_id") or 0)), reverse=True)
     newest = [redact(item) for item in items[:limit]]
     return SampleSource(newest, f"the {len(newest)} most recent transactions of {connection.name}")
 
@@ -106,7 +108,7 @@ def recent_members(runtime: Runtime, limit: int) -> PreviewSource:
 def recent_paytrace_customers(runtime: Runtime, limit: int) -> PreviewSource:
     connection = latest_connection(runtime, "paytrace")
 
-    async def read(gateway: PayTraceGateway) -> list[dict[str, Any]]:
+    async def read(gateway: PayTraceGateway) -> list[JSONObject]:
         body = await gateway._post("/v1/customer/export", {}, idempotent=True)  # raw profiles
         return list(body.get("customers") or [])
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from ledgerlink.mapping import MappingContext, MappingResult
 from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.addresses import country_code
 from ledgerlink.mapping.transforms.names import clean_name
+from ledgerlink.opaque import MappedRecord
 from ledgerlink.store.mapping_repo import ActiveMapping, MappingRepository
 
 Values = dict[str, str]
@@ -71,7 +72,28 @@ class SpecFailed(Exception):
         self.fix = "correct the record, or the spec under Mappings (preview it on this record)"
 
 
-def member_record(member: Member, currency: str) -> dict[str, Any]:
+class MemberRecord(TypedDict):
+    """A registry member as the mapping specs name its fields (``registry.member``)."""
+
+    member_number: str
+    account_type: str
+    status: str
+    membership_level: str
+    first_name: str
+    last_name: str
+    company_name: str
+    email: str
+    phone: str
+    address_line_1: str
+    address_line_2: str
+    city: str
+    region: str
+    postal_code: str
+    country: str
+    currency: str
+
+
+def member_record(member: Member, currency: str) -> MemberRecord:
     """A registry member as the mapping specs name its fields (``registry.member``)."""
     address = member.address
     return {
@@ -94,14 +116,14 @@ def member_record(member: Member, currency: str) -> dict[str, Any]:
     }
 
 
-def _put(record: dict[str, Any], path: str, value: Any) -> None:
+def _put(record: MappedRecord, path: str, value: Any) -> None:
     *parents, leaf = path.split(".")
     for part in parents:
         record = record.setdefault(part, {})
     record[leaf] = value
 
 
-def _get(record: dict[str, Any], path: str) -> Any:
+def _get(record: MappedRecord, path: str) -> Any:
     value: Any = record
     for part in path.split("."):
         if not isinstance(value, dict):
@@ -224,19 +246,19 @@ class CustomerMapping:
             found = self._memo[key] = compute()
         return found
 
-    def _ledger_output(self, member: Member, currency: str) -> dict[str, Any]:
+    def _ledger_output(self, member: Member, currency: str) -> MappedRecord:
         return self._remember(  # type: ignore[no-any-return]
             ("to_ledger", member, currency), lambda: self._map_to_ledger(member, currency)
         )
 
-    def _map_to_ledger(self, member: Member, currency: str) -> dict[str, Any]:
+    def _map_to_ledger(self, member: Member, currency: str) -> MappedRecord:
         result = self.to_ledger.compiled.apply(
             member_record(member, currency), None, MappingContext()
         )
         return checked(result, self.to_ledger.version, record_layout(self.system).fields.values())
 
 
-def customer_record(system: str, customer: CustomerAccount) -> dict[str, Any]:
+def customer_record(system: str, customer: CustomerAccount) -> MappedRecord:
     """The customer as a record of its system (``sbc.contact``, ``sage500.customer``), the
     way the specs read it."""
     address = customer.address
@@ -251,7 +273,7 @@ def customer_record(system: str, customer: CustomerAccount) -> dict[str, Any]:
         "postal_code": address.postal_code,
         "country": address.country,
     }
-    record: dict[str, Any] = {}
+    record: MappedRecord = {}
     for name, path in record_layout(system).fields.items():
         _put(record, path, values[name] or None)
     _put(record, record_layout(system).number, customer.number)
@@ -260,7 +282,7 @@ def customer_record(system: str, customer: CustomerAccount) -> dict[str, Any]:
 
 
 def customer_from_record(
-    system: str, record: dict[str, Any], number: str, currency: str
+    system: str, record: MappedRecord, number: str, currency: str
 ) -> CustomerAccount:
     """A spec's output record of ``system`` as the customer a connector writes."""
     values = {
@@ -285,7 +307,7 @@ def customer_from_record(
     )
 
 
-def checked(result: MappingResult, version: str, wanted: Iterable[str]) -> dict[str, Any]:
+def checked(result: MappingResult, version: str, wanted: Iterable[str]) -> MappedRecord:
     """``result``'s output, or :class:`SpecFailed` naming the fields among ``wanted`` (output
     paths) the spec could not map; errors in fields nobody writes are not in the way."""
     paths = set(wanted)
