@@ -4,10 +4,10 @@
    a side that cannot be read is noted and the run goes on with the rows read before.
 2. **match**: the stored sides become the engine's frames (``recon/tables.py``) and the
    engine (R2's ``recon/engine``) matches them with the rules spec.
-3. **keep**: in one transaction, the run's counts and totals, the matches (which replace
-   the scope's previous run's), and the breaks upserted by their stable id. A break a
-   later run no longer finds is *cleared* (resolved by the run, kept in the history); one
-   found again after being cleared is reopened. An explanation given by a person stands.
+3. **keep**: in one transaction, the run's counts and totals, and what changed in the
+   scope's matches and breaks (``recon/keeping.py``). A break a later run no longer finds
+   is *cleared* (resolved by the run, kept in the history); one found again after being
+   cleared is reopened. An explanation given by a person stands.
 
 The same stored sides give the same matches and the same break ids, so a rerun gives the
 same answer.
@@ -15,8 +15,8 @@ same answer.
 **Incremental runs.** A run keeps its prepared sides and result in the process (``_KEPT``,
 per database and scope; about the size of the sides' frames). The next run of the scope
 (not ``full``) reads only the rows stored since (row ids above those it read) and gives them
-to the engine's ``reconcile_incremental``; the matches move to the new run, less those
-removed, plus those added. Anything that makes that unsafe gives a full run instead: a row
+to the engine's ``reconcile_incremental``, whose difference (matches removed and added)
+is all that is written. Anything that makes that unsafe gives a full run instead: a row
 read before was changed or removed (re-read rows are compared), a batch or statement line
 changed, another run of the scope came between, other rules, or a reversed receipt that was
 left out became half of a reversal pair. Either way the stored result is what a full run
@@ -25,30 +25,26 @@ stores (``tests/integration/test_recon_incremental_runs.py``).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import polars as pl
 import structlog
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.identity.principal import Principal
-from ledgerlink.recon import frames, tables
+from ledgerlink.recon import frames, keeping, tables
 from ledgerlink.recon import sides as side_readers
 from ledgerlink.recon.frames import SideName, Sides
 from ledgerlink.store import audit
 from ledgerlink.store.recon_models import (
-    ReconBreak,
-    ReconBreakEvent,
-    ReconMatch,
     ReconRun,
     ReconScope,
 )
@@ -56,9 +52,6 @@ from ledgerlink.store.types import utcnow
 
 log = structlog.get_logger("ledgerlink.recon.runs")
 
-#: Resolutions a later run checks: found again, the break is open again (the receipt was
-#: not posted after all). An explanation given by a person stands.
-_REOPENED_WHEN_FOUND = frozenset({"cleared", "posted_receipt", "reversed_duplicate"})
 TRIGGERS = ("cli", "api", "portal", "schedule", "batch_poll", "demo")
 
 
@@ -336,210 +329,6 @@ def _totals(totals: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-def _event(session: Session, found: ReconBreak, actor: str, action: str, note: str) -> None:
-    session.add(ReconBreakEvent(break_pk=found.id, actor=actor, action=action, note=note))
-
-
-_MATCH_COLUMNS = (
-    "run_id",
-    "match_id",
-    "rule",
-    "spec_version",
-    "left_side",
-    "left_ids",
-    "right_side",
-    "right_ids",
-    "amount_minor",
-    "currency",
-)
-
-
-def _json_list(column: str) -> pl.Expr:
-    """A list of ids as JSON text (what the JSON column stores), encoded by polars."""
-    ids = pl.col(column).fill_null([]).list.eval(pl.element().cast(pl.String))
-    encoded = pl.struct(ids.alias("v")).struct.json_encode()
-    return encoded.str.slice(5, encoded.str.len_chars() - 6)  # {"v":[...]} -> [...]
-
-
-def _insert_matches(session: Session, run_id: int, matches: pl.DataFrame) -> None:
-    """Insert ``matches`` for ``run_id`` in bulk through the driver: ``COPY`` on
-    PostgreSQL, one ``executemany`` on SQLite. A run has about as many matches as sales;
-    ORM objects (or SQLAlchemy's per-row JSON processing) for a million of them took
-    most of a run."""
-    if not matches.height:
-        return
-    rows = matches.select(
-        run_id=pl.lit(run_id, dtype=pl.Int64),
-        match_id=pl.col("match_id").cast(pl.String).str.slice(0, 80),
-        rule=pl.col("rule").cast(pl.String).str.slice(0, 100),
-        spec_version=pl.col("spec_version").cast(pl.String).str.slice(0, 160),
-        left_side=pl.col("left_side").cast(pl.String),
-        left_ids=_json_list("left_ids"),
-        right_side=pl.col("right_side").cast(pl.String),
-        right_ids=_json_list("right_ids"),
-        amount_minor=pl.col("amount_minor").cast(pl.Int64),
-        currency=pl.col("currency").cast(pl.String),
-    )
-    connection = session.connection()
-    raw: Any = connection.connection.dbapi_connection
-    columns = ", ".join(_MATCH_COLUMNS)
-    cursor = raw.cursor()
-    try:
-        if connection.dialect.name == "postgresql":
-            with cursor.copy(f"COPY recon_matches ({columns}) FROM STDIN") as copy:
-                for row in rows.iter_rows():
-                    copy.write_row(row)
-        else:
-            marks = ", ".join("?" for _ in _MATCH_COLUMNS)
-            cursor.executemany(
-                f"INSERT INTO recon_matches ({columns}) VALUES ({marks})",  # noqa: S608
-                rows.iter_rows(),
-            )
-    finally:
-        cursor.close()
-
-
-def _move_matches(session: Session, run_id: int, previous_run_id: int, changes: Any) -> None:
-    """The previous run's matches become ``run_id``'s, less the removed, plus the added
-    (an incremental run): no rewrite of the matches no new row touched."""
-    session.execute(
-        update(ReconMatch)
-        .where(ReconMatch.run_id == previous_run_id)
-        .values(run_id=run_id)
-        .execution_options(synchronize_session=False)
-    )
-    removed = changes.removed_match_ids.cast(pl.String).str.slice(0, 80).to_list()
-    if removed:
-        connection = session.connection()
-        raw: Any = connection.connection.dbapi_connection
-        cursor = raw.cursor()
-        try:
-            if connection.dialect.name == "postgresql":
-                cursor.execute(
-                    "DELETE FROM recon_matches WHERE run_id = %s AND match_id = ANY(%s)",
-                    (run_id, removed),
-                )
-            else:
-                cursor.execute(
-                    "DELETE FROM recon_matches WHERE run_id = ? AND match_id IN "
-                    "(SELECT value FROM json_each(?))",
-                    (run_id, json.dumps(removed)),
-                )
-        finally:
-            cursor.close()
-    _insert_matches(session, run_id, changes.added_matches)
-
-
-def keep_result(
-    session: Session,
-    run: ReconRun,
-    result: Any,
-    *,
-    actor: str,
-    changes: Any = None,
-    previous_run_id: int | None = None,
-) -> dict[str, int]:
-    """Store ``result`` for ``run`` (matches replaced, breaks upserted); the counts.
-    With ``changes`` (an incremental run over ``previous_run_id``'s result), only the
-    matches that changed are written."""
-    scope_id = run.scope_id
-    if changes is not None and previous_run_id is not None:
-        _move_matches(session, run.id, previous_run_id, changes)
-    older = select(ReconRun.id).where(ReconRun.scope_id == scope_id, ReconRun.id != run.id)
-    session.execute(delete(ReconMatch).where(ReconMatch.run_id.in_(older)))
-    matches = result.matches
-    if changes is None or previous_run_id is None:
-        _insert_matches(session, run.id, matches)
-    found_rows = {str(b["break_id"]): b for b in _rows(result.breaks)}
-    stored = {
-        b.break_id: b
-        for b in session.scalars(select(ReconBreak).where(ReconBreak.scope_id == scope_id))
-    }
-    new = cleared = reopened = 0
-    found_new: list[tuple[ReconBreak, str]] = []
-    for break_id, row in found_rows.items():
-        age = int(row.get("as_of_days") or 0)
-        values = {
-            "type": str(row["type"]),
-            "side": str(row["side"]),
-            "ids": [str(i) for i in row["ids"] or []],
-            "other_side": str(row.get("other_side") or ""),
-            "other_ids": [str(i) for i in row.get("other_ids") or []],
-            "amount_minor": int(row["amount_minor"]),
-            "expected_minor": None
-            if row.get("expected_minor") is None
-            else int(row["expected_minor"]),
-            "actual_minor": None if row.get("actual_minor") is None else int(row["actual_minor"]),
-            "currency": str(row["currency"]),
-            "as_of_days": age,
-            "occurred_on": run.as_of - timedelta(days=age),
-            "detail": str(row.get("detail") or ""),
-        }
-        kept = stored.get(break_id)
-        if kept is None:
-            kept = ReconBreak(
-                scope_id=scope_id,
-                break_id=break_id[:80],
-                status="open",
-                first_run_id=run.id,
-                last_run_id=run.id,
-                present=True,
-                **values,
-            )
-            session.add(kept)
-            found_new.append((kept, f"Found by run {run.id}: {values['detail']}"))
-            new += 1
-            continue
-        for name, value in values.items():
-            setattr(kept, name, value)
-        kept.last_run_id = run.id
-        kept.present = True
-        if (
-            kept.status == "resolved"
-            and kept.resolution in _REOPENED_WHEN_FOUND
-            and (kept.resolved_at is None or kept.resolved_at < run.started_at)
-        ):
-            kept.status = "open"
-            kept.resolution = None
-            kept.resolved_at = None
-            kept.resolved_by = None
-            _event(session, kept, actor, "reopened", f"Found again by run {run.id}")
-            reopened += 1
-    session.flush()  # one flush gives every new break its id (one per break was most of a run)
-    for kept, note in found_new:
-        _event(session, kept, actor, "found", note)
-    for break_id, kept in stored.items():
-        if break_id in found_rows or not kept.present:
-            continue
-        kept.present = False
-        kept.last_run_id = run.id
-        if kept.status == "open":
-            kept.status = "resolved"
-            kept.resolution = "cleared"
-            kept.resolved_at = utcnow()
-            kept.resolved_by = actor
-            cleared += 1
-        _event(session, kept, actor, "cleared", f"No longer found by run {run.id}")
-    session.flush()
-    open_breaks = session.scalar(
-        select(func.count())
-        .select_from(ReconBreak)
-        .where(
-            ReconBreak.scope_id == scope_id,
-            ReconBreak.status == "open",
-            ReconBreak.present.is_(True),
-        )
-    )
-    return {
-        "matches": matches.height,
-        "breaks": len(found_rows),
-        "open_breaks": int(open_breaks or 0),
-        "new_breaks": new,
-        "cleared_breaks": cleared,
-        "reopened_breaks": reopened,
-    }
-
-
 async def run_scope(
     runtime: Any,
     scope_id: int,
@@ -616,13 +405,8 @@ async def run_scope(
         with runtime.db.transaction() as session:
             run = session.get(ReconRun, run_id)
             assert run is not None
-            counts = keep_result(
-                session,
-                run,
-                result,
-                actor=principal.actor,
-                changes=changes,
-                previous_run_id=kept.run_id if changes is not None and kept else None,
+            counts = keeping.keep_result(
+                session, run, result, actor=principal.actor, changes=changes
             )
             counts.update({f"{name}_rows": height for name, height in heights.items()})
             run.counts = counts

@@ -227,7 +227,7 @@ def summary(session: Session, scope: ReconScope, period: str | None = None) -> S
     if run is not None:
         matched_count, matched_minor = session.execute(
             select(func.count(), func.coalesce(func.sum(ReconMatch.amount_minor), 0)).where(
-                ReconMatch.run_id == run.id, ReconMatch.left_side == "transactions"
+                ReconMatch.scope_id == scope.id, ReconMatch.left_side == "transactions"
             )
         ).one()
     present = [
@@ -597,7 +597,9 @@ def batch_detail(session: Session, scope_id: int, batch_number: str) -> BatchDri
     line_ids: list[str] = []
     if run is not None:
         for m in session.scalars(
-            select(ReconMatch).where(ReconMatch.run_id == run.id, ReconMatch.left_side == "batches")
+            select(ReconMatch).where(
+                ReconMatch.scope_id == scope_id, ReconMatch.left_side == "batches"
+            )
         ):
             if batch_number in (m.left_ids or []):
                 line_ids.extend(m.right_ids or [])

@@ -12,7 +12,8 @@ did about it.
   fingerprint is unique, so a statement imported twice is recognised and not counted
   twice; an import is one transaction, so nothing is ever half-imported.
 * ``recon_runs`` and ``recon_matches``: one run per trigger, with the spec version it used,
-  its ``as_of`` date, counts and duration; the matches of a scope's latest run.
+  its ``as_of`` date, counts and duration; the matches the scope's records make now
+  (each names the run that found it).
 * ``recon_breaks`` and ``recon_break_events``: breaks keyed by the engine's stable id, so
   a rerun updates the same row; the events are the break's history (who, when, how, why),
   which stays after the break is resolved.
@@ -222,12 +223,16 @@ class ReconRun(Base):
 
 
 class ReconMatch(Base):
-    """A match of a scope's latest run, naming the rule and spec version that made it."""
+    """A match the scope's records make now, naming the run, rule and spec version that
+    made it. Matches belong to the scope: a run deletes those it no longer finds and adds
+    the new ones, and leaves the rest as they are (a daily run writes only what changed)."""
 
     __tablename__ = "recon_matches"
-    __table_args__ = (Index("ix_recon_matches_run", "run_id", "left_side"),)
+    __table_args__ = (Index("ix_recon_matches_scope", "scope_id", "left_side", "match_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    scope_id: Mapped[int] = mapped_column(ForeignKey("recon_scopes.id", ondelete="CASCADE"))
+    #: the run that found the match (a later run that finds it again leaves it be)
     run_id: Mapped[int] = mapped_column(ForeignKey("recon_runs.id", ondelete="CASCADE"))
     match_id: Mapped[str] = mapped_column(String(80))
     rule: Mapped[str] = mapped_column(String(100))

@@ -55,8 +55,8 @@ def _stored(runtime: Runtime, scope_id: int) -> dict[str, Any]:
             (b.break_id, b.type, b.status, b.present, tuple(b.ids), b.amount_minor)
             for b in session.scalars(select(ReconBreak).where(ReconBreak.scope_id == scope_id))
         )
-        runs = {m.run_id for m in session.scalars(select(ReconMatch))}
-    return {"matches": matches, "breaks": breaks, "runs": len(runs)}
+        match_ids = [m.match_id for m in session.scalars(select(ReconMatch))]
+    return {"matches": matches, "breaks": breaks, "twice": len(match_ids) - len(set(match_ids))}
 
 
 def _add_sale(
@@ -109,10 +109,27 @@ def test_new_rows_are_matched_incrementally_and_stored_as_a_full_run_stores_them
     assert not incremental
     after_full = _stored(runtime, scope_id)
     assert after_incremental == after_full
-    assert after_full["runs"] == 1  # only the newest run's matches are kept
+    assert after_full["twice"] == 0  # a match is stored once, whichever run found it
     assert counts["matches"] == full_counts["matches"]
     assert counts["open_breaks"] == full_counts["open_breaks"]
     assert any(b[0].startswith("missing_receipt") and "5004" in b[4] for b in after_full["breaks"])
+
+
+def test_a_rerun_over_unchanged_records_rewrites_no_match(runtime: Runtime) -> None:
+    scope_id = seed_scope(runtime.db)
+    _add_sale(runtime, scope_id, "5003", 4000, receipted=True)
+    first, _ = _run(runtime, scope_id, full=True)
+    assert first["matches_added"] == first["matches"] > 0
+    before = _stored(runtime, scope_id)
+    again, _ = _run(runtime, scope_id, full=True)
+    assert (again["matches_added"], again["matches_removed"]) == (0, 0)
+    assert again["new_breaks"] == again["cleared_breaks"] == 0
+    assert _stored(runtime, scope_id) == before
+    _add_sale(runtime, scope_id, "5006", 2500, receipted=True)
+    daily, incremental = _run(runtime, scope_id)
+    assert incremental
+    assert daily["matches_added"] == 1
+    assert daily["matches"] == again["matches"] + 1
 
 
 def test_a_stored_row_changed_since_the_previous_run_makes_the_next_run_full(

@@ -31,7 +31,7 @@ from ledgerlink.recon.resolutions import post_and_confirm, post_missing_receipt
 from ledgerlink.recon.runs import default_matcher, run_scope
 from ledgerlink.recon.scopes import ensure_default_scopes, get_scope, update_settings
 from ledgerlink.settings import Settings
-from ledgerlink.store.recon_models import ReconBatch, ReconBreak, ReconMatch, ReconRun
+from ledgerlink.store.recon_models import ReconBatch, ReconBreak, ReconMatch
 from tests.support.payments import ME, PaymentsWorld, profiles, sage500_world, sbc_world
 from tests.support.waiting import wait_until
 
@@ -99,11 +99,8 @@ def _open_breaks(world: PaymentsWorld, scope_id: int) -> dict[tuple[str, str], R
 
 def _matched(world: PaymentsWorld, scope_id: int, side: str) -> set[str]:
     with world.runtime.db.read() as session:
-        run_id = session.scalar(
-            select(ReconRun.id).where(ReconRun.scope_id == scope_id).order_by(ReconRun.id.desc())
-        )
         ids: set[str] = set()
-        for match in session.scalars(select(ReconMatch).where(ReconMatch.run_id == run_id)):
+        for match in session.scalars(select(ReconMatch).where(ReconMatch.scope_id == scope_id)):
             if match.left_side == side:
                 ids.update(match.left_ids)
             if match.right_side == side:
