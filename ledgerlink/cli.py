@@ -6,28 +6,64 @@ variables and ``ledgerlink.toml``), so what runs here runs against the same data
 
 from __future__ import annotations
 
-import getpass
-import sys
-from typing import Annotated, Any, NoReturn
+import importlib
+from typing import Annotated, Any, ClassVar, NoReturn
 
 import typer
+import typer.main
 from rich.table import Table
 from sqlalchemy import select
+from typer import _click
+from typer.core import TyperGroup
 
 from ledgerlink import __version__
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.checks import run_check
 from ledgerlink.identity.principal import cli_principal
-from ledgerlink.identity.roles import Role
+from ledgerlink.jobs.worker import run_worker
 from ledgerlink.members.commands import link_app, members_app
 from ledgerlink.payments.commands import payments_app
-from ledgerlink.recon.commands import recon_app
 from ledgerlink.sandbox.commands import sandbox_app
+from ledgerlink.sandbox.supervisor import Supervisor, installed_simulators, stop_children_on_sigterm
 from ledgerlink.settings import Settings
-from ledgerlink.store.models import Connection
+from ledgerlink.store import audit_checks
+from ledgerlink.store.models import AuditEntry, Connection
 from ledgerlink.sync.commands import sync_app
 from ledgerlink.terminal import err, out
 from ledgerlink.terminal import runtime as _runtime
+from ledgerlink.vault import VaultError, new_key, rotate
+
+
+class DeferredGroup(TyperGroup):
+    """A sub-command group whose module is imported only when one of its commands runs (or
+    its own ``--help``): ``ledgerlink --help`` and every other command start without it.
+    ``target`` is ``"package.module:typer_app"``; the help shown in the command list is
+    the registration's (``deferred``), so listing the group imports nothing."""
+
+    target: ClassVar[str]
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: _click.Context | None = None,
+        **extra: Any,
+    ) -> _click.Context:
+        return self.load().make_context(info_name, args, parent=parent, **extra)
+
+    def load(self) -> TyperGroup:
+        module, _, attribute = self.target.partition(":")
+        sub_app = getattr(importlib.import_module(module), attribute)
+        group = typer.main.get_group(sub_app)
+        group.name, group.help = self.name, self.help
+        return group
+
+
+def deferred(target: str, help: str) -> typer.Typer:
+    """A placeholder for the Typer app at ``target`` (see ``DeferredGroup``)."""
+    group_class = type("DeferredGroup", (DeferredGroup,), {"target": target})
+    return typer.Typer(cls=group_class, help=help, no_args_is_help=True)
+
 
 app = typer.Typer(
     help="ledgerlink: keeps members, Sage Business Cloud Accounting, Sage 500 and PayTrace "
@@ -35,12 +71,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-user_app = typer.Typer(help="Manage portal users and their API tokens.", no_args_is_help=True)
 vault_app = typer.Typer(
     help="Manage the keys that encrypt stored credentials.", no_args_is_help=True
 )
 audit_app = typer.Typer(help="Inspect and verify the hash-chained audit log.", no_args_is_help=True)
-app.add_typer(user_app, name="user")
+# deferred: identity.passwords hashes its timing dummy with argon2 on import (0.2-0.5 s)
+app.add_typer(
+    deferred(
+        "ledgerlink.identity.commands:user_app", help="Manage portal users and their API tokens."
+    ),
+    name="user",
+)
 app.add_typer(vault_app, name="vault")
 app.add_typer(audit_app, name="audit")
 app.add_typer(sandbox_app, name="sandbox")
@@ -53,7 +94,14 @@ app.add_typer(members_app, name="members")
 app.add_typer(link_app, name="link")
 app.add_typer(sync_app, name="sync")
 app.add_typer(payments_app, name="payments")
-app.add_typer(recon_app, name="recon")
+# deferred: the reconciliation modules load polars, lxml and xlsxwriter (about 0.9 s)
+app.add_typer(
+    deferred(
+        "ledgerlink.recon.commands:recon_app",
+        help="Reconciliation: PayTrace ↔ ledger ↔ settlement batches ↔ bank deposits.",
+    ),
+    name="recon",
+)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -73,7 +121,7 @@ def main(
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (and procrastinate's, on PostgreSQL)."""
-    from ledgerlink.store.migrate import upgrade
+    from ledgerlink.store.migrate import upgrade  # deferred: alembic and mako, 0.6 s
 
     runtime = _runtime()
     upgrade(runtime.db)
@@ -93,8 +141,8 @@ def serve(
     """Serve the portal and REST API. On SQLite the job runner runs inside this process."""
     import uvicorn
 
-    from ledgerlink.store.migrate import pending_revisions
-    from ledgerlink.web.app import create_app
+    from ledgerlink.store.migrate import pending_revisions  # deferred: alembic and mako, 0.6 s
+    from ledgerlink.web.app import create_app  # deferred: every route, FastAPI, polars: 3 s
 
     runtime = _runtime()
     settings = runtime.settings
@@ -127,8 +175,6 @@ def _proxy_options(settings: Settings) -> dict[str, Any]:
 def worker() -> None:
     """Run background jobs: the embedded runner on SQLite, procrastinate on PostgreSQL.
     Run as many as you like; a worker killed mid-job loses nothing (the job runs again)."""
-    from ledgerlink.jobs.worker import run_worker
-
     runtime = _runtime()
     run_worker(runtime.settings)
 
@@ -144,14 +190,9 @@ def demo(
     demo users and connections to them, and serves the portal. Prints the URL and logins."""
     import uvicorn
 
-    from ledgerlink import demo as demo_data
-    from ledgerlink.sandbox.supervisor import (
-        Supervisor,
-        installed_simulators,
-        stop_children_on_sigterm,
-    )
-    from ledgerlink.store.migrate import upgrade
-    from ledgerlink.web.app import create_app
+    from ledgerlink import demo as demo_data  # deferred: loads recon (polars) and argon2
+    from ledgerlink.store.migrate import upgrade  # deferred: alembic and mako, 0.6 s
+    from ledgerlink.web.app import create_app  # deferred: every route, FastAPI, polars: 3 s
 
     runtime = _runtime()
     upgrade(runtime.db)
@@ -205,165 +246,6 @@ def demo(
         supervisor.stop()
 
 
-# ---- users -------------------------------------------------------------------------------
-
-
-@user_app.command("create")
-def user_create(
-    email: Annotated[str, typer.Option(help="The user's e-mail; it is also the login.")],
-    role: Annotated[Role, typer.Option(help="viewer, operator or admin.")] = Role.VIEWER,
-    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
-    password_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--password-stdin", help="Read the password from standard input (for scripts)."
-        ),
-    ] = False,
-) -> None:
-    """Create a portal user. Asks for the password unless --password-stdin is given."""
-    from ledgerlink.identity import users
-
-    password = (
-        sys.stdin.readline().rstrip("\n")
-        if password_stdin
-        else getpass.getpass("Password (12+ characters): ")
-    )
-    runtime = _runtime()
-    try:
-        with runtime.db.transaction() as session:
-            user = users.create_user(
-                session,
-                cli_principal(),
-                email=email,
-                password=password,
-                role=role,
-                display_name=name,
-            )
-            out.print(f"Created {user.email} with role {user.role}.")
-    except users.AccountError as exc:
-        _fail(f"{exc.field}: {exc.message}")
-
-
-@user_app.command("list")
-def user_list() -> None:
-    """List users with their roles and status."""
-    from ledgerlink.store.models import User
-
-    runtime = _runtime()
-    table = Table("id", "e-mail", "name", "role", "active")
-    with runtime.db.read() as session:
-        for u in session.scalars(select(User).order_by(User.email)):
-            table.add_row(
-                str(u.id), u.email, u.display_name, u.role, "yes" if u.is_active else "no"
-            )
-    out.print(table)
-
-
-@user_app.command("set-role")
-def user_set_role(
-    email: Annotated[str, typer.Argument(help="The user's e-mail.")],
-    role: Annotated[Role, typer.Argument(help="viewer, operator or admin.")],
-) -> None:
-    """Change a user's role."""
-    _update_user(email, role=role)
-
-
-@user_app.command("disable")
-def user_disable(email: Annotated[str, typer.Argument(help="The user's e-mail.")]) -> None:
-    """Disable a user: their sessions end and their API tokens stop working."""
-    _update_user(email, is_active=False)
-
-
-@user_app.command("enable")
-def user_enable(email: Annotated[str, typer.Argument(help="The user's e-mail.")]) -> None:
-    """Re-enable a disabled user."""
-    _update_user(email, is_active=True)
-
-
-@user_app.command("set-password")
-def user_set_password(
-    email: Annotated[str, typer.Argument(help="The user's e-mail.")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
-    revoke_tokens: Annotated[
-        bool,
-        typer.Option(
-            "--revoke-tokens/--keep-tokens",
-            help="Also revoke the user's API tokens (the default: anyone who knew the old "
-            "password may have made one).",
-        ),
-    ] = True,
-) -> None:
-    """Set a user's password (signs them out everywhere; revokes their API tokens unless
-    --keep-tokens)."""
-    from ledgerlink.identity import users
-
-    password = (
-        sys.stdin.readline().rstrip("\n")
-        if password_stdin
-        else getpass.getpass("New password (12+ characters): ")
-    )
-    runtime = _runtime()
-    try:
-        with runtime.db.transaction() as session:
-            changed = users.set_password(
-                session,
-                cli_principal(),
-                _find_user(session, email),
-                password,
-                revoke_tokens=revoke_tokens,
-            )
-    except users.AccountError as exc:
-        _fail(f"{exc.field}: {exc.message}")
-    tokens = changed.api_tokens_revoked
-    out.print(
-        f"Password changed; {changed.sessions_ended} session(s) signed out, "
-        f"{tokens} API token{'' if tokens == 1 else 's'} revoked."
-    )
-
-
-@user_app.command("token")
-def user_token(
-    email: Annotated[str, typer.Argument(help="Whose token (it acts with their role).")],
-    name: Annotated[str, typer.Option(help="Where the token is used, e.g. 'prometheus'.")],
-    days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
-) -> None:
-    """Issue an API token and print it once."""
-    from ledgerlink.identity import users
-
-    runtime = _runtime()
-    with runtime.db.transaction() as session:
-        _, secret = users.issue_api_token(
-            session, cli_principal(), _find_user(session, email), name=name, expires_in_days=days
-        )
-    out.print(secret, soft_wrap=True)
-
-
-def _find_user(session, email: str):  # type: ignore[no-untyped-def]
-    from ledgerlink.identity.users import normalise_email
-    from ledgerlink.store.models import User
-
-    user = session.scalar(select(User).where(User.email == normalise_email(email)))
-    if user is None:
-        _fail(f"No user with e-mail {email}. `ledgerlink user list` shows who exists.")
-    return user
-
-
-def _update_user(email: str, **changes: Any) -> None:
-    from ledgerlink.identity import users
-
-    runtime = _runtime()
-    try:
-        with runtime.db.transaction() as session:
-            user = users.update_user(
-                session, cli_principal(), _find_user(session, email), **changes
-            )
-            out.print(
-                f"{user.email}: role {user.role}, {'active' if user.is_active else 'disabled'}."
-            )
-    except users.AccountError as exc:
-        _fail(f"{exc.field}: {exc.message}")
-
-
 # ---- vault -------------------------------------------------------------------------------
 
 
@@ -371,12 +253,10 @@ def _update_user(email: str, **changes: Any) -> None:
 def vault_rotate() -> None:
     """Re-encrypt every stored credential under a new key and retire the old ones.
     With LEDGERLINK_VAULT_KEYS, put the new key first (see `vault new-key`) and run this."""
-    from ledgerlink import vault
-
     runtime = _runtime()
     try:
-        report = vault.rotate(runtime.settings, runtime.db, actor=cli_principal().actor)
-    except vault.VaultError as exc:
+        report = rotate(runtime.settings, runtime.db, actor=cli_principal().actor)
+    except VaultError as exc:
         _fail(str(exc))
     out.print(str(report))
 
@@ -384,8 +264,6 @@ def vault_rotate() -> None:
 @vault_app.command("new-key")
 def vault_new_key() -> None:
     """Print a new Fernet key (for LEDGERLINK_VAULT_KEYS)."""
-    from ledgerlink.vault import new_key
-
     out.print(new_key())
 
 
@@ -448,9 +326,6 @@ def audit_anchor() -> None:
 
 
 def _audit_check(incremental: bool, expect_head: str | None) -> Any:
-    from ledgerlink.store import audit_checks
-    from ledgerlink.vault import VaultError
-
     runtime = _runtime()
     try:
         return audit_checks.check(
@@ -472,8 +347,6 @@ def audit_show(
     limit: Annotated[int, typer.Option(help="How many of the newest entries.")] = 20,
 ) -> None:
     """Show the newest audit entries."""
-    from ledgerlink.store.models import AuditEntry
-
     runtime = _runtime()
     table = Table("#", "when (UTC)", "who", "what", "record")
     with runtime.db.read() as session:
@@ -486,10 +359,6 @@ def audit_show(
                 f"{e.entity_type} {e.entity_id or ''}",
             )
     out.print(table)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
 
 
 def _find_connection(session: Any, which: str) -> Any:
@@ -540,3 +409,7 @@ def connection_test(
         out.print(f"{mark} {result.name}: {result.detail}")
     if not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

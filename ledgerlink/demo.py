@@ -6,19 +6,38 @@ Everything here is idempotent, so a second `make demo` reuses what the first one
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy import select
+import httpx
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink import connections
+from ledgerlink.connectors.errors import UpstreamError
+from ledgerlink.connectors.factory import sbc_redirect_uri, sbc_token_vault
+from ledgerlink.connectors.sage500.tables import tarCustomer, tarInvoice
 from ledgerlink.identity import users
-from ledgerlink.identity.principal import cli_principal
+from ledgerlink.identity.principal import cli_principal, system_principal
 from ledgerlink.identity.roles import Role
+from ledgerlink.members import bulk, registry
+from ledgerlink.payments.jobs import drain
+from ledgerlink.payments.poller import poll_due
+from ledgerlink.recon.imports import import_statement
+from ledgerlink.recon.resolutions import explain
+from ledgerlink.recon.runs import default_matcher, run_scope
+from ledgerlink.recon.scopes import ensure_default_scopes, get_scope
 from ledgerlink.runtime import Runtime
+from ledgerlink.sandbox.paytrace import PayTraceConfig
+from ledgerlink.sandbox.people import population
+from ledgerlink.sandbox.sbc import LEAD_BUSINESS_ID, SbcConfig
+from ledgerlink.sandbox.statements import WRITERS, Anomalies, BankStatement, deposit_lines
 from ledgerlink.sandbox.supervisor import SimulatorAddress
 from ledgerlink.store import audit
+from ledgerlink.store.member_models import BulkLinkRun, MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection, User
+from ledgerlink.store.payment_models import PaymentEvent
+from ledgerlink.store.recon_models import ReconBreak, ReconStatement, ReconTransaction
 
 PASSWORD = "ledgerlink-demo"  # noqa: S105 - printed on purpose; demo data only
 USERS = (
@@ -42,8 +61,6 @@ def sandbox_connections(
     """Connections pointing at the running simulators, with their seeded credentials."""
     wanted: list[DemoConnection] = []
     if "sbc" in where:
-        from ledgerlink.sandbox.sbc import SbcConfig
-
         sbc, sbc_base = SbcConfig(), where["sbc"].base_url
         wanted.append(
             DemoConnection(
@@ -59,8 +76,6 @@ def sandbox_connections(
             )
         )
     if "paytrace" in where:
-        from ledgerlink.sandbox.paytrace import PayTraceConfig
-
         paytrace = PayTraceConfig()
         wanted.append(
             DemoConnection(
@@ -131,10 +146,6 @@ def connect_sbc_sandbox(runtime: Runtime, where: dict[str, SimulatorAddress]) ->
     """
     if "sbc" not in where:
         return None
-    import httpx
-
-    from ledgerlink.connectors.errors import UpstreamError
-    from ledgerlink.connectors.factory import sbc_redirect_uri, sbc_token_vault
 
     base = where["sbc"].base_url
     with runtime.db.transaction() as session:
@@ -168,7 +179,6 @@ def connect_sbc_sandbox(runtime: Runtime, where: dict[str, SimulatorAddress]) ->
             return (
                 f"Could not connect the SBC sandbox automatically ({exc}); use 'Connect to Sage'."
             )
-        from ledgerlink.sandbox.sbc import LEAD_BUSINESS_ID
 
         card_clearing = next((b for b in banks if "Card" in b["displayed_as"]), banks[0])
         connections.update(
@@ -209,12 +219,6 @@ def ensure_members(session: Session, count: int = 240) -> int:
     Runs only on an empty registry, so members added or edited in the demo stay as they
     are. Returns how many members were added.
     """
-    from sqlalchemy import func
-
-    from ledgerlink.members import registry
-    from ledgerlink.sandbox.people import population
-    from ledgerlink.store.member_models import MemberRow
-
     if session.scalar(select(func.count()).select_from(MemberRow)):
         return 0
     by = cli_principal()
@@ -250,11 +254,6 @@ def link_demo_members(runtime: Runtime) -> str | None:
     """Start linking every demo member to the SBC sandbox in the background (a bulk
     create-and-link job), so Sync has linked members to work on. Only once: a demo whose
     SBC connection already has links, or a bulk run, is left alone."""
-    from sqlalchemy import func
-
-    from ledgerlink.members import bulk
-    from ledgerlink.store.member_models import BulkLinkRun, MemberLinkRow, MemberRow
-
     with runtime.db.transaction() as session:
         connection = session.scalar(
             select(Connection).where(Connection.name == "Sage Business Cloud (sandbox)")
@@ -300,14 +299,6 @@ def wire_payments(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str |
     """Card payments in the demo post to the Sage 500 sandbox: point the PayTrace
     connection at it, and (once) make a few payments through the PayTrace sandbox so the
     Payments page shows receipts, a decline and an exception to resolve."""
-    import asyncio
-
-    import httpx
-
-    from ledgerlink.payments.poller import poll_due
-    from ledgerlink.sandbox.paytrace import PayTraceConfig
-    from ledgerlink.store.payment_models import PaymentEvent
-
     if "paytrace" not in where or "sage500" not in where:
         return None
     with runtime.db.transaction() as session:
@@ -366,10 +357,6 @@ def wire_payments(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str |
 
 def _open_invoices(runtime: Runtime) -> dict[str, tuple[str, str]]:
     """Each Sage 500 sandbox customer's first open invoice: CustID → (TranID, balance)."""
-    from sqlalchemy import create_engine
-
-    from ledgerlink.connectors.sage500.tables import tarCustomer, tarInvoice
-
     engine = create_engine(runtime.settings.sandbox_sage500_url)
     try:
         with engine.connect() as conn:
@@ -399,19 +386,6 @@ def reconcile_demo(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str 
     batch's deposit short by a fee, a credit nobody explains), import it and run, so the
     Reconciliation page has a few breaks to resolve. The sandbox's seeded history was
     never posted (it predates the connection): those breaks are explained with that reason."""
-    import asyncio
-
-    import httpx
-
-    from ledgerlink.identity.principal import system_principal
-    from ledgerlink.payments.jobs import drain
-    from ledgerlink.recon.imports import import_statement
-    from ledgerlink.recon.resolutions import explain
-    from ledgerlink.recon.runs import default_matcher, run_scope
-    from ledgerlink.recon.scopes import ensure_default_scopes, get_scope
-    from ledgerlink.sandbox.statements import WRITERS, Anomalies, BankStatement, deposit_lines
-    from ledgerlink.store.recon_models import ReconBreak, ReconStatement, ReconTransaction
-
     if "paytrace" not in where:
         return None
     with runtime.db.transaction() as session:

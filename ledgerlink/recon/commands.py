@@ -1,9 +1,9 @@
 """``ledgerlink recon …``: run a reconciliation, list and resolve breaks, import a bank
 statement, close and reopen a period.
 
-Each command imports what it uses inside its body on purpose: the reconciliation modules
-load polars, which would add about 0.9 s to every ``ledgerlink`` start (measured with
-``python -X importtime -c "import ledgerlink.cli"``: 3.1 s → 4.1 s), recon or not."""
+The reconciliation modules load polars, lxml and xlsxwriter (about 0.9 s), so ``cli.py``
+imports this module only when a ``recon`` command runs (``DeferredGroups``), never at
+every ``ledgerlink`` start; here everything is imported at the top."""
 
 from __future__ import annotations
 
@@ -11,19 +11,37 @@ import asyncio
 import json
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
+from ledgerlink.connectors.errors import UpstreamError
+from ledgerlink.domain.money import Money, MoneyError
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.recon import exports, resolutions
+from ledgerlink.recon.fees import brand_key, parse_rate, schedule_of
+from ledgerlink.recon.imports import import_statement as do_import
+from ledgerlink.recon.periods import close_period, reopen_period
+from ledgerlink.recon.problems import ReconRefused
+from ledgerlink.recon.rule_commands import rules_app
+from ledgerlink.recon.runs import default_matcher, run_scope
+from ledgerlink.recon.scopes import (
+    alert_settings,
+    ensure_default_scopes,
+    get_scope,
+    resolve_scope,
+    update_settings,
+)
+from ledgerlink.recon.statements.csv_columns import CsvMapping
+from ledgerlink.recon.views import BreakFilter, break_rows, scopes, summary
 from ledgerlink.terminal import err, out
 from ledgerlink.terminal import failure as _fail
 from ledgerlink.terminal import runtime as _runtime
 
-recon_app = typer.Typer(
-    help="Reconciliation: PayTrace ↔ ledger ↔ settlement batches ↔ bank deposits.",
-    no_args_is_help=True,
-)
+#: Registered in ``cli.py`` (with its help text) as a deferred group.
+recon_app = typer.Typer(no_args_is_help=True)
 
 ScopeOption = Annotated[
     int | None,
@@ -32,10 +50,6 @@ ScopeOption = Annotated[
 
 
 def _scope_id(scope: int | None) -> int:
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.recon.problems import ReconRefused
-    from ledgerlink.recon.scopes import resolve_scope
-
     runtime = _runtime()
     try:
         with runtime.db.transaction() as session:
@@ -47,10 +61,6 @@ def _scope_id(scope: int | None) -> int:
 @recon_app.command("scopes")
 def list_scopes() -> None:
     """Every scope: its pair of connections, open breaks and last run."""
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.recon.scopes import ensure_default_scopes
-    from ledgerlink.recon.views import scopes
-
     runtime = _runtime()
     with runtime.db.transaction() as session:
         ensure_default_scopes(session, actor=cli_principal().actor)
@@ -73,11 +83,6 @@ def run(
     ] = True,
 ) -> None:
     """Read the four sides, match them and show what did not reconcile."""
-    from ledgerlink.connectors.errors import UpstreamError
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.recon.problems import ReconRefused
-    from ledgerlink.recon.runs import default_matcher, run_scope
-
     scope_id = _scope_id(scope)
     try:
         day = date.fromisoformat(as_of) if as_of else None
@@ -104,9 +109,6 @@ def run(
 
 
 def _print_summary(scope_id: int) -> None:
-    from ledgerlink.recon.scopes import get_scope
-    from ledgerlink.recon.views import summary
-
     runtime = _runtime()
     with runtime.db.read() as session:
         found = summary(session, get_scope(session, scope_id))
@@ -132,10 +134,6 @@ def breaks(
     ] = None,
 ) -> None:
     """The breaks, with what each is in finance words and how to fix it."""
-    from ledgerlink.recon import exports
-    from ledgerlink.recon.problems import ReconRefused
-    from ledgerlink.recon.views import BreakFilter, break_rows
-
     if status not in ("open", "resolved", "explained", "all"):
         raise _fail(f"--status: {status!r} is not one of open, resolved, explained, all")
     scope_id = _scope_id(scope)
@@ -191,11 +189,6 @@ def resolve(
     ] = False,
 ) -> None:
     """Resolve a break; every action is audited and kept in the break's history."""
-    from ledgerlink.connectors.errors import UpstreamError
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.recon import resolutions
-    from ledgerlink.recon.problems import ReconRefused
-
     scope_id = _scope_id(scope)
     runtime = _runtime()
     me = cli_principal()
@@ -242,14 +235,6 @@ def import_statement(
     ] = None,
 ) -> None:
     """Import a bank statement: all of it or nothing; the same file twice counts once."""
-    from pydantic import ValidationError
-
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.recon.imports import import_statement as do_import
-    from ledgerlink.recon.problems import ReconRefused
-    from ledgerlink.recon.scopes import get_scope
-    from ledgerlink.recon.statements.csv_columns import CsvMapping
-
     scope_id = _scope_id(scope)
     try:
         data = file.read_bytes()
@@ -287,11 +272,6 @@ def close(
     note: Annotated[str, typer.Option(help="A note kept with the sign-off.")] = "",
 ) -> None:
     """Sign off and lock a period (refused while breaks dated in it are open)."""
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.recon.periods import close_period
-    from ledgerlink.recon.problems import ReconRefused
-    from ledgerlink.recon.scopes import get_scope
-
     scope_id = _scope_id(scope)
     runtime = _runtime()
     me = cli_principal()
@@ -311,11 +291,6 @@ def reopen(
     scope: ScopeOption = None,
 ) -> None:
     """Reopen a closed period, with the reason."""
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.recon.periods import reopen_period
-    from ledgerlink.recon.problems import ReconRefused
-    from ledgerlink.recon.scopes import get_scope
-
     scope_id = _scope_id(scope)
     runtime = _runtime()
     try:
@@ -330,9 +305,6 @@ def reopen(
 
 
 def _limit(text: str | None, name: str, *, money: bool) -> int | None:
-    from ledgerlink.domain.money import Money, MoneyError
-    from ledgerlink.recon.problems import ReconRefused
-
     if text is None or text.strip().lower() in ("off", "none", ""):
         return None
     try:
@@ -363,14 +335,6 @@ def settings(
     ] = None,
 ) -> None:
     """Show or change a scope's expected fee schedule and alert threshold."""
-    from typing import Any
-
-    from ledgerlink.domain.money import Money
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.recon.fees import brand_key, parse_rate, schedule_of
-    from ledgerlink.recon.problems import ReconRefused
-    from ledgerlink.recon.scopes import alert_settings, update_settings
-
     scope_id = _scope_id(scope)
     runtime = _runtime()
     try:
@@ -415,10 +379,4 @@ def settings(
     )
 
 
-def _add_rules_commands() -> None:
-    from ledgerlink.recon.rule_commands import rules_app
-
-    recon_app.add_typer(rules_app, name="rules")
-
-
-_add_rules_commands()
+recon_app.add_typer(rules_app, name="rules")

@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ledgerlink.identity.principal import cli_principal
+from ledgerlink.mapping.errors import SpecError
+from ledgerlink.recon import rule_specs
 from ledgerlink.terminal import failure as _fail
 from ledgerlink.terminal import out
 from ledgerlink.terminal import runtime as _runtime
@@ -26,8 +29,6 @@ ReasonOption = Annotated[
 @rules_app.command("show")
 def show() -> None:
     """Print the active rules' YAML and the version runs record."""
-    from ledgerlink.recon import rule_specs
-
     runtime = _runtime()
     with runtime.db.read() as session:
         rules = rule_specs.active(session)
@@ -41,10 +42,6 @@ def upload(
     reason: ReasonOption,
 ) -> None:
     """Check FILE and make it the active rules (refused with its line if it cannot run)."""
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.mapping.errors import SpecError
-    from ledgerlink.recon import rule_specs
-
     try:
         text = file.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -68,10 +65,6 @@ def rollback(
     reason: ReasonOption,
 ) -> None:
     """Make an earlier version active again (saved as a new version)."""
-    from ledgerlink.identity.principal import cli_principal
-    from ledgerlink.mapping.errors import SpecError
-    from ledgerlink.recon import rule_specs
-
     runtime = _runtime()
     try:
         with runtime.db.transaction() as session:
@@ -87,8 +80,6 @@ def rollback(
 @rules_app.command("history")
 def history() -> None:
     """Every saved version: who, when, why, and which is active."""
-    from ledgerlink.recon import rule_specs
-
     runtime = _runtime()
     with runtime.db.read() as session:
         rows = [rule_specs.version_out(row) for row in rule_specs.history(session)]
