@@ -7,7 +7,7 @@ operator. A spec that does not validate is answered with a problem document whos
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
@@ -19,6 +19,7 @@ from ledgerlink.mapping.preview import MAX_PREVIEW, run_preview
 from ledgerlink.mapping.scope import MappingContext
 from ledgerlink.mapping.spec import MappingSpec
 from ledgerlink.mapping.transforms.customer_ids import LinkTable
+from ledgerlink.opaque import MappedRecord
 from ledgerlink.store.mapping_models import MappingVersion
 from ledgerlink.store.mapping_repo import (
     MappingRepository,
@@ -27,6 +28,7 @@ from ledgerlink.store.mapping_repo import (
     preview_source,
 )
 from ledgerlink.web.api.inputs import INT64_MAX, CleanText
+from ledgerlink.web.api.outputs import ResponseModel
 from ledgerlink.web.deps import (
     Admin,
     MappingsDep,
@@ -70,7 +72,7 @@ class PreviewIn(BaseModel):
     tables: dict[str, CleanText] = Field(
         default_factory=dict, description="Drafts of shared tables (name → YAML) to preview with."
     )
-    records: list[dict[str, Any]] | None = Field(
+    records: list[MappedRecord] | None = Field(
         default=None,
         max_length=MAX_PREVIEW,
         description="Sample records (the source system's fields).",
@@ -87,17 +89,101 @@ class PreviewIn(BaseModel):
     )
 
 
-def version_out(row: MappingVersion) -> dict[str, Any]:
-    return {
-        "version": row.version,
-        "ref": f"{row.name}@v{row.version}",
-        "author": row.author,
-        "comment": row.comment,
-        "created_at": row.created_at.isoformat(),
-        "sha256": row.sha256,
-        "is_active": row.is_active,
-        "rolled_back_from": row.rolled_back_from,
-    }
+# ---- responses -------------------------------------------------------------------------
+
+
+class VersionOut(ResponseModel):
+    version: int
+    ref: str = Field(description="What runs record, e.g. 'payment_status@v3'.")
+    author: str
+    comment: str
+    created_at: str
+    sha256: str
+    is_active: bool
+    rolled_back_from: int | None
+
+
+class SavedVersionOut(ResponseModel):
+    """The version a save or a rollback made (now active)."""
+
+    name: str
+    version: int
+    ref: str
+    author: str
+    comment: str
+    created_at: str
+    sha256: str
+    is_active: bool
+    rolled_back_from: int | None
+
+
+class MappingSummaryOut(ResponseModel):
+    """A spec or shared table; ``problem`` is there only when it does not validate."""
+
+    name: str
+    used_by: str
+    version: str = Field(description="The active version's reference.")
+    origin: str = Field(description="'database', 'config' or 'package'.")
+    kind: str | None
+    description: str
+    source: str | None
+    target: str | None
+    valid: bool
+    problem: str | None = None
+
+
+class MappingDetailOut(MappingSummaryOut):
+    yaml: str
+    file: str
+    history: list[VersionOut]
+
+
+class FieldErrorOut(ResponseModel):
+    field: str
+    message: str
+    fix: str
+
+
+class NoteOut(ResponseModel):
+    field: str
+    kind: str
+    # what a transform noted (a rounding remainder, an exchange rate): its own shape
+    detail: dict[str, Any]
+
+
+class PreviewRowOut(ResponseModel):
+    index: int
+    input: MappedRecord = Field(description="The source record.")
+    output: MappedRecord = Field(description="What the spec made of it.")
+    errors: list[FieldErrorOut]
+    notes: list[NoteOut]
+
+
+class PreviewOut(ResponseModel):
+    spec: str
+    version: str = Field(description="The spec version previewed, or 'draft'.")
+    source: str = Field(description="Where the records came from.")
+    records: int
+    failed: int
+    rows: list[PreviewRowOut]
+    tables: dict[str, str] = Field(description="Shared table → the version used.")
+
+
+def version_out(row: MappingVersion) -> VersionOut:
+    return VersionOut(
+        version=row.version,
+        ref=f"{row.name}@v{row.version}",
+        author=row.author,
+        comment=row.comment,
+        created_at=row.created_at.isoformat(),
+        sha256=row.sha256,
+        is_active=row.is_active,
+        rolled_back_from=row.rolled_back_from,
+    )
+
+
+def saved_out(name: str, row: MappingVersion) -> SavedVersionOut:
+    return SavedVersionOut.model_validate({"name": name, **version_out(row).model_dump()})
 
 
 #: Where ledgerlink runs each shipped spec, said for the people who edit them.
@@ -123,9 +209,26 @@ USED_BY: dict[str, str] = {
 }
 
 
-def summary(repo: MappingRepository, session: Session, name: str) -> dict[str, Any]:
+class MappingSummary(TypedDict):
+    """A spec or table as the API and the portal list it; ``problem`` only when invalid."""
+
+    name: str
+    used_by: str
+    version: str
+    origin: str
+    kind: str | None
+    description: str
+    source: str | None
+    target: str | None
+    valid: bool
+    problem: NotRequired[str]
+
+
+def summary(repo: MappingRepository, session: Session, name: str) -> MappingSummary:
+    """The spec's summary. Routes that answer with it leave unset fields out
+    (``response_model_exclude_unset``), so a valid spec has no ``problem`` key."""
     source = repo.text(session, name)
-    out: dict[str, Any] = {
+    out: MappingSummary = {
         "name": name,
         "used_by": USED_BY.get(name, "Previews"),
         "version": source.ref,
@@ -139,35 +242,49 @@ def summary(repo: MappingRepository, session: Session, name: str) -> dict[str, A
     try:
         document = repo.document(source).document
     except SpecError as exc:
-        out.update(valid=False, problem=str(exc))
+        out["valid"], out["problem"] = False, str(exc)
         return out
-    out.update(kind=document.kind, description=document.description)
+    out["kind"], out["description"] = document.kind, document.description
     if isinstance(document, MappingSpec):
-        out.update(source=document.source, target=document.target)
+        out["source"], out["target"] = document.source, document.target
     return out
 
 
-@router.get("/mappings", summary="List mapping specs and shared tables")
-def list_mappings(_: Viewer, repo: MappingsDep, session: ReadSession) -> list[dict[str, Any]]:
-    return [summary(repo, session, name) for name in repo.names(session)]
+@router.get(
+    "/mappings",
+    summary="List mapping specs and shared tables",
+    response_model_exclude_unset=True,
+)
+def list_mappings(_: Viewer, repo: MappingsDep, session: ReadSession) -> list[MappingSummaryOut]:
+    return [
+        MappingSummaryOut.model_validate(summary(repo, session, name))
+        for name in repo.names(session)
+    ]
 
 
-@router.get("/mappings/{name}", summary="A spec's active YAML and its version history")
+@router.get(
+    "/mappings/{name}",
+    summary="A spec's active YAML and its version history",
+    response_model_exclude_unset=True,
+)
 def get_mapping(
     name: SpecName, _: Viewer, repo: MappingsDep, session: ReadSession
-) -> dict[str, Any]:
-    out = summary(repo, session, name)
+) -> MappingDetailOut:
     source = repo.text(session, name)
-    out["yaml"] = source.text
-    out["file"] = source.file
-    out["history"] = [version_out(row) for row in repo.history(session, name)]
-    return out
+    return MappingDetailOut.model_validate(
+        {
+            **summary(repo, session, name),
+            "yaml": source.text,
+            "file": source.file,
+            "history": [version_out(row) for row in repo.history(session, name)],
+        }
+    )
 
 
 @router.put("/mappings/{name}", summary="Save a new version (validated, audited)")
 def put_mapping(
     name: SpecName, body: SpecIn, principal: Admin, repo: MappingsDep, session: WriteSession
-) -> dict[str, Any]:
+) -> SavedVersionOut:
     try:
         row = repo.save(session, principal, name, body.yaml, body.comment)
     except UnknownMapping as exc:  # says where a new spec goes, which a lookup does not
@@ -176,18 +293,18 @@ def put_mapping(
             "Not found",
             f"{exc}; new specs ship with ledgerlink or go in the configuration directory",
         ) from None
-    return {"name": name, **version_out(row)}
+    return saved_out(name, row)
 
 
 @router.post("/mappings/{name}/rollback", summary="Activate an earlier version as a new version")
 def rollback_mapping(
     name: SpecName, body: RollbackIn, principal: Admin, repo: MappingsDep, session: WriteSession
-) -> dict[str, Any]:
+) -> SavedVersionOut:
     try:
         row = repo.rollback(session, principal, name, body.version, body.comment)
     except LookupError as exc:  # an unknown spec, or a version it never had
         raise Problem(404, "Not found", str(exc)) from None
-    return {"name": name, **version_out(row)}
+    return saved_out(name, row)
 
 
 @router.post(
@@ -200,7 +317,7 @@ def preview_mapping(
     runtime: RuntimeDep,
     repo: MappingsDep,
     session: ReadSession,
-) -> dict[str, Any]:
+) -> PreviewOut:
     active = repo.load(session, name, draft=body.yaml, draft_tables=body.tables or None)
     source = preview_source(
         active.compiled.spec.source,
@@ -216,4 +333,4 @@ def preview_mapping(
     result = run_preview(active.compiled, source, body.limit, context).as_dict()
     result["version"] = "draft" if body.yaml is not None else active.version
     result["tables"] = active.tables
-    return cast(dict[str, Any], to_json(result))
+    return PreviewOut.model_validate(to_json(result))
