@@ -5,7 +5,8 @@ stored card for an invoice (with an ``Idempotency-Key`` header)."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, UploadFile
 from pydantic import BaseModel, Field
@@ -16,6 +17,7 @@ from ledgerlink.payments.gateway_connections import is_paytrace_connection
 from ledgerlink.payments.poller import poll_due
 from ledgerlink.payments.resolutions import take_action
 from ledgerlink.web.api.inputs import INT64_MAX, CleanText, PathId, QueryId
+from ledgerlink.web.api.outputs import ResponseModel
 from ledgerlink.web.deps import Operator, ReadSession, RuntimeDep, Viewer, WriteSession
 from ledgerlink.web.problems import Problem, field_problem, problem_responses
 
@@ -43,9 +45,126 @@ class ChargeIn(BaseModel):
     )
 
 
+# ---- responses: what payments/views.py and the use cases return, field for field -------
+
+
+class HealthOut(ResponseModel):
+    name: str
+    kind: str
+    ok: bool
+    detail: str
+
+
+class DashboardOut(ResponseModel):
+    payments_today: int
+    amount_today: str
+    posted_today: int
+    pending: int
+    exceptions_open: int
+    critical_open: int
+    lag_p50_seconds: float | None = Field(description="Received → posted, median (24 h).")
+    lag_p99_seconds: float | None
+    health: list[HealthOut]
+    unverified_today: int = Field(
+        description="Silent posts in 24 h that PayTrace did not bear out (nothing posted)."
+    )
+
+
+class EventOut(ResponseModel):
+    id: int
+    transaction_id: str
+    kind: str
+    source: str
+    amount: str
+    invoice_number: str
+    customer_id: str
+    status: str
+    message: str | None
+    deliveries: int
+    attempts: int
+    received_at: datetime
+    processed_at: datetime | None
+
+
+class ExceptionOut(ResponseModel):
+    id: int
+    event_id: int
+    transaction_id: str
+    kind: str
+    reason_code: str
+    reason_label: str
+    reason: str
+    fix: str
+    status: str
+    critical: bool
+    invoice_number: str
+    amount: str
+    customer_id: str
+    opened_at: datetime
+    resolved_by: str | None
+    resolution: str | None
+    actions: list[str] = Field(description="What can be done about it (see the actions route).")
+
+
+class PostingOut(ResponseModel):
+    action: str
+    system: str
+    ledger_id: str
+    idempotency_key: str
+    invoice_number: str
+    amount: str
+    applied: str
+    mapping_version: str
+    posted_at: datetime
+    reversed_at: datetime | None
+
+
+class EventDetailOut(ResponseModel):
+    event: EventOut
+    postings: list[PostingOut]
+    exception: ExceptionOut | None
+
+
+class ActionOut(ResponseModel):
+    exception_id: int
+    action: str
+    message: str
+
+
+class PollOut(ResponseModel):
+    connection_id: int
+    read: int
+    new: int
+    batches: int
+    error: str | None
+
+
+class DisputeProblemOut(ResponseModel):
+    line: int
+    field: str
+    message: str
+
+
+class DisputeImportOut(ResponseModel):
+    rows: int
+    new_events: int
+    repeated: int
+    problems: list[DisputeProblemOut]
+
+
+class ChargeOut(ResponseModel):
+    id: int
+    status: str = Field(description="approved, declined, failed, unknown or sending.")
+    transaction_id: str | None
+    amount: str
+    invoice_number: str
+    message: str
+    repeated: bool = Field(description="This Idempotency-Key charged before: its result.")
+
+
 @router.get("/dashboard", summary="Payments today, posted, pending, exceptions, lag, health")
-def dashboard(_: Viewer, session: ReadSession) -> dict[str, Any]:
-    return asdict(views.dashboard(session))
+def dashboard(_: Viewer, session: ReadSession) -> DashboardOut:
+    return DashboardOut.model_validate(asdict(views.dashboard(session)))
 
 
 @router.get("/events", summary="The newest payment events")
@@ -55,23 +174,25 @@ def list_events(
     status: Annotated[CleanText | None, Query(max_length=32)] = None,
     transaction_id: Annotated[CleanText, Query(max_length=64)] = "",
     limit: int = 100,
-) -> list[dict[str, Any]]:
+) -> list[EventOut]:
     rows = views.recent_events(
         session, status=status, limit=min(max(limit, 1), 1000), search=transaction_id
     )
-    return [asdict(row) for row in rows]
+    return [EventOut.model_validate(asdict(row)) for row in rows]
 
 
 @router.get("/events/{event_id}", summary="One event, what was posted for it, its exception")
-def get_event(event_id: PathId, _: Viewer, session: ReadSession) -> dict[str, Any]:
+def get_event(event_id: PathId, _: Viewer, session: ReadSession) -> EventDetailOut:
     detail = views.event_detail(session, event_id)
     if detail is None:
         raise Problem(404, "Not found", f"there is no payment event {event_id}")
-    return {
-        "event": asdict(detail["event"]),
-        "postings": detail["postings"],
-        "exception": asdict(detail["exception"]) if detail["exception"] else None,
-    }
+    return EventDetailOut.model_validate(
+        {
+            "event": asdict(detail["event"]),
+            "postings": detail["postings"],
+            "exception": asdict(detail["exception"]) if detail["exception"] else None,
+        }
+    )
 
 
 @router.get("/exceptions", summary="The exceptions queue")
@@ -80,8 +201,9 @@ def list_exceptions(
     session: ReadSession,
     status: Annotated[CleanText | None, Query(max_length=32)] = "open",
     reason: Annotated[CleanText | None, Query(max_length=64)] = None,
-) -> list[dict[str, Any]]:
-    return [asdict(row) for row in views.exception_rows(session, status=status, reason=reason)]
+) -> list[ExceptionOut]:
+    rows = views.exception_rows(session, status=status, reason=reason)
+    return [ExceptionOut.model_validate(asdict(row)) for row in rows]
 
 
 @router.post("/exceptions/{exception_id}/actions", summary="Retry, apply elsewhere, ...")
@@ -91,7 +213,7 @@ def act(
     principal: Operator,
     runtime: RuntimeDep,
     session: WriteSession,
-) -> dict[str, Any]:
+) -> ActionOut:
     result = take_action(
         session,
         runtime.jobs,
@@ -102,12 +224,12 @@ def act(
         customer_number=body.customer_number,
         note=body.note,
     )
-    return asdict(result)
+    return ActionOut.model_validate(asdict(result))
 
 
 @router.post("/poll", summary="Poll PayTrace's exports and settlement batches now")
-async def poll(_: Operator, runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return [asdict(r) for r in await poll_due(runtime, force=True)]
+async def poll(_: Operator, runtime: RuntimeDep) -> list[PollOut]:
+    return [PollOut.model_validate(asdict(r)) for r in await poll_due(runtime, force=True)]
 
 
 #: A dispute report is a few thousand rows; anything far larger is not one.
@@ -120,7 +242,7 @@ def import_disputes(
     _: Operator,
     runtime: RuntimeDep,
     connection_id: QueryId = None,
-) -> dict[str, Any]:
+) -> DisputeImportOut:
     content = report.file.read(MAX_REPORT_BYTES + 1)
     if len(content) > MAX_REPORT_BYTES:
         raise field_problem("report", "is larger than 20 MB; split it into parts", status=413)
@@ -130,7 +252,7 @@ def import_disputes(
         if not known:
             raise field_problem("connection_id", f"there is no PayTrace connection {connection_id}")
     result = disputes.import_file(runtime, content, report.filename or "", connection_id)
-    return disputes.as_dict(result)
+    return DisputeImportOut.model_validate(disputes.as_dict(result))
 
 
 @router.post(
@@ -143,7 +265,7 @@ async def charge(
     principal: Operator,
     runtime: RuntimeDep,
     idempotency_key: Annotated[CleanText, Header(alias="Idempotency-Key", max_length=200)] = "",
-) -> dict[str, Any]:
+) -> ChargeOut:
     if not idempotency_key:
         raise Problem(
             428,
@@ -158,4 +280,4 @@ async def charge(
         idempotency_key=idempotency_key,
         gateway_connection_id=body.connection_id,
     )
-    return asdict(result)
+    return ChargeOut.model_validate(asdict(result))
