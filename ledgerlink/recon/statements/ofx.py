@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ofxparse import OfxParser
+from ofxparse.ofxparse import OfxParserException
 
 from ledgerlink.domain.money import Money
 from ledgerlink.recon.statements.errors import StatementError
@@ -31,6 +32,12 @@ _STMTTRN = re.compile(r"<STMTTRN>", re.IGNORECASE)
 _DTPOSTED = re.compile(r"<DTPOSTED>\s*(\d{8})", re.IGNORECASE)
 # A well-formed tag (<NAME>, </NAME>) or an XML/OFX processing instruction or comment.
 _TAG = re.compile(r"<(?:/?[A-Za-z][A-Za-z0-9.:_-]*>|\?[^>]*\?>|!--.*?-->)", re.DOTALL)
+#: What a Python error (not ofxparse's own refusal) says; never shown to a user.
+_PYTHON_WORDS = re.compile(
+    r"index out of range|invalid literal|NoneType|object|argument|unconverted data|"
+    r"does not match format|not supported|unexpected|expected",
+    re.IGNORECASE,
+)
 _ANY_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9.:_-]*)>")
 
 
@@ -53,15 +60,20 @@ def parse(data: bytes) -> Statement:
             # bs4 says it reads OFX with its HTML parser; that is how ofxparse reads SGML.
             warnings.simplefilter("ignore")
             ofx = OfxParser.parse(io.BytesIO(payload), fail_fast=True)
-    except Exception:
-        # _check_shape and _check_tags refuse what they can name; ofxparse's own failures
-        # (OfxParserException, but also AttributeError, IndexError, ... on a missing
-        # element) are Python words a user cannot act on: say what is known instead.
+    except Exception as exc:
+        # _check_shape and _check_tags refuse what they can name. ofxparse's own refusals
+        # ("Invalid Transaction Amount: 'five hundred'") are in the bank's terms and kept;
+        # anything else it raises (AttributeError, IndexError, a wrapped strptime error on
+        # a missing or damaged element) is Python's words: say what is known instead.
+        said = str(exc) if isinstance(exc, OfxParserException) else ""
+        if not said or _PYTHON_WORDS.search(said):
+            said = (
+                "an element it needs (such as STATUS, BANKACCTFROM, STMTTRN with TRNAMT and "
+                "DTPOSTED, or LEDGERBAL) is missing or damaged"
+            )
         raise StatementError(
             None,
-            "the OFX statement cannot be read: an element it needs (such as STATUS, "
-            "BANKACCTFROM, STMTTRN with TRNAMT and DTPOSTED, or LEDGERBAL) is missing or "
-            "damaged",
+            f"the OFX statement cannot be read: {said}",
             "export the statement again from the bank (OFX/QFX, 'Quicken' or 'Money' format)",
         ) from None
     accounts = list(getattr(ofx, "accounts", []) or [])
