@@ -30,6 +30,8 @@ LEDGER_FIELDS = re.compile(
     r"\b(TranDate|GLAcctNo|TranCmnt|CustKey|CustPmtKey|sbc_contact_id|sage500_cust_key)\b"
 )
 DB_CALL = re.compile(r"\.(read|transaction)\(\)")
+#: The reason an import inside a function gives for being there (docs/architecture.md).
+REASON = re.compile(r"#.*\b(cycle|deferred)\b", re.IGNORECASE)
 
 
 def _tree(rev: str | None) -> Path:
@@ -60,18 +62,50 @@ def _count(paths: list[Path], pattern: re.Pattern[str]) -> int:
     return sum(len(pattern.findall(p.read_text(encoding="utf-8"))) for p in paths)
 
 
-def _inner_imports(paths: list[Path]) -> int:
+def _inner_imports(paths: list[Path]) -> dict[str, int]:
     """Imports of ledgerlink inside a function body (each counted once, however deeply
-    its functions nest)."""
-    count = 0
+    its functions nest), and how many of them give no reason: a comment saying ``cycle``
+    or ``deferred`` on the import's own lines or on the comment lines just above it (or
+    above the run of imports it stands in)."""
+    count = unexplained = 0
     for path in paths:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        inside: set[int] = set()
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        inside: dict[int, ast.stmt] = {}
         for function in ast.walk(tree):
             if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
-                inside.update(id(n) for n in ast.walk(function) if _imports_ledgerlink(n))
+                for n in ast.walk(function):
+                    if _imports_ledgerlink(n):
+                        assert isinstance(n, ast.Import | ast.ImportFrom)
+                        inside[id(n)] = n
+        lines = text.splitlines()
+        import_lines = {
+            line
+            for node in inside.values()
+            for line in range(node.lineno, (node.end_lineno or node.lineno) + 1)
+        }
         count += len(inside)
-    return count
+        unexplained += sum(not _has_reason(n, lines, import_lines) for n in inside.values())
+    return {
+        "imports_inside_functions": count,
+        "imports_inside_functions_without_reason": unexplained,
+    }
+
+
+def _has_reason(node: ast.stmt, lines: list[str], import_lines: set[int]) -> bool:
+    own = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+    if any(REASON.search(lines[n - 1]) for n in own):
+        return True
+    above = node.lineno - 1
+    while above >= 1:
+        line = lines[above - 1].strip()
+        if line.startswith("#"):
+            if REASON.search(line):
+                return True
+        elif above not in import_lines and not line.startswith(("import ", "from ")):
+            return False
+        above -= 1
+    return False
 
 
 def _imports_ledgerlink(node: ast.AST) -> bool:
@@ -139,7 +173,7 @@ def figures(root: Path) -> dict[str, object]:
         "app_state_lookups": _count(python, re.compile(r"app\.state\.")),
         "dict_str_any_outside_sandbox": _count(not_sandbox, re.compile(r"dict\[str, Any\]")),
         "select_in_web": _count(web, re.compile(r"\bselect\(")),
-        "imports_inside_functions": _inner_imports(python),
+        **_inner_imports(python),
         "getattr_probes_in_ledger_view": _count(
             [p for p in python if p.name == "ledger_view.py"], re.compile(r"getattr\(ledger")
         ),

@@ -122,12 +122,13 @@ def check_enqueue(
 
 def job_queue(settings: Settings, db: Database) -> JobQueue:
     """The adapter for this deployment: procrastinate on PostgreSQL, else embedded."""
-    # Both adapters import this module (their shared types): importing them here, when a
-    # queue is built, breaks that cycle; procrastinate also loads only when it is used.
+    # cycle: both adapters import this module (their shared types); importing them here,
+    # when a queue is built, breaks it.
     if settings.job_backend == "procrastinate":
+        # deferred: procrastinate and psycopg's pool (1 s) load only on PostgreSQL
         from ledgerlink.jobs.procrastinate_backend import ProcrastinateJobQueue
 
         return ProcrastinateJobQueue(settings, db)
-    from ledgerlink.jobs.embedded import EmbeddedJobQueue
+    from ledgerlink.jobs.embedded import EmbeddedJobQueue  # cycle: it imports this module
 
     return EmbeddedJobQueue(settings, db)

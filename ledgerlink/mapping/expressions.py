@@ -579,7 +579,7 @@ def _read(value: Any, key: str, where: str) -> Any:
 
 def parse(text: str, functions: Mapping[str, Function] | None = None) -> Node:
     """The tree of ``text``; :class:`ExpressionError` with a column if it is not valid."""
-    # functions.py builds its table from this module's types: imported here, it is whole
+    # cycle: functions.py builds its table from this module's types (imported here, whole)
     from ledgerlink.mapping.functions import FUNCTIONS
 
     if not isinstance(text, str) or not text.strip():
@@ -595,7 +595,7 @@ def compile_expression(
 ) -> Compiled:
     """Parse and compile ``text``; raises :class:`ExpressionError` naming what is wrong.
     ``variables`` are the names ``vars.<name>`` may read."""
-    from ledgerlink.mapping.functions import FUNCTIONS  # the cycle noted in parse()
+    from ledgerlink.mapping.functions import FUNCTIONS  # cycle: as in parse()
 
     table = functions or FUNCTIONS
     compiler = Compiler(env or Env(), table, variables)

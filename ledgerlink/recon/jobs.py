@@ -17,10 +17,11 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 
-from ledgerlink.identity.principal import Principal, system_principal
+from ledgerlink.identity.principal import Principal, job_principal, system_principal
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
 from ledgerlink.recon.runs import default_matcher, run_scope
 from ledgerlink.recon.scopes import ensure_default_scopes
+from ledgerlink.runtime import Runtime
 from ledgerlink.store.payment_models import PaymentPollState
 from ledgerlink.store.recon_models import ReconScope, ReconSideState
 
@@ -64,9 +65,6 @@ async def run_all(
 def run_task(
     ctx: JobContext, scope_id: int, actor: str = "recon", trigger: str = "api", **_: Any
 ) -> None:
-    from ledgerlink.identity.principal import job_principal
-    from ledgerlink.runtime import Runtime
-
     runtime = Runtime.for_job(ctx)
     asyncio.run(
         run_scope(
@@ -81,8 +79,6 @@ def run_task(
 
 @tasks.task(AFTER_BATCHES, retry=RetryPolicy(max_attempts=1))
 def after_batches_task(ctx: JobContext, **_: Any) -> None:
-    from ledgerlink.runtime import Runtime
-
     runtime = Runtime.for_job(ctx)
     due = scopes_with_new_batches(runtime.db)
     if due:
@@ -99,8 +95,6 @@ def after_batches_task(ctx: JobContext, **_: Any) -> None:
 
 @tasks.task(DAILY, retry=RetryPolicy(max_attempts=2, base_delay=300.0, max_delay=900.0))
 def daily_task(ctx: JobContext, **_: Any) -> None:
-    from ledgerlink.runtime import Runtime
-
     runtime = Runtime.for_job(ctx)
     with runtime.db.transaction() as session:
         ensure_default_scopes(session, actor="recon.daily")

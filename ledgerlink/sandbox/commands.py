@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import shutil
 import threading
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import httpx
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from sqlalchemy import create_engine
 
+from ledgerlink.logs import configure_logging
 from ledgerlink.sandbox.faults import FaultInjector, FaultPlan
+from ledgerlink.sandbox.statements import statement_command
+from ledgerlink.sandbox.supervisor import (
+    Supervisor,
+    addresses,
+    installed_simulators,
+    stop_children_on_sigterm,
+)
 from ledgerlink.settings import Settings
 
 if TYPE_CHECKING:
@@ -92,10 +103,6 @@ def _faults(options: list[str]) -> FaultInjector:
 
 def _simulator(name: str) -> Any:
     """The simulator package ``name``, or a clear exit when this build lacks it."""
-    import importlib
-
-    from ledgerlink.sandbox.supervisor import installed_simulators
-
     if name not in installed_simulators():
         err.print(f"[red]The {name} simulator is not part of this installation.[/red]")
         raise typer.Exit(2)
@@ -104,8 +111,6 @@ def _simulator(name: str) -> Any:
 
 def _serve(app: Starlette, host: str, port: int) -> None:
     import uvicorn
-
-    from ledgerlink.logs import configure_logging
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -154,8 +159,6 @@ def _serve_sage500(
     injector: FaultInjector,
     setting: list[str],
 ) -> None:
-    from sqlalchemy import create_engine
-
     sage500 = _simulator("sage500")
     settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
     url = database_url or settings.sandbox_sage500_url
@@ -189,12 +192,6 @@ def _serve_sage500(
 @sandbox_app.command("up")
 def up(fault: FaultOption = None) -> None:
     """Run all three simulators until Ctrl-C (logs under var/sandbox/logs/)."""
-    from ledgerlink.sandbox.supervisor import (
-        Supervisor,
-        installed_simulators,
-        stop_children_on_sigterm,
-    )
-
     settings = _settings()
     supervisor = Supervisor(settings, settings.sandbox_dir / "logs")
     extra = tuple(arg for f in fault or [] for arg in ("--fault", f))
@@ -224,10 +221,6 @@ def reset(
     settings = _settings()
     if not yes:
         typer.confirm(f"Delete all simulator data under {settings.sandbox_dir}?", abort=True)
-    import importlib
-
-    from ledgerlink.sandbox.supervisor import installed_simulators
-
     for name in installed_simulators():
         simulator = importlib.import_module(f"ledgerlink.sandbox.{name}")
         if name == "sage500":
@@ -244,13 +237,7 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _statement_command() -> None:
-    from ledgerlink.sandbox.statements import statement_command
-
-    sandbox_app.command("statement")(statement_command)
-
-
-_statement_command()
+sandbox_app.command("statement")(statement_command)
 
 
 @sandbox_app.command("fault")
@@ -261,10 +248,6 @@ def set_fault(
     ] = None,
 ) -> None:
     """Change the faults of a running simulator (through its /_sandbox/faults endpoint)."""
-    import httpx
-
-    from ledgerlink.sandbox.supervisor import addresses
-
     settings = _settings()
     base = addresses(settings)[system.value].base_url
     try:

@@ -19,9 +19,13 @@ from pathlib import Path
 from typing import Annotated, Any
 from xml.sax.saxutils import escape
 
+import httpx
 import typer
+from rich.console import Console
 
 from ledgerlink.domain.money import Money, MoneyError
+from ledgerlink.sandbox.supervisor import addresses
+from ledgerlink.settings import Settings
 
 FORMATS = ("bai2", "camt053", "ofx")
 DEPOSIT_REFERENCE = "PAYTRACE BATCH {batch}"
@@ -194,8 +198,11 @@ def write_bai2(statement: BankStatement) -> bytes:
 
 def write_camt053(statement: BankStatement) -> bytes:
     """camt.053.001.02, validated against ISO 20022's schema before it is returned."""
+    # deferred: lxml (0.3 s) loads only when a CAMT.053 is written, not at every CLI start
     from lxml import etree
     from lxml.builder import ElementMaker
+
+    from ledgerlink.recon.statements.camt053 import _schema  # deferred: lxml, as above
 
     c = ElementMaker(namespace=_CAMT_NS, nsmap={None: _CAMT_NS})
     ccy = statement.currency
@@ -263,8 +270,6 @@ def write_camt053(statement: BankStatement) -> bytes:
     data: bytes = etree.tostring(
         document, xml_declaration=True, encoding="UTF-8", pretty_print=True
     )
-    from ledgerlink.recon.statements.camt053 import _schema
-
     schema = _schema("02")
     if not schema.validate(etree.fromstring(data)):
         raise ValueError(f"the CAMT.053 written is not schema-valid: {schema.error_log[0]}")
@@ -382,9 +387,6 @@ def statement_command(
 ) -> None:
     """Write a bank statement of the PayTrace sandbox's deposits (net of fees and withheld
     chargebacks), with chosen anomalies for reconciliation to find."""
-    import httpx
-    from rich.console import Console
-
     if format not in FORMATS:
         raise typer.BadParameter(f"{format!r}: use bai2, camt053 or ofx", param_hint="--format")
     try:
@@ -404,9 +406,6 @@ def statement_command(
         unknown_credits=credits,
     )
     if url is None:
-        from ledgerlink.sandbox.supervisor import addresses
-        from ledgerlink.settings import Settings
-
         url = addresses(Settings())["paytrace"].base_url
     try:
         response = httpx.get(f"{url.rstrip('/')}/_sandbox/deposits", timeout=10)

@@ -27,6 +27,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
+from ledgerlink import connections
 from ledgerlink.connectors.base import CheckResult
 from ledgerlink.connectors.errors import (
     Misconfigured,
@@ -48,6 +49,7 @@ from ledgerlink.connectors.sage500.tables import (
     FAILED,
     POSTED,
     StgCashRcpt,
+    tarCustPmt,
     tarInvoice,
     tglAccount,
     tsmCompany,
@@ -572,8 +574,6 @@ class Sage500Ledger:
         )
 
     def _posted_receipt(self, key: str, payment_key: int) -> PostedReceipt | None:
-        from ledgerlink.connectors.sage500.tables import tarCustPmt
-
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(tarCustPmt).where(tarCustPmt.c.CustPmtKey == payment_key)
@@ -607,8 +607,6 @@ def _alpha3(country: str) -> str | None:
 
 def sage500_ledger(runtime: Any, connection: Any) -> Sage500Ledger:
     """The ledger for a stored ``sage500`` connection (its database URL is a vault secret)."""
-    from ledgerlink import connections
-
     url = connections.read_secret(runtime.vault, connection, "database_url")
     if not url:
         raise Misconfigured(

@@ -24,6 +24,7 @@ from ledgerlink.sandbox.paytrace.gateway import (
     Gateway,
     PayTraceError,
     _amount,
+    _transaction_id,
     error_response,
     plain,
 )
@@ -196,8 +197,6 @@ class Admin:
         if "case_number" in body:
             return self._decide_dispute(body)
         try:
-            from ledgerlink.sandbox.paytrace.gateway import _transaction_id
-
             transaction_id = _transaction_id(body)
             requested = _amount(body.get("amount"), required=False)
         except PayTraceError as exc:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ledgerlink.domain.money import Money, MoneyError
 from ledgerlink.sandbox.paytrace.settlement import DEFAULT_CARD_FEES, CardFee
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -71,8 +72,6 @@ class PayTraceConfig(BaseModel):
     @field_validator("decline_amounts", "avs_void_amounts")
     @classmethod
     def _amounts(cls, value: list[str]) -> list[str]:
-        from ledgerlink.domain.money import Money, MoneyError
-
         out = []
         for item in value:
             try:

@@ -43,6 +43,7 @@ from ledgerlink.connectors.sage500.tables import (
 )
 from ledgerlink.sandbox.faults import FaultInjector
 from ledgerlink.sandbox.sage500.config import Sage500Config
+from ledgerlink.sandbox.sage500.files import FlatFiles
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,6 @@ class ImportProcessor:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Import every ``import_interval_seconds`` until ``stop`` is set (files too)."""
-        from ledgerlink.sandbox.sage500.files import FlatFiles
-
         files = FlatFiles.from_config(self)
         while not stop.is_set():
             try:
@@ -128,8 +127,6 @@ class ImportProcessor:
 
     def process_files_once(self) -> list[str]:
         """Flat-file mode: import every CSV in the inbox; names of the result files."""
-        from ledgerlink.sandbox.sage500.files import FlatFiles
-
         files = FlatFiles.from_config(self)
         return [] if files is None else [str(p) for p in files.process_once()]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
-from ledgerlink.sandbox.people import population
+from ledgerlink.sandbox.people import Person, population
 from ledgerlink.sandbox.sbc.books import Books
 from ledgerlink.sandbox.sbc.config import SbcConfig
 from ledgerlink.sandbox.sbc.store import Record, new_id
@@ -192,8 +192,6 @@ def _account(books: Books, business: str, code: str) -> str:
 
 
 def _contact_body(person: object) -> Record:
-    from ledgerlink.sandbox.people import Person
-
     assert isinstance(person, Person)
     return {
         "name": person.sbc_name_variant or person.full_name,
@@ -226,8 +224,6 @@ def _invoices(
     today: date,
     lockdown: date,
 ) -> None:
-    from ledgerlink.sandbox.people import Person
-
     assert isinstance(person, Person)
     earliest = lockdown + timedelta(days=1)
     for index in range(rng.randint(1, 3)):
