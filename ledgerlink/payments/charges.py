@@ -15,13 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import in_db_thread, reading
 from ledgerlink.connectors.errors import NotFound, Unavailable, UpstreamError
 from ledgerlink.domain.accounts import CardOutcome
 from ledgerlink.domain.money import Money
 from ledgerlink.identity.principal import Principal
 from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.customer_ids import harmonise
-from ledgerlink.payments.blocking import in_thread, reading
 from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.inbox import InboundEvent, accept
 from ledgerlink.payments.targets import OpenLedger, PaymentTargets
@@ -160,7 +160,7 @@ async def charge_invoice(
                     f"{customer.name} has no stored card in PayTrace (profile {profile}); ask "
                     "them to save one through the payment page",
                 ) from None
-            charge_id = await in_thread(
+            charge_id = await in_db_thread(
                 lambda: _start(runtime, principal, key, gateway_connection, profile, number, wanted)
             )
             if charge_id is None:  # a concurrent request with the same key won the race
@@ -178,7 +178,7 @@ async def charge_invoice(
                     if unknown
                     else ""
                 )
-                return await in_thread(
+                return await in_db_thread(
                     lambda: _finish(runtime, principal, charge_id, status, None, message, None)
                 )
         finally:
@@ -210,7 +210,7 @@ async def charge_invoice(
         if approved
         else f"PayTrace declined the card: {sale.status_message}"
     )
-    return await in_thread(
+    return await in_db_thread(
         lambda: _finish(runtime, principal, charge_id, status, sale.id, message, event)
     )
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import structlog
 
+from ledgerlink.blocking import in_db_thread
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
 from ledgerlink.payments import queue
-from ledgerlink.payments.blocking import in_thread
 from ledgerlink.payments.enqueue import POLL, PROCESS, request_processing
 from ledgerlink.payments.poller import poll_due
 from ledgerlink.payments.posting import PaymentProcessor
@@ -67,7 +67,7 @@ async def drain(
             # is a write transaction.
             room = settings.payments_concurrency * 2 - len(in_flight)
             claimed = (
-                await in_thread(
+                await in_db_thread(
                     functools.partial(
                         queue.claim, runtime.db, room, settings.payments_lease_seconds
                     )

@@ -8,9 +8,9 @@ import time
 
 from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import reading
 from ledgerlink.domain.accounts import CustomerAccount, Invoice
 from ledgerlink.payments import queue
-from ledgerlink.payments.blocking import reading
 from ledgerlink.payments.planning import LedgerTarget, ReceiptMapper, RecordedReceipt, SaleProgress
 from ledgerlink.payments.targets import OpenLedger, PaymentTargets
 from ledgerlink.store.payment_models import PaymentPosting

@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
 from ledgerlink import connections
+from ledgerlink.blocking import reading, writing
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import CheckResult
 from ledgerlink.domain.money import Money
 from ledgerlink.jobs.registry import JobContext, tasks
-from ledgerlink.payments.blocking import reading, writing
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit_anchors
 from ledgerlink.store.models import Connection

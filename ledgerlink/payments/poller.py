@@ -17,10 +17,10 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import reading, writing
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.domain.accounts import CardOutcome, CardTransaction, CardTransactionKind
-from ledgerlink.payments.blocking import reading, writing
 from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.inbox import InboundEvent, accept
 from ledgerlink.runtime import Runtime

@@ -24,10 +24,10 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import writing
 from ledgerlink.connectors.errors import AuthExpired, Misconfigured, NotFound, UpstreamError
 from ledgerlink.domain.accounts import CardOutcome
 from ledgerlink.payments import hints, queue
-from ledgerlink.payments.blocking import writing
 from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.execution import execute
 from ledgerlink.payments.facts import (

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import reading
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import CardGateway, CardPostingRules, PaymentLedger
-from ledgerlink.payments.blocking import reading
 from ledgerlink.payments.payers import find_payer
 from ledgerlink.payments.planning import LedgerTarget, ReceiptMapper
 from ledgerlink.payments.problems import PaymentProblem
