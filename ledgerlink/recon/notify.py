@@ -22,18 +22,21 @@ import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import reading, writing
 from ledgerlink.domain.money import Money
 from ledgerlink.jobs.registry import JobContext, tasks
 from ledgerlink.payments.notify import Mail, MailFailed, digest_section, send, smtp_connection
 from ledgerlink.recon.breaks import BreakType
 from ledgerlink.recon.scopes import alert_settings
 from ledgerlink.runtime import Runtime
+from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import NotificationLog
 from ledgerlink.store.recon_models import ReconBreak, ReconRun, ReconScope
 from ledgerlink.store.types import utcnow
@@ -196,13 +199,13 @@ def _log(session: Session, mail: Mail, recipients: list[str], error: str | None)
 
 async def run_alerts(runtime: Any, now: dt.datetime | None = None) -> list[Mail]:
     """E-mail the reconciliation alerts due; returns what was sent. A mail that could not
-    be sent is logged and tried again on the next tick (its breaks stay un-alerted)."""
+    be sent is logged and tried again on the next tick (its breaks stay un-alerted).
+    Database work runs in the database threads, the sending on the event loop."""
     at = now or utcnow()
-    with runtime.db.read() as session:
-        connection = smtp_connection(session)
-        if connection is None or not connection.settings.get("alerts", True):
-            return []
-        due = alerts_due(session)
+    found = await reading(runtime.db, _connection_and_alerts)
+    if found is None:
+        return []
+    connection, due = found
     recipients = list(connection.settings.get("recipients") or [])
     sent = []
     for alert in due:
@@ -210,16 +213,28 @@ async def run_alerts(runtime: Any, now: dt.datetime | None = None) -> list[Mail]
             await send(runtime, connection, alert.mail)
         except MailFailed as exc:
             log.warning("recon.alert_failed", kind=alert.mail.kind, error=str(exc))
-            with runtime.db.transaction() as session:
-                _log(session, alert.mail, recipients, str(exc))
+            failed = partial(_log, mail=alert.mail, recipients=recipients, error=str(exc))
+            await writing(runtime.db, failed)
             continue
-        with runtime.db.transaction() as session:
-            _log(session, alert.mail, recipients, None)
-            session.execute(
-                update(ReconBreak).where(ReconBreak.id.in_(alert.break_pks)).values(alerted_at=at)
-            )
+        await writing(runtime.db, partial(_sent, alert=alert, recipients=recipients, at=at))
         sent.append(alert.mail)
     return sent
+
+
+def _connection_and_alerts(session: Session) -> tuple[Connection, list[Alert]] | None:
+    """The mail connection and the alerts due, or None when alerts are off."""
+    connection = smtp_connection(session)
+    if connection is None or not connection.settings.get("alerts", True):
+        return None
+    return connection, alerts_due(session)
+
+
+def _sent(session: Session, alert: Alert, recipients: list[str], at: dt.datetime) -> None:
+    """Log ``alert``'s mail as sent and mark its breaks alerted."""
+    _log(session, alert.mail, recipients, None)
+    session.execute(
+        update(ReconBreak).where(ReconBreak.id.in_(alert.break_pks)).values(alerted_at=at)
+    )
 
 
 @tasks.task(TASK)

@@ -18,21 +18,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import in_db_thread, reading, writing
 from ledgerlink.connectors.base import ReceiptReversals
 from ledgerlink.domain.accounts import ReceiptReversal, RefundRequest
 from ledgerlink.domain.money import Money
 from ledgerlink.identity.principal import Principal
 from ledgerlink.payments.inbox import accept
-from ledgerlink.payments.jobs import request_processing
+from ledgerlink.payments.jobs import drain, request_processing
 from ledgerlink.payments.poller import event_of
 from ledgerlink.payments.resolutions import ActionRefused, take_action
 from ledgerlink.recon.periods import refuse_if_closed
 from ledgerlink.recon.problems import ReconRefused
+from ledgerlink.recon.runs import default_matcher, run_scope
 from ledgerlink.recon.sides import connections_of, undoing_reference
 from ledgerlink.store import audit
 from ledgerlink.store.models import User
@@ -146,8 +149,10 @@ async def post_missing_receipt(
 
     The sale is put in the inbox as PayTrace's own record (read back from the gateway)
     unless it is there already; if it sits in the exceptions queue it is re-queued (to
-    the invoice named, or on account). The payments job then posts it once."""
-    with runtime.db.read() as session:
+    the invoice named, or on account). The payments job then posts it once. Database
+    work runs in the database threads, the gateway call on the event loop."""
+
+    def look(session: Session) -> tuple[str, bool, ReconScope]:
         found = _open_break(session, scope_id, break_id, "post_receipt")
         txn_id = _sale_of(found)
         event = session.scalar(
@@ -156,15 +161,19 @@ async def post_missing_receipt(
         scope = session.get(ReconScope, scope_id)
         assert scope is not None
         session.expunge(scope)
+        return txn_id, event is not None, scope
+
+    txn_id, in_inbox, scope = await reading(runtime.db, look)
     read_back = None
-    if event is None:
-        gateway_conn, _ = connections_of(runtime.db, scope)
+    if not in_inbox:
+        gateway_conn, _ = await in_db_thread(partial(connections_of, runtime.db, scope))
         gateway = runtime.gateway_for(gateway_conn)
         try:
             read_back = event_of(await gateway.transaction(txn_id), gateway_conn.id)
         finally:
             await gateway.aclose()
-    with runtime.db.transaction() as session:
+
+    def record(session: Session) -> str:
         found = _open_break(session, scope_id, break_id, "post_receipt")
         if read_back is not None:
             accept(session, read_back)
@@ -177,7 +186,9 @@ async def post_missing_receipt(
         _resolve(found, principal, "posted_receipt", note.strip())
         text = f"Receipt for PayTrace sale {txn_id} sent to the payments path: {how}"
         _history(session, found, principal, "posted_receipt", text + (f" ({note})" if note else ""))
-    return Resolution(break_id, "post_receipt", text)
+        return text
+
+    return Resolution(break_id, "post_receipt", await writing(runtime.db, record))
 
 
 def _requeue(
@@ -236,8 +247,10 @@ async def reverse_duplicate(
     note: str = "",
 ) -> Resolution:
     """Reverse ``receipt_id``, one of the receipts a ``duplicate_receipt`` break names,
-    through the ledger port; the other receipt stays."""
-    with runtime.db.read() as session:
+    through the ledger port; the other receipt stays. Database work runs in the database
+    threads, the ledger call on the event loop."""
+
+    def look(session: Session) -> tuple[ReconScope, ReconReceipt]:
         found = _open_break(session, scope_id, break_id, "reverse_duplicate")
         if found.type != "duplicate_receipt":
             raise ReconRefused(
@@ -262,7 +275,10 @@ async def reverse_duplicate(
         assert scope is not None
         session.expunge(scope)
         session.expunge(receipt)
-    _, ledger_conn = connections_of(runtime.db, scope)
+        return scope, receipt
+
+    scope, receipt = await reading(runtime.db, look)
+    _, ledger_conn = await in_db_thread(partial(connections_of, runtime.db, scope))
     ledger = runtime.ledger_for(ledger_conn)
     try:
         reverser = ledger if isinstance(ledger, ReceiptReversals) else None
@@ -282,13 +298,16 @@ async def reverse_duplicate(
         await reverser.reverse_posted_receipt(ReceiptReversal(receipt_id, undoing))
     finally:
         await ledger.aclose()
-    with runtime.db.transaction() as session:
+    text = f"Receipt {receipt_id} reversed in {ledger_conn.name}"
+
+    def record(session: Session) -> None:
         found = _open_break(session, scope_id, break_id, "reverse_duplicate")
         _resolve(found, principal, "reversed_duplicate", note.strip())
-        text = f"Receipt {receipt_id} reversed in {ledger_conn.name}"
         _history(
             session, found, principal, "reversed_duplicate", text + (f" ({note})" if note else "")
         )
+
+    await writing(runtime.db, record)
     return Resolution(break_id, "reverse_duplicate", text)
 
 
@@ -306,9 +325,6 @@ async def post_and_confirm(
     """Post the missing receipt, let the payments path post it now (a drain: what the
     payments job would do a few seconds later), then rerun the scope so the break shows
     cleared — or open again, with the payments exception saying why."""
-    from ledgerlink.payments.jobs import drain
-    from ledgerlink.recon.runs import default_matcher, run_scope
-
     done = await post_missing_receipt(
         runtime,
         principal,
@@ -322,14 +338,16 @@ async def post_and_confirm(
     await run_scope(
         runtime, scope_id, principal, trigger=trigger, matcher=default_matcher(runtime.db)
     )
-    with runtime.db.read() as session:
+
+    def still_open(session: Session) -> bool:
         found = session.scalar(
             select(ReconBreak).where(
                 ReconBreak.scope_id == scope_id, ReconBreak.break_id == break_id
             )
         )
-        still = found is not None and found.status == "open"
-    if still:
+        return found is not None and found.status == "open"
+
+    if await reading(runtime.db, still_open):
         return Resolution(
             break_id,
             "post_receipt",

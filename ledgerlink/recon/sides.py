@@ -43,12 +43,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import in_db_thread, writing
 from ledgerlink.connectors.base import CardGateway, LedgerHistory
 from ledgerlink.domain.accounts import (
     CardOutcome,
@@ -266,13 +268,17 @@ async def read_paytrace(
     """Read transactions and settlement batches of ``scope`` from ``gateway``."""
     counts = ReadCounts()
     today = utcnow().date()
-    cursor, _ = (None, {}) if full else _cursor(db, scope.id, "transactions")
+    cursor, _ = (
+        (None, {}) if full else await in_db_thread(partial(_cursor, db, scope.id, "transactions"))
+    )
     start, end = _window(cursor, "transactions", today)
     found = await gateway.transactions(start, end)
     rows = [row for t in found if (row := transaction_row(t, None)) is not None]
     newest = max((_at(r["created_on"]) for r in rows), default=cursor)
 
-    batch_cursor, batch_state = (None, {}) if full else _cursor(db, scope.id, "batches")
+    batch_cursor, batch_state = (
+        (None, {}) if full else await in_db_thread(partial(_cursor, db, scope.id, "batches"))
+    )
     b_start, b_end = _window(batch_cursor, "batches", today)
     known: set[str] = set(batch_state.get("known") or [])
     batch_rows: list[dict[str, Any]] = []
@@ -307,7 +313,7 @@ async def read_paytrace(
             counts.new_batches.append(batch.number)
     batch_newest = max((_at(r["settled_on"]) for r in batch_rows), default=batch_cursor)
 
-    with db.transaction() as session:
+    def store(session: Session) -> None:
         rows.extend(_chargeback_rows(session, scope.gateway_connection_id))
         # a transaction seen in a batch and in the export: the batch's row (with its
         # number) wins, whatever the order they were read in
@@ -335,6 +341,8 @@ async def read_paytrace(
         b_state.read_at = utcnow()
         b_state.last_error = None
         b_state.state = {"known": sorted(known | {r["batch_number"] for r in batch_rows})[-2000:]}
+
+    await writing(db, store)
     return counts
 
 
@@ -398,10 +406,13 @@ async def read_ledger(
 ) -> ReadCounts:
     """Read the ledger's receipts and refunds of ``scope``."""
     counts = ReadCounts()
-    cursor, _ = (None, {}) if full else _cursor(db, scope.id, "receipts")
+    cursor, _ = (
+        (None, {}) if full else await in_db_thread(partial(_cursor, db, scope.id, "receipts"))
+    )
     since = None if cursor is None else cursor - timedelta(days=RECEIPT_OVERLAP_DAYS)
     payments = [p async for p in ledger.payments(changed_since=since)]
-    with db.transaction() as session:
+
+    def store(session: Session) -> None:
         postings = {
             p.ledger_id: p
             for p in session.scalars(
@@ -440,6 +451,8 @@ async def read_ledger(
         state.rows = (state.rows or 0) + new
         state.read_at = utcnow()
         state.last_error = None
+
+    await writing(db, store)
     return counts
 
 

@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from ledgerlink.blocking import reading
 from ledgerlink.connectors import registry
 from ledgerlink.store.models import Connection
 
@@ -33,13 +35,19 @@ FORM_FIELDS = (
 
 
 async def page_context(runtime: Runtime, connection: Connection) -> dict[str, Any]:
-    with runtime.db.read() as session:
-        rows = session.execute(
-            select(Connection.id, Connection.name)
-            .where(Connection.kind.in_(registry.ledger_kinds()))
-            .order_by(Connection.name)
-        ).all()
-    return {"paytrace_urls": PAYTRACE_URLS, "ledgers": [(int(i), str(n)) for i, n in rows]}
+    """The PayTrace addresses and the ledgers a PayTrace connection may post to (read in a
+    database thread: this runs inside the portal's async route)."""
+    ledgers = await reading(runtime.db, _ledgers)
+    return {"paytrace_urls": PAYTRACE_URLS, "ledgers": ledgers}
+
+
+def _ledgers(session: Session) -> list[tuple[int, str]]:
+    rows = session.execute(
+        select(Connection.id, Connection.name)
+        .where(Connection.kind.in_(registry.ledger_kinds()))
+        .order_by(Connection.name)
+    ).all()
+    return [(int(i), str(n)) for i, n in rows]
 
 
 def form_settings(
