@@ -2,7 +2,7 @@
 statement, close and reopen a period.
 
 The reconciliation modules load polars, lxml and xlsxwriter (about 0.9 s), so ``cli.py``
-imports this module only when a ``recon`` command runs (``DeferredGroups``), never at
+imports this module only when a ``recon`` command runs (``DeferredGroup``), never at
 every ``ledgerlink`` start; here everything is imported at the top."""
 
 from __future__ import annotations
