@@ -1,25 +1,21 @@
-"""What a run keeps: the scope's matches and breaks, written as differences.
+"""What a run keeps: the scope's matches and breaks.
 
 A scope holds about as many matches as sales (a million at the benchmark's scale) and a
-few thousand breaks, and a run finds nearly all of them again. So nothing is rewritten
-that did not change:
+few thousand breaks, and a run finds nearly all of them again:
 
-* **matches** belong to the scope. A full run compares what it found with the stored
-  matches (by match id and content) and deletes the gone, inserts the new; an incremental
-  run is handed the engine's own difference (``engine.Changes``). Rows go through the
-  driver in bulk (``COPY`` on PostgreSQL, one ``executemany`` on SQLite): ORM objects or
-  SQLAlchemy's per-row JSON processing for a million of them took most of a run.
+* **matches** are Parquet segments (``recon/match_sets.py``): a full run writes them all
+  as one document, an incremental run appends the engine's own difference.
 * **breaks** are upserted by the engine's stable id in three bulk statements: new rows,
   rows whose values or state changed (found again after being cleared, reopened), and the
   ones no longer found (cleared: resolved by the run, kept in the history). An
   explanation given by a person stands. Each of these steps writes its event.
 
-Both are compared as values (polars frames and tuples), never as loaded ORM objects.
+Breaks are compared as values (tuples), never as loaded ORM objects: a flush of
+thousands of dirty objects was most of a daily run.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -27,163 +23,13 @@ import polars as pl
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from ledgerlink.recon import match_sets
 from ledgerlink.store.recon_models import ReconBreak, ReconBreakEvent, ReconRun
 from ledgerlink.store.types import utcnow
 
 #: Resolutions a later run checks: found again, the break is open again (the receipt was
 #: not posted after all). An explanation given by a person stands.
 REOPENED_WHEN_FOUND = frozenset({"cleared", "posted_receipt", "reversed_duplicate"})
-
-_MATCH_COLUMNS = (
-    "scope_id",
-    "run_id",
-    "match_id",
-    "rule",
-    "spec_version",
-    "left_side",
-    "left_ids",
-    "right_side",
-    "right_ids",
-    "amount_minor",
-    "currency",
-)
-#: What makes two matches with the same id the same match: a new rules version makes its
-#: matches anew, so each names the version that made it.
-_MATCH_CONTENT = (
-    "match_id",
-    "rule",
-    "spec_version",
-    "left_ids",
-    "right_ids",
-    "amount_minor",
-    "currency",
-)
-
-
-def _json_list(column: str) -> pl.Expr:
-    """A list of ids as JSON text (what the JSON column stores), encoded by polars."""
-    ids = pl.col(column).fill_null([]).list.eval(pl.element().cast(pl.String))
-    encoded = pl.struct(ids.alias("v")).struct.json_encode()
-    return encoded.str.slice(5, encoded.str.len_chars() - 6)  # {"v":[...]} -> [...]
-
-
-def _encoded_matches(matches: pl.DataFrame, scope_id: int, run_id: int) -> pl.DataFrame:
-    """The engine's matches as stored rows, in ``_MATCH_COLUMNS`` order."""
-    return matches.select(
-        scope_id=pl.lit(scope_id, dtype=pl.Int64),
-        run_id=pl.lit(run_id, dtype=pl.Int64),
-        match_id=pl.col("match_id").cast(pl.String).str.slice(0, 80),
-        rule=pl.col("rule").cast(pl.String).str.slice(0, 100),
-        spec_version=pl.col("spec_version").cast(pl.String).str.slice(0, 160),
-        left_side=pl.col("left_side").cast(pl.String),
-        left_ids=_json_list("left_ids"),
-        right_side=pl.col("right_side").cast(pl.String),
-        right_ids=_json_list("right_ids"),
-        amount_minor=pl.col("amount_minor").cast(pl.Int64),
-        currency=pl.col("currency").cast(pl.String),
-    )
-
-
-def _raw(session: Session) -> tuple[Any, str]:
-    connection = session.connection()
-    return connection.connection.dbapi_connection, connection.dialect.name
-
-
-def _insert_matches(session: Session, rows: pl.DataFrame) -> None:
-    if not rows.height:
-        return
-    raw, dialect = _raw(session)
-    columns = ", ".join(_MATCH_COLUMNS)
-    cursor = raw.cursor()
-    try:
-        if dialect == "postgresql":
-            with cursor.copy(f"COPY recon_matches ({columns}) FROM STDIN") as copy:
-                for row in rows.iter_rows():
-                    copy.write_row(row)
-        else:
-            marks = ", ".join("?" for _ in _MATCH_COLUMNS)
-            cursor.executemany(
-                f"INSERT INTO recon_matches ({columns}) VALUES ({marks})",  # noqa: S608
-                rows.iter_rows(),
-            )
-    finally:
-        cursor.close()
-
-
-def _delete_matches(session: Session, scope_id: int, match_ids: list[str]) -> None:
-    if not match_ids:
-        return
-    raw, dialect = _raw(session)
-    cursor = raw.cursor()
-    try:
-        if dialect == "postgresql":
-            cursor.execute(
-                "DELETE FROM recon_matches WHERE scope_id = %s AND match_id = ANY(%s)",
-                (scope_id, match_ids),
-            )
-        else:
-            cursor.execute(
-                "DELETE FROM recon_matches WHERE scope_id = ? AND match_id IN "
-                "(SELECT value FROM json_each(?))",
-                (scope_id, json.dumps(match_ids)),
-            )
-    finally:
-        cursor.close()
-
-
-def _stored_matches(session: Session, scope_id: int) -> pl.DataFrame:
-    """The scope's stored matches (content columns only), ids re-encoded as polars
-    encodes them: stored JSON may come from elsewhere (spaces, JSONB's own text)."""
-    raw, dialect = _raw(session)
-    text = "::text" if dialect == "postgresql" else ""
-    cursor = raw.cursor()
-    try:
-        columns = f"match_id, rule, spec_version, left_ids{text}, right_ids{text}, amount_minor"
-        sql = f"SELECT {columns}, currency FROM recon_matches WHERE scope_id = %d"  # noqa: S608
-        cursor.execute(sql % int(scope_id))
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    schema = {
-        "match_id": pl.String(),
-        "rule": pl.String(),
-        "spec_version": pl.String(),
-        "left_ids": pl.String(),
-        "right_ids": pl.String(),
-        "amount_minor": pl.Int64(),
-        "currency": pl.String(),
-    }
-    frame = pl.DataFrame(rows, schema=schema, orient="row")
-    ids = pl.List(pl.String())
-    return frame.with_columns(
-        pl.col("left_ids").str.json_decode(ids),
-        pl.col("right_ids").str.json_decode(ids),
-    ).with_columns(left_ids=_json_list("left_ids"), right_ids=_json_list("right_ids"))
-
-
-def keep_matches(
-    session: Session,
-    scope_id: int,
-    run_id: int,
-    matches: pl.DataFrame,
-    changes: Any = None,
-) -> dict[str, int]:
-    """Make the scope's stored matches those of ``matches`` (the run's whole result), or
-    apply ``changes`` (an incremental run's difference). Returns what was written."""
-    if changes is not None:
-        removed = changes.removed_match_ids.cast(pl.String).str.slice(0, 80).to_list()
-        added = _encoded_matches(changes.added_matches, scope_id, run_id)
-    else:
-        found = _encoded_matches(matches, scope_id, run_id)
-        stored = _stored_matches(session, scope_id)
-        content = list(_MATCH_CONTENT)
-        added = found.join(stored, on=content, how="anti", nulls_equal=True)
-        gone = stored.join(found.select(content), on=content, how="anti", nulls_equal=True)
-        removed = gone.get_column("match_id").to_list()
-    _delete_matches(session, scope_id, removed)
-    _insert_matches(session, added)
-    return {"matches_removed": len(removed), "matches_added": added.height}
-
 
 # -- breaks ---------------------------------------------------------------------------
 
@@ -360,10 +206,21 @@ def keep_result(
     *,
     actor: str,
     changes: Any = None,
+    previous_run_id: int | None = None,
 ) -> dict[str, int]:
-    """Store ``result`` for ``run``: matches and breaks as differences; the counts.
-    With ``changes`` (an incremental run's), the matches written are the engine's own
-    difference instead of one computed against the stored rows."""
-    written = keep_matches(session, run.scope_id, run.id, result.matches, changes)
+    """Store ``result`` for ``run``; the counts. With ``changes`` (an incremental run's
+    difference from ``previous_run_id``'s result), only that difference is written."""
+    matches = result.matches
+    written = match_sets.keep(
+        session, run.scope_id, run.id, matches, changes, previous_run_id=previous_run_id
+    )
     counts = keep_breaks(session, run, result.breaks, actor)
-    return {"matches": result.matches.height, **counts, **written}
+    card = matches.filter(pl.col("left_side") == "transactions")
+    return {
+        "matches": matches.height,
+        #: the card transactions matched and what they add up to (the page's summary)
+        "matched_transactions": card.height,
+        "matched_transactions_minor": int(card.get_column("amount_minor").sum() or 0),
+        **counts,
+        **written,
+    }

@@ -406,7 +406,12 @@ async def run_scope(
             run = session.get(ReconRun, run_id)
             assert run is not None
             counts = keeping.keep_result(
-                session, run, result, actor=principal.actor, changes=changes
+                session,
+                run,
+                result,
+                actor=principal.actor,
+                changes=changes,
+                previous_run_id=kept.run_id if changes is not None and kept else None,
             )
             counts.update({f"{name}_rows": height for name, height in heights.items()})
             run.counts = counts

@@ -1,16 +1,16 @@
 """The stored sides of a scope as the engine's frames (``recon/frames.py``).
 
-Rows go from the database to polars through the driver's own cursor (plain tuples, no
-ORM objects nor SQLAlchemy rows: a scope holds millions of rows and the daily run must
-stay in seconds), with the contract's names and types; the frames are checked
-(``frames.check``) before the engine sees them. SQLite's driver gives dates as ISO text
-and booleans as 0/1: they are read as such and cast by polars, column by column.
+Rows go from the database to polars without ORM objects or SQLAlchemy rows (a scope
+holds millions of rows and the daily run must stay in seconds): as Arrow columns through
+ADBC on PostgreSQL, as the driver's tuples on SQLite; cast to the contract's types;
+the frames are checked (``frames.check``) before the engine sees them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as adbc_postgresql
 import polars as pl
 from sqlalchemy.orm import Session
 
@@ -55,6 +55,54 @@ ROW_ID: dict[SideName, str] = {
 }
 
 
+def _fetched(session: Session, sql: str) -> pl.DataFrame:
+    """The rows of ``sql`` as a frame (column types as the driver gives them).
+
+    On PostgreSQL through ADBC (Apache Arrow's driver: binary COPY into Arrow columns,
+    no Python tuples; a million rows through psycopg's cursor cost seconds and a
+    gigabyte). The ADBC connection is a second one to the same database: the caller
+    bounds what it reads by row ids taken in its own session, so a row written since is
+    not read. On SQLite through the session's own driver: ADBC's SQLite driver links its
+    own copy of SQLite, and two copies of SQLite in one process break each other's file
+    locks (https://sqlite.org/howtocorrupt.html#multiple_copies_of_sqlite_linked_into_the_same_application;
+    seen here as "disk I/O error" and rows committed by one unseen by the other)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        url = connection.engine.url.set(drivername="postgresql")
+        with (
+            adbc_postgresql.connect(url.render_as_string(hide_password=False)) as adbc,
+            adbc.cursor() as cursor,
+        ):
+            cursor.execute(sql)
+            return pl.DataFrame(cursor.fetch_arrow())
+    raw: Any = connection.connection.dbapi_connection
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql)
+        names = [d[0].split(".")[-1] for d in cursor.description]
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+
+
+def _as_contract(frame: pl.DataFrame, side: SideName) -> pl.DataFrame:
+    """``frame`` with the contract's types: SQLite gives dates as ISO text and booleans
+    as 0/1; an empty result has no types."""
+    schema = frames.SCHEMAS[side]
+    names = _STORED[side]
+    if not frame.height:
+        return pl.DataFrame(schema={n: schema[n] for n in names})
+    casts = []
+    for name in names:
+        want = schema[name]
+        if isinstance(want, pl.Date) and frame.schema[name] == pl.String:
+            casts.append(pl.col(name).str.to_date("%Y-%m-%d"))
+        else:
+            casts.append(pl.col(name).cast(want))
+    return frame.select(casts)
+
+
 def _read(
     session: Session,
     side: SideName,
@@ -62,56 +110,12 @@ def _read(
     after: int | None,
     until: int | None = None,
 ) -> pl.DataFrame:
-    """The stored rows of one side (row id above ``after`` and up to ``until`` if given)."""
+    """The stored rows of one side (row id above ``after`` and up to ``until`` if given),
+    in id order of the side (the engine sorts what it needs)."""
     since = "" if after is None else f" AND {ROW_ID[side]} > {int(after)}"
     since += "" if until is None else f" AND {ROW_ID[side]} <= {int(until)}"
     sql = _QUERIES[side].format(scope=int(scope_id), since=since)
-    connection = session.connection()
-    raw: Any = connection.connection.dbapi_connection
-    cursor = raw.cursor()
-    try:
-        cursor.execute(sql)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    schema = frames.SCHEMAS[side]
-    names = _STORED[side]
-    as_read: dict[str, pl.DataType] = {}
-    for name in names:
-        want = schema[name]
-        if isinstance(want, pl.Date | pl.Boolean):
-            as_read[name] = pl.Object()  # ISO text and 0/1 on SQLite, native elsewhere
-        else:
-            as_read[name] = pl.String() if name == "statement_id" else want
-    if not rows:
-        return pl.DataFrame(schema={n: schema[n] for n in names})
-    if connection.dialect.name == "sqlite":
-        as_read = {
-            n: (pl.String() if isinstance(schema[n], pl.Date) else pl.Int64())
-            if isinstance(t, pl.Object)
-            else t
-            for n, t in as_read.items()
-        }
-        if side == "deposits":
-            as_read["statement_id"] = pl.Int64()
-        frame = pl.DataFrame(rows, schema=as_read, orient="row")
-        casts = []
-        for name in names:
-            want = schema[name]
-            if isinstance(want, pl.Date):
-                casts.append(pl.col(name).str.to_date("%Y-%m-%d"))
-            elif isinstance(want, pl.Boolean):
-                casts.append(pl.col(name).cast(pl.Boolean))
-            elif name == "statement_id":
-                casts.append(pl.col(name).cast(pl.String))
-        return frame.with_columns(casts)
-    as_read = {n: (schema[n] if isinstance(t, pl.Object) else t) for n, t in as_read.items()}
-    if side == "deposits":
-        as_read["statement_id"] = pl.Int64()
-    frame = pl.DataFrame(rows, schema=as_read, orient="row")
-    if side == "deposits":
-        frame = frame.with_columns(pl.col("statement_id").cast(pl.String))
-    return frame
+    return _as_contract(_fetched(session, sql), side)
 
 
 def read_side(

@@ -18,17 +18,18 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.domain.money import Money
+from ledgerlink.recon import match_sets
 from ledgerlink.recon.breaks import BreakType
 from ledgerlink.recon.periods import bounds
 from ledgerlink.store.recon_models import (
     ReconBatch,
     ReconBreak,
     ReconBreakEvent,
-    ReconMatch,
     ReconPeriod,
     ReconReceipt,
     ReconRun,
@@ -225,11 +226,13 @@ def summary(session: Session, scope: ReconScope, period: str | None = None) -> S
     run = latest_run(session, scope.id)
     matched_count = matched_minor = 0
     if run is not None:
-        matched_count, matched_minor = session.execute(
-            select(func.count(), func.coalesce(func.sum(ReconMatch.amount_minor), 0)).where(
-                ReconMatch.scope_id == scope.id, ReconMatch.left_side == "transactions"
-            )
-        ).one()
+        if "matched_transactions" in run.counts:
+            matched_count = run.counts["matched_transactions"]
+            matched_minor = run.counts["matched_transactions_minor"]
+        else:  # a run stored before the counts were (its matches are the current ones)
+            card = match_sets.current(session, scope.id, "transactions")
+            matched_count = card.height
+            matched_minor = int(card.get_column("amount_minor").sum() or 0)
     present = [
         ReconBreak.scope_id == scope.id,
         ReconBreak.present.is_(True),
@@ -593,16 +596,14 @@ def batch_detail(session: Session, scope_id: int, batch_number: str) -> BatchDri
         ):
             receipts[r.txn_id or ""].append(_receipt_dict(r))
     transactions = [{**_txn_dict(t), "receipts": receipts.get(t.txn_id, [])} for t in txns]
-    run = latest_run(session, scope_id)
-    line_ids: list[str] = []
-    if run is not None:
-        for m in session.scalars(
-            select(ReconMatch).where(
-                ReconMatch.scope_id == scope_id, ReconMatch.left_side == "batches"
-            )
-        ):
-            if batch_number in (m.left_ids or []):
-                line_ids.extend(m.right_ids or [])
+    line_ids = (
+        match_sets.current(session, scope_id, "batches")
+        .filter(pl.col("left_ids").list.contains(batch_number))
+        .get_column("right_ids")
+        .explode()
+        .drop_nulls()
+        .to_list()
+    )
     related = [
         _break_row(b)
         for b in session.scalars(

@@ -11,9 +11,9 @@ did about it.
 * ``recon_statements`` and ``recon_statement_lines``: imported bank statements. The
   fingerprint is unique, so a statement imported twice is recognised and not counted
   twice; an import is one transaction, so nothing is ever half-imported.
-* ``recon_runs`` and ``recon_matches``: one run per trigger, with the spec version it used,
-  its ``as_of`` date, counts and duration; the matches the scope's records make now
-  (each names the run that found it).
+* ``recon_runs``: one run per trigger, with the spec version it used, its ``as_of`` date,
+  counts and duration. ``recon_match_segments``: the scope's matches as Parquet
+  documents, a full run's base and each later run's additions and removals.
 * ``recon_breaks`` and ``recon_break_events``: breaks keyed by the engine's stable id, so
   a rerun updates the same row; the events are the break's history (who, when, how, why),
   which stays after the break is resolved.
@@ -33,6 +33,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -222,27 +223,32 @@ class ReconRun(Base):
     duration_ms: Mapped[int | None] = mapped_column(Integer)
 
 
-class ReconMatch(Base):
-    """A match the scope's records make now, naming the run, rule and spec version that
-    made it. Matches belong to the scope: a run deletes those it no longer finds and adds
-    the new ones, and leaves the rest as they are (a daily run writes only what changed)."""
+class ReconMatchSegment(Base):
+    """A step in the history of a scope's matches, as Parquet documents.
 
-    __tablename__ = "recon_matches"
-    __table_args__ = (Index("ix_recon_matches_scope", "scope_id", "left_side", "match_id"),)
+    A scope holds about as many matches as sales (a million at the benchmark's scale) and
+    a run finds nearly all of them again, so they are not rows: a *base* segment (written
+    by a full run) holds every match, and each incremental run after it appends the
+    matches it added and the ids it removed. The current matches are the latest base with
+    the later segments applied in order (``recon/match_sets.py``); every match names the
+    rule and spec version that made it."""
+
+    __tablename__ = "recon_match_segments"
+    __table_args__ = (Index("ix_recon_match_segments_scope", "scope_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     scope_id: Mapped[int] = mapped_column(ForeignKey("recon_scopes.id", ondelete="CASCADE"))
-    #: the run that found the match (a later run that finds it again leaves it be)
+    #: the run that wrote the segment
     run_id: Mapped[int] = mapped_column(ForeignKey("recon_runs.id", ondelete="CASCADE"))
-    match_id: Mapped[str] = mapped_column(String(80))
-    rule: Mapped[str] = mapped_column(String(100))
-    spec_version: Mapped[str] = mapped_column(String(160))
-    left_side: Mapped[str] = mapped_column(String(16))
-    left_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
-    right_side: Mapped[str] = mapped_column(String(16))
-    right_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
-    amount_minor: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
+    #: True: the segment holds every match (the earlier segments no longer count)
+    base: Mapped[bool] = mapped_column(Boolean)
+    added_count: Mapped[int] = mapped_column(Integer)
+    removed_count: Mapped[int] = mapped_column(Integer)
+    #: the matches added (engine's match columns), Parquet
+    added: Mapped[bytes] = mapped_column(LargeBinary)
+    #: the match ids removed (one ``match_id`` column), Parquet
+    removed: Mapped[bytes] = mapped_column(LargeBinary)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ReconBreak(Base):

@@ -9,14 +9,20 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ledgerlink.identity.principal import cli_principal
+from ledgerlink.recon import match_sets
 from ledgerlink.recon.runs import default_matcher, run_scope
 from ledgerlink.runtime import Runtime
 from ledgerlink.settings import Settings
 from ledgerlink.store.migrate import upgrade
-from ledgerlink.store.recon_models import ReconBreak, ReconMatch, ReconReceipt, ReconTransaction
+from ledgerlink.store.recon_models import (
+    ReconBreak,
+    ReconMatchSegment,
+    ReconReceipt,
+    ReconTransaction,
+)
 from tests.support.recon import AS_OF, seed_scope
 
 ME = cli_principal()
@@ -47,15 +53,22 @@ def _run(runtime: Runtime, scope_id: int, *, full: bool = False) -> tuple[dict[s
 
 def _stored(runtime: Runtime, scope_id: int) -> dict[str, Any]:
     with runtime.db.read() as session:
+        stored = match_sets.current(session, scope_id)
         matches = sorted(
-            (m.match_id, m.rule, tuple(m.left_ids), tuple(m.right_ids), m.amount_minor)
-            for m in session.scalars(select(ReconMatch))
+            (
+                m["match_id"],
+                m["rule"],
+                tuple(m["left_ids"]),
+                tuple(m["right_ids"]),
+                m["amount_minor"],
+            )
+            for m in stored.to_dicts()
         )
         breaks = sorted(
             (b.break_id, b.type, b.status, b.present, tuple(b.ids), b.amount_minor)
             for b in session.scalars(select(ReconBreak).where(ReconBreak.scope_id == scope_id))
         )
-        match_ids = [m.match_id for m in session.scalars(select(ReconMatch))]
+        match_ids = stored.get_column("match_id").to_list()
     return {"matches": matches, "breaks": breaks, "twice": len(match_ids) - len(set(match_ids))}
 
 
@@ -115,21 +128,48 @@ def test_new_rows_are_matched_incrementally_and_stored_as_a_full_run_stores_them
     assert any(b[0].startswith("missing_receipt") and "5004" in b[4] for b in after_full["breaks"])
 
 
-def test_a_rerun_over_unchanged_records_rewrites_no_match(runtime: Runtime) -> None:
+def test_a_daily_run_stores_only_its_difference_and_reads_back_as_a_full_run(
+    runtime: Runtime,
+) -> None:
     scope_id = seed_scope(runtime.db)
     _add_sale(runtime, scope_id, "5003", 4000, receipted=True)
     first, _ = _run(runtime, scope_id, full=True)
-    assert first["matches_added"] == first["matches"] > 0
-    before = _stored(runtime, scope_id)
+    assert first["matches_rebased"] == first["matches"] > 0
     again, _ = _run(runtime, scope_id, full=True)
-    assert (again["matches_added"], again["matches_removed"]) == (0, 0)
     assert again["new_breaks"] == again["cleared_breaks"] == 0
-    assert _stored(runtime, scope_id) == before
+    before = _stored(runtime, scope_id)
     _add_sale(runtime, scope_id, "5006", 2500, receipted=True)
     daily, incremental = _run(runtime, scope_id)
     assert incremental
-    assert daily["matches_added"] == 1
+    assert (daily["matches_added"], daily["matches_removed"]) == (1, 0)
     assert daily["matches"] == again["matches"] + 1
+    after = _stored(runtime, scope_id)
+    assert set(before["matches"]) < set(after["matches"])
+    _run(runtime, scope_id, full=True)
+    assert _stored(runtime, scope_id) == after
+
+
+def test_segments_are_compacted_into_a_base_after_many_daily_runs(runtime: Runtime) -> None:
+    scope_id = seed_scope(runtime.db)
+    _run(runtime, scope_id, full=True)
+    rebased = []
+    for n in range(match_sets.COMPACT_AFTER + 2):
+        _add_sale(runtime, scope_id, f"6{n:03d}", 100 + n, receipted=True)
+        counts, incremental = _run(runtime, scope_id)
+        assert incremental
+        rebased.append("matches_rebased" in counts)
+    assert rebased.count(True) == 1
+    with runtime.db.read() as session:
+        segments = session.scalar(
+            select(func.count())
+            .select_from(ReconMatchSegment)
+            .where(ReconMatchSegment.scope_id == scope_id)
+        )
+    assert segments is not None
+    assert segments <= match_sets.COMPACT_AFTER
+    compacted = _stored(runtime, scope_id)
+    _run(runtime, scope_id, full=True)
+    assert _stored(runtime, scope_id) == compacted
 
 
 def test_a_stored_row_changed_since_the_previous_run_makes_the_next_run_full(

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
-from ledgerlink.recon import rule_specs
+from ledgerlink.recon import match_sets, rule_specs
 from ledgerlink.recon.rules import packaged_text
 from ledgerlink.recon.runs import default_matcher, run_scope
 from ledgerlink.runtime import Runtime
@@ -26,7 +26,7 @@ from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 from ledgerlink.store.migrate import upgrade
 from ledgerlink.store.models import AuditEntry
-from ledgerlink.store.recon_models import ReconBreak, ReconMatch, ReconReceipt, ReconTransaction
+from ledgerlink.store.recon_models import ReconBreak, ReconReceipt, ReconTransaction
 from ledgerlink.store.recon_rule_models import ReconRuleSpec
 from tests.support.recon import AS_OF, seed_scope
 from tests.support.server import run_cli, server_env
@@ -99,14 +99,14 @@ def _run(runtime: Runtime, scope_id: int) -> tuple[str, dict[str, str], set[str]
         )
     )
     with runtime.db.read() as session:
-        matches = list(session.scalars(select(ReconMatch)))
-        versions = {m.spec_version for m in matches}
+        matches = match_sets.current(session, scope_id).to_dicts()
+        versions = {m["spec_version"] for m in matches}
         assert len(versions) == 1, versions
         by_receipt = {
-            receipt: f"{m.rule}@{m.spec_version}"
+            receipt: f"{m['rule']}@{m['spec_version']}"
             for m in matches
-            if m.right_side == "receipts"
-            for receipt in m.right_ids
+            if m["right_side"] == "receipts"
+            for receipt in m["right_ids"]
         }
         open_breaks = set(
             session.scalars(

@@ -25,13 +25,14 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from ledgerlink.cli import app
+from ledgerlink.recon import match_sets
 from ledgerlink.recon.imports import import_statement
 from ledgerlink.recon.problems import ReconRefused
 from ledgerlink.recon.resolutions import post_and_confirm, post_missing_receipt
 from ledgerlink.recon.runs import default_matcher, run_scope
 from ledgerlink.recon.scopes import ensure_default_scopes, get_scope, update_settings
 from ledgerlink.settings import Settings
-from ledgerlink.store.recon_models import ReconBatch, ReconBreak, ReconMatch
+from ledgerlink.store.recon_models import ReconBatch, ReconBreak
 from tests.support.payments import ME, PaymentsWorld, profiles, sage500_world, sbc_world
 from tests.support.waiting import wait_until
 
@@ -100,11 +101,11 @@ def _open_breaks(world: PaymentsWorld, scope_id: int) -> dict[tuple[str, str], R
 def _matched(world: PaymentsWorld, scope_id: int, side: str) -> set[str]:
     with world.runtime.db.read() as session:
         ids: set[str] = set()
-        for match in session.scalars(select(ReconMatch).where(ReconMatch.scope_id == scope_id)):
-            if match.left_side == side:
-                ids.update(match.left_ids)
-            if match.right_side == side:
-                ids.update(match.right_ids)
+        for match in match_sets.current(session, scope_id).to_dicts():
+            if match["left_side"] == side:
+                ids.update(match["left_ids"])
+            if match["right_side"] == side:
+                ids.update(match["right_ids"])
     return ids
 
 
