@@ -12,6 +12,7 @@ import pytest
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 from ledgerlink.store.migrate import upgrade
+from tests.support.cli import cli, cli_fails
 from tests.support.recon import OFX, seed_scope
 from tests.support.server import run_cli, server_env
 
@@ -29,7 +30,7 @@ def _fails(args: list[str], env: dict[str, str]) -> str:
     return " ".join(done.stderr.split())
 
 
-@pytest.mark.slow  # a dozen CLI processes (157 s in the loaded fast lane)
+@pytest.mark.slow  # two CLI processes and a dozen commands in-process (about 20 s)
 def test_a_reconciliation_from_the_command_line(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
@@ -39,10 +40,10 @@ def test_a_reconciliation_from_the_command_line(
     scope = ["--scope", str(scope_id)]
     ran = run_cli(["recon", "run", *scope, "--no-read", "--as-of", "2026-11-20"], env)
     assert "Run 1:" in " ".join(ran.split())
-    listed = " ".join(run_cli(["recon", "breaks", *scope], env).split())
+    listed = " ".join(cli(["recon", "breaks", *scope], env).split())
     assert "missing_receipt:5002" in listed
     out = tmp_path / "breaks.xlsx"
-    assert "written to" in run_cli(["recon", "breaks", *scope, "--export", str(out)], env)
+    assert "written to" in cli(["recon", "breaks", *scope, "--export", str(out)], env)
     assert out.read_bytes()[:2] == b"PK"
 
     bad = tmp_path / "bad.ofx"
@@ -52,17 +53,17 @@ def test_a_reconciliation_from_the_command_line(
     assert "Nothing was imported" in refused
     good = tmp_path / "nov.ofx"
     good.write_bytes(OFX)
-    assert "2 lines" in run_cli(["recon", "import-statement", str(good), *scope], env)
+    assert "2 lines" in cli(["recon", "import-statement", str(good), *scope], env)
     assert "already imported" in " ".join(
-        run_cli(["recon", "import-statement", str(good), *scope], env).split()
+        cli(["recon", "import-statement", str(good), *scope], env).split()
     )
 
-    assert "open break" in _fails(["recon", "close", "2026-11", *scope], env)
-    assert "Say why" in _fails(
+    assert "open break" in cli_fails(["recon", "close", "2026-11", *scope], env)
+    assert "Say why" in cli_fails(
         ["recon", "resolve", "missing_receipt:5002", "--action", "explain", *scope], env
     )
-    run_cli(["recon", "run", *scope, "--no-read", "--as-of", "2026-11-20"], env)
-    for line in run_cli(["recon", "breaks", *scope], env).split():
+    cli(["recon", "run", *scope, "--no-read", "--as-of", "2026-11-20"], env)
+    for line in cli(["recon", "breaks", *scope], env).split():
         if ":" in line and line.split(":")[0] in {
             "missing_receipt",
             "unknown_credit",
@@ -70,9 +71,9 @@ def test_a_reconciliation_from_the_command_line(
             "batch_ledger_mismatch",
             "deposit_in_transit",
         }:
-            run_cli(
+            cli(
                 ["recon", "resolve", line, "--action", "explain", "--reason", "agreed", *scope],
                 env,
             )
-    closed = " ".join(run_cli(["recon", "close", "2026-11", *scope], env).split())
+    closed = " ".join(cli(["recon", "close", "2026-11", *scope], env).split())
     assert "Period 2026-11 closed and signed off" in closed

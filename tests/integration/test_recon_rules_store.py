@@ -28,8 +28,9 @@ from ledgerlink.store.migrate import upgrade
 from ledgerlink.store.models import AuditEntry
 from ledgerlink.store.recon_models import ReconBreak, ReconReceipt, ReconTransaction
 from ledgerlink.store.recon_rule_models import ReconRuleSpec
+from tests.support.cli import cli
 from tests.support.recon import AS_OF, seed_scope
-from tests.support.server import run_cli, server_env
+from tests.support.server import server_env
 from tests.support.web import make_user, sign_in
 
 ME = cli_principal()
@@ -263,7 +264,7 @@ def test_the_cli_shows_uploads_refuses_with_the_line_and_rolls_back(
 ) -> None:
     upgrade(db)
     env = {**server_env(settings), "COLUMNS": "400"}
-    assert "recon_rules@package:" in run_cli(["recon", "rules", "show"], env)
+    assert "recon_rules@package:" in cli(["recon", "rules", "show"], env)
     bad = tmp_path / "bad.yaml"
     bad.write_text(NO_ID_GROUP, "utf-8")
     done = subprocess.run(
@@ -288,17 +289,17 @@ def test_the_cli_shows_uploads_refuses_with_the_line_and_rolls_back(
     refused = " ".join(done.stderr.split())
     assert f"line {NO_ID_LINE}" in refused
     assert "group named id" in refused
-    assert "No saved versions" in run_cli(["recon", "rules", "history"], env)
+    assert "No saved versions" in cli(["recon", "rules", "history"], env)
     with db.read() as session:
         assert session.scalar(select(ReconRuleSpec)) is None
 
     good = tmp_path / "cent.yaml"
     good.write_text(ONE_CENT, "utf-8")
-    saved = run_cli(["recon", "rules", "upload", str(good), "--reason", "a cent"], env)
+    saved = cli(["recon", "rules", "upload", str(good), "--reason", "a cent"], env)
     assert "Saved recon_rules@v1" in saved
-    assert "amount_minor: 1" in run_cli(["recon", "rules", "show"], env)
-    back = run_cli(["recon", "rules", "rollback", "0", "--reason", "exact"], env)
+    assert "amount_minor: 1" in cli(["recon", "rules", "show"], env)
+    back = cli(["recon", "rules", "rollback", "0", "--reason", "exact"], env)
     assert "recon_rules@v2" in back
-    history = " ".join(run_cli(["recon", "rules", "history"], env).split())
+    history = " ".join(cli(["recon", "rules", "history"], env).split())
     assert "a cent" in history
     assert "exact (restores v0)" in history
