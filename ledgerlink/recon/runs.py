@@ -25,11 +25,12 @@ stores (``tests/integration/test_recon_incremental_runs.py``).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -38,11 +39,14 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledgerlink.connectors.errors import UpstreamError
+from ledgerlink import blocking
+from ledgerlink.connectors.errors import Misconfigured, UpstreamError
 from ledgerlink.identity.principal import Principal
-from ledgerlink.recon import frames, keeping, tables
+from ledgerlink.recon import frames, keeping, rule_specs, tables
 from ledgerlink.recon import sides as side_readers
+from ledgerlink.recon.engine import prepare, reconcile, reconcile_incremental, reconcile_prepared
 from ledgerlink.recon.frames import SideName, Sides
+from ledgerlink.recon.problems import ReconRefused
 from ledgerlink.store import audit
 from ledgerlink.store.recon_models import (
     ReconRun,
@@ -74,14 +78,6 @@ class Matcher:
 def default_matcher(db: Any = None) -> Matcher:
     """The matching engine with the active rules: with ``db``, the version an administrator
     saved (``recon/rule_specs.py``), else the shipped spec; labelled with that version."""
-    from ledgerlink.recon import rule_specs
-    from ledgerlink.recon.engine import (
-        prepare,
-        reconcile,
-        reconcile_incremental,
-        reconcile_prepared,
-    )
-
     if db is None:
         rules = rule_specs.packaged()
     else:
@@ -186,22 +182,22 @@ def _same_rows(stored: pl.DataFrame, kept: pl.DataFrame, key: str) -> tuple[bool
 
 def _incremental_sides(
     session: Session, scope_id: int, kept: _Kept, run_id: int
-) -> tuple[Sides, dict[SideName, int], datetime, pl.Series] | None:
-    """The rows stored since ``kept``'s run, or None when a full run is needed: a row
-    read before changed or went, or another run of the scope came between."""
+) -> tuple[Sides, dict[SideName, int], datetime, pl.Series] | str:
+    """The rows stored since ``kept``'s run, or why a full run is needed: a row read
+    before changed or went, or another run of the scope came between."""
     previous = session.scalar(
         select(func.max(ReconRun.id)).where(ReconRun.scope_id == scope_id, ReconRun.id != run_id)
     )
     if previous != kept.run_id:
-        return None
+        return f"run {previous} of the scope came after run {kept.run_id}"
     loaded_at = utcnow()
     until = tables.max_row_ids(session, scope_id)
     if tables.row_counts(session, scope_id, kept.until) != kept.counts:
-        return None
+        return "rows read before were removed or reversed"
     for side in ("transactions", "receipts"):
         again = tables.stored_since(session, side, scope_id, kept.until[side], kept.loaded_at)
         if not _unchanged(getattr(kept.prepared, side), again, side):
-            return None
+            return f"{side} read before changed"
     same_b, new_b = _same_rows(
         tables.read_side(session, "batches", scope_id, until=until["batches"]),
         kept.batches,
@@ -213,7 +209,7 @@ def _incremental_sides(
         "line_id",
     )
     if not (same_b and same_d):
-        return None
+        return "a settlement batch or statement line read before changed"
     new_t = tables.read_side(
         session,
         "transactions",
@@ -223,7 +219,7 @@ def _incremental_sides(
     )
     back = tables.taken_back(new_t)
     if back.is_in(kept.dropped_reversed.implode()).any():
-        return None  # a receipt left out as reversed is now half of a reversal pair
+        return "a receipt left out as reversed is now half of a reversal pair"
     new_r = tables.read_side(
         session, "receipts", scope_id, after=kept.until["receipts"], until=until["receipts"]
     )
@@ -254,6 +250,8 @@ class RunOutcome:
     error: str | None
     #: Whether only the rows stored since the previous run were matched (module docstring).
     incremental: bool = False
+    #: Why every stored row was matched again, when it was (in words, for the log).
+    full_because: str | None = None
 
     @property
     def message(self) -> str:
@@ -268,8 +266,6 @@ class RunOutcome:
 
 async def read_sides(runtime: Any, scope: ReconScope, *, full: bool) -> list[str]:
     """Bring every side of ``scope`` up to date; returns what could not be read."""
-    from ledgerlink.connectors.errors import Misconfigured
-
     problems: list[str] = []
     gateway_conn, ledger_conn = side_readers.connections_of(runtime.db, scope)
     try:
@@ -329,25 +325,27 @@ def _totals(totals: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-async def run_scope(
-    runtime: Any,
-    scope_id: int,
-    principal: Principal,
-    *,
-    trigger: str,
-    matcher: Matcher,
-    as_of: date | None = None,
-    read: bool = True,
-    full: bool = False,
-) -> RunOutcome:
-    """One run of ``scope_id``: read (unless ``read`` is False), match, keep."""
-    started = time.monotonic()
-    as_of = as_of or utcnow().date()
-    with runtime.db.transaction() as session:
+@dataclass(frozen=True)
+class _Request:
+    """What one run was asked to do (for the step that matches and keeps)."""
+
+    run_id: int
+    scope_id: int
+    ledger: str
+    principal: Principal
+    trigger: str
+    matcher: Matcher
+    as_of: date
+    full: bool
+    started: float
+
+
+def _start(
+    db: Any, scope_id: int, principal: Principal, trigger: str, matcher: Matcher, as_of: date
+) -> tuple[int, ReconScope]:
+    with db.transaction() as session:
         scope = session.get(ReconScope, scope_id)
         if scope is None:
-            from ledgerlink.recon.problems import ReconRefused
-
             raise ReconRefused(
                 "scope", f"There is no reconciliation scope {scope_id}", missing=True
             )
@@ -363,104 +361,162 @@ async def run_scope(
         )
         session.add(run)
         session.flush()
-        run_id = run.id
         session.expunge(scope)
-    problems = await read_sides(runtime, scope, full=full) if read else []
-    try:
-        key = (id(runtime.db), scope_id)
-        ledger_name = str(scope.ledger_connection_id)
-        with _KEPT_LOCK:  # taken out: a run that fails leaves nothing to build on
-            kept = None if full else _KEPT.pop(key, None)
-        if kept is not None and (
-            matcher.incremental is None
-            or kept.db() is not runtime.db
-            or kept.spec_version != matcher.spec_version
-            or kept.ledger != ledger_name
-        ):
-            kept = None
-        fresh = None
-        with runtime.db.read() as session:
-            if kept is not None:
-                fresh = _incremental_sides(session, scope_id, kept, run_id)
-            if kept is not None and fresh is not None:
-                new, until, loaded_at, dropped = fresh
-                stored_counts = tables.row_counts(session, scope_id, until)
-            else:
-                sides, until, loaded_at, dropped = _full_sides(session, scope_id, ledger_name)
-                stored_counts = tables.row_counts(session, scope_id, until)
-        changes = None
-        prepared: Any = None
-        if kept is not None and fresh is not None and matcher.incremental is not None:
-            changes, prepared = matcher.incremental(kept.prepared, new, kept.result, as_of)
-            result = changes.apply(kept.result)
-        elif matcher.prepare is not None and matcher.match_prepared is not None:
-            prepared = matcher.prepare(sides)
-            result = matcher.match_prepared(prepared, as_of)
+        return run.id, scope
+
+
+def _kept_for(db: Any, request: _Request) -> _Kept | None:
+    """The previous run's state this run may build on (taken out: a run that fails
+    leaves nothing to build on)."""
+    with _KEPT_LOCK:
+        kept = None if request.full else _KEPT.pop((id(db), request.scope_id), None)
+    if kept is None or (
+        request.matcher.incremental is None
+        or kept.db() is not db
+        or kept.spec_version != request.matcher.spec_version
+        or kept.ledger != request.ledger
+    ):
+        return None
+    return kept
+
+
+def _match_and_keep(db: Any, request: _Request, problems: list[str]) -> RunOutcome:
+    """Match the stored sides (only the rows new since the previous run when it can)
+    and keep the result: synchronous, database and polars work, run in a thread."""
+    matcher, scope_id, run_id = request.matcher, request.scope_id, request.run_id
+    kept = _kept_for(db, request)
+    full_because = "asked for" if request.full else "no earlier run in this process to build on"
+    with db.read() as session:
+        fresh = _incremental_sides(session, scope_id, kept, run_id) if kept is not None else None
+        if isinstance(fresh, str):
+            full_because, fresh = fresh, None
+        if fresh is not None:
+            new, until, loaded_at, dropped = fresh
         else:
-            result = matcher.match(sides, as_of)
-        heights = {
-            name: (getattr(prepared, name) if prepared is not None else sides.side(name)).height
-            for name in ("transactions", "receipts", "batches", "deposits")
-        }
-        with runtime.db.transaction() as session:
-            run = session.get(ReconRun, run_id)
-            assert run is not None
-            counts = keeping.keep_result(
-                session,
-                run,
-                result,
-                actor=principal.actor,
-                changes=changes,
-                previous_run_id=kept.run_id if changes is not None and kept else None,
+            sides, until, loaded_at, dropped = _full_sides(session, scope_id, request.ledger)
+        stored_counts = tables.row_counts(session, scope_id, until)
+    changes = None
+    prepared: Any = None
+    if kept is not None and fresh is not None and matcher.incremental is not None:
+        changes, prepared = matcher.incremental(kept.prepared, new, kept.result, request.as_of)
+        result = changes.apply(kept.result)
+    elif matcher.prepare is not None and matcher.match_prepared is not None:
+        prepared = matcher.prepare(sides)
+        result = matcher.match_prepared(prepared, request.as_of)
+    else:
+        result = matcher.match(sides, request.as_of)
+    heights = {
+        name: (getattr(prepared, name) if prepared is not None else sides.side(name)).height
+        for name in ("transactions", "receipts", "batches", "deposits")
+    }
+    with db.transaction() as session:
+        run = session.get(ReconRun, run_id)
+        assert run is not None
+        counts = keeping.keep_result(
+            session,
+            run,
+            result,
+            actor=request.principal.actor,
+            changes=changes,
+            previous_run_id=kept.run_id if changes is not None and kept else None,
+        )
+        counts.update({f"{name}_rows": height for name, height in heights.items()})
+        run.counts = counts
+        run.totals = _totals(result.totals)
+        run.status = "finished"
+        run.error = "; ".join(problems) or None
+        run.finished_at = utcnow()
+        run.duration_ms = int((time.monotonic() - request.started) * 1000)
+        audit.record(
+            session,
+            actor=request.principal.actor,
+            action="recon.run",
+            entity_type="recon_run",
+            entity_id=run_id,
+            after={
+                "scope_id": scope_id,
+                "trigger": request.trigger,
+                "spec_version": matcher.spec_version,
+                "as_of": request.as_of.isoformat(),
+                "counts": counts,
+            },
+        )
+        outcome = RunOutcome(
+            run_id,
+            scope_id,
+            "finished",
+            counts,
+            run.duration_ms,
+            run.error,
+            incremental=changes is not None,
+            full_because=None if changes is not None else full_because,
+        )
+    if prepared is not None:
+        with _KEPT_LOCK:
+            _KEPT[(id(db), scope_id)] = _Kept(
+                db=weakref.ref(db),
+                run_id=run_id,
+                spec_version=matcher.spec_version,
+                ledger=request.ledger,
+                prepared=prepared,
+                result=result,
+                until=until,
+                loaded_at=loaded_at,
+                counts=stored_counts,
+                taken_back=tables.taken_back(prepared.transactions),
+                dropped_reversed=dropped,
+                batches=_contract(prepared.batches, "batches"),
+                deposits=_contract(prepared.deposits, "deposits"),
             )
-            counts.update({f"{name}_rows": height for name, height in heights.items()})
-            run.counts = counts
-            run.totals = _totals(result.totals)
-            run.status = "finished"
-            run.error = "; ".join(problems) or None
-            run.finished_at = utcnow()
-            run.duration_ms = int((time.monotonic() - started) * 1000)
-            audit.record(
-                session,
-                actor=principal.actor,
-                action="recon.run",
-                entity_type="recon_run",
-                entity_id=run_id,
-                after={
-                    "scope_id": scope_id,
-                    "trigger": trigger,
-                    "spec_version": matcher.spec_version,
-                    "as_of": as_of.isoformat(),
-                    "counts": counts,
-                },
-            )
-            outcome = RunOutcome(run_id, scope_id, "finished", counts, run.duration_ms, run.error)
-        if prepared is not None:
-            back = tables.taken_back(prepared.transactions)
-            with _KEPT_LOCK:
-                _KEPT[key] = _Kept(
-                    db=weakref.ref(runtime.db),
-                    run_id=run_id,
-                    spec_version=matcher.spec_version,
-                    ledger=ledger_name,
-                    prepared=prepared,
-                    result=result,
-                    until=until,
-                    loaded_at=loaded_at,
-                    counts=stored_counts,
-                    taken_back=back,
-                    dropped_reversed=dropped,
-                    batches=_contract(prepared.batches, "batches"),
-                    deposits=_contract(prepared.deposits, "deposits"),
-                )
+    return outcome
+
+
+def _failed(db: Any, run_id: int, error: Exception, started: float) -> None:
+    with db.transaction() as session:
+        run = session.get(ReconRun, run_id)
+        assert run is not None
+        run.status = "failed"
+        run.error = str(error)[:2000] or type(error).__name__
+        run.finished_at = utcnow()
+        run.duration_ms = int((time.monotonic() - started) * 1000)
+
+
+async def run_scope(
+    runtime: Any,
+    scope_id: int,
+    principal: Principal,
+    *,
+    trigger: str,
+    matcher: Matcher,
+    as_of: date | None = None,
+    read: bool = True,
+    full: bool = False,
+) -> RunOutcome:
+    """One run of ``scope_id``: read (unless ``read`` is False), match, keep. The
+    database and matching work runs in threads: a run over a million rows takes seconds,
+    and the portal and the workers' other jobs share this event loop."""
+    started = time.monotonic()
+    as_of = as_of or utcnow().date()
+    db = runtime.db
+    run_id, scope = await blocking.in_db_thread(
+        lambda: _start(db, scope_id, principal, trigger, matcher, as_of)
+    )
+    problems = await read_sides(runtime, scope, full=full) if read else []
+    request = _Request(
+        run_id,
+        scope_id,
+        str(scope.ledger_connection_id),
+        principal,
+        trigger,
+        matcher,
+        as_of,
+        full,
+        started,
+    )
+    try:
+        outcome = await blocking.in_thread(_match_and_keep, db, request, problems)
     except Exception as exc:
-        with runtime.db.transaction() as session:
-            run = session.get(ReconRun, run_id)
-            assert run is not None
-            run.status = "failed"
-            run.error = str(exc)[:2000] or type(exc).__name__
-            run.finished_at = utcnow()
-            run.duration_ms = int((time.monotonic() - started) * 1000)
+        await blocking.in_db_thread(functools.partial(_failed, db, run_id, exc, started))
         log.exception("recon.run_failed", run_id=run_id, scope_id=scope_id)
         raise
     log.info(
@@ -468,7 +524,8 @@ async def run_scope(
         run_id=run_id,
         scope_id=scope_id,
         trigger=trigger,
-        incremental=changes is not None,
+        incremental=outcome.incremental,
+        full_because=outcome.full_because,
         **outcome.counts,
     )
-    return replace(outcome, incremental=changes is not None)
+    return outcome

@@ -436,14 +436,8 @@ async def read_ledger(
         ]
         new = _upsert(session, ReconReceipt, scope.id, "receipt_id", rows)
         _mark_reversed(session, scope.id, undone)
-        for gone in deleted:  # SBC deletes a receipt it reverses: keep it, marked reversed
-            found = session.scalar(
-                select(ReconReceipt).where(
-                    ReconReceipt.scope_id == scope.id, ReconReceipt.receipt_id == gone.id
-                )
-            )
-            if found is not None:
-                found.reversed = True
+        # SBC deletes a receipt it reverses: keep it, marked reversed
+        _mark_reversed(session, scope.id, {gone.id for gone in deleted})
         counts.add("receipts", len(payments), new)
         state.state = {**(state.state or {}), "undone": sorted(undone)}
         dated = [_at(r["posted_on"]) for r in rows if r["posted_on"] > date.min]
@@ -457,16 +451,20 @@ async def read_ledger(
 
 
 def _mark_reversed(session: Session, scope_id: int, receipt_ids: set[str]) -> None:
-    """Mark ``receipt_ids`` reversed (a later read of the receipt does not unmark it)."""
+    """Mark ``receipt_ids`` reversed (a later read of the receipt does not unmark it),
+    stamped as read now: a run that kept the receipt as it was sees it changed."""
     ids = sorted(receipt_ids)
+    now = utcnow()
     for start in range(0, len(ids), 500):
         for found in session.scalars(
             select(ReconReceipt).where(
                 ReconReceipt.scope_id == scope_id,
                 ReconReceipt.receipt_id.in_(ids[start : start + 500]),
+                ReconReceipt.reversed.is_(False),
             )
         ):
             found.reversed = True
+            found.read_at = now
 
 
 def note_error(db: Any, scope_id: int, side: str, message: str) -> None:

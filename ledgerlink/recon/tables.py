@@ -12,10 +12,18 @@ from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc_postgresql
 import polars as pl
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.recon import frames
 from ledgerlink.recon.frames import SideName, Sides
+from ledgerlink.store.recon_models import (
+    ReconBatch,
+    ReconReceipt,
+    ReconStatement,
+    ReconStatementLine,
+    ReconTransaction,
+)
 
 #: Per side: the SQL (``{scope}`` is the scope's integer id) and its columns, in order.
 _QUERIES: dict[SideName, str] = {
@@ -132,16 +140,6 @@ def read_side(
 
 def max_row_ids(session: Session, scope_id: int) -> dict[SideName, int]:
     """The largest stored row id of each side: rows above it are new."""
-    from sqlalchemy import func, select
-
-    from ledgerlink.store.recon_models import (
-        ReconBatch,
-        ReconReceipt,
-        ReconStatement,
-        ReconStatementLine,
-        ReconTransaction,
-    )
-
     line = ReconStatementLine
     return {
         "transactions": int(
@@ -236,10 +234,6 @@ def stored_since(
 ) -> pl.DataFrame:
     """Rows of ``side`` (transactions or receipts) up to row id ``until`` written again
     at or after ``since`` (a reader's upsert stamps ``read_at``), as read."""
-    from sqlalchemy import select
-
-    from ledgerlink.store.recon_models import ReconReceipt, ReconTransaction
-
     model: Any = ReconTransaction if side == "transactions" else ReconReceipt
     ids = session.scalars(
         select(model.id).where(
@@ -257,10 +251,6 @@ def row_counts(session: Session, scope_id: int, until: dict[SideName, int]) -> t
     """Stored transactions and receipts up to ``until`` and how many receipts are
     reversed: what tells a run whether rows it read before were removed or reversed
     (SBC's deleted receipts are marked reversed without a new read stamp)."""
-    from sqlalchemy import func, select
-
-    from ledgerlink.store.recon_models import ReconReceipt, ReconTransaction
-
     t, r = ReconTransaction, ReconReceipt
     txns = session.scalar(
         select(func.count()).where(t.scope_id == scope_id, t.id <= until["transactions"])

@@ -148,6 +148,9 @@ class RunOutcomeOut(ResponseModel):
     duration_ms: int
     error: str | None
     incremental: bool = Field(description="Only the rows stored since the last run matched.")
+    full_because: str | None = Field(
+        default=None, description="Why every stored row was matched again, when it was."
+    )
     message: str
 
 
