@@ -52,15 +52,19 @@ typecheck: $(VENV)/.test
 
 # pytest exits 5 when it collects nothing; make treats any non-zero exit as failure, so
 # a marker or path that selects no tests fails both targets below (never `|| true` them).
-# Two workers (CI has two cores); a file's tests stay together on one worker.
+# Two workers (CI has two cores), handed one test at a time in the order
+# tests/support/scheduling.py sets (the files that took longest last time first), so both
+# finish together instead of one waiting for the other's slow file.
+PYTEST_DIST := -n 2 --dist load --maxschedchunk 1
+
 test: system-test-deps $(VENV)/.test lint typecheck
-	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=15
+	$(VENV)/bin/pytest $(PYTEST_DIST) --durations=15
 
 # The fast lane, for the inner loop (under 3 minutes on two cores): SQLite only (no
 # PostgreSQL server is started), without the tests marked `slow` (browser tests, the
 # SIGKILL and 2,000-record runs). `make test` still runs everything on both back-ends.
 check: $(VENV)/.test lint typecheck
-	LEDGERLINK_TEST_BACKENDS=sqlite $(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile -q \
+	LEDGERLINK_TEST_BACKENDS=sqlite $(VENV)/bin/pytest -m "not slow" $(PYTEST_DIST) -q \
 	  --durations=10
 
 clean:

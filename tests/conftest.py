@@ -23,6 +23,9 @@ from tests.support.postgres import postgres_server
 
 _E2E = Path(__file__).parent / "e2e"
 
+#: Longest files first, from the durations of earlier runs (see its docstring).
+pytest_plugins = ["tests.support.scheduling"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests are slow as a whole (Chromium, a real server each): ``make check``
