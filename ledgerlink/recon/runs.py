@@ -218,11 +218,18 @@ def _incremental_sides(
         until=until["transactions"],
     )
     back = tables.taken_back(new_t)
-    if back.is_in(kept.dropped_reversed.implode()).any():
-        return "a receipt left out as reversed is now half of a reversal pair"
     new_r = tables.read_side(
         session, "receipts", scope_id, after=kept.until["receipts"], until=until["receipts"]
     )
+    # A receipt left out as reversed whose sale PayTrace now took back is half of a
+    # reversal pair: it comes back into the books as a new row (as a full run has it).
+    returning = kept.dropped_reversed.filter(kept.dropped_reversed.is_in(back.implode()))
+    if returning.len():
+        again = tables.receipts_of(session, scope_id, returning.to_list(), kept.until["receipts"])
+        new_r = pl.concat([again.filter(pl.col("reversed")), new_r])
+        kept_dropped = kept.dropped_reversed.filter(~kept.dropped_reversed.is_in(back.implode()))
+    else:
+        kept_dropped = kept.dropped_reversed
     every_back = pl.concat([kept.taken_back, back])
     receipts = tables.receipts_frame(new_r, new_t, kept.ledger, every_back)
     dropped = (
@@ -237,7 +244,7 @@ def _incremental_sides(
         batches=tables.checked("batches", new_b),
         deposits=tables.checked("deposits", new_d),
     )
-    return new, until, loaded_at, pl.concat([kept.dropped_reversed, dropped])
+    return new, until, loaded_at, pl.concat([kept_dropped, dropped])
 
 
 @dataclass(frozen=True)

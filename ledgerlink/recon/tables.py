@@ -138,6 +138,22 @@ def read_side(
     return _read(session, side, scope_id, after, until)
 
 
+def receipts_of(session: Session, scope_id: int, txn_ids: list[str], until: int) -> pl.DataFrame:
+    """The stored receipts (up to row id ``until``) of the sales ``txn_ids``, as read."""
+    frames_read = []
+    for start in range(0, len(txn_ids), 500):
+        listed = ", ".join(_quoted(t) for t in txn_ids[start : start + 500])
+        since = f" AND id <= {int(until)} AND txn_id IN ({listed})"
+        sql = _QUERIES["receipts"].format(scope=int(scope_id), since=since)
+        frames_read.append(_as_contract(_fetched(session, sql), "receipts"))
+    return pl.concat(frames_read) if frames_read else _as_contract(pl.DataFrame(), "receipts")
+
+
+def _quoted(text: str) -> str:
+    """``text`` as an SQL string literal (ids come from our own stored rows)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
 def max_row_ids(session: Session, scope_id: int) -> dict[SideName, int]:
     """The largest stored row id of each side: rows above it are new."""
     line = ReconStatementLine

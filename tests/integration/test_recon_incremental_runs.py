@@ -172,6 +172,41 @@ def test_segments_are_compacted_into_a_base_after_many_daily_runs(runtime: Runti
     assert _stored(runtime, scope_id) == compacted
 
 
+def _add_refund(runtime: Runtime, scope_id: int, txn: str, of: str, minor: int) -> None:
+    with runtime.db.transaction() as session:
+        session.add(
+            ReconTransaction(
+                scope_id=scope_id,
+                txn_id=txn,
+                kind="refund",
+                status="approved",
+                amount_minor=minor,
+                currency="USD",
+                created_on=date(2026, 11, 13),
+                batch_number="1002",
+                card_brand="visa",
+                original_txn_id=of,
+            )
+        )
+
+
+def test_a_refund_of_a_sale_whose_receipt_was_reversed_is_matched_incrementally(
+    runtime: Runtime,
+) -> None:
+    """The reversed receipt, left out of the books while PayTrace kept the money, comes
+    back as half of a reversal pair when the refund arrives; the daily run need not
+    match everything again for it."""
+    scope_id = seed_scope(runtime.db)
+    _add_sale(runtime, scope_id, "5007", 3000, receipted=True, reversed_=True)
+    _run(runtime, scope_id, full=True)
+    _add_refund(runtime, scope_id, "5008", of="5007", minor=3000)
+    _, incremental = _run(runtime, scope_id)
+    assert incremental
+    daily = _stored(runtime, scope_id)
+    _run(runtime, scope_id, full=True)
+    assert _stored(runtime, scope_id) == daily
+
+
 def test_a_stored_row_changed_since_the_previous_run_makes_the_next_run_full(
     runtime: Runtime,
 ) -> None:
