@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ledgerlink.settings import Settings
-from tests.support.server import run_cli, running_server, server_env
+from tests.support.cli import cli
+from tests.support.server import running_server, server_env
 
 pytestmark = pytest.mark.browser
 
@@ -19,7 +20,7 @@ def test_swagger_ui_shows_the_api_to_a_signed_in_user(
     page, settings: Settings, tmp_path: Path
 ) -> None:
     env = server_env(settings)
-    run_cli(
+    cli(
         ["user", "create", "--email", "dev@example.org", "--role", "viewer", "--password-stdin"],
         env,
         stdin=PASSWORD + "\n",

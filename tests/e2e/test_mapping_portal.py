@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ledgerlink.settings import Settings
-from tests.support.server import run_cli, running_server, server_env
+from tests.support.cli import cli
+from tests.support.server import running_server, server_env
 
 pytestmark = pytest.mark.browser
 
@@ -19,7 +20,7 @@ def test_an_admin_edits_a_gl_mapping_previews_it_and_saves_a_new_version(
     page, settings: Settings, tmp_path: Path
 ) -> None:
     env = server_env(settings)
-    run_cli(
+    cli(
         ["user", "create", "--email", "admin@example.org", "--role", "admin", "--password-stdin"],
         env,
         stdin=PASSWORD + "\n",

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from ledgerlink.settings import Settings
+from tests.support.cli import cli
 from tests.support.members import HEADER
-from tests.support.server import run_cli, running_server, server_env
+from tests.support.server import running_server, server_env
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +31,7 @@ def test_an_operator_imports_members_sees_row_errors_and_finds_those_without_acc
     page, settings: Settings, tmp_path: Path
 ) -> None:
     env = server_env(settings)
-    run_cli(
+    cli(
         ["user", "create", "--email", "ops@example.org", "--role", "operator", "--password-stdin"],
         env,
         stdin=PASSWORD + "\n",

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from ledgerlink.settings import Settings
+from tests.support.cli import cli
 from tests.support.payments import profiles, sage500_world
-from tests.support.server import run_cli, running_server, running_worker, server_env
+from tests.support.server import running_server, running_worker, server_env
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
@@ -24,7 +25,7 @@ PASSWORD = "browser-test-passphrase"
 def test_an_operator_resolves_a_payment_exception(page, settings: Settings, tmp_path: Path) -> None:
     env = server_env(settings)
     with sage500_world(settings, tmp_path) as world:
-        run_cli(
+        cli(
             [
                 "user",
                 "create",

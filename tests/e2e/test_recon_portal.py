@@ -11,9 +11,10 @@ import pytest
 
 from ledgerlink.sandbox.statements import Anomalies
 from ledgerlink.settings import Settings
+from tests.support.cli import cli
 from tests.support.payments import profiles, sage500_world
 from tests.support.recon_sandbox import statement_of_deposits
-from tests.support.server import run_cli, running_server, running_worker, server_env
+from tests.support.server import running_server, running_worker, server_env
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +27,7 @@ def test_an_admin_reconciles_posts_the_missing_receipt_and_closes_the_period(
     env = server_env(settings)
     # No polling: the sale below stays unseen by the payments path until reconciliation.
     with sage500_world(settings, tmp_path, paytrace_settings={"polling": False}) as world:
-        run_cli(
+        cli(
             ["user", "create", "--email", "fin@example.org", "--role", "admin", "--password-stdin"],
             env,
             stdin=PASSWORD + "\n",

@@ -20,8 +20,9 @@ from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.settings import Settings
 from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
+from tests.support.cli import cli
 from tests.support.sbc import connect_ledgerlink, running_sbc
-from tests.support.server import run_cli, running_server, running_worker, server_env
+from tests.support.server import running_server, running_worker, server_env
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +34,7 @@ def test_sync_now_shows_progress_to_100_and_the_log_entry(
     page, settings: Settings, tmp_path: Path
 ) -> None:
     env = {**server_env(settings), "LEDGERLINK_SYNC_PAGE_SIZE": "10"}
-    run_cli(
+    cli(
         ["user", "create", "--email", "ops@example.org", "--role", "operator", "--password-stdin"],
         env,
         stdin=PASSWORD + "\n",
