@@ -25,6 +25,7 @@ from ledgerlink.settings import Settings
 from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
+from tests.support.cli import cli
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
 from tests.support.server import run_cli, server_env
 from tests.support.waiting import wait_until
@@ -64,7 +65,7 @@ def test_a_killed_sync_resumes_without_duplicates(settings: Settings, tmp_path: 
 
         asyncio.run(link_all())
         env = {**server_env(settings), "LEDGERLINK_SYNC_PAGE_SIZE": "100"}
-        run_cli(["sync", "run", "--data-set", "member_details"], env)  # agree on everything first
+        cli(["sync", "run", "--data-set", "member_details"], env)  # agree on everything first
         with runtime.db.transaction() as session:
             for n in range(1, MEMBERS + 1):
                 number = f"M{n:05d}"
