@@ -10,12 +10,14 @@ few thousand breaks, and a run finds nearly all of them again:
   ones no longer found (cleared: resolved by the run, kept in the history). An
   explanation given by a person stands. Each of these steps writes its event.
 
-Breaks are compared as values (tuples), never as loaded ORM objects: a flush of
-thousands of dirty objects was most of a daily run.
+Breaks are compared by a digest of their values, never as loaded ORM objects: a flush
+of thousands of dirty objects, or reading their JSON back, was most of a daily run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -33,7 +35,7 @@ REOPENED_WHEN_FOUND = frozenset({"cleared", "posted_receipt", "reversed_duplicat
 
 # -- breaks ---------------------------------------------------------------------------
 
-#: The values a run sets on a break, in the order compared.
+#: The values a run sets on a break, in the order digested.
 _BREAK_VALUES = (
     "type",
     "side",
@@ -48,6 +50,13 @@ _BREAK_VALUES = (
     "occurred_on",
     "detail",
 )
+
+
+def _digest(values: dict[str, Any]) -> str:
+    """What tells a stored break's values from the run's without reading them back."""
+    listed = [values[name] for name in _BREAK_VALUES]
+    text = json.dumps(listed, default=str, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _optional_int(value: Any) -> int | None:
@@ -89,7 +98,6 @@ def keep_breaks(
     """Upsert the run's ``breaks`` by their stable id; clear those no longer found."""
     scope_id = run.scope_id
     found = {str(row["break_id"])[:80]: row for row in breaks.to_dicts()} if breaks.height else {}
-    columns = [getattr(ReconBreak, name) for name in _BREAK_VALUES]
     stored = {
         row.break_id: row
         for row in session.execute(
@@ -100,7 +108,7 @@ def keep_breaks(
                 ReconBreak.resolution,
                 ReconBreak.resolved_at,
                 ReconBreak.present,
-                *columns,
+                ReconBreak.digest,
             ).where(ReconBreak.scope_id == scope_id)
         )
     }
@@ -111,6 +119,7 @@ def keep_breaks(
     reopened = 0
     for break_id, row in found.items():
         values = _found_values(row, run.as_of)
+        values["digest"] = _digest(values)
         kept = stored.get(break_id)
         if kept is None:
             inserts.append(
@@ -126,7 +135,7 @@ def keep_breaks(
             )
             continue
         update_row: dict[str, Any] = {}
-        if tuple(values.values()) != tuple(getattr(kept, name) for name in _BREAK_VALUES):
+        if values["digest"] != kept.digest:
             update_row.update(values)
         if not kept.present:
             update_row["present"] = True

@@ -112,7 +112,6 @@ class _Kept:
     taken_back: pl.Series
     dropped_reversed: pl.Series
     batches: pl.DataFrame
-    deposits: pl.DataFrame
 
 
 #: Per (database, scope): the last run's prepared sides and result. A worker keeps them
@@ -173,18 +172,13 @@ def _full_sides(
     return sides, until, loaded_at, dropped
 
 
-def _same_rows(stored: pl.DataFrame, kept: pl.DataFrame, key: str) -> tuple[bool, pl.DataFrame]:
-    """Whether the rows of ``stored`` already kept are unchanged; and the new ones."""
-    old = stored.join(kept.select(key), on=key, how="semi")
-    same = old.height == kept.height and old.sort(key).equals(kept.sort(key))
-    return same, stored.join(kept.select(key), on=key, how="anti")
-
-
 def _incremental_sides(
     session: Session, scope_id: int, kept: _Kept, run_id: int
-) -> tuple[Sides, dict[SideName, int], datetime, pl.Series] | str:
-    """The rows stored since ``kept``'s run, or why a full run is needed: a row read
-    before changed or went, or another run of the scope came between."""
+) -> tuple[Sides, dict[SideName, int], datetime, pl.Series, tuple[int, ...]] | str:
+    """The rows stored since ``kept``'s run (with the stored row counts they make), or
+    why a full run is needed: a row read before changed or went, or another run of the
+    scope came between. Rows read again since are compared with those kept; statement
+    lines are never rewritten (a statement is imported whole or taken back whole)."""
     previous = session.scalar(
         select(func.max(ReconRun.id)).where(ReconRun.scope_id == scope_id, ReconRun.id != run_id)
     )
@@ -198,29 +192,22 @@ def _incremental_sides(
         again = tables.stored_since(session, side, scope_id, kept.until[side], kept.loaded_at)
         if not _unchanged(getattr(kept.prepared, side), again, side):
             return f"{side} read before changed"
-    same_b, new_b = _same_rows(
-        tables.read_side(session, "batches", scope_id, until=until["batches"]),
-        kept.batches,
-        "batch_number",
+    again_b = tables.stored_since(
+        session, "batches", scope_id, kept.until["batches"], kept.loaded_at
     )
-    same_d, new_d = _same_rows(
-        tables.read_side(session, "deposits", scope_id, until=until["deposits"]),
-        kept.deposits,
-        "line_id",
+    if not _unchanged(kept.batches, again_b, "batches"):
+        return "a settlement batch read before changed"
+    new_b, new_d, new_t, new_r = (
+        tables.read_side(session, side, scope_id, after=kept.until[side], until=until[side])
+        for side in ("batches", "deposits", "transactions", "receipts")
     )
-    if not (same_b and same_d):
-        return "a settlement batch or statement line read before changed"
-    new_t = tables.read_side(
-        session,
-        "transactions",
-        scope_id,
-        after=kept.until["transactions"],
-        until=until["transactions"],
+    counts = (
+        kept.counts[0] + new_t.height,
+        kept.counts[1] + new_r.height,
+        kept.counts[2] + int(new_r.get_column("reversed").sum() or 0),
+        kept.counts[3] + new_d.height,
     )
     back = tables.taken_back(new_t)
-    new_r = tables.read_side(
-        session, "receipts", scope_id, after=kept.until["receipts"], until=until["receipts"]
-    )
     # A receipt left out as reversed whose sale PayTrace now took back is half of a
     # reversal pair: it comes back into the books as a new row (as a full run has it).
     returning = kept.dropped_reversed.filter(kept.dropped_reversed.is_in(back.implode()))
@@ -244,7 +231,7 @@ def _incremental_sides(
         batches=tables.checked("batches", new_b),
         deposits=tables.checked("deposits", new_d),
     )
-    return new, until, loaded_at, pl.concat([kept_dropped, dropped])
+    return new, until, loaded_at, pl.concat([kept_dropped, dropped]), counts
 
 
 @dataclass(frozen=True)
@@ -398,10 +385,10 @@ def _match_and_keep(db: Any, request: _Request, problems: list[str]) -> RunOutco
         if isinstance(fresh, str):
             full_because, fresh = fresh, None
         if fresh is not None:
-            new, until, loaded_at, dropped = fresh
+            new, until, loaded_at, dropped, stored_counts = fresh
         else:
             sides, until, loaded_at, dropped = _full_sides(session, scope_id, request.ledger)
-        stored_counts = tables.row_counts(session, scope_id, until)
+            stored_counts = tables.row_counts(session, scope_id, until)
     changes = None
     prepared: Any = None
     if kept is not None and fresh is not None and matcher.incremental is not None:
@@ -473,7 +460,6 @@ def _match_and_keep(db: Any, request: _Request, problems: list[str]) -> RunOutco
                 taken_back=tables.taken_back(prepared.transactions),
                 dropped_reversed=dropped,
                 batches=_contract(prepared.batches, "batches"),
-                deposits=_contract(prepared.deposits, "deposits"),
             )
     return outcome
 

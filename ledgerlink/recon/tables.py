@@ -245,38 +245,57 @@ def load_sides(
     )
 
 
+#: The sides a reader upserts (stamping ``read_at``), by their model.
+_UPSERTED: dict[SideName, Any] = {
+    "transactions": ReconTransaction,
+    "receipts": ReconReceipt,
+    "batches": ReconBatch,
+}
+
+
 def stored_since(
     session: Session, side: SideName, scope_id: int, until: int, since: Any
 ) -> pl.DataFrame:
-    """Rows of ``side`` (transactions or receipts) up to row id ``until`` written again
-    at or after ``since`` (a reader's upsert stamps ``read_at``), as read."""
-    model: Any = ReconTransaction if side == "transactions" else ReconReceipt
+    """Rows of ``side`` (transactions, receipts or batches) up to row id ``until`` written
+    again at or after ``since`` (a reader's upsert stamps ``read_at``, and so does marking
+    a receipt reversed), as read."""
+    model = _UPSERTED[side]
     ids = session.scalars(
         select(model.id).where(
-            model.scope_id == scope_id, model.id <= until, model.read_at >= since
+            model.scope_id == scope_id, model.read_at >= since, model.id <= until
         )
     ).all()
-    if not ids:
-        return _read(session, side, scope_id, 0, 0)
-    low, high = min(ids), max(ids)
-    frame = _read(session, side, scope_id, low - 1, high)
-    return frame
+    parts = []
+    for start in range(0, len(ids), 500):
+        listed = ", ".join(str(int(i)) for i in ids[start : start + 500])
+        sql = _QUERIES[side].format(scope=int(scope_id), since=f" AND id IN ({listed})")
+        parts.append(_as_contract(_fetched(session, sql), side))
+    return pl.concat(parts) if parts else _as_contract(pl.DataFrame(), side)
 
 
 def row_counts(session: Session, scope_id: int, until: dict[SideName, int]) -> tuple[int, ...]:
-    """Stored transactions and receipts up to ``until`` and how many receipts are
-    reversed: what tells a run whether rows it read before were removed or reversed
-    (SBC's deleted receipts are marked reversed without a new read stamp)."""
-    t, r = ReconTransaction, ReconReceipt
+    """Stored transactions, receipts, reversed receipts and statement lines up to
+    ``until``: what tells a run that rows it read before were removed (a statement taken
+    back) or reversed. Each is counted on an index."""
+    t, r, line = ReconTransaction, ReconReceipt, ReconStatementLine
     txns = session.scalar(
         select(func.count()).where(t.scope_id == scope_id, t.id <= until["transactions"])
     )
-    receipts, reversed_ = session.execute(
-        select(func.count(), func.count().filter(r.reversed.is_(True))).where(
-            r.scope_id == scope_id, r.id <= until["receipts"]
+    receipts = session.scalar(
+        select(func.count()).where(r.scope_id == scope_id, r.id <= until["receipts"])
+    )
+    reversed_ = session.scalar(
+        select(func.count()).where(
+            r.scope_id == scope_id, r.reversed.is_(True), r.id <= until["receipts"]
         )
-    ).one()
-    return int(txns or 0), int(receipts or 0), int(reversed_ or 0)
+    )
+    lines = session.scalar(
+        select(func.count())
+        .select_from(line)
+        .join(ReconStatement, ReconStatement.id == line.statement_id)
+        .where(ReconStatement.scope_id == scope_id, line.id <= until["deposits"])
+    )
+    return int(txns or 0), int(receipts or 0), int(reversed_ or 0), int(lines or 0)
 
 
 def checked(side: SideName, frame: pl.DataFrame) -> pl.DataFrame:

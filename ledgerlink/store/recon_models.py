@@ -91,6 +91,8 @@ class ReconTransaction(Base):
     __table_args__ = (
         UniqueConstraint("scope_id", "txn_id"),
         Index("ix_recon_transactions_batch", "scope_id", "batch_number"),
+        #: a run finds the rows read again since it last read them (recon/tables.py)
+        Index("ix_recon_transactions_read", "scope_id", "read_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -115,7 +117,10 @@ class ReconBatch(Base):
     """A PayTrace settlement batch: gross - fees - withheld chargebacks = net."""
 
     __tablename__ = "recon_batches"
-    __table_args__ = (UniqueConstraint("scope_id", "batch_number"),)
+    __table_args__ = (
+        UniqueConstraint("scope_id", "batch_number"),
+        Index("ix_recon_batches_read", "scope_id", "read_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     scope_id: Mapped[int] = mapped_column(ForeignKey("recon_scopes.id", ondelete="CASCADE"))
@@ -140,6 +145,8 @@ class ReconReceipt(Base):
     __table_args__ = (
         UniqueConstraint("scope_id", "receipt_id"),
         Index("ix_recon_receipts_txn", "scope_id", "txn_id"),
+        Index("ix_recon_receipts_read", "scope_id", "read_at"),
+        Index("ix_recon_receipts_reversed", "scope_id", "reversed"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -277,6 +284,9 @@ class ReconBreak(Base):
     #: the day the break's records are dated (as_of - age): the period it belongs to
     occurred_on: Mapped[date] = mapped_column(Date)
     detail: Mapped[str] = mapped_column(Text, default="")
+    #: sha256 of the values above as the run set them: a run rewrites a break only when
+    #: they changed (recon/keeping.py)
+    digest: Mapped[str] = mapped_column(String(64), default="")
     #: open | resolved | explained
     status: Mapped[str] = mapped_column(String(16), default="open")
     assigned_to: Mapped[str | None] = mapped_column(String(254))

@@ -1,5 +1,7 @@
 """reconciliation matches are kept as Parquet segments per scope (a full run's base,
-each incremental run's additions and removals) instead of a row per match
+each incremental run's additions and removals) instead of a row per match; breaks keep
+a digest of their values; indexes for the daily run's checks (rows read again since,
+reversed receipts)
 
 The matches of each scope's latest run move into a base segment, so nothing is lost;
 the ``recon_matches`` table goes.
@@ -85,6 +87,18 @@ def upgrade() -> None:
     with op.batch_alter_table("recon_match_segments", schema=None) as batch_op:
         batch_op.create_index("ix_recon_match_segments_scope", ["scope_id", "id"], unique=False)
 
+    with op.batch_alter_table("recon_breaks", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("digest", sa.String(length=64), nullable=False, server_default="")
+        )
+    with op.batch_alter_table("recon_transactions", schema=None) as batch_op:
+        batch_op.create_index("ix_recon_transactions_read", ["scope_id", "read_at"])
+    with op.batch_alter_table("recon_batches", schema=None) as batch_op:
+        batch_op.create_index("ix_recon_batches_read", ["scope_id", "read_at"])
+    with op.batch_alter_table("recon_receipts", schema=None) as batch_op:
+        batch_op.create_index("ix_recon_receipts_read", ["scope_id", "read_at"])
+        batch_op.create_index("ix_recon_receipts_reversed", ["scope_id", "reversed"])
+
     bind = op.get_bind()
     rows = bind.execute(
         sa.text(
@@ -137,6 +151,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("recon_receipts", schema=None) as batch_op:
+        batch_op.drop_index("ix_recon_receipts_reversed")
+        batch_op.drop_index("ix_recon_receipts_read")
+    with op.batch_alter_table("recon_batches", schema=None) as batch_op:
+        batch_op.drop_index("ix_recon_batches_read")
+    with op.batch_alter_table("recon_transactions", schema=None) as batch_op:
+        batch_op.drop_index("ix_recon_transactions_read")
+    with op.batch_alter_table("recon_breaks", schema=None) as batch_op:
+        batch_op.drop_column("digest")
     # The table comes back empty: the scope's next run stores its matches again.
     op.create_table(
         "recon_matches",
