@@ -40,8 +40,8 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def _known_seconds(config: pytest.Config) -> dict[str, float]:
-    """What the last runs measured: from the controller on a worker, else from the cache
-    (read once per process)."""
+    """What the last runs measured: from the controller on a worker, from the cache in the
+    controller (read once)."""
     if _is_worker(config):
         return dict(json.loads(config.workerinput.get(_WORKER_INPUT, "{}")))  # type: ignore[attr-defined]
     if _READ not in config.stash:
@@ -59,6 +59,12 @@ def pytest_configure_node(node: Any) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker only: in one process the order changes nothing but what a
+    developer sees first, and ``--ff``/``--nf`` ask for an order of their own."""
+    if not _is_worker(config) or config.getoption("failedfirst", False):
+        return
+    if config.getoption("newfirst", False):
+        return
     seconds = _known_seconds(config)
     per_file: dict[str, float] = defaultdict(float)
     first: dict[str, int] = {}
