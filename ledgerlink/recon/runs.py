@@ -150,8 +150,8 @@ def _full_sides(
     reversed receipts left out (``tables.receipts_frame``)."""
     loaded_at = utcnow()
     until = tables.max_row_ids(session, scope_id)
-    txns = tables.read_side(session, "transactions", scope_id, until=until["transactions"])
-    raw = tables.read_side(session, "receipts", scope_id, until=until["receipts"])
+    stored = tables.read_whole(session, scope_id, until)
+    txns, raw = stored["transactions"], stored["receipts"]
     receipts = tables.receipts_frame(raw, txns, ledger)
     dropped = (
         raw.filter(pl.col("reversed"))
@@ -162,12 +162,8 @@ def _full_sides(
     sides = Sides(
         transactions=tables.checked("transactions", txns),
         receipts=tables.checked("receipts", receipts),
-        batches=tables.checked(
-            "batches", tables.read_side(session, "batches", scope_id, until=until["batches"])
-        ),
-        deposits=tables.checked(
-            "deposits", tables.read_side(session, "deposits", scope_id, until=until["deposits"])
-        ),
+        batches=tables.checked("batches", stored["batches"]),
+        deposits=tables.checked("deposits", stored["deposits"]),
     )
     return sides, until, loaded_at, dropped
 

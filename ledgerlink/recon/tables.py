@@ -15,7 +15,7 @@ import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledgerlink.recon import frames
+from ledgerlink.recon import frames, sqlite_arrow
 from ledgerlink.recon.frames import SideName, Sides
 from ledgerlink.store.recon_models import (
     ReconBatch,
@@ -70,10 +70,8 @@ def _fetched(session: Session, sql: str) -> pl.DataFrame:
     no Python tuples; a million rows through psycopg's cursor cost seconds and a
     gigabyte). The ADBC connection is a second one to the same database: the caller
     bounds what it reads by row ids taken in its own session, so a row written since is
-    not read. On SQLite through the session's own driver: ADBC's SQLite driver links its
-    own copy of SQLite, and two copies of SQLite in one process break each other's file
-    locks (https://sqlite.org/howtocorrupt.html#multiple_copies_of_sqlite_linked_into_the_same_application;
-    seen here as "disk I/O error" and rows committed by one unseen by the other)."""
+    not read. On SQLite through the session's own driver (the few rows of a daily run);
+    whole sides go through ``read_whole`` and ``recon/sqlite_arrow.py``."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         url = connection.engine.url.set(drivername="postgresql")
@@ -124,6 +122,35 @@ def _read(
     since += "" if until is None else f" AND {ROW_ID[side]} <= {int(until)}"
     sql = _QUERIES[side].format(scope=int(scope_id), since=since)
     return _as_contract(_fetched(session, sql), side)
+
+
+#: Sides a full read of which goes to child processes on SQLite (a million rows each).
+_BIG: tuple[SideName, ...] = ("transactions", "receipts")
+
+
+def read_whole(
+    session: Session, scope_id: int, until: dict[SideName, int]
+) -> dict[SideName, pl.DataFrame]:
+    """Every stored row of each side up to the row ids ``until``, as read (unchecked).
+    On SQLite the two big sides are read side by side as Arrow in child processes
+    (``recon/sqlite_arrow.py`` says why)."""
+    found: dict[SideName, pl.DataFrame] = {}
+    connection = session.connection()
+    database = connection.engine.url.database
+    if connection.dialect.name == "sqlite" and database and database != ":memory:":
+        queries: dict[str, str] = {
+            side: _QUERIES[side].format(
+                scope=int(scope_id), since=f" AND {ROW_ID[side]} <= {int(until[side])}"
+            )
+            for side in _BIG
+        }
+        read = sqlite_arrow.read(database, queries)
+        for side in _BIG:
+            found[side] = _as_contract(read[side], side)
+    for side in frames.SIDES:
+        if side not in found:
+            found[side] = _read(session, side, scope_id, None, until[side])
+    return found
 
 
 def read_side(
