@@ -17,8 +17,7 @@ of thousands of dirty objects, or reading their JSON back, was most of a daily r
 from __future__ import annotations
 
 import hashlib
-import json
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import polars as pl
@@ -52,33 +51,55 @@ _BREAK_VALUES = (
 )
 
 
-def _digest(values: dict[str, Any]) -> str:
-    """What tells a stored break's values from the run's without reading them back."""
-    listed = [values[name] for name in _BREAK_VALUES]
-    text = json.dumps(listed, default=str, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+def _found_frame(breaks: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """The run's breaks as the values stored, with the digest of those values."""
+    ids = pl.List(pl.String())
+    found = breaks.select(
+        break_id=pl.col("break_id").cast(pl.String).str.slice(0, 80),
+        type=pl.col("type").cast(pl.String),
+        side=pl.col("side").cast(pl.String),
+        ids=pl.col("ids").cast(ids).fill_null([]),
+        other_side=pl.col("other_side").cast(pl.String).fill_null(""),
+        other_ids=pl.col("other_ids").cast(ids).fill_null([]),
+        amount_minor=pl.col("amount_minor").cast(pl.Int64),
+        expected_minor=pl.col("expected_minor").cast(pl.Int64),
+        actual_minor=pl.col("actual_minor").cast(pl.Int64),
+        currency=pl.col("currency").cast(pl.String),
+        as_of_days=pl.col("as_of_days").cast(pl.Int64).fill_null(0),
+        detail=pl.col("detail").cast(pl.String).fill_null(""),
+    ).with_columns(
+        occurred_on=pl.lit(as_of, dtype=pl.Date) - pl.duration(days=pl.col("as_of_days"))
+    )
+    canonical = found.select(pl.struct(list(_BREAK_VALUES)).struct.json_encode()).to_series()
+    digests = [hashlib.sha256(text.encode()).hexdigest() for text in canonical]
+    return found.with_columns(digest=pl.Series(digests, dtype=pl.String))
 
 
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+_STORED_SCHEMA = {
+    "id": pl.Int64(),
+    "break_id": pl.String(),
+    "status": pl.String(),
+    "resolution": pl.String(),
+    "resolved_at": pl.Object(),
+    "present": pl.Boolean(),
+    "stored_digest": pl.String(),
+}
 
 
-def _found_values(row: dict[str, Any], as_of: date) -> dict[str, Any]:
-    age = int(row.get("as_of_days") or 0)
-    return {
-        "type": str(row["type"]),
-        "side": str(row["side"]),
-        "ids": [str(i) for i in row["ids"] or []],
-        "other_side": str(row.get("other_side") or ""),
-        "other_ids": [str(i) for i in row.get("other_ids") or []],
-        "amount_minor": int(row["amount_minor"]),
-        "expected_minor": _optional_int(row.get("expected_minor")),
-        "actual_minor": _optional_int(row.get("actual_minor")),
-        "currency": str(row["currency"]),
-        "as_of_days": age,
-        "occurred_on": as_of - timedelta(days=age),
-        "detail": str(row.get("detail") or ""),
-    }
+def _stored_frame(session: Session, scope_id: int) -> pl.DataFrame:
+    """The scope's stored breaks: their state and digest, not their values."""
+    rows = session.execute(
+        select(
+            ReconBreak.id,
+            ReconBreak.break_id,
+            ReconBreak.status,
+            ReconBreak.resolution,
+            ReconBreak.resolved_at,
+            ReconBreak.present,
+            ReconBreak.digest,
+        ).where(ReconBreak.scope_id == scope_id)
+    ).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=_STORED_SCHEMA, orient="row")
 
 
 def _reopens(
@@ -95,66 +116,60 @@ def _reopens(
 def keep_breaks(
     session: Session, run: ReconRun, breaks: pl.DataFrame, actor: str
 ) -> dict[str, int]:
-    """Upsert the run's ``breaks`` by their stable id; clear those no longer found."""
+    """Upsert the run's ``breaks`` by their stable id; clear those no longer found.
+    Only the breaks that are new, changed, found again or gone are touched one by one."""
     scope_id = run.scope_id
-    found = {str(row["break_id"])[:80]: row for row in breaks.to_dicts()} if breaks.height else {}
-    stored = {
-        row.break_id: row
-        for row in session.execute(
-            select(
-                ReconBreak.id,
-                ReconBreak.break_id,
-                ReconBreak.status,
-                ReconBreak.resolution,
-                ReconBreak.resolved_at,
-                ReconBreak.present,
-                ReconBreak.digest,
-            ).where(ReconBreak.scope_id == scope_id)
-        )
-    }
+    found = _found_frame(breaks, run.as_of).unique("break_id", keep="first", maintain_order=True)
+    stored = _stored_frame(session, scope_id)
+    joined = found.join(stored, on="break_id", how="left")
     now = utcnow()
-    inserts: list[dict[str, Any]] = []
+    values = [*_BREAK_VALUES, "digest"]
+    inserts = [
+        {
+            "scope_id": scope_id,
+            "break_id": row["break_id"],
+            "status": "open",
+            "first_run_id": run.id,
+            "last_run_id": run.id,
+            "present": True,
+            **{name: row[name] for name in values},
+        }
+        for row in joined.filter(pl.col("id").is_null()).to_dicts()
+    ]
+    maybe = joined.filter(
+        pl.col("id").is_not_null()
+        & (
+            (pl.col("digest") != pl.col("stored_digest"))
+            | ~pl.col("present")
+            | (pl.col("status") == "resolved")
+        )
+    )
     changed: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     reopened = 0
-    for break_id, row in found.items():
-        values = _found_values(row, run.as_of)
-        values["digest"] = _digest(values)
-        kept = stored.get(break_id)
-        if kept is None:
-            inserts.append(
-                {
-                    "scope_id": scope_id,
-                    "break_id": break_id,
-                    "status": "open",
-                    "first_run_id": run.id,
-                    "last_run_id": run.id,
-                    "present": True,
-                    **values,
-                }
-            )
-            continue
+    for row in maybe.to_dicts():
         update_row: dict[str, Any] = {}
-        if values["digest"] != kept.digest:
-            update_row.update(values)
-        if not kept.present:
+        if row["digest"] != row["stored_digest"]:
+            update_row.update({name: row[name] for name in values})
+        if not row["present"]:
             update_row["present"] = True
-        if _reopens(kept.status, kept.resolution, kept.resolved_at, run):
+        if _reopens(row["status"], row["resolution"], row["resolved_at"], run):
             update_row.update(status="open", resolution=None, resolved_at=None, resolved_by=None)
-            events.append(_event(kept.id, actor, "reopened", f"Found again by run {run.id}", now))
+            events.append(_event(row["id"], actor, "reopened", f"Found again by run {run.id}", now))
             reopened += 1
         if update_row:
-            changed.append({"id": kept.id, "last_run_id": run.id, **update_row})
+            changed.append({"id": row["id"], "last_run_id": run.id, **update_row})
     cleared = 0
-    for break_id, kept in stored.items():
-        if break_id in found or not kept.present:
-            continue
-        gone: dict[str, Any] = {"id": kept.id, "present": False, "last_run_id": run.id}
-        if kept.status == "open":
+    gone_rows = stored.filter(
+        pl.col("present") & ~pl.col("break_id").is_in(found.get_column("break_id").implode())
+    )
+    for row in gone_rows.select("id", "status").to_dicts():
+        gone: dict[str, Any] = {"id": row["id"], "present": False, "last_run_id": run.id}
+        if row["status"] == "open":
             gone.update(status="resolved", resolution="cleared", resolved_at=now, resolved_by=actor)
             cleared += 1
         changed.append(gone)
-        events.append(_event(kept.id, actor, "cleared", f"No longer found by run {run.id}", now))
+        events.append(_event(row["id"], actor, "cleared", f"No longer found by run {run.id}", now))
     # every break still present is seen by this run; the rows above say what else changed
     session.execute(
         update(ReconBreak)
@@ -187,7 +202,7 @@ def keep_breaks(
         )
     )
     return {
-        "breaks": len(found),
+        "breaks": found.height,
         "open_breaks": int(open_breaks or 0),
         "new_breaks": len(inserts),
         "cleared_breaks": cleared,
