@@ -149,7 +149,7 @@ def _full_sides(
     """Every stored row (bounded by the row ids seen first), and the sale ids of the
     reversed receipts left out (``tables.receipts_frame``)."""
     loaded_at = utcnow()
-    until = tables.max_row_ids(session, scope_id)
+    until = tables.max_row_ids(session)
     stored = tables.read_whole(session, scope_id, until)
     txns, raw = stored["transactions"], stored["receipts"]
     receipts = tables.receipts_frame(raw, txns, ledger)
@@ -181,7 +181,7 @@ def _incremental_sides(
     if previous != kept.run_id:
         return f"run {previous} of the scope came after run {kept.run_id}"
     loaded_at = utcnow()
-    until = tables.max_row_ids(session, scope_id)
+    until = tables.max_row_ids(session)
     if tables.row_counts(session, scope_id, kept.until) != kept.counts:
         return "rows read before were removed or reversed"
     for side in ("transactions", "receipts"):
@@ -198,10 +198,8 @@ def _incremental_sides(
         for side in ("batches", "deposits", "transactions", "receipts")
     )
     counts = (
-        kept.counts[0] + new_t.height,
-        kept.counts[1] + new_r.height,
-        kept.counts[2] + int(new_r.get_column("reversed").sum() or 0),
-        kept.counts[3] + new_d.height,
+        kept.counts[0] + int(new_r.get_column("reversed").sum() or 0),
+        kept.counts[1] + new_d.height,
     )
     back = tables.taken_back(new_t)
     # A receipt left out as reversed whose sale PayTrace now took back is half of a

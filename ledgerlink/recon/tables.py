@@ -26,26 +26,28 @@ from ledgerlink.store.recon_models import (
 )
 
 #: Per side: the SQL (``{scope}`` is the scope's integer id) and its columns, in order.
+#: No ORDER BY: SQLite would walk the unique index and fetch each row by it (and pick
+#: that index over a better one for an IN list); ``_as_contract`` sorts in polars.
 _QUERIES: dict[SideName, str] = {
     "transactions": (
         "SELECT txn_id, kind, status, amount_minor, currency, created_on, batch_number, "
         "card_brand, original_txn_id FROM recon_transactions WHERE scope_id = {scope}"
-        "{since} ORDER BY txn_id"
+        "{since}"
     ),
     "receipts": (
         "SELECT receipt_id, idempotency_key, txn_id, kind, amount_minor, currency, posted_on, "
         "reversed, customer_id, reference FROM recon_receipts WHERE scope_id = {scope}"
-        "{since} ORDER BY receipt_id"
+        "{since}"
     ),
     "batches": (
         "SELECT batch_number, settled_on, gross_minor, fees_minor, chargebacks_withheld_minor, "
         "net_minor, currency, transaction_count FROM recon_batches WHERE scope_id = {scope}"
-        "{since} ORDER BY batch_number"
+        "{since}"
     ),
     "deposits": (
         "SELECT l.line_id, l.statement_id, l.booked_on, l.amount_minor, l.currency, "
         "l.reference, l.bank_ref FROM recon_statement_lines l JOIN recon_statements s "
-        "ON s.id = l.statement_id WHERE s.scope_id = {scope}{since} ORDER BY l.line_id"
+        "ON s.id = l.statement_id WHERE s.scope_id = {scope}{since}"
     ),
 }
 _STORED: dict[SideName, list[str]] = {
@@ -106,7 +108,7 @@ def _as_contract(frame: pl.DataFrame, side: SideName) -> pl.DataFrame:
             casts.append(pl.col(name).str.to_date("%Y-%m-%d"))
         else:
             casts.append(pl.col(name).cast(want))
-    return frame.select(casts)
+    return frame.select(casts).sort(frames.ID_COLUMN[side])
 
 
 def _read(
@@ -181,34 +183,15 @@ def _quoted(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def max_row_ids(session: Session, scope_id: int) -> dict[SideName, int]:
-    """The largest stored row id of each side: rows above it are new."""
-    line = ReconStatementLine
+def max_row_ids(session: Session) -> dict[SideName, int]:
+    """A row id per side above which every row is new: the table's largest (every read
+    also filters by scope, so another scope's rows change nothing, and ``max(id)`` on
+    the primary key is one lookup where the scope's own maximum is a scan)."""
     return {
-        "transactions": int(
-            session.scalar(
-                select(func.max(ReconTransaction.id)).where(ReconTransaction.scope_id == scope_id)
-            )
-            or 0
-        ),
-        "receipts": int(
-            session.scalar(
-                select(func.max(ReconReceipt.id)).where(ReconReceipt.scope_id == scope_id)
-            )
-            or 0
-        ),
-        "batches": int(
-            session.scalar(select(func.max(ReconBatch.id)).where(ReconBatch.scope_id == scope_id))
-            or 0
-        ),
-        "deposits": int(
-            session.scalar(
-                select(func.max(line.id))
-                .join(ReconStatement, ReconStatement.id == line.statement_id)
-                .where(ReconStatement.scope_id == scope_id)
-            )
-            or 0
-        ),
+        "transactions": int(session.scalar(select(func.max(ReconTransaction.id))) or 0),
+        "receipts": int(session.scalar(select(func.max(ReconReceipt.id))) or 0),
+        "batches": int(session.scalar(select(func.max(ReconBatch.id))) or 0),
+        "deposits": int(session.scalar(select(func.max(ReconStatementLine.id))) or 0),
     }
 
 
@@ -301,16 +284,11 @@ def stored_since(
 
 
 def row_counts(session: Session, scope_id: int, until: dict[SideName, int]) -> tuple[int, ...]:
-    """Stored transactions, receipts, reversed receipts and statement lines up to
-    ``until``: what tells a run that rows it read before were removed (a statement taken
-    back) or reversed. Each is counted on an index."""
-    t, r, line = ReconTransaction, ReconReceipt, ReconStatementLine
-    txns = session.scalar(
-        select(func.count()).where(t.scope_id == scope_id, t.id <= until["transactions"])
-    )
-    receipts = session.scalar(
-        select(func.count()).where(r.scope_id == scope_id, r.id <= until["receipts"])
-    )
+    """Reversed receipts and statement lines up to ``until``, each counted on an index:
+    what tells a run that rows it read before were reversed or taken back without a new
+    read stamp (every reader's write stamps ``read_at``; this is the check that does not
+    rely on it). Transactions and receipts are never deleted."""
+    r, line = ReconReceipt, ReconStatementLine
     reversed_ = session.scalar(
         select(func.count()).where(
             r.scope_id == scope_id, r.reversed.is_(True), r.id <= until["receipts"]
@@ -322,7 +300,7 @@ def row_counts(session: Session, scope_id: int, until: dict[SideName, int]) -> t
         .join(ReconStatement, ReconStatement.id == line.statement_id)
         .where(ReconStatement.scope_id == scope_id, line.id <= until["deposits"])
     )
-    return int(txns or 0), int(receipts or 0), int(reversed_ or 0), int(lines or 0)
+    return int(reversed_ or 0), int(lines or 0)
 
 
 def checked(side: SideName, frame: pl.DataFrame) -> pl.DataFrame:
