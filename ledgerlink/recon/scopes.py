@@ -73,7 +73,7 @@ def ensure_scope(session: Session, gateway_id: int, ledger_id: int, *, actor: st
     """The scope of this pair, created on first use (refused unless the pair is a PayTrace
     connection and a ledger)."""
     gateway = session.get(Connection, gateway_id)
-    if gateway is None or gateway.kind != "paytrace":
+    if gateway is None or gateway.kind not in registry.gateway_kinds():
         raise ReconRefused(
             "gateway", f"Connection {gateway_id} is not a PayTrace connection; give a PayTrace one"
         )
@@ -105,7 +105,8 @@ def ensure_scope(session: Session, gateway_id: int, ledger_id: int, *, actor: st
 def ensure_default_scopes(session: Session, *, actor: str) -> list[ReconScope]:
     """A scope for every PayTrace connection whose posting ledger is known, then every
     scope there is (oldest first)."""
-    for paytrace in session.scalars(select(Connection).where(Connection.kind == "paytrace")):
+    gateways = select(Connection).where(Connection.kind.in_(registry.gateway_kinds()))
+    for paytrace in session.scalars(gateways):
         ledger_id = posting_ledger_id(session, paytrace)
         if ledger_id is not None and session.get(Connection, ledger_id) is not None:
             ensure_scope(session, paytrace.id, ledger_id, actor=actor)
