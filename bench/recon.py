@@ -292,6 +292,8 @@ def _timed(call: Any) -> tuple[Any, dict[str, Any]]:
         "wall_seconds": round(time.perf_counter() - started, 3),
         "cpu_seconds": round(time.process_time() - cpu, 3),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        #: the largest child (recon/sqlite_arrow.py's readers on SQLite)
+        "peak_rss_child_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
     }
 
 
