@@ -126,8 +126,8 @@ class Changes:
     def apply(self, previous: Result) -> Result:
         """``previous`` with these changes: what a full run would have given."""
         kept = previous.matches.filter(~pl.col("match_id").is_in(self.removed_match_ids.implode()))
-        return Result(
-            matches=kept.merge_sorted(self.added_matches, key="match_id"),
+        return Result(  # concat + sort: merge_sorted measured slower on list columns
+            matches=pl.concat([kept, self.added_matches]).sort("match_id"),
             breaks=self.breaks,
             totals=self.totals,
             spec_version=self.spec_version,
