@@ -23,6 +23,15 @@ from tests.support.postgres import postgres_server
 
 _E2E = Path(__file__).parent / "e2e"
 
+# xdist starts its workers with COLUMNS=80 and LINES in their environment (a plain pytest
+# process has neither). The CLI's rich consoles are made when ``ledgerlink.terminal`` is
+# first imported and would keep 80 columns for good, so a command run in-process
+# (tests/support/cli.py) with COLUMNS=400 wrapped its table where a real process does not.
+# Without them a console measures the width when it prints, from the environment then.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
+
 #: Longest files first, from the durations of earlier runs (see its docstring).
 pytest_plugins = ["tests.support.scheduling"]
 
