@@ -91,22 +91,19 @@ _STORED_SCHEMA = {
 
 
 def _stored_frame(session: Session, scope_id: int) -> pl.DataFrame:
-    """The scope's stored breaks: their state and digest, not their values (through the
-    driver: twenty thousand rows of SQLAlchemy result processing was a tenth of a run)."""
-    connection = session.connection()
-    raw: Any = connection.connection.dbapi_connection
-    sql = "SELECT id, break_id, status, resolution, present, digest FROM recon_breaks "
-    sql += (
-        "WHERE scope_id = %s" if connection.dialect.name == "postgresql" else "WHERE scope_id = ?"
-    )
-    cursor = raw.cursor()
-    try:
-        cursor.execute(sql, (scope_id,))
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    frame = pl.DataFrame(rows, schema=_STORED_SCHEMA, orient="row")
-    return frame.with_columns(pl.col("present").cast(pl.Boolean))
+    """The scope's stored breaks: their state and digest, not their values (plain
+    columns: no JSON nor timestamps for SQLAlchemy to process per row)."""
+    rows = session.execute(
+        select(
+            ReconBreak.id,
+            ReconBreak.break_id,
+            ReconBreak.status,
+            ReconBreak.resolution,
+            ReconBreak.present,
+            ReconBreak.digest,
+        ).where(ReconBreak.scope_id == scope_id)
+    ).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=_STORED_SCHEMA, orient="row")
 
 
 def _resolved_at(session: Session, ids: list[int]) -> dict[int, datetime | None]:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.recon import frames, sqlite_arrow
-from ledgerlink.recon.frames import SideName, Sides
+from ledgerlink.recon.frames import SideName
 from ledgerlink.store.recon_models import (
     ReconBatch,
     ReconReceipt,
@@ -175,18 +175,28 @@ def read_side(
 
 def receipts_of(session: Session, scope_id: int, txn_ids: list[str], until: int) -> pl.DataFrame:
     """The stored receipts (up to row id ``until``) of the sales ``txn_ids``, as read."""
-    frames_read = []
+    r = ReconReceipt
+    ids: list[int] = []
     for start in range(0, len(txn_ids), 500):
-        listed = ", ".join(_quoted(t) for t in txn_ids[start : start + 500])
-        since = f" AND id <= {int(until)} AND txn_id IN ({listed})"
-        sql = _QUERIES["receipts"].format(scoped="scope_id", scope=int(scope_id), since=since)
-        frames_read.append(_as_contract(_fetched(session, sql), "receipts"))
-    return pl.concat(frames_read) if frames_read else _as_contract(pl.DataFrame(), "receipts")
+        ids += session.scalars(
+            select(r.id).where(
+                r.scope_id == scope_id,
+                r.txn_id.in_(txn_ids[start : start + 500]),
+                r.id <= until,
+            )
+        ).all()
+    return _read_ids(session, "receipts", scope_id, ids)
 
 
-def _quoted(text: str) -> str:
-    """``text`` as an SQL string literal (ids come from our own stored rows)."""
-    return "'" + str(text).replace("'", "''") + "'"
+def _read_ids(session: Session, side: SideName, scope_id: int, ids: list[int]) -> pl.DataFrame:
+    """The stored rows of ``side`` with the row ids ``ids``, as read."""
+    parts = []
+    for start in range(0, len(ids), 500):
+        listed = ", ".join(str(int(i)) for i in ids[start : start + 500])
+        since = f" AND id IN ({listed})"
+        sql = _QUERIES[side].format(scoped="+scope_id", scope=int(scope_id), since=since)
+        parts.append(_as_contract(_fetched(session, sql), side))
+    return pl.concat(parts) if parts else _as_contract(pl.DataFrame(), side)
 
 
 def max_row_ids(session: Session) -> dict[SideName, int]:
@@ -241,26 +251,6 @@ def receipts_frame(
     ).select(list(frames.SCHEMAS["receipts"]))
 
 
-def load_sides(
-    session: Session, scope_id: int, ledger: str, until: dict[SideName, int] | None = None
-) -> Sides:
-    """Every stored row of the scope (up to the row ids ``until``), as the four checked
-    frames."""
-    bound = until or {}
-    transactions = _read(session, "transactions", scope_id, None, bound.get("transactions"))
-    receipts = receipts_frame(
-        _read(session, "receipts", scope_id, None, bound.get("receipts")), transactions, ledger
-    )
-    return Sides(
-        transactions=checked("transactions", transactions),
-        receipts=checked("receipts", receipts),
-        batches=checked("batches", _read(session, "batches", scope_id, None, bound.get("batches"))),
-        deposits=checked(
-            "deposits", _read(session, "deposits", scope_id, None, bound.get("deposits"))
-        ),
-    )
-
-
 #: The sides a reader upserts (stamping ``read_at``), by their model.
 _UPSERTED: dict[SideName, Any] = {
     "transactions": ReconTransaction,
@@ -281,13 +271,7 @@ def stored_since(
             model.scope_id == scope_id, model.read_at >= since, model.id <= until
         )
     ).all()
-    parts = []
-    for start in range(0, len(ids), 500):
-        listed = ", ".join(str(int(i)) for i in ids[start : start + 500])
-        since = f" AND id IN ({listed})"
-        sql = _QUERIES[side].format(scoped="+scope_id", scope=int(scope_id), since=since)
-        parts.append(_as_contract(_fetched(session, sql), side))
-    return pl.concat(parts) if parts else _as_contract(pl.DataFrame(), side)
+    return _read_ids(session, side, scope_id, list(ids))
 
 
 def row_counts(session: Session, scope_id: int, until: dict[SideName, int]) -> tuple[int, ...]:
