@@ -54,7 +54,7 @@ class LedgerFacts:
         return await self.targets.receipt_mapper(await self._opened())
 
     async def sale_progress(self, sale_id: str) -> SaleProgress:
-        return await reading(self.targets.db, lambda session: _sale_progress(session, sale_id))
+        return await reading(self.targets.db, lambda session: read_sale_progress(session, sale_id))
 
     async def event_status(self, dedup_key: str) -> str | None:
         return await reading(
@@ -67,7 +67,21 @@ class LedgerFacts:
         )
 
 
-def _sale_progress(session: Session, sale_id: str) -> SaleProgress:
+def read_sale_progress(session: Session, sale_id: str) -> SaleProgress:
+    """The sale's receipt, else the statuses of its events.
+
+    The statuses are read *before* the receipt. A sale's receipt and its ``posted`` status
+    are committed together, but on PostgreSQL (read committed) each statement sees the
+    commits made before it: read the other way round, a sale that finished between the two
+    reads showed as posted with no receipt, and its refund was settled as changing
+    nothing."""
+    statuses = tuple(
+        status
+        for status in (
+            queue.event_status(session, f"{sale_id}:{kind}") for kind in ("sale", "capture")
+        )
+        if status is not None
+    )
     row: PaymentPosting | None = queue.receipt_for(session, sale_id)
     if row is not None:
         return SaleProgress(
@@ -82,5 +96,4 @@ def _sale_progress(session: Session, sale_id: str) -> SaleProgress:
                 reversed=row.reversed_at is not None,
             )
         )
-    statuses = (queue.event_status(session, f"{sale_id}:{kind}") for kind in ("sale", "capture"))
-    return SaleProgress(None, tuple(status for status in statuses if status is not None))
+    return SaleProgress(None, statuses)

@@ -84,8 +84,7 @@ def test_each_event_three_times_shuffled_posts_each_once(
             )
         world.settle()
         refunded = list(sales)[:3]
-        for sale in refunded:
-            world.refund(sale, "2.00")
+        refunds = [world.refund(sale, "2.00") for sale in refunded]
         voided = {world.pay(customers[0], "7.00", sales[refunded[0]][0])}
         world.void(next(iter(voided)))
         forms = _silent_posts(world, voided) * 3
@@ -103,6 +102,10 @@ def test_each_event_three_times_shuffled_posts_each_once(
             assert world.event(sale, hint=True).status == "confirmed"
             back = Decimal("2.00") if sale in refunded else Decimal("0")
             assert Decimal(world.invoice(invoice)["Balance"]) == balance - Decimal("5.00") + back
+        for refund in refunds:
+            assert world.event(refund, "refund").status == "posted", world.event(
+                refund, "refund"
+            ).message
         assert world.event(next(iter(voided))).status == "ignored"
         per_key = Counter(p.idempotency_key for p in world.postings())
         assert set(per_key.values()) == {1}
