@@ -77,10 +77,10 @@ def test_each_event_three_times_shuffled_posts_each_once(
         customers = profiles(world)
         sales: dict[str, tuple[str, Decimal]] = {}
         for customer in customers:
-            invoice = world.open_invoices(int(customer[1:]))[0]
-            sales[world.pay(customer, "5.00", invoice["TranID"])] = (
-                invoice["TranID"],
-                Decimal(invoice["Balance"]),
+            owed = world.open_invoices(int(customer[1:]))[0]
+            sales[world.pay(customer, "5.00", owed["TranID"])] = (
+                owed["TranID"],
+                Decimal(owed["Balance"]),
             )
         world.settle()
         refunded = list(sales)[:3]
