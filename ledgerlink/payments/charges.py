@@ -125,14 +125,22 @@ async def charge_invoice(
         ledger, connection = target.ledger, target.connection
         invoice = await ledger.find_invoice(number)
         if invoice is None:
-            raise ChargeRefused("invoice_number", f"Invoice {number} is not in {connection.name}")
+            raise ChargeRefused(
+                "invoice_number",
+                f"Invoice {number} is not in {connection.name}; check the number as "
+                f"{connection.name} shows it",
+            )
         if not invoice.is_open:
-            raise ChargeRefused("invoice_number", f"Invoice {number} has nothing left to pay")
+            raise ChargeRefused(
+                "invoice_number", f"Invoice {number} has nothing left to pay; nothing to charge"
+            )
         if amount.strip():
             try:
                 wanted = Money.parse(amount.strip(), invoice.outstanding.currency)
             except ValueError as exc:
-                raise ChargeRefused("amount", f"{amount!r} is not an amount: {exc}") from None
+                raise ChargeRefused(
+                    "amount", f"Enter the amount as a number like 50.00 ({exc})"
+                ) from None
             if wanted.minor <= 0 or wanted > invoice.outstanding:
                 raise ChargeRefused(
                     "amount",
@@ -148,7 +156,9 @@ async def charge_invoice(
         if profile is None:
             raise ChargeRefused(
                 "invoice_number",
-                f"{customer.name} ({customer.number}) is not linked to a PayTrace profile",
+                f"{customer.name} ({customer.number}) has no card stored with PayTrace: the "
+                "member is not linked to a PayTrace customer profile. Link it on the member's "
+                "page (or ask them to save a card through the payment page), then charge again",
             )
         gateway = runtime.gateway_for(gateway_connection)
         try:
@@ -157,8 +167,9 @@ async def charge_invoice(
             except NotFound:
                 raise ChargeRefused(
                     "invoice_number",
-                    f"{customer.name} has no stored card in PayTrace (profile {profile}); ask "
-                    "them to save one through the payment page",
+                    f"{customer.name} ({customer.number}) has no card stored with PayTrace "
+                    f"(no customer profile {profile}); ask them to save one through the "
+                    "payment page, then charge again",
                 ) from None
             charge_id = await in_db_thread(
                 lambda: _start(runtime, principal, key, gateway_connection, profile, number, wanted)

@@ -6,13 +6,16 @@ operators act."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field, replace
 from typing import Annotated
 from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from ledgerlink.blocking import reading
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.payments import disputes, views
 from ledgerlink.payments.charges import ChargeRefused, charge_invoice
@@ -164,33 +167,86 @@ async def import_disputes(request: Request, _: Operator, runtime: RuntimeDep) ->
 
 @router.get("/payments/charge")
 def charge_form(request: Request, _: Operator, session: ReadSession, invoice: str = "") -> Response:
-    gateways = [(c.id, c.name) for c in paytrace_connections(session)]
+    return _charge_page(request, _gateways(session), ChargeForm(invoice_number=invoice))
+
+
+@dataclass(frozen=True)
+class ChargeForm:
+    """What the person typed, shown again with the error beside its field when the charge
+    is refused (a refused charge sent nothing, so the same key may be sent again)."""
+
+    invoice_number: str = ""
+    amount: str = ""
+    connection_id: int | None = None
+    #: one per form: a double submit charges once
+    idempotency_key: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def _gateways(session: Session) -> list[tuple[int, str]]:
+    return [(c.id, c.name) for c in paytrace_connections(session)]
+
+
+def _charge_page(
+    request: Request,
+    gateways: list[tuple[int, str]],
+    form: ChargeForm,
+    *,
+    errors: dict[str, str] | None = None,
+    problem: str = "",
+    status_code: int = 200,
+) -> Response:
     return render(
         request,
         "payment_charge.html",
-        invoice=invoice,
+        status_code=status_code,
+        form=form,
         gateways=gateways,
-        key=uuid.uuid4().hex,  # one per form: a double submit charges once
+        errors=errors or {},
+        problem=problem,
         result=None,
     )
 
 
 @router.post("/payments/charge")
 async def charge(request: Request, principal: Operator, runtime: RuntimeDep) -> Response:
-    form = await request.form()
-    invoice = str(form.get("invoice_number") or "")
+    data = await request.form()
+    connection = str(data.get("connection_id") or "").strip()
+    form = ChargeForm(
+        invoice_number=str(data.get("invoice_number") or "").strip(),
+        amount=str(data.get("amount") or "").strip(),
+        connection_id=int(connection) if connection.isdigit() and len(connection) < 18 else None,
+        idempotency_key=str(data.get("idempotency_key") or "") or uuid.uuid4().hex,
+    )
+    errors: dict[str, str] = {}
+    problem = ""
     try:
         result = await charge_invoice(
             runtime,
             principal,
-            invoice_number=invoice,
-            amount=str(form.get("amount") or ""),
-            idempotency_key=str(form.get("idempotency_key") or ""),
-            gateway_connection_id=int(str(form.get("connection_id") or "0")) or None,
+            invoice_number=form.invoice_number,
+            amount=form.amount,
+            idempotency_key=form.idempotency_key,
+            gateway_connection_id=form.connection_id,
         )
-    except ChargeRefused as refused:  # said as the one thing the person needs to know
-        return render_error(request, 422, f"The card was not charged: {refused.message}")
-    except (PaymentProblem, UpstreamError) as exc:
-        reason = getattr(exc, "reason", None) or getattr(exc, "message", str(exc))
-        return render_error(request, 502, f"The card was not charged: {reason}")
-    return render(request, "payment_charge.html", invoice=invoice, gateways=[], result=result)
+    except ChargeRefused as refused:  # beside the field it is about, with the input kept
+        if refused.field in _CHARGE_FIELDS:
+            errors[refused.field] = refused.message
+        else:  # the form's own key (a tampered page): a fresh form key
+            problem = f"The card was not charged: {refused.message}"
+            form = replace(form, idempotency_key=uuid.uuid4().hex)
+        status = 422
+    except (PaymentProblem, UpstreamError) as exc:  # not the input: the set-up or an upstream
+        reason = exc.reason if isinstance(exc, PaymentProblem) else exc.message
+        fix = exc.fix if isinstance(exc, PaymentProblem) else ""
+        problem = f"The card was not charged: {reason}" + (f" {fix}" if fix else "")
+        status = 502
+    else:
+        return render(
+            request, "payment_charge.html", form=form, gateways=[], result=result, errors={}
+        )
+    gateways = await reading(runtime.db, _gateways)
+    return _charge_page(request, gateways, form, errors=errors, problem=problem, status_code=status)
+
+
+#: The charge form's fields a refusal can be shown beside.
+_CHARGE_FIELDS = ("invoice_number", "amount", "connection_id")
