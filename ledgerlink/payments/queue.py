@@ -225,7 +225,11 @@ def finish(session: Session, event: ClaimedEvent, outcome: Outcome, actor: str) 
         existing.status = "resolved"
         existing.resolved_at = now
         existing.resolved_by = actor
-        existing.resolution = existing.resolution or outcome.message
+        # what a person did (if anyone did), then what was posted: the reason it was opened
+        # for belongs to an earlier try
+        existing.resolution = (
+            f"{existing.resolution}: {outcome.message}" if existing.resolution else outcome.message
+        )
     if outcome.resolves_dispute_of:
         _close_dispute(session, outcome.resolves_dispute_of, actor, now)
     for values in written:

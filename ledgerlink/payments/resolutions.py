@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.identity.principal import Principal
 from ledgerlink.payments.enqueue import request_processing
+from ledgerlink.payments.problems import REASONS
 from ledgerlink.store import audit
 from ledgerlink.store.payment_models import PaymentEvent, PaymentException
 from ledgerlink.store.types import utcnow
@@ -30,6 +31,26 @@ ACTIONS: tuple[Action, ...] = ("retry", "apply_to_invoice", "on_account", "ignor
 #: unknown): only retry (with the same idempotency key) or ignore are offered.
 _OUTCOME_UNKNOWN = frozenset({"upstream"})
 _OVERPAID = frozenset({"amount_mismatch", "invoice_closed"})
+#: What fits each reason where it is not everything. No money was collected for a declined
+#: card (the customer pays again: a new payment), and an unverified notification is no
+#: payment until PayTrace bears it out, so neither can be applied or put on account; a
+#: closed period, a set-up or a spec is fixed where it lives and the payment tried again;
+#: a chargeback is answered in PayTrace (a won dispute posts by itself).
+_FITTING: dict[str, tuple[Action, ...]] = {
+    "declined": ("ignore",),
+    "unverified": ("retry", "ignore"),
+    "upstream": ("retry", "ignore"),
+    "period_closed": ("retry", "ignore"),
+    "configuration": ("retry", "ignore"),
+    "mapping": ("retry", "ignore"),
+    "chargeback": ("ignore",),
+}
+#: How a person's action reads in the exception's resolution.
+_DONE = {
+    "retry": "Tried again",
+    "apply_to_invoice": "Applied to invoice {invoice}",
+    "on_account": "Put on account",
+}
 
 
 class ActionRefused(ValueError):
@@ -50,12 +71,19 @@ class ActionResult:
     message: str
 
 
+#: Each action as an operator says it.
+_WORDS: dict[str, str] = {
+    "retry": "retry",
+    "apply_to_invoice": "apply to an invoice",
+    "on_account": "put on account",
+    "ignore": "ignore",
+}
+
+
 def allowed_actions(reason_code: str) -> tuple[Action, ...]:
-    if reason_code in _OUTCOME_UNKNOWN:
-        return ("retry", "ignore")
-    if reason_code == "chargeback":
-        return ("ignore",)
-    return ACTIONS
+    """The actions that fit an exception's reason (the queue offers these, and
+    :func:`take_action` refuses any other)."""
+    return _FITTING.get(reason_code, ACTIONS)
 
 
 def take_action(
@@ -82,10 +110,16 @@ def take_action(
     if action not in ACTIONS:
         raise ActionRefused("action", f"{action!r} is not one of {', '.join(ACTIONS)}")
     if action not in allowed_actions(found.reason_code):
+        fitting = " or ".join(_WORDS[a] for a in allowed_actions(found.reason_code))
         raise ActionRefused(
             "action",
-            f"{action.replace('_', ' ')} is not offered for this exception "
-            f"({found.reason_code}); use {' or '.join(allowed_actions(found.reason_code))}",
+            f"{_WORDS[action]} does not fit this exception "
+            f"({REASONS.get(found.reason_code, found.reason_code).lower()}); {fitting} it"
+            + (
+                " (no money was collected: a new payment is needed)"
+                if found.reason_code == "declined"
+                else ""
+            ),
         )
     event = session.get(PaymentEvent, found.event_id)
     assert event is not None  # the foreign key cascades
@@ -129,8 +163,11 @@ def take_action(
         event.not_before = None
         event.claimed_until = None
         event.message = message
-        found.resolution = f"{action.replace('_', ' ')} by {principal.actor}" + (
-            f": {note}" if note else ""
+        # kept while the payment is tried again; once it posts, what was posted is added
+        found.resolution = (
+            _DONE[action].format(invoice=invoice_number.strip())
+            + f" by {principal.actor}"
+            + (f" ({note})" if note else "")
         )
         request_processing(jobs, session)
     audit.record(

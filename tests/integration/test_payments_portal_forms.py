@@ -107,3 +107,98 @@ def test_an_amount_that_is_no_amount_is_shown_beside_the_amount(
     assert "like 50.00" in _field_error(page.text, "amount")
     assert _value(page.text, "amount") == "1,000.00"
     assert _value(page.text, "invoice_number") == invoice
+
+
+def test_a_declined_payment_offers_only_what_fits_and_the_server_refuses_the_rest(
+    world: PaymentsWorld, client
+) -> None:  # type: ignore[no-untyped-def]
+    customer = profiles(world)[0]
+    invoice = world.open_invoices(int(customer[1:]))[0]["TranID"]
+    declined = world.pay(customer, "1.12", invoice)  # the sandbox declines 1.12
+    world.poll()
+    world.process()
+    found = world.exception_for(declined)
+    assert found is not None
+    assert found.reason_code == "declined"
+    operator = make_user(world.runtime.db, Role.OPERATOR)
+    csrf = sign_in(client, operator.email)
+    page = client.get("/payments/exceptions").text
+    assert "Card declined" in page
+    assert "Apply to this invoice" not in page
+    assert "Put on account" not in page
+    assert f'href="/payments/charge?invoice={invoice}"' in page  # a new payment, instead
+
+    refused = client.post(
+        f"/payments/exceptions/{found.id}",
+        data={"csrftoken": csrf, "action": "apply_to_invoice", "invoice_number": invoice},
+    )
+    assert refused.status_code == 422
+    assert "Something went wrong" not in refused.text
+    said = re.search(r'data-testid="error-action">([^<]*)<', refused.text)
+    assert said is not None
+    assert "no money was collected" in said.group(1)
+    api = client.post(
+        f"/api/v1/payments/exceptions/{found.id}/actions",
+        json={"action": "on_account"},
+        headers={"Authorization": f"Bearer {operator.token}"},
+    )
+    assert api.status_code == 422
+    assert api.json()["errors"][0]["field"] == "action"
+    assert world.exception_for(declined).status == "open"  # type: ignore[union-attr]
+    assert world.erp_payments() == []
+
+
+def test_a_refused_action_is_said_beside_its_field_on_the_queue(
+    world: PaymentsWorld, client
+) -> None:  # type: ignore[no-untyped-def]
+    customer = profiles(world)[0]
+    sale = world.pay(customer, "11.00", "NO-SUCH-INV")
+    world.poll()
+    world.process()
+    found = world.exception_for(sale)
+    assert found is not None
+    csrf = sign_in(client, make_user(world.runtime.db, Role.OPERATOR).email)
+    page = client.post(
+        f"/payments/exceptions/{found.id}",
+        data={"csrftoken": csrf, "action": "apply_to_invoice", "invoice_number": "  "},
+    )
+    assert page.status_code == 422
+    said = re.search(r'data-testid="error-invoice_number">([^<]*)<', page.text)
+    assert said is not None
+    assert "Enter the invoice number" in said.group(1)
+    assert f'aria-describedby="invoice_{found.id}-error"' in page.text
+
+
+def test_a_resolved_exception_shows_its_resolution_not_the_reason_of_the_earlier_try(
+    world: PaymentsWorld, client
+) -> None:  # type: ignore[no-untyped-def]
+    payer, other = profiles(world)[:2]
+    theirs = world.open_invoices(int(other[1:]))[0]["TranID"]
+    own = world.open_invoices(int(payer[1:]))[0]["TranID"]
+    sale = world.pay(payer, "5.00", theirs)
+    world.poll()
+    world.process()
+    found = world.exception_for(sale)
+    assert found is not None
+    assert found.reason_code == "customer_mismatch"
+    assert "belongs to another customer" in found.reason
+    operator = make_user(world.runtime.db, Role.OPERATOR)
+    csrf = sign_in(client, operator.email)
+    done = client.post(
+        f"/payments/exceptions/{found.id}",
+        data={"csrftoken": csrf, "action": "apply_to_invoice", "invoice_number": own},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    world.process()
+
+    resolved = client.get("/payments/exceptions?status=resolved").text
+    assert "belongs to another customer" not in resolved
+    assert "What to do" not in resolved
+    shown = re.search(r'data-testid="exception-resolution">([^<]*)<', resolved)
+    assert shown is not None
+    assert f"Applied to invoice {own} by {operator.email}" in shown.group(1)
+    assert "posted to Sage 500" in shown.group(1)
+    detail = client.get(f"/payments/events/{world.event(sale).id}").text
+    assert "belongs to another customer" not in detail
+    assert f"Applied to invoice {own}" in detail

@@ -23,7 +23,7 @@ from ledgerlink.payments.gateway_connections import paytrace_connections
 from ledgerlink.payments.inbox import EventRefused
 from ledgerlink.payments.poller import poll_due
 from ledgerlink.payments.problems import REASONS, PaymentProblem
-from ledgerlink.payments.resolutions import take_action
+from ledgerlink.payments.resolutions import ActionRefused, take_action
 from ledgerlink.web.deps import Operator, ReadSession, RuntimeDep, Viewer, WriteSession
 from ledgerlink.web.portal.rendering import render, render_error
 
@@ -85,24 +85,57 @@ def exceptions_page(
     reason: str = "",
     notice: str = "",
 ) -> Response:
+    return _exceptions_page(request, session, status=status, reason=reason, notice=notice)
+
+
+@dataclass(frozen=True)
+class RefusedAction:
+    """An action the queue did not take: shown beside the field of the exception it was
+    for, with what was typed."""
+
+    id: int
+    action: str
+    field: str
+    message: str
+    values: dict[str, str]
+    #: the exception is in the list (else the message is shown above it)
+    shown: bool = False
+
+
+def _exceptions_page(
+    request: Request,
+    session: Session,
+    *,
+    status: str = "open",
+    reason: str = "",
+    notice: str = "",
+    refused: RefusedAction | None = None,
+    status_code: int = 200,
+) -> Response:
     rows = views.exception_rows(
         session,
         status=status if status in ("open", "resolved", "ignored") else None,
         reason=reason if reason in REASONS else None,
     )
+    if refused is not None:
+        listed = any(row.id == refused.id and row.status == "open" for row in rows)
+        refused = replace(refused, shown=listed)
     return render(
         request,
         "payment_exceptions.html",
+        status_code=status_code,
         rows=rows,
         status=status,
         reason=reason,
         reasons=REASONS,
         notice=notice,
+        refused=refused,
     )
 
 
 @router.post("/payments/exceptions/{exception_id}")
 def act_on_exception(
+    request: Request,
     exception_id: int,
     principal: Operator,
     runtime: RuntimeDep,
@@ -112,16 +145,26 @@ def act_on_exception(
     customer_number: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
 ) -> Response:
-    result = take_action(
-        session,
-        runtime.jobs,
-        principal,
-        exception_id,
-        action,
-        invoice_number=invoice_number,
-        customer_number=customer_number,
-        note=note,
-    )
+    try:
+        result = take_action(
+            session,
+            runtime.jobs,
+            principal,
+            exception_id,
+            action,
+            invoice_number=invoice_number,
+            customer_number=customer_number,
+            note=note,
+        )
+    except ActionRefused as refused:
+        if refused.missing:
+            raise
+        session.rollback()  # nothing of the refused action is kept
+        values = {"invoice_number": invoice_number, "customer_number": customer_number}
+        shown = RefusedAction(
+            exception_id, action, refused.field, refused.message, {**values, "note": note}
+        )
+        return _exceptions_page(request, session, refused=shown, status_code=422)
     return RedirectResponse(f"/payments/exceptions?notice={quote_plus(result.message)}", 303)
 
 
