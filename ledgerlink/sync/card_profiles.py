@@ -5,8 +5,10 @@ PayTrace's hosted fields) are kept equal between a customer in the ledger (Sage 
 above all, where PayTrace profiles carry the ``CustID``) and its PayTrace profile, with the
 same rules as member details: a three-way merge from what both last agreed on, a field
 changed on one side flows to the other, a field changed on both is a conflict settled by
-the field's policy and reported. Here "registry wins" means *PayTrace wins* and "ledger
-wins" the ledger; the default is the ledger, the customer master.
+the field's policy and reported (on a pair's first sync a difference is settled by the
+policy too, but reported as a first-sync difference: nothing says which side changed).
+Here "registry wins" means *PayTrace wins* and "ledger wins" the ledger; the default is
+the ledger, the customer master.
 
 Pairs are found as payments find their payer: the member's PayTrace link and ledger link,
 or the ``CustID`` a Sage 500 profile is named after.
@@ -49,6 +51,8 @@ from ledgerlink.sync.fields import address_of, customer_draft, ledger_values
 from ledgerlink.sync.merge import Merge, Values, merge
 
 DATA_SET = "card_profiles"
+#: The record key of a failure of the whole data set (it could not run at all).
+WHOLE_DATA_SET: Final = "-"
 #: Where a profile's fields are in a ``paytrace.customer`` record.
 PROFILE_PATHS: Final = {
     "name": ("billing_address", "name"),
@@ -85,6 +89,46 @@ def gateway_connection(session: Any, ledger_connection_id: int) -> Connection | 
         return None
     session.expunge(chosen[0])
     return chosen[0]
+
+
+def no_gateway_problem(session: Any, ledger: Connection) -> tuple[str, str]:
+    """(message, fix) when no PayTrace connection posts to ``ledger``: which connections
+    there are, where their payments go, and the page and setting that change it."""
+    gateways: list[Connection] = list(
+        session.scalars(
+            select(Connection)
+            .where(Connection.kind.in_(registry.gateway_kinds()))
+            .order_by(Connection.id)
+        )
+    )
+    untick = (
+        f"or, if card payments are not posted to {ledger.name}, untick “PayTrace customer "
+        f"profiles” in {ledger.name}'s Sync settings on the Sync page"
+    )
+    if not gateways:
+        return (
+            f"There is no PayTrace connection, so {ledger.name} has no PayTrace customer "
+            "profiles to keep in step",
+            f"Add a PayTrace connection under Accounting Integration (/connections) and set "
+            f"its Post payments to to {ledger.name}, then retry; {untick}",
+        )
+    names = {c.id: c.name for c in session.scalars(select(Connection))}
+    where = "; ".join(
+        f"{g.name} posts to "
+        + (
+            names.get(int(g.settings["post_to_connection_id"]), "another ledger")
+            if g.settings.get("post_to_connection_id")
+            else "the only active ledger (there are several)"
+        )
+        for g in gateways
+    )
+    first = gateways[0]
+    return (
+        f"No PayTrace connection posts card payments to {ledger.name} ({where}), so there "
+        "are no profiles to pair with its customers",
+        f"Open Accounting Integration → {first.name} (/connections/{first.id}), set "
+        f"Card payments → Post payments to: {ledger.name}, save, then retry; {untick}",
+    )
 
 
 def profile_record(profile: CardCustomer) -> dict[str, Any]:
@@ -299,6 +343,16 @@ def changes(outcome: Merge) -> dict[str, Any]:
                 "winner": "paytrace" if c.winner == "registry" else "ledger",
             }
             for c in outcome.conflicts
+        ]
+    if outcome.first_sync:  # no agreement yet: the policy chose, nobody changed anything
+        found["_first_sync"] = [
+            {
+                "field": c.field,
+                "paytrace": c.registry,
+                "ledger": c.ledger,
+                "winner": "paytrace" if c.winner == "registry" else "ledger",
+            }
+            for c in outcome.first_sync
         ]
     return found
 

@@ -263,7 +263,10 @@ class Execution:
     ) -> None:
         """The data set is done: move its cursors (not for a plan) and record it."""
         with self.db.transaction() as session:
-            if not self.dry_run:
+            # A plan moves no cursor, and neither does a follow-up (a retry or an applied
+            # plan looks at a few members only: moving the cursor would skip the changes
+            # made since the last full run to every other member).
+            if not self.dry_run and self.source_run_id is None:
                 cursor = self._cursor(session, data_set)
                 cursor.registry_until = registry_until
                 cursor.ledger_until = ledger_until
@@ -275,17 +278,16 @@ class Execution:
         own, paytrace = await in_thread(self._connections)
         if paytrace is None or self.open_gateway is None:
             self._count("card_profiles_skipped")
-            await in_thread(
-                self._record_problem,
-                profiles.DATA_SET,
-                "No PayTrace connection posts payments to this ledger",
-                "Set Post payments to on the PayTrace connection, then sync again",
-            )
+            message, fix = await in_thread(self._no_gateway, own)
+            await in_thread(self._record_problem, profiles.DATA_SET, message, fix)
             return
         mapping = await in_thread(self._load_profile_mapping, own.kind)
         gateway = self.open_gateway(paytrace)
         try:
             found = await profiles.pairs(self.db, self.ledger, gateway, own)
+            retried = await in_thread(self._retried_profiles)
+            if retried is not None:
+                found = [pair for pair in found if pair.key in retried]
             self.total += len(found)
             agreed = await in_thread(self._profile_baselines)
             records: list[RecordItem] = []
@@ -328,6 +330,27 @@ class Execution:
             session.expunge(own)
             return own, profiles.gateway_connection(session, self.connection_id)
 
+    def _no_gateway(self, own: Connection) -> tuple[str, str]:
+        with self.db.read() as session:
+            return profiles.no_gateway_problem(session, own)
+
+    def _retried_profiles(self) -> set[str] | None:
+        """Retrying a run: the PayTrace customer ids whose profiles failed (None: every
+        pair — not a retry, or the data set could not run at all the last time)."""
+        if self.trigger != "retry" or self.source_run_id is None:
+            return None
+        with self.db.read() as session:
+            keys = set(
+                session.scalars(
+                    select(SyncRecord.record_key).where(
+                        SyncRecord.run_id == self.source_run_id,
+                        SyncRecord.status == "failed",
+                        SyncRecord.data_set == profiles.DATA_SET,
+                    )
+                )
+            )
+        return None if not keys or profiles.WHOLE_DATA_SET in keys else keys
+
     def _load_profile_mapping(self, kind: str) -> profiles.ProfileMapping:
         with self.db.transaction() as session:
             mapping = self._specs(
@@ -367,19 +390,22 @@ class Execution:
         )
 
     def _record_problem(self, data_set: str, message: str, fix: str) -> None:
+        """A data set that could not run at all: one failed record for it, counted as
+        failed like any other (the run's counts agree with its records)."""
+        self._count("failed")
         with self.db.transaction() as session:
             session.add(
                 SyncRecord(
                     run_id=self.run_id,
                     data_set=data_set,
-                    record_key="-",
+                    record_key=profiles.WHOLE_DATA_SET,
                     member_id=None,
                     direction="none",
                     action="skip",
                     status="failed",
                     changes={},
-                    message=message,
-                    fix=fix,
+                    message=message[:1000],  # the columns' sizes
+                    fix=fix[:500],
                 )
             )
 
@@ -701,9 +727,19 @@ def _summary(plan: details.MemberPlan) -> str:
         parts.append("to registry: " + ", ".join(c.field for c in plan.merge.to_registry))
     if plan.merge.conflicts:
         parts.append(
-            "conflict: " + ", ".join(f"{c.field} ({c.winner} wins)" for c in plan.merge.conflicts)
+            "changed on both sides since the last sync: "
+            + ", ".join(f"{c.field} ({_SIDES[c.winner]} value kept)" for c in plan.merge.conflicts)
+        )
+    if plan.merge.first_sync:
+        parts.append(
+            "first sync, the two sides differed: "
+            + ", ".join(f"{c.field} ({_SIDES[c.winner]} value kept)" for c in plan.merge.first_sync)
         )
     return "; ".join(parts)
+
+
+#: How a record's message names the side whose value was kept.
+_SIDES: Final = {"registry": "member registry", "ledger": "ledger"}
 
 
 def _describe(exc: BaseException) -> str:

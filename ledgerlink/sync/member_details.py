@@ -271,12 +271,15 @@ class ConflictDoc(TypedDict):
 
 
 class ChangeDoc(TypedDict, total=False):
-    """One field of a sync record's ``changes`` (a conflict alone has no before/after)."""
+    """One field of a sync record's ``changes`` (a conflict alone has no before/after).
+    ``first_sync``: the sides differed when first synced and the policy chose (no
+    agreement existed, so it is not a conflict)."""
 
     before: str
     after: str
     side: str
     conflict: ConflictDoc
+    first_sync: ConflictDoc
 
 
 class BaselineRow(TypedDict):
@@ -487,6 +490,12 @@ def changes_of(plan: MemberPlan) -> dict[str, ChangeDoc]:
             "registry": conflict.registry,
             "ledger": conflict.ledger,
             "winner": conflict.winner,
+        }
+    for difference in plan.merge.first_sync:
+        out.setdefault(difference.field, {})["first_sync"] = {
+            "registry": difference.registry,
+            "ledger": difference.ledger,
+            "winner": difference.winner,
         }
     return out
 

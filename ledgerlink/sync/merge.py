@@ -4,8 +4,9 @@ now, the ledger now.
 A field changed on one side only flows to the other. A field changed on both sides to
 different values is a conflict, settled by the field's policy (registry wins, ledger
 wins, or the side changed most recently wins) and reported. Without a baseline (the
-first sync of a link) every difference is settled by the policy, and reported as a
-conflict only when the policy had to choose against a side that was not empty.
+first sync of a link) nothing says which side changed, so a difference is not called a
+conflict: it is settled by the same policy and reported as a *first-sync difference*
+(an empty side is simply filled).
 
 The ledger's values reach the merge through a mapping spec, which may not give back
 exactly what the registry holds (a name cut to 40 characters). So each side is compared
@@ -45,7 +46,11 @@ class Merge:
     result: Values
     to_ledger: list[FieldChange] = field(default_factory=list)
     to_registry: list[FieldChange] = field(default_factory=list)
+    #: both sides changed the field since they last agreed
     conflicts: list[Conflict] = field(default_factory=list)
+    #: first sync of the pair (no agreement yet): the sides differed and the policy chose;
+    #: nobody can tell which side changed, so this is not a conflict
+    first_sync: list[Conflict] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -134,7 +139,7 @@ def merge(
             continue
         else:
             chosen = _winner(policies.get(name, default), registry_at, ledger_at)
-            outcome.conflicts.append(Conflict(name, mine, theirs, chosen))
+            outcome.first_sync.append(Conflict(name, mine, theirs, chosen))
         if chosen == "registry":
             result[name] = mine
             outcome.to_ledger.append(FieldChange(name, theirs, mine))

@@ -18,7 +18,8 @@ def run_state(session: Session, run_id: int) -> views.RunState:
     run = find_run(session, run_id)
     if run is None:
         raise SyncRunNotFound(f"there is no sync run {run_id}")
-    return {**views.run_summary(run, ""), "progress": views.progress(run)}
+    failed = views.failed_records(session, run_id)
+    return {**views.run_summary(run, "", failed), "progress": views.progress(run, failed)}
 
 
 def progress_of(session: Session, run_id: int) -> views.RunProgress | views.GoneRun:
@@ -26,4 +27,4 @@ def progress_of(session: Session, run_id: int) -> views.RunProgress | views.Gone
     run = find_run(session, run_id)
     if run is None:
         return {"finished": True, "status": "gone"}
-    return views.progress(run)
+    return views.progress(run, views.failed_records(session, run_id))

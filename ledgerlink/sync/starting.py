@@ -13,12 +13,15 @@ from ledgerlink.identity.principal import Principal
 from ledgerlink.jobs.port import JobQueue
 from ledgerlink.store import audit
 from ledgerlink.store.models import Connection
-from ledgerlink.store.sync_models import SyncRun, SyncSettings
+from ledgerlink.store.sync_models import SyncRecord, SyncRun, SyncSettings
 from ledgerlink.store.types import utcnow
 from ledgerlink.sync.datasets import FIELDS, DataSet, Policy
 
 TASK: Final = "sync.run"
 ACTIVE: Final = ("queued", "running")
+#: Data sets whose failed records a retry runs again (the others log no records: a
+#: failure there fails the run, and its job tries again).
+RETRIED: Final = (DataSet.MEMBER_DETAILS, DataSet.CARD_PROFILES)
 
 
 class SyncError(Exception):
@@ -189,18 +192,39 @@ def start(
 def start_follow_up(
     session: Session, jobs: JobQueue | None, principal: Principal, run_id: int, trigger: str
 ) -> SyncRun:
-    """Apply a plan (``trigger`` "plan") or run a run's failed records again ("retry")."""
+    """Apply a plan (``trigger`` "plan") or run a run's failed records again ("retry"):
+    a retry covers each data set that has failed records (member details: the members
+    that failed; card profiles: the profiles that failed, or all of them when the data
+    set could not run at all)."""
     source = session.get(SyncRun, run_id)
     if source is None:
         raise SyncRunNotFound(f"there is no sync run {run_id}")
     if trigger == "plan" and source.status != "planned":
         raise SyncError(f"run {run_id} is {source.status}, not a plan to apply; make a new plan")
+    data_sets = [DataSet.MEMBER_DETAILS.value]
+    if trigger == "retry":
+        if source.status in ACTIVE:
+            raise SyncError(
+                f"run {run_id} is still {source.status}; retry its failed records once it ends"
+            )
+        if source.dry_run:
+            raise SyncError(f"run {run_id} is a plan: nothing was written, so nothing to retry")
+        failed = set(
+            session.scalars(
+                select(SyncRecord.data_set)
+                .where(SyncRecord.run_id == run_id, SyncRecord.status == "failed")
+                .distinct()
+            )
+        )
+        data_sets = [d.value for d in DataSet if d.value in failed and d in RETRIED]
+        if not data_sets:
+            raise SyncError(f"run {run_id} has no failed records to retry")
     return start(
         session,
         jobs,
         principal,
         source.connection_id,
-        [DataSet.MEMBER_DETAILS.value],
+        data_sets,
         trigger=trigger,
         source_run_id=run_id,
         remap=source.remap,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
@@ -53,6 +53,10 @@ class RunProgress(TypedDict):
     counts: dict[str, int]
     finished: bool
     error: str | None
+    #: the status in words that agree with the records ("finished with 3 failed records")
+    outcome: str
+    #: how to show it: "ok", "warn", "bad" or "" (neutral)
+    tone: str
 
 
 class RunSummary(TypedDict):
@@ -75,6 +79,10 @@ class RunSummary(TypedDict):
     error: str | None
     mapping_versions: dict[str, str]
     remap: bool
+    #: failed records the run logged (what Retry failed records runs again)
+    failed_records: int
+    outcome: str
+    tone: str
 
 
 class RunState(RunSummary):
@@ -99,18 +107,25 @@ class ConflictView(TypedDict):
 
 
 class FieldChangeView(TypedDict):
-    """One field a record changed (or would change), with the side it was written to."""
+    """One field a record changed (or would change), with the side it was written to.
+    ``conflict``: both sides changed it since they last agreed; ``first_sync``: the sides
+    differed the first time they were synced (no agreement yet, so no conflict)."""
 
     field: str
     before: str
     after: str
     side: str
     conflict: ConflictView | None
+    first_sync: ConflictView | None
 
 
 class RecordView(TypedDict):
     id: int
+    #: the member number, or for other data sets the record's own key (a PayTrace
+    #: customer id, a ledger document)
     member: str
+    #: the member's page, when the record is a member's (None: show ``member`` as text)
+    member_url: str | None
     data_set: str
     direction: str
     action: str
@@ -166,19 +181,61 @@ class MemberLedgerView(TypedDict):
     history: list[TransactionView]
 
 
-def progress(run: SyncRun) -> RunProgress:
-    """Done/total, percent, records per second and time left, as the progress bar shows."""
+def failed_records(session: Session, run_id: int) -> int:
+    """How many records of the run failed: what its status and counts must agree with."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(SyncRecord)
+            .where(SyncRecord.run_id == run_id, SyncRecord.status == "failed")
+        )
+        or 0
+    )
+
+
+def _failed_by_run(session: Session, run_ids: list[int]) -> dict[int, int]:
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        select(SyncRecord.run_id, func.count())
+        .where(SyncRecord.run_id.in_(run_ids), SyncRecord.status == "failed")
+        .group_by(SyncRecord.run_id)
+    )
+    return {int(run_id): int(n) for run_id, n in rows}
+
+
+def outcome(status: str, failed: int) -> tuple[str, str]:
+    """(words, tone) for a run: a run that ended with failed records did not simply
+    "finish" — it says how many failed, in a warning style, so nobody reads it as clean."""
+    if status in ACTIVE:
+        return status, ""
+    if status == "failed":
+        return "failed", "bad"
+    if failed and status in ("finished", "planned", "applied"):
+        noun = "record" if failed == 1 else "records"
+        return f"{status} with {failed} failed {noun}", "warn"
+    return status, "ok" if status in ("finished", "planned", "applied") else ""
+
+
+def progress(run: SyncRun, failed: int | None = None) -> RunProgress:
+    """Done/total, percent, records per second and time left, as the progress bar shows.
+    ``failed``: the run's failed records (read from them, see :func:`failed_records`);
+    None takes the run's own count."""
     started = run.started_at
     now = run.finished_at or datetime.now(UTC)
     elapsed = (now - started).total_seconds() if started else 0.0
     rate = run.done / elapsed if elapsed > 0 else 0.0
     remaining = max(run.total - run.done, 0)
     eta = remaining / rate if rate > 0 and run.status in ACTIVE else None
-    percent = (
-        100
-        if run.status in ("finished", "planned")
-        else (int(run.done * 100 / run.total) if run.total else 0)
-    )
+    if run.status in ("finished", "planned"):
+        percent = 100
+    elif run.total:
+        # a running run is never shown as complete: its total may still be an estimate
+        percent = min(int(run.done * 100 / run.total), 99 if run.status in ACTIVE else 100)
+    else:
+        percent = 0
+    errors = int(run.counts.get("failed", 0)) if failed is None else failed
+    words, tone = outcome(run.status, errors)
     return {
         "id": run.id,
         "status": run.status,
@@ -187,14 +244,19 @@ def progress(run: SyncRun) -> RunProgress:
         "percent": percent,
         "rate": round(rate, 1),
         "eta_seconds": None if eta is None else round(eta),
-        "errors": int(run.counts.get("failed", 0)),
+        "errors": errors,
         "counts": dict(run.counts),
         "finished": run.status not in ACTIVE,
         "error": run.error,
+        "outcome": words,
+        "tone": tone,
     }
 
 
-def run_summary(run: SyncRun, connection_name: str) -> RunSummary:
+def run_summary(run: SyncRun, connection_name: str, failed: int | None = None) -> RunSummary:
+    """``failed``: the run's failed records (None takes the run's own count)."""
+    errors = int(run.counts.get("failed", 0)) if failed is None else failed
+    words, tone = outcome(run.status, errors)
     duration = None
     if run.started_at and run.finished_at:
         duration = round((run.finished_at - run.started_at).total_seconds(), 1)
@@ -216,6 +278,9 @@ def run_summary(run: SyncRun, connection_name: str) -> RunSummary:
         "error": run.error,
         "mapping_versions": dict(run.mapping_versions or {}),
         "remap": run.remap,
+        "failed_records": errors,
+        "outcome": words,
+        "tone": tone,
     }
 
 
@@ -224,7 +289,11 @@ def recent_runs(session: Session, limit: int = 30, status: str | None = None) ->
     query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
     if status:
         query = query.where(SyncRun.status == status)
-    return [run_summary(run, names.get(run.connection_id, "?")) for run in session.scalars(query)]
+    found = list(session.scalars(query))
+    failed = _failed_by_run(session, [run.id for run in found])
+    return [
+        run_summary(run, names.get(run.connection_id, "?"), failed.get(run.id, 0)) for run in found
+    ]
 
 
 def records(
@@ -238,8 +307,24 @@ def records(
     return [record_view(r) for r in session.scalars(query)]
 
 
+def _settled(changes: dict[str, Any], key: str) -> dict[str, ConflictView]:
+    """A card-profile record's conflicts or first-sync differences (``_conflicts``,
+    ``_first_sync``) by field, in the member-details shape (PayTrace is the "registry"
+    side there)."""
+    found: dict[str, ConflictView] = {}
+    for item in changes.get(key) or []:
+        found[str(item.get("field", ""))] = {
+            "registry": str(item.get("paytrace", "")),
+            "ledger": str(item.get("ledger", "")),
+            "winner": str(item.get("winner", "")),
+        }
+    return found
+
+
 def record_view(record: SyncRecord) -> RecordView:
     fields: list[FieldChangeView] = []
+    conflicts = _settled(record.changes, "_conflicts")
+    first_sync = _settled(record.changes, "_first_sync")
     for name, change in record.changes.items():
         if name.startswith("_"):
             continue
@@ -248,13 +333,19 @@ def record_view(record: SyncRecord) -> RecordView:
                 "field": FIELD_LABELS.get(name, name),
                 "before": change.get("before", ""),
                 "after": change.get("after", ""),
-                "side": change.get("side", ""),
-                "conflict": change.get("conflict"),
+                "side": change.get("side", change.get("to", "")),
+                "conflict": change.get("conflict") or conflicts.get(name),
+                "first_sync": change.get("first_sync") or first_sync.get(name),
             }
         )
     return {
         "id": record.id,
         "member": record.record_key,
+        "member_url": (
+            f"/members/{record.record_key}"
+            if record.data_set == DataSet.MEMBER_DETAILS.value and record.member_id is not None
+            else None
+        ),
         "data_set": record.data_set,
         "direction": record.direction,
         "action": record.action,

@@ -64,6 +64,11 @@ class ProgressOut(ResponseModel):
     counts: dict[str, int]
     finished: bool
     error: str | None
+    outcome: str = Field(
+        description='The status in words that agree with the records, e.g. "finished with '
+        '3 failed records".'
+    )
+    tone: str = Field(description='"ok", "warn", "bad" or "" (neutral).')
 
 
 class RunSummaryOut(ResponseModel):
@@ -84,6 +89,9 @@ class RunSummaryOut(ResponseModel):
     error: str | None
     mapping_versions: dict[str, str] = Field(description="The mapping spec versions it used.")
     remap: bool
+    failed_records: int = Field(description="Records that failed (what a retry runs again).")
+    outcome: str = Field(description="The status in words that agree with the records.")
+    tone: str = Field(description='"ok", "warn", "bad" or "" (neutral).')
 
 
 class RunOut(RunSummaryOut):
@@ -101,12 +109,19 @@ class FieldChangeOut(ResponseModel):
     before: str
     after: str
     side: str
-    conflict: ConflictOut | None
+    conflict: ConflictOut | None = Field(
+        description="Both sides changed the field since they last agreed."
+    )
+    first_sync: ConflictOut | None = Field(
+        description="The sides differed when first synced (no agreement yet): the policy "
+        "chose; not a conflict."
+    )
 
 
 class RecordOut(ResponseModel):
     id: int
-    member: str
+    member: str = Field(description="The member number, or the record's own key.")
+    member_url: str | None = Field(description="The member's portal page, when it has one.")
     data_set: str
     direction: str
     action: str

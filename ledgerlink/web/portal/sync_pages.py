@@ -164,8 +164,9 @@ def run_page(
     run = find_run(session, run_id)
     if run is None:
         return render_error(request, 404, "There is no such sync run.")
-    summary = views.run_summary(run, "")
-    state = views.progress(run)
+    failed = views.failed_records(session, run_id)
+    summary = views.run_summary(run, "", failed)
+    state = views.progress(run, failed)
     found = views.records(session, run_id, status or None)
     return render(
         request, "sync_run.html", run=summary, progress=state, records=found, status=status
