@@ -22,6 +22,7 @@ from ledgerlink.mapping.preview import PreviewSource, SampleSource
 from ledgerlink.members.customer_mapping import member_record
 from ledgerlink.members.registry import member_from_row
 from ledgerlink.opaque import JSONObject
+from ledgerlink.payments.preview_records import inbox_records, transaction_records
 from ledgerlink.runtime import Runtime
 from ledgerlink.store.mapping_repo import PreviewUnavailable, register_recent_source
 from ledgerlink.store.member_models import MemberRow, MembershipLevelRow
@@ -74,18 +75,22 @@ def read_live(
 
 
 def recent_paytrace_transactions(runtime: Runtime, limit: int) -> PreviewSource:
-    """The ``limit`` newest transactions of the last month, read now (so a failure is
-    reported as "no recent records" before the preview starts)."""
+    """The ``limit`` newest card payments as the payment specs read them when posting
+    (``payments/preview_records.py``: exact amounts, no card data): the inbox's, else
+    PayTrace's of the last month, read now (a failure is reported before the preview)."""
+    with runtime.db.read() as session:
+        newest = inbox_records(session, limit)
+    if newest:
+        return SampleSource(newest, f"the {len(newest)} newest PayTrace transactions in the inbox")
     connection = latest_connection(runtime, "paytrace")
     today = datetime.now(UTC).date()
+    currency = str(connection.settings.get("currency") or "USD")
 
     async def read(gateway: PayTraceGateway) -> list[JSONObject]:
-        return await gateway.export_raw(today - LOOKBACK, today)
+        found = await gateway.transactions(today - LOOKBACK, today)
+        return cast(list[JSONObject], transaction_records(found, limit, currency))
 
-    items = read_live(runtime, connection, read)
-    # PayTrace sends transaction ids as numbers or digits; newest (largest) first
-    items.sort(key=lambda item: int(cast(int | str, item.get("transaction_id") or 0)), reverse=True)
-    newest = [redact(item) for item in items[:limit]]
+    newest = read_live(runtime, connection, read)
     return SampleSource(newest, f"the {len(newest)} most recent transactions of {connection.name}")
 
 

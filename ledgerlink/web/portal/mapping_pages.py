@@ -18,7 +18,12 @@ from ledgerlink.mapping.loader import load_document, replace_table_rows
 from ledgerlink.mapping.preview import MAX_PREVIEW, run_preview, sample_records
 from ledgerlink.mapping.spec import MappingSpec
 from ledgerlink.store.db import Database
-from ledgerlink.store.mapping_repo import MappingRepository, PreviewUnavailable, preview_source
+from ledgerlink.store.mapping_repo import (
+    RECENT_SOURCES,
+    MappingRepository,
+    PreviewUnavailable,
+    preview_source,
+)
 from ledgerlink.web.api.mappings_api import summary
 from ledgerlink.web.deps import Admin, DatabaseDep, MappingsDep, Operator, RuntimeDep, Viewer
 from ledgerlink.web.portal.rendering import render
@@ -27,6 +32,8 @@ from ledgerlink.web.problems import Problem
 router = APIRouter()
 
 GL_TABLE = "gl_accounts"
+#: How many of the newest real records a preview from the page runs over.
+RECENT_LIMIT = 20
 NOTICES = {
     "saved": "Saved as a new version. Runs from now on use it.",
     "rolled-back": "Rolled back: the earlier text is active again as a new version.",
@@ -62,6 +69,7 @@ def preview(
     db: DatabaseDep,
     yaml: Annotated[str, Form(max_length=256 * 1024)],
     samples: Annotated[str, Form(max_length=1024 * 1024)] = "",
+    records_from: Annotated[str, Form(max_length=16)] = "samples",
     gl_transaction_type: Annotated[list[str] | None, Form()] = None,
     gl_payment_method: Annotated[list[str] | None, Form()] = None,
     gl_account: Annotated[list[str] | None, Form()] = None,
@@ -71,7 +79,8 @@ def preview(
         return _edit_page(
             request, repo, db, name, yaml=text, samples=samples, problems=problems, status_code=422
         )
-    records, sample_error = _parse_samples(samples)
+    recent = records_from == "recent"  # the newest real records instead of the samples
+    records, sample_error = (None, None) if recent else _parse_samples(samples)
     if sample_error:
         return _edit_page(
             request, repo, db, name, yaml=text, samples=samples, error=sample_error, status_code=422
@@ -83,8 +92,8 @@ def preview(
                 active.compiled.spec.source,
                 runtime=runtime,
                 samples=records,
-                recent=False,
-                limit=MAX_PREVIEW,
+                recent=recent,
+                limit=RECENT_LIMIT if recent else MAX_PREVIEW,
             )
         except SpecError as exc:  # the draft again, with its problems
             return _edit_page(
@@ -97,8 +106,17 @@ def preview(
                 problems=exc.problems,
                 status_code=422,
             )
-        except PreviewUnavailable as exc:  # the page offers samples only: none is "not found"
-            raise Problem(404, "Not found", str(exc)) from None
+        except PreviewUnavailable as exc:  # no real records to read: say why, keep the draft
+            return _edit_page(
+                request,
+                repo,
+                db,
+                name,
+                yaml=text,
+                samples=samples,
+                error=f"No real records to preview: {exc}.",
+                status_code=409,
+            )
     result = run_preview(active.compiled, source, MAX_PREVIEW)
     shown = to_json(result.as_dict())
     return _edit_page(request, repo, db, name, yaml=text, samples=samples, preview=shown)
@@ -237,8 +255,8 @@ def _edit_page(
             for row in repo.history(session, name)
         ]
     text = yaml if yaml is not None else active.text
+    kind = info.get("source")
     if samples is None:
-        kind = info.get("source")
         samples = json.dumps(to_json(sample_records(kind)), indent=2) if kind else ""
     return render(
         request,
@@ -256,4 +274,5 @@ def _edit_page(
         notice=notice,
         error=error,
         functions=reference(),
+        recent_offered=kind in RECENT_SOURCES,
     )
