@@ -30,21 +30,34 @@ TASK: Final = "sync.schedules"
 WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+class ScheduleInvalid(runs.SyncError):
+    """A schedule the form describes cannot be kept; ``field`` is the form field to fix
+    (``kind``, ``at``, ``weekday``, ``cron``, ``timezone`` or ``data_sets``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def cron_for(kind: str, at: str = "", weekday: str = "", cron: str = "") -> str:
     """The cron expression of a schedule as the form describes it (errors say what to fix)."""
     if kind not in ("daily", "weekly", "cron"):
-        raise runs.SyncError(f"schedule kind {kind!r}: use daily, weekly or cron")
+        raise ScheduleInvalid("kind", f"schedule kind {kind!r}: use daily, weekly or cron")
     if kind == "cron":
         if not croniter.is_valid(cron.strip()):
-            raise runs.SyncError(f"{cron!r} is not a cron expression (e.g. '30 2 * * 1-5')")
+            raise ScheduleInvalid(
+                "cron",
+                f"{cron!r} is not a cron expression: give minute hour day-of-month month "
+                "day-of-week, e.g. '30 2 * * 1-5' for 02:30 on weekdays",
+            )
         return cron.strip()
     hour, _, minute = at.partition(":")
     if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
-        raise runs.SyncError(f"time {at!r}: write it as HH:MM, e.g. 02:30")
+        raise ScheduleInvalid("at", f"time {at!r}: write it as HH:MM, e.g. 02:30")
     if kind == "daily":
         return f"{int(minute)} {int(hour)} * * *"
     if weekday.lower() not in WEEKDAYS:
-        raise runs.SyncError(f"weekday {weekday!r}: use one of {', '.join(WEEKDAYS)}")
+        raise ScheduleInvalid("weekday", f"weekday {weekday!r}: use one of {', '.join(WEEKDAYS)}")
     return f"{int(minute)} {int(hour)} * * {(WEEKDAYS.index(weekday.lower()) + 1) % 7}"
 
 
@@ -52,8 +65,8 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise runs.SyncError(
-            f"time zone {name!r} is unknown; use an IANA name such as Europe/London"
+        raise ScheduleInvalid(
+            "timezone", f"time zone {name!r} is unknown; use an IANA name such as Europe/London"
         ) from None
 
 
@@ -78,12 +91,17 @@ def add(
     data_sets: list[str] | None = None,
     now: datetime | None = None,
 ) -> SyncSchedule:
+    runs.ledger_connection(session, connection_id)
     expression = cron_for(kind, at, weekday, cron)
     zone(timezone)
     settings = runs.settings_for(session, connection_id)
     chosen = data_sets or list(settings.data_sets)
+    known = {d.value for d in DataSet}
     for name in chosen:
-        DataSet(name)
+        if name not in known:
+            raise ScheduleInvalid(
+                "data_sets", f"data set {name!r}: choose from {', '.join(sorted(known))}"
+            )
     schedule = SyncSchedule(
         connection_id=connection_id,
         data_sets=chosen,

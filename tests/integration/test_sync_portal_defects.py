@@ -22,7 +22,7 @@ from ledgerlink.members import registry
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 from ledgerlink.store.models import Connection
-from ledgerlink.store.sync_models import SyncRecord, SyncRun
+from ledgerlink.store.sync_models import SyncRecord, SyncRun, SyncSchedule
 from ledgerlink.sync import runs
 from tests.support.members import add_connection
 from tests.support.payments import PaymentsWorld, sbc_world
@@ -204,3 +204,35 @@ def test_a_profile_record_shows_its_customer_id_without_a_link_to_a_member_page(
     assert 'href="/members/C00042"' not in page.text
     assert client.get("/members/C00042").status_code == 404  # what the link used to open
     csrf_token(client)
+
+
+def test_a_bad_cron_is_shown_beside_the_field_and_what_was_typed_stays(
+    client: TestClient, db: Database
+) -> None:
+    connection_id = add_connection(db)
+    csrf = sign_in(client, make_user(db, Role.ADMIN).email)
+    sent = client.post(
+        "/sync/schedules",
+        data={
+            "csrftoken": csrf,
+            "connection_id": connection_id,
+            "kind": "cron",
+            "cron": "every weekday at 2",
+            "timezone": "Europe/London",
+        },
+    )
+    assert sent.status_code == 422
+    assert "Something went wrong" not in sent.text
+    assert "Sync Now" in sent.text  # the Sync page itself, not a dead end
+    field = re.search(rf'<input id="cron_{connection_id}"[^>]*>', sent.text)
+    assert field is not None
+    assert 'value="every weekday at 2"' in field.group(0)
+    assert f'aria-describedby="cron_{connection_id}-error"' in field.group(0)
+    error = re.search(rf'<p [^>]*id="cron_{connection_id}-error"[^>]*>([^<]*)</p>', sent.text)
+    assert error is not None
+    assert "is not a cron expression" in error.group(1)
+    assert "30 2 * * 1-5" in error.group(1)
+    assert 'value="Europe/London"' in sent.text  # the other fields keep what was typed too
+    assert re.search(r'<option value="cron" selected>', sent.text)
+    with db.read() as session:
+        assert session.scalars(select(SyncSchedule)).all() == []

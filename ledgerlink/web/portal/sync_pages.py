@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -39,15 +41,37 @@ POLICY_LABELS = {
 }
 
 
+@dataclass(frozen=True)
+class ScheduleForm:
+    """A schedule form sent back with what was typed and what to fix (by field; ``""``:
+    the form as a whole)."""
+
+    connection_id: int
+    values: dict[str, str]
+    errors: dict[str, str]
+
+
 @router.get("/sync")
 def sync_page(request: Request, _: Viewer, session: WriteSession, notice: str = "") -> Response:
     # a write session: a connection without settings gets its defaults stored on first view
+    return _sync_page(request, session, notice=notice)
+
+
+def _sync_page(
+    request: Request,
+    session: Session,
+    *,
+    notice: str = "",
+    schedule_form: ScheduleForm | None = None,
+    status_code: int = 200,
+) -> Response:
     connections = views.connection_settings(session)
     recent = views.recent_runs(session)
     planned = views.schedules_of(session)
     return render(
         request,
         "sync.html",
+        status_code=status_code,
         connections=connections,
         runs=recent,
         data_sets=list(DataSet),
@@ -57,6 +81,7 @@ def sync_page(request: Request, _: Viewer, session: WriteSession, notice: str = 
         schedules=planned,
         weekdays=schedules.WEEKDAYS,
         notice=notice,
+        schedule_form=schedule_form,
     )
 
 
@@ -95,30 +120,46 @@ def _save_settings(
         )
 
 
+SCHEDULE_FIELDS = ("kind", "at", "weekday", "cron", "timezone")
+
+
 @router.post("/sync/schedules")
 async def add_schedule(request: Request, principal: Admin, db: DatabaseDep) -> Response:
     form = await request.form()
+    values = {name: str(form.get(name) or "") for name in SCHEDULE_FIELDS}
+    values["timezone"] = values["timezone"].strip() or "UTC"
+    data_sets = [str(v) for v in form.getlist("data_sets")] or None
+    raw_id = str(form.get("connection_id") or "")
+    if not raw_id.isdigit():
+        return render_error(request, 422, "The schedule was not added: no ledger connection")
+    connection_id = int(raw_id)
+
+    def add() -> None:
+        with db.transaction() as session:
+            schedules.add(
+                session,
+                principal,
+                connection_id,
+                kind=values["kind"],
+                at=values["at"],
+                weekday=values["weekday"],
+                cron=values["cron"],
+                timezone=values["timezone"],
+                data_sets=data_sets,
+            )
+
     try:
-        connection_id = int(str(form.get("connection_id") or "0"))
-        data_sets = [str(v) for v in form.getlist("data_sets")] or None
-
-        def add() -> None:
-            with db.transaction() as session:
-                schedules.add(
-                    session,
-                    principal,
-                    connection_id,
-                    kind=str(form.get("kind") or ""),
-                    at=str(form.get("at") or ""),
-                    weekday=str(form.get("weekday") or ""),
-                    cron=str(form.get("cron") or ""),
-                    timezone=str(form.get("timezone") or "UTC").strip(),
-                    data_sets=data_sets,
-                )
-
         await run_in_threadpool(add)
-    except (runs.SyncError, ValueError) as exc:  # said on the page, with what was not added
-        return render_error(request, 422, f"The schedule was not added: {exc}")
+    except runs.SyncError as exc:
+        # The Sync page again, the error beside the field and what was typed still there.
+        field = exc.field if isinstance(exc, schedules.ScheduleInvalid) else ""
+        sent_back = ScheduleForm(connection_id, values, {field: f"Not added: {exc}"})
+
+        def page() -> Response:
+            with db.transaction() as session:
+                return _sync_page(request, session, schedule_form=sent_back, status_code=422)
+
+        return await run_in_threadpool(page)
     return RedirectResponse("/sync?notice=Schedule+added", 303)
 
 
