@@ -3,6 +3,7 @@ and the dashboard's figures. Amounts are formatted from minor units, never float
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -13,8 +14,10 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
 from ledgerlink.domain.money import Money, MoneyError
+from ledgerlink.mapping.versions import VersionLabel, describe_version, saved_version
 from ledgerlink.payments.problems import REASONS
 from ledgerlink.payments.resolutions import allowed_actions
+from ledgerlink.store.mapping_models import MappingVersion
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import (
     PaymentEvent,
@@ -115,6 +118,27 @@ def event_detail(session: Session, event_id: int) -> dict[str, Any] | None:
         ],
         "exception": exception_row(exception, event) if exception is not None else None,
     }
+
+
+def mapping_labels(session: Session, refs: Iterable[str]) -> dict[str, VersionLabel]:
+    """The mapping versions postings name (``name@v3``, ``name@package:…``) in words, with
+    who saved each version saved in ledgerlink."""
+    wanted = {ref for ref in refs if ref}
+    saved = {found for found in map(saved_version, wanted) if found is not None}
+    authors: dict[tuple[str, int], str] = {}
+    if saved:
+        rows = session.execute(
+            select(MappingVersion.name, MappingVersion.version, MappingVersion.author).where(
+                MappingVersion.name.in_({name for name, _ in saved}),
+                MappingVersion.version.in_({version for _, version in saved}),
+            )
+        ).tuples()
+        authors = {(name, version): author for name, version, author in rows}
+    labels = {}
+    for ref in wanted:
+        key = saved_version(ref)
+        labels[ref] = describe_version(ref, authors.get(key) if key is not None else None)
+    return labels
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from ledgerlink.mapping.engine import to_json
 from ledgerlink.mapping.errors import SpecError, SpecProblem
@@ -17,6 +18,7 @@ from ledgerlink.mapping.functions import reference
 from ledgerlink.mapping.loader import load_document, replace_table_rows
 from ledgerlink.mapping.preview import MAX_PREVIEW, run_preview, sample_records
 from ledgerlink.mapping.spec import MappingSpec
+from ledgerlink.mapping.versions import VersionLabel, describe_version, saved_version
 from ledgerlink.store.db import Database
 from ledgerlink.store.mapping_repo import (
     RECENT_SOURCES,
@@ -44,7 +46,8 @@ NOTICES = {
 def mappings_page(request: Request, _: Viewer, repo: MappingsDep, db: DatabaseDep) -> Response:
     with db.read() as session:
         specs = [summary(repo, session, name) for name in repo.names(session)]
-    return render(request, "mappings.html", specs=specs)
+        labels = {spec["name"]: _version_label(repo, session, spec["version"]) for spec in specs}
+    return render(request, "mappings.html", specs=specs, labels=labels)
 
 
 @router.get("/settings/mappings/{name}")
@@ -172,6 +175,13 @@ def rollback(
 # ---- helpers ------------------------------------------------------------------------------
 
 
+def _version_label(repo: MappingRepository, session: Session, ref: str) -> VersionLabel:
+    """The active version in words ("v3 saved by …", "shipped version (28c8342)")."""
+    saved = saved_version(ref)
+    row = repo.active_row(session, saved[0]) if saved is not None else None
+    return describe_version(ref, row.author if row is not None else None)
+
+
 def _apply_gl_rows(
     name: str,
     text: str,
@@ -243,6 +253,7 @@ def _edit_page(
         info = summary(repo, session, name)
         active = repo.text(session, name)
         # plain values: the read session expires its rows when it ends
+        active_label = _version_label(repo, session, active.ref)
         history = [
             {
                 "version": row.version,
@@ -265,6 +276,7 @@ def _edit_page(
         name=name,
         info=info,
         active=active,
+        active_label=active_label,
         yaml_text=text,
         samples=samples,
         gl_rows=_gl_rows(text, name),

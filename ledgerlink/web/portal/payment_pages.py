@@ -73,7 +73,8 @@ def event_page(request: Request, event_id: int, _: Viewer, session: ReadSession)
     detail = views.event_detail(session, event_id)
     if detail is None:
         return render_error(request, 404, f"There is no payment event {event_id}")
-    return render(request, "payment_event.html", **detail)
+    labels = views.mapping_labels(session, (p["mapping_version"] for p in detail["postings"]))
+    return render(request, "payment_event.html", mapping_labels=labels, **detail)
 
 
 @router.get("/payments/exceptions")
