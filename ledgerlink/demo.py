@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from ledgerlink import connections
+from ledgerlink import connection_setup, connections
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.connectors.factory import sbc_redirect_uri, sbc_token_vault
 from ledgerlink.connectors.sage500.tables import tarCustomer, tarInvoice
@@ -297,8 +297,9 @@ DEMO_PAYMENTS = (
 
 def wire_payments(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str | None:
     """Card payments in the demo post to the Sage 500 sandbox: point the PayTrace
-    connection at it, and (once) make a few payments through the PayTrace sandbox so the
-    Payments page shows receipts, a decline and an exception to resolve."""
+    connection at it, activate both as an administrator's Save would (tested first), and
+    (once) make a few payments through the PayTrace sandbox so the Payments page shows
+    receipts, a decline and an exception to resolve."""
     if "paytrace" not in where or "sage500" not in where:
         return None
     with runtime.db.transaction() as session:
@@ -314,8 +315,11 @@ def wire_payments(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str |
                 gateway,
                 settings={"post_to_connection_id": ledger.id, "poll_interval_seconds": 30},
             )
-        if session.scalar(select(PaymentEvent.id).limit(1)) is not None:
-            return None
+        paid_before = session.scalar(select(PaymentEvent.id).limit(1)) is not None
+        wired = (ledger.id, gateway.id)
+    activate_connections(runtime, wired)
+    if paid_before:
+        return None
     config = PayTraceConfig()
     base = where["paytrace"].base_url
     with httpx.Client(base_url=base, timeout=15) as http:
@@ -353,6 +357,15 @@ def wire_payments(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str |
             made += int(answer.status_code == 200)
     asyncio.run(poll_due(runtime, force=True))
     return f"Made {made} demo card payments in the PayTrace sandbox; they post to Sage 500."
+
+
+def activate_connections(runtime: Runtime, ids: tuple[int, ...]) -> None:
+    """Activate the demo's connections through the portal's Save (the connection is
+    tested and active only when its checks pass). Card payments post through these
+    connections from the first minute of the demo, so they must not show "inactive": a
+    connection created by the demo starts inactive like any other, and was never saved."""
+    for connection_id in ids:
+        asyncio.run(connection_setup.save(runtime, cli_principal(), connection_id, activate=True))
 
 
 def _open_invoices(runtime: Runtime) -> dict[str, tuple[str, str]]:

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         description="A job whose worker stops renewing it for this long runs again.",
     )
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    connection_test_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="How long *Test connection* (and the test behind Save) waits for an "
+        "external system before it gives up and says which system did not answer.",
+    )
     sync_page_size: int = Field(
         default=500,
         ge=10,

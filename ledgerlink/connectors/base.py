@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from ledgerlink.connectors.errors import RateLimited, Unavailable, UpstreamError
 from ledgerlink.domain.accounts import (
     Batch,
     CardCustomer,
@@ -38,6 +39,19 @@ class CheckResult:
     name: str  # "reachable", "credentials", "permissions", "business"...
     ok: bool
     detail: str
+    #: The system could not be reached or did not answer in time: the check learned
+    #: nothing about the settings, so saving keeps the connection as it was (saved, not
+    #: verified) instead of deactivating what worked before.
+    unreachable: bool = False
+
+    @classmethod
+    def from_error(cls, name: str, error: UpstreamError) -> CheckResult:
+        """A failed check from the upstream's error: an outage, a timeout or a rate limit
+        says nothing about ``name`` (credentials, permissions...), so it is reported as
+        the system being unreachable, with the error's own words."""
+        if isinstance(error, Unavailable | RateLimited):
+            return cls("reachable", False, error.message, unreachable=True)
+        return cls(name, False, error.message)
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from ledgerlink.cli import app
-from ledgerlink.connection_setup import ACTIVE, NOT_ACTIVE
+from ledgerlink.connection_setup import ACTIVE, KEPT_INACTIVE, NOT_ACTIVE, NOT_VERIFIED
 from ledgerlink.connectors import registry
 from ledgerlink.identity.roles import Role
 from ledgerlink.sandbox import sage500
@@ -35,6 +35,12 @@ def erp_url(tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def not_sage_url(tmp_path: Path) -> str:
+    """A database that answers but holds no Sage 500 tables: the checks fail on an answer."""
+    return f"sqlite:///{tmp_path / 'empty.db'}"
+
+
 def _sage500(client: TestClient, headers: dict[str, str], url: str) -> int:
     created = client.post(
         "/api/v1/connections",
@@ -50,9 +56,11 @@ def _sage500(client: TestClient, headers: dict[str, str], url: str) -> int:
     return int(created.json()["id"])
 
 
-def test_the_api_tests_a_connection_before_activating_it(client: TestClient, db: Database) -> None:
+def test_the_api_tests_a_connection_before_activating_it(
+    client: TestClient, db: Database, not_sage_url: str
+) -> None:
     headers = {"Authorization": f"Bearer {make_user(db, Role.ADMIN).token}"}
-    cid = _sage500(client, headers, UNREACHABLE)
+    cid = _sage500(client, headers, not_sage_url)
 
     response = client.patch(f"/api/v1/connections/{cid}", headers=headers, json={"is_active": True})
 
@@ -60,6 +68,22 @@ def test_the_api_tests_a_connection_before_activating_it(client: TestClient, db:
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["detail"] == NOT_ACTIVE
+    assert problem["errors"][0]["field"] == "checks.permissions"
+    assert "cannot read tsmCompany" in problem["errors"][0]["message"]
+    assert client.get(f"/api/v1/connections/{cid}", headers=headers).json()["is_active"] is False
+
+
+def test_a_connection_that_cannot_be_reached_is_saved_but_not_verified(
+    client: TestClient, db: Database
+) -> None:
+    headers = {"Authorization": f"Bearer {make_user(db, Role.ADMIN).token}"}
+    cid = _sage500(client, headers, UNREACHABLE)
+
+    response = client.patch(f"/api/v1/connections/{cid}", headers=headers, json={"is_active": True})
+
+    assert response.status_code == 409
+    problem = response.json()
+    assert problem["detail"] == NOT_VERIFIED.format(system="Sage 500", state=KEPT_INACTIVE)
     assert problem["errors"][0]["field"] == "checks.reachable"
     assert "cannot connect" in problem["errors"][0]["message"]
     assert client.get(f"/api/v1/connections/{cid}", headers=headers).json()["is_active"] is False
@@ -78,7 +102,7 @@ def test_the_api_activates_a_connection_whose_checks_pass(
 
 
 def test_changing_an_active_connection_tests_it_again(
-    client: TestClient, db: Database, erp_url: str
+    client: TestClient, db: Database, erp_url: str, not_sage_url: str
 ) -> None:
     headers = {"Authorization": f"Bearer {make_user(db, Role.ADMIN).token}"}
     cid = _sage500(client, headers, erp_url)
@@ -89,12 +113,37 @@ def test_changing_an_active_connection_tests_it_again(
     response = client.patch(
         f"/api/v1/connections/{cid}",
         headers=headers,
-        json={"secrets": {"database_url": UNREACHABLE}},
+        json={"secrets": {"database_url": not_sage_url}},
     )
 
     assert response.status_code == 409
     assert response.json()["detail"] == NOT_ACTIVE
     assert client.get(f"/api/v1/connections/{cid}", headers=headers).json()["is_active"] is False
+
+
+def test_an_active_connection_stays_active_when_its_system_cannot_be_reached(
+    client: TestClient, db: Database, erp_url: str
+) -> None:
+    """An outage says nothing about the settings: they are stored, and the connection keeps
+    the state its last verified test gave it."""
+    headers = {"Authorization": f"Bearer {make_user(db, Role.ADMIN).token}"}
+    cid = _sage500(client, headers, erp_url)
+    assert client.patch(
+        f"/api/v1/connections/{cid}", headers=headers, json={"is_active": True}
+    ).json()["is_active"]
+
+    response = client.patch(
+        f"/api/v1/connections/{cid}",
+        headers=headers,
+        json={
+            "settings": {"refund_gl_account": "1020-00"},
+            "secrets": {"database_url": UNREACHABLE},
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["is_active"] is True
+    assert response.json()["settings"]["refund_gl_account"] == "1020-00"
 
 
 def test_deactivating_needs_no_test(client: TestClient, db: Database, erp_url: str) -> None:
@@ -108,11 +157,11 @@ def test_deactivating_needs_no_test(client: TestClient, db: Database, erp_url: s
 
 
 def test_the_portal_and_the_api_say_the_same(
-    client: TestClient, db: Database, erp_url: str
+    client: TestClient, db: Database, erp_url: str, not_sage_url: str
 ) -> None:
     admin = make_user(db, Role.ADMIN)
     headers = {"Authorization": f"Bearer {admin.token}"}
-    failing = _sage500(client, headers, UNREACHABLE)
+    failing = _sage500(client, headers, not_sage_url)
     token = sign_in(client, admin.email)
     form = {"mode": "sql", "company_id": "SOA", "currency": "USD", "csrftoken": token}
 
@@ -121,7 +170,7 @@ def test_the_portal_and_the_api_say_the_same(
 
     assert page.status_code == 200
     assert NOT_ACTIVE in page.text
-    assert "cannot connect" in page.text
+    assert "cannot read tsmCompany" in page.text
     assert api.json()["detail"] == NOT_ACTIVE
 
     working = client.post(

@@ -268,7 +268,7 @@ class PayTraceGateway:
         try:
             await self.auth.headers()
         except UpstreamError as exc:
-            return [CheckResult("credentials", False, exc.message)]
+            return [CheckResult.from_error("credentials", exc)]
         results.append(CheckResult("reachable", True, "PayTrace answered"))
         results.append(CheckResult("credentials", True, "API user signed in"))
         today = datetime.now(UTC).date()
@@ -276,7 +276,7 @@ class PayTraceGateway:
             await self.transactions(today - timedelta(days=1), today)
             results.append(CheckResult("permissions", True, "transaction exports readable"))
         except UpstreamError as exc:
-            results.append(CheckResult("permissions", False, exc.message))
+            results.append(CheckResult.from_error("permissions", exc))
         return results
 
     async def export_raw(self, start: date, end: date) -> list[dict[str, Any]]:

@@ -112,6 +112,29 @@ def _first_line(exc: BaseException) -> str:
     return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
 
 
+#: How database drivers word "the server is not there" (psycopg, pymssql/FreeTDS, pyodbc,
+#: SQLite): a connection test failing so learned nothing about the settings.
+_NOT_THERE = (
+    "connection refused",
+    "timed out",
+    "timeout expired",
+    "could not translate host name",
+    "name or service not known",
+    "no route to host",
+    "network is unreachable",
+    "unable to connect",
+    "server is unavailable",
+    "adaptive server is unavailable",
+)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether connecting failed because the database server did not answer, as opposed
+    to refusing us (a wrong password or database name is a real failure)."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(words in text for words in _NOT_THERE)
+
+
 class Sage500Ledger:
     system = SYSTEM
 
@@ -161,7 +184,14 @@ class Sage500Ledger:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except DBAPIError as exc:
-            results.append(CheckResult("reachable", False, f"cannot connect: {_first_line(exc)}"))
+            results.append(
+                CheckResult(
+                    "reachable",
+                    False,
+                    f"cannot connect: {_first_line(exc)}",
+                    unreachable=_unreachable(exc),
+                )
+            )
             return results
         results.append(CheckResult("reachable", True, "the database answered"))
         try:

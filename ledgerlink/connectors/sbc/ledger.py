@@ -184,7 +184,7 @@ class SbcLedger:
         try:
             businesses = await self._get("/businesses", what="businesses")
         except UpstreamError as exc:
-            results.append(CheckResult("credentials", False, exc.message))
+            results.append(CheckResult.from_error("credentials", exc))
             return results
         results.append(CheckResult("reachable", True, "Sage answered"))
         results.append(CheckResult("credentials", True, "the access token is accepted"))
@@ -213,7 +213,7 @@ class SbcLedger:
                 )
             )
         except UpstreamError as exc:
-            results.append(CheckResult("permissions", False, exc.message))
+            results.append(CheckResult.from_error("permissions", exc))
         if self.options.receipt_bank_account_id:
             try:
                 await self._get(
@@ -222,7 +222,7 @@ class SbcLedger:
                 )
                 results.append(CheckResult("bank account", True, "receipt bank account exists"))
             except UpstreamError as exc:
-                results.append(CheckResult("bank account", False, exc.message))
+                results.append(CheckResult.from_error("bank account", exc))
         return results
 
     async def customers(

@@ -4,12 +4,14 @@ Each kind's settings form is the connector's own (``ConnectorKind.settings_templ
 with what it offers from ``page_context``: SBC reads its choices live from Sage, so
 administrators pick from what exists instead of typing ids). Save is the
 :mod:`ledgerlink.connection_setup` use case: validate, test, activate only when every
-check passes.
+check passes. A refused form shows again as it was typed, each error beside its field;
+a system that did not answer gives "saved, not verified" with the reason, never a loss.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
@@ -152,6 +154,7 @@ async def _detail(
 ) -> Response:
     connector = registry.descriptor(connection.kind)
     page = await connector.page_context(runtime, connection) if connector.page_context else {}
+    extra.setdefault("view", connections.describe(connection))
     return render(
         request,
         "connection.html",
@@ -159,11 +162,22 @@ async def _detail(
         connection=connection,
         connector=connector,
         settings_template=connector.settings_template or GENERIC_FORM,
-        view=connections.describe(connection),
         kind_label=connector.label,
+        test_seconds=runtime.settings.connection_test_seconds,
         **page,
         **extra,
     )
+
+
+def _empty(model: Any, name: str) -> str | None:
+    """What an empty text box means for setting ``name``: "not set" (``None``) where the
+    setting may be unset, an empty text where text is expected (an SMTP user name left
+    empty means no login), else the empty text itself, which validation names."""
+    info = model.model_fields.get(name)
+    if info is None:
+        return None
+    optional = get_origin(info.annotation) in (Union, types.UnionType)
+    return None if optional and type(None) in get_args(info.annotation) else ""
 
 
 def _settings_from_form(kind: str, form: Any, current: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +187,7 @@ def _settings_from_form(kind: str, form: Any, current: dict[str, Any]) -> dict[s
     settings = dict(current)
     for name in connector.editable_fields():
         if name in text:
-            settings[name] = text[name] or None
+            settings[name] = text[name] or _empty(connector.settings_model, name)
     if connector.form_settings is not None:
         connector.form_settings(text, lambda name: list(form.getlist(name)), settings)
     return settings
@@ -192,26 +206,43 @@ async def save_connection(
         for name in connections.secret_names(connection.kind)
         if form.get(f"secret_{name}")
     }
+    typed = _settings_from_form(connection.kind, form, connection.settings)
     try:
         saved = await connection_setup.save(
-            runtime,
-            principal,
-            connection_id,
-            settings=_settings_from_form(connection.kind, form, connection.settings),
-            secrets=secrets,
-            activate=True,
+            runtime, principal, connection_id, settings=typed, secrets=secrets, activate=True
         )
     except connection_setup.NoSuchConnection:
         return render_error(request, 404, "There is no such connection.")
     except connections.InvalidConnection as exc:
+        # Nothing was stored: the form comes back as typed, the error beside its field.
+        view = connections.describe(connection)
+        view["settings"] = {**view["settings"], **typed}
         return await _detail(
-            request, runtime, connection, status_code=422, error=f"{exc.field}: {exc.message}"
+            request,
+            runtime,
+            connection,
+            status_code=422,
+            view=view,
+            field_errors={_form_field(exc.field): exc.message},
+            error=f"Not saved: {_field_label(exc.field)} {exc.message}. Correct it below "
+            "and save again.",
         )
-    if saved.active:
+    if saved.active and saved.verified:
         return RedirectResponse(f"/connections/{connection_id}?done=saved", 303)
-    return await _detail(
-        request, runtime, saved.connection, checks=list(saved.checks), error=saved.message
-    )
+    outcome: dict[str, Any] = {"warning" if not saved.verified else "error": saved.message}
+    return await _detail(request, runtime, saved.connection, checks=list(saved.checks), **outcome)
+
+
+def _form_field(field: str) -> str:
+    """The form's input for an error's field ("settings.port" → "port", "secrets.password"
+    → "secret_password"; a table's cell names its table)."""
+    head, _, rest = field.partition(".")
+    name = rest.partition(".")[0] if rest else head
+    return f"secret_{name}" if head == "secrets" else name
+
+
+def _field_label(field: str) -> str:
+    return _form_field(field).removeprefix("secret_").replace("_", " ").capitalize() + ":"
 
 
 @router.post("/connections/{connection_id}/test")
