@@ -34,6 +34,7 @@ from prometheus_client import Counter, Histogram
 from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.errors import RateLimited, Unavailable, UpstreamError
+from ledgerlink.connectors.recent_calls import RECENT_CALLS
 from ledgerlink.connectors.throttle import TokenBucket
 
 log = structlog.get_logger("ledgerlink.connectors")
@@ -311,17 +312,16 @@ class UpstreamClient:
             )
         except httpx.TransportError as exc:
             if not was_sent(exc):
-                UPSTREAM_REQUESTS.labels(self.system, "connection_error").inc()
+                _count(self.system, "connection_error")
                 raise Unavailable(
                     self.system,
                     f"{_name(self.system)} could not be reached ({_describe(exc)}); "
                     "check the address and the network, it will be retried",
                 ) from exc
-            UPSTREAM_REQUESTS.labels(self.system, "timeout").inc()
+            timed_out = isinstance(exc, httpx.TimeoutException)
+            _count(self.system, "timeout" if timed_out else "connection_dropped")
             silence = (
-                "did not answer in time"
-                if isinstance(exc, httpx.TimeoutException)
-                else "cut the connection before answering"
+                "did not answer in time" if timed_out else "cut the connection before answering"
             )
             if repeatable:
                 raise Unavailable(
@@ -351,10 +351,10 @@ class UpstreamClient:
     ) -> UpstreamError | None:
         status = response.status_code
         if status < 400:
-            UPSTREAM_REQUESTS.labels(self.system, "ok").inc()
+            _count(self.system, "ok")
             return None
         if status == 429:
-            UPSTREAM_REQUESTS.labels(self.system, "rate_limited").inc()
+            _count(self.system, "rate_limited")
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.now())
             if bucket is not None:
                 bucket.pause(retry_after if retry_after is not None else self.policy.wait_initial)
@@ -368,14 +368,14 @@ class UpstreamClient:
                 retryable=not too_long,
             )
         if status in REFUSED_STATUSES or (status in MAYBE_PROCESSED_STATUSES and repeatable):
-            UPSTREAM_REQUESTS.labels(self.system, "unavailable").inc()
+            _count(self.system, "unavailable")
             return Unavailable(
                 self.system,
                 f"{_name(self.system)} is temporarily unavailable (HTTP {status})",
                 status=status,
             )
         if status in MAYBE_PROCESSED_STATUSES:
-            UPSTREAM_REQUESTS.labels(self.system, "unavailable").inc()
+            _count(self.system, "unavailable")
             return Unavailable(
                 self.system,
                 f"{_name(self.system)} failed while handling a write (HTTP {status}); it may "
@@ -385,10 +385,16 @@ class UpstreamClient:
                 outcome_unknown=True,
             )
         error = self.classify(response)
-        UPSTREAM_REQUESTS.labels(self.system, _outcome(error)).inc()
+        _count(self.system, _outcome(error))
         return error or UpstreamError(
             self.system, f"{_name(self.system)} answered HTTP {status}", status=status
         )
+
+
+def _count(system: str, outcome: str) -> None:
+    """One call's outcome: in the Prometheus counter and in the dashboard's recent calls."""
+    UPSTREAM_REQUESTS.labels(system, outcome).inc()
+    RECENT_CALLS.note(system, outcome)
 
 
 def was_sent(exc: httpx.TransportError) -> bool:

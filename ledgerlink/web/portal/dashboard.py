@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ledgerlink import overview
-from ledgerlink.payments import views as payment_views
 from ledgerlink.store import audit_checks
 from ledgerlink.web.deps import RuntimeDep, Viewer
 from ledgerlink.web.portal.rendering import render
@@ -18,7 +17,9 @@ router = APIRouter()
 def dashboard(request: Request, _: Viewer, runtime: RuntimeDep) -> Response:
     with runtime.db.read() as session:
         counts = overview.counts(session)
-        payments = payment_views.dashboard(session)
+        payments = overview.payment_figures(session)
+        health = overview.upstream_health(session)
+        mail = overview.mail_health(session)
     jobs = runtime.jobs.health()
     counts["failed_jobs"] = jobs.failed_last_day
     readiness = {"ok": jobs.ok, "detail": jobs.detail}
@@ -27,6 +28,8 @@ def dashboard(request: Request, _: Viewer, runtime: RuntimeDep) -> Response:
         "dashboard.html",
         counts=counts,
         payments=payments,
+        health=health,
+        mail=mail,
         jobs=jobs,
         readiness=readiness,
         database=runtime.db.backend,
