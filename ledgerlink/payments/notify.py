@@ -129,7 +129,9 @@ async def check_smtp(runtime: Any, connection: Connection) -> list[CheckResult]:
         await send(runtime, connection, mail)
     except MailFailed as exc:
         await _record(runtime, mail, connection, str(exc))
-        return [CheckResult("e-mail", False, str(exc))]
+        # Refused, timed out or cut off (OSError) says nothing about the settings.
+        unreachable = isinstance(exc.__cause__, OSError)
+        return [CheckResult("e-mail", False, str(exc), unreachable=unreachable)]
     await _record(runtime, mail, connection, None)
     return [CheckResult("e-mail", True, f"test message sent to {recipients}")]
 

@@ -241,3 +241,29 @@ def test_the_demo_card_payment_connections_are_active_when_the_demo_starts(
         state = {c.name: c.is_active for c in session.scalars(select(Connection))}
     assert state == {"PayTrace (sandbox)": True, "Sage 500 (sandbox)": True}
     runtime.db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_saving_the_e_mail_settings_while_the_mail_server_is_down_keeps_it_active(
+    client: TestClient, db: Database
+) -> None:
+    cid, token = _smtp_connection(client, db)
+    with smtp_server() as (port, _):
+        form = form_as_sent(client.get(f"/connections/{cid}").text) | {
+            "host": "127.0.0.1",
+            "port": str(port),
+            "security": "none",
+            "from_address": "ledgerlink@example.org",
+            "recipients": "finance@example.org",
+            "csrftoken": token,
+        }
+        assert client.post(f"/connections/{cid}", data=form, follow_redirects=False).is_redirect
+    assert _stored(db, cid).is_active
+
+    again = client.post(f"/connections/{cid}", data=form | {"digest_at": "08:15"})
+
+    stored = _stored(db, cid)
+    assert stored.is_active
+    assert stored.settings["digest_at"] == "08:15"
+    text = BeautifulSoup(again.text, "html.parser").get_text(" ", strip=True)
+    assert "Saved, but not verified: E-mail (SMTP) could not be reached" in text
