@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
@@ -18,6 +18,7 @@ from ledgerlink.mapping.versions import VersionLabel, describe_version, saved_ve
 from ledgerlink.payments.problems import REASONS
 from ledgerlink.payments.resolutions import allowed_actions
 from ledgerlink.store.mapping_models import MappingVersion
+from ledgerlink.store.member_models import MemberLinkRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import (
     PaymentEvent,
@@ -211,6 +212,33 @@ def disputed_invoices(session: Session) -> set[str]:
         )
     )
     return set(rows)
+
+
+#: What a reversal ledgerlink posted undid, as the member's history names it (a ledger
+#: lists a chargeback and a voided sale's reversal as refunds: money going back).
+_REVERSAL_WORDS = {"chargeback": "chargeback", "void": "void (receipt reversed)"}
+
+
+def card_reversals(session: Session, member_id: int) -> dict[tuple[int, str], str]:
+    """The member's ledger documents that are ledgerlink's reversals of a card receipt,
+    ``(ledger connection id, ledger id) → what they are`` ("chargeback", "void …")."""
+    rows = session.execute(
+        select(PaymentPosting.ledger_connection_id, PaymentPosting.ledger_id, PaymentEvent.kind)
+        .join(PaymentEvent, PaymentEvent.id == PaymentPosting.event_id)
+        .join(
+            MemberLinkRow,
+            and_(
+                MemberLinkRow.connection_id == PaymentPosting.ledger_connection_id,
+                MemberLinkRow.customer_id == PaymentPosting.customer_id,
+            ),
+        )
+        .where(MemberLinkRow.member_id == member_id, PaymentPosting.action == "reversal")
+    ).tuples()
+    return {
+        (connection_id, ledger_id): _REVERSAL_WORDS[kind]
+        for connection_id, ledger_id, kind in rows
+        if kind in _REVERSAL_WORDS and connection_id is not None
+    }
 
 
 @dataclass(frozen=True)

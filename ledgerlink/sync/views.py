@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from ledgerlink.connectors import registry
 from ledgerlink.csv_cells import SafeCsvWriter
 from ledgerlink.domain.money import Money
-from ledgerlink.payments.views import disputed_invoices
+from ledgerlink.payments.views import card_reversals, disputed_invoices
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import (
     MemberBalance,
@@ -24,6 +24,7 @@ from ledgerlink.store.sync_models import (
     SyncSchedule,
 )
 from ledgerlink.sync.datasets import FIELD_LABELS, FIELDS, DataSet, Policy
+from ledgerlink.sync.ledger_view import payment_key
 from ledgerlink.sync.runs import ACTIVE, settings_for
 
 RECORD_COLUMNS = (
@@ -446,10 +447,14 @@ def member_ledger_view(session: Session, member_id: int) -> MemberLedgerView:
         for b in session.scalars(select(MemberBalance).where(MemberBalance.member_id == member_id))
     ]
     disputed = disputed_invoices(session)  # open chargebacks on them
+    reversals = {  # the ledger calls them refunds; ledgerlink knows what it posted
+        (connection_id, payment_key(ledger_id)): kind
+        for (connection_id, ledger_id), kind in card_reversals(session, member_id).items()
+    }
     history: list[TransactionView] = [
         {
             "connection": names.get(t.connection_id, "?"),
-            "kind": t.kind.replace("_", " "),
+            "kind": reversals.get((t.connection_id, t.ledger_id), t.kind.replace("_", " ")),
             "number": t.number,
             "date": t.posted_on,
             "total": Money(t.total_minor, t.currency).format_display(),
