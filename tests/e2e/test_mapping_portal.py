@@ -33,7 +33,7 @@ def test_an_admin_edits_a_gl_mapping_previews_it_and_saves_a_new_version(
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"{base}/settings/mappings")
         page.get_by_role("link", name=SPEC).click()
-        assert "@package:" in page.get_by_test_id("active-version").inner_text()
+        assert "shipped version (" in page.get_by_test_id("active-version").inner_text()
 
         page.get_by_role("button", name="Preview").click()
         first = page.get_by_test_id("preview-output").first
@@ -45,12 +45,14 @@ def test_an_admin_edits_a_gl_mapping_previews_it_and_saves_a_new_version(
         assert '"GLAcctNo": "1012-50"' in page.get_by_test_id("preview-output").first.inner_text()
         assert "Nothing was written" in preview.inner_text()
         assert "gl_account: 1012-50" in page.get_by_label("Spec YAML").input_value()
-        assert "@package:" in page.get_by_test_id("active-version").inner_text()  # not saved yet
+        assert "shipped version (" in page.get_by_test_id("active-version").inner_text()  # unsaved
 
         page.get_by_label("What changed (for the version history)").fill("card sales to 1012-50")
         page.get_by_role("button", name="Save as new version").click()
         assert "Saved as a new version" in page.get_by_role("status").inner_text()
-        assert page.get_by_test_id("active-version").inner_text() == f"{SPEC}@v1"
+        active = page.get_by_test_id("active-version")
+        assert active.inner_text() == "v1 saved by admin@example.org"
+        assert active.get_attribute("title") == f"{SPEC}@v1"  # the exact version id
         history = page.get_by_test_id("history").inner_text()
         assert "v1" in history
         assert "card sales to 1012-50" in history
