@@ -60,11 +60,9 @@ def test_a_chargeback_is_named_a_chargeback_on_the_member_page(
 ) -> None:  # type: ignore[no-untyped-def]
     with sage500_world(settings, tmp_path, people=2) as world:
         customer = profiles(world)[0]
-        first, second = world.open_invoices(int(customer[1:]))[:2]
+        first = world.open_invoices(int(customer[1:]))[0]
         disputed = world.pay(customer, f"{Decimal(first['Balance']):.2f}", first["TranID"])
-        refunded = world.pay(customer, "10.00", second["TranID"])
         world.settle()
-        world.refund(refunded, "4.00")
         world.poll()
         world.process()
         world.dispute(disputed)
@@ -72,12 +70,7 @@ def test_a_chargeback_is_named_a_chargeback_on_the_member_page(
         with world.runtime.db.transaction() as session:
             assert disputes.import_report(session, rows, world.paytrace_id).problems == []
         world.process()
-        assert sorted(p.action for p in world.postings()) == [
-            "receipt",
-            "receipt",
-            "refund",
-            "reversal",
-        ]
+        assert sorted(p.action for p in world.postings()) == ["receipt", "reversal"]
         number = _link_and_sync_history(world, customer)
         sign_in(client, make_user(world.runtime.db, Role.VIEWER).email)
         page = client.get(f"/members/{number}").text
@@ -90,4 +83,4 @@ def test_a_chargeback_is_named_a_chargeback_on_the_member_page(
         )
         if len(cells) > 2 and cells[2] != "invoice"
     )
-    assert kinds == ["chargeback", "receipt", "receipt", "refund"]
+    assert kinds == ["chargeback", "receipt"]
