@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import in_thread
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.domain.accounts import CustomerAccount
 from ledgerlink.domain.periods import FinancialYear
@@ -39,7 +40,7 @@ from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncCursor, SyncRecord, SyncRun
 from ledgerlink.store.types import utcnow
 from ledgerlink.sync import card_profiles as profiles
-from ledgerlink.sync import cursors, ledger_view
+from ledgerlink.sync import cursors, ledger_view, tally
 from ledgerlink.sync import member_details as details
 from ledgerlink.sync.cursors import HighWater
 from ledgerlink.sync.datasets import DataSet
@@ -52,11 +53,16 @@ from ledgerlink.sync.starting import (
     settings_for,
     start,
 )
+from ledgerlink.sync.tally import Tally
 
 log = structlog.get_logger("ledgerlink.sync")
 _Loaded = TypeVar("_Loaded")
 
 PAGE: Final = 500
+#: The progress bar is written after this many records (at most a page)...
+PROGRESS_STEP: Final = 50
+#: ...or this many seconds after it was last written, whichever comes first.
+PROGRESS_SECONDS: Final = 1.0
 #: Data sets read incrementally from the ledger: their cursor is the ledger's own clock.
 INCREMENTAL: Final = (DataSet.MEMBER_DETAILS, DataSet.TRANSACTIONS)
 
@@ -96,8 +102,15 @@ class Execution:
         *,
         mappings: MappingRepository,
         should_stop: Callable[[], bool] = lambda: False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.should_stop = should_stop
+        self.clock = clock
+        #: the progress bar is written when this many more records are done, or after
+        #: PROGRESS_SECONDS with any (and at every page's commit)
+        self.progress_step = max(1, min(page_size, PROGRESS_STEP))
+        self._progress_written = (0, clock.monotonic())
+        self._writing_progress = False
         self.page_size = page_size
         self.open_gateway = open_gateway
         self.mappings = mappings
@@ -158,8 +171,30 @@ class Execution:
             self.trigger = run.trigger
             self.checkpoint = Checkpoint.from_json(run.checkpoint)
             self.counts: dict[str, int] = dict(run.counts or {})
-            self.total, self.done = run.total, run.done
+            self.tally = Tally.from_json(self.checkpoint.progress)
+            if not self.tally.parts:  # a run started before runs kept their progress
+                self.tally = tally.estimate(
+                    session,
+                    run.connection_id,
+                    [d for d in self.data_sets if not self.checkpoint.is_done(d)],
+                    source_run_id=run.source_run_id,
+                    trigger=run.trigger,
+                    remap=run.remap,
+                    overlap_seconds=settings.overlap_seconds,
+                )
+                resumed = DataSet.MEMBER_DETAILS.value
+                if self.checkpoint.resume_after(resumed):  # its committed pages: run.done
+                    self.tally.set_done(resumed, run.done)
+            run.total, run.done = self.total, self.done
         return None
+
+    @property
+    def total(self) -> int:
+        return self.tally.total
+
+    @property
+    def done(self) -> int:
+        return self.tally.done
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -171,9 +206,43 @@ class Execution:
         run = session.get(SyncRun, self.run_id)
         assert run is not None
         run.counts = dict(self.counts)
+        self.checkpoint = self.checkpoint.with_progress(self.tally.as_json())
         run.checkpoint = self.checkpoint.as_json()
         run.total, run.done = self.total, self.done
+        self._progress_written = (self.done, self.clock.monotonic())
         self.on_progress(Progress(self.run_id, data_set, self.done, self.total, dict(self.counts)))
+
+    async def _advance(self, data_set: str, by: int = 1) -> None:
+        """``by`` more records of ``data_set`` done; the bar is written page by page."""
+        self.tally.advance(data_set, by)
+        await self._progress_moved(data_set)
+
+    async def _progress_moved(self, data_set: str, *, now: bool = False) -> None:
+        written, at = self._progress_written
+        due = now or (
+            self.done != written
+            and (
+                self.done - written >= self.progress_step
+                or self.clock.monotonic() - at >= PROGRESS_SECONDS
+            )
+        )
+        if due and not self._writing_progress:  # concurrent writes: one writes for all
+            self._writing_progress = True
+            try:
+                await in_thread(self._write_progress, data_set)
+            finally:
+                self._writing_progress = False
+
+    def _write_progress(self, data_set: str) -> None:
+        """Only the bar (done and total): counts, records and the checkpoint move together
+        when a page commits."""
+        done, total = self.done, self.total
+        with self.db.transaction() as session:
+            session.execute(
+                update(SyncRun).where(SyncRun.id == self.run_id).values(done=done, total=total)
+            )
+        self._progress_written = (done, self.clock.monotonic())
+        self.on_progress(Progress(self.run_id, data_set, done, total, dict(self.counts)))
 
     async def _check_cancel(self) -> None:
         """Between pages: stop here if the run was cancelled, or the job runner is
@@ -196,6 +265,7 @@ class Execution:
             run.status = status
             run.error = error
             run.counts = dict(self.counts)
+            self.checkpoint = self.checkpoint.with_progress(self.tally.as_json())
             run.checkpoint = self.checkpoint.as_json()
             run.total, run.done = self.total, self.done
             run.finished_at = utcnow()
@@ -235,12 +305,19 @@ class Execution:
         elif data_set is DataSet.CARD_PROFILES:
             await self._card_profiles()
         elif data_set is DataSet.BALANCES:
-            counts = await ledger_view.refresh_balances(self.db, self.ledger, self.connection_id)
+            counts = await ledger_view.refresh_balances(
+                self.db, self.ledger, self.connection_id, tick=lambda: self._advance(data_set.value)
+            )
             for key, value in counts.as_dict().items():
                 self._count(f"balances_{key}", value)
         else:
             counts = await ledger_view.refresh_transactions(
-                self.db, self.ledger, self.connection_id, ledger_since, self.periods
+                self.db,
+                self.ledger,
+                self.connection_id,
+                ledger_since,
+                self.periods,
+                tick=lambda: self._advance(data_set.value),
             )
             self.high_water = counts.high_water
             for key, value in counts.as_dict().items():
@@ -271,6 +348,7 @@ class Execution:
                 cursor.registry_until = registry_until
                 cursor.ledger_until = ledger_until
             self.checkpoint = self.checkpoint.with_done(data_set.value)
+            self.tally.finish(data_set.value)
             self._save(session, data_set.value)
 
     async def _card_profiles(self) -> None:
@@ -288,7 +366,8 @@ class Execution:
             retried = await in_thread(self._retried_profiles)
             if retried is not None:
                 found = [pair for pair in found if pair.key in retried]
-            self.total += len(found)
+            self.tally.expect(profiles.DATA_SET, len(found))
+            await self._progress_moved(profiles.DATA_SET, now=True)
             agreed = await in_thread(self._profile_baselines)
             records: list[RecordItem] = []
             settled: list[tuple[profiles.Pair, dict[str, str]]] = []
@@ -296,7 +375,7 @@ class Execution:
                 for pair in found:
                     await self._check_cancel()
                     outcome = profiles.evaluate(pair, agreed.get(pair.key), self.policies, mapping)
-                    self.done += 1
+                    await self._advance(profiles.DATA_SET)
                     if not outcome.changed:
                         self._count("profiles_unchanged")
                         if agreed.get(pair.key) != outcome.result and not self.dry_run:
@@ -458,8 +537,8 @@ class Execution:
         after = self.checkpoint.resume_after(key)
         pending = [m for m in member_ids if m > after]
         self.resuming = bool(after)
-        if not after:
-            self.total += len(member_ids)
+        self.tally.expect(key, len(member_ids))  # the estimate becomes the real number
+        await self._progress_moved(key, now=True)
         if (
             self.source_run_id is not None
             and self.trigger == "plan"
@@ -564,6 +643,8 @@ class Execution:
             self.checkpoint = self.checkpoint.with_done(DataSet.MEMBER_DETAILS.value)
 
     async def _page(self, member_ids: list[int], known: dict[str, CustomerAccount | None]) -> None:
+        key = DataSet.MEMBER_DETAILS.value
+        committed = self.tally.done_of(key)
         links, base = await in_thread(self._page_state, member_ids)
         wanted = {m.customer_id for m in links.values()}
         # Customers the reads did not return are asked for one by one: only a ledger that
@@ -581,10 +662,18 @@ class Execution:
             for mid, linked in sorted(links.items())
         ]
         written: details.Written = {}
+        writes = 0
         if not self.dry_run:
             changed = [p for p in plans if not p.unchanged]
-            written = await details.write_ledger(self.ledger, changed, self.mapping)
-        await in_thread(self._commit_page, member_ids, plans, written)
+            writes = sum(1 for p in changed if p.merge is not None and p.merge.to_ledger)
+        # the bar moves as the page goes: members needing no ledger write are done now,
+        # the others as each write returns (the page's commit then says exactly)
+        await self._advance(key, len(member_ids) - writes)
+        if writes:
+            written = await details.write_ledger(
+                self.ledger, changed, self.mapping, on_written=lambda: self._advance(key)
+            )
+        await in_thread(self._commit_page, member_ids, plans, written, committed)
         self.mapping.forget()
 
     def _page_state(
@@ -598,7 +687,11 @@ class Execution:
             )
 
     def _commit_page(
-        self, member_ids: list[int], plans: list[details.MemberPlan], written: details.Written
+        self,
+        member_ids: list[int],
+        plans: list[details.MemberPlan],
+        written: details.Written,
+        committed: int,
     ) -> None:
         """One transaction: registry writes, baselines, records and the checkpoint."""
         page = _Page()
@@ -608,7 +701,7 @@ class Execution:
             details.store_baselines(session, page.baselines)
             if page.records:
                 session.execute(insert(SyncRecord), [r.row() for r in page.records])
-            self.done += len(member_ids)
+            self.tally.set_done(DataSet.MEMBER_DETAILS.value, committed + len(member_ids))
             self.checkpoint = self.checkpoint.with_page(
                 DataSet.MEMBER_DETAILS.value, max(member_ids)
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -49,12 +50,24 @@ def _links(db: Database, connection_id: int) -> dict[str, int]:
         return customer_links(session, connection_id)
 
 
-async def refresh_balances(db: Database, ledger: Ledger, connection_id: int) -> ViewCounts:
+async def _no_tick() -> None:
+    return None
+
+
+#: Called once per record read (a linked member's customer, a history document), so the
+#: run's progress bar moves as the ledger's pages arrive.
+Tick = Callable[[], Awaitable[None]]
+
+
+async def refresh_balances(
+    db: Database, ledger: Ledger, connection_id: int, *, tick: Tick = _no_tick
+) -> ViewCounts:
     links = await in_thread(_links, db, connection_id)
     balances: dict[int, tuple[str, int | None]] = {}
     async for customer in ledger.customers():
         member_id = links.get(customer.id)
         if member_id is not None:
+            await tick()
             balance = customer.balance
             balances[member_id] = (
                 balance.currency if balance is not None else customer.currency,
@@ -144,6 +157,8 @@ async def refresh_transactions(
     connection_id: int,
     since: datetime | None,
     periods: list[FinancialYear],
+    *,
+    tick: Tick = _no_tick,
 ) -> ViewCounts:
     links = await in_thread(_links, db, connection_id)
     rows: dict[str, HistoryRow] = {}
@@ -152,6 +167,7 @@ async def refresh_transactions(
     seen = counts.high_water
     async for invoice in ledger.invoices(open_only=False, changed_since=since):
         seen.saw(invoice.updated_at)
+        await tick()
         member_id = links.get(invoice.customer_id)
         if member_id is None or not _in_periods(invoice.date, periods):
             continue
@@ -167,6 +183,7 @@ async def refresh_transactions(
         )
     async for payment in ledger.payments(changed_since=since):
         seen.saw(payment.updated_at)
+        await tick()
         if payment.deleted:
             gone.add(payment_key(payment.id))
             continue
@@ -185,6 +202,7 @@ async def refresh_transactions(
         )
     async for note in ledger.credit_notes(changed_since=since):
         seen.saw(note.updated_at)
+        await tick()
         if note.deleted:
             gone.add(note.id)
             continue

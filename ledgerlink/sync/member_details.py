@@ -15,7 +15,7 @@ baseline is stored with the run's record of the change, page by page.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypedDict
@@ -354,9 +354,14 @@ UPSTREAM_FIX = "check the connection and the value in the ledger, then retry fai
 
 
 async def write_ledger(
-    ledger: Ledger, plans: list[MemberPlan], mapping: CustomerMapping
+    ledger: Ledger,
+    plans: list[MemberPlan],
+    mapping: CustomerMapping,
+    *,
+    on_written: Callable[[], Awaitable[None]] | None = None,
 ) -> Written:
-    """Push each plan's ledger-side changes, mapped through the member → ledger spec."""
+    """Push each plan's ledger-side changes, mapped through the member → ledger spec;
+    ``on_written`` is awaited as each one returns (however it went), for the progress bar."""
     results: Written = {}
     semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
 
@@ -377,6 +382,8 @@ async def write_ledger(
                 results[linked.member_id] = LedgerWrite(
                     False, message=exc.message, fix=UPSTREAM_FIX
                 )
+        if on_written is not None:
+            await on_written()
 
     await asyncio.gather(*(one(p) for p in plans if p.merge is not None and p.merge.to_ledger))
     return results

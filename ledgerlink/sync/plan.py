@@ -24,6 +24,8 @@ from ledgerlink.store.types import utcnow
 HASHES_KEY = "_hashes"
 #: A data set's checkpoint once it is complete.
 DONE = "done"
+#: The key under which the checkpoint keeps the run's progress bar.
+PROGRESS_KEY = "_progress"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,23 +113,35 @@ class Checkpoint:
 
     done: frozenset[str] = frozenset()
     after: Mapping[str, int] = field(default_factory=dict)
+    #: the progress bar as of this checkpoint (see :mod:`ledgerlink.sync.tally`):
+    #: data set → [records done, records in all]
+    progress: Mapping[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, stored: Mapping[str, Any] | None) -> Checkpoint:
-        """Read ``sync_runs.checkpoint``: ``{data set: "done" | last member id}``."""
+        """Read ``sync_runs.checkpoint``: ``{data set: "done" | last member id}``, and
+        the progress under ``_progress`` (absent in runs started before it was kept)."""
         done: set[str] = set()
         after: dict[str, int] = {}
+        progress: dict[str, list[int]] = {}
         for data_set, value in (stored or {}).items():
-            if value == DONE:
+            if data_set == PROGRESS_KEY:
+                progress = {str(k): [int(n) for n in v] for k, v in dict(value or {}).items()}
+            elif value == DONE:
                 done.add(data_set)
             elif value not in (None, ""):
                 after[data_set] = int(value)
-        return cls(frozenset(done), after)
+        return cls(frozenset(done), after, progress)
 
-    def as_json(self) -> dict[str, str | int]:
-        stored: dict[str, str | int] = {k: v for k, v in self.after.items() if k not in self.done}
+    def as_json(self) -> dict[str, Any]:
+        stored: dict[str, Any] = {k: v for k, v in self.after.items() if k not in self.done}
         stored.update(dict.fromkeys(sorted(self.done), DONE))
+        if self.progress:
+            stored[PROGRESS_KEY] = {k: list(v) for k, v in self.progress.items()}
         return stored
+
+    def with_progress(self, progress: Mapping[str, list[int]]) -> Checkpoint:
+        return replace(self, progress={k: list(v) for k, v in progress.items()})
 
     def is_done(self, data_set: str) -> bool:
         return data_set in self.done

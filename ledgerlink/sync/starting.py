@@ -15,7 +15,9 @@ from ledgerlink.store import audit
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun, SyncSettings
 from ledgerlink.store.types import utcnow
+from ledgerlink.sync import tally
 from ledgerlink.sync.datasets import FIELDS, DataSet, Policy
+from ledgerlink.sync.plan import Checkpoint
 
 TASK: Final = "sync.run"
 ACTIVE: Final = ("queued", "running")
@@ -152,15 +154,28 @@ def start(
                     f"run {other.id} of {', '.join(sorted(overlap))} on {connection.name} is "
                     f"still {other.status}; wait for it or cancel it first"
                 )
+    data_set_names = [DataSet(d).value for d in chosen]
+    # the progress bar has a total from the start: an estimate from what is stored here
+    expected = tally.estimate(
+        session,
+        connection_id,
+        data_set_names,
+        source_run_id=source_run_id,
+        trigger=trigger,
+        remap=remap,
+        overlap_seconds=settings_for(session, connection_id).overlap_seconds,
+    )
     run = SyncRun(
         connection_id=connection_id,
         trigger=trigger,
-        data_sets=[DataSet(d).value for d in chosen],
+        data_sets=data_set_names,
         dry_run=dry_run,
         remap=remap,
         status="queued",
         counts={},
-        checkpoint={},
+        checkpoint=Checkpoint(progress=expected.as_json()).as_json(),
+        total=expected.total,
+        done=0,
         requested_by=principal.actor,
         source_run_id=source_run_id,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -87,13 +88,22 @@ def test_sync_now_shows_progress_to_100_and_the_log_entry(
 
             page.get_by_role("button", name="Sync Now").click()
             page.wait_for_url(f"{base}/sync/runs/*")
+            # every data set the settings choose: card profiles cannot run here (no PayTrace
+            # connection), so the run says it finished with that one failed record
             finished = (
-                "document.querySelector('[data-testid=sync-status]').innerText === 'finished'"
+                "document.querySelector('[data-testid=sync-status]').innerText"
+                ".startsWith('finished')"
             )
             page.wait_for_function(f"() => {finished}", timeout=60_000)
             progress = page.get_by_test_id("sync-progress")
             assert progress.locator("progress").get_attribute("value") == "100"
-            assert f"{MEMBERS} of {MEMBERS} records" in progress.inner_text()
+            counted = re.search(r"(\d+) of (\d+) records", progress.inner_text())
+            assert counted is not None
+            assert counted.group(1) == counted.group(2)
+            assert int(counted.group(1)) >= MEMBERS  # members, then history and balances
+            assert page.get_by_test_id("sync-status").inner_text() == (
+                "finished with 1 failed record"
+            )
             records = page.get_by_test_id("sync-record").all_inner_texts()
             assert any("M00002" in r and "synced.now@example.org" in r for r in records)
 

@@ -236,3 +236,53 @@ def test_a_bad_cron_is_shown_beside_the_field_and_what_was_typed_stays(
     assert re.search(r'<option value="cron" selected>', sent.text)
     with db.read() as session:
         assert session.scalars(select(SyncSchedule)).all() == []
+
+
+def test_a_run_has_a_total_from_the_moment_it_is_started(
+    world: PaymentsWorld, client: TestClient
+) -> None:
+    db = world.runtime.db
+    operator = make_user(db, Role.OPERATOR)
+    started = client.post(
+        "/api/v1/sync/runs",
+        headers={"Authorization": f"Bearer {operator.token}"},
+        json={"connection_id": world.ledger_id},  # every data set the settings choose
+    )
+    assert started.status_code == 202, started.text
+    progress = started.json()["progress"]
+    # before anything was read from the ledger: estimated from the linked members
+    assert progress["total"] >= 4
+    assert (progress["done"], progress["percent"]) == (0, 0)
+
+
+def test_the_bar_moves_page_by_page_through_every_data_set(world: PaymentsWorld) -> None:
+    db = world.runtime.db
+    with db.transaction() as session:
+        run_id = runs.start(
+            session, None, ME, world.ledger_id, ["member_details", "transactions", "balances"]
+        ).id
+    seen: list[tuple[str, int, int]] = []
+
+    def moved(progress: runs.Progress) -> None:
+        with db.read() as session:  # what the portal reads: the run's stored progress
+            stored = session.get(SyncRun, run_id)
+            assert stored is not None
+            seen.append((progress.data_set, stored.done, stored.total))
+
+    async def go() -> SyncRun:
+        async with world.ledger() as ledger:
+            return await runs.execute(
+                db, run_id, ledger, ME, moved, page_size=2, mappings=world.runtime.mappings
+            )
+
+    run = asyncio.run(go())
+    assert run.status == "finished"
+    assert all(total > 0 for _, _, total in seen)
+    after_first_page = next(done for data_set, done, _ in seen if done)
+    assert 0 < after_first_page < run.total
+    assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)
+    for data_set in ("member_details", "transactions", "balances"):
+        done = [d for name, d, _ in seen if name == data_set]
+        assert len(set(done)) > 1, f"{data_set} moved the bar only once: {seen}"
+    assert seen[-1][1:] == (run.done, run.total)
+    assert run.done == run.total > 0

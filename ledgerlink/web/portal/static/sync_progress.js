@@ -17,7 +17,9 @@
     set("rate", state.rate);
     set("eta", state.eta_seconds === null ? "—" : state.eta_seconds);
     set("errors", state.errors);
-    set("status", state.status);
+    set("status", state.outcome || state.status);
+    const status = section.querySelector('[data-field="status"]');
+    if (status) status.className = `badge ${state.tone || ""}`;
     if (state.finished) {
       source.close();
       window.location.reload();
