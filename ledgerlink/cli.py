@@ -21,8 +21,10 @@ from ledgerlink.connectors import registry
 from ledgerlink.connectors.checks import run_check
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.jobs.worker import run_worker
+from ledgerlink.logs import configure_console_logging
 from ledgerlink.members.commands import link_app, members_app
 from ledgerlink.payments.commands import payments_app
+from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.commands import sandbox_app
 from ledgerlink.sandbox.supervisor import Supervisor, installed_simulators, stop_children_on_sigterm
 from ledgerlink.settings import Settings
@@ -31,6 +33,7 @@ from ledgerlink.store.models import AuditEntry, Connection
 from ledgerlink.sync.commands import sync_app
 from ledgerlink.terminal import err, out
 from ledgerlink.terminal import runtime as _runtime
+from ledgerlink.terminal import settings as _settings
 from ledgerlink.vault import VaultError, new_key, rotate
 
 
@@ -187,14 +190,18 @@ def demo(
     ] = True,
 ) -> None:
     """Run the demo: migrates the embedded database, starts the three simulators, adds
-    demo users and connections to them, and serves the portal. Prints the URL and logins."""
+    demo users and connections to them, and serves the portal. Prints the URL and logins;
+    the console shows warnings only, the full JSON log goes to <var_dir>/logs/demo.log."""
     import uvicorn
 
     from ledgerlink import demo as demo_data  # deferred: loads recon (polars) and argon2
     from ledgerlink.store.migrate import upgrade  # deferred: alembic and mako, 0.6 s
     from ledgerlink.web.app import create_app  # deferred: every route, FastAPI, polars: 3 s
 
-    runtime = _runtime()
+    settings = _settings()
+    log_file = settings.var_dir / "logs" / "demo.log"
+    configure_console_logging(log_file, settings.log_level)
+    runtime = Runtime(settings)
     upgrade(runtime.db)
     supervisor = Supervisor(runtime.settings, runtime.settings.sandbox_dir / "logs")
     stop_children_on_sigterm()
@@ -230,6 +237,15 @@ def demo(
         out.print(f"\n[bold]ledgerlink demo[/bold] is starting at [link={url}]{url}[/link]")
         for email, role, _ in demo_data.USERS:
             out.print(f"  {role.value:<9} {email}  password: {demo_data.PASSWORD}")
+        out.print(
+            f"Warnings show here; the full log (JSON lines) is in {log_file.resolve()}"
+            + (
+                f", the simulators' in {(runtime.settings.sandbox_dir / 'logs').resolve()}"
+                if sandboxes
+                else ""
+            )
+            + "."
+        )
         out.print("Press Ctrl-C to stop.\n")
         uvicorn.run(
             create_app(runtime=runtime),

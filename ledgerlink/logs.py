@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from typing import Any, Final
 
 import structlog
@@ -91,25 +92,89 @@ def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
 
 _configured: dict[str, str] = {}
 
+#: Loggers whose warnings are per-request detail (stamina announces every retry it
+#: schedules): kept in the log file, left off a person's console.
+CHATTY_LOGGERS: Final = frozenset({"stamina"})
+
 
 def configure_logging(level: str = "info", fmt: str = "json", stream: Any = None) -> None:
-    """Route structlog and the standard library through one redacting renderer."""
-    numeric_level = logging.getLevelName(level.upper())
-    shared: list[Any] = [
+    """Route structlog and the standard library through one redacting renderer: JSON lines
+    (the default, for ``ledgerlink serve`` and log collectors) or ``console`` text."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_formatter(_renderer(fmt)))
+    _install([handler], logging.getLevelName(level.upper()))
+    _configured.update(level=level, fmt=fmt)
+
+
+def configure_console_logging(log_file: Path, level: str = "info", stream: Any = None) -> None:
+    """For a person at a terminal (``make demo``): the full JSON log goes to ``log_file``
+    at ``level``; the console gets only warnings and errors, one readable line each, and
+    none of the per-request retry chatter (which stays in the file)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    to_file = logging.FileHandler(log_file, encoding="utf-8")
+    to_file.setFormatter(_formatter(structlog.processors.JSONRenderer()))
+    to_file.setLevel(logging.getLevelName(level.upper()))
+    console = logging.StreamHandler(stream or sys.stderr)
+    console.setFormatter(_formatter(_readable_line(log_file)))
+    console.setLevel(logging.WARNING)
+    console.addFilter(lambda record: record.name.split(".")[0] not in CHATTY_LOGGERS)
+    _install([to_file, console], min(to_file.level, logging.WARNING))
+    _configured.update(level=level, fmt="console", file=str(log_file))
+
+
+def _renderer(fmt: str) -> Any:
+    if fmt == "json":
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=False)
+
+
+def _readable_line(log_file: Path) -> Any:
+    """A structlog renderer: ``12:04:05 WARNING event: key=value …`` on one line; an
+    exception shows its last line and where its traceback is."""
+
+    def render(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
+        values = dict(event_dict)
+        at = str(values.pop("timestamp", ""))[11:19]
+        level = str(values.pop("level", "")).upper()
+        event = str(values.pop("event", ""))
+        values.pop("logger", None)
+        exception = str(values.pop("exception", "") or "").strip()
+        details = " ".join(f"{key}={value}" for key, value in values.items())
+        line = f"{at} {level} {event}" + (f": {details}" if details else "")
+        if exception:
+            line += f" ({exception.splitlines()[-1]}; traceback in {log_file})"
+        return line
+
+    return render
+
+
+def _formatter(renderer: Any) -> logging.Formatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_processor,
+            renderer,
+        ],
+    )
+
+
+def _shared_processors() -> list[Any]:
+    return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_color_message,
     ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+
+
+def _install(handlers: list[logging.Handler], numeric_level: int) -> None:
+    """Replace ledgerlink's handlers on the root logger with ``handlers``."""
     structlog.configure(
         processors=[
-            *shared,
+            *_shared_processors(),
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
@@ -118,30 +183,21 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: Any = None
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            redact_processor,
-            renderer,
-        ],
-    )
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter)
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_ledgerlink", False):
             root.removeHandler(existing)
-    handler._ledgerlink = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
+            if isinstance(existing, logging.FileHandler):
+                existing.close()
+    for handler in handlers:
+        handler._ledgerlink = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
     root.setLevel(numeric_level)
     for noisy in ("uvicorn.access", "httpx", "httpcore", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(numeric_level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "procrastinate"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
-    _configured.update(level=level, fmt=fmt)
 
 
 def redacted_mapping(values: MutableMapping[str, Any]) -> dict[str, Any]:
