@@ -96,9 +96,12 @@ def exceptions(
     runtime = _runtime()
     with runtime.db.read() as session:
         rows = exception_rows(session, status=None if all_ else "open", limit=500)
-    table = Table("id", "transaction", "reason", "fix", "status")
+    table = Table("id", "transaction", "reason (or how it was resolved)", "fix", "status")
     for row in rows:
-        table.add_row(str(row.id), row.transaction_id, row.reason, row.fix, row.status)
+        if row.status == "open":
+            table.add_row(str(row.id), row.transaction_id, row.reason, row.fix, row.status)
+        else:  # the reason belongs to an earlier try: say how it ended
+            table.add_row(str(row.id), row.transaction_id, row.resolution or "", "", row.status)
     out.print(table)
 
 

@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 from ledgerlink.identity.roles import Role
 from ledgerlink.settings import Settings
 from ledgerlink.store.payment_models import PaymentCharge
+from tests.support.cli import cli
 from tests.support.payments import PaymentsWorld, profiles, sage500_world
+from tests.support.server import server_env
 from tests.support.web import make_user, sign_in
 
 
@@ -170,7 +172,7 @@ def test_a_refused_action_is_said_beside_its_field_on_the_queue(
 
 
 def test_a_resolved_exception_shows_its_resolution_not_the_reason_of_the_earlier_try(
-    world: PaymentsWorld, client
+    world: PaymentsWorld, client, settings: Settings
 ) -> None:  # type: ignore[no-untyped-def]
     payer, other = profiles(world)[:2]
     theirs = world.open_invoices(int(other[1:]))[0]["TranID"]
@@ -202,3 +204,6 @@ def test_a_resolved_exception_shows_its_resolution_not_the_reason_of_the_earlier
     detail = client.get(f"/payments/events/{world.event(sale).id}").text
     assert "belongs to another customer" not in detail
     assert f"Applied to invoice {own}" in detail
+    listed = cli(["payments", "exceptions", "--all"], server_env(settings))
+    assert "belongs" not in listed
+    assert "Applied" in listed
