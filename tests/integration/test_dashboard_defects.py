@@ -95,7 +95,7 @@ def test_the_lag_is_over_recent_payments_posted_after_the_runner_started(
     finally:
         runner.stop()
     assert "over 1 payment(s) posted straight through, received in the last hour" in lag
-    assert "(1 received before the job runner started left out)" in lag
+    assert "(1 received before the job runner started left out: their wait was the start-up" in lag
 
 
 def test_paytrace_dropping_every_connection_shows_as_failing_while_the_poll_retries(
