@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
-from ledgerlink.connectors.recent_calls import RECENT_CALLS, CallLog
+from ledgerlink.connectors.recent_calls import RECENT_CALLS, CallLog, origin_of
 from ledgerlink.domain.money import Money, MoneyError
 from ledgerlink.store.models import AuditHead, Connection, User, WorkerHeartbeat
 from ledgerlink.store.payment_models import (
@@ -236,7 +236,7 @@ def upstream_health(session: Session, calls: CallLog = RECENT_CALLS) -> list[Hea
             and connection.auth_status != "connected"
         ):
             problems.append(connection.auth_detail or connection.auth_status.replace("_", " "))
-        recent = calls.recent(connection.kind)
+        recent = calls.recent(connection.kind, _origin(connection))
         if recent is not None and recent.failing:
             problems.append(f"{registry.label(connection.kind)}: {recent.describe()}")
         if not problems and not notes:
@@ -245,6 +245,19 @@ def upstream_health(session: Session, calls: CallLog = RECENT_CALLS) -> list[Hea
             Health(connection.name, connection.kind, not problems, "; ".join(problems or notes))
         )
     return found
+
+
+def _origin(connection: Connection) -> str | None:
+    """Where the connection's calls go (its API address, or the kind's default one); None
+    when the kind has no API address setting (its calls are judged all together)."""
+    field = registry.descriptor(connection.kind).settings_model.model_fields.get("api_base_url")
+    if field is None:
+        return None
+    address = connection.settings.get("api_base_url") or field.default
+    try:
+        return origin_of(str(address))
+    except (TypeError, ValueError):
+        return None
 
 
 def mail_health(session: Session) -> Health | None:

@@ -34,7 +34,7 @@ from prometheus_client import Counter, Histogram
 from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.errors import RateLimited, Unavailable, UpstreamError
-from ledgerlink.connectors.recent_calls import RECENT_CALLS
+from ledgerlink.connectors.recent_calls import RECENT_CALLS, origin_of
 from ledgerlink.connectors.throttle import TokenBucket
 
 log = structlog.get_logger("ledgerlink.connectors")
@@ -162,6 +162,7 @@ class UpstreamClient:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.system = system
+        self._origin = origin_of(base_url)
         #: Backoff and Retry-After waits are taken on this clock (tests pass a ManualClock).
         self.clock = clock
         self.classify = classify
@@ -312,14 +313,14 @@ class UpstreamClient:
             )
         except httpx.TransportError as exc:
             if not was_sent(exc):
-                _count(self.system, "connection_error")
+                self._count("connection_error")
                 raise Unavailable(
                     self.system,
                     f"{_name(self.system)} could not be reached ({_describe(exc)}); "
                     "check the address and the network, it will be retried",
                 ) from exc
             timed_out = isinstance(exc, httpx.TimeoutException)
-            _count(self.system, "timeout" if timed_out else "connection_dropped")
+            self._count("timeout" if timed_out else "connection_dropped")
             silence = (
                 "did not answer in time" if timed_out else "cut the connection before answering"
             )
@@ -346,15 +347,20 @@ class UpstreamClient:
         )
         return response
 
+    def _count(self, outcome: str) -> None:
+        """One call's outcome: in the Prometheus counter and in the dashboard's recent calls."""
+        UPSTREAM_REQUESTS.labels(self.system, outcome).inc()
+        RECENT_CALLS.note(self.system, outcome, self._origin)
+
     def _error_for(
         self, response: httpx.Response, repeatable: bool, bucket: TokenBucket | None
     ) -> UpstreamError | None:
         status = response.status_code
         if status < 400:
-            _count(self.system, "ok")
+            self._count("ok")
             return None
         if status == 429:
-            _count(self.system, "rate_limited")
+            self._count("rate_limited")
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.now())
             if bucket is not None:
                 bucket.pause(retry_after if retry_after is not None else self.policy.wait_initial)
@@ -368,14 +374,14 @@ class UpstreamClient:
                 retryable=not too_long,
             )
         if status in REFUSED_STATUSES or (status in MAYBE_PROCESSED_STATUSES and repeatable):
-            _count(self.system, "unavailable")
+            self._count("unavailable")
             return Unavailable(
                 self.system,
                 f"{_name(self.system)} is temporarily unavailable (HTTP {status})",
                 status=status,
             )
         if status in MAYBE_PROCESSED_STATUSES:
-            _count(self.system, "unavailable")
+            self._count("unavailable")
             return Unavailable(
                 self.system,
                 f"{_name(self.system)} failed while handling a write (HTTP {status}); it may "
@@ -385,16 +391,10 @@ class UpstreamClient:
                 outcome_unknown=True,
             )
         error = self.classify(response)
-        _count(self.system, _outcome(error))
+        self._count(_outcome(error))
         return error or UpstreamError(
             self.system, f"{_name(self.system)} answered HTTP {status}", status=status
         )
-
-
-def _count(system: str, outcome: str) -> None:
-    """One call's outcome: in the Prometheus counter and in the dashboard's recent calls."""
-    UPSTREAM_REQUESTS.labels(system, outcome).inc()
-    RECENT_CALLS.note(system, outcome)
 
 
 def was_sent(exc: httpx.TransportError) -> bool:

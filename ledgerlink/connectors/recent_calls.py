@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import httpx
+
 from ledgerlink.clock import SYSTEM_CLOCK, Clock
 
 #: Outcomes that mean the system could not do its job (a refused or unknown record is the
@@ -66,17 +68,25 @@ class CallLog:
         self.window = window
         self.clock = clock
         self._lock = threading.Lock()
-        self._calls: dict[str, deque[tuple[datetime, str]]] = {}
+        self._calls: dict[str, deque[tuple[datetime, str, str]]] = {}
 
-    def note(self, system: str, outcome: str) -> None:
+    def note(self, system: str, outcome: str, origin: str = "") -> None:
+        """One call to ``system`` at ``origin`` (see :func:`origin_of`) ended in ``outcome``."""
         with self._lock:
-            self._calls.setdefault(system, deque(maxlen=_KEPT)).append((self.clock.now(), outcome))
+            calls = self._calls.setdefault(system, deque(maxlen=_KEPT))
+            calls.append((self.clock.now(), outcome, origin))
 
-    def recent(self, system: str) -> RecentCalls | None:
-        """The system's calls in the window; None when it was not called lately."""
+    def recent(self, system: str, origin: str | None = None) -> RecentCalls | None:
+        """The system's calls in the window (only those to ``origin`` when given, so a
+        *Test connection* of a mistyped address does not mark the live one failing);
+        None when it was not called lately."""
         since = self.clock.now() - self.window
         with self._lock:
-            calls = [(at, outcome) for at, outcome in self._calls.get(system, ()) if at >= since]
+            calls = [
+                (at, outcome)
+                for at, outcome, to in self._calls.get(system, ())
+                if at >= since and (origin is None or to == origin)
+            ]
         if not calls:
             return None
         failures = [outcome for _, outcome in calls if outcome in FAILURES]
@@ -90,6 +100,13 @@ class CallLog:
             last_at,
             failures[-1] if failures else "",
         )
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of ``url``: which server of a system a call went to."""
+    parsed = httpx.URL(url)
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
+    return f"{parsed.scheme}://{parsed.host}:{port}"
 
 
 #: The process's log, next to the process's Prometheus counters.
