@@ -102,15 +102,16 @@ def no_gateway_problem(session: Any, ledger: Connection) -> tuple[str, str]:
         )
     )
     untick = (
-        f"or, if card payments are not posted to {ledger.name}, untick “PayTrace customer "
-        f"profiles” in {ledger.name}'s Sync settings on the Sync page"
+        f"otherwise untick “PayTrace customer profiles” in {ledger.name}'s Sync settings "
+        "on the Sync page"
     )
     if not gateways:
         return (
             f"There is no PayTrace connection, so {ledger.name} has no PayTrace customer "
             "profiles to keep in step",
-            f"Add a PayTrace connection under Accounting Integration (/connections) and set "
-            f"its Post payments to to {ledger.name}, then retry; {untick}",
+            f"If card payments should post to {ledger.name}, add a PayTrace connection under "
+            f"Accounting Integration (/connections) with Post payments to: {ledger.name}, "
+            f"then retry; {untick}",
         )
     names = {c.id: c.name for c in session.scalars(select(Connection))}
     where = "; ".join(
@@ -126,8 +127,9 @@ def no_gateway_problem(session: Any, ledger: Connection) -> tuple[str, str]:
     return (
         f"No PayTrace connection posts card payments to {ledger.name} ({where}), so there "
         "are no profiles to pair with its customers",
-        f"Open Accounting Integration → {first.name} (/connections/{first.id}), set "
-        f"Card payments → Post payments to: {ledger.name}, save, then retry; {untick}",
+        f"If card payments should post to {ledger.name}, open Accounting Integration → "
+        f"{first.name} (/connections/{first.id}), set Card payments → Post payments to: "
+        f"{ledger.name}, save, then retry; {untick}",
     )
 
 

@@ -54,8 +54,8 @@ async def _no_tick() -> None:
     return None
 
 
-#: Called once per record read (a linked member's customer, a history document), so the
-#: run's progress bar moves as the ledger's pages arrive.
+#: Called once per record read (a linked member's customer, open invoice or credit note; a
+#: history document), so the run's progress bar moves as the ledger's pages arrive.
 Tick = Callable[[], Awaitable[None]]
 
 
@@ -77,11 +77,13 @@ async def refresh_balances(
     async for invoice in ledger.invoices(open_only=True):
         member_id = links.get(invoice.customer_id)
         if member_id is not None:
+            await tick()
             outstanding.setdefault(member_id, []).append(invoice.outstanding.minor)
     unused_credit: dict[int, int] = {}
     async for note in ledger.credit_notes():
         member_id = links.get(note.customer_id)
         if member_id is not None and not note.deleted:
+            await tick()
             unused_credit[member_id] = unused_credit.get(member_id, 0) + note.unallocated.minor
 
     def store() -> ViewCounts:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from ledgerlink.store.member_models import MemberLinkRow
 from ledgerlink.store.sync_models import (
     CardProfileBaseline,
+    MemberBalance,
     MemberTransaction,
     SyncCursor,
     SyncRecord,
@@ -95,7 +96,7 @@ def estimate(
     * member details: every linked member on a first run (or a remap), else the members
       the registry changed since the cursor (the ledger's changes add to it once read);
       a retry or an applied plan: the members it follows up;
-    * balances: one per linked member;
+    * balances: one per linked member, and one per open invoice the last run saw;
     * transaction history: the documents kept so far (on a first read, about one per
       linked member), or none to begin with on an incremental read;
     * card profiles: the pairs the last run agreed (a retry: the profiles that failed).
@@ -129,7 +130,12 @@ def estimate(
                 ),
             )
         elif data_set is DataSet.BALANCES:
-            tally.expect(name, linked)
+            open_invoices = session.scalar(
+                select(func.sum(MemberBalance.open_invoices)).where(
+                    MemberBalance.connection_id == connection_id
+                )
+            )
+            tally.expect(name, linked + int(open_invoices or 0))
         elif data_set is DataSet.TRANSACTIONS:
             kept = int(
                 session.scalar(
