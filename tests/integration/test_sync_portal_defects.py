@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from ledgerlink.domain.accounts import CustomerDraft
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.members import registry
@@ -286,3 +287,51 @@ def test_the_bar_moves_page_by_page_through_every_data_set(world: PaymentsWorld)
         assert len(set(done)) > 1, f"{data_set} moved the bar only once: {seen}"
     assert seen[-1][1:] == (run.done, run.total)
     assert run.done == run.total > 0
+
+
+def _set_ledger_phone(world: PaymentsWorld, number: str, phone: str) -> None:
+    """A Sage user types a phone into the contact (through the ledger's own API)."""
+
+    async def edit() -> None:
+        async with world.ledger() as ledger:
+            customer = await ledger.find_customer(number)
+            assert customer is not None
+            draft = CustomerDraft(
+                number=customer.number,
+                name=customer.name,
+                email=customer.email,
+                phone=phone,
+                address=customer.address,
+                currency=customer.currency,
+            )
+            await ledger.update_customer(customer.id, draft)
+
+    asyncio.run(edit())
+
+
+def test_a_member_the_registry_refused_is_retried_from_the_run_page(
+    world: PaymentsWorld, client: TestClient
+) -> None:
+    db = world.runtime.db
+    assert _sync(world, ["member_details"]).status == "finished"
+    _set_ledger_phone(world, "M00002", "call the office")
+    run = _sync(world, ["member_details"])
+    [failed] = _records(db, run.id)
+    assert (failed.record_key, failed.status) == ("M00002", "failed")
+    csrf = sign_in(client, make_user(db, Role.OPERATOR).email)
+    page = client.get(f"/sync/runs/{run.id}").text
+    assert "finished with 1 failed record" in page
+    assert '<a href="/members/M00002">M00002</a>' in page  # a member's record opens the member
+    _set_ledger_phone(world, "M00002", "+1 503 555 0100")  # the fix the record gave
+    retried = client.post(
+        f"/sync/runs/{run.id}/retry", data={"csrftoken": csrf}, follow_redirects=False
+    )
+    assert retried.status_code == 303
+    again = _execute(world, int(retried.headers["location"].rsplit("/", 1)[1]))
+    assert again.status == "finished"
+    assert again.counts.get("updated") == 1
+    assert again.total == again.done == 1  # only the member that failed
+    with db.read() as session:
+        assert registry.load_member(session, registry.get_member(session, "M00002")).phone == (
+            "+15035550100"
+        )
