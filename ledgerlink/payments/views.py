@@ -12,18 +12,16 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from ledgerlink.connectors import registry
+from ledgerlink import overview
 from ledgerlink.domain.money import Money, MoneyError
 from ledgerlink.mapping.versions import VersionLabel, describe_version, saved_version
 from ledgerlink.payments.problems import REASONS
 from ledgerlink.payments.resolutions import allowed_actions
 from ledgerlink.store.mapping_models import MappingVersion
 from ledgerlink.store.member_models import MemberLinkRow
-from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import (
     PaymentEvent,
     PaymentException,
-    PaymentPollState,
     PaymentPosting,
 )
 from ledgerlink.store.types import utcnow
@@ -331,39 +329,10 @@ def dashboard(session: Session, now: datetime | None = None) -> Dashboard:
 
 
 def upstream_health(session: Session) -> list[Health]:
-    polls = {state.connection_id: state for state in session.scalars(select(PaymentPollState))}
-    found = []
-    gateways = registry.gateway_kinds()
-    for connection in session.scalars(select(Connection).order_by(Connection.name)):
-        if connection.kind in gateways:
-            state = polls.get(connection.id)
-            if state is None or state.last_run_at is None:
-                found.append(Health(connection.name, connection.kind, True, "Not polled yet"))
-            elif state.last_error:
-                found.append(Health(connection.name, connection.kind, False, state.last_error))
-            else:
-                found.append(
-                    Health(
-                        connection.name,
-                        connection.kind,
-                        True,
-                        f"Polled {state.last_run_at:%H:%M:%S} UTC, {state.last_found} new",
-                    )
-                )
-        else:
-            ok = _up_once_saved(connection.kind) or connection.auth_status == "connected"
-            detail = (
-                "Connected"
-                if ok
-                else (connection.auth_detail or connection.auth_status.replace("_", " "))
-            )
-            if not connection.is_active:
-                ok, detail = False, "Not active (Save the connection to activate it)"
-            found.append(Health(connection.name, connection.kind, ok, detail))
+    """The dashboard's judgement (``overview``: recent failed calls count, e-mail is judged
+    by its SMTP settings), so the Payments page and the API say the same as the dashboard."""
+    found = [Health(h.name, h.kind, h.ok, h.detail) for h in overview.upstream_health(session)]
+    mail = overview.mail_health(session)
+    if mail is not None:
+        found.append(Health(mail.name, mail.kind, mail.ok, mail.detail))
     return found
-
-
-def _up_once_saved(kind: str) -> bool:
-    """A ledger whose credentials are simply entered (no consent flow whose state is
-    ``auth_status``) counts as connected once saved; its poll or posting shows failures."""
-    return kind in registry.ledger_kinds() and not registry.descriptor(kind).interactive_auth

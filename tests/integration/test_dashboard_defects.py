@@ -147,6 +147,8 @@ def test_email_set_up_through_the_api_is_shown_as_set_up(client, db) -> None:  #
         )
         assert activated.status_code == 200, activated.text
         assert inbox.subjects() == ["ledgerlink: test message"]
+    health = client.get("/api/v1/payments/dashboard", headers=auth).json()["health"]
+    assert [(h["name"], h["ok"]) for h in health] == [("Finance e-mail", True)]  # the same
     sign_in(client, admin.email)
     mail = _payments(client.get("/").text)
     assert "not connected" not in mail
