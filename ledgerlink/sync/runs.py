@@ -25,6 +25,7 @@ from ledgerlink.sync.execution import (
 from ledgerlink.sync.starting import (
     ACTIVE,
     TASK,
+    SettingsInvalid,
     SyncError,
     SyncRunNotFound,
     ledger_connection,
@@ -55,6 +56,7 @@ __all__ = [
     "GatewayOpener",
     "Progress",
     "ProgressCallback",
+    "SettingsInvalid",
     "SyncError",
     "SyncRunNotFound",
     "execute",

@@ -34,6 +34,15 @@ class SyncRunNotFound(SyncError):
     pass
 
 
+class SettingsInvalid(SyncError):
+    """Sync settings that cannot be saved; ``field`` is the form field to fix
+    (``data_sets``, ``policy_<field>`` or ``overlap_seconds``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 # -- settings ---------------------------------------------------------------------------------
 
 
@@ -64,18 +73,25 @@ def save_settings(
     ledger_connection(session, connection_id)
     known_sets = {d.value for d in DataSet}
     if not data_sets or any(d not in known_sets for d in data_sets):
-        raise SyncError(f"data sets: choose one or more of {', '.join(sorted(known_sets))}")
+        raise SettingsInvalid(
+            "data_sets", f"data sets: choose one or more of {', '.join(sorted(known_sets))}"
+        )
     known_policies = {p.value for p in Policy}
     for name, value in policies.items():
         if name not in FIELDS:
-            raise SyncError(
-                f"policy for {name!r}: that is not a synced field; use one of {', '.join(FIELDS)}"
+            raise SettingsInvalid(
+                f"policy_{name}",
+                f"policy for {name!r}: that is not a synced field; use one of {', '.join(FIELDS)}",
             )
         if value not in known_policies:
             allowed = ", ".join(sorted(known_policies))
-            raise SyncError(f"policy for {name!r}: {value!r} is not a policy; use {allowed}")
+            raise SettingsInvalid(
+                f"policy_{name}", f"policy for {name!r}: {value!r} is not a policy; use {allowed}"
+            )
     if not 0 <= overlap_seconds <= 86_400:
-        raise SyncError("overlap: give 0 to 86400 seconds (300 is a safe default)")
+        raise SettingsInvalid(
+            "overlap_seconds", "overlap: give 0 to 86400 seconds (300 is a safe default)"
+        )
     settings = settings_for(session, connection_id)
     before = {
         "data_sets": settings.data_sets,

@@ -23,7 +23,7 @@ from ledgerlink.members import registry
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 from ledgerlink.store.models import Connection
-from ledgerlink.store.sync_models import SyncRecord, SyncRun, SyncSchedule
+from ledgerlink.store.sync_models import SyncRecord, SyncRun, SyncSchedule, SyncSettings
 from ledgerlink.sync import runs
 from tests.support.members import add_connection
 from tests.support.payments import PaymentsWorld, sbc_world
@@ -335,3 +335,39 @@ def test_a_member_the_registry_refused_is_retried_from_the_run_page(
         assert registry.load_member(session, registry.get_member(session, "M00002")).phone == (
             "+15035550100"
         )
+
+
+def test_refused_sync_settings_are_shown_beside_the_field_with_the_choices_kept(
+    client: TestClient, db: Database
+) -> None:
+    connection_id = add_connection(db)
+    csrf = sign_in(client, make_user(db, Role.ADMIN).email)
+    sent = client.post(
+        "/sync/settings",
+        data={
+            "csrftoken": csrf,
+            "connection_id": connection_id,
+            "data_sets": ["member_details", "balances"],
+            "policy_email": "ledger_wins",
+            "overlap_seconds": "999999",
+        },
+    )
+    assert sent.status_code == 422
+    assert "Something went wrong" not in sent.text
+    field = re.search(rf'<input id="overlap_{connection_id}"[^>]*>', sent.text)
+    assert field is not None
+    assert 'value="999999"' in field.group(0)
+    error = re.search(rf'id="overlap_{connection_id}-error"[^>]*>([^<]*)<', sent.text)
+    assert error is not None
+    assert "0 to 86400 seconds" in error.group(1)
+    # the data sets and policies chosen are still chosen
+    assert re.search(r'value="balances" checked', sent.text)
+    assert not re.search(r'value="transactions" checked', sent.text)
+    assert re.search(
+        r'name="policy_email"[^>]*>\s*(<option[^>]*>[^<]*</option>)*?'
+        r'<option value="ledger_wins" selected>',
+        sent.text,
+    )
+    with db.read() as session:  # nothing was saved
+        stored = session.get(SyncSettings, connection_id)
+        assert stored is None or stored.overlap_seconds == 300

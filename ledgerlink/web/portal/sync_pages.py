@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -51,6 +51,17 @@ class ScheduleForm:
     errors: dict[str, str]
 
 
+@dataclass(frozen=True)
+class SettingsForm:
+    """A sync settings form sent back with what was chosen and what to fix."""
+
+    connection_id: int
+    data_sets: list[str]
+    policies: dict[str, str]
+    overlap_seconds: str
+    errors: dict[str, str]
+
+
 @router.get("/sync")
 def sync_page(request: Request, _: Viewer, session: WriteSession, notice: str = "") -> Response:
     # a write session: a connection without settings gets its defaults stored on first view
@@ -63,6 +74,7 @@ def _sync_page(
     *,
     notice: str = "",
     schedule_form: ScheduleForm | None = None,
+    settings_form: SettingsForm | None = None,
     status_code: int = 200,
 ) -> Response:
     connections = views.connection_settings(session)
@@ -82,22 +94,41 @@ def _sync_page(
         weekdays=schedules.WEEKDAYS,
         notice=notice,
         schedule_form=schedule_form,
+        settings_form=settings_form,
     )
 
 
 @router.post("/sync/settings")
 async def save_settings(request: Request, principal: Admin, db: DatabaseDep) -> Response:
     form = await request.form()
+    raw_id = str(form.get("connection_id") or "")
+    if not raw_id.isdigit():
+        return render_error(request, 422, "Sync settings were not saved: no ledger connection")
+    connection_id = int(raw_id)
+    policies = {f: str(form.get(f"policy_{f}")) for f in FIELDS if form.get(f"policy_{f}")}
+    data_sets = [str(v) for v in form.getlist("data_sets")]
+    overlap = str(form.get("overlap_seconds") or "300").strip()
+    typed = SettingsForm(connection_id, data_sets, policies, overlap, {})
     try:
-        connection_id = int(str(form.get("connection_id") or "0"))
-        policies = {f: str(form.get(f"policy_{f}")) for f in FIELDS if form.get(f"policy_{f}")}
-        data_sets = [str(v) for v in form.getlist("data_sets")]
-        overlap_seconds = int(str(form.get("overlap_seconds") or "300"))
+        if not overlap.isdigit():
+            raise runs.SettingsInvalid(
+                "overlap_seconds",
+                f"overlap {overlap!r}: give a whole number of seconds, 0 to 86400 (300 is a "
+                "safe default)",
+            )
         await run_in_threadpool(
-            _save_settings, db, principal, connection_id, data_sets, policies, overlap_seconds
+            _save_settings, db, principal, connection_id, data_sets, policies, int(overlap)
         )
-    except (runs.SyncError, ValueError) as exc:  # said on the page, with what was not saved
-        return render_error(request, 422, f"Sync settings were not saved: {exc}")
+    except runs.SyncError as exc:
+        # The Sync page again, the error beside the field and what was chosen still there.
+        field = exc.field if isinstance(exc, runs.SettingsInvalid) else ""
+        sent_back = replace(typed, errors={field: f"Not saved: {exc}"})
+
+        def page() -> Response:
+            with db.transaction() as session:
+                return _sync_page(request, session, settings_form=sent_back, status_code=422)
+
+        return await run_in_threadpool(page)
     return RedirectResponse("/sync?notice=Sync+settings+saved", 303)
 
 
