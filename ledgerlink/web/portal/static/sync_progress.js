@@ -15,7 +15,7 @@
     set("done", state.done);
     set("total", state.total);
     set("rate", state.rate);
-    set("eta", state.eta_seconds === null ? "—" : state.eta_seconds);
+    set("eta", state.eta_seconds === null ? "—" : `${state.eta_seconds} s`);
     set("errors", state.errors);
     set("status", state.outcome || state.status);
     const status = section.querySelector('[data-field="status"]');
