@@ -371,3 +371,19 @@ def test_refused_sync_settings_are_shown_beside_the_field_with_the_choices_kept(
     with db.read() as session:  # nothing was saved
         stored = session.get(SyncSettings, connection_id)
         assert stored is None or stored.overlap_seconds == 300
+
+
+def test_sync_now_while_a_run_is_going_says_so_on_the_sync_page(
+    client: TestClient, db: Database
+) -> None:
+    connection_id = add_connection(db)
+    csrf = sign_in(client, make_user(db, Role.OPERATOR).email)
+    form = {"csrftoken": csrf, "connection_id": connection_id}
+    first = client.post("/sync/run", data=form, follow_redirects=False)
+    assert first.status_code == 303
+    again = client.post("/sync/run", data=form, follow_redirects=False)
+    assert again.status_code == 409
+    assert "Sync Now" in again.text  # the Sync page, with why nothing started
+    problem = re.search(r'data-testid="sync-problem">([^<]*)<', again.text)
+    assert problem is not None
+    assert "still queued; wait for it or cancel it first" in problem.group(1)

@@ -75,6 +75,7 @@ def _sync_page(
     notice: str = "",
     schedule_form: ScheduleForm | None = None,
     settings_form: SettingsForm | None = None,
+    problem: str = "",
     status_code: int = 200,
 ) -> Response:
     connections = views.connection_settings(session)
@@ -95,6 +96,7 @@ def _sync_page(
         notice=notice,
         schedule_form=schedule_form,
         settings_form=settings_form,
+        problem=problem,
     )
 
 
@@ -208,6 +210,7 @@ def remove_schedule(
 
 @router.post("/sync/run")
 def run_now(
+    request: Request,
     principal: Operator,
     runtime: RuntimeDep,
     session: WriteSession,
@@ -215,16 +218,19 @@ def run_now(
     dry_run: Annotated[str, Form()] = "",
     remap: Annotated[str, Form()] = "",
 ) -> Response:
-    run = runs.start(
-        session,
-        runtime.jobs,
-        principal,
-        connection_id,
-        None,
-        trigger="manual",
-        dry_run=bool(dry_run),
-        remap=bool(remap),
-    )
+    try:
+        run = runs.start(
+            session,
+            runtime.jobs,
+            principal,
+            connection_id,
+            None,
+            trigger="manual",
+            dry_run=bool(dry_run),
+            remap=bool(remap),
+        )
+    except runs.SyncError as exc:  # e.g. a run of the same data sets is still going
+        return _sync_page(request, session, problem=f"Not started: {exc}.", status_code=409)
     run_id = run.id
     return RedirectResponse(f"/sync/runs/{run_id}", 303)
 
