@@ -247,7 +247,13 @@ def run_page(
     state = views.progress(run, failed)
     found = views.records(session, run_id, status or None)
     return render(
-        request, "sync_run.html", run=summary, progress=state, records=found, status=status
+        request,
+        "sync_run.html",
+        run=summary,
+        progress=state,
+        records=found,
+        status=status,
+        data_set_labels={d.value: d.label for d in DataSet},
     )
 
 
