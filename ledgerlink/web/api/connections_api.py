@@ -131,7 +131,10 @@ def create_connection(
         "does: it becomes active only when every check passes. Changing the settings or "
         "secrets of an active connection tests it again. When a test fails, what was sent "
         "is kept, the connection is left inactive, and the answer is a 409 naming each "
-        "failed check (`checks.<name>`)."
+        "failed check (`checks.<name>`). When the system cannot be reached (down, hung, "
+        "rate limiting), what was sent is kept and the connection stays as it was: an "
+        "active one stays active (200), an inactive one answers 409 'Saved, but not "
+        "verified'."
     ),
 )
 async def patch_connection(
