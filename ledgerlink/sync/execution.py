@@ -219,12 +219,11 @@ class Execution:
 
     async def _progress_moved(self, data_set: str, *, now: bool = False) -> None:
         written, at = self._progress_written
+        # at most about a hundred writes by count in a run, however large
+        step = max(self.progress_step, self.total // 100)
         due = now or (
             self.done != written
-            and (
-                self.done - written >= self.progress_step
-                or self.clock.monotonic() - at >= PROGRESS_SECONDS
-            )
+            and (self.done - written >= step or self.clock.monotonic() - at >= PROGRESS_SECONDS)
         )
         if due and not self._writing_progress:  # concurrent writes: one writes for all
             self._writing_progress = True
