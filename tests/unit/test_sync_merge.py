@@ -180,3 +180,18 @@ def test_a_remap_writes_the_spec_form_of_every_field_the_ledger_holds_otherwise(
     assert {c.field: c.after for c in outcome.to_ledger} == {
         name: wanted[name] for name in FIELDS if held[name] != wanted[name]
     }
+
+
+@given(registry=values, ledger=values, chosen=policies)
+def test_a_first_sync_reports_differences_as_first_sync_never_as_conflicts(
+    registry, ledger, chosen
+) -> None:  # type: ignore[no-untyped-def]
+    """Without a baseline nothing says which side changed: a difference both sides fill is
+    settled by the policy and named a first-sync difference, not a conflict."""
+    outcome = merge(None, registry, ledger, chosen)
+    assert outcome.conflicts == []
+    assert {c.field for c in outcome.first_sync} == {
+        name
+        for name in FIELDS
+        if registry[name] and ledger[name] and registry[name] != ledger[name]
+    }
