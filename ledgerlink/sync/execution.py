@@ -355,6 +355,7 @@ class Execution:
         own, paytrace = await in_thread(self._connections)
         if paytrace is None or self.open_gateway is None:
             self._count("card_profiles_skipped")
+            self.tally.advance(profiles.DATA_SET)  # its one record: the data set itself
             message, fix = await in_thread(self._no_gateway, own)
             await in_thread(self._record_problem, profiles.DATA_SET, message, fix)
             return
