@@ -14,7 +14,6 @@ import httpx
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
-from sqlalchemy import create_engine
 
 from ledgerlink.logs import configure_logging
 from ledgerlink.sandbox.faults import FaultInjector, FaultPlan
@@ -168,7 +167,7 @@ def _serve_sage500(
         setting,
         {"inbox_dir": str(files / "inbox"), "outbox_dir": str(files / "outbox")},
     )
-    engine = create_engine(url)
+    engine = sage500.simulator_engine(url)
     sage500.create_schema(engine)
     sage500.seed(engine, config)
     processor = sage500.ImportProcessor(engine, config, faults=injector)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from ledgerlink import connections, demo
@@ -300,7 +300,7 @@ def add_sage500_connection(runtime: Runtime, session: Any, url: str) -> Any:
 def running_erp(url: str, people: int, clock: Clock = SYSTEM_CLOCK) -> Iterator[Engine]:
     """The Sage 500 simulator's database at ``url``, seeded, with its import running;
     ``clock`` is the ERP server's (what it stamps rows with)."""
-    engine = create_engine(url)
+    engine = sage500.simulator_engine(url)
     config = sage500.Sage500Config(seed_people=people, import_interval_seconds=0.02)
     sage500.create_schema(engine)
     sage500.seed(engine, config, now=clock.now())

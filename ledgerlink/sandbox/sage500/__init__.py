@@ -9,10 +9,9 @@ in flat-file mode, over CSV files in an inbox folder. See docs/sandbox-sage500.m
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine
-
 from ledgerlink.sandbox.sage500.admin import create_admin_app
 from ledgerlink.sandbox.sage500.config import Sage500Config
+from ledgerlink.sandbox.sage500.database import simulator_engine
 from ledgerlink.sandbox.sage500.processor import ImportProcessor, ImportSummary
 from ledgerlink.sandbox.sage500.schema import create_schema, drop_schema
 from ledgerlink.sandbox.sage500.seed import invoice_tran_id, seed
@@ -26,12 +25,13 @@ __all__ = [
     "invoice_tran_id",
     "reset",
     "seed",
+    "simulator_engine",
 ]
 
 
 def reset(url: str) -> None:
     """Drop every simulator table of the database at ``url``; the next start re-seeds."""
-    engine = create_engine(url)
+    engine = simulator_engine(url)
     try:
         drop_schema(engine)
     finally:
