@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -65,6 +66,8 @@ def redact(value: Any) -> Any:
         return redact_text(value)
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
+    if isinstance(value, Decimal):  # an amount: its digits, not repr's "Decimal('75.0')"
+        return redact_text(str(value))
     if isinstance(value, int):
         text = str(value)
         return redact_text(text) if len(text) >= 13 and redact_text(text) != text else value
