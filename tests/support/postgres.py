@@ -2,7 +2,11 @@
 
 Started from Debian's versioned bin directory as the ``postgres`` user when we are root
 (the server refuses to run as root), on a private socket directory and a free loopback
-port, with durability switched off because the data dies with the session anyway.
+port, with durability switched off because the data dies with the session anyway. Its data
+directory is in memory (``/dev/shm``) where the machine has one: every test clones the
+template database, and ``CREATE DATABASE … STRATEGY FILE_COPY`` copies its files and
+checkpoints: 450 to 640 ms a clone on this machine's disk against 30 to 40 ms in memory
+(measured), though fsync is off.
 Set ``LEDGERLINK_TEST_POSTGRES_URL`` to use an existing server instead.
 """
 
@@ -33,6 +37,22 @@ def _bin_dir() -> Path:
     )
 
 
+#: A RAM-backed directory for the server's data (see the module doc), when there is one.
+MEMORY_DIR = Path("/dev/shm")
+
+
+def _data_parent() -> str | None:
+    """``/dev/shm`` when it is a writable directory with room for the session's
+    databases (a few hundred MB at most, since each test's clone is dropped), else the
+    usual temporary directory."""
+    try:
+        room = os.statvfs(MEMORY_DIR)
+    except OSError:
+        return None
+    free = room.f_bavail * room.f_frsize
+    return str(MEMORY_DIR) if os.access(MEMORY_DIR, os.W_OK) and free > 2 * 1024**3 else None
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -54,7 +74,7 @@ def postgres_server() -> Iterator[str]:
         return
 
     bin_dir = _bin_dir()
-    root = Path(tempfile.mkdtemp(prefix="ledgerlink-pg-"))
+    root = Path(tempfile.mkdtemp(prefix="ledgerlink-pg-", dir=_data_parent()))
     data, sockets = root / "data", root / "sock"
     sockets.mkdir()
     if os.geteuid() == 0:
