@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from ledgerlink import overview
 from ledgerlink.store import audit_checks
 from ledgerlink.web.deps import RuntimeDep, Viewer
+from ledgerlink.web.portal import page_charts
 from ledgerlink.web.portal.rendering import render
 
 router = APIRouter()
@@ -20,12 +21,20 @@ def dashboard(request: Request, _: Viewer, runtime: RuntimeDep) -> Response:
         payments = overview.payment_figures(session)
         health = overview.upstream_health(session)
         mail = overview.mail_health(session)
+        per_day = overview.payments_by_day(session)
+        lags = overview.lag_by_day(session)
     jobs = runtime.jobs.health()
     counts["failed_jobs"] = jobs.failed_last_day
     readiness = {"ok": jobs.ok, "detail": jobs.detail}
+    charts = [
+        *page_charts.payment_charts(per_day),
+        page_charts.outcome_chart(per_day),
+        page_charts.lag_chart(lags),
+    ]
     return render(
         request,
         "dashboard.html",
+        charts=charts,
         counts=counts,
         payments=payments,
         health=health,

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from ledgerlink import overview
 from ledgerlink.blocking import reading
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.payments import disputes, views
@@ -25,6 +26,7 @@ from ledgerlink.payments.poller import poll_due
 from ledgerlink.payments.problems import REASONS, PaymentProblem
 from ledgerlink.payments.resolutions import ActionRefused, take_action
 from ledgerlink.web.deps import Operator, ReadSession, RuntimeDep, Viewer, WriteSession
+from ledgerlink.web.portal import page_charts
 from ledgerlink.web.portal.rendering import render, render_error
 
 router = APIRouter()
@@ -54,9 +56,11 @@ def payments_page(
         session, status=status if status in STATUSES else None, limit=100, search=q
     )
     gateways = [(c.id, c.name) for c in paytrace_connections(session)]
+    charts = page_charts.payment_charts(overview.payments_by_day(session))
     return render(
         request,
         "payments.html",
+        charts=charts,
         figures=figures,
         events=events,
         statuses=STATUSES,

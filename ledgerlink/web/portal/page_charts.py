@@ -1,0 +1,97 @@
+"""Which charts each portal page shows, built from the figures its view module computes.
+
+The drawing is :mod:`ledgerlink.web.portal.charts`; the counting is in the area's view
+module (``overview``, ``sync.views``, ``recon.views``). This module only says what each
+chart is called, what it counts, and how its values are written.
+"""
+
+from __future__ import annotations
+
+from ledgerlink.domain.money import Money
+from ledgerlink.overview import DayLag, DayPayments
+from ledgerlink.web.portal.charts import Chart, Series, day_label, money_text, seconds_text
+
+
+def payment_charts(days: list[DayPayments]) -> list[Chart]:
+    """Card payments per day, then their amount per day (one chart per currency)."""
+    labels = [day_label(d.day) for d in days]
+    charts = [
+        Chart(
+            key="payments-per-day",
+            title=f"Card payments per day (last {len(days)} days)",
+            description="Verified card sales and captures received each day (UTC).",
+            categories=labels,
+            series=[
+                Series(
+                    "Card payments",
+                    [d.payments for d in days],
+                    [f"{d.payments:,}" for d in days],
+                )
+            ],
+        )
+    ]
+    currencies = sorted({c for d in days for c in d.amounts}) or ["USD"]
+    for currency in currencies:
+        minors = [d.amounts.get(currency, 0) for d in days]
+        charts.append(
+            Chart(
+                key=f"amount-per-day-{currency.lower()}",
+                title=f"Amount received per day in {currency} (last {len(days)} days)",
+                description=f"What those card payments came to each day, in {currency}.",
+                categories=labels,
+                series=[
+                    Series(
+                        f"Amount ({currency})",
+                        minors,
+                        [Money(m, currency).format_display() for m in minors],
+                    )
+                ],
+                axis_text=money_text(currency),
+            )
+        )
+    return charts
+
+
+def outcome_chart(days: list[DayPayments]) -> Chart:
+    """Of each day's card payments, how many are posted and how many wait in exceptions."""
+    return Chart(
+        key="posted-vs-exceptions",
+        title=f"Posted vs exceptions per day (last {len(days)} days)",
+        description=(
+            "Card payments received each day by what became of them: posted to the ledger, "
+            "or in the exceptions queue (the rest are waiting or needed no posting)."
+        ),
+        categories=[day_label(d.day) for d in days],
+        series=[
+            Series("Posted", [d.posted for d in days], [f"{d.posted:,}" for d in days]),
+            Series(
+                "In exceptions", [d.exceptions for d in days], [f"{d.exceptions:,}" for d in days]
+            ),
+        ],
+    )
+
+
+def lag_chart(days: list[DayLag]) -> Chart:
+    """The payment → posted lag's median and p99 per day of receipt."""
+
+    def shown(value: float | None) -> str:
+        return "—" if value is None else seconds_text(value)
+
+    return Chart(
+        key="lag-per-day",
+        title=f"Payment received → posted, per day (last {len(days)} days)",
+        description=(
+            "Median and 99th percentile of the seconds from a card payment's arrival to its "
+            "posted receipt, for payments posted straight through; a day with none is blank."
+        ),
+        categories=[day_label(d.day) for d in days],
+        series=[
+            Series(
+                "Median (p50)", [d.p50_seconds for d in days], [shown(d.p50_seconds) for d in days]
+            ),
+            Series("p99", [d.p99_seconds for d in days], [shown(d.p99_seconds) for d in days]),
+        ],
+        kind="line",
+        axis_text=seconds_text,
+        whole=False,
+    )
