@@ -53,6 +53,8 @@ ledger_kinds = registry.ledger_kinds
 #: Names at least this similar (token-sort ratio, 0-100) are offered as likely the same.
 NAME_SIMILARITY: Final = 88
 INDEX_TTL_SECONDS: Final = 300.0
+#: At most this many customers answer a search on *Link existing*.
+SEARCH_LIMIT: Final = 20
 
 
 class LinkError(Exception):
@@ -274,6 +276,30 @@ class CustomerIndex:
             ):
                 note(self.customers[position], int(score), f"similar name ({int(score)}%)")
         return sorted(found.values(), key=lambda c: (-c.score, c.customer.name))
+
+    def matching(self, text: str, limit: int = SEARCH_LIMIT) -> list[CustomerAccount]:
+        """Customers whose name, number, e-mail or id contains ``text`` (any case), exact
+        numbers first: what a user searches for on *Link existing* when the suggestions
+        miss the customer (a different name, a shared e-mail)."""
+        needle = utils.default_process(text)
+        key = text.strip().upper()
+        if not needle and not key:
+            return []
+        exact = self.by_number.get(key)
+        found = [exact] if exact is not None else []
+        for customer, name in zip(self.customers, self.names, strict=True):
+            if len(found) >= limit:
+                break
+            if customer is exact:
+                continue
+            if (
+                (needle and needle in name)
+                or key in customer.number.upper()
+                or key in customer.email.upper()
+                or key == customer.id.upper()
+            ):
+                found.append(customer)
+        return found
 
 
 class CustomerIndexCache:
@@ -557,6 +583,41 @@ async def _candidates(
     return await in_thread(holders)
 
 
+async def search_customers(
+    db: Database,
+    ledger: Ledger,
+    member_number: str,
+    connection_id: int,
+    text: str,
+    *,
+    index: CustomerIndex | None = None,
+) -> list[Candidate]:
+    """Customers of the ledger matching ``text`` (name, number, e-mail or id), each with
+    the member it is linked to already, if any; a number the index does not hold yet (a
+    customer made in the last minutes) is asked of the ledger itself."""
+    ctx = await in_thread(_context, db, member_number, connection_id)
+    try:
+        if index is None:
+            index = await CustomerIndex.load(ledger)
+        customers = index.matching(text)
+        if text.strip() and not any(c.number.upper() == text.strip().upper() for c in customers):
+            by_number = await ledger.find_customer(text.strip())
+            if by_number is not None and not by_number.deleted:
+                customers = [by_number, *[c for c in customers if c.id != by_number.id]]
+    except UpstreamError as exc:
+        raise LinkFailed(f"{exc.system_name}: {exc.message}") from None
+    reason = f"matches {text.strip()!r}"
+
+    def holders() -> list[Candidate]:
+        with db.read() as session:
+            return [
+                Candidate(c, 0, (reason,), _holder(session, ctx.connection.id, c.id))
+                for c in customers
+            ]
+
+    return await in_thread(holders)
+
+
 async def create_and_link(
     db: Database,
     principal: Principal,
@@ -716,7 +777,8 @@ async def link_existing(
         customer = await ledger.get_customer(customer_id)
     except NotFound:
         raise LinkNotFound(
-            f"{connection.name} has no customer {customer_id!r}; pick one from the candidates",
+            f"{connection.name} has no customer {customer_id!r}; check the id, or search "
+            "the ledger's customers by name or number and pick one",
             "customer_id",
         ) from None
     except UpstreamError as exc:

@@ -1,27 +1,44 @@
 """Members in the portal: search and filters (incl. "without customer account"), member
-detail with Create Account / Link existing / Unlink and the link history, CSV import with
-row errors, and bulk create-and-link with a progress bar (HTMX polling).
+detail with Create Account / Link existing (a suggestion, a typed customer id or a search
+of the ledger's customers) / Unlink and the link history, adding and editing a member,
+CSV import with row errors, and bulk create-and-link with a progress bar (HTMX polling).
 
-Viewers read; operators import, link and run bulk jobs.
+Viewers read; operators (and administrators) add and edit members, import, link and run
+bulk jobs. The member form is checked by the API's own rules (``MemberIn``, then
+``build_member`` and the registry), so the portal and the API never disagree on what a
+valid member is; each refusal is shown beside its field with what was typed kept.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ledgerlink.connectors.errors import UpstreamError
-from ledgerlink.domain.members import AccountType, MemberStatus
+from ledgerlink.domain.members import AccountType, FieldProblem, Member, MemberInvalid, MemberStatus
+from ledgerlink.identity.principal import Principal
 from ledgerlink.members import bulk, csv_io, linking, views
-from ledgerlink.members.registry import get_member, list_levels, load_member
+from ledgerlink.members.registry import (
+    MemberFields,
+    RegistryConflict,
+    build_member,
+    create_member,
+    get_member,
+    list_levels,
+    load_member,
+    member_fields,
+    update_member,
+)
 from ledgerlink.members.search import MemberQuery, SearchInvalid, search
 from ledgerlink.store.db import Database
 from ledgerlink.sync import views as sync_views
-from ledgerlink.web.api.members_api import MAX_IMPORT_BYTES
+from ledgerlink.web.api.members_api import MAX_IMPORT_BYTES, LinkIn, MemberIn
 from ledgerlink.web.deps import (
     CustomerIndexDep,
     DatabaseDep,
@@ -188,6 +205,151 @@ def bulk_retry(run_id: int, principal: Operator, runtime: RuntimeDep) -> Respons
     return RedirectResponse(f"/members/bulk/{run_id}", status_code=303)
 
 
+# ---- adding and editing a member -------------------------------------------------------
+
+#: The member form's fields (the API's ``MemberIn``), as the form names them.
+FORM_FIELDS: tuple[str, ...] = tuple(MemberFields.names())
+#: What the member's page says after the form saved.
+SAVED = {
+    "created": "Member added.",
+    "updated": "Changes saved.",
+    "unchanged": "Nothing changed: the member already had these details.",
+}
+
+
+def _member_form(
+    request: Request,
+    db: Database,
+    *,
+    typed: dict[str, str],
+    editing: str | None,
+    errors: dict[str, str] | None = None,
+    problem: str = "",
+    status_code: int = 200,
+) -> Response:
+    with db.read() as session:
+        levels = [(row.code, row.name, row.is_active) for row in list_levels(session)]
+    return render(
+        request,
+        "member_form.html",
+        status_code=status_code,
+        form=typed,
+        editing=editing,
+        errors=errors or {},
+        problem=problem,
+        levels=levels,
+        account_types=[t.value for t in AccountType],
+        statuses=[s.value for s in MemberStatus],
+    )
+
+
+def _refusals(problems: list[FieldProblem]) -> tuple[dict[str, str], str]:
+    """(messages by form field, what is about no field of the form)."""
+    errors: dict[str, str] = {}
+    other: list[str] = []
+    for p in problems:
+        if p.field in FORM_FIELDS:
+            errors[p.field] = f"{errors[p.field]}; {p.message}" if p.field in errors else p.message
+        else:
+            other.append(f"{p.field}: {p.message}")
+    return errors, "; ".join(other)
+
+
+def _checked(typed: dict[str, str]) -> Member:
+    """The member the form describes, by the API's rules; :class:`MemberInvalid` naming
+    every field at fault otherwise."""
+    try:
+        body = MemberIn.model_validate(typed)
+    except ValidationError as exc:
+        raise MemberInvalid(
+            [FieldProblem(str(e["loc"][0]) if e["loc"] else "", e["msg"]) for e in exc.errors()]
+        ) from None
+    return build_member(MemberFields.from_mapping(body.model_dump()))
+
+
+def _save(db: Database, principal: Principal, typed: dict[str, str], editing: str | None) -> str:
+    """Store the member (a new one, or over ``editing``); what happened (a key of SAVED)."""
+    member = _checked(typed)
+    with db.transaction() as session:
+        if editing is None:
+            create_member(session, principal, member)
+            return "created"
+        return "updated" if update_member(session, principal, editing, member) else "unchanged"
+
+
+async def _submit(
+    request: Request, principal: Principal, db: Database, editing: str | None
+) -> Response:
+    data = await request.form()
+    typed = {name: str(data.get(name) or "") for name in FORM_FIELDS}
+    if editing is not None:  # the number is the page's, not the form's: it cannot change
+        typed["member_number"] = editing
+    try:
+        outcome = await run_in_threadpool(_save, db, principal, typed, editing)
+    except MemberInvalid as exc:  # beside the fields, with what was typed kept
+        errors, problem = _refusals(exc.problems)
+        return await run_in_threadpool(
+            lambda: _member_form(
+                request,
+                db,
+                typed=typed,
+                editing=editing,
+                errors=errors,
+                problem=problem,
+                status_code=422,
+            )
+        )
+    except RegistryConflict as exc:
+        errors, problem = _refusals([FieldProblem(exc.field, str(exc))])
+        return await run_in_threadpool(
+            lambda: _member_form(
+                request,
+                db,
+                typed=typed,
+                editing=editing,
+                errors=errors,
+                problem=problem,
+                status_code=409,
+            )
+        )
+    number = _checked(typed).number
+    return RedirectResponse(f"/members/{number}?saved={outcome}", status_code=303)
+
+
+@router.get("/members/new")
+def new_member_page(request: Request, _: Operator, db: DatabaseDep) -> Response:
+    typed = {name: "" for name in FORM_FIELDS}
+    typed.update(account_type=AccountType.PERSONAL.value, status=MemberStatus.ACTIVE.value)
+    return _member_form(request, db, typed=typed, editing=None)
+
+
+@router.post("/members/new")
+async def add_member(request: Request, principal: Operator, db: DatabaseDep) -> Response:
+    return await _submit(request, principal, db, None)
+
+
+@router.get("/members/{number}/edit")
+def edit_member_page(request: Request, number: str, _: Operator, db: DatabaseDep) -> Response:
+    with db.read() as session:
+        member = load_member(session, get_member(session, number))
+    typed = {k: str(v) for k, v in asdict(member_fields(member)).items()}
+    return _member_form(request, db, typed=typed, editing=member.number)
+
+
+@router.post("/members/{number}/edit")
+async def edit_member(
+    request: Request, number: str, principal: Operator, db: DatabaseDep
+) -> Response:
+    def current() -> str:  # MemberNotFound (a 404 page) for a member that is not there
+        with db.read() as session:
+            return get_member(session, number).number
+
+    return await _submit(request, principal, db, await run_in_threadpool(current))
+
+
+# ---- one member ------------------------------------------------------------------------
+
+
 @router.get("/members/{number}")
 async def member_page(
     request: Request,
@@ -196,9 +358,13 @@ async def member_page(
     runtime: RuntimeDep,
     cache: CustomerIndexDep,
     candidates_for: int | None = None,
+    customer_q: str = "",
+    saved: str = "",
 ) -> Response:
     candidates = None
+    found = None
     error = None
+    customer_q = customer_q.strip()[:200]
     if candidates_for is not None:
         # Shown on the member's page, not as an error page: the member is still there.
         try:
@@ -207,6 +373,10 @@ async def member_page(
                 candidates = await linking.find_candidates(
                     runtime.db, ledger, number, candidates_for, index=index
                 )
+                if customer_q:
+                    found = await linking.search_customers(
+                        runtime.db, ledger, number, candidates_for, customer_q, index=index
+                    )
         except linking.LinkError as exc:
             error = exc.message
         except Problem as exc:
@@ -219,6 +389,9 @@ async def member_page(
         number,
         candidates=candidates,
         candidates_for=candidates_for,
+        found=found,
+        customer_q=customer_q,
+        notice=SAVED.get(saved),
         error=error,
     )
 
@@ -275,9 +448,41 @@ async def link_existing(
     principal: Operator,
     runtime: RuntimeDep,
     connection_id: Annotated[int, Form()],
-    customer_id: Annotated[str, Form(max_length=100)],
+    customer_id: Annotated[str, Form()] = "",
     relink: Annotated[str, Form()] = "",
 ) -> Response:
+    typed = customer_id.strip()
+
+    async def refused(message: str, field: str, status: int) -> Response:
+        """The member's page with *Link existing* open, the id typed kept and why it was
+        refused beside it (or above, when it is not about the id)."""
+        beside = field == "customer_id"
+        return await _detail_page(
+            request,
+            runtime.db,
+            number,
+            candidates_for=connection_id,
+            customer_id=typed,
+            link_error=message if beside else None,
+            error=None if beside else message,
+            status_code=status,
+        )
+
+    if not typed:
+        return await refused(
+            "is empty: type the customer's id, or search the ledger's customers by name or "
+            "number and pick one",
+            "customer_id",
+            422,
+        )
+    try:  # the API's rules for a link request (length, no control characters)
+        LinkIn.model_validate(
+            {"connection_id": connection_id, "customer_id": typed, "relink": bool(relink)}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        return await refused(first["msg"], field, 422)
     try:
         async with open_ledger(runtime, connection_id) as ledger:
             outcome = await linking.link_existing(
@@ -286,17 +491,13 @@ async def link_existing(
                 ledger,
                 number,
                 connection_id,
-                customer_id,
+                typed,
                 relink=bool(relink),
             )
     except linking.LinkError as exc:
-        return await _detail_page(
-            request, runtime.db, number, error=exc.message, status_code=exc.status
-        )
+        return await refused(exc.message, exc.field, exc.status)
     except Problem as exc:
-        return await _detail_page(
-            request, runtime.db, number, error=exc.detail, status_code=exc.status
-        )
+        return await refused(exc.detail, "", exc.status)
     return await _detail_page(request, runtime.db, number, notice=outcome.message)
 
 
@@ -334,6 +535,10 @@ def _detail(
     *,
     candidates: list[linking.Candidate] | None = None,
     candidates_for: int | None = None,
+    found: list[linking.Candidate] | None = None,
+    customer_q: str = "",
+    customer_id: str = "",
+    link_error: str | None = None,
     notice: str | None = None,
     warning: str | None = None,
     error: str | None = None,
@@ -357,6 +562,10 @@ def _detail(
         connections=connections,
         candidates=candidates,
         candidates_for=candidates_for,
+        found=found,
+        customer_q=customer_q,
+        customer_id=customer_id,
+        link_error=link_error,
         notice=notice,
         warning=warning,
         error=error,
