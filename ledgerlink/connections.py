@@ -200,7 +200,8 @@ def update(
         entity_type="connection",
         entity_id=connection.id,
         before=before,
-        after=_audit_view(connection),
+        # the masked value reads the same before and after, so name the secrets replaced
+        after={**_audit_view(connection), "secrets_changed": sorted(secrets or ())},
     )
     return connection
 

@@ -466,7 +466,8 @@ def update_member(session: Session, principal: Principal, number: str, member: M
         entity_type="member",
         entity_id=member.number,
         before=before,
-        after=snapshot(member),
+        # what is stored (defaults applied, e.g. country), read back as ``before`` was
+        after=snapshot(load_member(session, row)),
     )
     return True
 
