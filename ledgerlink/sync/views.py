@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
 from ledgerlink.csv_cells import SafeCsvWriter
 from ledgerlink.domain.money import Money
 from ledgerlink.payments.views import card_reversals, disputed_invoices
+from ledgerlink.store.day_buckets import parse_day, utc_day
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import (
     MemberBalance,
@@ -473,3 +475,35 @@ def member_ledger_view(session: Session, member_id: int) -> MemberLedgerView:
         )
     ]
     return {"balances": balances, "history": history}
+
+
+@dataclass(frozen=True)
+class DayRuns:
+    """Sync runs started on one UTC day, and how many of them failed or ended with failed
+    records (what the Sync page's chart shows)."""
+
+    day: date
+    runs: int
+    with_failures: int
+
+
+def runs_by_day(session: Session, now: datetime | None = None, days: int = 14) -> list[DayRuns]:
+    """Sync runs per UTC day (by when they were asked for) over ``days`` days, today
+    included and every day present, counted in SQL."""
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    day = utc_day(SyncRun.created_at).label("day")
+    failed_records = (
+        select(SyncRecord.id)
+        .where(SyncRecord.run_id == SyncRun.id, SyncRecord.status == "failed")
+        .exists()
+    )
+    failing = case((or_(SyncRun.status == "failed", failed_records), 1), else_=0)
+    rows = session.execute(
+        select(day, func.count(), func.sum(failing))
+        .where(SyncRun.created_at >= datetime.combine(first, time(), UTC))
+        .group_by(day)
+    ).all()
+    found = {parse_day(d): (int(n), int(bad or 0)) for d, n, bad in rows}
+    every_day = [first + timedelta(days=i) for i in range(days)]
+    return [DayRuns(d, *found.get(d, (0, 0))) for d in every_day]

@@ -14,7 +14,9 @@ from sqlalchemy import text
 from ledgerlink import overview
 from ledgerlink.identity.roles import Role
 from ledgerlink.store.db import Database
+from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentEvent
+from ledgerlink.store.sync_models import SyncRecord, SyncRun
 from ledgerlink.web.portal.charts import day_label
 from tests.support.web import make_user, sign_in
 
@@ -135,3 +137,49 @@ def test_payments_are_counted_on_their_utc_day(db) -> None:  # type: ignore[no-u
         days = {d.day.isoformat(): d for d in overview.payments_by_day(session, now, days=3)}
     assert [days[d].payments for d in ("2026-12-05", "2026-12-06", "2026-12-07")] == [1, 2, 0]
     assert days["2026-12-06"].amounts == {"USD": 400}
+
+
+def test_the_sync_page_charts_runs_and_failures_per_day(client, db) -> None:  # type: ignore[no-untyped-def]
+    """Today: a clean run, a failed run and a run that finished with a failed record (two
+    with failures); yesterday: one clean run."""
+    now = datetime.now(UTC)
+    with db.transaction() as session:
+        ledger = Connection(kind="sbc", name="SBC", settings={})
+        session.add(ledger)
+        session.flush()
+
+        def run(status: str, created_at: datetime) -> SyncRun:
+            made = SyncRun(
+                connection_id=ledger.id,
+                trigger="manual",
+                status=status,
+                requested_by="ops@example.org",
+                created_at=created_at,
+            )
+            session.add(made)
+            session.flush()
+            return made
+
+        run("finished", now)
+        run("failed", now)
+        partly = run("finished", now)
+        for key, status in (("1", "failed"), ("2", "failed"), ("3", "ok")):
+            session.add(
+                SyncRecord(
+                    run_id=partly.id,
+                    data_set="member_details",
+                    record_key=key,
+                    direction="to_ledger",
+                    action="update",
+                    status=status,
+                )
+            )
+        run("finished", now - timedelta(days=1))
+    sign_in(client, make_user(db, Role.VIEWER).email)
+    html = client.get("/sync").text
+
+    runs = _table(html, "sync-runs-per-day")
+    assert len(runs) == 14
+    assert runs[day_label(now.date())] == ["3", "2"]
+    assert runs[day_label(now.date() - timedelta(days=1))] == ["1", "0"]
+    assert runs[day_label(now.date() - timedelta(days=2))] == ["0", "0"]

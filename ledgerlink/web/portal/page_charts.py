@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ledgerlink.domain.money import Money
 from ledgerlink.overview import DayLag, DayPayments
+from ledgerlink.sync.views import DayRuns
 from ledgerlink.web.portal.charts import Chart, Series, day_label, money_text, seconds_text
 
 
@@ -94,4 +95,25 @@ def lag_chart(days: list[DayLag]) -> Chart:
         kind="line",
         axis_text=seconds_text,
         whole=False,
+    )
+
+
+def sync_chart(days: list[DayRuns]) -> Chart:
+    """Sync runs per day beside those that failed or ended with failed records."""
+    return Chart(
+        key="sync-runs-per-day",
+        title=f"Sync runs per day (last {len(days)} days)",
+        description=(
+            "Sync runs asked for each day (UTC), and how many of them failed or ended with "
+            "failed records (open a run below to retry its failed records)."
+        ),
+        categories=[day_label(d.day) for d in days],
+        series=[
+            Series("Runs", [d.runs for d in days], [f"{d.runs:,}" for d in days]),
+            Series(
+                "With failures",
+                [d.with_failures for d in days],
+                [f"{d.with_failures:,}" for d in days],
+            ),
+        ],
     )

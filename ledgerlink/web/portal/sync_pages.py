@@ -31,6 +31,7 @@ from ledgerlink.web.deps import (
     Viewer,
     WriteSession,
 )
+from ledgerlink.web.portal import page_charts
 from ledgerlink.web.portal.rendering import render, render_error
 
 router = APIRouter()
@@ -81,10 +82,12 @@ def _sync_page(
     connections = views.connection_settings(session)
     recent = views.recent_runs(session)
     planned = views.schedules_of(session)
+    chart = page_charts.sync_chart(views.runs_by_day(session))
     return render(
         request,
         "sync.html",
         status_code=status_code,
+        chart=chart,
         connections=connections,
         runs=recent,
         data_sets=list(DataSet),
