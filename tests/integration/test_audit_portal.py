@@ -244,9 +244,24 @@ def test_the_export_is_the_filtered_view_and_starts_no_formula(client, db: Datab
     assert not [cell for cell in cells if cell.startswith(FORMULA_START)]
 
 
-def test_the_chain_check_stays_on_the_filtered_page(client, db: Database) -> None:  # type: ignore[no-untyped-def]
-    _as_viewer(client, db)
+def test_the_chain_check_stays_beside_a_filtered_view(client, db: Database) -> None:  # type: ignore[no-untyped-def]
+    with db.transaction() as session:
+        audit.record(
+            session,
+            actor="erin@example.org",
+            action="member.updated",
+            entity_type="member",
+            entity_id="M3",
+            before={"city": "Leeds"},
+            after={"city": "York"},
+        )
+    _as_viewer(client, db)  # adds a "user created" entry the filter leaves out
+
     page = client.get("/audit", params={"verify": "1", "entity_type": "member"})
+
     assert page.status_code == 200
     assert 'data-testid="verify-result"' in page.text
-    assert "Verification against" in page.text
+    assert "Verification against the signed checkpoints" in page.text
+    rows = list(_entries(page.text).values())
+    assert len(rows) == 1
+    assert _changes(rows[0]) == ["City: Leeds → York"]
