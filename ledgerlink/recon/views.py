@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.domain.money import Money
@@ -685,3 +685,87 @@ def periods(session: Session, scope_id: int) -> list[PeriodRow]:
 
 def current_period(today: date) -> str:
     return f"{today.year:04d}-{today.month:02d}"
+
+
+@dataclass(frozen=True)
+class DayCash:
+    """One day of a period: what PayTrace settled for the scope (net of fees and
+    withheld chargebacks) and what the bank statements show deposited (credits)."""
+
+    day: date
+    settled_minor: int
+    deposited_minor: int
+
+
+def cash_by_day(session: Session, scope: ReconScope, period: str) -> list[DayCash]:
+    """Every day of ``period`` (YYYY-MM): settled and deposited cash in the scope's
+    currency, summed per day in SQL (integer minor units on both back-ends)."""
+    first, last = bounds(period)
+    settled = session.execute(
+        select(ReconBatch.settled_on, func.sum(ReconBatch.net_minor))
+        .where(
+            ReconBatch.scope_id == scope.id,
+            ReconBatch.currency == scope.currency,
+            ReconBatch.settled_on >= first,
+            ReconBatch.settled_on <= last,
+        )
+        .group_by(ReconBatch.settled_on)
+    ).all()
+    deposited = session.execute(
+        select(ReconStatementLine.booked_on, func.sum(ReconStatementLine.amount_minor))
+        .join(ReconStatement, ReconStatement.id == ReconStatementLine.statement_id)
+        .where(
+            ReconStatement.scope_id == scope.id,
+            ReconStatementLine.currency == scope.currency,
+            ReconStatementLine.amount_minor > 0,
+            ReconStatementLine.booked_on >= first,
+            ReconStatementLine.booked_on <= last,
+        )
+        .group_by(ReconStatementLine.booked_on)
+    ).all()
+    settled_on = {_as_date(d): int(n or 0) for d, n in settled}
+    booked_on = {_as_date(d): int(n or 0) for d, n in deposited}
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return [DayCash(d, settled_on.get(d, 0), booked_on.get(d, 0)) for d in days]
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+@dataclass(frozen=True)
+class TransitAge:
+    """Open deposits in transit of one age bucket (``TRANSIT_BUCKETS``)."""
+
+    name: str
+    count: int
+    amount_minor: int
+
+
+def in_transit_by_age(session: Session, scope: ReconScope, period: str | None) -> list[TransitAge]:
+    """The open deposits in transit of the scope's latest run, by age bucket, counted and
+    summed in one ``GROUP BY`` (the same rows :func:`summary` counts)."""
+    bucket = case(
+        *[
+            (ReconBreak.as_of_days <= high, index)
+            for index, (_, high, _) in enumerate(TRANSIT_BUCKETS)
+            if high is not None
+        ],
+        else_=len(TRANSIT_BUCKETS) - 1,
+    ).label("bucket")
+    rows = session.execute(
+        select(bucket, func.count(), func.coalesce(func.sum(ReconBreak.amount_minor), 0))
+        .where(
+            ReconBreak.scope_id == scope.id,
+            ReconBreak.present.is_(True),
+            *_period_clause(period),
+            ReconBreak.status == "open",
+            ReconBreak.type == "deposit_in_transit",
+        )
+        .group_by(bucket)
+    ).all()
+    found = {int(b): (int(n), int(a or 0)) for b, n, a in rows}
+    return [
+        TransitAge(name, *found.get(index, (0, 0)))
+        for index, (_, _, name) in enumerate(TRANSIT_BUCKETS)
+    ]

@@ -4,7 +4,7 @@ numbers the database holds per day, counted in SQL on SQLite and PostgreSQL alik
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from html import unescape
 from itertools import count
 
@@ -13,9 +13,16 @@ from sqlalchemy import text
 
 from ledgerlink import overview
 from ledgerlink.identity.roles import Role
+from ledgerlink.recon.scopes import ensure_scope
 from ledgerlink.store.db import Database
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentEvent
+from ledgerlink.store.recon_models import (
+    ReconBatch,
+    ReconBreak,
+    ReconStatement,
+    ReconStatementLine,
+)
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
 from ledgerlink.web.portal.charts import day_label
 from tests.support.web import make_user, sign_in
@@ -183,3 +190,100 @@ def test_the_sync_page_charts_runs_and_failures_per_day(client, db) -> None:  # 
     assert runs[day_label(now.date())] == ["3", "2"]
     assert runs[day_label(now.date() - timedelta(days=1))] == ["1", "0"]
     assert runs[day_label(now.date() - timedelta(days=2))] == ["0", "0"]
+
+
+def _batch(scope_id: int, number: str, settled_on: date, net: int) -> ReconBatch:
+    return ReconBatch(
+        scope_id=scope_id,
+        batch_number=number,
+        settled_on=settled_on,
+        gross_minor=net,
+        net_minor=net,
+        currency="USD",
+    )
+
+
+def _in_transit(
+    scope_id: int, key: str, days: int, amount: int, status: str = "open"
+) -> ReconBreak:
+    return ReconBreak(
+        scope_id=scope_id,
+        break_id=f"deposit_in_transit:{key}",
+        type="deposit_in_transit",
+        side="batches",
+        amount_minor=amount,
+        currency="USD",
+        as_of_days=days,
+        occurred_on=date(2026, 11, 20),
+        status=status,
+    )
+
+
+def test_the_reconciliation_page_charts_cash_by_day_and_deposits_in_transit(client, db) -> None:  # type: ignore[no-untyped-def]
+    """November: $55.50 settled on the 13th (two batches) and $25.00 on the 20th; the
+    bank shows $40.00 deposited on the 14th (a debit and a December credit not counted);
+    open deposits in transit of 1, 4 and 12 days (a resolved one not counted)."""
+    with db.transaction() as session:
+        gateway = Connection(kind="paytrace", name="PayTrace", settings={})
+        ledger = Connection(kind="sbc", name="SBC", settings={}, is_active=True)
+        session.add_all([gateway, ledger])
+        session.flush()
+        scope = ensure_scope(session, gateway.id, ledger.id, actor="test")
+        scope_id = scope.id
+        statement = ReconStatement(
+            scope_id=scope_id,
+            fingerprint="f" * 64,
+            format="ofx",
+            currency="USD",
+            period_start=date(2026, 11, 1),
+            period_end=date(2026, 12, 2),
+            imported_by="ops@example.org",
+        )
+        session.add_all(
+            [
+                _batch(scope_id, "1", date(2026, 11, 13), 4000),
+                _batch(scope_id, "2", date(2026, 11, 13), 1550),
+                _batch(scope_id, "3", date(2026, 11, 20), 2500),
+                _batch(scope_id, "4", date(2026, 12, 1), 9900),
+                statement,
+            ]
+        )
+        session.flush()
+        for n, (booked_on, amount) in enumerate(
+            [(date(2026, 11, 14), 4000), (date(2026, 11, 14), -300), (date(2026, 12, 2), 9900)]
+        ):
+            session.add(
+                ReconStatementLine(
+                    statement_id=statement.id,
+                    line_id=f"ffffffffffff:{n}",
+                    line_no=n,
+                    booked_on=booked_on,
+                    amount_minor=amount,
+                    currency="USD",
+                )
+            )
+        session.add_all(
+            [
+                _in_transit(scope_id, "2", 1, 1550),
+                _in_transit(scope_id, "3", 4, 2500),
+                _in_transit(scope_id, "9", 12, 700),
+                _in_transit(scope_id, "8", 3, 5000, status="resolved"),
+            ]
+        )
+    sign_in(client, make_user(db, Role.VIEWER).email)
+    html = client.get(f"/recon/{scope_id}?period=2026-11").text
+
+    cash = _table(html, "cash-by-day")
+    assert len(cash) == 30
+    assert cash["Nov 13"] == ["$55.50", "$0.00"]
+    assert cash["Nov 14"] == ["$0.00", "$40.00"]
+    assert cash["Nov 20"] == ["$25.00", "$0.00"]
+    assert cash["Nov 30"] == ["$0.00", "$0.00"]
+
+    transit = _table(html, "in-transit-by-age")
+    assert transit == {
+        "0-2 days": ["$15.50"],
+        "3-5 days": ["$25.00"],
+        "6-10 days": ["$0.00"],
+        "over 10 days": ["$7.00"],
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ledgerlink.domain.money import Money
 from ledgerlink.overview import DayLag, DayPayments
+from ledgerlink.recon.views import DayCash, TransitAge
 from ledgerlink.sync.views import DayRuns
 from ledgerlink.web.portal.charts import Chart, Series, day_label, money_text, seconds_text
 
@@ -116,4 +117,49 @@ def sync_chart(days: list[DayRuns]) -> Chart:
                 [f"{d.with_failures:,}" for d in days],
             ),
         ],
+    )
+
+
+def cash_chart(days: list[DayCash], currency: str, period: str) -> Chart:
+    """Cash settled by PayTrace beside cash deposited at the bank, per day of a period."""
+    show = money_text(currency)
+    return Chart(
+        key="cash-by-day",
+        title=f"Cash by day, {period} ({currency})",
+        description=(
+            "Settled: PayTrace settlement batches net of fees and withheld chargebacks, by "
+            "settlement day. Deposited: credits on the imported bank statements, by booking "
+            "day. A settled day with no deposit yet is cash in transit."
+        ),
+        categories=[day_label(d.day) for d in days],
+        series=[
+            Series(
+                "Settled", [d.settled_minor for d in days], [show(d.settled_minor) for d in days]
+            ),
+            Series(
+                "Deposited",
+                [d.deposited_minor for d in days],
+                [show(d.deposited_minor) for d in days],
+            ),
+        ],
+        axis_text=show,
+    )
+
+
+def transit_chart(ages: list[TransitAge], currency: str) -> Chart:
+    """Open deposits in transit by how long they have been waiting."""
+    show = money_text(currency)
+    return Chart(
+        key="in-transit-by-age",
+        title=f"Deposits in transit by age ({currency})",
+        description=(
+            "Settled card money not yet seen on a bank statement, by days since settlement "
+            "(open deposits in transit from the latest run)."
+        ),
+        categories=[a.name for a in ages],
+        series=[
+            Series("Amount", [a.amount_minor for a in ages], [show(a.amount_minor) for a in ages])
+        ],
+        axis_text=show,
+        category_heading="Age",
     )

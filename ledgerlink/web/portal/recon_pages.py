@@ -24,7 +24,7 @@ from ledgerlink.recon.runs import default_matcher, run_scope
 from ledgerlink.recon.scopes import ensure_default_scopes, get_scope
 from ledgerlink.store.types import utcnow
 from ledgerlink.web.deps import Admin, Operator, ReadSession, RuntimeDep, Viewer, WriteSession
-from ledgerlink.web.portal import recon_rule_pages
+from ledgerlink.web.portal import page_charts, recon_rule_pages
 from ledgerlink.web.portal.rendering import render, render_error
 
 router = APIRouter()
@@ -100,6 +100,14 @@ def recon_page(
         runs=views.runs(session, scope_id, limit=5),
         batches=views.batches(session, scope_id, limit=20),
         periods=views.periods(session, scope_id),
+        charts=[
+            page_charts.cash_chart(
+                views.cash_by_day(session, scope, period), scope.currency, period
+            ),
+            page_charts.transit_chart(
+                views.in_transit_by_age(session, scope, period), scope.currency
+            ),
+        ],
         notice=notice,
         problem=problem,
     )
