@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from ledgerlink.store.audit import ALWAYS_SECRET_FIELDS, REDACTED
 from ledgerlink.store.models import AuditEntry
@@ -155,9 +156,9 @@ def view(entry: AuditEntry) -> EntryView:
     after = entry.after or None
     label, href_pattern = _OBJECTS.get(entry.entity_type, (_words(entry.entity_type), None))
     href = (
-        href_pattern.format(id=entry.entity_id)
+        href_pattern.format(id=quote(entry.entity_id, safe=""))
         if href_pattern and entry.entity_id and "deleted" not in entry.action
-        else None
+        else _href_from_documents(entry.entity_type, {**(before or {}), **(after or {})})
     )
     return EntryView(
         seq=entry.seq,
@@ -170,8 +171,22 @@ def view(entry: AuditEntry) -> EntryView:
         object_id=entry.entity_id,
         object_name=_object_name(entry.entity_type, before, after),
         object_href=href,
-        changes=tuple(changes(before, after)),
+        changes=(*implied_changes(entry.action), *changes(before, after)),
     )
+
+
+def _href_from_documents(entity_type: str, doc: Mapping[str, Any]) -> str | None:
+    """Objects that live under another one (a break under its reconciliation)."""
+    scope = doc.get("scope_id")
+    if entity_type == "payment_exception":
+        return "/payments/exceptions"
+    if not isinstance(scope, int):
+        return None
+    if entity_type == "recon_break" and isinstance(doc.get("break_id"), str | int):
+        return f"/recon/{scope}/breaks/{quote(str(doc['break_id']), safe='')}"
+    if entity_type in ("recon_period", "recon_run", "recon_statement"):
+        return f"/recon/{scope}"
+    return None
 
 
 def _object_name(
@@ -190,6 +205,30 @@ def _object_name(
         if isinstance(value, str) and value.strip():
             return value.strip()
     return None
+
+
+#: State changes an action implies but its entry does not spell out (the write path
+#: refuses the action from any other state, so the "before" is known): (field, before,
+#: after) shown above the entry's own fields.
+_IMPLIED: dict[str, tuple[str, str, str]] = {
+    "payment.exception.retry": ("Exception", "open", "tried again"),
+    "payment.exception.apply_to_invoice": ("Exception", "open", "applied to an invoice"),
+    "payment.exception.on_account": ("Exception", "open", "put on account"),
+    "payment.exception.ignore": ("Exception", "open", "ignored"),
+    "recon.period.close": ("Period", "open", "closed"),
+    "recon.period.reopen": ("Period", "closed", "open"),
+    "api_token.revoked": ("Token", "active", "revoked"),
+    "api_token.created": ("Token", EMPTY, "active"),
+}
+
+
+def implied_changes(action: str) -> list[FieldChange]:
+    """The state change ``action`` stands for, when its entry records only details."""
+    if action == "user.password_changed":
+        return [FieldChange("Password", SECRET_SET, SECRET_CHANGED, True)]
+    if action in _IMPLIED:
+        return [FieldChange(*_IMPLIED[action])]
+    return []
 
 
 def changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[FieldChange]:

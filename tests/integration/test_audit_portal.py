@@ -265,3 +265,31 @@ def test_the_chain_check_stays_beside_a_filtered_view(client, db: Database) -> N
     rows = list(_entries(page.text).values())
     assert len(rows) == 1
     assert _changes(rows[0]) == ["City: Leeds → York"]
+
+
+def test_a_role_change_reads_as_the_user_and_its_role_before_and_after(
+    client, db: Database
+) -> None:  # type: ignore[no-untyped-def]
+    headers = _bearer(db, "alice@example.org")
+    created = client.post(
+        "/api/v1/users",
+        headers=headers,
+        json={
+            "email": "frank@example.org",
+            "password": "a long enough passphrase",
+            "role": "viewer",
+        },
+    )
+    assert created.status_code == 201, created.text
+    user_id = created.json()["id"]
+    changed = client.patch(f"/api/v1/users/{user_id}", headers=headers, json={"role": "operator"})
+    assert changed.status_code == 200, changed.text
+    _as_viewer(client, db)
+
+    page = client.get("/audit", params={"entity_type": "user", "entity_id": str(user_id)})
+
+    rows = list(_entries(page.text).values())
+    assert "User updated" in rows[0]
+    assert "frank@example.org" in rows[0]
+    assert _changes(rows[0]) == ["Role: viewer → operator"]
+    assert "a long enough passphrase" not in page.text
