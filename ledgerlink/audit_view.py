@@ -237,8 +237,9 @@ def changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -
     old = _flatten(before or {})
     new = _flatten(after or {})
     replaced = _secrets_replaced(after)
-    new.pop((SECRETS_CHANGED_KEY,), None)
-    old.pop((SECRETS_CHANGED_KEY,), None)
+    for said_elsewhere in ((SECRETS_CHANGED_KEY,), ("id",)):  # the Object column has the ID
+        new.pop(said_elsewhere, None)
+        old.pop(said_elsewhere, None)
     rows: list[FieldChange] = []
     for path in _ordered_paths(old, new):
         had, has = path in old, path in new
