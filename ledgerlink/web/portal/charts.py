@@ -23,9 +23,11 @@ from markupsafe import Markup
 from ledgerlink.domain.money import Money
 
 WIDTH = 640
-HEIGHT = 240
+HEIGHT = 260
 #: room for the value axis labels (left) and the category labels (bottom)
-_LEFT, _RIGHT, _TOP, _BOTTOM = 72.0, 12.0, 12.0, 36.0
+_LEFT, _RIGHT, _TOP, _BOTTOM = 88.0, 12.0, 14.0, 36.0
+#: text size in the picture's own units (it scales with the picture)
+_FONT = 14
 #: one colour per series, from the portal's palette (distinct without colour too: the
 #: legend names each series and the table carries every number)
 COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea")
@@ -136,7 +138,7 @@ def render_svg(chart: Chart) -> str:
     if chart.empty:
         return (
             head + f'<text x="{WIDTH / 2:.0f}" y="{HEIGHT / 2:.0f}" text-anchor="middle" '
-            f'class="chart-empty">{NO_DATA}</text></svg>'
+            f'font-size="{_FONT + 2}" class="chart-empty">{NO_DATA}</text></svg>'
         )
     largest = max(v for s in chart.series for v in s.values if v is not None)
     top, step = nice_top(largest, whole=chart.whole)
@@ -154,18 +156,18 @@ def render_svg(chart: Chart) -> str:
         parts.append(
             f'<line x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{y:.2f}" y2="{y:.2f}" class="grid" '
             f'stroke="#d1d5db" stroke-width="1"/>'
-            f'<text x="{_LEFT - 6}" y="{y + 4:.2f}" text-anchor="end" font-size="11" '
+            f'<text x="{_LEFT - 6}" y="{y + 4:.2f}" text-anchor="end" font-size="{_FONT}" '
             f'class="tick">{escape(chart.axis_text(tick))}</text>'
         )
         tick += step
     slot = plot_w / len(chart.categories)
     # label every category when they fit, else every n-th (the table names them all)
-    every = max(1, math.ceil(len(chart.categories) * 44 / plot_w))
+    every = max(1, math.ceil(len(chart.categories) * 58 / plot_w))
     for i, category in enumerate(chart.categories):
         if i % every == 0:
             x = _LEFT + slot * (i + 0.5)
             parts.append(
-                f'<text x="{x:.2f}" y="{base + 16:.2f}" text-anchor="middle" font-size="11" '
+                f'<text x="{x:.2f}" y="{base + 20:.2f}" text-anchor="middle" font-size="{_FONT}" '
                 f'class="category">{escape(category)}</text>'
             )
     if chart.kind == "bar":
