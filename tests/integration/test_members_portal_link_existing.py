@@ -39,6 +39,14 @@ def _rows(html: str, testid: str) -> list[str]:
     return [tr.get_text(" ", strip=True) for tr in table.select("tbody tr")]
 
 
+def _errors(html: str) -> dict[str, str]:
+    page = BeautifulSoup(html, "html.parser")
+    return {
+        str(p["data-testid"]).removeprefix("error-"): p.get_text(strip=True)
+        for p in page.select("[data-testid^=error-]")
+    }
+
+
 def _link_ids(html: str, testid: str) -> list[str]:
     """The customer ids the *Link existing* buttons of a table would send."""
     table = BeautifulSoup(html, "html.parser").find(attrs={"data-testid": testid})
@@ -86,6 +94,9 @@ def test_a_search_finds_the_customer_the_suggestions_miss_and_links_it(
     assert _link_ids(by_name.text, "customer-search") == [wanted]
     by_number = client.get("/members/M00001", params={"candidates_for": cid, "customer_q": "dht-7"})
     assert _link_ids(by_number.text, "customer-search") == [wanted]
+    garbled = client.get("/members/M00001", params={"candidates_for": cid, "customer_q": "do\x00e"})
+    assert garbled.status_code == 200
+    assert "NUL" in _errors(garbled.text)["customer_q"]
 
     linked = client.post(
         "/members/M00001/link",

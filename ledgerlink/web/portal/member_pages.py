@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.domain.members import AccountType, FieldProblem, Member, MemberInvalid, MemberStatus
+from ledgerlink.domain.text import control_character_problem
 from ledgerlink.identity.principal import Principal
 from ledgerlink.members import bulk, csv_io, linking, views
 from ledgerlink.members.registry import (
@@ -365,6 +366,9 @@ async def member_page(
     found = None
     error = None
     customer_q = customer_q.strip()[:200]
+    search_error = control_character_problem(customer_q)
+    if search_error:  # refused beside the search box, never sent to the ledger
+        search_error = f"{search_error}; type letters, digits or punctuation only"
     if candidates_for is not None:
         # Shown on the member's page, not as an error page: the member is still there.
         try:
@@ -373,7 +377,7 @@ async def member_page(
                 candidates = await linking.find_candidates(
                     runtime.db, ledger, number, candidates_for, index=index
                 )
-                if customer_q:
+                if customer_q and not search_error:
                     found = await linking.search_customers(
                         runtime.db, ledger, number, candidates_for, customer_q, index=index
                     )
@@ -391,6 +395,7 @@ async def member_page(
         candidates_for=candidates_for,
         found=found,
         customer_q=customer_q,
+        search_error=search_error,
         notice=SAVED.get(saved),
         error=error,
     )
@@ -537,6 +542,7 @@ def _detail(
     candidates_for: int | None = None,
     found: list[linking.Candidate] | None = None,
     customer_q: str = "",
+    search_error: str | None = None,
     customer_id: str = "",
     link_error: str | None = None,
     notice: str | None = None,
@@ -564,6 +570,7 @@ def _detail(
         candidates_for=candidates_for,
         found=found,
         customer_q=customer_q,
+        search_error=search_error,
         customer_id=customer_id,
         link_error=link_error,
         notice=notice,
