@@ -5,6 +5,7 @@ over a real socket and the Sage 500 simulator's database."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +14,16 @@ from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
+from ledgerlink.members import linking
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 from ledgerlink.store.member_models import MemberLinkRow
-from tests.support.members import add_levels, add_member
+from tests.support.fake_ledger import FakeLedger
+from tests.support.members import add_connection, add_levels, add_member
 from tests.support.payments import add_sage500_connection, running_erp
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
 from tests.support.web import make_user, sign_in
@@ -196,3 +200,26 @@ def test_sage500_customers_are_found_by_number_and_linked_by_their_key(
         assert linked.status_code == 200, linked.text
     assert [k for k, _ in _links(db)] == [key]
     runtime.db.dispose()
+
+
+def test_a_search_names_the_member_a_customer_is_linked_to_already(db: Database) -> None:
+    """Searching never offers a customer that belongs to another member (one customer, one
+    member): the hit says whose it is instead, and exact numbers come first."""
+    add_levels(db)
+    add_member(db, "M00001", "Jane", "Doe")
+    add_member(db, "M00002", "John", "Smith")
+    ledger, connection_id = FakeLedger(), add_connection(db)
+    ledger.add("C-10", "Smithfield Co-op", "office@smithfield.example")
+    taken = ledger.add("C-1", "John Smith")
+    exact = ledger.add("SMITH", "Mr J. Smith (old account)")
+    asyncio.run(
+        linking.link_existing(db, cli_principal(), ledger, "M00002", connection_id, taken.id)
+    )
+    found = asyncio.run(linking.search_customers(db, ledger, "M00001", connection_id, "smith"))
+    assert found[0].customer.id == exact.id
+    assert {c.customer.number: c.linked_to for c in found} == {
+        "SMITH": None,
+        "C-10": None,
+        "C-1": "M00002",
+    }
+    assert asyncio.run(linking.search_customers(db, ledger, "M00001", connection_id, "zz")) == []
