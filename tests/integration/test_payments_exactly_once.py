@@ -203,10 +203,7 @@ def test_a_worker_killed_ten_times_loses_and_doubles_nothing(
             worker.wait(timeout=10)
             kills += 1
         assert posted() < payments, "the kills must land while payments are still pending"
-        # A worker left to run takes the rest, as an operator's restarted worker would
-        # (in a process of its own, beside the simulators'); then anything still due.
-        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, timeout=240, check=True)
-        world.process(timeout=60)
+        world.process(timeout=240)
 
         with world.runtime.db.read() as session:
             stuck = session.execute(
