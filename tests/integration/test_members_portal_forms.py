@@ -222,3 +222,19 @@ def test_the_member_form_without_its_csrf_token_is_refused(
     refused = client.post("/members/new", data=NEW)
     assert refused.status_code == 403
     assert _audit(db, "member.created") == []
+
+
+def test_a_card_number_typed_into_the_form_is_refused_and_never_shown_back(
+    client: TestClient, db: Database
+) -> None:
+    add_levels(db)
+    csrf = _as(client, db, Role.OPERATOR)
+    typed = {**NEW, "phone": "4111 1111 1111 1111", "organisation": "", "city": "Springfield"}
+    refused = client.post("/members/new", data={"csrftoken": csrf, **typed})
+    assert refused.status_code == 422
+    errors = _errors(refused.text)
+    assert "card number" in errors["phone"]
+    assert "organisation" not in errors  # the card number is checked first, alone (as the API)
+    assert "4111" not in refused.text
+    kept = _typed(refused.text)
+    assert (kept["phone"], kept["city"]) == ("", "Springfield")

@@ -21,7 +21,14 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ledgerlink.connectors.errors import UpstreamError
-from ledgerlink.domain.members import AccountType, FieldProblem, Member, MemberInvalid, MemberStatus
+from ledgerlink.domain.card_numbers import contains_card_number
+from ledgerlink.domain.members import (
+    AccountType,
+    FieldProblem,
+    Member,
+    MemberInvalid,
+    MemberStatus,
+)
 from ledgerlink.domain.text import control_character_problem
 from ledgerlink.identity.principal import Principal
 from ledgerlink.members import bulk, csv_io, linking, views
@@ -268,14 +275,18 @@ def _checked(typed: dict[str, str]) -> Member:
     return build_member(MemberFields.from_mapping(body.model_dump()))
 
 
-def _save(db: Database, principal: Principal, typed: dict[str, str], editing: str | None) -> str:
-    """Store the member (a new one, or over ``editing``); what happened (a key of SAVED)."""
+def _save(
+    db: Database, principal: Principal, typed: dict[str, str], editing: str | None
+) -> tuple[str, str]:
+    """Store the member (a new one, or over ``editing``): (what happened, a key of SAVED;
+    the member's number as stored)."""
     member = _checked(typed)
     with db.transaction() as session:
         if editing is None:
             create_member(session, principal, member)
-            return "created"
-        return "updated" if update_member(session, principal, editing, member) else "unchanged"
+            return "created", member.number
+        changed = update_member(session, principal, editing, member)
+        return ("updated" if changed else "unchanged"), member.number
 
 
 async def _submit(
@@ -286,34 +297,26 @@ async def _submit(
     if editing is not None:  # the number is the page's, not the form's: it cannot change
         typed["member_number"] = editing
     try:
-        outcome = await run_in_threadpool(_save, db, principal, typed, editing)
-    except MemberInvalid as exc:  # beside the fields, with what was typed kept
-        errors, problem = _refusals(exc.problems)
+        outcome, number = await run_in_threadpool(_save, db, principal, typed, editing)
+    except (MemberInvalid, RegistryConflict) as exc:  # beside the fields, the input kept
+        if isinstance(exc, MemberInvalid):
+            refusals, status = exc.problems, 422
+        else:
+            refusals, status = [FieldProblem(exc.field, str(exc))], 409
+        errors, problem = _refusals(refusals)
+        # ...except a card number: it goes no further, not even back to the browser
+        kept = {k: "" if contains_card_number(v) else v for k, v in typed.items()}
         return await run_in_threadpool(
             lambda: _member_form(
                 request,
                 db,
-                typed=typed,
+                typed=kept,
                 editing=editing,
                 errors=errors,
                 problem=problem,
-                status_code=422,
+                status_code=status,
             )
         )
-    except RegistryConflict as exc:
-        errors, problem = _refusals([FieldProblem(exc.field, str(exc))])
-        return await run_in_threadpool(
-            lambda: _member_form(
-                request,
-                db,
-                typed=typed,
-                editing=editing,
-                errors=errors,
-                problem=problem,
-                status_code=409,
-            )
-        )
-    number = _checked(typed).number
     return RedirectResponse(f"/members/{number}?saved={outcome}", status_code=303)
 
 
