@@ -165,3 +165,20 @@ def test_the_value_axis_ends_on_a_round_number_at_or_above_the_largest(
     largest: float, whole: bool, top: float
 ) -> None:
     assert nice_top(largest, whole=whole)[0] == pytest.approx(top)
+
+
+def test_a_table_can_leave_out_days_with_nothing_while_the_picture_keeps_them() -> None:
+    chart = Chart(
+        key="cash",
+        title="Cash by day",
+        description="Settled and deposited.",
+        categories=["Nov 1", "Nov 2", "Nov 3"],
+        series=[
+            Series("Settled", [0, 500, 0], ["$0.00", "$5.00", "$0.00"]),
+            Series("Deposited", [0, 0, 500], ["$0.00", "$0.00", "$5.00"]),
+        ],
+        axis_text=money_text("USD"),
+        table_skips_zero=True,
+    )
+    assert chart.rows == [("Nov 2", ["$5.00", "$0.00"]), ("Nov 3", ["$0.00", "$5.00"])]
+    assert len(_svg(chart).findall(f"{SVG}rect")) == 6

@@ -79,6 +79,9 @@ class Chart:
     category_heading: str = "Day"
     #: whole units only on the value axis (counts, minor units of money)
     whole: bool = True
+    #: the table leaves out categories where every series is zero or blank (a month of
+    #: days, most without cash: the picture shows them all, the table what happened)
+    table_skips_zero: bool = False
 
     def __post_init__(self) -> None:
         for s in self.series:
@@ -98,6 +101,7 @@ class Chart:
         return [
             (category, [s.shown[i] for s in self.series])
             for i, category in enumerate(self.categories)
+            if not self.table_skips_zero or any(s.values[i] for s in self.series)
         ]
 
     @property

@@ -129,7 +129,8 @@ def cash_chart(days: list[DayCash], currency: str, period: str) -> Chart:
         description=(
             "Settled: PayTrace settlement batches net of fees and withheld chargebacks, by "
             "settlement day. Deposited: credits on the imported bank statements, by booking "
-            "day. A settled day with no deposit yet is cash in transit."
+            "day. A settled day with no deposit yet is cash in transit. The table lists the "
+            "days with cash."
         ),
         categories=[day_label(d.day) for d in days],
         series=[
@@ -143,6 +144,7 @@ def cash_chart(days: list[DayCash], currency: str, period: str) -> Chart:
             ),
         ],
         axis_text=show,
+        table_skips_zero=True,
     )
 
 
