@@ -84,7 +84,9 @@ def lag_chart(days: list[DayLag]) -> Chart:
         title=f"Payment received → posted, per day (last {len(days)} days)",
         description=(
             "Median and 99th percentile of the seconds from a card payment's arrival to its "
-            "posted receipt, for payments posted straight through; a day with none is blank."
+            "posted receipt, for payments posted straight through; a day with none is blank. "
+            "A day's figure includes any wait while ledgerlink was stopped or starting (the "
+            "card above leaves that out)."
         ),
         categories=[day_label(d.day) for d in days],
         series=[
