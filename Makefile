@@ -67,7 +67,11 @@ PYTEST_DIST := -n 2 --dist load --maxschedchunk 1
 bytecode: $(VENV)/.test
 	$(VENV)/bin/python -m compileall -q -j 0 ledgerlink tests
 
-test: system-test-deps $(VENV)/.test lint typecheck bytecode
+# axe-core for the browser tests' accessibility checks, pinned in package-lock.json.
+node_modules/axe-core/axe.min.js:
+	npm ci --no-audit --no-fund
+
+test: system-test-deps $(VENV)/.test lint typecheck bytecode node_modules/axe-core/axe.min.js
 	$(VENV)/bin/pytest $(PYTEST_DIST) --durations=15
 
 # The fast lane, for the inner loop (under 3 minutes on two cores): SQLite only (no
