@@ -101,7 +101,8 @@ def portal_pages(page: Any, base: str, recon: str) -> list[str]:
     ]
     found: list[str] = []
     page.goto(f"{base}/members")
-    found.append(first_link(page, r"/members/[^/?]+(?<!import)"))
+    member = first_link(page, r"/members/[^/?]+(?<!import)(?<!new)")
+    found += [member, f"{member}/edit", "/members/new"]
     page.goto(f"{base}/connections")
     hrefs = page.eval_on_selector_all("a[href]", "as => as.map(a => a.getAttribute('href'))")
     found += sorted({h for h in hrefs if re.fullmatch(r"/connections/\d+", h)})
@@ -119,8 +120,8 @@ def portal_pages(page: Any, base: str, recon: str) -> list[str]:
     return fixed + found
 
 
-def check_every_page(page: Any, base: str, recon: str, shots: Path) -> list[str]:
-    """Visit every page at both widths; return what is wrong, one line each."""
+def check_pages(page: Any, base: str, pages: list[str], shots: Path) -> list[str]:
+    """Visit each page at both widths; return what is wrong, one line each."""
     axe_source = AXE.read_text()
     errors: list[str] = []
     page.on(
@@ -129,7 +130,6 @@ def check_every_page(page: Any, base: str, recon: str, shots: Path) -> list[str]
     )
     page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
     problems: list[str] = []
-    pages = portal_pages(page, base, recon)
     started = time.monotonic()
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": HEIGHT})
@@ -243,14 +243,15 @@ def test_every_portal_page_fits_both_widths_and_passes_axe(
     admin = make_user(db, Role.ADMIN, email="fin@example.org")
     shots = screenshot_dir(tmp_path)
     with running_server(server_env(settings), tmp_path / "server.log") as base:
+        problems = check_pages(page, base, ["/login"], shots)
+        page.set_viewport_size({"width": WIDTHS[0], "height": HEIGHT})
         page.goto(f"{base}/login")
         page.get_by_label("E-mail").fill(admin.email)
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"{base}/")
-        problems = check_every_page(
-            page, base, f"/recon/{scope_id}?period=2026-11&status=all", shots
-        )
+        pages = portal_pages(page, base, f"/recon/{scope_id}?period=2026-11&status=all")
+        problems += check_pages(page, base, pages, shots)
     assert not problems, f"{len(problems)} problem(s); screenshots in {shots}:\n" + "\n".join(
         problems
     )
