@@ -30,7 +30,7 @@ from ledgerlink.recon.scopes import get_scope
 from ledgerlink.runtime import Runtime
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
-from ledgerlink.store.member_models import BulkLinkRun
+from ledgerlink.store.member_models import BulkLinkRun, MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentEvent
 from ledgerlink.store.sync_models import SyncRun
@@ -167,9 +167,10 @@ SMTP = {
 
 
 def seed(settings: Settings, db: Database) -> int:
-    """What a page shows rows of: demo members, a connection of every kind, a finished
-    sync run and a bulk link run, posted and failed card payments, a reconciliation with
-    breaks (the recon tests' small scope, its statement imported and matched)."""
+    """What a page shows rows of: demo members linked to an SBC customer, a connection of
+    every kind, a finished sync run and a bulk link run, posted and failed card payments, a
+    reconciliation with breaks (the recon tests' small scope, its statement imported and
+    matched)."""
     scope_id = seed_scope(db)  # adds a PayTrace and an SBC connection
     runtime = Runtime(settings)
     with runtime.db.transaction() as session:
@@ -188,6 +189,17 @@ def seed(settings: Settings, db: Database) -> int:
                 secrets=secrets,
             )
         ledger = session.scalars(select(Connection).where(Connection.kind == "sbc")).one()
+        for member in session.scalars(select(MemberRow)):  # an account badge on each row
+            session.add(
+                MemberLinkRow(
+                    member_id=member.id,
+                    connection_id=ledger.id,
+                    system="sbc",
+                    customer_id=f"9d1c6a2e-{member.id:04d}",
+                    customer_number=f"MEMB-{member.number}",
+                    linked_by="fin@example.org",
+                )
+            )
         session.add_all(
             [
                 SyncRun(
