@@ -131,11 +131,16 @@ def check_pages(page: Any, base: str, pages: list[str], shots: Path) -> list[str
     """Visit each page at both widths; return what is wrong, one line each."""
     axe_source = AXE.read_text()
     errors: list[str] = []
-    page.on(
-        "console",
-        lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            errors.append(f"{page.url}: {message.text}")
+
+    def uncaught(error: Any) -> None:
+        errors.append(f"{page.url}: {error}")
+
+    page.on("console", console)
+    page.on("pageerror", uncaught)
     problems: list[str] = []
     started = time.monotonic()
     for width in WIDTHS:
@@ -158,6 +163,8 @@ def check_pages(page: Any, base: str, pages: list[str], shots: Path) -> list[str
             for violation in page.evaluate(RUN_AXE):
                 problems.append(f"{where}: axe {json.dumps(violation)}")
             problems += [f"{where}: console error {e}" for e in errors]
+    page.remove_listener("console", console)
+    page.remove_listener("pageerror", uncaught)
     print(f"{len(pages)} pages at {len(WIDTHS)} widths in {time.monotonic() - started:.1f} s")
     return problems
 
