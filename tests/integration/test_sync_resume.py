@@ -25,6 +25,7 @@ from ledgerlink.settings import Settings
 from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
+from ledgerlink.sync.plan import Checkpoint
 from tests.support.cli import cli
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
 from tests.support.server import run_cli, server_env
@@ -87,7 +88,13 @@ def test_a_killed_sync_resumes_without_duplicates(settings: Settings, tmp_path: 
         def first_page_committed() -> bool:
             with runtime.db.read() as session:
                 run = session.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
-                return run is not None and run.status == "running" and run.done >= 100
+                # the page's commit (its checkpoint), not the bar: the bar moves as each
+                # ledger write returns, before the page's records are committed
+                return (
+                    run is not None
+                    and run.status == "running"
+                    and Checkpoint.from_json(run.checkpoint).resume_after("member_details") > 0
+                )
 
         wait_until(first_page_committed, timeout=60, what="the sync's first page committed")
         os.kill(process.pid, signal.SIGKILL)
