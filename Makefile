@@ -33,11 +33,13 @@ DEMO_PORT ?= 8000
 demo: $(VENV)/.runtime
 	$(VENV)/bin/ledgerlink demo --port $(DEMO_PORT)
 
-# PostgreSQL (the scale-out back-end) and Chromium (browser tests) from Debian.
+# PostgreSQL (the scale-out back-end), Chromium (browser tests) and npm (axe-core for
+# the browser tests) from Debian.
 system-test-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
