@@ -125,6 +125,20 @@ def configure_console_logging(log_file: Path, level: str = "info", stream: Any =
     _configured.update(level=level, fmt="console", file=str(log_file))
 
 
+def unconfigure_logging() -> None:
+    """Take ledgerlink's handlers off the root logger and put structlog's defaults back:
+    for code (tests, embedding) that set logging up for a while and must leave the process
+    as it found it."""
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_ledgerlink", False):
+            root.removeHandler(existing)
+            existing.close()
+    root.setLevel(logging.WARNING)
+    structlog.reset_defaults()
+    _configured.clear()
+
+
 def _renderer(fmt: str) -> Any:
     if fmt == "json":
         return structlog.processors.JSONRenderer()

@@ -7,6 +7,7 @@ starts no PostgreSQL server."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from cryptography.fernet import Fernet
 from hypothesis import settings as hypothesis_profiles
 
 from ledgerlink.identity import passwords
+from ledgerlink.logs import configure_logging, unconfigure_logging
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
 from tests.support.databases import BACKENDS, PostgresFactory, SqliteFactory, chosen_backends
@@ -125,3 +127,14 @@ def client(app):  # type: ignore[no-untyped-def]
 
     with TestClient(app, base_url="http://127.0.0.1") as test_client:
         yield test_client
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """ledgerlink's log for this test, as JSON lines (as ``serve`` writes them). Logging is
+    process-wide: a test that set it up and left it pointing at its own captured stream
+    silenced the next tests' logs, so the set-up is taken down again afterwards."""
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream=stream)
+    yield stream
+    unconfigure_logging()

@@ -262,14 +262,6 @@ class Dashboard:
     unverified_today: int = 0
 
 
-def _percentile(values: list[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def dashboard(session: Session, now: datetime | None = None) -> Dashboard:
     now = now or utcnow()
     since = now - timedelta(hours=24)
@@ -285,44 +277,22 @@ def dashboard(session: Session, now: datetime | None = None) -> Dashboard:
         .select_from(PaymentEvent)
         .where(PaymentEvent.received_at >= since, PaymentEvent.status == "unverified")
     )
-    totals: dict[str, int] = {}
-    for _, payload, _ in today:
-        try:
-            amount = Money.parse(
-                Decimal(str(payload.get("amount"))), payload.get("currency") or "USD"
-            )
-        except (ArithmeticError, MoneyError, ValueError):
-            continue
-        totals[amount.currency] = totals.get(amount.currency, 0) + amount.minor
-    amount_today = ", ".join(
-        Money(minor, currency).format_display() for currency, minor in sorted(totals.items())
-    )
     posted = session.execute(
         select(PaymentEvent.received_at, PaymentEvent.processed_at).where(
             PaymentEvent.status == "posted", PaymentEvent.processed_at >= since
         )
     ).all()
     lags = [(done - received).total_seconds() for received, done in posted if done and received]
-    pending = session.scalar(
-        select(func.count())
-        .select_from(PaymentEvent)
-        .where(PaymentEvent.status.in_(("received", "processing")))
-    )
-    open_rows = session.execute(
-        select(PaymentException.critical, func.count())
-        .where(PaymentException.status == "open")
-        .group_by(PaymentException.critical)
-    ).all()
-    open_counts = {bool(critical): int(n) for critical, n in open_rows}
+    open_counts = overview.open_exceptions(session)
     return Dashboard(
         payments_today=len(today),
-        amount_today=amount_today or "—",
+        amount_today=overview.amount_total(payload for _, payload, _ in today),
         posted_today=len(posted),
-        pending=int(pending or 0),
+        pending=overview.pending_events(session),
         exceptions_open=sum(open_counts.values()),
         critical_open=open_counts.get(True, 0),
-        lag_p50_seconds=_percentile(lags, 0.5),
-        lag_p99_seconds=_percentile(lags, 0.99),
+        lag_p50_seconds=overview.percentile(lags, 0.5),
+        lag_p99_seconds=overview.percentile(lags, 0.99),
         health=upstream_health(session),
         unverified_today=int(unverified or 0),
     )

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import structlog
 
-from ledgerlink.logs import configure_console_logging, configure_logging
+from ledgerlink.logs import configure_console_logging, unconfigure_logging
 from tests.support.server import cli_env
 from tests.support.waiting import wait_until
 
@@ -44,7 +44,7 @@ def _json_lines(text: str) -> list[str]:
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     yield
-    configure_logging("info", "json")
+    unconfigure_logging()
 
 
 @pytest.mark.usefixtures("restore_logging")

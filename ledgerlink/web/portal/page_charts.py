@@ -14,6 +14,11 @@ from ledgerlink.sync.views import DayRuns
 from ledgerlink.web.portal.charts import Chart, Series, day_label, money_text, seconds_text
 
 
+def _counts(name: str, values: list[int]) -> Series:
+    """A series of counts, each written with thousands separators."""
+    return Series(name, values, [f"{value:,}" for value in values])
+
+
 def payment_charts(days: list[DayPayments]) -> list[Chart]:
     """Card payments per day, then their amount per day (one chart per currency)."""
     labels = [day_label(d.day) for d in days]
@@ -23,13 +28,7 @@ def payment_charts(days: list[DayPayments]) -> list[Chart]:
             title=f"Card payments per day (last {len(days)} days)",
             description="Verified card sales and captures received each day (UTC).",
             categories=labels,
-            series=[
-                Series(
-                    "Card payments",
-                    [d.payments for d in days],
-                    [f"{d.payments:,}" for d in days],
-                )
-            ],
+            series=[_counts("Card payments", [d.payments for d in days])],
         )
     ]
     currencies = sorted({c for d in days for c in d.amounts}) or ["USD"]
@@ -65,10 +64,8 @@ def outcome_chart(days: list[DayPayments]) -> Chart:
         ),
         categories=[day_label(d.day) for d in days],
         series=[
-            Series("Posted", [d.posted for d in days], [f"{d.posted:,}" for d in days]),
-            Series(
-                "In exceptions", [d.exceptions for d in days], [f"{d.exceptions:,}" for d in days]
-            ),
+            _counts("Posted", [d.posted for d in days]),
+            _counts("In exceptions", [d.exceptions for d in days]),
         ],
     )
 
@@ -112,12 +109,8 @@ def sync_chart(days: list[DayRuns]) -> Chart:
         ),
         categories=[day_label(d.day) for d in days],
         series=[
-            Series("Runs", [d.runs for d in days], [f"{d.runs:,}" for d in days]),
-            Series(
-                "With failures",
-                [d.with_failures for d in days],
-                [f"{d.with_failures:,}" for d in days],
-            ),
+            _counts("Runs", [d.runs for d in days]),
+            _counts("With failures", [d.with_failures for d in days]),
         ],
     )
 
