@@ -38,6 +38,7 @@ from ledgerlink.store.member_models import BulkLinkRun, MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection, User
 from ledgerlink.store.payment_models import PaymentEvent
 from ledgerlink.store.recon_models import ReconBreak, ReconStatement, ReconTransaction
+from ledgerlink.tour import progress
 
 PASSWORD = "ledgerlink-demo"  # noqa: S105 - printed on purpose; demo data only
 USERS = (
@@ -109,6 +110,9 @@ def sandbox_connections(
 
 
 def ensure_users(session: Session) -> None:
+    """The demo's accounts; they are first-time users, so the guided tour is turned on
+    for them (once: an administrator who turns it off in the demo keeps it off)."""
+    progress.turn_on_unless_decided(session, cli_principal())
     for email, role, name in USERS:
         if session.scalar(select(User.id).where(User.email == email)) is None:
             users.create_user(

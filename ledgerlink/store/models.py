@@ -259,3 +259,4 @@ from ledgerlink.store import payment_models as _payment_models  # noqa: E402,F40
 from ledgerlink.store import recon_models as _recon_models  # noqa: E402,F401  (registers reconciliation tables)
 from ledgerlink.store import recon_rule_models as _recon_rule_models  # noqa: E402,F401  (registers the rule spec versions)
 from ledgerlink.store import sync_models as _sync_models  # noqa: E402,F401  (registers sync tables)
+from ledgerlink.store import tour_models as _tour_models  # noqa: E402,F401  (registers the guided tour's tables)

@@ -16,8 +16,9 @@ from tests.support.web import make_user, sign_in
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 #: Routes every signed-in user may POST to because they only touch the caller's own
-#: session or credentials.
+#: session, credentials or guided tour.
 SELF_SERVICE = {"/logout", "/account/password", "/api/v1/me/password"}
+SELF_SERVICE |= {"/tour/here", "/tour/done", "/tour/dismiss", "/tour/restart"}
 
 
 def _routes(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from ledgerlink.web.portal import (
     session_pages,
     settings_pages,
     sync_pages,
+    tour_pages,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -30,3 +31,4 @@ router.include_router(integration_pages.router)
 router.include_router(sync_pages.router)
 router.include_router(payment_pages.router)
 router.include_router(recon_pages.router)
+router.include_router(tour_pages.router)

@@ -8,14 +8,14 @@ from fastapi.responses import Response
 from ledgerlink import overview
 from ledgerlink.store import audit_checks
 from ledgerlink.web.deps import RuntimeDep, Viewer
-from ledgerlink.web.portal import page_charts
+from ledgerlink.web.portal import page_charts, tour_pages
 from ledgerlink.web.portal.rendering import render
 
 router = APIRouter()
 
 
 @router.get("/")
-def dashboard(request: Request, _: Viewer, runtime: RuntimeDep) -> Response:
+def dashboard(request: Request, principal: Viewer, runtime: RuntimeDep) -> Response:
     with runtime.db.read() as session:
         counts = overview.counts(session)
         payments = overview.payment_figures(session)
@@ -23,6 +23,7 @@ def dashboard(request: Request, _: Viewer, runtime: RuntimeDep) -> Response:
         mail = overview.mail_health(session)
         per_day = overview.payments_by_day(session)
         lags = overview.lag_by_day(session)
+        tour = tour_pages.dashboard_panel(session, principal)
     jobs = runtime.jobs.health()
     counts["failed_jobs"] = jobs.failed_last_day
     readiness = {"ok": jobs.ok, "detail": jobs.detail}
@@ -35,6 +36,7 @@ def dashboard(request: Request, _: Viewer, runtime: RuntimeDep) -> Response:
         request,
         "dashboard.html",
         charts=charts,
+        tour=tour,
         counts=counts,
         payments=payments,
         health=health,
