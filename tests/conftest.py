@@ -34,8 +34,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _name in ("COLUMNS", "LINES"):
         os.environ.pop(_name, None)
 
-#: Longest files first, from the durations of earlier runs (see its docstring).
-pytest_plugins = ["tests.support.scheduling"]
+#: Longest files first, from the durations of earlier runs (see its docstring); every SBC
+#: sandbox response checked against the published schema (tests/support/sbc_schema.py).
+pytest_plugins = ["tests.support.scheduling", "tests.support.sbc_schema"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -326,9 +327,7 @@ def test_balances_and_history_of_linked_members(world: World) -> None:
         history = session.scalars(
             select(MemberTransaction).where(MemberTransaction.member_id == 1)
         ).all()
-    assert (
-        f"{balance.balance_minor // 100}.{balance.balance_minor % 100:02d}" == member_one["balance"]
-    )
+    assert Decimal(str(member_one["balance"])) * 100 == balance.balance_minor
     invoices = world.sbc.all_items("/sales_invoices", contact_id=member_one["id"], attributes="all")
     assert {h.ledger_id for h in history if h.kind == "invoice"} == {i["id"] for i in invoices}
     # a new receipt shows up incrementally, and moves the balance
@@ -393,9 +392,9 @@ def test_credit_notes_are_in_the_history_and_a_void_takes_one_out(world: World) 
             6000,
         )
         balance = session.scalars(select(MemberBalance).where(MemberBalance.member_id == 2)).one()
-    assert f"{balance.balance_minor / 100:.2f}" == world.contact("M00002")["balance"]
+    assert Decimal(str(world.contact("M00002")["balance"])) * 100 == balance.balance_minor
     voided = world.sbc.delete(f"/sales_credit_notes/{note['id']}", void_reason="issued in error")
-    assert voided.status_code == 204, voided.text
+    assert voided.status_code == 200, voided.text
     world.sync(["transactions"])
     with world.runtime.db.read() as session:
         assert session.get(MemberTransaction, (world.connection_id, note["id"])) is None

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.sandbox.faults import FaultInjector, FaultMiddleware, admin_routes
-from ledgerlink.sandbox.sbc import admin
+from ledgerlink.sandbox.sbc import admin, conformance
 from ledgerlink.sandbox.sbc.api import Api
 from ledgerlink.sandbox.sbc.books import Books
 from ledgerlink.sandbox.sbc.config import SbcConfig
@@ -65,6 +65,9 @@ def create_app(
                 update={"exempt_paths": [*injector.plan.exempt_paths, AUTHORIZE_PATH]}
             )
         )
+    if conformance.enabled():
+        # Inside the fault layer: what is checked is what the simulated Sage answered.
+        app.add_middleware(conformance.SchemaCheckMiddleware)
     app.add_middleware(
         FaultMiddleware,
         injector=injector,

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ledgerlink.sandbox.sbc import values
-from ledgerlink.sandbox.sbc.books import Books
+from ledgerlink.sandbox.sbc.books import CONTACT_TYPES, Books
 from ledgerlink.sandbox.sbc.config import SbcConfig
 from ledgerlink.sandbox.sbc.errors import Problem, SbcError, invalid, not_found
 from ledgerlink.sandbox.sbc.oauth import OAuthServer
@@ -48,6 +48,8 @@ class Collection:
     writable: tuple[str, ...] = ()  # of POST, PUT, DELETE
     filters: dict[str, Filter] | None = None
     search: tuple[str, ...] = ()
+    #: A fixed list SBC defines for every business (contact types): id → displayed_as.
+    fixed: dict[str, str] | None = None
 
 
 def _eq(field: str) -> Filter:
@@ -140,6 +142,7 @@ COLLECTIONS = {
         Collection("payment_methods", "payment_method", shared=True),
         Collection("currencies", "currency", shared=True),
         Collection("countries", "country", shared=True),
+        Collection("contact_types", "contact_type", shared=True, fixed=CONTACT_TYPES),
     )
 }
 
@@ -295,7 +298,11 @@ class Api:
                 raise self._method_not_allowed(allowed)
             if request.method == "GET":
                 scope = "-" if collection.shared else business
-                record = self.store.get(scope, collection.name, record_id)
+                record = (
+                    _fixed(collection).get(record_id)
+                    if collection.fixed
+                    else self.store.get(scope, collection.name, record_id)
+                )
                 if (
                     record is None
                     or record.get("_deleted")
@@ -317,8 +324,11 @@ class Api:
                         void_reason = str(json.loads(raw).get("void_reason") or "")
                     except (ValueError, AttributeError):
                         void_reason = ""
-            self._delete(collection, business, record_id, void_reason)
-            return Response(status_code=204)
+            voided = self._delete(collection, business, record_id, void_reason)
+            if voided is None:
+                return Response(status_code=204)
+            # Voiding a sales artefact answers 200 with it, void (published schema).
+            return JSONResponse(Renderer(self.books, business).full(collection.name, voided))
         except SbcError as exc:
             return exc.response()
 
@@ -354,13 +364,15 @@ class Api:
             params = {"page": to, "items_per_page": per_page, **base}
             return f"/{collection.name}?{urlencode(params)}"
 
+        # /businesses spells it $items_per_page (Sage's guide, Best Practices page).
+        per_page_key = "$items_per_page" if collection.name == "businesses" else "$itemsPerPage"
         return JSONResponse(
             {
                 "$total": total,
                 "$page": page,
                 "$next": link(page + 1) if page * per_page < total else None,
                 "$back": link(page - 1) if page > 1 else None,
-                "$itemsPerPage": per_page,
+                per_page_key: per_page,
                 "$items": items,
             }
         )
@@ -390,7 +402,10 @@ class Api:
 
     def _filter(self, collection: Collection, business: str, query: Any) -> list[Record]:
         scope = "-" if collection.shared else business
-        records = self.store.all(scope, collection.name)
+        if collection.fixed:
+            records = list(_fixed(collection).values())
+        else:
+            records = self.store.all(scope, collection.name)
         deleted_since = query.get("deleted_since")
         if deleted_since:
             moment = values.since(deleted_since, "deleted_since").timestamp()
@@ -443,18 +458,26 @@ class Api:
 
     def _delete(
         self, collection: Collection, business: str, record_id: str, void_reason: str
-    ) -> None:
+    ) -> Record | None:
+        """Delete (``None``: 204) or void (the voided record: 200) as SBC does."""
         match collection.name:
             case "contacts":
                 self.books.delete_contact(business, record_id)
             case "sales_invoices":
-                self.books.void_invoice(business, record_id, void_reason)
+                return self.books.void_invoice(business, record_id, void_reason)
             case "sales_credit_notes":
-                self.books.void_credit_note(business, record_id, void_reason)
+                return self.books.void_credit_note(business, record_id, void_reason)
             case "contact_payments":
                 self.books.delete_payment(business, record_id)
             case "contact_allocations":
                 self.books.delete_allocation(business, record_id)
+        return None
+
+
+def _fixed(collection: Collection) -> dict[str, Record]:
+    return {
+        key: {"id": key, "displayed_as": shown} for key, shown in (collection.fixed or {}).items()
+    }
 
 
 _SORTS = {"created_at": "_created", "updated_at": "_updated", "date": "date", "name": "name"}

@@ -46,6 +46,16 @@ ALLOCATION_TYPES = {
     "CUSTOMER_ALLOCATION": "Customer Allocation",
     "VENDOR_ALLOCATION": "Supplier Allocation",
 }
+#: ``Contact.reference`` holds at most 10 characters (published schema, api-notes).
+REFERENCE_LIMIT = 10
+#: ``Address`` lengths in the published schema.
+ADDRESS_LIMITS = {
+    "address_line_1": 50,
+    "address_line_2": 50,
+    "city": 50,
+    "region": 50,
+    "postal_code": 10,
+}
 INVOICE_STATUSES = {
     "DRAFT": "Draft",
     "UNPAID": "Unpaid",
@@ -201,11 +211,12 @@ class Books:
             except SbcError as exc:
                 problems.extend(exc.problems)
 
-        take("name", lambda v, f: values.text(v, f, required=True))
+        # Lengths as the published schema's Contact says (reference: 10 characters).
+        take("name", lambda v, f: values.text(v, f, required=True, limit=100))
         take("contact_type_ids", self._contact_types)
-        take("reference", lambda v, f: values.text(v, f, limit=50))
+        take("reference", lambda v, f: values.text(v, f, limit=REFERENCE_LIMIT))
         take("email", _email)
-        take("notes", lambda v, f: values.text(v, f, limit=2000))
+        take("notes", lambda v, f: values.text(v, f, limit=4000))
         take("credit_limit", lambda v, f: values.cents(v, f, required=False))
         take("currency_id", lambda v, f: self._currency(business, v, f))
         if not partial or "main_address" in body:
@@ -249,9 +260,9 @@ class Books:
             problems.append(Problem("must be an object", "main_address"))
             return {}
         address: Record = {}
-        for field in ("address_line_1", "address_line_2", "city", "region", "postal_code"):
+        for field, limit in ADDRESS_LIMITS.items():
             try:
-                address[field] = values.text(value.get(field), f"main_address.{field}")
+                address[field] = values.text(value.get(field), f"main_address.{field}", limit=limit)
             except SbcError as exc:
                 problems.extend(exc.problems)
         country = value.get("country_id")
@@ -269,9 +280,9 @@ class Books:
         stem = "".join(ch for ch in name.upper() if ch.isalnum())[:6] or "CONTACT"
         taken = self._reference_index(business)
         number = 1
-        while f"{stem}{number:03d}".lower() in taken:
+        while _numbered(stem, number).lower() in taken:
             number += 1
-        return f"{stem}{number:03d}"
+        return _numbered(stem, number)
 
     def _reference_index(self, business: str) -> dict[str, str]:
         index = self._references.get(business)
@@ -345,7 +356,7 @@ class Books:
             "id": new_id(),
             "contact_id": contact["id"],
             "date": issued.isoformat(),
-            "reference": values.text(body.get("reference"), "reference", limit=100),
+            "reference": values.text(body.get("reference"), "reference", limit=25),
             "notes": values.text(body.get("notes"), "notes", limit=2000),
             "currency_id": self._currency(
                 business, body.get("currency_id") or contact.get("currency_id"), "currency_id"
@@ -370,8 +381,7 @@ class Books:
         note = self.must(business, "sales_credit_notes", note_id, "sales credit note")
         if note["status_id"] == "VOID":
             raise invalid("status", "the credit note is already void")
-        if not reason.strip():
-            raise invalid("void_reason", "can't be blank")
+        reason = values.text(reason, "void_reason", required=True, limit=200)
         self._open_date(business, date.fromisoformat(note["date"]))
         with self.store.unit():
             contact = self.must(business, "contacts", note["contact_id"], "contact")
@@ -430,9 +440,9 @@ class Books:
             raise invalid("status", "a void invoice cannot be changed")
         self._open_date(business, date.fromisoformat(invoice["date"]))
         paid = invoice["total_amount"] - invoice["outstanding_amount"]
-        for field in ("reference", "notes"):
+        for field, limit in (("reference", 25), ("notes", 2000)):
             if field in body:
-                invoice[field] = values.text(body[field], field, limit=2000)
+                invoice[field] = values.text(body[field], field, limit=limit)
         if "due_date" in body:
             due = values.iso_date(body["due_date"], "due_date")
             assert due is not None
@@ -465,8 +475,7 @@ class Books:
         invoice = self.must(business, "sales_invoices", invoice_id, "sales invoice")
         if invoice["status_id"] == "VOID":
             raise invalid("status", "the invoice is already void")
-        if not reason.strip():
-            raise invalid("void_reason", "can't be blank")
+        reason = values.text(reason, "void_reason", required=True, limit=200)
         self._open_date(business, date.fromisoformat(invoice["date"]))
         if invoice["outstanding_amount"] != invoice["total_amount"]:
             raise invalid(
@@ -527,7 +536,7 @@ class Books:
             "date": posted.isoformat(),
             "total_amount": total,
             "currency_id": currency,
-            "reference": values.text(body.get("reference"), "reference", limit=100),
+            "reference": values.text(body.get("reference"), "reference", limit=25),
             "allocated_artefacts": allocations,
             "on_account": total - allocated,
         }
@@ -738,6 +747,12 @@ class Books:
             self.store.put(business, "transactions", self._touch(transaction))
 
 
+def _numbered(stem: str, number: int) -> str:
+    """``stem`` and a 3-digit (or longer) counter, cut to fit a reference."""
+    digits = f"{number:03d}"
+    return f"{stem[: REFERENCE_LIMIT - len(digits)]}{digits}"
+
+
 def _balance_effect(kind: str, total: int) -> int:
     """What a payment does to the contact's balance (what they owe us, for customers)."""
     return -total if kind in ("CUSTOMER_RECEIPT", "VENDOR_PAYMENT") else total
@@ -773,7 +788,7 @@ def _signed_cents(value: Any, source: str) -> int:
 
 
 def _email(value: Any, source: str) -> str:
-    result = values.text(value, source)
+    result = values.text(value, source, limit=100)
     if result and (
         "@" not in result or " " in result or result.startswith("@") or result.endswith("@")
     ):
@@ -790,7 +805,7 @@ def _person(value: Any, problems: list[Problem]) -> Record:
     person: Record = {}
     for field in ("name", "telephone", "mobile"):
         try:
-            person[field] = values.text(value.get(field), f"main_contact_person.{field}")
+            person[field] = values.text(value.get(field), f"main_contact_person.{field}", limit=50)
         except SbcError as exc:
             problems.extend(exc.problems)
     try:

@@ -4,6 +4,7 @@ two-decimal strings, timestamps in UTC. Only properties of the published v3.1 sc
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from ledgerlink.sandbox.sbc.books import (
@@ -14,7 +15,7 @@ from ledgerlink.sandbox.sbc.books import (
     Books,
 )
 from ledgerlink.sandbox.sbc.store import Record
-from ledgerlink.sandbox.sbc.values import amount_text
+from ledgerlink.sandbox.sbc.values import amount_number
 
 Json = dict[str, Any]
 
@@ -120,8 +121,8 @@ class Renderer:
             "email": c.get("email") or None,
             "notes": c.get("notes") or None,
             "currency": self._shared("currencies", c.get("currency_id")),
-            "credit_limit": amount_text(c.get("credit_limit") or 0),
-            "balance": amount_text(c.get("balance", 0)),
+            "credit_limit": amount_number(c.get("credit_limit") or 0),
+            "balance": amount_number(c.get("balance", 0)),
             "main_address": {
                 "address_line_1": address.get("address_line_1") or None,
                 "address_line_2": address.get("address_line_2") or None,
@@ -146,12 +147,12 @@ class Renderer:
                 "displayed_as": line["description"],
                 "description": line["description"],
                 "ledger_account": self._local("ledger_accounts", line["ledger_account_id"]),
-                "quantity": line["quantity"],
-                "unit_price": amount_text(line["unit_price"]),
-                "net_amount": amount_text(line["net_amount"]),
+                "quantity": float(Decimal(line["quantity"])),
+                "unit_price": amount_number(line["unit_price"]),
+                "net_amount": amount_number(line["net_amount"]),
                 "tax_rate": self._local("tax_rates", line.get("tax_rate_id")),
-                "tax_amount": amount_text(line["tax_amount"]),
-                "total_amount": amount_text(line["total_amount"]),
+                "tax_amount": amount_number(line["tax_amount"]),
+                "total_amount": amount_number(line["total_amount"]),
             }
             for line in lines
         ]
@@ -170,10 +171,10 @@ class Renderer:
             "reference": n.get("reference") or None,
             "notes": n.get("notes") or None,
             "currency": self._shared("currencies", n.get("currency_id")),
-            "net_amount": amount_text(n["net_amount"]),
-            "tax_amount": amount_text(n["tax_amount"]),
-            "total_amount": amount_text(n["total_amount"]),
-            "outstanding_amount": amount_text(n["outstanding_amount"]),
+            "net_amount": amount_number(n["net_amount"]),
+            "tax_amount": amount_number(n["tax_amount"]),
+            "total_amount": amount_number(n["total_amount"]),
+            "outstanding_amount": amount_number(n["outstanding_amount"]),
             "status": link("artefact_statuses", n["status_id"], INVOICE_STATUSES[n["status_id"]]),
             "void_reason": n.get("void_reason"),
             "credit_note_lines": self._lines(n["credit_note_lines"]),
@@ -194,11 +195,11 @@ class Renderer:
             "reference": i.get("reference") or None,
             "notes": i.get("notes") or None,
             "currency": self._shared("currencies", i.get("currency_id")),
-            "net_amount": amount_text(i["net_amount"]),
-            "tax_amount": amount_text(i["tax_amount"]),
-            "total_amount": amount_text(i["total_amount"]),
-            "outstanding_amount": amount_text(i["outstanding_amount"]),
-            "total_paid": amount_text(
+            "net_amount": amount_number(i["net_amount"]),
+            "tax_amount": amount_number(i["tax_amount"]),
+            "total_amount": amount_number(i["total_amount"]),
+            "outstanding_amount": amount_number(i["outstanding_amount"]),
+            "total_paid": amount_number(
                 i["total_amount"] - i["outstanding_amount"] if i["status_id"] != "VOID" else 0
             ),
             "status": link("artefact_statuses", i["status_id"], INVOICE_STATUSES[i["status_id"]]),
@@ -207,16 +208,20 @@ class Renderer:
             "deleted_at": _stamp(i.get("_deleted")),
         }
 
-    def _allocated(self, allocations: list[Record]) -> list[Json]:
-        return [
-            {
+    def _allocated(self, allocations: list[Record], *, discount: bool = True) -> list[Json]:
+        """Allocation lines; a payment's carry ``discount`` (``AllocatedPaymentArtefact``),
+        a contact allocation's do not (``AllocatedArtefact``)."""
+        lines: list[Json] = []
+        for a in allocations:
+            line: Json = {
                 "id": a["id"],
                 "artefact": self._local(a["artefact_collection"], a["artefact_id"]),
-                "amount": amount_text(a["signed"] if "signed" in a else a["amount"]),
-                "discount": amount_text(a.get("discount", 0)),
+                "amount": amount_number(a["signed"] if "signed" in a else a["amount"]),
             }
-            for a in allocations
-        ]
+            if discount:
+                line["discount"] = amount_number(a.get("discount", 0))
+            lines.append(line)
+        return lines
 
     def _contact_payments(self, p: Record) -> Json:
         on_account = None
@@ -227,10 +232,10 @@ class Renderer:
                 "id": p["id"],
                 "displayed_as": self.displayed_as("contact_payments", p),
                 "$path": f"/contact_payments/{p['id']}",
-                "total_amount": amount_text(
+                "total_amount": amount_number(
                     p["total_amount"] - sum(a["amount"] for a in p["allocated_artefacts"])
                 ),
-                "outstanding_amount": amount_text(p["on_account"]),
+                "outstanding_amount": amount_number(p["on_account"]),
             }
         return {
             "created_at": _stamp(p.get("_created")),
@@ -245,9 +250,9 @@ class Renderer:
             "contact": self._local("contacts", p["contact_id"]),
             "bank_account": self._local("bank_accounts", p["bank_account_id"]),
             "date": p["date"],
-            "net_amount": amount_text(p["total_amount"]),
-            "tax_amount": "0.00",
-            "total_amount": amount_text(p["total_amount"]),
+            "net_amount": amount_number(p["total_amount"]),
+            "tax_amount": 0.0,
+            "total_amount": amount_number(p["total_amount"]),
             "currency": self._shared("currencies", p.get("currency_id")),
             "reference": p.get("reference") or None,
             "allocated_artefacts": self._allocated(p["allocated_artefacts"]),
@@ -267,7 +272,7 @@ class Renderer:
             ),
             "date": a["date"],
             "contact": self._local("contacts", a["contact_id"]),
-            "allocated_artefacts": self._allocated(a["allocated_artefacts"]),
+            "allocated_artefacts": self._allocated(a["allocated_artefacts"], discount=False),
             "deleted_at": _stamp(a.get("_deleted")),
         }
 
@@ -282,7 +287,7 @@ class Renderer:
             ),
             "date": t["date"],
             "reference": t.get("reference") or None,
-            "total": amount_text(t["total"]),
+            "total": amount_number(t["total"]),
             "contact": self._local("contacts", t.get("contact_id")),
             "deleted": t["deleted"],
         }
@@ -295,7 +300,7 @@ class Renderer:
             "included_in_chart": True,
             "name": a["name"],
             "display_name": a["name"],
-            "nominal_code": a["nominal_code"],
+            "nominal_code": int(a["nominal_code"]),
         }
 
     def _bank_accounts(self, b: Record) -> Json:
@@ -308,8 +313,8 @@ class Renderer:
                 "account_name": b["name"],
                 "account_number": b["account_number"],
             },
-            "nominal_code": b["nominal_code"],
-            "balance": amount_text(b.get("balance", 0)),
+            "nominal_code": int(b["nominal_code"]),
+            "balance": amount_number(b.get("balance", 0)),
             "currency": self._shared("currencies", b.get("currency_id")),
         }
 
@@ -322,7 +327,17 @@ class Renderer:
         }
 
     def _tax_rates(self, t: Record) -> Json:
-        return {"name": t["name"], "percentage": t["percentage"], "is_visible": True}
+        return {
+            "name": t["name"],
+            "percentage": float(Decimal(t["percentage"])),
+            "is_visible": True,
+        }
+
+    def _base(self, record: Record) -> Json:
+        """Reference lists the schema types ``Base``: only id, displayed_as and $path."""
+        return {}
+
+    _payment_methods = _currencies = _countries = _contact_types = _base
 
     def financial_settings(self) -> Json:
         s = self.books.settings(self.business)

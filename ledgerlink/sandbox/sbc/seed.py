@@ -46,15 +46,15 @@ PAYMENT_METHODS = {
 }
 #: (nominal code, name, type id, type name)
 LEDGER_ACCOUNTS = (
-    ("1000", "Operating Checking", "BANK", "Bank"),
-    ("1010", "Card Clearing", "BANK", "Bank"),
-    ("1200", "Accounts Receivable", "CURRENT_ASSETS", "Current Assets"),
-    ("2100", "Sales Tax Payable", "CURRENT_LIABILITY", "Current Liabilities"),
-    ("4000", "Membership Dues", "SALES", "Sales"),
-    ("4010", "Event Registrations", "SALES", "Sales"),
-    ("4020", "Publications", "SALES", "Sales"),
-    ("4900", "Donations", "OTHER_INCOME", "Other Income"),
-    ("6100", "Merchant Fees", "OVERHEADS", "Overheads"),
+    (1000, "Operating Checking", "BANK", "Bank"),
+    (1010, "Card Clearing", "BANK", "Bank"),
+    (1200, "Accounts Receivable", "CURRENT_ASSETS", "Current Assets"),
+    (2100, "Sales Tax Payable", "CURRENT_LIABILITY", "Current Liabilities"),
+    (4000, "Membership Dues", "SALES", "Sales"),
+    (4010, "Event Registrations", "SALES", "Sales"),
+    (4020, "Publications", "SALES", "Sales"),
+    (4900, "Donations", "OTHER_INCOME", "Other Income"),
+    (6100, "Merchant Fees", "OVERHEADS", "Overheads"),
 )
 DUES = {"Individual": 12000, "Student": 4500, "Family": 18000, "Corporate": 95000, "Life": 250000}
 
@@ -93,7 +93,7 @@ def seed(books: Books, config: SbcConfig, today: date | None = None) -> None:
             _reference_data(books, business_id, today)
         people = population(config.seed_people)
         rng = random.Random(2024)
-        sales = _account(books, LEAD_BUSINESS_ID, "4000")
+        sales = _account(books, LEAD_BUSINESS_ID, 4000)
         bank = next(iter(store.all(LEAD_BUSINESS_ID, "bank_accounts")))
         lockdown = date.fromisoformat(books.settings(LEAD_BUSINESS_ID)["year_end_lockdown_date"])
         for person in people:
@@ -101,7 +101,7 @@ def seed(books: Books, config: SbcConfig, today: date | None = None) -> None:
                 continue
             contact, _ = books.create_contact(LEAD_BUSINESS_ID, _contact_body(person))
             _invoices(books, rng, contact, person, sales, bank, today, lockdown)
-        second_sales = _account(books, SECOND_BUSINESS_ID, "4900")
+        second_sales = _account(books, SECOND_BUSINESS_ID, 4900)
         for person in people[:12]:
             contact, _ = books.create_contact(SECOND_BUSINESS_ID, _contact_body(person))
             books.create_invoice(
@@ -140,7 +140,7 @@ def _reference_data(books: Books, business: str, today: date) -> None:
             "accounting_type": "accrual",
         },
     )
-    accounts: dict[str, str] = {}
+    accounts: dict[int, str] = {}
     for code, name, type_id, type_name in LEDGER_ACCOUNTS:
         record = store.put(
             business,
@@ -156,8 +156,8 @@ def _reference_data(books: Books, business: str, today: date) -> None:
         )
         accounts[code] = record["id"]
     for code, name, kind, kind_name, number in (
-        ("1000", "Operating Checking", "CHECKING", "Checking", "****4321"),
-        ("1010", "Card Clearing", "CHECKING", "Checking", "****8765"),
+        (1000, "Operating Checking", "CHECKING", "Checking", "****4321"),
+        (1010, "Card Clearing", "CHECKING", "Checking", "****8765"),
     ):
         store.put(
             business,
@@ -183,11 +183,11 @@ def _reference_data(books: Books, business: str, today: date) -> None:
         )
 
 
-def _account(books: Books, business: str, code: str) -> str:
+def _account(books: Books, business: str, code: int) -> str:
     return next(
         str(a["id"])
         for a in books.store.all(business, "ledger_accounts")
-        if a["nominal_code"] == code
+        if int(a["nominal_code"]) == code
     )
 
 

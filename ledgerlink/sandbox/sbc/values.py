@@ -63,6 +63,15 @@ def amount_text(value_cents: int) -> str:
     return f"{sign}{whole}.{part:02d}"
 
 
+def amount_number(value_cents: int) -> float:
+    """Cents as SBC's responses carry amounts: a JSON number (the published schema types
+    every amount ``number``). Converted, not computed: the nearest double to
+    ``value_cents / 100`` prints as exactly that two-decimal value (for any amount below
+    2**53 cents), so a client reading the JSON with ``parse_float=Decimal`` gets the amount
+    exactly. No arithmetic is done on it."""
+    return float(Decimal(value_cents).scaleb(-2))
+
+
 def round_cents(value: Decimal) -> int:
     """Half-up to a whole cent (``value`` in cents)."""
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -160,12 +162,14 @@ def test_linked_records_are_embedded_as_id_displayed_as_path(sbc: SbcClient) -> 
     ]
 
 
-def test_amounts_are_two_decimal_strings(sbc: SbcClient) -> None:
-    invoice = sbc.first("sales_invoices")
+def test_amounts_are_json_numbers_read_exactly(sbc: SbcClient) -> None:
+    """The published schema types every amount ``number``: a client reading the JSON with
+    Decimal gets the two-decimal amount exactly."""
+    response = sbc.get("/sales_invoices", attributes="all")
+    invoice = json.loads(response.content, parse_float=Decimal)["$items"][0]
     for field in ("total_amount", "outstanding_amount", "total_paid", "net_amount"):
-        whole, _, cents = invoice[field].partition(".")
-        assert whole.lstrip("-").isdigit()
-        assert len(cents) == 2
+        assert isinstance(invoice[field], Decimal | int), invoice[field]
+        assert invoice[field] == invoice[field].quantize(Decimal("0.01"))
 
 
 def test_updated_or_created_since_is_inclusive_and_deleted_since_shows_deletions(
@@ -232,7 +236,7 @@ def test_create_wraps_the_resource_and_answers_201_with_the_full_record(sbc: Sbc
         main_address={"address_line_1": "1 Main St", "city": "Austin", "country_id": "US"},
     )
     assert created["reference"] == "WRAP-1"
-    assert created["balance"] == "0.00"
+    assert created["balance"] == 0
     assert created["main_address"]["country"]["id"] == "US"
     updated = sbc.put(f"/contacts/{created['id']}", "contact", {"email": "new@example.org"})
     assert updated.status_code == 200
