@@ -289,13 +289,13 @@ def link_demo_members(runtime: Runtime) -> str | None:
 #: The demo's first card payments, by the first customers with a stored card and an open
 #: invoice: (amount, or "" for the whole open balance; invoice number, or None for the
 #: customer's first open invoice). One names an invoice that does not exist, so the
-#: exceptions queue has something to work on; 1.12 is declined by PayTrace's sandbox.
+#: exceptions queue has something to work on; 0.29 is declined by PayTrace's sandbox.
 DEMO_PAYMENTS = (
     ("", None),
     ("50.00", None),
     ("", None),
     ("75.00", "0000099999-IN"),
-    ("1.12", None),
+    ("0.29", None),
 )
 
 

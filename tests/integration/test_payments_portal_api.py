@@ -120,7 +120,7 @@ def test_the_api_lists_and_ignores_exceptions_and_imports_disputes_row_by_row(
     customer, invoice = _first_open(world)
     declined = world.paytrace(
         "/v1/transactions/sale/by_customer",
-        {"customer_id": customer, "amount": "1.12", "invoice_id": invoice["TranID"]},
+        {"customer_id": customer, "amount": "0.29", "invoice_id": invoice["TranID"]},
     )
     assert client.post("/api/v1/payments/poll", headers=auth).status_code == 200
     world.process()
@@ -145,7 +145,7 @@ def test_the_api_lists_and_ignores_exceptions_and_imports_disputes_row_by_row(
         "case_number,transaction_id,dispute_amount,status,invoice_id\r\n"
         "CB1,not-a-number,10.00,open,X\r\n"
         "CB2,180009999,-3,open,X\r\n"
-        f"CB3,{declined['transaction_id']},1.12,open,{invoice['TranID']}\r\n"
+        f"CB3,{declined['transaction_id']},0.29,open,{invoice['TranID']}\r\n"
     )
     imported = client.post(
         "/api/v1/payments/disputes",

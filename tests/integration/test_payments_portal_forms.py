@@ -116,7 +116,7 @@ def test_a_declined_payment_offers_only_what_fits_and_the_server_refuses_the_res
 ) -> None:  # type: ignore[no-untyped-def]
     customer = profiles(world)[0]
     invoice = world.open_invoices(int(customer[1:]))[0]["TranID"]
-    declined = world.pay(customer, "1.12", invoice)  # the sandbox declines 1.12
+    declined = world.pay(customer, "0.29", invoice)  # the sandbox declines 0.29
     world.poll()
     world.process()
     found = world.exception_for(declined)

@@ -98,7 +98,7 @@ def test_a_decline_is_an_exception_and_posts_nothing(world: PaymentsWorld) -> No
     customer, invoice = _payer_and_invoice(world)
     declined = world.paytrace(
         "/v1/transactions/sale/by_customer",
-        {"customer_id": customer, "amount": "1.12", "invoice_id": invoice["TranID"]},
+        {"customer_id": customer, "amount": "0.29", "invoice_id": invoice["TranID"]},
     )
     world.poll()
     world.process()

@@ -28,9 +28,9 @@ FIELD_OF_CODE: dict[str, str] = {
     "816": "transaction_id",
     "817": "transaction_id",
     "818": "transaction_id",
-    "981": "amount",
 }
 NOT_FOUND_CODES = frozenset({"30", "58", "811"})
+PERMISSIONS = "981"
 
 
 def body_of(response: httpx.Response) -> dict[str, Any]:
@@ -69,6 +69,17 @@ def classify(response: httpx.Response) -> UpstreamError | None:
     if errors:
         code, message = errors[0]
         text = "; ".join(f"{m} (code {c})" for c, m in errors)
+        if code == PERMISSIONS:
+            # 981 is PayTrace's "Log in failed for insufficient permissions.": the API
+            # user may not do this (not a duplicate, not a field to fix).
+            return Misconfigured(
+                SYSTEM,
+                f"PayTrace refused: {text}. The API user lacks the permission for this; an "
+                "administrator must grant it in PayTrace (or use a user who has it) under "
+                "Accounting Integration → PayTrace",
+                status=status,
+                upstream_code=code,
+            )
         if code in NOT_FOUND_CODES:
             return NotFound(SYSTEM, f"PayTrace: {text}", status=status, upstream_code=code)
         return Rejected(

@@ -214,6 +214,13 @@ class PayTraceGateway:
             if code == APPROVED_THEN_VOIDED
             else CardOutcome.DECLINED
         )
+        message = str(body.get("status_message") or "")
+        reason = str(body.get("approval_message") or "").strip()
+        if outcome is CardOutcome.DECLINED and reason:
+            # "Your transaction was not approved." says nothing a user can act on; the
+            # processor's reason does ("EXPIRED CARD - Expired card", and a duplicate
+            # declined by PayTrace's duplicate filter says so here).
+            message = f"{message} {' '.join(reason.split())}".strip()
         return CardTransaction(
             id=str(body.get("transaction_id") or ""),
             kind=kind,
@@ -221,7 +228,7 @@ class PayTraceGateway:
             amount=amount if amount is not None else self._money(body.get("amount")),
             masked_card=str(body.get("masked_card_number") or ""),
             approval_code=str(body.get("approval_code") or ""),
-            status_message=str(body.get("status_message") or ""),
+            status_message=message,
             original_id=original_id,
         )
 
@@ -314,8 +321,9 @@ class PayTraceGateway:
     async def sale_by_customer(
         self, customer_id: str, amount: Money, *, invoice_number: str = ""
     ) -> CardTransaction:
-        # Not idempotent upstream: PayTrace's duplicate filter (981) is the only guard, so
-        # this is never retried after it may have been sent.
+        # Not idempotent upstream: PayTrace's duplicate filter (same card, amount and
+        # invoice within the account's Duplicate Transaction Time) declines a repeat, but
+        # it is off on some accounts, so this is never retried after it may have been sent.
         body = await self._post(
             "/v1/transactions/sale/by_customer",
             {

@@ -1,9 +1,10 @@
 """A faithful local simulator of the PayTrace JSON API v1 (see docs/sandbox-paytrace.md).
 
-``create_app(state_dir)`` serves OAuth, transactions, exports, the customer vault and
-settlement batches over HTTP, keeps its state in ``state_dir/paytrace.sqlite3`` across
-restarts, never stores a full card number or CSC, and adds sandbox-only endpoints under
-``/_sandbox`` (faults, settle, disputes, hosted-field tokens, state).
+``create_app(state_dir)`` serves OAuth, transactions, exports, the customer vault,
+settlement batches, checks (ACH) and Level 3 data over HTTP, keeps its state in
+``state_dir/paytrace.sqlite3`` across restarts, never stores a full card or account
+number or CSC, and adds sandbox-only endpoints under ``/_sandbox`` (faults, settle,
+disputes, check returns, hosted-field tokens, state).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from ledgerlink.clock import Clock as TimeSource
 from ledgerlink.sandbox.faults import FaultInjector, FaultMiddleware, admin_routes
 from ledgerlink.sandbox.paytrace import settlement
 from ledgerlink.sandbox.paytrace.admin import Admin
+from ledgerlink.sandbox.paytrace.checks import Checks
 from ledgerlink.sandbox.paytrace.clock import Clock
 from ledgerlink.sandbox.paytrace.config import PayTraceConfig
 from ledgerlink.sandbox.paytrace.gateway import Gateway, invalid_token
+from ledgerlink.sandbox.paytrace.level_three import LevelThree
 from ledgerlink.sandbox.paytrace.seed import seed
 from ledgerlink.sandbox.paytrace.silent_post import SilentPost
 from ledgerlink.sandbox.paytrace.store import FILE_NAME, Store
@@ -54,7 +57,8 @@ def create_app(
     seed(store, config, clock)
     silent_post = SilentPost(config.silent_post_url)
     gateway = Gateway(store, config, clock, silent_post)
-    admin = Admin(gateway)
+    checks = Checks(gateway)
+    admin = Admin(gateway, checks)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -70,7 +74,10 @@ def create_app(
             await silent_post.close()
 
     app = Starlette(
-        routes=[*gateway.routes(), *admin_routes(injector, extra=admin.endpoints())],
+        routes=[
+            *gateway.routes(extra={**checks.table(), **LevelThree(gateway).table()}),
+            *admin_routes(injector, extra=admin.endpoints()),
+        ],
         lifespan=lifespan,
     )
     app.add_middleware(

@@ -1,8 +1,10 @@
-"""Sandbox-only endpoints under ``/_sandbox``: settle, disputes, hosted-field tokens, state.
+"""Sandbox-only endpoints under ``/_sandbox``: settle, disputes, check returns, hosted-field
+tokens, state.
 
 They stand in for what happens outside the API: the processor settling the day's batch,
-a cardholder's bank filing a chargeback (the dispute report), and the browser-side
-hosted fields turning a typed card into an ``hpf_token`` + ``enc_key``.
+a cardholder's bank filing a chargeback (the dispute report), a payer's bank returning a
+check (R01, R02, …), and the browser-side hosted fields turning a typed card into an
+``hpf_token`` + ``enc_key``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from ledgerlink.sandbox.paytrace import codes, settlement
 from ledgerlink.sandbox.paytrace.cards import read_card
+from ledgerlink.sandbox.paytrace.checks import Checks
 from ledgerlink.sandbox.paytrace.gateway import (
     ENCRYPTED_PREFIX,
     Gateway,
@@ -72,8 +75,9 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 class Admin:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, checks: Checks) -> None:
         self.gateway = gateway
+        self.checks = checks
         self.store = gateway.store
         self.clock = gateway.clock
 
@@ -84,7 +88,30 @@ class Admin:
             "hpf_token": self.hpf_token,
             "state": self.state,
             "deposits": self.deposits,
+            "checks/return": self.return_check,
         }
+
+    async def return_check(self, request: Request) -> Response:
+        """``POST {check_transaction_id, return_code}``: the payer's bank returns a check
+        sale (R01 insufficient funds, R02 account closed, …). It then shows in the checks
+        export as ``status_code: "R"`` with ``return_code``, ``return_reason`` and
+        ``returned``. ``GET`` lists the R-codes the sandbox knows."""
+        if request.method == "GET":
+            return JSONResponse({"return_codes": dict(codes.ACH_RETURN_CODES)})
+        try:
+            body = await _json(request)
+        except ValueError:
+            return error_response({codes.E_REQUEST: [codes.ERROR_TEXTS[codes.E_REQUEST]]})
+        return_code = str(body.get("return_code") or "").strip().upper()
+        if return_code not in codes.ACH_RETURN_CODES:
+            known = ", ".join(codes.ACH_RETURN_CODES)
+            return error_response({"return_code": [f"Use one of {known}."]})
+        try:
+            check_id = _transaction_id(body, "check_transaction_id")
+            row = self.checks.return_check(check_id, return_code)
+        except PayTraceError as exc:
+            return error_response(exc.errors)
+        return JSONResponse(self.checks.export_row(row))
 
     async def settle(self, request: Request) -> Response:
         if request.method == "GET":

@@ -33,15 +33,30 @@ class PayTraceConfig(BaseModel):
     )
     token_lifetime_seconds: int = Field(7200, ge=1, le=86_400)
     decline_amounts: list[str] = Field(
-        default_factory=lambda: ["1.12", "112.00"],
-        description="Amounts answered with 102 (declined).",
+        default_factory=lambda: ["0.29"],
+        description="Amounts answered with 102 (declined). PayTrace's sandbox declines "
+        "$0.29 today ($1.12 was its trigger in 2017).",
+    )
+    check_decline_amounts: list[str] = Field(
+        default_factory=lambda: ["0.29"],
+        description="Check (ACH) amounts answered with 125 (not processed).",
     )
     avs_void_amounts: list[str] = Field(
         default_factory=lambda: ["1.03", "103.00"],
         description="Amounts answered with 103 (approved, then voided by AVS/CSC rules).",
     )
     duplicate_window_seconds: int = Field(
-        30, ge=0, le=3600, description="Duplicate filter window (981); 0 turns it off."
+        30,
+        ge=0,
+        le=999 * 60,
+        description="Duplicate filter window (PayTrace's Duplicate Transaction Time); a "
+        "duplicate is declined (102); 0 turns it off.",
+    )
+    denied_paths: list[str] = Field(
+        default_factory=list,
+        description="API paths the API user lacks the permission for: answered with "
+        "PayTrace's error 981, 'Log in failed for insufficient permissions.' "
+        "(e.g. /v1/transactions/refund/for_transaction).",
     )
     silent_post_url: str | None = Field(
         None, description="Where to POST a silent-post style notification per transaction."
@@ -61,7 +76,7 @@ class PayTraceConfig(BaseModel):
     )
     seed_people: int = Field(240, ge=0, le=100_000)
 
-    @field_validator("decline_amounts", "avs_void_amounts", mode="before")
+    @field_validator("decline_amounts", "avs_void_amounts", "check_decline_amounts", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         # ``--set decline_amounts=1.12,2.22`` arrives as one string.
@@ -69,7 +84,7 @@ class PayTraceConfig(BaseModel):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("decline_amounts", "avs_void_amounts")
+    @field_validator("decline_amounts", "avs_void_amounts", "check_decline_amounts")
     @classmethod
     def _amounts(cls, value: list[str]) -> list[str]:
         out = []
@@ -96,6 +111,13 @@ class PayTraceConfig(BaseModel):
             CardFee.parse(rate)  # ValueError names the rate and the form to use
             if not brand:
                 raise ValueError(f"{rate!r} has no card brand; write Visa:{rate}")
+        return value
+
+    @field_validator("denied_paths", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        if isinstance(value, str):  # --set denied_paths=/v1/a,/v1/b
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("settle_daily_at")

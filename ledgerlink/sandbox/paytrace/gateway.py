@@ -21,7 +21,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ledgerlink.domain.money import Money, MoneyError
-from ledgerlink.sandbox.paytrace import codes
+from ledgerlink.sandbox.paytrace import codes, settlement
+from ledgerlink.sandbox.paytrace.bank import BankFacts, read_check
 from ledgerlink.sandbox.paytrace.cards import CardFacts, read_card
 from ledgerlink.sandbox.paytrace.clock import Clock, parse_us_date
 from ledgerlink.sandbox.paytrace.config import PayTraceConfig
@@ -38,10 +39,11 @@ BILLING_FIELDS = ("name", "street_address", "street_address2", "city", "state", 
 class PayTraceError(Exception):
     """An answer in PayTrace's error shape (HTTP 400, response_code 1, ``errors`` map)."""
 
-    def __init__(self, errors: Errors, status: int = 400) -> None:
+    def __init__(self, errors: Errors, status: int = 400, **extra: Any) -> None:
         super().__init__(", ".join(errors))
         self.errors = errors
         self.status = status
+        self.extra = extra
 
     @classmethod
     def of(cls, code: str, text: str | None = None) -> PayTraceError:
@@ -68,16 +70,30 @@ def invalid_token(description: str) -> Response:
     )
 
 
-def error_response(errors: Errors, status: int = 400) -> Response:
+def error_response(errors: Errors, status: int = 400, **extra: Any) -> Response:
     return JSONResponse(
         {
             "success": False,
             "response_code": codes.ERRORS,
             "status_message": codes.STATUS_MESSAGES[codes.ERRORS],
             "errors": errors,
+            **extra,
         },
         status,
     )
+
+
+#: Endpoints whose error answers carry ``external_transaction_id`` even when the request
+#: sent none (recorded: capture and refund errors end with ``"external_transaction_id":""``,
+#: void errors do not). Every endpoint echoes the one a request sent.
+ERRORS_WITH_EXTERNAL_ID = frozenset(
+    {
+        "/v1/transactions/authorization/capture",
+        "/v1/transactions/refund/for_transaction",
+        "/v1/transactions/refund/to_customer",
+        "/v1/transactions/refund/keyed",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +118,9 @@ class Gateway:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def routes(self) -> list[Route]:
+    def routes(self, extra: dict[str, Handler] | None = None) -> list[Route]:
+        """PayTrace's API paths; ``extra`` adds those served by other modules (checks,
+        Level 3, hosted fields)."""
         table: dict[str, Handler] = {
             "/v1/transactions/sale/keyed": self.sale_keyed,
             "/v1/transactions/sale/by_customer": self.sale_by_customer,
@@ -111,6 +129,8 @@ class Gateway:
             "/v1/transactions/authorization/keyed": self.authorization_keyed,
             "/v1/transactions/authorization/by_customer": self.authorization_by_customer,
             "/v1/transactions/authorization/pt_protect": self.authorization_pt_protect,
+            "/v1/transactions/authorization/by_transaction": self.authorization_by_transaction,
+            "/v1/transactions/settle": self.settle_now,
             "/v1/transactions/authorization/capture": self.capture,
             "/v1/transactions/void": self.void,
             "/v1/transactions/refund/for_transaction": self.refund_for_transaction,
@@ -126,16 +146,22 @@ class Gateway:
             "/v1/batches/export": self.batches_export,
             "/v1/batches/export_one": self.batches_export_one,
             "/v1/batches/transaction_list": self.batches_transaction_list,
+            **(extra or {}),
         }
         routes = [Route("/oauth/token", self.oauth_token, methods=["POST"])]
-        routes += [Route(path, self._endpoint(h), methods=["POST"]) for path, h in table.items()]
+        routes += [
+            Route(path, self._endpoint(h, path), methods=["POST"]) for path, h in table.items()
+        ]
         return routes
 
-    def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def _endpoint(
+        self, handler: Handler, path: str = ""
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             caller = self._authenticate(request)
             if isinstance(caller, Response):
                 return caller
+            body: Body = {}
             try:
                 body = _json_object(await request.body())
                 integrator = body.get("integrator_id")
@@ -143,9 +169,17 @@ class Gateway:
                     raise PayTraceError.of(codes.E_INTEGRATOR)
                 if self.config.strict_integrator_id and integrator != self.config.integrator_id:
                     raise PayTraceError.of(codes.E_INTEGRATOR)
+                if path in self.config.denied_paths:
+                    raise PayTraceError.of(codes.E_PERMISSIONS)
                 return await handler(caller, body)
             except PayTraceError as exc:
-                return error_response(exc.errors, exc.status)
+                extra = dict(exc.extra)
+                sent = body.get("external_transaction_id")
+                if sent is not None:
+                    extra["external_transaction_id"] = _text(sent)
+                elif path in ERRORS_WITH_EXTERNAL_ID:
+                    extra.setdefault("external_transaction_id", "")
+                return error_response(exc.errors, exc.status, **extra)
 
         return endpoint
 
@@ -217,11 +251,21 @@ class Gateway:
 
     async def sale_by_customer(self, caller: Caller, body: Body) -> Response:
         card, customer = self._customer_card(body)
-        return self._charge("SALE", caller, body, card, customer["customer_id"], customer)
+        return self._charge(
+            "SALE", caller, body, card, customer["customer_id"], customer, masked_in_answer=False
+        )
 
     async def authorization_by_customer(self, caller: Caller, body: Body) -> Response:
         card, customer = self._customer_card(body)
-        return self._charge("AUTHORIZATION", caller, body, card, customer["customer_id"], customer)
+        return self._charge(
+            "AUTHORIZATION",
+            caller,
+            body,
+            card,
+            customer["customer_id"],
+            customer,
+            masked_in_answer=False,
+        )
 
     async def sale_pt_protect(self, caller: Caller, body: Body) -> Response:
         return self._charge("SALE", caller, body, self._hosted_card(body), "")
@@ -232,7 +276,30 @@ class Gateway:
     async def sale_by_transaction(self, caller: Caller, body: Body) -> Response:
         original = self._find_transaction(body)
         card = _card_of(original)
-        return self._charge("SALE", caller, body, card, original["customer_id"])
+        return self._charge(
+            "SALE", caller, body, card, original["customer_id"], masked_in_answer=False
+        )
+
+    async def authorization_by_transaction(self, caller: Caller, body: Body) -> Response:
+        original = self._find_transaction(body)
+        card = _card_of(original)
+        return self._charge(
+            "AUTHORIZATION", caller, body, card, original["customer_id"], masked_in_answer=False
+        )
+
+    async def settle_now(self, caller: Caller, body: Body) -> Response:
+        """PayTrace's sandbox settles on request (``/v1/transactions/settle``), so refunds
+        can be tried at once; production settles on the merchant's schedule."""
+        summary = settlement.settle(self.store, self.config, self.clock)
+        return JSONResponse(
+            {
+                "success": True,
+                "response_code": codes.EXPORTED,
+                "status_message": codes.STATUS_MESSAGES[codes.EXPORTED],
+                "batch_number": None if summary is None else summary["batch_number"],
+                "transaction_count": 0 if summary is None else summary["transaction_count"],
+            }
+        )
 
     def _keyed_card(self, body: Body) -> CardFacts:
         card = body.get("credit_card")
@@ -276,8 +343,11 @@ class Gateway:
         if not isinstance(customer_id, str) or not customer_id.strip():
             raise PayTraceError.of(codes.E_CUSTOMER_ID)
         customer = self.store.customer(customer_id.strip())
-        if customer is None:
-            raise PayTraceError.of(codes.E_CUSTOMER_NOT_FOUND)
+        if customer is None or not customer["masked"]:
+            # a profile holding a bank account only is "incomplete" for a card charge
+            raise PayTraceError.of(
+                codes.E_CUSTOMER_NOT_FOUND, codes.customer_not_found(customer_id.strip())
+            )
         card = CardFacts(
             customer["masked"], customer["card_type"], customer["exp_month"], customer["exp_year"]
         )
@@ -291,8 +361,11 @@ class Gateway:
         card: CardFacts,
         customer_id: str,
         customer: Row | None = None,
+        *,
+        masked_in_answer: bool = True,
     ) -> Response:
-        amount = _amount(body.get("amount"), required=True)
+        # A $0.00 authorization is a card verification: approved, nothing to capture.
+        amount = _amount(body.get("amount"), required=True, zero=kind == "AUTHORIZATION")
         assert amount is not None
         billing = _billing(body)
         if not billing and customer is not None:
@@ -300,7 +373,8 @@ class Gateway:
         invoice_id = _text(body.get("invoice_id"))
         now = self.clock.now()
         shown = plain(amount)
-        if shown in self._declines:
+        declined = shown in self._declines
+        if declined:
             status, code = codes.STATUS_DECLINED, codes.DECLINED
         elif shown in self._avs_voids:
             status, code = codes.STATUS_VOIDED, codes.AVS_VOIDED
@@ -310,7 +384,7 @@ class Gateway:
             status, code = codes.STATUS_PENDING, codes.APPROVED
         avs = _avs(billing)
         if code == codes.DECLINED:
-            approval_message = "    DECLINE      - Do not honor"
+            approval_message = codes.DECLINE_MESSAGES.get(shown, codes.DECLINE_MESSAGE)
         elif code == codes.AVS_VOIDED:
             approval_message = "  NO  MATCH - Approved and voided by AVS/CSC rules"
             avs = "No Match"
@@ -321,22 +395,29 @@ class Gateway:
                 else "  NO  MATCH - Approved and completed"
             )
         with self.store.transaction() as db:
-            if self.config.duplicate_window_seconds:
+            if self.config.duplicate_window_seconds and not declined:
+                # PayTrace's Duplicate Transaction Time: same card, amount and invoice by
+                # the same user, against approved transactions only. The duplicate is
+                # declined (102, recorded as a declined transaction), never charged.
                 duplicate = db.execute(
                     "SELECT id FROM transactions WHERE fingerprint = ? AND amount = ? AND "
                     "invoice_id = ? AND created_at >= ? AND type IN ('SALE','AUTHORIZATION') "
-                    "AND status NOT IN (?, ?) LIMIT 1",
+                    "AND created_by = ? AND status NOT IN (?, ?) AND response_code != ? "
+                    "LIMIT 1",
                     (
                         card.fingerprint,
                         amount,
                         invoice_id,
                         now - self.config.duplicate_window_seconds,
+                        caller.username,
                         codes.STATUS_DECLINED,
                         codes.STATUS_VOIDED,
+                        codes.AVS_VOIDED,
                     ),
                 ).fetchone()
                 if duplicate is not None:
-                    raise PayTraceError.of(codes.E_DUPLICATE)
+                    status, code = codes.STATUS_DECLINED, codes.DECLINED
+                    approval_message = codes.DUPLICATE_MESSAGE
             transaction_id = self.store.insert_transaction(
                 db,
                 {
@@ -371,27 +452,31 @@ class Gateway:
                 (approval_code, transaction_id),
             )
         self._notify(transaction_id)
-        return JSONResponse(
-            {
-                "success": code == codes.APPROVED,
-                "response_code": code,
-                "status_message": codes.STATUS_MESSAGES[code],
-                "transaction_id": transaction_id,
-                "approval_code": approval_code,
-                "approval_message": approval_message,
-                "avs_response": avs,
-                "csc_response": card.csc_response,
-                "external_transaction_id": "",
-                "masked_card_number": card.masked,
-            }
-        )
+        answer: dict[str, Any] = {
+            "success": code == codes.APPROVED,
+            "response_code": code,
+            "status_message": codes.STATUS_MESSAGES[code],
+            "transaction_id": transaction_id,
+            "approval_code": approval_code,
+            "approval_message": approval_message,
+            "avs_response": avs,
+            "csc_response": card.csc_response,
+            "external_transaction_id": _text(body.get("external_transaction_id")),
+        }
+        if masked_in_answer:  # by_customer / by_transaction answers carry none (recorded)
+            answer["masked_card_number"] = card.masked
+        return JSONResponse(answer)
 
     # -- capture, void, refunds -------------------------------------------------------------
 
     async def capture(self, caller: Caller, body: Body) -> Response:
         with self.store.transaction() as db:
             row = self._locked_transaction(db, body)
-            if row["type"] != "AUTHORIZATION" or row["status"] != codes.STATUS_AUTHORIZED:
+            if (
+                row["type"] != "AUTHORIZATION"
+                or row["status"] != codes.STATUS_AUTHORIZED
+                or row["authorized_amount"] == 0  # a card verification: nothing to capture
+            ):
                 raise PayTraceError.of(codes.E_NOT_CAPTURABLE)
             amount = _amount(body.get("amount"), required=False) or row["amount"]
             if amount > row["authorized_amount"]:
@@ -407,7 +492,7 @@ class Gateway:
                 "response_code": codes.CAPTURED,
                 "status_message": codes.STATUS_MESSAGES[codes.CAPTURED],
                 "transaction_id": row["id"],
-                "external_transaction_id": "",
+                "external_transaction_id": _text(body.get("external_transaction_id")),
             }
         )
 
@@ -454,7 +539,7 @@ class Gateway:
                 billing=json.loads(original["billing"]),
             )
         self._notify(refund_id)
-        return self._refunded_response(refund_id, original["masked"])
+        return self._refunded_response(refund_id, original["masked"], body)
 
     async def refund_to_customer(self, caller: Caller, body: Body) -> Response:
         card, customer = self._customer_card(body)
@@ -471,7 +556,7 @@ class Gateway:
                 billing=_billing(body) or json.loads(customer["billing"]),
             )
         self._notify(refund_id)
-        return self._refunded_response(refund_id, card.masked)
+        return self._refunded_response(refund_id, card.masked, body)
 
     async def refund_keyed(self, caller: Caller, body: Body) -> Response:
         card = self._keyed_card(body)
@@ -482,7 +567,7 @@ class Gateway:
                 db, caller, body, amount, card, "", billing=_billing(body)
             )
         self._notify(refund_id)
-        return self._refunded_response(refund_id, card.masked)
+        return self._refunded_response(refund_id, card.masked, body)
 
     def _insert_refund(
         self,
@@ -522,14 +607,14 @@ class Gateway:
             },
         )
 
-    def _refunded_response(self, refund_id: int, masked: str) -> Response:
+    def _refunded_response(self, refund_id: int, masked: str, body: Body) -> Response:
         return JSONResponse(
             {
                 "success": True,
                 "response_code": codes.REFUNDED,
                 "status_message": codes.STATUS_MESSAGES[codes.REFUNDED],
                 "transaction_id": refund_id,
-                "external_transaction_id": "",
+                "external_transaction_id": _text(body.get("external_transaction_id")),
                 "masked_card_number": masked,
             }
         )
@@ -635,14 +720,21 @@ class Gateway:
 
     def _customer_json(self, row: Row) -> dict[str, Any]:
         billing = json.loads(row["billing"])
-        return {
-            "customer_id": row["customer_id"],
-            "credit_card": {
+        shown: dict[str, Any] = {"customer_id": row["customer_id"]}
+        if row["masked"]:
+            shown["credit_card"] = {
                 "masked_number": row["masked"],
                 "card_type": row["card_type"],
                 "expiration_month": f"{row['exp_month']:02d}",
                 "expiration_year": str(row["exp_year"]),
-            },
+            }
+        if row["check_account"]:
+            shown["check"] = {
+                "masked_account_number": row["check_account"],
+                "routing_number": row["check_routing"],
+            }
+        return {
+            **shown,
             "billing_address": {field: billing.get(field, "") for field in BILLING_FIELDS},
             "email": row["email"],
             "phone": row["phone"],
@@ -671,8 +763,18 @@ class Gateway:
         )
 
     async def customer_create(self, caller: Caller, body: Body) -> Response:
+        """A profile holds a card (``credit_card``), a bank account (``check``), or both."""
         customer_id = _customer_id(body)
-        card = self._keyed_card(body)
+        bank: BankFacts | None = None
+        if isinstance(body.get("check"), dict):
+            bank, errors = read_check(body["check"])
+            if bank is None:
+                raise PayTraceError(errors)
+        card = (
+            self._keyed_card(body)
+            if bank is None or isinstance(body.get("credit_card"), dict)
+            else CardFacts("", "", 0, 0)
+        )
         billing = _billing(body)
         now = self.clock.now()
         with self.store.transaction() as db:
@@ -680,7 +782,7 @@ class Gateway:
                 "SELECT 1 FROM customers WHERE customer_id = ?", (customer_id,)
             ).fetchone():
                 raise PayTraceError.of(codes.E_CUSTOMER_EXISTS)
-            _insert_customer(db, customer_id, card, billing, body, now)
+            _insert_customer(db, customer_id, card, billing, body, now, bank)
         return self._customer_answer(
             codes.CUSTOMER_CREATED, customer_id, billing.get("name", ""), card.masked
         )
@@ -689,7 +791,9 @@ class Gateway:
         customer_id = _customer_id(body)
         existing = self.store.customer(customer_id)
         if existing is None:
-            raise PayTraceError.of(codes.E_CUSTOMER_NOT_FOUND)
+            raise PayTraceError.of(
+                codes.E_CUSTOMER_NOT_FOUND, codes.customer_not_found(customer_id)
+            )
         card = (
             self._keyed_card(body)
             if isinstance(body.get("credit_card"), dict)
@@ -700,11 +804,18 @@ class Gateway:
                 existing["exp_year"],
             )
         )
+        bank = BankFacts(existing["check_account"], existing["check_routing"])
+        if isinstance(body.get("check"), dict):
+            read, errors = read_check(body["check"])
+            if read is None:
+                raise PayTraceError(errors)
+            bank = read
         billing = {**json.loads(existing["billing"]), **_billing(body)}
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE customers SET masked = ?, card_type = ?, exp_month = ?, exp_year = ?,"
-                " billing = ?, email = ?, phone = ?, updated_at = ? WHERE customer_id = ?",
+                " billing = ?, email = ?, phone = ?, updated_at = ?, check_account = ?,"
+                " check_routing = ? WHERE customer_id = ?",
                 (
                     card.masked,
                     card.card_type,
@@ -714,6 +825,8 @@ class Gateway:
                     _text(body.get("email")) or existing["email"],
                     _text(body.get("phone")) or existing["phone"],
                     self.clock.now(),
+                    bank.masked_account,
+                    bank.routing_number,
                     customer_id,
                 ),
             )
@@ -726,7 +839,9 @@ class Gateway:
         with self.store.transaction() as db:
             gone = db.execute("DELETE FROM customers WHERE customer_id = ?", (customer_id,))
             if gone.rowcount == 0:
-                raise PayTraceError.of(codes.E_CUSTOMER_NOT_FOUND)
+                raise PayTraceError.of(
+                    codes.E_CUSTOMER_NOT_FOUND, codes.customer_not_found(customer_id)
+                )
         return JSONResponse(
             {
                 "success": True,
@@ -741,7 +856,9 @@ class Gateway:
         if customer_id:
             row = self.store.customer(customer_id)
             if row is None:
-                raise PayTraceError.of(codes.E_CUSTOMER_NOT_FOUND)
+                raise PayTraceError.of(
+                    codes.E_CUSTOMER_NOT_FOUND, codes.customer_not_found(customer_id)
+                )
             rows = [row]
         else:
             rows = self.store.all("SELECT * FROM customers ORDER BY customer_id")
@@ -892,7 +1009,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _amount(value: Any, *, required: bool) -> int | None:
+def _amount(value: Any, *, required: bool, zero: bool = False) -> int | None:
     if value is None or value == "":
         if required:
             raise PayTraceError.of(codes.E_AMOUNT)
@@ -901,22 +1018,21 @@ def _amount(value: Any, *, required: bool) -> int | None:
         money = Money.parse(value if isinstance(value, (Decimal, int)) else str(value), CURRENCY)
     except MoneyError:
         raise PayTraceError.of(codes.E_AMOUNT) from None
-    if money.minor <= 0:
+    if money.minor < 0 or (money.minor == 0 and not zero):
         raise PayTraceError.of(codes.E_AMOUNT)
     return money.minor
 
 
-def _transaction_id(body: Body) -> int:
-    value = body.get("transaction_id")
-    if isinstance(value, bool):
+def _transaction_id(body: Body, field: str = "transaction_id") -> int:
+    """A missing, empty or non-numeric id is error 58; any number, 0 included, is looked
+    up (an unknown one is 811, as PayTrace answers for id 0)."""
+    value = body.get(field)
+    if isinstance(value, bool) or value is None:
         raise PayTraceError.of(codes.E_TRANSACTION_ID)
     try:
-        number = int(str(value).strip())
+        return int(str(value).strip())
     except ValueError:
         raise PayTraceError.of(codes.E_TRANSACTION_ID) from None
-    if number <= 0:
-        raise PayTraceError.of(codes.E_TRANSACTION_ID)
-    return number
 
 
 def _customer_id(body: Body) -> str:
@@ -968,10 +1084,12 @@ def _insert_customer(
     billing: dict[str, str],
     body: Body,
     now: float,
+    bank: BankFacts | None = None,
 ) -> None:
     db.execute(
         "INSERT INTO customers (customer_id, masked, card_type, exp_month, exp_year, billing,"
-        " email, phone, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        " email, phone, created_at, updated_at, check_account, check_routing)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             customer_id,
             card.masked,
@@ -983,5 +1101,7 @@ def _insert_customer(
             _text(body.get("phone")),
             now,
             now,
+            bank.masked_account if bank else "",
+            bank.routing_number if bank else "",
         ),
     )

@@ -129,10 +129,12 @@ def record_deposit(
 
 
 def settle(store: Store, config: PayTraceConfig, clock: Clock) -> Row | None:
-    """Settle the open batch now and record its deposit (None when nothing is pending)."""
+    """Settle the open batch now and record its deposit (None when no card transaction is
+    pending); checks pending settlement settle too."""
     schedule = FeeSchedule.from_config(config.card_fees)
     now = clock.now()
     deposit_on = clock.local(now).date() + timedelta(days=config.deposit_delay_days)
+    store.settle_checks(now)  # checks leave in the same end-of-day run (their NACHA file)
     return store.settle(
         now, on_settled=lambda db, number: record_deposit(db, number, schedule, deposit_on)
     )

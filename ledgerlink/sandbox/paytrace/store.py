@@ -21,6 +21,7 @@ from ledgerlink.sandbox.paytrace import codes
 FILE_NAME = "paytrace.sqlite3"
 FIRST_TRANSACTION_ID = 180_000_001
 FIRST_BATCH_NUMBER = 1001
+FIRST_CHECK_ID = 9_981_601
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS customers (
     customer_id TEXT PRIMARY KEY, masked TEXT NOT NULL, card_type TEXT NOT NULL,
     exp_month INTEGER NOT NULL, exp_year INTEGER NOT NULL, billing TEXT NOT NULL,
     email TEXT NOT NULL DEFAULT '', phone TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL, updated_at REAL NOT NULL);
+    created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    check_account TEXT NOT NULL DEFAULT '', check_routing TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS transactions (
     id INTEGER PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL,
     response_code INTEGER NOT NULL, amount INTEGER NOT NULL,
@@ -62,6 +64,20 @@ CREATE TABLE IF NOT EXISTS hosted_fields (
     hpf_token TEXT PRIMARY KEY, enc_key TEXT NOT NULL, masked TEXT NOT NULL,
     card_type TEXT NOT NULL, exp_month INTEGER NOT NULL, exp_year INTEGER NOT NULL,
     csc_response TEXT NOT NULL, expires_at REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS checks (
+    id INTEGER PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL,
+    response_code INTEGER NOT NULL, amount INTEGER NOT NULL,
+    account_masked TEXT NOT NULL, routing TEXT NOT NULL,
+    invoice_id TEXT NOT NULL DEFAULT '', customer_id TEXT NOT NULL DEFAULT '',
+    email TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
+    billing TEXT NOT NULL DEFAULT '{}', original_id INTEGER,
+    created_at REAL NOT NULL, funded_at REAL, settled_at REAL, voided_at REAL,
+    returned_at REAL, return_code TEXT NOT NULL DEFAULT '',
+    created_by TEXT NOT NULL DEFAULT '', from_ip TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS checks_created ON checks (created_at);
+CREATE TABLE IF NOT EXISTS level_three (
+    transaction_id INTEGER PRIMARY KEY, brand TEXT NOT NULL, data TEXT NOT NULL,
+    line_items INTEGER NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS disputes (
     id INTEGER PRIMARY KEY AUTOINCREMENT, transaction_id INTEGER NOT NULL,
     amount INTEGER NOT NULL, reason_code TEXT NOT NULL, reason TEXT NOT NULL,
@@ -84,6 +100,20 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._add_columns(
+            "customers",
+            {
+                "check_account": "TEXT NOT NULL DEFAULT ''",
+                "check_routing": "TEXT NOT NULL DEFAULT ''",
+            },
+        )
+
+    def _add_columns(self, table: str, columns: dict[str, str]) -> None:
+        """State kept by an older simulator gains the columns added since."""
+        have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -147,6 +177,29 @@ class Store:
 
     def transaction_row(self, transaction_id: int) -> Row | None:
         return self.one("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
+
+    def insert_check(self, db: sqlite3.Connection, values: Row) -> int:
+        row = db.execute("SELECT MAX(id) FROM checks").fetchone()
+        new_id = max(int(row[0] or 0) + 1, FIRST_CHECK_ID)
+        values = {**values, "id": new_id}
+        if isinstance(values.get("billing"), dict):
+            values["billing"] = json.dumps(values["billing"], sort_keys=True)
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        db.execute(f"INSERT INTO checks ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608 - column names are ours
+        return new_id
+
+    def check_row(self, check_id: int) -> Row | None:
+        return self.one("SELECT * FROM checks WHERE id = ?", (check_id,))
+
+    def settle_checks(self, now: float) -> int:
+        """Checks pending settlement settle (the NACHA file goes to the bank)."""
+        with self.transaction() as db:
+            done = db.execute(
+                "UPDATE checks SET status = ?, settled_at = ? WHERE status = ?",
+                (codes.STATUS_SETTLED, now, codes.STATUS_PENDING),
+            )
+            return int(done.rowcount)
 
     # -- customers --------------------------------------------------------------------------
 

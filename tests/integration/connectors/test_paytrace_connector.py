@@ -76,9 +76,52 @@ def test_a_sale_on_a_stored_profile_is_approved_and_exported(sandbox: Sandbox) -
 def test_a_decline_is_an_outcome_not_an_error(sandbox: Sandbox) -> None:
     async def go():  # type: ignore[no-untyped-def]
         async with sandbox.gateway() as gateway:
-            return await gateway.sale_by_customer("C00001", Money(112, "USD"))
+            return await gateway.sale_by_customer("C00001", Money(29, "USD"))
 
-    assert run(go()).outcome is CardOutcome.DECLINED
+    declined = run(go())
+    assert declined.outcome is CardOutcome.DECLINED
+    assert declined.status_message == (
+        "Your transaction was not approved. EXPIRED CARD - Expired card"
+    )
+
+
+def test_a_duplicate_sale_is_a_decline_that_says_so_and_charges_nothing(
+    sandbox: Sandbox,
+) -> None:
+    async def go():  # type: ignore[no-untyped-def]
+        async with sandbox.gateway() as gateway:
+            first = await gateway.sale_by_customer(
+                "C00002", Money(4400, "USD"), invoice_number="DUP-9"
+            )
+            second = await gateway.sale_by_customer(
+                "C00002", Money(4400, "USD"), invoice_number="DUP-9"
+            )
+            return first, second, await gateway.transaction(second.id)
+
+    first, second, exported = run(go())
+    assert first.outcome is CardOutcome.APPROVED
+    assert second.outcome is CardOutcome.DECLINED
+    assert "Duplicate transaction" in second.status_message
+    assert exported.outcome is CardOutcome.DECLINED
+
+
+def test_error_981_is_a_missing_permission_not_a_field(tmp_path: Path) -> None:
+    config = CONFIG.model_copy(update={"denied_paths": ["/v1/transactions/refund/for_transaction"]})
+    app = create_app(tmp_path / "paytrace", config=config)
+
+    async def go(base_url: str):  # type: ignore[no-untyped-def]
+        async with Sandbox(base_url, FaultInjector()).gateway() as gateway:
+            sale = await gateway.sale_by_customer("C00001", Money(700, "USD"))
+            httpx.post(f"{base_url}/_sandbox/settle", timeout=5).raise_for_status()
+            with pytest.raises(Misconfigured) as refused:
+                await gateway.refund(sale.id)
+            return refused.value
+
+    with serve_in_thread(app) as url:
+        refused = run(go(url))
+    assert refused.upstream_code == "981"
+    assert "insufficient permissions" in str(refused)
+    assert "administrator" in str(refused)
 
 
 def test_void_works_before_settlement_and_refund_only_after(sandbox: Sandbox) -> None:

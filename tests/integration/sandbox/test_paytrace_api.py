@@ -188,18 +188,29 @@ def test_keyed_sale_is_approved_with_masked_card(paytrace: PayTrace) -> None:
 
 
 def test_decline_amount_is_not_approved_but_has_a_transaction_id(paytrace: PayTrace) -> None:
-    body = paytrace.sale("1.12")
+    """$0.29 is PayTrace's current sandbox decline trigger (answer recorded from the live
+    sandbox by a public client's remote test)."""
+    body = paytrace.sale("0.29")
     assert body["success"] is False
     assert body["response_code"] == 102
     assert body["status_message"] == "Your transaction was not approved."
+    assert body["approval_code"] == ""
+    assert body["approval_message"] == "  EXPIRED CARD - Expired card"
     assert body["transaction_id"]
     assert paytrace.export(body["transaction_id"])["status_message"] == "Declined"
 
 
+def test_the_2017_trigger_amount_is_approved_as_today(paytrace: PayTrace) -> None:
+    assert paytrace.sale("1.12")["response_code"] == 101
+    assert paytrace.sale("112.00")["response_code"] == 101
+
+
 def test_configured_decline_amount_declines(tmp_path: Path) -> None:
     with running(tmp_path, PayTraceConfig(seed_people=4, decline_amounts="7.77")) as paytrace:
-        assert paytrace.sale("7.77")["response_code"] == 102
-        assert paytrace.sale("1.12")["response_code"] == 101
+        declined = paytrace.sale("7.77")
+        assert declined["response_code"] == 102
+        assert declined["approval_message"] == "    DECLINE - Do not honor"
+        assert paytrace.sale("0.29")["response_code"] == 101
 
 
 def test_avs_void_amount_is_approved_then_voided_103(paytrace: PayTrace) -> None:
@@ -222,12 +233,32 @@ def test_invalid_card_number_and_expiry_are_reported_by_code(paytrace: PayTrace)
     assert set(body["errors"]) == {"35", "43", "44"}
 
 
-def test_same_card_amount_and_invoice_twice_is_a_duplicate(paytrace: PayTrace) -> None:
+def test_same_card_amount_and_invoice_twice_is_a_declined_duplicate(paytrace: PayTrace) -> None:
+    """PayTrace's duplicate filter declines (981 is a permissions error, not a duplicate):
+    nothing is charged and the attempt is kept as a declined transaction."""
     body = {"amount": "9.99", "credit_card": card(), "invoice_id": "DUP-1"}
-    assert paytrace.post("/v1/transactions/sale/keyed", body).json()["response_code"] == 101
+    first = paytrace.post("/v1/transactions/sale/keyed", body).json()
+    assert first["response_code"] == 101
     second = paytrace.post("/v1/transactions/sale/keyed", body)
-    assert second.status_code == 400
-    assert "981" in second.json()["errors"]
+    assert second.status_code == 200
+    answer = second.json()
+    assert answer["success"] is False
+    assert answer["response_code"] == 102
+    assert answer["status_message"] == "Your transaction was not approved."
+    assert answer["approval_code"] == ""
+    assert "Duplicate" in answer["approval_message"]
+    assert "errors" not in answer
+    assert answer["transaction_id"] != first["transaction_id"]
+    assert paytrace.export(answer["transaction_id"])["status_code"] == "D"
+    other_invoice = {**body, "invoice_id": "DUP-2"}
+    assert paytrace.post("/v1/transactions/sale/keyed", other_invoice).json()["success"] is True
+
+
+def test_duplicate_filter_ignores_declined_transactions(paytrace: PayTrace) -> None:
+    body = {"amount": "0.29", "credit_card": card(), "invoice_id": "DUP-3"}
+    assert paytrace.post("/v1/transactions/sale/keyed", body).json()["response_code"] == 102
+    again = paytrace.post("/v1/transactions/sale/keyed", body).json()
+    assert again["approval_message"] == "  EXPIRED CARD - Expired card"
 
 
 def test_sale_by_customer_uses_the_stored_profile(paytrace: PayTrace) -> None:
@@ -256,7 +287,8 @@ def test_sale_by_transaction_charges_the_same_card_again(paytrace: PayTrace) -> 
         {"transaction_id": first["transaction_id"], "amount": "4.00"},
     ).json()
     assert again["response_code"] == 101
-    assert again["masked_card_number"] == "xxxxxxxxxxxx0057"
+    assert "masked_card_number" not in again  # as recorded from PayTrace (Dec 2024)
+    assert paytrace.export(again["transaction_id"])["masked_card_number"] == "xxxxxxxxxxxx0057"
 
 
 def test_pt_protect_sale_resolves_a_hosted_fields_token_once(paytrace: PayTrace) -> None:
