@@ -4,9 +4,18 @@ verification, unknown ids, and ``external_transaction_id`` on error bodies."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.integration.sandbox.test_paytrace_api import MASTERCARD, PayTrace, card, paytrace
+from ledgerlink.sandbox.paytrace import PayTraceConfig
+from tests.integration.sandbox.test_paytrace_api import (
+    MASTERCARD,
+    PayTrace,
+    card,
+    paytrace,
+    running,
+)
 
 __all__ = ["paytrace"]  # the fixture, shared with the API contract tests
 
@@ -139,3 +148,15 @@ def test_capture_and_refund_errors_carry_an_empty_external_id_as_recorded(
 def test_approved_answers_echo_the_external_transaction_id(paytrace: PayTrace) -> None:
     body = paytrace.sale("2.50", external_transaction_id="EXT-9")
     assert body["external_transaction_id"] == "EXT-9"
+
+
+def test_a_path_the_api_user_may_not_use_is_error_981(tmp_path: Path) -> None:
+    config = PayTraceConfig(seed_people=4, denied_paths="/v1/transactions/refund/keyed")
+    with running(tmp_path, config) as client:
+        response = client.post(
+            "/v1/transactions/refund/keyed", {"amount": "1.00", "credit_card": card()}
+        )
+        assert response.status_code == 400
+        assert response.json()["errors"] == {"981": ["Log in failed for insufficient permissions."]}
+        assert response.json()["external_transaction_id"] == ""
+        assert client.sale("1.00")["response_code"] == 101
