@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 
 from ledgerlink.connectors.base import CheckResult
-from ledgerlink.connectors.errors import Misconfigured, NotFound, UpstreamError
+from ledgerlink.connectors.errors import Misconfigured, NotFound, Rejected, UpstreamError
 from ledgerlink.connectors.http import Auth, RetryPolicy, UpstreamClient
-from ledgerlink.connectors.sbc import shapes
+from ledgerlink.connectors.sbc import references, shapes
 from ledgerlink.connectors.sbc.errors import classify
 from ledgerlink.connectors.throttle import TokenBucket, shared_bucket
 from ledgerlink.domain.accounts import (
@@ -140,7 +140,9 @@ class SbcLedger:
         body = await self._get(path, query)
         for item in body.get("$items") or []:
             yield item
-        total, per_page = body.get("$total"), body.get("$itemsPerPage") or PAGE_SIZE
+        # /businesses spells it $items_per_page (Sage's guide); the rest $itemsPerPage.
+        per_page = body.get("$itemsPerPage") or body.get("$items_per_page") or PAGE_SIZE
+        total = body.get("$total")
         if not body.get("$next"):
             return
         if not isinstance(total, int):  # no count: follow $next one page at a time
@@ -243,29 +245,77 @@ class SbcLedger:
         return shapes.customer(item, await self.base_currency())
 
     async def find_customer(self, number: str) -> CustomerAccount | None:
+        """The contact holding member ``number``: by reference, or for a number longer
+        than a reference holds, by its short references in order (:mod:`references`)."""
         currency = await self.base_currency()
-        async for item in self.pages("/contacts", {"search": number}):
-            if str(item.get("reference") or "") == number:
-                return shapes.customer(item, currency)
+        for reference in references.candidates(number):
+            holders = await self._holders(reference)
+            for item in holders:
+                if shapes.contact_member_number(item) == number:
+                    return shapes.customer(item, currency)
+            if not holders:
+                return None  # a reference nobody holds: the member would have got it
         return None
 
+    async def _holders(self, reference: str) -> list[dict[str, Any]]:
+        """Contacts whose reference is exactly ``reference`` (any case, as Sage compares)."""
+        wanted = reference.upper()
+        return [
+            item
+            async for item in self.pages("/contacts", {"search": reference})
+            if str(item.get("reference") or "").upper() == wanted
+        ]
+
+    async def _free_reference(self, number: str, contact_id: str | None = None) -> str:
+        """The reference for a member number too long for one: the first candidate no
+        other contact holds (``contact_id`` may hold it: it is the member's own)."""
+        for reference in references.candidates(number):
+            holders = await self._holders(reference)
+            if all(
+                item.get("id") == contact_id or shapes.contact_member_number(item) == number
+                for item in holders
+            ):
+                return reference
+        raise Rejected(
+            "sbc",
+            f"member number {number} is longer than the {references.REFERENCE_LIMIT} "
+            f"characters a Sage contact reference holds, and each of the "
+            f"{references.MAX_CANDIDATES} short references made from it is taken by "
+            "another contact; rename one of those references in Sage, or shorten the number",
+            field="reference",
+        )
+
     async def create_customer(self, draft: CustomerDraft, idempotency_key: str) -> CustomerAccount:
+        reference, notes = None, None
+        if not references.fits(draft.number):
+            reference = await self._free_reference(draft.number)
+            notes = references.with_member_number(None, draft.number)
         item, _ = await self._write(
             "POST",
             "/contacts",
             "contact",
-            shapes.contact_body(draft, idempotency_key),
+            shapes.contact_body(draft, idempotency_key, reference=reference, notes=notes),
             f"the contact {draft.name!r}",
             idempotent=True,
         )
         return shapes.customer(item, await self.base_currency())
 
     async def update_customer(self, customer_id: str, draft: CustomerDraft) -> CustomerAccount:
+        reference, notes = None, None
+        if not references.fits(draft.number):
+            # Keep what a user wrote in the notes; keep the contact's own short reference.
+            current = await self._get(f"/contacts/{customer_id}", what=f"contact {customer_id}")
+            notes = references.with_member_number(current.get("notes"), draft.number)
+            kept = str(current.get("reference") or "")
+            if kept in set(references.candidates(draft.number)):
+                reference = kept
+            else:
+                reference = await self._free_reference(draft.number, customer_id)
         item, _ = await self._write(
             "PUT",
             f"/contacts/{customer_id}",
             "contact",
-            shapes.contact_body(draft, None),
+            shapes.contact_body(draft, None, reference=reference, notes=notes),
             f"the contact {draft.name!r}",
             idempotent=True,
         )

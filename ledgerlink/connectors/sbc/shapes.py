@@ -8,6 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from ledgerlink.connectors.sbc import references
 from ledgerlink.domain.accounts import (
     Address,
     CustomerAccount,
@@ -87,7 +88,7 @@ def customer(item: dict[str, Any], base_currency: str, *, deleted: bool = False)
     return CustomerAccount(
         system=SYSTEM,
         id=str(item["id"]),
-        number=str(item.get("reference") or ""),
+        number=contact_member_number(item),
         name=str(item.get("name") or item.get("displayed_as") or ""),
         email=str(item.get("email") or person.get("email") or ""),
         phone=str(person.get("telephone") or person.get("mobile") or ""),
@@ -106,11 +107,31 @@ def customer(item: dict[str, Any], base_currency: str, *, deleted: bool = False)
     )
 
 
-def contact_body(draft: CustomerDraft, key: str | None) -> dict[str, Any]:
+def contact_member_number(item: dict[str, Any]) -> str:
+    """The member number a contact holds (see :mod:`references`)."""
+    return references.member_number(str(item.get("reference") or ""), item.get("notes"))
+
+
+def as_member_sees_it(item: dict[str, Any]) -> dict[str, Any]:
+    """A contact with its member number as ``reference``, the way the mapping specs read
+    a customer record (a long member number lives in the notes, see :mod:`references`)."""
+    return {**item, "reference": contact_member_number(item)}
+
+
+def contact_body(
+    draft: CustomerDraft,
+    key: str | None,
+    *,
+    reference: str | None = None,
+    notes: str | None = None,
+) -> dict[str, Any]:
+    """The contact to write. ``reference`` is the short reference of a member number too
+    long for SBC, whose ``notes`` then carry the number (:mod:`references`); ``notes`` is
+    left out when ``None`` so Sage keeps what a user wrote there."""
     body: dict[str, Any] = {
         "name": draft.name,
         "contact_type_ids": ["CUSTOMER"],
-        "reference": draft.number,
+        "reference": reference or draft.number,
         "email": draft.email or None,
         "currency_id": draft.currency,
         "main_address": {
@@ -127,6 +148,8 @@ def contact_body(draft: CustomerDraft, key: str | None) -> dict[str, Any]:
             "telephone": draft.phone or None,
         },
     }
+    if notes is not None:
+        body["notes"] = notes
     if key is not None:
         body["idempotency_id"] = idempotency_id(key)
     return body

@@ -1,6 +1,7 @@
 """Sandbox-only endpoints under ``/_sandbox`` for tests and demos.
 
-* ``GET /_sandbox/state``: what the simulator holds (counts per business, live grants).
+* ``GET /_sandbox/state``: what the simulator holds (counts per business, live grants) and
+  whether its answers are checked against the published schema (how many so far).
 * ``POST /_sandbox/expire_tokens``: expire every access token now; with
   ``{"revoke_refresh_tokens": true}`` also revoke the refresh tokens, so the next refresh
   gets ``invalid_grant`` (what happens when a user disconnects the app at Sage).
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ledgerlink.sandbox.sbc import conformance
 from ledgerlink.sandbox.sbc.api import COLLECTIONS, Api
 from ledgerlink.sandbox.sbc.books import Books
 from ledgerlink.sandbox.sbc.oauth import OAuthServer
@@ -38,7 +40,12 @@ def endpoints(books: Books, oauth: OAuthServer, api: Api) -> dict[str, Endpoint]
                 **counts,
             }
         return JSONResponse(
-            {"businesses": businesses, "grants": oauth.summary(), "token_requests": oauth.counts}
+            {
+                "businesses": businesses,
+                "grants": oauth.summary(),
+                "token_requests": oauth.counts,
+                "schema_check": {"on": conformance.enabled(), "checked": conformance.checked()},
+            }
         )
 
     async def expire_tokens(request: Request) -> Response:

@@ -104,6 +104,7 @@ class Mismatch:
 #: Every mismatch seen in this process (a test harness reads and clears it).
 MISMATCHES: list[Mismatch] = []
 _LOCK = threading.Lock()
+_checked = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +299,12 @@ def record(mismatch: Mismatch) -> None:
                 out.write(json.dumps(mismatch.as_json()) + "\n")
 
 
+def checked() -> int:
+    """How many responses this process has checked (``/_sandbox/state`` shows it, so a test
+    can see the check is on in a simulator running in another process)."""
+    return _checked
+
+
 def drain() -> list[Mismatch]:
     """The mismatches recorded in this process since the last call (and forget them)."""
     with _LOCK:
@@ -339,6 +346,8 @@ class SchemaCheckMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body"):
+                    global _checked
+                    _checked += 1
                     path = _PREFIX.sub("", scope["path"]) or "/"
                     found = self.schema.check(scope["method"], path, status, b"".join(chunks))
                     if found is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,20 +22,27 @@ from ledgerlink import demo
 from ledgerlink.connectors.errors import AuthExpired, Rejected, UpstreamError
 from ledgerlink.connectors.factory import ledger_for, sbc_token_vault
 from ledgerlink.connectors.http import RetryPolicy
+from ledgerlink.connectors.sbc import references
 from ledgerlink.connectors.sbc.ledger import SbcLedger
 from ledgerlink.domain.accounts import Address, Application, CustomerDraft, ReceiptRequest
 from ledgerlink.domain.money import Money
+from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
+from ledgerlink.members import linking, registry
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.faults import FaultInjector, FaultPlan
 from ledgerlink.sandbox.sbc import LEAD_BUSINESS_ID, SbcConfig
 from ledgerlink.sandbox.supervisor import SimulatorAddress
 from ledgerlink.settings import Settings
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
+from ledgerlink.sync import runs
 from tests.support import sbc_refresh_worker
+from tests.support.members import add_levels, add_member
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
 from tests.support.web import make_user, sign_in
 
+ME = cli_principal()
 FAST_RETRIES = RetryPolicy(attempts=8, total_seconds=60, wait_initial=0.01, wait_max=0.2)
 
 
@@ -466,3 +474,130 @@ def test_invoices_allocations_refunds_and_reversals_keep_the_books_right(
     assert result["reopened"].outstanding == Money.parse("90.00", "USD")
     # 120 invoiced - 50 received + 20 refunded; the reversed 90 no longer counts
     assert result["balance"] == Money.parse("90.00", "USD")
+
+
+# -- member numbers longer than a contact reference holds (10 characters) -------------------
+
+LONG_NUMBER = "M123456789012"  # 13 characters: SBC's Contact.reference holds 10
+
+
+def _contact_holding(observer: SbcClient, reference: str) -> dict[str, Any]:
+    [found] = [
+        c
+        for c in observer.all_items("/contacts", search=reference, attributes="all")
+        if c["reference"] == reference
+    ]
+    return dict(found)
+
+
+def test_a_long_member_number_links_syncs_and_is_found_again(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    add_levels(runtime.db)
+    add_member(runtime.db, LONG_NUMBER, "Lena", "Longnumber", email="lena@example.org")
+    connection_id = connect_ledgerlink(runtime, base_url)
+    observer = SbcClient(base_url, SbcConfig()).connect()
+
+    async def link() -> linking.LinkOutcome:
+        async with _ledger(runtime, connection_id) as ledger:
+            return await linking.create_and_link(
+                runtime.db, ME, ledger, LONG_NUMBER, connection_id, mappings=MappingRepository(None)
+            )
+
+    created = asyncio.run(link())
+    assert created.action == "created"
+    assert created.customer.number == LONG_NUMBER
+    contact = _contact_holding(observer, references.short_reference(LONG_NUMBER))
+    assert contact["id"] == created.customer.id
+    assert len(contact["reference"]) <= 10
+    assert f"Member number: {LONG_NUMBER}" in contact["notes"].splitlines()
+    assert asyncio.run(link()).action == "already_linked"
+
+    async def find() -> tuple[Any, list[str]]:
+        async with _ledger(runtime, connection_id) as ledger:
+            found = await ledger.find_customer(LONG_NUMBER)
+            listed = [c.id async for c in ledger.customers() if c.number == LONG_NUMBER]
+            return found, listed
+
+    found, listed = asyncio.run(find())
+    assert found is not None
+    assert (found.id, found.number, listed) == (contact["id"], LONG_NUMBER, [contact["id"]])
+
+    # a registry change reaches Sage through the sync; the contact keeps its reference
+    with runtime.db.transaction() as session:
+        member = registry.load_member(session, registry.get_member(session, LONG_NUMBER))
+        registry.update_member(session, ME, LONG_NUMBER, replace(member, email="lena@new.org"))
+    with runtime.db.transaction() as session:
+        run_id = runs.start(session, None, ME, connection_id, ["member_details"]).id
+
+    async def sync() -> Any:
+        async with _ledger(runtime, connection_id) as ledger:
+            return await runs.execute(
+                runtime.db, run_id, ledger, ME, mappings=MappingRepository(None)
+            )
+
+    run = asyncio.run(sync())
+    assert (run.status, run.counts.get("failed", 0)) == ("finished", 0)
+    synced = observer.ok(f"/contacts/{contact['id']}")
+    assert (synced["email"], synced["reference"]) == ("lena@new.org", contact["reference"])
+    assert f"Member number: {LONG_NUMBER}" in synced["notes"].splitlines()
+    found_again, _ = asyncio.run(find())
+    assert found_again is not None
+    assert found_again.id == contact["id"]
+
+
+def test_a_short_reference_held_by_another_contact_moves_to_the_next_one(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+    observer = SbcClient(base_url, SbcConfig()).connect()
+    first, second, *_ = references.candidates(LONG_NUMBER)
+    typed_by_hand = observer.created(
+        "/contacts",
+        "contact",
+        {"name": "Someone Else", "contact_type_ids": ["CUSTOMER"], "reference": first},
+    )
+
+    async def create_and_find() -> tuple[Any, Any]:
+        async with _ledger(runtime, connection_id) as ledger:
+            made = await ledger.create_customer(
+                CustomerDraft(number=LONG_NUMBER, name="Lena Longnumber"), "long-1"
+            )
+            return made, await ledger.find_customer(LONG_NUMBER)
+
+    made, found = asyncio.run(create_and_find())
+    assert made.number == LONG_NUMBER
+    assert _contact_holding(observer, second)["id"] == made.id
+    assert found is not None
+    assert found.id == made.id != typed_by_hand["id"]
+    assert observer.ok(f"/contacts/{typed_by_hand['id']}")["reference"] == first
+
+
+def test_updating_a_long_number_contact_keeps_what_a_user_wrote_in_its_notes(
+    runtime: Runtime, sandbox: tuple[str, FaultInjector]
+) -> None:
+    base_url, _ = sandbox
+    connection_id = connect_ledgerlink(runtime, base_url)
+    observer = SbcClient(base_url, SbcConfig()).connect()
+    draft = CustomerDraft(number=LONG_NUMBER, name="Lena Longnumber")
+
+    async def create() -> Any:
+        async with _ledger(runtime, connection_id) as ledger:
+            return await ledger.create_customer(draft, "long-2")
+
+    made = asyncio.run(create())
+    notes = observer.ok(f"/contacts/{made.id}")["notes"]
+    written = observer.put(f"/contacts/{made.id}", "contact", {"notes": f"{notes}\nPrefers e-mail"})
+    assert written.status_code == 200, written.text
+
+    async def update() -> Any:
+        async with _ledger(runtime, connection_id) as ledger:
+            return await ledger.update_customer(made.id, replace(draft, email="lena@new.org"))
+
+    updated = asyncio.run(update())
+    after = observer.ok(f"/contacts/{made.id}")
+    assert (updated.number, after["email"]) == (LONG_NUMBER, "lena@new.org")
+    assert after["notes"].splitlines() == [f"Member number: {LONG_NUMBER}", "Prefers e-mail"]
+    assert after["reference"] == references.short_reference(LONG_NUMBER)
