@@ -34,6 +34,7 @@ from ledgerlink.store.member_models import BulkLinkRun, MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentEvent
 from ledgerlink.store.sync_models import SyncRun
+from ledgerlink.tour import progress as tour
 from tests.support.recon import OFX, seed_scope
 from tests.support.server import running_server, server_env
 from tests.support.web import PASSWORD, make_user
@@ -184,11 +185,12 @@ def seed(settings: Settings, db: Database) -> int:
     """What a page shows rows of: demo members linked to an SBC customer, a connection of
     every kind, a finished sync run and a bulk link run, posted and failed card payments, a
     reconciliation with breaks (the recon tests' small scope, its statement imported and
-    matched)."""
+    matched); and the guided tour on, as in the demo."""
     scope_id = seed_scope(db)  # adds a PayTrace and an SBC connection
     runtime = Runtime(settings)
     with runtime.db.transaction() as session:
         ensure_members(session, count=30)
+        tour.set_enabled(session, cli_principal(), True)  # the tour's panel and callouts too
         for kind, name, kept, secrets in (
             ("sage500", "Sage 500", SAGE500, {"database_url": "sqlite:///sage500.sqlite3"}),
             ("smtp", "Finance e-mail", SMTP, {}),

@@ -12,11 +12,8 @@ from fastapi.testclient import TestClient
 
 from ledgerlink import demo
 from ledgerlink.identity.roles import Role
-from ledgerlink.recon.scopes import ensure_scope
 from ledgerlink.store.db import Database
-from ledgerlink.store.member_models import BulkLinkRun
-from ledgerlink.store.models import Connection
-from ledgerlink.store.payment_models import PaymentEvent
+from tests.support.tour import demo_like
 from tests.support.web import make_user, sign_in
 
 ADMIN, OPERATOR, VIEWER = (email for email, _, _ in demo.USERS)
@@ -24,30 +21,8 @@ STEP_LINK = re.compile(r'<a href="([^"]+)" data-testid="tour-step-link">([^<]+)<
 
 
 def _demo(db: Database) -> dict[str, int]:
-    """What `make demo` leaves for the tour to point at: its users (and the tour turned
-    on), an SBC connection with a bulk link run, a posted card payment and a
-    reconciliation of PayTrace with Sage 500."""
-    with db.transaction() as session:
-        demo.ensure_users(session)
-        sbc = Connection(kind="sbc", name="SBC (sandbox)", settings={}, is_active=True)
-        gateway = Connection(kind="paytrace", name="PayTrace (sandbox)", settings={})
-        sage = Connection(kind="sage500", name="Sage 500 (sandbox)", settings={})
-        session.add_all([sbc, gateway, sage])
-        session.flush()
-        run = BulkLinkRun(connection_id=sbc.id, requested_by="demo")
-        posted = PaymentEvent(
-            source="poller",
-            transaction_id="180000001",
-            kind="sale",
-            dedup_key="tour-posted",
-            payload={"amount": "75.00", "currency": "USD", "invoice": "0000000001-IN"},
-            verified=True,
-            status="posted",
-        )
-        session.add_all([run, posted])
-        session.flush()
-        scope = ensure_scope(session, gateway.id, sage.id, actor="demo")
-        return {"sbc": sbc.id, "run": run.id, "posted": posted.id, "scope": scope.id}
+    world = demo_like(db)
+    return {"sbc": world.sbc, "run": world.bulk_run, "posted": world.posted, "scope": world.scope}
 
 
 def _sign_in_as(client: TestClient, email: str) -> str:
