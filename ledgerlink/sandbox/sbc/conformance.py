@@ -120,13 +120,21 @@ class Operation:
         return f"{self.method} {self.template}"
 
 
+#: Keys that only document (dropped: smaller validators, faster to compile).
+_PROSE = frozenset({"description", "example", "title"})
+
+
 def _nullable(schema: Any) -> Any:
     """The schema with ``null`` allowed for every property and no unlisted properties."""
     if isinstance(schema, list):
         return [_nullable(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _nullable(v) for k, v in schema.items() if k != "properties"}
+    out = {
+        k: _nullable(v)
+        for k, v in schema.items()
+        if k != "properties" and k not in _PROSE and not k.startswith("x-")
+    }
     properties = schema.get("properties")
     if isinstance(properties, dict):
         out["properties"] = {name: _or_null(_nullable(p)) for name, p in properties.items()}
