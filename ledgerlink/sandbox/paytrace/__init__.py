@@ -27,6 +27,7 @@ from ledgerlink.sandbox.paytrace.clock import Clock
 from ledgerlink.sandbox.paytrace.config import PayTraceConfig
 from ledgerlink.sandbox.paytrace.gateway import Gateway, invalid_token
 from ledgerlink.sandbox.paytrace.level_three import LevelThree
+from ledgerlink.sandbox.paytrace.protect import Protect
 from ledgerlink.sandbox.paytrace.seed import seed
 from ledgerlink.sandbox.paytrace.silent_post import SilentPost
 from ledgerlink.sandbox.paytrace.store import FILE_NAME, Store
@@ -58,6 +59,7 @@ def create_app(
     silent_post = SilentPost(config.silent_post_url)
     gateway = Gateway(store, config, clock, silent_post)
     checks = Checks(gateway)
+    protect = Protect(gateway)
     admin = Admin(gateway, checks)
 
     @contextlib.asynccontextmanager
@@ -75,7 +77,10 @@ def create_app(
 
     app = Starlette(
         routes=[
-            *gateway.routes(extra={**checks.table(), **LevelThree(gateway).table()}),
+            *gateway.routes(
+                extra={**checks.table(), **LevelThree(gateway).table(), **protect.table()}
+            ),
+            *protect.routes(),
             *admin_routes(injector, extra=admin.endpoints()),
         ],
         lifespan=lifespan,

@@ -78,6 +78,8 @@ CREATE INDEX IF NOT EXISTS checks_created ON checks (created_at);
 CREATE TABLE IF NOT EXISTS level_three (
     transaction_id INTEGER PRIMARY KEY, brand TEXT NOT NULL, data TEXT NOT NULL,
     line_items INTEGER NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS client_keys (
+    client_key TEXT PRIMARY KEY, username TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS disputes (
     id INTEGER PRIMARY KEY AUTOINCREMENT, transaction_id INTEGER NOT NULL,
     amount INTEGER NOT NULL, reason_code TEXT NOT NULL, reason TEXT NOT NULL,
