@@ -17,16 +17,16 @@ from sqlalchemy import func, select
 from ledgerlink import demo
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.identity.principal import cli_principal
-from ledgerlink.members import linking, registry
+from ledgerlink.members import registry
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.faults import FaultInjector, FaultPlan
 from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.settings import Settings
-from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
 from ledgerlink.sync.plan import Checkpoint
 from tests.support.cli import cli
+from tests.support.ledger_links import link_members
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
 from tests.support.server import run_cli, server_env
 from tests.support.waiting import wait_until
@@ -53,16 +53,8 @@ def test_a_killed_sync_resumes_without_duplicates(settings: Settings, tmp_path: 
 
         async def link_all() -> None:
             async with ledger_for(runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
-                for n in range(1, MEMBERS + 1):
-                    await linking.create_and_link(
-                        runtime.db,
-                        ME,
-                        ledger,
-                        f"M{n:05d}",
-                        connection_id,
-                        force=True,
-                        mappings=MappingRepository(None),
-                    )
+                numbers = [f"M{n:05d}" for n in range(1, MEMBERS + 1)]
+                await link_members(runtime.db, ledger, connection_id, numbers)
 
         asyncio.run(link_all())
         env = {**server_env(settings), "LEDGERLINK_SYNC_PAGE_SIZE": "100"}
