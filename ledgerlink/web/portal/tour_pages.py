@@ -14,7 +14,7 @@ the step is about.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -91,9 +91,7 @@ def _role_note(step: steps.Step, principal: Principal) -> str:
     )
 
 
-def _panel(session: Session, principal: Principal) -> Panel:
-    tour = progress.state(session, principal.user_id)
-    links = places.find(session).links
+def _panel(tour: progress.TourState, where: places.Places, principal: Principal) -> Panel:
     number = 0
     scenarios = []
     for scenario in steps.SCENARIOS:
@@ -107,7 +105,7 @@ def _panel(session: Session, principal: Principal) -> Panel:
                     key=step.key,
                     title=step.title,
                     see=step.see,
-                    link=None if note else links[step.key],
+                    link=None if note else where.links[step.key],
                     note=note,
                     done=step.key in tour.done,
                     is_next=step.key == tour.next_key,
@@ -127,24 +125,25 @@ def _panel(session: Session, principal: Principal) -> Panel:
 def dashboard_panel(session: Session, principal: Principal) -> Panel | None:
     """The tour panel for the dashboard, or None when it does not show (the installation
     has it off, or the user dismissed it)."""
-    if not progress.state(session, principal.user_id).showing:
+    tour = progress.state(session, principal.user_id)
+    if not tour.showing:
         return None
-    return _panel(session, principal)
+    return _panel(tour, places.find(session), principal)
 
 
-def _callout(session: Session, principal: Principal, path: str) -> Callout | None:
-    where = places.find(session)
-    found = steps.page_for(path, where.links)
-    if found is None:
-        return None
-    step, page = found
-    highlight, anchor = page.selectors(where.ids)
-    panel = _panel(session, principal)
-    flat = [view for scenario in panel.scenarios for view in scenario.steps]
+def _callout(
+    tour: progress.TourState,
+    where: places.Places,
+    principal: Principal,
+    step: steps.Step,
+    page: steps.Page,
+) -> Callout:
+    flat = [view for s in _panel(tour, where, principal).scenarios for view in s.steps]
     index = next(i for i, view in enumerate(flat) if view.key == step.key)
     # Back and Next skip steps the user's role cannot open (they have no link).
     back = next((v for v in reversed(flat[:index]) if v.link), None)
     forward = next((v for v in flat[index + 1 :] if v.link), None)
+    highlight, anchor = page.selectors(where.ids)
     return Callout(
         step=flat[index],
         scenario=steps.scenario_of(step.key).title,
@@ -172,7 +171,7 @@ def tour_page(
     return render(
         request,
         "tour.html",
-        panel=_panel(session, principal),
+        panel=_panel(progress.state(session, principal.user_id), places.find(session), principal),
         notice=NOTICES.get(done),
     )
 
@@ -190,17 +189,17 @@ def tour_here(
         tour = progress.state(session, principal.user_id)
         if not tour.showing or principal.user_id is None:
             return Response(status_code=204)
-        found = steps.page_for(path, places.find(session).links)
+        where = places.find(session)
+    found = steps.page_for(path, where.links)
     if found is None:
         return Response(status_code=204)
-    step, _ = found
+    step, page = found
     if principal.can(step.role) and step.key not in tour.done:
+        # a write only for a first visit: most callouts are read without the write lock
         with db.transaction() as session:
             progress.mark_done(session, principal.user_id, step.key)
-    with db.read() as session:
-        callout = _callout(session, principal, path)
-    if callout is None:
-        return Response(status_code=204)
+        tour = replace(tour, done=tour.done | {step.key})
+    callout = _callout(tour, where, principal, step, page)
     return render(request, "tour_callout.html", callout=callout, here=path)
 
 
