@@ -192,7 +192,15 @@ class PayTraceGateway:
             idempotent=idempotent,
         )
         parsed = json.loads(response.content, parse_float=Decimal)
-        return parsed if isinstance(parsed, dict) else {}
+        if not isinstance(parsed, dict):
+            return {}
+        if parsed.get("success") is False and parsed.get("errors"):
+            # PayTrace's error shape can come with HTTP 200 too: it is an error (naming
+            # the field), never a decline.
+            error = classify(httpx.Response(400, json=_plain_json(parsed)))
+            if error is not None:
+                raise error
+        return parsed
 
     def _money(self, value: Any) -> Money:
         return Money.parse(
@@ -428,6 +436,15 @@ class PayTraceGateway:
                 if isinstance(brand, dict)
             ),
         )
+
+
+def _plain_json(value: Any) -> Any:
+    """Decimals (from ``parse_float=Decimal``) as strings, so the body re-encodes."""
+    if isinstance(value, dict):
+        return {k: _plain_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_json(v) for v in value]
+    return str(value) if isinstance(value, Decimal) else value
 
 
 def _customer(item: dict[str, Any]) -> CardCustomer:

@@ -301,6 +301,15 @@ class Admin:
             )
         return out
 
+    def _check_counts(self) -> dict[str, dict[str, int]]:
+        """Checks by type and status (Held, Pending settlement, Settled, Returned, …)."""
+        counts: dict[str, dict[str, int]] = {}
+        for r in self.store.all(
+            "SELECT type, status, COUNT(*) AS n FROM checks GROUP BY type, status"
+        ):
+            counts.setdefault(r["type"], {})[codes.STATUS_TEXTS[r["status"]]] = r["n"]
+        return counts
+
     async def state(self, request: Request) -> Response:
         transactions: dict[str, dict[str, int]] = {}
         for r in self.store.all(
@@ -326,6 +335,7 @@ class Admin:
                 "customers": count("SELECT COUNT(*) AS n FROM customers"),
                 "batches": count("SELECT COUNT(*) AS n FROM batches"),
                 "disputes": count("SELECT COUNT(*) AS n FROM disputes"),
+                "checks": self._check_counts(),
                 "silent_post": {
                     "url_configured": bool(self.gateway.silent_post.url),
                     "delivered": self.gateway.silent_post.delivered,

@@ -258,3 +258,41 @@ def test_an_unreachable_gateway_is_reported_as_unavailable() -> None:
     error = run(go())
     assert error.retryable
     assert "could not be reached" in error.message
+
+
+def test_an_error_body_sent_with_http_200_is_an_error_not_a_decline() -> None:
+    """PayTrace's error shape is not always sent with a 4xx (the notes, from recorded
+    traffic): a charge answered so must name the field, not read as a declined card."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 7200})
+        return httpx.Response(
+            200,
+            json={
+                "success": False,
+                "response_code": 1,
+                "status_message": "One or more errors has occurred.",
+                "errors": {"30": ["Customer ID, C9, was not found or is incomplete."]},
+            },
+        )
+
+    async def go():  # type: ignore[no-untyped-def]
+        gateway = PayTraceGateway(
+            PayTraceOptions(
+                api_base_url="http://paytrace.invalid",
+                username="u",
+                password="p",
+                integrator_id="i",
+            ),
+            transport=httpx.MockTransport(answer),
+            policy=FAST,
+        )
+        async with gateway:
+            with pytest.raises(NotFound) as missing:
+                await gateway.sale_by_customer("C9", Money(100, "USD"))
+            return missing.value
+
+    missing = run(go())
+    assert missing.upstream_code == "30"
+    assert "C9, was not found" in str(missing)

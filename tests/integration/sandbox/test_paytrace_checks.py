@@ -212,6 +212,8 @@ def test_a_check_is_returned_once_and_only_with_a_known_code(paytrace: PayTrace)
     assert second.status_code == 400
     codes = paytrace.http.get("/_sandbox/checks/return").json()["return_codes"]
     assert codes["R02"] == "Account Closed"
+    state = paytrace.http.get("/_sandbox/state").json()
+    assert state["checks"] == {"SALE": {"Returned": 1}}
 
 
 def test_no_full_account_number_is_stored(paytrace: PayTrace, tmp_path: Path) -> None:
