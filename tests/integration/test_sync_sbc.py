@@ -21,7 +21,7 @@ from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.jobs.registry import JobInterrupted
 from ledgerlink.mapping.loader import packaged_text
-from ledgerlink.members import linking, registry
+from ledgerlink.members import registry
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.settings import Settings
@@ -37,6 +37,7 @@ from ledgerlink.store.sync_models import (
 )
 from ledgerlink.sync import runs
 from ledgerlink.sync.plan import Checkpoint
+from tests.support.ledger_links import link_members
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
 from tests.support.skewed_clock import SkewedClock
 
@@ -140,16 +141,8 @@ def _world(settings: Settings, tmp_path: Path, clock: Clock) -> Iterator[World]:
 
         async def link_all() -> None:
             async with world.ledger() as ledger:
-                for n in range(1, PEOPLE + 1):
-                    await linking.create_and_link(
-                        runtime.db,
-                        ME,
-                        ledger,
-                        f"M{n:05d}",
-                        connection_id,
-                        force=True,
-                        mappings=MappingRepository(None),
-                    )
+                numbers = [f"M{n:05d}" for n in range(1, PEOPLE + 1)]
+                await link_members(runtime.db, ledger, connection_id, numbers)
 
         asyncio.run(link_all())
         try:
