@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink.identity.principal import Principal
+from ledgerlink.identity.roles import Role
 from ledgerlink.store import audit
 from ledgerlink.store.tour_models import TourProgress, TourSetting
 from ledgerlink.store.types import utcnow
@@ -41,10 +42,14 @@ class TourState:
     def finished(self) -> bool:
         return self.done >= KEYS
 
-    @property
-    def next_key(self) -> str | None:
-        """The first step not done yet (the one the panel points at)."""
-        return next((s.key for s in STEPS if s.key not in self.done), None)
+    def up_next(self, role: Role) -> str | None:
+        """The step the panel points at: the first not done that ``role`` can do (a
+        viewer is not pointed at a step they cannot do), else the first not done."""
+        left = [step for step in STEPS if step.key not in self.done]
+        for step in left:
+            if role.allows(step.role):
+                return step.key
+        return left[0].key if left else None
 
 
 def is_enabled(session: Session) -> bool:

@@ -90,14 +90,16 @@ def test_a_viewer_is_told_which_role_a_step_needs_instead_of_a_link(client, db) 
     token = _sign_in_as(client, VIEWER)
     panel = unescape(_panel(client))
 
-    assert "Starting a sync needs the operator role; you are signed in as viewer." in panel
+    assert "Starting a sync needs the operator role (you are a viewer)" in panel
     assert "Connecting a ledger needs the admin role" in panel
     assert 'href="/sync" data-testid="tour-step-link"' not in panel
+    # up next is the first step a viewer can do, not one they would need help with
+    assert re.search(r'data-step="find-members" aria-current="step"', panel)
     # on the page itself (the viewer may read it) the callout says so too, and Next skips
     # the steps the viewer cannot do
     status, callout = _here(client, token, "/sync")
     assert status == 200
-    assert "Starting a sync needs the operator role" in unescape(callout)
+    assert "Starting a sync needs the operator role (you are a viewer)" in unescape(callout)
     assert "Next: A card payment posted" in callout
     assert "0 of 7 steps done" in _panel(client)  # visiting it did not do it
 

@@ -86,13 +86,14 @@ def _role_note(step: steps.Step, principal: Principal) -> str:
     if principal.can(step.role):
         return ""
     return (
-        f"{step.doing} needs the {step.role.value} role; you are signed in as "
-        f"{principal.role.value}. Ask an {step.role.value} to show you, or mark it done."
+        f"{step.doing} needs the {step.role.value} role (you are a {principal.role.value}): "
+        f"ask an {step.role.value} to show you, or mark it done."
     )
 
 
 def _panel(tour: progress.TourState, where: places.Places, principal: Principal) -> Panel:
     number = 0
+    up_next = tour.up_next(principal.role)
     scenarios = []
     for scenario in steps.SCENARIOS:
         views = []
@@ -108,7 +109,7 @@ def _panel(tour: progress.TourState, where: places.Places, principal: Principal)
                     link=None if note else where.links[step.key],
                     note=note,
                     done=step.key in tour.done,
-                    is_next=step.key == tour.next_key,
+                    is_next=step.key == up_next,
                 )
             )
         scenarios.append(ScenarioView(scenario.title, scenario.summary, views))
