@@ -102,9 +102,9 @@ MEMBERSHIP = Scenario(
             "its progress; likely duplicates are set aside for you to link by hand.",
             role=Role.OPERATOR,
             doing="Creating customer accounts",
-            pages=(
-                Page(None, "", anchor="#bulk-progress"),
-                Page(r"/members/bulk/\d+", "", anchor="#bulk-progress"),
+            pages=(  # above the run's progress (it redraws itself every second)
+                Page(None, "", anchor="#bulk-progress", before=True),
+                Page(r"/members/bulk/\d+", "", anchor="#bulk-progress", before=True),
             ),
         ),
         Step(

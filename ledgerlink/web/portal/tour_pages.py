@@ -184,14 +184,15 @@ def tour_here(
     db: DatabaseDep,
     path: Annotated[str, Form(max_length=2000)],
 ) -> Response:
-    """The callout for the page at ``path`` (204 when no step is about it or the tour is
-    not showing); a step the user can do counts as done once they are on its page."""
+    """The callout for the page at ``path`` (with its query, where the callout's forms
+    come back to; 204 when no step is about it or the tour is not showing). A step the
+    user can do counts as done once they are on its page."""
     with db.read() as session:
         tour = progress.state(session, principal.user_id)
         if not tour.showing or principal.user_id is None:
             return Response(status_code=204)
         where = places.find(session)
-    found = steps.page_for(path, where.links)
+    found = steps.page_for(path.split("?", 1)[0], where.links)
     if found is None:
         return Response(status_code=204)
     step, page = found
