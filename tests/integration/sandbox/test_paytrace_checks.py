@@ -4,14 +4,16 @@ returns (R01, R02, …) played through the sandbox, over a real socket."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ledgerlink.sandbox.paytrace import PayTraceConfig
 from ledgerlink.sandbox.paytrace.store import FILE_NAME
-from tests.integration.sandbox.test_paytrace_api import PayTrace, paytrace
+from tests.integration.sandbox.test_paytrace_api import PayTrace, paytrace, running
 
 __all__ = ["paytrace"]  # the fixture, shared with the API contract tests
 
@@ -224,3 +226,24 @@ def test_no_full_account_number_is_stored(paytrace: PayTrace, tmp_path: Path) ->
     assert secret.encode() not in stored
     exported = paytrace.post("/v1/customer/export", {"customer_id": "ACH-S"}).json()
     assert secret not in json.dumps(exported)
+
+
+def test_state_kept_by_an_older_simulator_gains_bank_account_columns(tmp_path: Path) -> None:
+    """A sandbox state written before checks existed still starts, and its profiles can
+    then hold a bank account (the state survives upgrades as it survives restarts)."""
+    old = sqlite3.connect(tmp_path / FILE_NAME)
+    old.execute(
+        "CREATE TABLE customers (customer_id TEXT PRIMARY KEY, masked TEXT NOT NULL,"
+        " card_type TEXT NOT NULL, exp_month INTEGER NOT NULL, exp_year INTEGER NOT NULL,"
+        " billing TEXT NOT NULL, email TEXT NOT NULL DEFAULT '', phone TEXT NOT NULL DEFAULT '',"
+        " created_at REAL NOT NULL, updated_at REAL NOT NULL)"
+    )
+    old.commit()
+    old.close()
+    with running(tmp_path, PayTraceConfig(seed_people=0)) as client:
+        created = client.post("/v1/customer/create", {"customer_id": "OLD-1", "check": check()})
+        assert created.json()["response_code"] == 160
+        charged = client.post(
+            "/v1/checks/sale/by_customer", {"customer_id": "OLD-1", "amount": "5.00"}
+        )
+        assert charged.json()["response_code"] == 120
