@@ -14,6 +14,7 @@ Registered as a plugin in ``tests/conftest.py``.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Generator
 from pathlib import Path
@@ -32,6 +33,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _report = folder / "mismatches.jsonl"
     os.environ[conformance.CHECK_ENV] = "1"
     os.environ[conformance.REPORT_ENV] = str(_report)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _report is not None:
+        shutil.rmtree(_report.parent, ignore_errors=True)
 
 
 def new_mismatches() -> list[conformance.Mismatch]:

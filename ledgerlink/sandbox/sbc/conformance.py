@@ -2,11 +2,11 @@
 
 The simulator is only worth testing against if it answers as Sage does, so the test suite
 turns this check on for every SBC simulator it starts (in-process or ``ledgerlink sandbox
-serve sbc`` in a child process): set ``LEDGERLINK_SBC_SCHEMA_CHECK=1`` and each response
+serve sbc`` in a child process): set ``SBC_SANDBOX_SCHEMA_CHECK=1`` and each response
 under ``/v3.1`` is validated against the operation's schema in ``vendor/`` (Sage's own
 ``swagger.full.json`` and ``swagger.user_businesses.json``, copied unchanged; see
 ``vendor/README.md``). A mismatch is logged, kept in :data:`MISMATCHES` for the process
-and, when ``LEDGERLINK_SBC_SCHEMA_REPORT`` names a file, appended to it as a JSON line,
+and, when ``SBC_SANDBOX_SCHEMA_REPORT`` names a file, appended to it as a JSON line,
 so a test harness can fail the test that caused it. The answer itself is not changed.
 
 What the published schema does not say, and where Sage's developer guides and recorded
@@ -48,8 +48,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("ledgerlink.sandbox.sbc.conformance")
 
-CHECK_ENV = "LEDGERLINK_SBC_SCHEMA_CHECK"
-REPORT_ENV = "LEDGERLINK_SBC_SCHEMA_REPORT"
+#: Not ``LEDGERLINK_*``: those are ledgerlink's settings, which test harnesses replace
+#: for the child processes they start (tests/support/server.py ``cli_env``); these must
+#: reach every simulator the suite starts.
+CHECK_ENV = "SBC_SANDBOX_SCHEMA_CHECK"
+REPORT_ENV = "SBC_SANDBOX_SCHEMA_REPORT"
 VENDOR_DIR = Path(__file__).parent / "vendor"
 SWAGGER = VENDOR_DIR / "sbc-v3.1-swagger.json"
 BUSINESSES_SWAGGER = VENDOR_DIR / "sbc-v3.1-user-businesses.json"

@@ -5,7 +5,6 @@ types list, and the published schema check that keeps it that way."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from starlette.routing import Route
 from ledgerlink.sandbox.sbc import SbcConfig, conformance
 from tests.support.asgi_server import serve_in_thread
 from tests.support.sbc import SbcClient, sbc_client
+from tests.support.server import cli_env
 from tests.support.waiting import wait_until
 
 TOO_LONG = [
@@ -199,9 +199,10 @@ def test_a_response_off_the_schema_is_reported_to_the_harness(
 
 @pytest.mark.slow
 def test_a_sandbox_started_from_the_command_line_is_checked_too(tmp_path: Path) -> None:
-    """The suite's environment reaches ``ledgerlink sandbox serve sbc`` in a child process."""
+    """The suite's check reaches ``ledgerlink sandbox serve sbc`` in a child process started
+    the way the suite starts them (its ``LEDGERLINK_*`` settings replaced)."""
     assert conformance.enabled()  # the suite's harness turned it on
-    env = {**os.environ, "LEDGERLINK_VAR_DIR": str(tmp_path / "var")}
+    env = cli_env({"LEDGERLINK_VAR_DIR": str(tmp_path / "var")})
     command = [sys.executable, "-m", "ledgerlink.cli", "sandbox", "serve", "sbc"]
     command += ["--port", "9461", "--set", "auto_approve=true", "--set", "seed_people=0"]
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
