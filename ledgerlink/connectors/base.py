@@ -29,6 +29,7 @@ from ledgerlink.domain.accounts import (
     ReceiptReversal,
     RefundRequest,
 )
+from ledgerlink.domain.checks import CheckTransaction
 from ledgerlink.domain.money import Money
 
 
@@ -171,6 +172,32 @@ class CardGateway(Protocol):
     async def batches(self, start: date, end: date) -> list[Batch]: ...
 
     async def batch_transactions(self, batch_number: str) -> list[CardTransaction]: ...
+
+
+@runtime_checkable
+class AchGateway(Protocol):
+    """A card gateway that also takes ACH payments (PayTrace's checks API). Check ids are
+    PayTrace's own (digits, no prefix); see :mod:`ledgerlink.domain.checks`."""
+
+    async def checks(self, start: date, end: date) -> list[CheckTransaction]:
+        """Checks created or returned between the two dates (inclusive)."""
+        ...
+
+    async def check_by_id(self, check_id: str) -> CheckTransaction: ...
+
+    async def check_sale_by_customer(
+        self, customer_id: str, amount: Money, *, invoice_number: str = ""
+    ) -> CheckTransaction: ...
+
+    async def check_void(self, check_id: str) -> CheckTransaction: ...
+
+    async def check_refund(
+        self, check_id: str, amount: Money | None = None
+    ) -> CheckTransaction: ...
+
+    async def bank_account(self, customer_id: str) -> str | None:
+        """The masked bank account on a customer profile, or None when it holds none."""
+        ...
 
 
 @runtime_checkable

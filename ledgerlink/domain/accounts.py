@@ -103,6 +103,10 @@ class ReceiptRequest:
     payment_method: str = "card"
     #: the GL cash account the mapping chose (Sage 500); empty: the connection's default
     gl_account: str = ""
+    #: the ledger's own payment method and bank account for this receipt, where the
+    #: connection maps ``payment_method`` to one (ACH); empty: the connection's card default
+    payment_method_id: str = ""
+    bank_account_id: str = ""
 
     @property
     def applied(self) -> Money:

@@ -18,6 +18,7 @@ from ledgerlink.domain.accounts import (
     ReceiptReversal,
     RefundRequest,
 )
+from ledgerlink.payments.ach_returns import returned_problem
 from ledgerlink.payments.plans import DisputeWonPlan, Plan, ReceiptPlan, RefundPlan, ReversalPlan
 from ledgerlink.payments.problems import PaymentProblem
 from ledgerlink.payments.queue import Outcome, RecordedPosting
@@ -52,7 +53,15 @@ async def execute(plan: Plan, ledger: PaymentLedger, ledger_name: str) -> Outcom
         replayed=posted.replayed,
     )
     problem = None
-    if isinstance(plan, ReversalPlan) and plan.chargeback:
+    if isinstance(plan, ReversalPlan) and plan.return_code:
+        problem = returned_problem(
+            plan.transaction_id,
+            plan.amount,
+            plan.invoice_number,
+            plan.return_code,
+            plan.return_reason,
+        )
+    elif isinstance(plan, ReversalPlan) and plan.chargeback:
         problem = PaymentProblem(
             "chargeback",
             f"Chargeback on transaction {plan.transaction_id}: the receipt was reversed "
@@ -92,6 +101,9 @@ async def _post(
                 applications=applications,
                 reference=plan.reference,
                 gl_account=plan.gl_account,
+                payment_method=plan.payment_method,
+                payment_method_id=plan.payment_method_id,
+                bank_account_id=plan.bank_account_id,
             )
         )
     undoing = RefundRequest(
@@ -134,7 +146,13 @@ def describe(plan: Plan, ledger_name: str, ledger_id: str) -> str:
         if applied.minor:
             message += f"; invoice {plan.invoice_number} re-opened by {applied.format_plain()}"
         return message
-    what = "Chargeback" if plan.chargeback else "Void"
+    what = (
+        f"ACH return {plan.return_code}"
+        if plan.return_code
+        else "Chargeback"
+        if plan.chargeback
+        else "Void"
+    )
     return f"{what}: receipt for {text} reversed in {ledger_name}" + (
         f"; invoice {plan.invoice_number} is open again" if plan.invoice_number else ""
     )

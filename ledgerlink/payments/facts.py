@@ -33,12 +33,21 @@ class CardPayment:
     voided: bool = False
     response: str = ""
     settled: bool = False
+    #: card, or ach (a PayTrace check; its id is kept as ``ach-<check id>``)
+    method: str = "card"
+    #: an ACH return's NACHA code (R01 …) and the bank's reason, as PayTrace exported them
+    return_code: str = ""
+    return_reason: str = ""
 
     def mapping_source(self) -> dict[str, Any]:
         """The transaction in PayTrace's export shape, which the payment specs read."""
-        kind = {"capture": "SALE", "dispute_won": "SALE", "chargeback": "CHARGEBACK"}.get(
-            self.kind, self.kind.upper()
-        )
+        # an ACH return undoes the sale on the sale's accounts, as a void does
+        kind = {
+            "capture": "SALE",
+            "dispute_won": "SALE",
+            "chargeback": "CHARGEBACK",
+            "return": "VOID",
+        }.get(self.kind, self.kind.upper())
         return {
             "transaction_id": self.transaction_id,
             "transaction_type": kind,
@@ -49,7 +58,7 @@ class CardPayment:
             "approval_code": self.approval_code,
             "status": "approved" if self.kind in ("sale", "capture", "dispute_won") else None,
             "created": {"at": self.on.isoformat()},
-            "payment_method": "card",
+            "payment_method": self.method,
         }
 
 
@@ -82,6 +91,9 @@ def from_payload(
         declined=code == "102" or status == "declined",
         voided=code in ("103", "109") or status == "voided",
         response=str(payload.get("response") or ""),
+        method=str(payload.get("method") or "card"),
+        return_code=str(payload.get("return_code") or ""),
+        return_reason=str(payload.get("return_reason") or ""),
     )
 
 

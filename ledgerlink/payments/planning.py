@@ -22,6 +22,7 @@ from ledgerlink.domain.accounts import CustomerAccount, Invoice
 from ledgerlink.domain.money import Money
 from ledgerlink.mapping import CompiledMapping, MappingContext
 from ledgerlink.mapping.transforms.customer_ids import LinkTable
+from ledgerlink.payments.ach_returns import unposted_return_problem
 from ledgerlink.payments.facts import CardPayment
 from ledgerlink.payments.plans import (
     DisputeWonPlan,
@@ -204,6 +205,16 @@ class Planner:
         payment = request.payment
         kind = payment.kind
         if kind in SALE_KINDS:
+            if payment.declined and payment.method == "ach":
+                raise PaymentProblem(
+                    "declined",
+                    f"PayTrace did not process the ACH payment of "
+                    f"{payment.amount.format_plain()} {payment.amount.currency}"
+                    + (f" for invoice {payment.invoice_number}" if payment.invoice_number else "")
+                    + (f": {payment.response}" if payment.response else ""),
+                    "Nothing was collected or posted. Check the bank account with the payer, "
+                    "or ask them to pay another way; ignore this exception once they have.",
+                )
             if payment.declined:
                 raise PaymentProblem(
                     "declined",
@@ -223,7 +234,7 @@ class Planner:
             return await self.dispute_won(request, payment)
         if kind == "refund":
             return await self.refund(payment)
-        if kind in ("void", "chargeback"):
+        if kind in ("void", "chargeback", "return"):
             return await self.reversal(payment)
         raise Settled(f"Nothing is posted for a {kind}")
 
@@ -331,6 +342,7 @@ class Planner:
             gl_account=mapped.gl_account,
             reference=mapped.reference,
             mapping_version=mapped.mapping_version,
+            payment_method=payment.method,
         )
 
     async def dispute_won(self, request: PlanRequest, payment: CardPayment) -> DisputeWonPlan:
@@ -414,6 +426,8 @@ class Planner:
         try:
             receipt = await self._receipt_or_wait(payment.transaction_id, payment.kind)
         except Settled as nothing:
+            if payment.kind == "return":
+                raise unposted_return_problem(payment, nothing.why) from None
             if not chargeback:
                 raise
             raise PaymentProblem(
@@ -447,6 +461,9 @@ class Planner:
             receipt_posting_id=receipt.posting_id,
             receipt_ledger_id=receipt.ledger_id,
             chargeback=chargeback,
+            return_code=payment.return_code if payment.kind == "return" else "",
+            return_reason=payment.return_reason if payment.kind == "return" else "",
+            payment_method=payment.method,
         )
 
     async def _receipt_or_wait(self, sale_id: str, what: str) -> RecordedReceipt:

@@ -45,6 +45,12 @@ class PlannedPosting:
     mapping_version: str
     #: where PayTrace's record differed from what the event claimed ("" when it did not)
     disagreement: str = ""
+    #: card or ach; an ACH receipt also names the ledger's ACH payment method and the bank
+    #: account it is paid into (the ledger connection's ``payment_methods.ach``; "" = the
+    #: ledger's default)
+    payment_method: str = "card"
+    payment_method_id: str = ""
+    bank_account_id: str = ""
 
     action = ""
 
@@ -73,6 +79,10 @@ class PlannedPosting:
         }
         if self.disagreement:
             data["disagreement"] = self.disagreement
+        if self.payment_method != "card":  # card plans keep the shape earlier versions wrote
+            data["payment_method"] = self.payment_method
+            data["payment_method_id"] = self.payment_method_id
+            data["bank_account_id"] = self.bank_account_id
         return data
 
     @classmethod
@@ -93,6 +103,9 @@ class PlannedPosting:
             "reference": str(data.get("reference") or ""),
             "mapping_version": str(data.get("mapping_version") or ""),
             "disagreement": str(data.get("disagreement") or ""),
+            "payment_method": str(data.get("payment_method") or "card"),
+            "payment_method_id": str(data.get("payment_method_id") or ""),
+            "bank_account_id": str(data.get("bank_account_id") or ""),
         }
 
 
@@ -157,6 +170,9 @@ class ReversalPlan(PlannedPosting):
     receipt_ledger_id: str = ""
     #: a chargeback (opens an exception: the dispute is to be answered) rather than a void
     chargeback: bool = False
+    #: an ACH return's NACHA code (R01 …) and the bank's reason: opens an exception too
+    return_code: str = ""
+    return_reason: str = ""
 
     action = "reversal"
 
@@ -167,6 +183,11 @@ class ReversalPlan(PlannedPosting):
             "receipt_posting_id": self.receipt_posting_id,
             "receipt_ledger_id": self.receipt_ledger_id,
             "chargeback": self.chargeback,
+            **(
+                {"return_code": self.return_code, "return_reason": self.return_reason}
+                if self.return_code
+                else {}
+            ),
         }
 
     @classmethod
@@ -176,6 +197,8 @@ class ReversalPlan(PlannedPosting):
             receipt_posting_id=int(data["receipt_posting_id"]),
             receipt_ledger_id=str(data["receipt_ledger_id"]),
             chargeback=bool(data.get("chargeback")),
+            return_code=str(data.get("return_code") or ""),
+            return_reason=str(data.get("return_reason") or ""),
         )
 
 

@@ -19,8 +19,11 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import reading, writing
 from ledgerlink.connectors import registry
+from ledgerlink.connectors.base import AchGateway
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.domain.accounts import CardOutcome, CardTransaction, CardTransactionKind
+from ledgerlink.domain.checks import CheckTransaction
+from ledgerlink.payments.ach import events_of
 from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.inbox import InboundEvent, accept
 from ledgerlink.runtime import Runtime
@@ -88,6 +91,10 @@ async def poll_connection(runtime: Runtime, connection: Connection) -> PollResul
         gateway = runtime.gateway_for(connection)
         try:
             found = list(await gateway.transactions(start, end))
+            # ACH payments (PayTrace checks) and their returns, from the checks export
+            checks: list[CheckTransaction] = (
+                await gateway.checks(start, end) if isinstance(gateway, AchGateway) else []
+            )
             for batch in await gateway.batches(start, end):
                 if batch.number and batch.number not in seen:
                     found.extend(await gateway.batch_transactions(batch.number))
@@ -95,8 +102,11 @@ async def poll_connection(runtime: Runtime, connection: Connection) -> PollResul
                     batches += 1
         finally:
             await gateway.aclose()
-        read = len(found)
+        read = len(found) + len(checks)
         events = [event_of(t, connection.id) for t in found if t.id]
+        events += [
+            event for check in checks if check.id for event in events_of(check, connection.id)
+        ]
 
         def store(session: Session) -> int:
             stored = sum(1 for event in events if accept(session, event)[1])

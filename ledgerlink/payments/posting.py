@@ -25,9 +25,11 @@ import structlog
 from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import writing
+from ledgerlink.connectors.base import AchGateway
 from ledgerlink.connectors.errors import AuthExpired, Misconfigured, NotFound, UpstreamError
 from ledgerlink.domain.accounts import CardOutcome
-from ledgerlink.payments import hints, queue
+from ledgerlink.domain.checks import check_id, is_ach
+from ledgerlink.payments import ach, hints, queue
 from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.execution import execute
 from ledgerlink.payments.facts import (
@@ -215,7 +217,9 @@ class PaymentProcessor:
             overpayment=str(paytrace.settings.get("overpayment", "on_account")),
         )
         try:
-            return await Planner(LedgerFacts(self.targets, event.connection_id)).plan(request)
+            plan = await Planner(LedgerFacts(self.targets, event.connection_id)).plan(request)
+            opened = await self.targets.ledger_by_id(plan.ledger_connection_id)
+            return ach.with_ach_method(plan, opened.connection.kind, opened.connection.settings)
         except SaleNotInInbox as missing:
             await self._fetch_sale(event, missing.sale_id)
             raise Deferred(
@@ -228,6 +232,9 @@ class PaymentProcessor:
         gateway = await self.targets.gateway(
             await self.targets.paytrace_connection(event.connection_id)
         )
+        if is_ach(sale_id):
+            await self._fetch_check(event, gateway, sale_id)
+            return
         try:
             sale = await gateway.transaction(sale_id)
         except NotFound:
@@ -255,6 +262,29 @@ class PaymentProcessor:
             connection_id=event.connection_id,
         )
         await writing(self.db, lambda session: accept(session, inbound))
+
+    async def _fetch_check(self, event: queue.ClaimedEvent, gateway: object, sale_id: str) -> None:
+        """The ACH sale of a refund, void or return, read from PayTrace's checks export."""
+        if not isinstance(gateway, AchGateway):
+            raise PaymentProblem(
+                "unverified",
+                f"This {event.kind} is for ACH payment {sale_id}, which this gateway cannot read",
+                "Post the ACH payment by hand, then ignore this exception.",
+            )
+        try:
+            check = await gateway.check_by_id(check_id(sale_id))
+        except NotFound:
+            raise PaymentProblem(
+                "unverified",
+                f"PayTrace has no ACH payment {check_id(sale_id)} for this {event.kind}",
+                "Check the payment in PayTrace; ignore this exception if it is not ours.",
+            ) from None
+        found = [e for e in ach.events_of(check, event.connection_id) if e.kind == "sale"]
+        for inbound in found:
+            await writing(
+                self.db,
+                lambda session, inbound=inbound: accept(session, inbound),  # type: ignore[misc]
+            )
 
     # -- checkpoint and write -----------------------------------------------------------------
 

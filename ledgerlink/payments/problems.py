@@ -60,5 +60,6 @@ REASONS: dict[str, str] = {
     "rejected": "Refused by the ledger",
     "configuration": "Set-up incomplete",
     "chargeback": "Chargeback (invoice in dispute)",
+    "ach_return": "ACH payment returned by the bank",
     "mapping": "Mapping failed",
 }

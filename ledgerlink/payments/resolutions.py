@@ -44,6 +44,8 @@ _FITTING: dict[str, tuple[Action, ...]] = {
     "configuration": ("retry", "ignore"),
     "mapping": ("retry", "ignore"),
     "chargeback": ("ignore",),
+    # an ACH return: the money never came; the payer pays another way (a new payment)
+    "ach_return": ("ignore",),
 }
 #: How a person's action reads in the exception's resolution.
 _DONE = {

@@ -214,7 +214,11 @@ def disputed_invoices(session: Session) -> set[str]:
 
 #: What a reversal ledgerlink posted undid, as the member's history names it (a ledger
 #: lists a chargeback and a voided sale's reversal as refunds: money going back).
-_REVERSAL_WORDS = {"chargeback": "chargeback", "void": "void (receipt reversed)"}
+_REVERSAL_WORDS = {
+    "chargeback": "chargeback",
+    "void": "void (receipt reversed)",
+    "return": "ACH return (receipt reversed)",
+}
 
 
 def card_reversals(session: Session, member_id: int) -> dict[tuple[int, str], str]:

@@ -28,6 +28,9 @@ FIELD_OF_CODE: dict[str, str] = {
     "816": "transaction_id",
     "817": "transaction_id",
     "818": "transaction_id",
+    "45": "check.account_number",
+    "46": "check.routing_number",
+    "80": "check_transaction_id",
 }
 NOT_FOUND_CODES = frozenset({"30", "58", "811"})
 PERMISSIONS = "981"

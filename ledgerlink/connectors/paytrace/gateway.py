@@ -16,6 +16,7 @@ import httpx
 from ledgerlink.connectors.base import CheckResult
 from ledgerlink.connectors.errors import Misconfigured, NotFound, UpstreamError
 from ledgerlink.connectors.http import RetryPolicy, UpstreamClient
+from ledgerlink.connectors.paytrace.checks_api import PayTraceChecks
 from ledgerlink.connectors.paytrace.errors import body_of, classify
 from ledgerlink.domain.accounts import (
     Address,
@@ -147,7 +148,9 @@ def parse_paytrace_time(value: Any) -> datetime | None:
     return None
 
 
-class PayTraceGateway:
+class PayTraceGateway(PayTraceChecks):
+    """Card calls here; the checks (ACH) calls come from :class:`PayTraceChecks`."""
+
     system = SYSTEM
 
     def __init__(

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ledgerlink.connectors.settings import ConnectorSettings
+from ledgerlink.connectors.settings import ConnectorSettings, PaymentMethodMapping
 
 
 class Sage500Settings(ConnectorSettings):
@@ -22,3 +22,7 @@ class Sage500Settings(ConnectorSettings):
     refund_gl_account: str | None = Field(default=None, max_length=100)
     #: How long a write waits for the ERP's import before reporting it as still pending.
     import_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
+    #: ACH payments (PayTrace checks): ``{"ach": {"payment_method_id", "bank_account_id"}}``,
+    #: ``bank_account_id`` being the GL cash account ACH receipts post to (blank: the payment
+    #: spec's ACH account). No entry: the default (``ACH``, the spec's account).
+    payment_methods: dict[Literal["ach"], PaymentMethodMapping] = Field(default_factory=dict)

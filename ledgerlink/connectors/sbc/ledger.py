@@ -429,6 +429,8 @@ class SbcLedger:
             receipt.applications,
             receipt.reference,
             "the receipt",
+            payment_method_id=receipt.payment_method_id,
+            bank_account_id=receipt.bank_account_id,
         )
 
     async def post_refund(self, refund: RefundRequest) -> PostedReceipt:
@@ -456,8 +458,11 @@ class SbcLedger:
         applications: Any,
         reference: str,
         what: str,
+        *,
+        payment_method_id: str = "",
+        bank_account_id: str = "",
     ) -> PostedReceipt:
-        if not self.options.receipt_bank_account_id:
+        if not (bank_account_id or self.options.receipt_bank_account_id):
             raise Misconfigured(
                 "sbc",
                 "No bank account is chosen for card receipts; pick one under "
@@ -466,8 +471,8 @@ class SbcLedger:
         body = {
             "transaction_type_id": kind,
             "contact_id": customer_id,
-            "bank_account_id": self.options.receipt_bank_account_id,
-            "payment_method_id": self.options.payment_method_id,
+            "bank_account_id": bank_account_id or self.options.receipt_bank_account_id,
+            "payment_method_id": payment_method_id or self.options.payment_method_id,
             "date": when.isoformat(),
             "total_amount": shapes.amount_text(amount),
             "reference": reference[:25] if reference else None,
