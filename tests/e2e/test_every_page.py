@@ -106,6 +106,7 @@ def portal_pages(page: Any, base: str, recon: str) -> list[str]:
         "/recon/rules",
         "/audit",
         "/settings",
+        "/tour",
     ]
     found: list[str] = []
     page.goto(f"{base}/members")
