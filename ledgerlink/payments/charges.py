@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import in_db_thread, reading
 from ledgerlink.connectors.errors import NotFound, Unavailable, UpstreamError
-from ledgerlink.domain.accounts import CardOutcome
 from ledgerlink.domain.money import Money
 from ledgerlink.identity.principal import Principal
 from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.customer_ids import harmonise
 from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.inbox import InboundEvent, accept
+from ledgerlink.payments.profile_charges import charge_profile
 from ledgerlink.payments.targets import OpenLedger, PaymentTargets
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
@@ -163,7 +163,7 @@ async def charge_invoice(
         gateway = runtime.gateway_for(gateway_connection)
         try:
             try:
-                await gateway.customer(profile)
+                stored = await gateway.customer(profile)
             except NotFound:
                 raise ChargeRefused(
                     "invoice_number",
@@ -179,7 +179,7 @@ async def charge_invoice(
                 assert first is not None
                 return first
             try:
-                sale = await gateway.sale_by_customer(profile, wanted, invoice_number=number)
+                sale = await charge_profile(gateway, profile, stored, wanted, number)
             except UpstreamError as exc:
                 unknown = isinstance(exc, Unavailable) and exc.outcome_unknown
                 status = "unknown" if unknown else "failed"
@@ -196,33 +196,18 @@ async def charge_invoice(
             await gateway.aclose()
     finally:
         await targets.aclose()
-    approved = sale.outcome is CardOutcome.APPROVED
     event = InboundEvent(
         "manual",
-        sale.id,
+        sale.transaction_id,
         "sale",
-        {
-            "transaction_id": sale.id,
-            "amount": wanted.format_plain(),
-            "currency": wanted.currency,
-            "invoice_id": number,
-            "customer_id": profile,
-            "approval_code": sale.approval_code,
-            "response": sale.status_message,
-            "response_code": "101" if approved else "102",
-            "masked_card": sale.masked_card,
-        },
+        sale.payload,
         verified=True,
         connection_id=gateway_connection.id,
     )
-    status = "approved" if approved else "declined"
-    message = (
-        f"PayTrace approved {wanted.format_plain()} (transaction {sale.id}); it is being posted"
-        if approved
-        else f"PayTrace declined the card: {sale.status_message}"
-    )
+    status = "approved" if sale.approved else "declined"
+    message = sale.message(wanted)
     return await in_db_thread(
-        lambda: _finish(runtime, principal, charge_id, status, sale.id, message, event)
+        lambda: _finish(runtime, principal, charge_id, status, sale.transaction_id, message, event)
     )
 
 

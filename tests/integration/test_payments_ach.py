@@ -17,7 +17,7 @@ from ledgerlink.connectors.sage500.tables import StgCashRcpt
 from ledgerlink.payments import resolutions
 from ledgerlink.settings import Settings
 from ledgerlink.store.payment_models import PaymentPosting
-from tests.support.ach import ach_sale, map_ach, return_check
+from tests.support.ach import ach_sale, map_ach, only_bank_account, return_check
 from tests.support.payments import ME, PaymentsWorld, profiles, sage500_world, sbc_world
 
 
@@ -161,3 +161,34 @@ def test_an_ach_payment_is_an_sbc_bank_transfer_and_a_return_deletes_it(
     assert "R02 Account closed" in exception.reason
     reversals = [p for p in sbc.postings() if p.action == "reversal"]
     assert len(reversals) == 1
+
+
+def test_charging_a_profile_that_holds_a_bank_account_pays_the_invoice_by_ach(
+    erp: PaymentsWorld,
+) -> None:
+    from ledgerlink.payments import charges
+
+    customer = next(c for c in profiles(erp) if erp.open_invoices(int(c[1:])))
+    invoice = erp.open_invoices(int(customer[1:]))[0]
+    only_bank_account(erp, customer)
+    result = asyncio.run(
+        charges.charge_invoice(
+            erp.runtime,
+            ME,
+            invoice_number=invoice["TranID"],
+            idempotency_key="ach-charge-0001",
+            amount="12.00",
+        )
+    )
+    assert result.status == "approved", result.message
+    assert result.transaction_id is not None
+    assert result.transaction_id.startswith("ach-")
+    assert "ACH payment" in result.message
+    erp.process()
+    erp.poll()  # the checks export brings the same payment: nothing new
+    erp.process()
+    assert erp.event(result.transaction_id).status == "posted"
+    [posting] = erp.postings()
+    assert (posting.transaction_id, posting.applied_minor) == (result.transaction_id, 1200)
+    assert _staged(erp, f"paytrace:{result.transaction_id}:sale")["GLAcctNo"] == "1020-00"
+    assert Decimal(erp.invoice(invoice["TranID"])["Balance"]) == Decimal(invoice["Balance"]) - 12

@@ -74,3 +74,9 @@ def map_ach(world: PaymentsWorld, entry: dict[str, Any]) -> None:
         connections.update(
             session, world.runtime.vault, ME, connection, settings={"payment_methods": methods}
         )
+
+
+def only_bank_account(world: PaymentsWorld, customer_id: str) -> None:
+    """Replace ``customer_id``'s PayTrace profile by one holding a bank account, no card."""
+    assert world.paytrace("/v1/customer/delete", {"customer_id": customer_id}).get("success")
+    bank_profile(world, customer_id)

@@ -12,6 +12,7 @@ from ledgerlink.connectors import registry
 from ledgerlink.connectors.base import Ledger
 from ledgerlink.connectors.errors import Misconfigured
 from ledgerlink.connectors.sage500.card_posting import CARD_POSTING
+from ledgerlink.connectors.sage500.form import form_settings
 from ledgerlink.connectors.sage500.previews import recent_sage500_customers
 from ledgerlink.connectors.sage500.settings import Sage500Settings
 
@@ -71,5 +72,6 @@ SAGE500 = registry.register(
         template_dir=Path(__file__).parent / "templates",
         position=20,
         card_posting=CARD_POSTING,
+        form_settings=form_settings,
     )
 )
