@@ -42,6 +42,14 @@ _CREDENTIAL_PARAM = re.compile(
     r"(?P<value>[^&\s\"']+)",
     re.IGNORECASE,
 )
+# Keys whose values are bank account or routing numbers (ACH): shown as their last four
+# digits. Only these keys, and text that names them, are touched: an ordinary number (an
+# amount, an id) is never taken for an account number.
+_BANK_KEY = re.compile(r"(^|_)(account_number|routing_number|check_account|check_routing)$")
+_BANK_IN_TEXT = re.compile(
+    r"(?P<key>\b(?:account_number|routing_number)[\"']?\s*[:=]\s*[\"']?)(?P<digits>\d{4,17})\b",
+    re.IGNORECASE,
+)
 #: How a card number appears in a log line: its last four digits only.
 _PAN_MASK: Final = "[PAN ****{last4}]"
 
@@ -50,7 +58,19 @@ def redact_text(text: str) -> str:
     """Mask credentials and card numbers inside free text (messages, URLs, tracebacks)."""
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _CREDENTIAL_PARAM.sub(lambda m: f"{m.group('key')}{MASK}", text)
+    text = _BANK_IN_TEXT.sub(lambda m: m.group("key") + last_four(m.group("digits")), text)
     return mask_card_numbers(text, _PAN_MASK)
+
+
+def last_four(value: object) -> str:
+    """A bank account (or routing) number as it may be logged: ``xx`` and its last four
+    digits."""
+    digits = "".join(ch for ch in str(value) if ch.isdigit())
+    return f"xx{digits[-4:]}"
+
+
+def is_bank_key(key: object) -> bool:
+    return isinstance(key, str) and _BANK_KEY.search(key.lower().replace("-", "_")) is not None
 
 
 def is_secret_key(key: object) -> bool:
@@ -73,7 +93,13 @@ def redact(value: Any) -> Any:
         return redact_text(text) if len(text) >= 13 and redact_text(text) != text else value
     if isinstance(value, Mapping):
         return {
-            key: (MASK if is_secret_key(key) and item not in (None, "") else redact(item))
+            key: (
+                MASK
+                if is_secret_key(key) and item not in (None, "")
+                else last_four(item)
+                if is_bank_key(key) and isinstance(item, str | int) and item != ""
+                else redact(item)
+            )
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple, set, frozenset)):

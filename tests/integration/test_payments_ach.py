@@ -6,6 +6,7 @@ Sage 500 and SBC simulators over real HTTP, on both back-ends."""
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from sqlalchemy import select
 from ledgerlink.connectors.sage500.tables import StgCashRcpt
 from ledgerlink.payments import resolutions
 from ledgerlink.settings import Settings
-from ledgerlink.store.payment_models import PaymentPosting
-from tests.support.ach import ach_sale, map_ach, only_bank_account, return_check
+from ledgerlink.store.payment_models import PaymentEvent, PaymentPosting
+from tests.support.ach import ACCOUNT, ach_sale, map_ach, only_bank_account, return_check
 from tests.support.payments import ME, PaymentsWorld, profiles, sage500_world, sbc_world
 
 
@@ -77,6 +78,10 @@ def test_an_ach_payment_posts_with_the_ach_method_and_a_return_reverses_it_in_sa
         exception.reason
     )
     assert resolutions.allowed_actions(exception.reason_code) == ("ignore",)
+    with erp.runtime.db.read() as session:
+        kept = json.dumps([e.payload for e in session.scalars(select(PaymentEvent))])
+    assert ACCOUNT not in kept  # only the masked account (xx9012) is kept
+    assert "xx" + ACCOUNT[-4:] in kept
 
 
 def test_the_same_ach_payment_read_twice_posts_once(erp: PaymentsWorld) -> None:
