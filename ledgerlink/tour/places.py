@@ -10,18 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
+from ledgerlink.connectors import registry
 from ledgerlink.store.member_models import BulkLinkRun
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentEvent
-from ledgerlink.store.recon_models import ReconScope
+from ledgerlink.store.recon_models import ReconRun, ReconScope
 
 
 @dataclass(frozen=True)
 class Places:
     """The links of every step (path and query, by step key), and the ids a step's page
-    selectors name (``{sbc}``: the SBC connection's, 0 when there is none)."""
+    selectors name (``{consent_ledger}``: the SBC connection's, 0 when there is none)."""
 
     links: dict[str, str]
     ids: dict[str, int]
@@ -29,9 +30,12 @@ class Places:
 
 def find(session: Session) -> Places:
     """Where each step leads on this installation."""
+    # The ledger a person connects with a consent flow (Connect to Sage): SBC's kind,
+    # asked of the registry; a connected one first.
+    consent_kinds = [d.kind for d in registry.descriptors() if d.interactive_auth]
     sbc = session.scalar(
         select(Connection.id)
-        .where(Connection.kind == "sbc")
+        .where(Connection.kind.in_(consent_kinds))
         .order_by((Connection.auth_status == "connected").desc(), Connection.id)
         .limit(1)
     )
@@ -45,13 +49,11 @@ def find(session: Session) -> Places:
         .order_by(PaymentEvent.id.desc())
         .limit(1)
     )
-    ledger = aliased(Connection)
+    # The reconciliation that has been run (the demo's: PayTrace with Sage 500), else
+    # the first one.
     scope = session.scalar(
-        select(ReconScope.id)
-        .join(ledger, ledger.id == ReconScope.ledger_connection_id)
-        .order_by((ledger.kind == "sage500").desc(), ReconScope.id)
-        .limit(1)
-    )
+        select(ReconRun.scope_id).order_by(ReconRun.id.desc()).limit(1)
+    ) or session.scalar(select(ReconScope.id).order_by(ReconScope.id).limit(1))
     without_account = "/members?without_account=1" + (
         f"&connection_id={sbc}" if sbc is not None else ""
     )
@@ -64,4 +66,4 @@ def find(session: Session) -> Places:
         "exception-resolved": "/payments/exceptions",
         "reconciliation": f"/recon/{scope}" if scope else "/recon",
     }
-    return Places(links=links, ids={"sbc": sbc or 0})
+    return Places(links=links, ids={"consent_ledger": sbc or 0})

@@ -22,7 +22,7 @@ class Page:
     (resolved for this installation). ``highlight`` is a CSS selector of the element the
     callout points at (outlined), ``anchor`` the element the callout is put after (before,
     when ``before``); the callout stays at the top of the page when neither is found.
-    Selectors may name the installation's records (``{sbc}``: ``places.Places.ids``).
+    Selectors may name the installation's records (``{consent_ledger}``: ``places.Places.ids``).
     """
 
     path: str | None
@@ -117,9 +117,9 @@ MEMBERSHIP = Scenario(
             pages=(
                 Page(
                     r"/sync",
-                    'form[action="/sync/run"]:has(input[name="connection_id"][value="{sbc}"])'
+                    'form[action="/sync/run"]:has(input[name="connection_id"][value="{consent_ledger}"])'
                     ':not(:has(input[name="dry_run"])) button',
-                    anchor="#settings_{sbc}",
+                    anchor="#settings_{consent_ledger}",
                     before=True,
                 ),
                 Page(r"/sync/runs/\d+", "#sync-progress progress", anchor="#sync-progress"),
