@@ -197,3 +197,43 @@ def test_charging_a_profile_that_holds_a_bank_account_pays_the_invoice_by_ach(
     assert (posting.transaction_id, posting.applied_minor) == (result.transaction_id, 1200)
     assert _staged(erp, f"paytrace:{result.transaction_id}:sale")["GLAcctNo"] == "1020-00"
     assert Decimal(erp.invoice(invoice["TranID"])["Balance"]) == Decimal(invoice["Balance"]) - 12
+
+
+def test_an_unmapped_ach_method_in_sbc_is_an_exception_and_the_mapping_chosen_is_used(
+    sbc: PaymentsWorld,
+) -> None:
+    map_ach(sbc, {"payment_method_id": ""})
+    invoice = _sbc_invoice(sbc)
+    sale = ach_sale(sbc, "5.00", invoice.number)
+    sbc.poll()
+    sbc.process()
+    exception = sbc.exception_for(sale)
+    assert exception is not None
+    assert exception.reason_code == "configuration"
+    assert "payment_methods.ach" in exception.reason
+    assert "Sage Business Cloud → Payment methods" in exception.fix
+    assert sbc.postings() == []
+
+    map_ach(sbc, {"payment_method_id": "CHECK"})
+    with sbc.runtime.db.transaction() as session:
+        resolutions.take_action(session, sbc.runtime.jobs, ME, exception.id, "retry")
+    sbc.process()
+    assert sbc.event(sale).status == "posted", sbc.event(sale).message
+    [receipt] = sbc.postings()
+    assert _sbc_payment_method(sbc, receipt.ledger_id) == "CHECK"
+
+
+def test_an_ach_payment_voided_before_it_settled_is_reversed(erp: PaymentsWorld) -> None:
+    invoice = _open_invoice(erp)
+    balance = Decimal(invoice["Balance"])
+    sale = ach_sale(erp, "20.00", invoice["TranID"])
+    erp.poll()
+    erp.process()
+    assert Decimal(erp.invoice(invoice["TranID"])["Balance"]) == balance - 20
+    voided = erp.paytrace("/v1/checks/manage/void", {"check_transaction_id": int(sale[4:])})
+    assert voided["success"], voided
+    erp.poll()
+    erp.process()
+    assert erp.event(sale, "void").status == "posted", erp.event(sale, "void").message
+    assert Decimal(erp.invoice(invoice["TranID"])["Balance"]) == balance
+    assert erp.exception_for(sale, "void") is None  # a void is no return: nothing to chase
