@@ -3,6 +3,8 @@ its line and reason (nothing kept), a break explained from its form, the export.
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from ledgerlink.identity.roles import Role
@@ -50,3 +52,17 @@ def test_the_page_shows_breaks_refuses_a_bad_file_and_explains_a_break(
     assert "cash sale" in detail.text
     exported = client.get(f"/recon/{scope_id}/export?period=2026-11&status=all&format=csv")
     assert "missing_receipt:5002" in exported.text
+
+
+def test_the_rules_a_run_used_are_named_in_words_not_as_a_version_id(
+    client: TestClient, db: Database
+) -> None:
+    scope_id = seed_scope(db)
+    operator = make_user(db, Role.OPERATOR)
+    csrf = sign_in(client, operator.email)
+    client.post(f"/recon/{scope_id}/run", data={"csrftoken": csrf, "period": "2026-11"})
+    page = client.get(f"/recon/{scope_id}?period=2026-11").text
+    shown = re.sub(r"<[^>]+>|title=\"[^\"]*\"", " ", page)  # the text a person reads
+    assert "recon_rules@" not in shown
+    assert re.search(r"rules: shipped version \([0-9a-f]{7}\)", shown)
+    assert re.search(r'title="recon_rules@package:[0-9a-f]+"', page)  # the exact id at hand

@@ -16,6 +16,7 @@ from ledgerlink import __version__
 from ledgerlink.connectors import registry
 from ledgerlink.domain.money import Money
 from ledgerlink.identity.roles import Role
+from ledgerlink.mapping.versions import describe_version
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -37,6 +38,8 @@ class ConnectorTemplates(BaseLoader):
 
 templates.env.loader = ChoiceLoader([templates.env.loader, ConnectorTemplates()])  # type: ignore[list-item]
 templates.env.globals["version"] = __version__
+#: A spec version's reference (``recon_rules@package:…``) in words: "shipped version (28c8342)".
+templates.env.filters["version_words"] = lambda ref: describe_version(ref).text if ref else ""
 templates.env.filters["money"] = lambda m: m.format_display() if isinstance(m, Money) else m
 
 
