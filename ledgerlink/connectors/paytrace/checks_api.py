@@ -18,8 +18,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
-from ledgerlink.connectors.errors import NotFound
-from ledgerlink.domain.checks import CheckTransaction
+from ledgerlink.connectors.errors import NotFound, Rejected
+from ledgerlink.domain.checks import CheckTransaction, mask_account
 from ledgerlink.domain.money import Money
 
 SYSTEM = "paytrace"
@@ -131,9 +131,14 @@ class PayTraceChecks:
         ]
 
     async def check_by_id(self: _Poster, check_id: str) -> CheckTransaction:
-        body = await self._post(
-            "/v1/checks/export/by_id", {"check_transaction_id": int(check_id)}, idempotent=True
-        )
+        try:
+            body = await self._post(
+                "/v1/checks/export/by_id", {"check_transaction_id": int(check_id)}, idempotent=True
+            )
+        except Rejected as exc:
+            if exc.upstream_code != "80":  # 80 on an export: no such check
+                raise
+            raise NotFound(SYSTEM, f"PayTrace has no check {check_id}") from None
         items = body.get("checks") or []
         if not items:
             raise NotFound(SYSTEM, f"PayTrace has no check {check_id}")
@@ -147,7 +152,7 @@ class PayTraceChecks:
         for item in body.get("customers") or []:
             check = item.get("check") if isinstance(item, dict) else None
             if isinstance(check, dict) and check.get("masked_account_number"):
-                return str(check["masked_account_number"])
+                return mask_account(str(check["masked_account_number"]))
         return None
 
 
@@ -196,7 +201,7 @@ def exported(item: dict[str, Any], money: Any) -> CheckTransaction:
         amount=money(Decimal(str(item.get("amount") or "0"))),
         invoice_number=str(item.get("invoice_id") or "").strip(),
         customer_id=str(item.get("customer_id") or "").strip(),
-        masked_account=str(item.get("masked_account_number") or ""),
+        masked_account=mask_account(str(item.get("masked_account_number") or "")),
         original_id=str(original) if original else "",
         return_code=str(item.get("return_code") or "").strip().upper(),
         return_reason=str(item.get("return_reason") or ""),
