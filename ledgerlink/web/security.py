@@ -22,8 +22,9 @@ from ledgerlink.web.problems import Problem
 SESSION_COOKIE = "ll_session"
 
 #: Routes anyone may call. Keep this list short and obvious.
-#: ``/inbound`` is authenticated by each delivery itself (signature, or read-back).
-PUBLIC_PATHS = frozenset({"/login", "/healthz", "/readyz", "/static", "/inbound"})
+#: ``/inbound`` is authenticated by each delivery itself (signature, or read-back);
+#: ``/pay`` by the signed, expiring pay link in its path (a payer is not a user).
+PUBLIC_PATHS = frozenset({"/login", "/healthz", "/readyz", "/static", "/inbound", "/pay"})
 
 
 class NotSignedIn(Exception):

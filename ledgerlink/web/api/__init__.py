@@ -10,6 +10,7 @@ from ledgerlink.web.api import (
     jobs_api,
     mappings_api,
     members_api,
+    pay_links_api,
     payments_api,
     recon_api,
     sync_api,
@@ -26,4 +27,5 @@ router.include_router(mappings_api.router)
 router.include_router(members_api.router)
 router.include_router(sync_api.router)
 router.include_router(payments_api.router)
+router.include_router(pay_links_api.router)
 router.include_router(recon_api.router)

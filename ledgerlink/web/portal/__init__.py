@@ -9,6 +9,7 @@ from ledgerlink.web.portal import (
     integration_pages,
     mapping_pages,
     member_pages,
+    pay_link_pages,
     payment_pages,
     recon_pages,
     session_pages,
@@ -30,5 +31,6 @@ for connector in registry.descriptors():  # a connector's own pages (SBC's conse
 router.include_router(integration_pages.router)
 router.include_router(sync_pages.router)
 router.include_router(payment_pages.router)
+router.include_router(pay_link_pages.router)
 router.include_router(recon_pages.router)
 router.include_router(tour_pages.router)

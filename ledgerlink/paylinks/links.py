@@ -1,0 +1,264 @@
+"""Making a pay link for an invoice, and opening one as the payer does.
+
+A link names the PayTrace connection, the ledger, the ledger's customer and the invoice,
+and expires (default 14 days). Opening it reads the invoice *live* from the ledger: what is
+due is the ledger's open balance less what payers already paid through pay links that is
+not posted yet (so a reload between the charge and its receipt cannot take the same money
+twice). A link that was changed, has expired, or whose invoice has nothing left to pay
+opens a page that says so and charges nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledgerlink.blocking import reading, writing
+from ledgerlink.connectors.base import PaymentLedger
+from ledgerlink.connectors.errors import UpstreamError
+from ledgerlink.domain.accounts import CustomerAccount, Invoice
+from ledgerlink.domain.money import Money
+from ledgerlink.identity.principal import Principal
+from ledgerlink.paylinks import tokens
+from ledgerlink.payments.charges import ChargeRefused
+from ledgerlink.payments.targets import OpenLedger, PaymentTargets
+from ledgerlink.runtime import Runtime
+from ledgerlink.store import audit
+from ledgerlink.store.models import Connection
+from ledgerlink.store.payment_models import PaymentCharge, PaymentEvent
+
+DEFAULT_DAYS = 14
+MAX_DAYS = 90
+#: Charges made through pay links carry this prefix in their idempotency key.
+KEY_PREFIX = "paylink:"
+
+
+class PayLinkRefused(ChargeRefused):
+    """A pay link was not made, or a payment not taken: ``field`` names the input."""
+
+
+class LinkUnusable(Exception):
+    """The link cannot take a payment; ``reason`` says which page the payer sees."""
+
+    def __init__(self, reason: Literal["tampered", "expired", "paid", "unavailable"], message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CreatedLink:
+    token: str
+    path: str
+    url: str
+    invoice_number: str
+    customer_name: str
+    customer_email: str
+    amount_due: Money
+    due_date: dt.date | None
+    expires_at: dt.datetime
+    nonce: str
+    organisation: str
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What the payer's page shows, read live."""
+
+    claims: tokens.LinkClaims
+    organisation: str
+    invoice: Invoice
+    customer: CustomerAccount
+    amount_due: Money
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def create_link(
+    runtime: Runtime,
+    principal: Principal,
+    *,
+    invoice_number: str,
+    gateway_connection_id: int | None = None,
+    expires_in_days: int = DEFAULT_DAYS,
+    now: dt.datetime | None = None,
+) -> CreatedLink:
+    """A signed link for ``invoice_number`` (audited). Refused for an invoice the ledger
+    does not have or that has nothing left to pay."""
+    number = invoice_number.strip()
+    if not number:
+        raise PayLinkRefused("invoice_number", "Enter the invoice number to ask payment for")
+    if not 1 <= expires_in_days <= MAX_DAYS:
+        raise PayLinkRefused(
+            "expires_in_days", f"Choose how long the link works: 1 to {MAX_DAYS} days"
+        )
+    targets = PaymentTargets(runtime)
+    try:
+        gateway = await targets.paytrace_connection(gateway_connection_id)
+        opened = await targets.ledger_for_gateway(gateway)
+        invoice = await opened.ledger.find_invoice(number)
+        if invoice is None:
+            raise PayLinkRefused(
+                "invoice_number",
+                f"Invoice {number} is not in {opened.connection.name}; check the number as "
+                f"{opened.connection.name} shows it",
+            )
+        customer = await opened.ledger.get_customer(invoice.customer_id)
+    finally:
+        await targets.aclose()
+    due = invoice.outstanding - await reading(
+        runtime.db, lambda session: in_flight(session, number, invoice.outstanding.currency)
+    )
+    if not invoice.is_open or due.minor <= 0:
+        raise PayLinkRefused(
+            "invoice_number", f"Invoice {number} has nothing left to pay; no link is needed"
+        )
+    expires_at = (now or now_utc()) + dt.timedelta(days=expires_in_days)
+    claims = tokens.LinkClaims(
+        gateway_connection_id=gateway.id,
+        ledger_connection_id=opened.connection.id,
+        customer_id=invoice.customer_id,
+        invoice_number=number,
+        nonce=tokens.new_nonce(),
+        expires_at=expires_at,
+    )
+    token = tokens.sign(runtime.vault, claims)
+    path = f"/pay/{token}"
+
+    def record(session: Session) -> None:
+        audit.record(
+            session,
+            actor=principal.actor,
+            action="payment.pay_link.created",
+            entity_type="pay_link",
+            entity_id=claims.nonce,
+            after={
+                "invoice_number": number,
+                "customer_id": invoice.customer_id,
+                "ledger_connection_id": opened.connection.id,
+                "paytrace_connection_id": gateway.id,
+                "amount_due_minor": due.minor,
+                "currency": due.currency,
+                "expires_at": expires_at.isoformat(),
+            },
+        )
+
+    await writing(runtime.db, record)
+    return CreatedLink(
+        token=token,
+        path=path,
+        url=runtime.settings.base_url.rstrip("/") + path,
+        invoice_number=number,
+        customer_name=customer.name,
+        customer_email=customer.email,
+        amount_due=due,
+        due_date=invoice.due_date,
+        expires_at=expires_at,
+        nonce=claims.nonce,
+        organisation=_organisation(opened.connection),
+    )
+
+
+def claims_of(
+    runtime: Runtime, token: str, now: dt.datetime | None = None, *, expired_ok: bool = False
+) -> tokens.LinkClaims:
+    """The link's claims, or :class:`LinkUnusable` (changed, or expired unless
+    ``expired_ok``: a receipt stays readable after its link expired)."""
+    try:
+        claims = tokens.verify(runtime.vault, token)
+    except tokens.BadToken:
+        raise LinkUnusable(
+            "tampered",
+            "This payment link is not valid: it may have been changed or copied incompletely. "
+            "Ask the sender for a new link; nothing was charged.",
+        ) from None
+    if not expired_ok and (now or now_utc()) >= claims.expires_at:
+        raise LinkUnusable(
+            "expired",
+            f"This payment link expired on {claims.expires_at:%d %B %Y}. Ask the sender for a "
+            "new link; nothing was charged.",
+        )
+    return claims
+
+
+def in_flight(session: Session, invoice_number: str, currency: str) -> Money:
+    """Paid through pay links for ``invoice_number`` but not yet posted to the ledger."""
+    rows = session.execute(
+        select(PaymentCharge.amount_minor, PaymentCharge.transaction_id).where(
+            PaymentCharge.invoice_number == invoice_number,
+            PaymentCharge.idempotency_key.startswith(KEY_PREFIX),
+            PaymentCharge.status.in_(("approved", "sending", "unknown")),
+            PaymentCharge.currency == currency,
+        )
+    ).all()
+    waiting = 0
+    for amount_minor, transaction_id in rows:
+        if transaction_id:
+            status = session.scalar(
+                select(PaymentEvent.status).where(
+                    PaymentEvent.dedup_key == f"{transaction_id}:sale"
+                )
+            )
+            if status == "posted":
+                continue
+        waiting += int(amount_minor)
+    return Money(waiting, currency)
+
+
+async def view_link(runtime: Runtime, token: str, now: dt.datetime | None = None) -> LinkView:
+    """What the payer sees: the organisation, the invoice, the payer and what is due now."""
+    claims = claims_of(runtime, token, now)
+    targets = PaymentTargets(runtime)
+    try:
+        opened = await targets.ledger_by_id(claims.ledger_connection_id)
+        return await read_view(runtime, claims, opened)
+    except UpstreamError:
+        raise LinkUnusable(
+            "unavailable",
+            "The invoice cannot be read just now. Try again in a few minutes; nothing was charged.",
+        ) from None
+    finally:
+        await targets.aclose()
+
+
+async def read_view(runtime: Runtime, claims: tokens.LinkClaims, opened: OpenLedger) -> LinkView:
+    ledger: PaymentLedger = opened.ledger
+    invoice = await ledger.find_invoice(claims.invoice_number)
+    if invoice is None or invoice.customer_id != claims.customer_id:
+        raise LinkUnusable(
+            "tampered",
+            "The invoice this link was made for is no longer there. Ask the sender for a new "
+            "link; nothing was charged.",
+        )
+    customer = await ledger.get_customer(invoice.customer_id)
+    due = invoice.outstanding - await reading(
+        runtime.db,
+        lambda session: in_flight(session, invoice.number, invoice.outstanding.currency),
+    )
+    if not invoice.is_open or due.minor <= 0:
+        raise LinkUnusable(
+            "paid",
+            f"Invoice {invoice.number} is paid: there is nothing left to pay on this link. "
+            "Thank you.",
+        )
+    return LinkView(
+        claims=claims,
+        organisation=_organisation(opened.connection),
+        invoice=invoice,
+        customer=customer,
+        amount_due=due,
+    )
+
+
+def _organisation(connection: Connection) -> str:
+    settings = connection.settings or {}
+    for name in ("organisation_name", "business_name", "company_name"):
+        if settings.get(name):
+            return str(settings[name])
+    return connection.name

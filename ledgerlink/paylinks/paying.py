@@ -1,0 +1,396 @@
+"""Taking a payer's payment through a pay link, exactly once.
+
+The payer's page posts only PayTrace's one-time token (``hpf_token`` + ``enc_key``), the
+amount and an *attempt* id the page was drawn with. The charge is written first under the
+key ``paylink:<link nonce>:<attempt>`` (unique), so a double click, a resent form or a
+reload of the answer finds the first charge and its outcome instead of charging again;
+PayTrace's duplicate filter is only a second line of defence.
+
+With "save this card" the token first creates (or updates) the PayTrace customer profile of
+the invoice's customer, which is then charged by profile (a token works once); the profile
+is linked to the customer's member. The approved sale is read back from PayTrace by id and
+put into the payments inbox as PayTrace's record, then posted like any other payment: a
+receipt applied to the invoice, once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ledgerlink.blocking import in_db_thread, reading
+from ledgerlink.connectors.errors import NotFound, Unavailable, UpstreamError
+from ledgerlink.connectors.paytrace.protect import (
+    Billing,
+    HostedCard,
+    PayTraceProtect,
+    token_refused,
+)
+from ledgerlink.connectors.paytrace.wiring import paytrace_gateway
+from ledgerlink.domain.accounts import CardOutcome, CardTransaction
+from ledgerlink.domain.money import Money, MoneyError
+from ledgerlink.paylinks.links import (
+    KEY_PREFIX,
+    LinkUnusable,
+    LinkView,
+    PayLinkRefused,
+    claims_of,
+    read_view,
+)
+from ledgerlink.paylinks.profiles import link_profile
+from ledgerlink.payments.charges import profile_for
+from ledgerlink.payments.enqueue import request_processing
+from ledgerlink.payments.hints import READ_BACK
+from ledgerlink.payments.inbox import InboundEvent, accept
+from ledgerlink.payments.targets import OpenLedger, PaymentTargets
+from ledgerlink.runtime import Runtime
+from ledgerlink.store import audit
+from ledgerlink.store.models import Connection
+from ledgerlink.store.payment_models import PaymentCharge, PaymentEvent
+from ledgerlink.store.types import utcnow
+
+log = structlog.get_logger("ledgerlink.paylinks")
+_ATTEMPT = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
+#: Who a pay-link charge is audited as: the payer is not a ledgerlink user.
+PAYER_ACTOR = "payer (pay link)"
+
+
+@dataclass(frozen=True)
+class PayForm:
+    attempt: str
+    amount: str
+    hpf_token: str
+    enc_key: str
+    save_card: bool = False
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A pay-link charge as the payer's receipt shows it."""
+
+    status: str  # approved | declined | failed | unknown | sending
+    amount: Money
+    invoice_number: str
+    transaction_id: str | None
+    masked_card: str
+    message: str
+    posted: bool
+    repeated: bool = False
+
+
+def charge_key(nonce: str, attempt: str) -> str:
+    return f"{KEY_PREFIX}{nonce}:{attempt}"
+
+
+def valid_attempt(attempt: str) -> bool:
+    return bool(_ATTEMPT.match(attempt))
+
+
+async def find_payment(runtime: Runtime, token: str, attempt: str) -> Payment | None:
+    """The payment made through this link with this attempt (its receipt), if any; a
+    receipt stays readable after the link expired."""
+    claims = claims_of(runtime, token, expired_ok=True)
+    if not valid_attempt(attempt):
+        return None
+    key = charge_key(claims.nonce, attempt)
+    return await reading(runtime.db, lambda session: _earlier(session, key))
+
+
+async def pay(runtime: Runtime, token: str, form: PayForm) -> Payment:
+    """Charge the card behind ``form``'s hosted-fields token for the link's invoice.
+
+    Raises :class:`LinkUnusable` (changed, expired, nothing left to pay) or
+    :class:`PayLinkRefused` naming the field (amount, card, save_card); either way nothing
+    was charged and nothing is posted."""
+    claims = claims_of(runtime, token)
+    if not valid_attempt(form.attempt):
+        raise PayLinkRefused("attempt", "This payment form is out of date; reload the page")
+    key = charge_key(claims.nonce, form.attempt)
+    earlier = await reading(runtime.db, lambda session: _earlier(session, key))
+    if earlier is not None:
+        return earlier
+    targets = PaymentTargets(runtime)
+    try:
+        try:
+            opened = await targets.ledger_by_id(claims.ledger_connection_id)
+            view = await read_view(runtime, claims, opened)
+        except UpstreamError:
+            raise LinkUnusable(
+                "unavailable",
+                "The invoice cannot be read just now. Try again in a few minutes; nothing was "
+                "charged.",
+            ) from None
+        amount = _amount(form.amount, view)
+        if not form.hpf_token.strip() or not form.enc_key.strip():
+            raise PayLinkRefused(
+                "card", "Enter the card number, expiry and security code in the card fields"
+            )
+        card = HostedCard(form.hpf_token.strip(), form.enc_key.strip())
+        profile = None
+        if form.save_card:
+            profile = await reading(
+                runtime.db,
+                lambda session: profile_for(
+                    session, opened, view.customer.id, view.customer.number
+                ),
+            )
+            if profile is None:
+                raise PayLinkRefused(
+                    "save_card",
+                    'This card cannot be kept for your account; untick "Save this card" to '
+                    "pay without saving it",
+                )
+        gateway_connection = await targets.paytrace_connection(claims.gateway_connection_id)
+        billing = Billing(
+            name=form.name.strip()[:100] or view.customer.name,
+            street_address=view.customer.address.line1,
+            zip=view.customer.address.postal_code,
+            email=view.customer.email,
+            phone=view.customer.phone,
+        )
+        charge_id = await in_db_thread(
+            lambda: _start(runtime, key, gateway_connection, profile or "", view, amount)
+        )
+        if charge_id is None:  # the same attempt, sent twice at once: the first one answers
+            first = await reading(runtime.db, lambda session: _earlier(session, key))
+            assert first is not None
+            return first
+        return await _charge(
+            runtime, charge_id, gateway_connection, opened, view, card, billing, amount, profile
+        )
+    finally:
+        await targets.aclose()
+
+
+def _amount(text: str, view: LinkView) -> Money:
+    due = view.amount_due
+    if not text.strip():
+        return due
+    try:
+        wanted = Money.parse(text.strip().replace(",", ""), due.currency)
+    except (MoneyError, ValueError):
+        raise PayLinkRefused(
+            "amount", f"Enter the amount to pay as a number like {due.format_plain()}"
+        ) from None
+    if wanted.minor <= 0 or wanted > due:
+        raise PayLinkRefused(
+            "amount", f"Pay more than 0.00 and at most the amount due, {due.format_plain()}"
+        )
+    return wanted
+
+
+async def _charge(
+    runtime: Runtime,
+    charge_id: int,
+    gateway_connection: Connection,
+    opened: OpenLedger,
+    view: LinkView,
+    card: HostedCard,
+    billing: Billing,
+    amount: Money,
+    profile: str | None,
+) -> Payment:
+    gateway = paytrace_gateway(runtime, gateway_connection)
+    protect = PayTraceProtect(gateway)
+    number = view.invoice.number
+    try:
+        try:
+            if profile is not None:
+                await _store_card(protect, profile, card, billing)
+                await in_db_thread(
+                    lambda: link_profile(
+                        runtime, opened, view.customer, profile, gateway_connection
+                    )
+                )
+                sale = await gateway.sale_by_customer(profile, amount, invoice_number=number)
+            else:
+                sale = await protect.sale(card, amount, invoice_number=number, billing=billing)
+        except UpstreamError as exc:
+            refused = token_refused(exc)
+            unknown = isinstance(exc, Unavailable) and exc.outcome_unknown
+            status = "unknown" if unknown else "failed"
+            message = (
+                "PayTrace did not accept the card details (they expire after 15 minutes and "
+                "work once); enter the card again"
+                if refused
+                else exc.message
+            )
+            await in_db_thread(lambda: _finish(runtime, charge_id, status, None, message, None))
+            if unknown:
+                raise PayLinkRefused(
+                    "card",
+                    "PayTrace did not answer in time; the payment may have gone through. "
+                    "Do not pay again: the sender will confirm it",
+                ) from None
+            # Whatever PayTrace refused (the token, the card, an outage), the payer's way
+            # forward is at the card fields: enter the card again, or try later.
+            raise PayLinkRefused("card", message) from None
+        event = None
+        if sale.outcome is CardOutcome.APPROVED:
+            record = await _read_back(gateway, sale)
+            event = InboundEvent(
+                READ_BACK,
+                record.id,
+                "sale",
+                _payload(record, sale, amount, number, profile),
+                verified=True,
+                connection_id=gateway_connection.id,
+            )
+            status, masked = "approved", record.masked_card or sale.masked_card
+            message = f"Paid {amount.format_plain()} {amount.currency} with card {masked}"
+        else:
+            status = "declined"
+            message = f"The card was declined: {sale.status_message}. Try another card"
+        payment = await in_db_thread(
+            lambda: _finish(runtime, charge_id, status, sale.id, message, event)
+        )
+        if status == "declined":
+            raise PayLinkRefused("card", message)
+        log.info("paylink.paid", invoice=number, transaction_id=sale.id, amount=amount.minor)
+        return payment
+    finally:
+        await gateway.aclose()
+
+
+async def _store_card(
+    protect: PayTraceProtect, profile: str, card: HostedCard, billing: Billing
+) -> None:
+    """Create the customer's PayTrace profile with the card, or replace the card of the
+    profile they have."""
+    try:
+        await protect.gateway.customer(profile)
+    except NotFound:
+        await protect.create_profile(profile, card, billing)
+        return
+    await protect.update_profile(profile, card, billing)
+
+
+async def _read_back(gateway: object, sale: CardTransaction) -> CardTransaction:
+    """PayTrace's own record of the sale (as silent posts are confirmed); the sale's
+    answer when the export cannot be read now (the poller reads it later)."""
+    try:
+        return await gateway.transaction(sale.id)  # type: ignore[attr-defined, no-any-return]
+    except UpstreamError:
+        return sale
+
+
+def _payload(
+    record: CardTransaction, sale: CardTransaction, amount: Money, number: str, profile: str | None
+) -> dict[str, str]:
+    payload = {
+        "transaction_id": record.id,
+        "amount": record.amount.format_plain(),
+        "currency": record.amount.currency,
+        "invoice_id": record.invoice_number or number,
+        "customer_id": record.customer_id or profile or "",
+        "approval_code": record.approval_code or sale.approval_code,
+        "response": record.status_message or sale.status_message,
+        "masked_card": record.masked_card or sale.masked_card,
+        "response_code": "101",
+    }
+    return {name: value for name, value in payload.items() if value}
+
+
+def _earlier(session: Session, key: str) -> Payment | None:
+    charge = session.scalar(select(PaymentCharge).where(PaymentCharge.idempotency_key == key))
+    return _payment(session, charge, repeated=True) if charge is not None else None
+
+
+def _payment(session: Session, charge: PaymentCharge, repeated: bool = False) -> Payment:
+    masked, posted = "", False
+    if charge.transaction_id:
+        event = session.scalar(
+            select(PaymentEvent).where(PaymentEvent.dedup_key == f"{charge.transaction_id}:sale")
+        )
+        if event is not None:
+            masked = str((event.payload or {}).get("masked_card") or "")
+            posted = event.status == "posted"
+    return Payment(
+        status=charge.status,
+        amount=Money(charge.amount_minor, charge.currency),
+        invoice_number=charge.invoice_number,
+        transaction_id=charge.transaction_id,
+        masked_card=masked,
+        message=charge.message or "",
+        posted=posted,
+        repeated=repeated,
+    )
+
+
+def _start(
+    runtime: Runtime,
+    key: str,
+    gateway: Connection,
+    profile: str,
+    view: LinkView,
+    amount: Money,
+) -> int | None:
+    try:
+        with runtime.db.transaction() as session:
+            charge = PaymentCharge(
+                idempotency_key=key,
+                gateway_connection_id=gateway.id,
+                paytrace_customer_id=profile,
+                invoice_number=view.invoice.number,
+                amount_minor=amount.minor,
+                currency=amount.currency,
+                status="sending",
+                requested_by=PAYER_ACTOR,
+            )
+            session.add(charge)
+            session.flush()
+            audit.record(
+                session,
+                actor=PAYER_ACTOR,
+                action="payment.pay_link.charge",
+                entity_type="payment_charge",
+                entity_id=charge.id,
+                after={
+                    "pay_link": view.claims.nonce,
+                    "invoice_number": view.invoice.number,
+                    "ledger_customer_id": view.customer.id,
+                    "paytrace_customer_id": profile,
+                    "amount_minor": amount.minor,
+                    "currency": amount.currency,
+                    "save_card": bool(profile),
+                },
+            )
+            return int(charge.id)
+    except IntegrityError:
+        return None
+
+
+def _finish(
+    runtime: Runtime,
+    charge_id: int,
+    status: str,
+    transaction_id: str | None,
+    message: str,
+    event: InboundEvent | None,
+) -> Payment:
+    with runtime.db.transaction() as session:
+        charge = session.get(PaymentCharge, charge_id)
+        assert charge is not None
+        charge.status = status
+        charge.transaction_id = transaction_id
+        charge.message = message
+        charge.finished_at = utcnow()
+        if event is not None:
+            accept(session, event)
+            request_processing(runtime.jobs, session)
+        audit.record(
+            session,
+            actor=PAYER_ACTOR,
+            action=f"payment.pay_link.charge.{status}",
+            entity_type="payment_charge",
+            entity_id=charge_id,
+            after={"transaction_id": transaction_id, "message": message},
+        )
+        session.flush()
+        return _payment(session, charge)
