@@ -425,6 +425,14 @@ class Planner:
         chargeback = payment.kind == "chargeback"
         try:
             receipt = await self._receipt_or_wait(payment.transaction_id, payment.kind)
+        except PaymentProblem as problem:
+            if payment.kind != "return" or problem.code != "rejected":
+                raise
+            raise unposted_return_problem(
+                payment,
+                "It was never posted: the payment is in the exceptions queue. Ignore it there "
+                "as well (the money did not arrive); do not retry it.",
+            ) from None
         except Settled as nothing:
             if payment.kind == "return":
                 raise unposted_return_problem(payment, nothing.why) from None

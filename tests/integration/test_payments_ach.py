@@ -237,3 +237,26 @@ def test_an_ach_payment_voided_before_it_settled_is_reversed(erp: PaymentsWorld)
     assert erp.event(sale, "void").status == "posted", erp.event(sale, "void").message
     assert Decimal(erp.invoice(invoice["TranID"])["Balance"]) == balance
     assert erp.exception_for(sale, "void") is None  # a void is no return: nothing to chase
+
+
+def test_a_return_of_a_payment_never_posted_says_so_and_reverses_nothing(
+    erp: PaymentsWorld,
+) -> None:
+    map_ach(erp, {"payment_method_id": ""})  # the sale stops in the exceptions queue
+    invoice = _open_invoice(erp)
+    balance = erp.invoice(invoice["TranID"])["Balance"]
+    sale = ach_sale(erp, "10.00", invoice["TranID"])
+    erp.poll()
+    erp.process()
+    assert erp.event(sale).status == "exception"
+    erp.settle()
+    return_check(erp, sale, "R10")
+    erp.poll()
+    erp.process()
+    exception = erp.exception_for(sale, "return")
+    assert exception is not None
+    assert exception.reason_code == "ach_return"
+    assert "R10 Not authorized" in exception.reason
+    assert "never posted" in exception.reason
+    assert erp.postings() == []
+    assert erp.invoice(invoice["TranID"])["Balance"] == balance
