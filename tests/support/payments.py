@@ -28,10 +28,10 @@ from ledgerlink.sandbox import sage500
 from ledgerlink.sandbox.paytrace import PayTraceConfig
 from ledgerlink.sandbox.paytrace import create_app as paytrace_app
 from ledgerlink.settings import Settings
-from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.payment_models import PaymentEvent, PaymentException, PaymentPosting
 from ledgerlink.store.types import utcnow
 from tests.support.asgi_server import serve_in_thread
+from tests.support.ledger_links import link_members
 from tests.support.waiting import wait_until
 
 ME = cli_principal()
@@ -360,7 +360,6 @@ def sbc_world(
     paytrace_faults: Any = None,
 ) -> Iterator[PaymentsWorld]:
     """PayTrace → SBC: the SBC simulator's seeded contacts (with invoices) linked to members."""
-    from ledgerlink.members import linking
     from ledgerlink.sandbox.sbc import SbcConfig
     from ledgerlink.store.migrate import upgrade
     from tests.support.sbc import connect_ledgerlink, running_sbc
@@ -386,16 +385,8 @@ def sbc_world(
 
         async def link_all() -> None:
             async with world.ledger() as ledger:
-                for n in range(1, people + 1):
-                    await linking.create_and_link(
-                        runtime.db,
-                        ME,
-                        ledger,
-                        f"M{n:05d}",
-                        ledger_id,
-                        force=True,
-                        mappings=MappingRepository(None),
-                    )
+                numbers = [f"M{n:05d}" for n in range(1, people + 1)]
+                await link_members(runtime.db, ledger, ledger_id, numbers)
 
         asyncio.run(link_all())
         try:
