@@ -105,10 +105,16 @@ def with_ach_method(plan: Plan, ledger_kind: str, settings: dict[str, Any]) -> P
 
     Raises a set-up :class:`PaymentProblem` naming the setting when the connection maps
     ACH to no payment method."""
-    if not isinstance(plan, ReceiptPlan) or plan.payment_method != ACH:
+    if plan.payment_method != ACH:
         return plan
     methods = settings.get("payment_methods") or {}
     entry = methods.get(ACH) if isinstance(methods, dict) else None
+    if not isinstance(plan, ReceiptPlan):
+        # a refund or reversal of an ACH receipt: in Sage 500 from the same cash account
+        account = str((entry or {}).get("bank_account_id") or "").strip()
+        if ledger_kind == "sage500" and account:
+            return replace(plan, gl_account=account)
+        return plan
     label = registry.label(ledger_kind)
     if entry is None:
         return replace(plan, payment_method_id=DEFAULT_METHOD.get(ledger_kind, ""))

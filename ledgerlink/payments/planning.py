@@ -416,6 +416,7 @@ class Planner:
             gl_account=mapped.gl_account,
             reference=mapped.reference,
             mapping_version=mapped.mapping_version,
+            payment_method=payment.method,
         )
 
     async def reversal(self, payment: CardPayment) -> ReversalPlan:

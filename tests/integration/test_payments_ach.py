@@ -119,6 +119,13 @@ def test_an_unmapped_ach_method_is_an_exception_naming_the_setting(erp: Payments
     assert erp.event(sale).status == "posted", erp.event(sale).message
     assert _staged(erp, f"paytrace:{sale}:sale")["GLAcctNo"] == "1000-00"
 
+    erp.settle()
+    return_check(erp, sale, "R01")
+    erp.poll()
+    erp.process()
+    assert erp.event(sale, "return").status == "posted", erp.event(sale, "return").message
+    assert _staged(erp, f"paytrace:{sale}:return")["GLAcctNo"] == "1000-00"  # same account
+
 
 def _sbc_invoice(world: PaymentsWorld) -> Any:
     for customer in profiles(world):
