@@ -30,6 +30,8 @@ from ledgerlink.domain.accounts import (
     RefundRequest,
 )
 from ledgerlink.domain.checks import CheckTransaction
+from ledgerlink.domain.invoice_lines import InvoiceDetail
+from ledgerlink.domain.level_three import LevelThreeData
 from ledgerlink.domain.money import Money
 
 
@@ -76,7 +78,19 @@ class LedgerHistory(Protocol):
 
 
 @runtime_checkable
-class Ledger(LedgerHistory, Protocol):
+class InvoiceLines(Protocol):
+    """An invoice's lines (description, item code, quantity, unit price, discount, tax,
+    line amount), which card payments describe to the gateway as Level 3 data. Every
+    ledger implements it (``Ledger`` includes it); the contract suite checks it."""
+
+    async def invoice_lines(self, invoice_id: str) -> InvoiceDetail:
+        """The lines of the invoice with this id (``Invoice.id``), as the ledger keeps
+        them, even if they do not add up; ``NotFound`` when there is no such invoice."""
+        ...
+
+
+@runtime_checkable
+class Ledger(LedgerHistory, InvoiceLines, Protocol):
     system: str
 
     async def check(self) -> list[CheckResult]: ...
@@ -172,6 +186,11 @@ class CardGateway(Protocol):
     async def batches(self, start: date, end: date) -> list[Batch]: ...
 
     async def batch_transactions(self, batch_number: str) -> list[CardTransaction]: ...
+
+    async def add_level_three(self, transaction_id: str, data: LevelThreeData) -> None:
+        """Attach Level 3 data to an approved, unsettled sale (the brand's shape);
+        ``Rejected`` naming the field when the gateway refuses it."""
+        ...
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ payment enters the inbox as an event and is posted by the same path as any other
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,7 @@ from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.customer_ids import harmonise
 from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.inbox import InboundEvent, accept
+from ledgerlink.payments.level_three import outcome_for, send_for_invoice
 from ledgerlink.payments.profile_charges import charge_profile
 from ledgerlink.payments.targets import OpenLedger, PaymentTargets
 from ledgerlink.runtime import Runtime
@@ -51,6 +52,8 @@ class ChargeResult:
     invoice_number: str
     message: str
     repeated: bool = False
+    #: what became of the sale's Level 3 data, in words ("" when no card sale was approved)
+    level_three: str = ""
 
 
 def _result(charge: PaymentCharge, repeated: bool = False) -> ChargeResult:
@@ -206,15 +209,32 @@ async def charge_invoice(
     )
     status = "approved" if sale.approved else "declined"
     message = sale.message(wanted)
-    return await in_db_thread(
+    result = await in_db_thread(
         lambda: _finish(runtime, principal, charge_id, status, sale.transaction_id, message, event)
     )
+    if not sale.approved or sale.method != "card":
+        return result
+    # After the sale is recorded and queued for posting: Level 3 never blocks or undoes it.
+    level_three = await send_for_invoice(
+        runtime,
+        principal,
+        gateway_connection_id=gateway_connection.id,
+        transaction_id=sale.transaction_id,
+        invoice_number=number,
+        amount=wanted,
+    )
+    return replace(result, level_three=level_three.message)
 
 
 def _earlier(session: Session, key: str) -> ChargeResult | None:
     """The charge already asked for with ``key`` (a second click, a retried call)."""
     earlier = session.scalar(select(PaymentCharge).where(PaymentCharge.idempotency_key == key))
-    return _result(earlier, repeated=True) if earlier is not None else None
+    if earlier is None:
+        return None
+    level_three = outcome_for(session, earlier.transaction_id) if earlier.transaction_id else None
+    return replace(
+        _result(earlier, repeated=True), level_three=level_three.message if level_three else ""
+    )
 
 
 def _start(

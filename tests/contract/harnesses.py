@@ -43,6 +43,8 @@ class Traits:
     finds_receipts: bool
     #: a customer id the ledger has never had
     unknown_customer_id: str
+    #: an invoice id the ledger has never had
+    unknown_invoice_id: str = "987654321"
 
 
 class Harness(Protocol):
@@ -113,6 +115,7 @@ def sbc(runtime: Runtime, tmp_path: Path) -> Iterator[Built]:
                 closes_periods=True,
                 finds_receipts=False,
                 unknown_customer_id="00000000000000000000000000000000",
+                unknown_invoice_id="00000000000000000000000000000000",
             ),
         )
 
@@ -187,7 +190,13 @@ def test_books(runtime: Runtime, tmp_path: Path) -> Iterator[Built]:
             runtime,
             good,
             bad,
-            Traits("USD", closes_periods=True, finds_receipts=True, unknown_customer_id="C999999"),
+            Traits(
+                "USD",
+                closes_periods=True,
+                finds_receipts=True,
+                unknown_customer_id="C999999",
+                unknown_invoice_id="I999999",
+            ),
         )
     finally:
         testbooks.SYSTEMS.pop(name, None)

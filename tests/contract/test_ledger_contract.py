@@ -15,7 +15,7 @@ from typing import TypeVar
 import pytest
 
 from ledgerlink.connectors import registry
-from ledgerlink.connectors.base import Ledger, LedgerHistory, PaymentLedger
+from ledgerlink.connectors.base import InvoiceLines, Ledger, LedgerHistory, PaymentLedger
 from ledgerlink.connectors.checks import check_connection
 from ledgerlink.connectors.errors import NotFound, Rejected, UpstreamError
 from ledgerlink.domain.accounts import (
@@ -170,6 +170,30 @@ def test_open_invoices_are_found_by_number_and_customer(harness: Built) -> None:
         theirs = [i.id async for i in ledger.invoices(customer_id=invoice.customer_id)]
         assert invoice.id in theirs
         assert await ledger.find_invoice("NO-SUCH-INVOICE-1") is None
+
+    run(harness, body)
+
+
+def test_an_invoices_lines_are_read_as_the_ledger_keeps_them(harness: Built) -> None:
+    """Level 3 card data is built from these: the invoice they belong to, and lines whose
+    amounts and tax are in the invoice's currency and add up to what the ledger recorded."""
+
+    async def body(ledger: Ledger) -> None:
+        assert isinstance(ledger, InvoiceLines)
+        invoice = await open_invoice(ledger)
+        detail = await ledger.invoice_lines(invoice.id)
+        assert detail.invoice_id == invoice.id
+        assert detail.number == invoice.number
+        assert detail.total == invoice.total
+        for position, line in enumerate(detail.lines, start=1):
+            assert line.position == position
+            assert line.amount.currency == invoice.total.currency
+            assert line.quantity > 0
+        if detail.lines:
+            lines = sum((line.amount for line in detail.lines), Money.zero(invoice.total.currency))
+            assert lines + detail.tax == detail.total
+        with pytest.raises(NotFound):
+            await ledger.invoice_lines(harness.traits.unknown_invoice_id)
 
     run(harness, body)
 

@@ -22,6 +22,7 @@ from ledgerlink.domain.accounts import (
     ReceiptRequest,
     RefundRequest,
 )
+from ledgerlink.domain.invoice_lines import InvoiceDetail
 
 
 class Crash(BaseException):
@@ -97,6 +98,10 @@ class FakeLedger:
 
     async def find_invoice(self, number: str) -> Invoice | None:
         return None
+
+    async def invoice_lines(self, invoice_id: str) -> InvoiceDetail:
+        """No invoices: linking tests never read lines."""
+        raise NotFound(self.system, f"invoice {invoice_id} not found", 404)
 
     async def payments(
         self, *, changed_since: datetime | None = None

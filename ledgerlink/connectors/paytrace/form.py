@@ -31,6 +31,9 @@ FORM_FIELDS = (
     "overpayment",
     "poll_interval_seconds",
     "poll_overlap_minutes",
+    "level_three_default_commodity_code",
+    "level_three_default_unit",
+    "level_three_ship_from_zip",
 )
 
 
@@ -56,7 +59,29 @@ def form_settings(
     """The polling check box, and the environment's address when none was typed."""
     if "polling_shown" in text:
         settings["polling"] = text.get("polling") == "1"
+    if "level_three_commodities" in text:
+        settings["level_three_commodities"] = commodity_rows(text["level_three_commodities"])
     if "environment" in text and not text.get("api_base_url"):
         settings["api_base_url"] = PAYTRACE_URLS.get(
             text["environment"], settings.get("api_base_url")
         )
+
+
+def commodity_rows(typed: str) -> list[dict[str, str]]:
+    """The commodity table as typed, one item a line: ``ITEM = COMMODITY [UNIT]`` (blank
+    lines skipped). Each line becomes a row as typed, so validation names what is wrong
+    and the form shows the table back unchanged."""
+    rows = []
+    for line in typed.splitlines():
+        if not line.strip():
+            continue
+        item, _, rest = line.partition("=")
+        code, _, unit = rest.strip().partition(" ")
+        rows.append(
+            {
+                "item_code": item.strip(),
+                "commodity_code": code.strip(),
+                "unit_of_measure": unit.strip(),
+            }
+        )
+    return rows

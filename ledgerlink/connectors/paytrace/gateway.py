@@ -18,6 +18,7 @@ from ledgerlink.connectors.errors import Misconfigured, NotFound, UpstreamError
 from ledgerlink.connectors.http import RetryPolicy, UpstreamClient
 from ledgerlink.connectors.paytrace.checks_api import PayTraceChecks
 from ledgerlink.connectors.paytrace.errors import body_of, classify
+from ledgerlink.connectors.paytrace.level_three_api import PayTraceLevelThree
 from ledgerlink.domain.accounts import (
     Address,
     Batch,
@@ -148,8 +149,9 @@ def parse_paytrace_time(value: Any) -> datetime | None:
     return None
 
 
-class PayTraceGateway(PayTraceChecks):
-    """Card calls here; the checks (ACH) calls come from :class:`PayTraceChecks`."""
+class PayTraceGateway(PayTraceChecks, PayTraceLevelThree):
+    """Card calls here; the checks (ACH) calls come from :class:`PayTraceChecks`, the
+    Level 3 call from :class:`PayTraceLevelThree`."""
 
     system = SYSTEM
 

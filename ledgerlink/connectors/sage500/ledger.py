@@ -36,7 +36,7 @@ from ledgerlink.connectors.errors import (
     Unavailable,
     UpstreamError,
 )
-from ledgerlink.connectors.sage500 import reads
+from ledgerlink.connectors.sage500 import invoice_lines, reads
 from ledgerlink.connectors.sage500.flat_files import FlatFileExchange
 from ledgerlink.connectors.sage500.staging import (
     Outcome,
@@ -65,6 +65,7 @@ from ledgerlink.domain.accounts import (
     ReceiptReversal,
     RefundRequest,
 )
+from ledgerlink.domain.invoice_lines import InvoiceDetail
 from ledgerlink.domain.money import Money
 
 SYSTEM = "sage500"
@@ -358,6 +359,18 @@ class Sage500Ledger:
 
         found = await self._run("reading an invoice", lookup)
         return found[0] if found else None
+
+    async def invoice_lines(self, invoice_id: str) -> InvoiceDetail:
+        """The invoice's lines (``tarInvoiceDetl`` and its distributions), for Level 3."""
+        digits = await self.currency_digits()
+        return await self._run(
+            "reading an invoice's lines",
+            invoice_lines.invoice_lines,
+            self.engine,
+            self.options.company_id,
+            invoice_id,
+            digits,
+        )
 
     async def payments(
         self, *, changed_since: datetime | None = None

@@ -110,6 +110,60 @@ tarInvoice = Table(
     Index("ix_tarInvoice_cust", "CustKey"),
 )
 
+#: An invoice's lines (Level 3 data). Sage 500 keeps the line's item, description, unit
+#: price and extended amount here, the shipped quantity and the line's sales-tax
+#: transaction on ``tarInvoiceLineDist``; comment-only lines (``CmntOnly`` = 1) carry no
+#: amount. The ERP writes these; ledgerlink only reads them.
+tarInvoiceDetl = Table(
+    "tarInvoiceDetl",
+    metadata,
+    Column("InvoiceLineKey", Integer, primary_key=True),
+    Column("InvcKey", Integer),
+    Column("SeqNo", Integer),
+    Column("ItemKey", Integer),
+    Column("Description", String(40)),
+    Column("UnitMeasKey", Integer),
+    Column("UnitPrice", Numeric(15, 5)),
+    Column("ExtAmt", MONEY),  # quantity x unit price, before the trade discount
+    Column("TradeDiscAmt", MONEY),
+    Column("CmntOnly", SmallInteger),
+    Index("ix_tarInvoiceDetl_invc", "InvcKey"),
+)
+
+tarInvoiceLineDist = Table(
+    "tarInvoiceLineDist",
+    metadata,
+    Column("InvoiceLineDistKey", Integer, primary_key=True),
+    Column("InvoiceLineKey", Integer),
+    Column("QtyShipped", Numeric(16, 8)),
+    Column("STaxTranKey", Integer),
+    Index("ix_tarInvoiceLineDist_line", "InvoiceLineKey"),
+)
+
+#: A sales-tax transaction: the tax charged on the lines that point at it.
+tciSTaxTran = Table(
+    "tciSTaxTran",
+    metadata,
+    Column("STaxTranKey", Integer, primary_key=True),
+    Column("STaxAmt", MONEY),
+)
+
+timItem = Table(
+    "timItem",
+    metadata,
+    Column("ItemKey", Integer, primary_key=True),
+    Column("ItemID", String(30)),
+    Column("CompanyID", String(3)),
+)
+
+tciUnitMeasure = Table(
+    "tciUnitMeasure",
+    metadata,
+    Column("UnitMeasKey", Integer, primary_key=True),
+    Column("UnitMeasID", String(6)),
+    Column("CompanyID", String(3)),
+)
+
 tarCustPmt = Table(
     "tarCustPmt",
     metadata,

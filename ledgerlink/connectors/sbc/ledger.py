@@ -17,7 +17,7 @@ import httpx
 from ledgerlink.connectors.base import CheckResult
 from ledgerlink.connectors.errors import Misconfigured, NotFound, Rejected, UpstreamError
 from ledgerlink.connectors.http import Auth, RetryPolicy, UpstreamClient
-from ledgerlink.connectors.sbc import references, shapes
+from ledgerlink.connectors.sbc import invoice_lines, references, shapes
 from ledgerlink.connectors.sbc.errors import classify
 from ledgerlink.connectors.throttle import TokenBucket, shared_bucket
 from ledgerlink.domain.accounts import (
@@ -31,6 +31,7 @@ from ledgerlink.domain.accounts import (
     ReceiptReversal,
     RefundRequest,
 )
+from ledgerlink.domain.invoice_lines import InvoiceDetail
 from ledgerlink.domain.money import Money
 
 PAGE_SIZE = 200  # SBC's maximum
@@ -373,6 +374,12 @@ class SbcLedger:
             if str(item.get("invoice_number") or "").strip() == wanted:
                 return shapes.invoice(item, currency)
         return None
+
+    async def invoice_lines(self, invoice_id: str) -> InvoiceDetail:
+        """The sales invoice's ``invoice_lines`` (one read of the invoice), for Level 3."""
+        currency = await self.base_currency()
+        item = await self._get(f"/sales_invoices/{invoice_id}", what=f"sales invoice {invoice_id}")
+        return invoice_lines.invoice_detail(item, currency)
 
     async def payments(
         self, *, changed_since: datetime | None = None

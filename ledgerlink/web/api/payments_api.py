@@ -160,6 +160,10 @@ class ChargeOut(ResponseModel):
     invoice_number: str
     message: str
     repeated: bool = Field(description="This Idempotency-Key charged before: its result.")
+    level_three: str = Field(
+        default="",
+        description="What became of the sale's Level 3 data (sent, or why not), in words.",
+    )
 
 
 @router.get("/dashboard", summary="Payments today, posted, pending, exceptions, lag, health")

@@ -22,6 +22,7 @@ from ledgerlink.payments import disputes, views
 from ledgerlink.payments.charges import ChargeRefused, charge_invoice
 from ledgerlink.payments.gateway_connections import paytrace_connections
 from ledgerlink.payments.inbox import EventRefused
+from ledgerlink.payments.level_three import outcome_for
 from ledgerlink.payments.poller import poll_due
 from ledgerlink.payments.problems import REASONS, PaymentProblem
 from ledgerlink.payments.resolutions import ActionRefused, take_action
@@ -78,7 +79,10 @@ def event_page(request: Request, event_id: int, _: Viewer, session: ReadSession)
     if detail is None:
         return render_error(request, 404, f"There is no payment event {event_id}")
     labels = views.mapping_labels(session, (p["mapping_version"] for p in detail["postings"]))
-    return render(request, "payment_event.html", mapping_labels=labels, **detail)
+    level_three = outcome_for(session, detail["event"].transaction_id)
+    return render(
+        request, "payment_event.html", mapping_labels=labels, level_three=level_three, **detail
+    )
 
 
 @router.get("/payments/exceptions")

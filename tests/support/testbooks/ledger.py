@@ -8,6 +8,7 @@ import datetime as dt
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 from ledgerlink.connectors.base import CheckResult
 from ledgerlink.connectors.errors import AuthExpired, NotFound, Rejected
@@ -23,6 +24,7 @@ from ledgerlink.domain.accounts import (
     ReceiptReversal,
     RefundRequest,
 )
+from ledgerlink.domain.invoice_lines import InvoiceDetail, InvoiceLine
 from ledgerlink.domain.money import Money
 
 SYSTEM = "testbooks"
@@ -176,6 +178,17 @@ class BooksLedger:
     async def find_invoice(self, number: str) -> Invoice | None:
         books = self._authorised()
         return next((i for i in books.invoices.values() if i.number == number), None)
+
+    async def invoice_lines(self, invoice_id: str) -> InvoiceDetail:
+        """One line per invoice: the dues it bills, quantity 1 at its total, no tax."""
+        invoice = self._authorised().invoices.get(invoice_id)
+        if invoice is None:
+            raise NotFound(SYSTEM, f"Test Books has no invoice {invoice_id}", status=404)
+        zero = Money.zero(invoice.total.currency)
+        line = InvoiceLine(
+            1, "Membership dues", "DUES", Decimal(1), invoice.total, zero, zero, invoice.total
+        )
+        return InvoiceDetail(invoice.id, invoice.number, invoice.total, zero, (line,))
 
     async def payments(
         self, *, changed_since: dt.datetime | None = None
