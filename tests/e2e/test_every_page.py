@@ -96,6 +96,7 @@ def portal_pages(page: Any, base: str, recon: str) -> list[str]:
         "/",
         "/members",
         "/members/import",
+        "/members?without_account=1",
         "/connections",
         "/sync",
         "/payments",
@@ -193,7 +194,7 @@ def seed(settings: Settings, db: Database) -> int:
         ensure_members(session, count=30)
         tour.set_enabled(session, cli_principal(), True)  # the tour's panel and callouts too
         for kind, name, kept, secrets in (
-            ("sage500", "Sage 500", SAGE500, {"database_url": "sqlite:///sage500.sqlite3"}),
+            ("sage500", "Sage 500 — Northwind Building Supply", SAGE500, {"database_url": "sqlite:///sage500.sqlite3"}),
             ("smtp", "Finance e-mail", SMTP, {}),
         ):
             connections.create(
