@@ -41,13 +41,16 @@ _STATUS = {"tampered": 400, "expired": 410, "paid": 409, "unavailable": 503}
 
 def hosted_fields_policy(origin: str) -> str:
     """The portal's policy with PayTrace's origin allowed for its script, its card-fields
-    iframe and its calls; every other directive as the rest of the portal has it."""
+    iframe and its calls; every other directive as the rest of the portal has it, except
+    that PayTrace's script may size its iframe with a ``style`` attribute (inline style
+    attributes only: no inline ``<style>``, and no inline script)."""
     directives = []
     for directive in CONTENT_SECURITY_POLICY.split("; "):
         if directive.startswith(("script-src ", "connect-src ")):
             directive = f"{directive} {origin}"
         directives.append(directive)
     directives.append(f"frame-src {origin}")
+    directives.append("style-src-attr 'unsafe-inline'")
     return "; ".join(directives)
 
 

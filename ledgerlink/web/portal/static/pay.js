@@ -29,6 +29,9 @@
     if (sending) return;
     sending = true;
     button.disabled = true;
+    // No click reaches the form while the payment is on its way: the second click of a
+    // double click must not land on "Save this card" (or anything else) instead.
+    form.classList.add("sending");
     status.textContent = "Sending the card to PayTrace…";
     ready
       .then(function () { return window.PTPayment.validate(); })
@@ -45,6 +48,7 @@
       .catch(function (failure) {
         sending = false;
         button.disabled = false;
+        form.classList.remove("sending");
         status.textContent = describe(failure);
       });
   });
