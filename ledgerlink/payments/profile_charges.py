@@ -98,7 +98,9 @@ async def charge_profile(
             "approval_code": sale.approval_code,
             "response": sale.status_message,
             "response_code": "101" if approved else "102",
-            "masked_card": sale.masked_card,
+            # PayTrace's by_customer answer carries no card (recorded Dec 2024): the
+            # profile's masked card is the one charged
+            "masked_card": sale.masked_card or stored.masked_card,
         },
     )
 

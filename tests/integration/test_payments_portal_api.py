@@ -3,6 +3,7 @@ dispute import with a bad row, and charging a stored card once per idempotency k
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def test_charging_a_stored_card_twice_with_one_key_charges_once(
     assert world.invoice(invoice["TranID"])["Balance"] == 0
     with world.runtime.db.read() as session:
         assert session.scalar(select(func.count()).select_from(PaymentEvent)) == 1
+        charged = session.scalars(select(PaymentEvent)).one()
+    # PayTrace's answer names no card: the payment shows the profile's card that was charged
+    assert re.fullmatch(r"x+\d{4}", charged.payload["masked_card"]), charged.payload
     assert len(world.erp_payments()) == 1
 
     no_key = client.post(
