@@ -12,6 +12,7 @@ without card data, and returned in words for the charge result and the payment's
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -47,6 +48,7 @@ REFUSED = "refused"
 FAILED = "failed"
 NOT_APPLICABLE = "not_applicable"
 BRAND_LABELS = {"visa": "Visa", "mastercard": "MasterCard"}
+US_ZIP = re.compile(r"^\d{5}(-?\d{4})?$")
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,13 @@ async def _send(
                 FAILED,
                 f"Level 3 data not sent: the invoice's lines could not be read from "
                 f"{ledger_name}: {exc.message}",
+                brand=brand,
+            )
+        if not detail.lines:
+            return None, LevelThreeResult(
+                NOT_APPLICABLE,
+                f"Level 3 not sent: invoice {invoice_number} has no lines in {ledger_name} "
+                "to describe",
                 brand=brand,
             )
         try:
@@ -291,5 +300,6 @@ def _plain(data: LevelThreeData) -> dict[str, Any]:
 
 
 def _zip(postal_code: str) -> str:
+    """A US ZIP code's five digits (ZIP+4 shortened); anything else is not sent."""
     code = postal_code.strip()
-    return code if code[:5].isdigit() else ""
+    return code[:5] if US_ZIP.match(code) else ""

@@ -160,3 +160,20 @@ def test_a_gateway_that_refuses_level_three_still_posts_the_sale(
         assert recorded(tmp_path, answer["transaction_id"]) is None
         world.process()
         assert world.event(answer["transaction_id"]).status == "posted"
+
+
+@pytest.mark.parametrize("kind", ["sage500"], indirect=True)
+def test_a_discover_charge_sends_no_level_three_and_says_why(
+    world: PaymentsWorld, client: Any, tmp_path: Path
+) -> None:
+    customer = profile_of_brand(world, "Discover")
+    number = sage500_invoice_with_lines(world, customer, GOOD_LINES)
+
+    answer = charge(world, client, number)
+
+    assert answer["status"] == "approved"
+    assert answer["level_three"] == (
+        "Level 3 not applicable: Discover cards take no Level 3 data (only Visa and "
+        "MasterCard purchasing cards do)"
+    )
+    assert recorded(tmp_path, answer["transaction_id"]) is None

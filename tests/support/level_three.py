@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from ledgerlink import connections
 from ledgerlink.connectors.sage500.tables import (
@@ -103,6 +103,12 @@ def sage500_invoice_with_lines(world: PaymentsWorld, customer: str, lines: tuple
     )
     total = Decimal(0)
     with world.erp.begin() as conn:
+        # the invoice is re-entered with these lines instead of the ones it was seeded with
+        old = select(tarInvoiceDetl.c.InvoiceLineKey).where(
+            tarInvoiceDetl.c.InvcKey == invoice["InvcKey"]
+        )
+        conn.execute(delete(tarInvoiceLineDist).where(tarInvoiceLineDist.c.InvoiceLineKey.in_(old)))
+        conn.execute(delete(tarInvoiceDetl).where(tarInvoiceDetl.c.InvcKey == invoice["InvcKey"]))
         base = int(conn.scalar(select(func.coalesce(func.max(tarInvoiceDetl.c.InvoiceLineKey), 0))))
         unit_key = int(
             conn.scalar(select(func.coalesce(func.max(tciUnitMeasure.c.UnitMeasKey), 0)))

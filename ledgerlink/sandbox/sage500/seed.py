@@ -17,9 +17,13 @@ from sqlalchemy import Engine, func, insert, select
 from ledgerlink.connectors.sage500.tables import (
     tarCustomer,
     tarInvoice,
+    tarInvoiceDetl,
+    tarInvoiceLineDist,
     tciAddress,
     tciContact,
+    tciUnitMeasure,
     tglAccount,
+    timItem,
     tmcCurrency,
     tsmCompany,
 )
@@ -42,6 +46,9 @@ GL_ACCOUNTS = (
 INVOICE_TRAN_TYPE = 501
 COUNTRY_CODES = {"US": "USA", "CA": "CAN", "GB": "GBR"}
 DUES = {"Individual": 120, "Student": 45, "Family": 180, "Corporate": 950, "Life": 2500}
+#: The items invoices bill (timItem: ItemKey, ItemID) and their one unit of measure.
+ITEMS = ((1, "DUES"), (2, "EVENT-REG"))
+EACH = 1
 
 
 def invoice_tran_id(invoice_key: int) -> str:
@@ -83,6 +90,8 @@ def seed(engine: Engine, config: Sage500Config, now: datetime | None = None) -> 
         people = population(config.seed_people)
         rng = random.Random(500_500)
         addresses, contacts, customers, invoices = [], [], [], []
+        lines: list[dict[str, object]] = []  # one line per invoice (Level 3 data)
+        distributions: list[dict[str, object]] = []
         invoice_key = 0
         for person in people:
             key = person.number
@@ -135,6 +144,29 @@ def seed(engine: Engine, config: Sage500Config, now: datetime | None = None) -> 
                 )
                 roll = rng.random()
                 balance = amount if roll < 0.8 else (amount / 2 if roll < 0.9 else Decimal(0))
+                dues = index == 0
+                lines.append(
+                    {
+                        "InvoiceLineKey": invoice_key,
+                        "InvcKey": invoice_key,
+                        "SeqNo": 1,
+                        "ItemKey": ITEMS[0][0] if dues else ITEMS[1][0],
+                        "Description": "Annual membership dues" if dues else "Event registration",
+                        "UnitMeasKey": EACH,
+                        "UnitPrice": amount,
+                        "ExtAmt": amount,
+                        "TradeDiscAmt": Decimal(0),
+                        "CmntOnly": 0,
+                    }
+                )
+                distributions.append(
+                    {
+                        "InvoiceLineDistKey": invoice_key,
+                        "InvoiceLineKey": invoice_key,
+                        "QtyShipped": Decimal(1),
+                        "STaxTranKey": None,
+                    }
+                )
                 invoices.append(
                     {
                         "InvcKey": invoice_key,
@@ -161,6 +193,16 @@ def seed(engine: Engine, config: Sage500Config, now: datetime | None = None) -> 
             (tciContact, contacts),
             (tarCustomer, customers),
             (tarInvoice, invoices),
+            (
+                timItem,
+                [{"ItemKey": k, "ItemID": i, "CompanyID": config.company_id} for k, i in ITEMS],
+            ),
+            (
+                tciUnitMeasure,
+                [{"UnitMeasKey": EACH, "UnitMeasID": "EA", "CompanyID": config.company_id}],
+            ),
+            (tarInvoiceDetl, lines),
+            (tarInvoiceLineDist, distributions),
         ):
             if rows:
                 conn.execute(insert(table), rows)
