@@ -47,6 +47,7 @@ REACH_OUT = (
     ("POST", "/api/v1/connections/{connection_id}/test"),
     ("POST", "/api/v1/payments/poll"),
     ("POST", "/api/v1/payments/charges"),
+    ("POST", "/api/v1/payments/pay-links"),
     ("GET", "/api/v1/members/{number}/candidates"),
     ("POST", "/api/v1/members/{number}/links"),
 )

@@ -93,6 +93,10 @@ def test_a_payer_pays_part_of_an_invoice_by_link_and_it_is_posted_once(
     assert again.status_code == 303
     assert again.headers["location"] == receipt
     assert len(sales_for(world, invoice)) == 1
+    # paid but not yet posted: the page already asks only for the rest
+    pending = open_page(client, path)
+    assert open_balance(world, invoice) == before
+    assert f'value="{before - Decimal("10.00"):.2f}"' in pending.text
 
     world.process()
     assert open_balance(world, invoice) == before - Decimal("10.00")
