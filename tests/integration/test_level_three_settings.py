@@ -117,6 +117,21 @@ def test_the_api_refuses_a_bad_commodity_code_naming_the_row_and_field(
     error = bad.json()["errors"][0]
     assert error["field"] == "settings.level_three_commodities.1.commodity_code"
     assert "not all zeros" in error["message"]
+    twice = client.patch(
+        f"/api/v1/connections/{cid}",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "settings": {
+                "level_three_commodities": [
+                    {"item_code": "WIDGET-01", "commodity_code": "43211503"},
+                    {"item_code": "widget-01", "commodity_code": "31161500"},
+                ]
+            }
+        },
+    )
+    assert twice.status_code == 422
+    assert twice.json()["errors"][0]["field"] == "settings.level_three_commodities"
+    assert "listed twice" in twice.json()["errors"][0]["message"]
     zip_code = client.patch(
         f"/api/v1/connections/{cid}",
         headers={"Authorization": f"Bearer {token}"},

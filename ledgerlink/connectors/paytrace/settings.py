@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from ledgerlink.connectors.settings import ConnectorSettings
 from ledgerlink.domain.level_three import COMMODITY_CODE, UNIT_OF_MEASURE
@@ -104,10 +104,11 @@ class PayTraceSettings(ConnectorSettings):
             )
         return value
 
-    @model_validator(mode="after")
-    def _unique_items(self) -> PayTraceSettings:
+    @field_validator("level_three_commodities")
+    @classmethod
+    def _unique_items(cls, value: list[CommodityMapping]) -> list[CommodityMapping]:
         seen: set[str] = set()
-        for mapping in self.level_three_commodities:
+        for mapping in value:
             key = mapping.item_code.casefold()
             if key in seen:
                 raise ValueError(
@@ -115,4 +116,4 @@ class PayTraceSettings(ConnectorSettings):
                     "keep one line per item"
                 )
             seen.add(key)
-        return self
+        return value
