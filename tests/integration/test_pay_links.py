@@ -29,7 +29,7 @@ from tests.support.pay_links import (
 )
 from tests.support.payments import PaymentsWorld, sage500_world, sbc_world
 from tests.support.smtp import smtp_server
-from tests.support.web import make_user
+from tests.support.web import make_user, sign_in
 
 #: People 3, 4, 7 and 8 have no PayTrace profile in the seeded sandboxes (1, 2, 5, 6 have).
 WITHOUT_PROFILE = (3, 4, 7, 8)
@@ -217,6 +217,12 @@ def test_amounts_out_of_range_and_refused_tokens_name_the_field_and_post_nothing
     assert 'data-testid="error-card"' in missing.text
 
     assert sales_for(world, invoice) == []
+
+    page = open_page(client, path)  # $0.29 is the sandbox's decline trigger
+    declined = submit(client, path, page, hosted_token(world, page.client_key), amount="0.29")
+    assert declined.status_code == 422
+    assert 'data-testid="error-card"' in declined.text
+    assert "declined" in declined.text
     assert event_count(world) == 0
     world.process()
     assert open_balance(world, invoice) == before
@@ -271,3 +277,17 @@ def test_finance_makes_a_link_by_api_and_e_mails_it_and_viewers_cannot(
         with world.runtime.db.read() as session:
             actions = set(session.scalars(select(AuditEntry.action)))
         assert {"payment.pay_link.created", "payment.pay_link.sent"} <= actions
+
+        # the same from the portal: an error beside the field, what was typed kept
+        csrf = sign_in(client, "operator@example.org")
+        form = {"csrftoken": csrf, "expires_in_days": "7"}
+        wrong = client.post(
+            "/payments/pay-links", data={**form, "invoice_number": "NO-SUCH-INVOICE"}
+        )
+        assert wrong.status_code == 422
+        assert 'data-testid="error-invoice_number"' in wrong.text
+        assert 'value="NO-SUCH-INVOICE"' in wrong.text
+        made_here = client.post("/payments/pay-links", data={**form, "invoice_number": invoice})
+        assert made_here.status_code == 200
+        assert 'data-testid="pay-link-made"' in made_here.text
+        assert 'value="https://pay.example.org/pay/' in made_here.text
