@@ -74,6 +74,25 @@ async def send_for_invoice(
     """Send Level 3 data for the approved, unsettled sale ``transaction_id`` of ``amount``
     paying ``invoice_number`` (the whole invoice, or part of it: then pro rata). Never
     raises; a second call for the same transaction returns the first outcome."""
+    try:
+        return await _send_once(
+            runtime, principal, gateway_connection_id, transaction_id, invoice_number, amount
+        )
+    except Exception as exc:  # the store failed: the sale stands, the outcome is only logged
+        log.exception("level_three.error", transaction_id=transaction_id, invoice=invoice_number)
+        return LevelThreeResult(
+            FAILED, f"Level 3 data not recorded: an unexpected error ({type(exc).__name__})"
+        )
+
+
+async def _send_once(
+    runtime: Runtime,
+    principal: Principal,
+    gateway_connection_id: int,
+    transaction_id: str,
+    invoice_number: str,
+    amount: Money,
+) -> LevelThreeResult:
     earlier = await reading(runtime.db, lambda session: outcome_for(session, transaction_id))
     if earlier is not None:
         return earlier
@@ -116,10 +135,12 @@ async def _send(
     try:
         connection = await targets.paytrace_connection(gateway_connection_id)
         opened = await targets.ledger_for_gateway(connection)
+        gateway = runtime.gateway_for(connection)
     except PaymentProblem as problem:
         return None, LevelThreeResult(FAILED, f"Level 3 data not sent: {problem.reason}")
+    except UpstreamError as exc:  # a connection that cannot be opened (missing settings)
+        return None, LevelThreeResult(FAILED, f"Level 3 data not sent: {exc.message}")
     ledger_name = registry.label(opened.connection.kind)
-    gateway = runtime.gateway_for(connection)
     try:
         try:
             sale = await gateway.transaction(transaction_id)
