@@ -14,24 +14,17 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy.orm import Session
 
-from ledgerlink.blocking import reading
-from ledgerlink.connectors.errors import UpstreamError
-from ledgerlink.connectors.paytrace.protect import PayTraceProtect
-from ledgerlink.connectors.paytrace.wiring import paytrace_gateway
+from ledgerlink.paylinks.card_form import card_form
 from ledgerlink.paylinks.links import LinkUnusable, LinkView, PayLinkRefused, view_link
 from ledgerlink.paylinks.paying import PayForm, find_payment, pay
 from ledgerlink.runtime import Runtime
-from ledgerlink.store.models import Connection
 from ledgerlink.web.deps import RuntimeDep
 from ledgerlink.web.headers import CONTENT_SECURITY_POLICY
 from ledgerlink.web.portal.rendering import render
 
-log = structlog.get_logger("ledgerlink.web.pay")
 router = APIRouter(include_in_schema=False)
 
 #: Where a refusal is shown on the page.
@@ -134,29 +127,10 @@ async def _form(
     *,
     status_code: int = 200,
 ) -> Response:
-    gateway_id = view.claims.gateway_connection_id
-    connection = await reading(runtime.db, lambda session: _detached(session, gateway_id))
-    if connection is None:
-        return _unusable(
-            request,
-            LinkUnusable("unavailable", "Card payments are not set up; nothing was charged."),
-        )
-    gateway = paytrace_gateway(runtime, connection)
-    protect = PayTraceProtect(gateway)
     try:
-        client_key = await protect.client_key()
-    except UpstreamError as exc:
-        log.warning("paylink.client_key_failed", error=exc.message)
-        return _unusable(
-            request,
-            LinkUnusable(
-                "unavailable",
-                "The card form cannot be shown just now. Try again in a few minutes; nothing "
-                "was charged.",
-            ),
-        )
-    finally:
-        await gateway.aclose()
+        fields = await card_form(runtime, view.claims.gateway_connection_id)
+    except LinkUnusable as unusable:
+        return _unusable(request, unusable)
     response = render(
         request,
         "pay.html",
@@ -164,12 +138,12 @@ async def _form(
         view=view,
         token=token,
         attempt=secrets.token_urlsafe(18),
-        client_key=client_key,
-        script_url=protect.script_url,
+        client_key=fields.client_key,
+        script_url=fields.script_url,
         values=values,
         errors=errors,
     )
-    response.headers["Content-Security-Policy"] = hosted_fields_policy(protect.origin)
+    response.headers["Content-Security-Policy"] = hosted_fields_policy(fields.origin)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -182,10 +156,3 @@ def _unusable(request: Request, unusable: LinkUnusable) -> Response:
         reason=unusable.reason,
         message=unusable.message,
     )
-
-
-def _detached(session: Session, connection_id: int) -> Connection | None:
-    connection = session.get(Connection, connection_id)
-    if connection is not None:
-        session.expunge(connection)
-    return connection
