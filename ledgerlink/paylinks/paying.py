@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import in_db_thread, reading
 from ledgerlink.connectors.errors import NotFound, Unavailable, UpstreamError
+from ledgerlink.connectors.paytrace.gateway import PayTraceGateway
 from ledgerlink.connectors.paytrace.protect import (
     Billing,
     HostedCard,
@@ -271,11 +272,11 @@ async def _store_card(
     await protect.update_profile(profile, card, billing)
 
 
-async def _read_back(gateway: object, sale: CardTransaction) -> CardTransaction:
+async def _read_back(gateway: PayTraceGateway, sale: CardTransaction) -> CardTransaction:
     """PayTrace's own record of the sale (as silent posts are confirmed); the sale's
     answer when the export cannot be read now (the poller reads it later)."""
     try:
-        return await gateway.transaction(sale.id)  # type: ignore[attr-defined, no-any-return]
+        return await gateway.transaction(sale.id)
     except UpstreamError:
         return sale
 
