@@ -22,6 +22,16 @@ from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+#: axe-core's rules on the payer's own page (the card iframe is PayTrace's: not entered).
+RUN_AXE = """async () => (await axe.run(document, {iframes: false, resultTypes: ['violations']}))
+  .violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))"""
+
+
+def _axe_violations(page) -> list[str]:  # type: ignore[no-untyped-def]
+    page.evaluate(AXE.read_text())
+    return list(page.evaluate(RUN_AXE))
+
 
 def _files_holding(root: Path, secret: bytes, *, apart: Path) -> list[str]:
     """Every file under ``root`` (but not under ``apart``) whose bytes contain ``secret``."""
@@ -48,6 +58,7 @@ def test_a_payer_pays_an_invoice_by_link_in_the_browser_once(
         with running_server(env, server_log) as base:
             page.goto(base + link.path)
             assert page.get_by_test_id("amount-due").inner_text().startswith(f"${due:,.2f}")
+            assert _axe_violations(page) == []
             fields = page.frame_locator("#pt_hpf_frame")
             fields.locator("#number").fill(VISA)
             fields.locator("#month").fill("11")
@@ -59,6 +70,7 @@ def test_a_payer_pays_an_invoice_by_link_in_the_browser_once(
             assert [s["customer_id"] for s in sales_for(world, number)] == [""]  # card not kept
             page.reload()
             page.get_by_test_id("receipt").wait_for()
+            assert _axe_violations(page) == []
 
             wait_until(
                 lambda: Decimal(str(world.invoice(number)["Balance"])) == 0,
