@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bs4 import BeautifulSoup
 
 from ledgerlink.identity.roles import Role
 from ledgerlink.settings import Settings
@@ -177,3 +178,24 @@ def test_a_discover_charge_sends_no_level_three_and_says_why(
         "MasterCard purchasing cards do)"
     )
     assert recorded(tmp_path, answer["transaction_id"]) is None
+
+
+@pytest.mark.parametrize("kind", ["sage500"], indirect=True)
+def test_the_portals_charge_result_says_what_became_of_level_three(
+    world: PaymentsWorld, client: Any
+) -> None:
+    customer = profile_of_brand(world, "Visa")
+    number = sage500_invoice_with_lines(world, customer, GOOD_LINES)
+    csrf = sign_in(client, make_user(world.runtime.db, Role.OPERATOR).email)
+
+    page = client.post(
+        "/payments/charge",
+        data={"csrftoken": csrf, "idempotency_key": "l3-portal-0001", "invoice_number": number},
+    )
+
+    assert page.status_code == 200, page.text
+    shown = BeautifulSoup(page.text, "html.parser").find(
+        attrs={"data-testid": "charge-level-three"}
+    )
+    assert shown is not None
+    assert shown.get_text(strip=True).startswith("Level 3 data sent to PayTrace (Visa, 2 lines")
