@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ledgerlink import connection_setup, connections
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.connectors.factory import sbc_redirect_uri, sbc_token_vault
+from ledgerlink.connectors.http import tls_context
 from ledgerlink.connectors.sage500.tables import tarCustomer, tarInvoice
 from ledgerlink.identity import users
 from ledgerlink.identity.principal import cli_principal, system_principal
@@ -167,6 +168,7 @@ def connect_sbc_sandbox(runtime: Runtime, where: dict[str, SimulatorAddress]) ->
                     "decision": "allow",
                 },
                 timeout=10,
+                verify=tls_context(),
             )
             code = httpx.URL(consent.headers["location"]).params["code"]
             vault = sbc_token_vault(runtime, connection)
@@ -178,6 +180,7 @@ def connect_sbc_sandbox(runtime: Runtime, where: dict[str, SimulatorAddress]) ->
                 params={"attributes": "all"},
                 headers={"Authorization": f"Bearer {tokens.access_token}"},
                 timeout=10,
+                verify=tls_context(),
             ).json()["$items"]
         except (httpx.HTTPError, KeyError, UpstreamError) as exc:
             return (
@@ -326,7 +329,7 @@ def wire_payments(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str |
         return None
     config = PayTraceConfig()
     base = where["paytrace"].base_url
-    with httpx.Client(base_url=base, timeout=15) as http:
+    with httpx.Client(base_url=base, timeout=15, verify=tls_context()) as http:
         token = http.post(
             "/oauth/token",
             data={
@@ -411,7 +414,9 @@ def reconcile_demo(runtime: Runtime, where: dict[str, SimulatorAddress]) -> str 
             return None
         scope_id = scopes[0].id
     asyncio.run(drain(runtime, idle_seconds=0))  # what the payments job would do next
-    with httpx.Client(base_url=where["paytrace"].base_url, timeout=15) as http:
+    with httpx.Client(
+        base_url=where["paytrace"].base_url, timeout=15, verify=tls_context()
+    ) as http:
         history = {
             str(d["batch_number"]) for d in http.get("/_sandbox/deposits").json()["deposits"]
         }

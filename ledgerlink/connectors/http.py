@@ -14,7 +14,9 @@ a read, or a write carrying its idempotency key. Otherwise the caller gets
 from __future__ import annotations
 
 import email.utils
+import functools
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,6 +144,18 @@ def _keep_no_cookies(response: httpx.Response) -> None:
     return None
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate checks every upstream call makes, built once per process.
+
+    It is httpx's default (certifi's authorities, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``
+    when set), the one each client would otherwise build for itself: that reads and
+    parses the whole authority bundle, about 25 ms of CPU, and a connector, a token
+    request or a demo call each makes a client. A context is safe to share between
+    clients and threads once set up, and nothing changes it afterwards."""
+    return httpx.create_ssl_context()
+
+
 class UpstreamClient:
     """An httpx.AsyncClient with the policies above. One per run and event loop."""
 
@@ -176,9 +190,10 @@ class UpstreamClient:
         if transport is None and not http2:
             # aiohttp under httpx: twice the requests/s of httpcore once dozens of requests
             # are in flight (httpcore's pool scans every connection for every request).
-            transport = AiohttpTransport(limits=limits)
+            transport = AiohttpTransport(limits=limits, verify=tls_context())
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
+            verify=tls_context(),
             timeout=timeout or httpx.Timeout(30.0, connect=5.0),
             limits=limits,
             http2=http2,

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from ledgerlink.connectors.http import tls_context
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.recon.imports import ImportResult, import_statement
 from ledgerlink.recon.runs import RunOutcome, default_matcher, run_scope
@@ -41,7 +42,9 @@ def statement_of_deposits(
     world: PaymentsWorld, fmt: str, anomalies: Anomalies | None = None
 ) -> bytes:
     """The bank's statement (in ``fmt``) of every deposit the PayTrace simulator made."""
-    deposits = httpx.get(f"{world.paytrace_url}/_sandbox/deposits", timeout=10).json()["deposits"]
+    deposits = httpx.get(
+        f"{world.paytrace_url}/_sandbox/deposits", timeout=10, verify=tls_context()
+    ).json()["deposits"]
     lines, start, end = deposit_lines(deposits, anomalies or Anomalies())
     return WRITERS[fmt](BankStatement("000123456789", "USD", start, end, 0, tuple(lines)))
 

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from ledgerlink.clock import SYSTEM_CLOCK, Clock
+from ledgerlink.connectors.http import tls_context
 from ledgerlink.sandbox.faults import FaultInjector
 from ledgerlink.sandbox.sbc import SbcConfig, create_app
 from tests.support.asgi_server import serve_in_thread
@@ -24,7 +25,9 @@ class SbcClient:
     def __init__(self, base_url: str, config: SbcConfig) -> None:
         self.base_url = base_url
         self.config = config
-        self.http = httpx.Client(base_url=base_url, timeout=10, follow_redirects=False)
+        self.http = httpx.Client(
+            base_url=base_url, timeout=10, follow_redirects=False, verify=tls_context()
+        )
         self.tokens: dict[str, Any] = {}
         self.business: str | None = None
 

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors.errors import AuthExpired, Misconfigured, Unavailable
+from ledgerlink.connectors.http import tls_context
 from ledgerlink.store.db import Database
 from ledgerlink.store.models import Connection, ConnectionSecret
 from ledgerlink.vault import Vault
@@ -111,7 +112,9 @@ class SbcOAuth:
     def _token_request(self, form: dict[str, str]) -> TokenSet:
         form = {**form, "client_id": self.client_id, "client_secret": self.client_secret}
         try:
-            with httpx.Client(transport=self._transport, timeout=self._timeout) as client:
+            with httpx.Client(
+                transport=self._transport, timeout=self._timeout, verify=tls_context()
+            ) as client:
                 response = client.post(self.token_url, data=form)
         except httpx.HTTPError as exc:
             raise Unavailable(
