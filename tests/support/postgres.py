@@ -41,10 +41,11 @@ def _bin_dir() -> Path:
 MEMORY_DIR = Path("/dev/shm")
 
 
-def _data_parent() -> str | None:
+def memory_dir() -> str | None:
     """``/dev/shm`` when it is a writable directory with room for the session's
-    databases (a few hundred MB at most, since each test's clone is dropped), else the
-    usual temporary directory."""
+    databases and test directories (a few hundred MB at most, since each test's clone is
+    dropped and a passing test's directory removed), else None: the usual temporary
+    directory."""
     try:
         room = os.statvfs(MEMORY_DIR)
     except OSError:
@@ -74,7 +75,7 @@ def postgres_server() -> Iterator[str]:
         return
 
     bin_dir = _bin_dir()
-    root = Path(tempfile.mkdtemp(prefix="ledgerlink-pg-", dir=_data_parent()))
+    root = Path(tempfile.mkdtemp(prefix="ledgerlink-pg-", dir=memory_dir()))
     data, sockets = root / "data", root / "sock"
     sockets.mkdir()
     if os.geteuid() == 0:
