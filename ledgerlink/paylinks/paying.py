@@ -35,6 +35,7 @@ from ledgerlink.connectors.paytrace.protect import (
 from ledgerlink.connectors.paytrace.wiring import paytrace_gateway
 from ledgerlink.domain.accounts import CardOutcome, CardTransaction
 from ledgerlink.domain.money import Money, MoneyError
+from ledgerlink.identity.principal import system_principal
 from ledgerlink.paylinks.links import (
     KEY_PREFIX,
     LinkUnusable,
@@ -48,6 +49,7 @@ from ledgerlink.payments.charges import profile_for
 from ledgerlink.payments.enqueue import request_processing
 from ledgerlink.payments.hints import READ_BACK
 from ledgerlink.payments.inbox import InboundEvent, accept
+from ledgerlink.payments.level_three import send_for_invoice
 from ledgerlink.payments.targets import OpenLedger, PaymentTargets
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
@@ -254,6 +256,17 @@ async def _charge(
         if status == "declined":
             raise PayLinkRefused("card", message)
         log.info("paylink.paid", invoice=number, transaction_id=sale.id, amount=amount.minor)
+        # The invoice's lines go to PayTrace as Level 3 data so a purchasing card qualifies.
+        # Finance reads the outcome on the payment's page; the payer is not told: it never
+        # changes what they paid, and send_for_invoice never raises.
+        await send_for_invoice(
+            runtime,
+            system_principal(PAYER_ACTOR),
+            gateway_connection_id=gateway_connection.id,
+            transaction_id=sale.id,
+            invoice_number=number,
+            amount=amount,
+        )
         return payment
     finally:
         await gateway.aclose()

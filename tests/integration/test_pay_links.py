@@ -14,10 +14,12 @@ from sqlalchemy import select
 
 from ledgerlink.identity.roles import Role
 from ledgerlink.paylinks import tokens
+from ledgerlink.payments.level_three import outcome_for
 from ledgerlink.settings import Settings
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
 from ledgerlink.store.models import AuditEntry
 from ledgerlink.web.headers import CONTENT_SECURITY_POLICY
+from tests.support.level_three import recorded
 from tests.support.pay_links import (
     event_count,
     hosted_token,
@@ -291,3 +293,26 @@ def test_finance_makes_a_link_by_api_and_e_mails_it_and_viewers_cannot(
         assert made_here.status_code == 200
         assert 'data-testid="pay-link-made"' in made_here.text
         assert 'value="https://pay.example.org/pay/' in made_here.text
+
+
+def test_a_visa_paid_by_link_sends_the_invoices_lines_as_level_three(
+    world: PaymentsWorld, client, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    _, invoice = _invoice(world)
+    path = _link(world, client, invoice)
+    page = open_page(client, path)
+    paid = submit(client, path, page, hosted_token(world, page.client_key))
+    assert paid.status_code == 303, paid.text
+
+    [sale] = sales_for(world, invoice)
+    sent = recorded(tmp_path, str(sale["transaction_id"]))
+    assert sent is not None, "no Level 3 data reached PayTrace for the pay-link sale"
+    assert sent["brand"] == "Visa"
+    assert sent["invoice_id"] == invoice
+    assert sent["line_count"] >= 1
+    with world.runtime.db.read() as session:
+        outcome = outcome_for(session, str(sale["transaction_id"]))
+    assert outcome is not None
+    assert outcome.status == "sent", outcome
+    world.process()
+    assert open_balance(world, invoice) == 0  # Level 3 changed nothing of the payment
