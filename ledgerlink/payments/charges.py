@@ -161,7 +161,8 @@ async def charge_invoice(
                 "invoice_number",
                 f"{customer.name} ({customer.number}) has no card stored with PayTrace: the "
                 "member is not linked to a PayTrace customer profile. Link it on the member's "
-                "page (or ask them to save a card through the payment page), then charge again",
+                f"page, or send them a pay link for invoice {number} (Payments → Ask for "
+                "payment by link) and ask them to tick 'Save this card'",
             )
         gateway = runtime.gateway_for(gateway_connection)
         try:
@@ -171,8 +172,9 @@ async def charge_invoice(
                 raise ChargeRefused(
                     "invoice_number",
                     f"{customer.name} ({customer.number}) has no card stored with PayTrace "
-                    f"(no customer profile {profile}); ask them to save one through the "
-                    "payment page, then charge again",
+                    f"(no customer profile {profile}); send them a pay link for invoice "
+                    f"{number} (Payments → Ask for payment by link) and ask them to tick "
+                    "'Save this card': that pays this invoice and stores the card for next time",
                 ) from None
             charge_id = await in_db_thread(
                 lambda: _start(runtime, principal, key, gateway_connection, profile, number, wanted)

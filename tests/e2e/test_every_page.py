@@ -102,6 +102,7 @@ def portal_pages(page: Any, base: str, recon: str) -> list[str]:
         "/payments",
         "/payments/exceptions",
         "/payments/charge",
+        "/payments/pay-links",
         "/settings/mappings",
         "/recon",
         "/recon/rules",

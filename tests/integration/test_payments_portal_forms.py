@@ -83,7 +83,14 @@ def test_a_charge_for_a_customer_with_no_stored_card_says_what_to_do(
     assert page.status_code == 422
     said = _field_error(page.text, "invoice_number")
     assert "has no card stored with PayTrace" in said
-    assert "ask them to save one" in said
+    assert f"send them a pay link for invoice {invoice}" in said
+    assert "Save this card" in said
+    # the way forward is one click away, with the invoice filled in
+    offered = re.search(r'href="(/payments/pay-links\?invoice=[^"]+)"', page.text)
+    assert offered is not None
+    link_form = client.get(offered.group(1).replace("&amp;", "&"))
+    assert link_form.status_code == 200
+    assert _value(link_form.text, "invoice_number") == invoice
     assert _value(page.text, "invoice_number") == invoice
     assert _value(page.text, "amount") == "10.00"
     # nothing was charged under the form's key: it stays, for sending again once saved
