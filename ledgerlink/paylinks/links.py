@@ -88,9 +88,12 @@ async def create_link(
     gateway_connection_id: int | None = None,
     expires_in_days: int = DEFAULT_DAYS,
     now: dt.datetime | None = None,
+    origin: str = "",
 ) -> CreatedLink:
     """A signed link for ``invoice_number`` (audited). Refused for an invoice the ledger
-    does not have or that has nothing left to pay."""
+    does not have or that has nothing left to pay. The link starts with the configured
+    ``base_url``, else ``origin`` (the address finance reached ledgerlink at): a payer
+    cannot open a bare path."""
     number = invoice_number.strip()
     if not number:
         raise PayLinkRefused("invoice_number", "Enter the invoice number to ask payment for")
@@ -153,7 +156,7 @@ async def create_link(
     return CreatedLink(
         token=token,
         path=path,
-        url=runtime.settings.base_url.rstrip("/") + path,
+        url=(runtime.settings.base_url or origin).rstrip("/") + path,
         invoice_number=number,
         customer_name=customer.name,
         customer_email=customer.email,

@@ -294,6 +294,14 @@ def test_finance_makes_a_link_by_api_and_e_mails_it_and_viewers_cannot(
         assert 'data-testid="pay-link-made"' in made_here.text
         assert 'value="https://pay.example.org/pay/' in made_here.text
 
+        # no public address configured: the link is still one a payer can open, on the
+        # address finance reached ledgerlink at (not a bare /pay/… path)
+        world.runtime.settings.base_url = ""
+        unset = client.post("/payments/pay-links", data={**form, "invoice_number": invoice})
+        assert f'value="{client.base_url}/pay/' in unset.text
+        by_api = make_link(client, operator, invoice).json()
+        assert by_api["url"].startswith(f"{client.base_url}/pay/")
+
 
 def test_a_visa_paid_by_link_sends_the_invoices_lines_as_level_three(
     world: PaymentsWorld, client, tmp_path: Path

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from ledgerlink.paylinks.links import DEFAULT_DAYS, MAX_DAYS, PayLinkRefused, create_link
@@ -51,7 +51,9 @@ class PayLinkOut(ResponseModel):
     summary="Make a pay link for an invoice (and e-mail it to the payer)",
     responses=problem_responses(502),
 )
-async def make_pay_link(body: PayLinkIn, principal: Operator, runtime: RuntimeDep) -> PayLinkOut:
+async def make_pay_link(
+    body: PayLinkIn, request: Request, principal: Operator, runtime: RuntimeDep
+) -> PayLinkOut:
     if body.send_email and body.email:
         checked_address(body.email)  # refused before a link is made
     link = await create_link(
@@ -60,6 +62,7 @@ async def make_pay_link(body: PayLinkIn, principal: Operator, runtime: RuntimeDe
         invoice_number=body.invoice_number,
         gateway_connection_id=body.connection_id,
         expires_in_days=body.expires_in_days,
+        origin=str(request.base_url),
     )
     emailed_to, problem = None, None
     if body.send_email:

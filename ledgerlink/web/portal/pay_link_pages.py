@@ -69,6 +69,7 @@ async def pay_link_create(request: Request, principal: Operator, runtime: Runtim
             invoice_number=form.invoice_number,
             gateway_connection_id=int(form.connection_id) if form.connection_id.isdigit() else None,
             expires_in_days=int(form.expires_in_days),
+            origin=str(request.base_url),
         )
         if form.send_email:
             try:
