@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from ledgerlink.vault import Vault
 
 PURPOSE = "pay-links"
+PAY = "pay"
+CARD = "card"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class LinkClaims:
     invoice_number: str
     nonce: str
     expires_at: datetime
+    #: What the link is for: ``pay`` (an invoice) or ``card`` (save a card on file, no
+    #: payment). Signed with the rest, so one kind of link never opens as the other.
+    purpose: str = "pay"
 
 
 class BadToken(ValueError):
@@ -43,15 +48,18 @@ def new_nonce() -> str:
 
 
 def sign(vault: Vault, claims: LinkClaims) -> str:
+    fields: dict[str, object] = {
+        "g": claims.gateway_connection_id,
+        "l": claims.ledger_connection_id,
+        "c": claims.customer_id,
+        "i": claims.invoice_number,
+        "n": claims.nonce,
+        "x": int(claims.expires_at.timestamp()),
+    }
+    if claims.purpose != PAY:  # pay links made before purposes existed carry none
+        fields["p"] = claims.purpose
     body = json.dumps(
-        {
-            "g": claims.gateway_connection_id,
-            "l": claims.ledger_connection_id,
-            "c": claims.customer_id,
-            "i": claims.invoice_number,
-            "n": claims.nonce,
-            "x": int(claims.expires_at.timestamp()),
-        },
+        fields,
         separators=(",", ":"),
         sort_keys=True,
     ).encode()
@@ -59,9 +67,10 @@ def sign(vault: Vault, claims: LinkClaims) -> str:
     return f"{encoded}.{_b64(_mac(vault.derive_secret(PURPOSE), encoded))}"
 
 
-def verify(vault: Vault, token: str) -> LinkClaims:
-    """The claims of a token this installation signed; :class:`BadToken` otherwise.
-    Expiry is the caller's to check (it decides what "now" is)."""
+def verify(vault: Vault, token: str, purpose: str = PAY) -> LinkClaims:
+    """The claims of a token this installation signed for ``purpose``; :class:`BadToken`
+    otherwise (a card-capture link is no pay link, and the other way round). Expiry is the
+    caller's to check (it decides what "now" is)."""
     encoded, dot, signature = token.partition(".")
     if not dot or not encoded or not signature or len(token) > 1000:
         raise BadToken("not a pay link")
@@ -76,16 +85,20 @@ def verify(vault: Vault, token: str) -> LinkClaims:
         raise BadToken("signature does not match")
     try:
         raw = json.loads(_unb64(encoded))
-        return LinkClaims(
+        claims = LinkClaims(
             gateway_connection_id=int(raw["g"]),
             ledger_connection_id=int(raw["l"]),
             customer_id=str(raw["c"]),
             invoice_number=str(raw["i"]),
             nonce=str(raw["n"]),
             expires_at=datetime.fromtimestamp(int(raw["x"]), UTC),
+            purpose=str(raw.get("p", PAY)),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise BadToken("claims unreadable") from None
+    if claims.purpose != purpose:
+        raise BadToken(f"a {claims.purpose} link, not a {purpose} link")
+    return claims
 
 
 def _mac(secret: bytes, encoded: str) -> bytes:

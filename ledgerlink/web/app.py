@@ -25,7 +25,7 @@ from ledgerlink.connectors.previews import register_all as register_preview_sour
 from ledgerlink.jobs.embedded import EmbeddedRunner
 from ledgerlink.runtime import Runtime
 from ledgerlink.settings import Settings
-from ledgerlink.web import health, inbound, pay_pages
+from ledgerlink.web import capture_pages, health, inbound, pay_pages
 from ledgerlink.web.api import router as api_router
 from ledgerlink.web.deps import viewer
 from ledgerlink.web.domain_problems import handled_types, page_error, problem_for
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(portal_router)
     app.include_router(pay_pages.router)  # the payer's pages: the signed link is the key
+    app.include_router(capture_pages.router)  # the payer's card-on-file pages, the same way
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_api_docs(app)
     _install_error_handlers(app)

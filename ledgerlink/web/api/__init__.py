@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from ledgerlink.web.api import (
     audit_api,
+    card_capture_api,
     connections_api,
     jobs_api,
     mappings_api,
@@ -28,4 +29,5 @@ router.include_router(members_api.router)
 router.include_router(sync_api.router)
 router.include_router(payments_api.router)
 router.include_router(pay_links_api.router)
+router.include_router(card_capture_api.router)
 router.include_router(recon_api.router)

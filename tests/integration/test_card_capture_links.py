@@ -1,0 +1,207 @@
+"""Card on file: finance makes a card-capture link for a member whose customer has no
+PayTrace profile; the customer types the card into PayTrace's hosted fields (played here by
+the sandbox's tokenizer, as the iframe posts it); the profile is created with that card and
+linked to the member, so a stored-card charge of the member's invoice works — against both
+ledger kinds. A pay link never opens as a capture link, nor the other way round."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ledgerlink.identity.roles import Role
+from ledgerlink.settings import Settings
+from ledgerlink.store.member_models import MemberLinkRow, MemberRow
+from ledgerlink.store.models import AuditEntry
+from tests.support.level_three import charge
+from tests.support.pay_links import (
+    hosted_token,
+    make_link,
+    open_balance,
+    open_page,
+    sales_for,
+    submit,
+)
+from tests.support.payments import PaymentsWorld, sage500_world, sbc_world
+from tests.support.web import make_user
+
+#: People 3, 4, 7 and 8 have no PayTrace profile in the seeded sandboxes (1, 2, 5, 6 have).
+WITHOUT_PROFILE = (3, 4, 7, 8)
+
+
+@pytest.fixture(params=["sage500", "sbc"])
+def world(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> Iterator[PaymentsWorld]:
+    made = sage500_world if request.param == "sage500" else sbc_world
+    with made(settings, tmp_path, people=8) as opened:
+        yield opened
+
+
+def _member_with_invoice(world: PaymentsWorld, client: Any) -> tuple[str, str]:
+    """A member with no PayTrace profile whose ledger customer has an open invoice, linked
+    to that customer (Sage 500: through *Link existing*, as finance does); (member, invoice)."""
+    for person in WITHOUT_PROFILE:
+        number = f"M{person:05d}"
+        if world.erp is not None:
+            found = [str(row["TranID"]) for row in world.open_invoices(person)]
+            if not found:
+                continue
+
+            async def customer_of(invoice: str) -> str:
+                async with world.ledger() as ledger:
+                    return str((await ledger.find_invoice(invoice)).customer_id)
+
+            customer = asyncio.run(customer_of(found[0]))
+            linked = client.post(
+                f"/api/v1/members/{number}/links",
+                json={"connection_id": world.ledger_id, "customer_id": customer},
+                headers=_auth(world),
+            )
+            assert linked.status_code == 200, linked.text
+            return number, found[0]
+        invoices = [str(i.number) for i in world.sbc_invoices(world.linked_customer(number))]
+        if invoices:
+            return number, invoices[0]
+    raise AssertionError("no member without a PayTrace profile has an open invoice")
+
+
+def _auth(world: PaymentsWorld, role: Role = Role.OPERATOR) -> dict[str, str]:
+    """A bearer header for a user of ``role`` (one per world; not operator@example.org,
+    which the stored-card charge helper makes)."""
+    key = f"ledgerlink-{role.value}"
+    if key not in world.tokens:
+        email = f"finance-{role.value}@example.org"
+        world.tokens[key] = make_user(world.runtime.db, role, email).token
+    return {"Authorization": f"Bearer {world.tokens[key]}"}
+
+
+def _capture_link(world: PaymentsWorld, client: Any, member: str, **extra: Any) -> Any:
+    return client.post(
+        f"/api/v1/members/{member}/card-capture-links", json=extra, headers=_auth(world)
+    )
+
+
+def _paytrace_link(world: PaymentsWorld, member: str) -> str | None:
+    with world.runtime.db.read() as session:
+        return session.scalar(
+            select(MemberLinkRow.customer_id)
+            .join(MemberRow, MemberRow.id == MemberLinkRow.member_id)
+            .where(
+                MemberRow.number == member,
+                MemberLinkRow.connection_id == world.paytrace_id,
+                MemberLinkRow.unlinked_at.is_(None),
+            )
+        )
+
+
+def test_a_card_saved_by_link_creates_the_profile_and_the_stored_card_charge_works(
+    world: PaymentsWorld, client
+) -> None:  # type: ignore[no-untyped-def]
+    member, invoice = _member_with_invoice(world, client)
+    profile = "C" + member[1:]
+    assert not world.paytrace("/v1/customer/export", {"customer_id": profile}).get("customers")
+    made = _capture_link(world, client, member)
+    assert made.status_code == 201, made.text
+    assert made.json()["has_profile"] is False
+    path = made.json()["path"]
+
+    page = open_page(client, path)
+    assert page.status == 200
+    assert "Save a card on file" in page.text
+    consent = re.search(r'data-testid="consent">I authorise (.+?) to charge this card', page.text)
+    assert consent is not None
+    assert consent.group(1) in page.text.split('data-testid="organisation">', 1)[1]
+    assert f'<script src="{world.paytrace_url}/js/protect.min.js"' in page.text
+    assert "frame-src " + world.paytrace_url in page.csp
+
+    card = hosted_token(world, page.client_key)
+    refused = submit(client, path, page, card)  # the consent left unticked
+    assert refused.status_code == 422
+    assert 'data-testid="error-consent"' in refused.text
+    assert not world.paytrace("/v1/customer/export", {"customer_id": profile}).get("customers")
+
+    saved = submit(client, path, page, card, consent="1")
+    assert saved.status_code == 303, saved.text
+    confirmation = client.get(saved.headers["location"])
+    assert confirmation.status_code == 200
+    assert "xxxxxxxxxxxx5439" in confirmation.text
+    assert "4012000098765439" not in confirmation.text
+
+    stored = world.paytrace("/v1/customer/export", {"customer_id": profile})["customers"]
+    assert stored[0]["credit_card"]["masked_number"] == "xxxxxxxxxxxx5439"
+    assert _paytrace_link(world, member) == profile
+    assert sales_for(world, invoice) == []  # saving a card charges nothing
+    with world.runtime.db.read() as session:
+        actors = dict(
+            session.execute(
+                select(AuditEntry.action, AuditEntry.actor).where(
+                    AuditEntry.action.like("payment.card_capture%")
+                )
+            ).all()
+        )
+    assert actors["payment.card_capture.saved"] == "payer (card link)"
+
+    charged = charge(world, client, invoice, "5.00")
+    assert charged["status"] == "approved", charged
+    assert [s["customer_id"] for s in sales_for(world, invoice)] == [profile]
+
+
+def test_a_used_link_saves_nothing_more_and_links_do_not_cross(
+    world: PaymentsWorld, client
+) -> None:  # type: ignore[no-untyped-def]
+    member, invoice = _member_with_invoice(world, client)
+    path = _capture_link(world, client, member).json()["path"]
+    pay_made = make_link(client, _auth(world)["Authorization"].removeprefix("Bearer "), invoice)
+    pay_path = pay_made.json()["path"]
+
+    # a pay link's token on the capture page, and a capture link's on the pay page
+    crossed = open_page(client, "/card/" + pay_path.removeprefix("/pay/"))
+    assert crossed.status == 400
+    assert "cannot be used" in crossed.text
+    assert open_page(client, "/pay/" + path.removeprefix("/card/")).status == 400
+    page = open_page(client, path)
+    card = hosted_token(world, page.client_key)
+    assert (
+        submit(client, "/pay/" + path.removeprefix("/card/"), page, card, amount="1.00")
+    ).status_code == 400
+    assert sales_for(world, invoice) == []
+    assert submit(client, "/card/" + pay_path.removeprefix("/pay/"), page, card).status_code == 400
+
+    assert submit(client, path, page, card, consent="1").status_code == 303
+    profile = "C" + member[1:]
+    reused = open_page(client, path)
+    assert reused.status == 409
+    assert "used already" in reused.text
+    again = open_page(client, pay_path)  # the pay page still works for its own link
+    assert again.status == 200
+    other = hosted_token(world, again.client_key, number="5454545454545454")
+    resent = submit(client, path, page, other, consent="1")
+    assert resent.status_code == 409
+    stored = world.paytrace("/v1/customer/export", {"customer_id": profile})["customers"]
+    assert stored[0]["credit_card"]["masked_number"] == "xxxxxxxxxxxx5439"  # unchanged
+    assert open_balance(world, invoice) > 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_viewers_cannot_make_capture_links_and_unlinked_members_are_named(
+    settings: Settings, tmp_path: Path, client
+) -> None:  # type: ignore[no-untyped-def]
+    with sage500_world(settings, tmp_path, people=2) as world:
+        viewer = client.post(
+            "/api/v1/members/M00001/card-capture-links",
+            json={},
+            headers=_auth(world, Role.VIEWER),
+        )
+        assert viewer.status_code == 403
+        unlinked = _capture_link(world, client, "M00001")  # no Sage 500 customer linked
+        assert unlinked.status_code == 422
+        problem = unlinked.json()["errors"][0]
+        assert problem["field"] == "member"
+        assert "Create Account" in problem["message"]
