@@ -23,8 +23,9 @@ SESSION_COOKIE = "ll_session"
 
 #: Routes anyone may call. Keep this list short and obvious.
 #: ``/inbound`` is authenticated by each delivery itself (signature, or read-back);
-#: ``/pay`` by the signed, expiring pay link in its path (a payer is not a user).
-PUBLIC_PATHS = frozenset({"/login", "/healthz", "/readyz", "/static", "/inbound", "/pay"})
+#: ``/pay`` and ``/card`` by the signed, expiring pay or card link in their path (a payer
+#: is not a user).
+PUBLIC_PATHS = frozenset({"/login", "/healthz", "/readyz", "/static", "/inbound", "/pay", "/card"})
 
 
 class NotSignedIn(Exception):

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from ledgerlink import connections
 from ledgerlink.identity.roles import Role
 from ledgerlink.settings import Settings
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
@@ -28,8 +29,9 @@ from tests.support.pay_links import (
     sales_for,
     submit,
 )
-from tests.support.payments import PaymentsWorld, sage500_world, sbc_world
-from tests.support.web import make_user
+from tests.support.payments import ME, PaymentsWorld, sage500_world, sbc_world
+from tests.support.smtp import smtp_server
+from tests.support.web import make_user, sign_in
 
 #: People 3, 4, 7 and 8 have no PayTrace profile in the seeded sandboxes (1, 2, 5, 6 have).
 WITHOUT_PROFILE = (3, 4, 7, 8)
@@ -205,3 +207,55 @@ def test_viewers_cannot_make_capture_links_and_unlinked_members_are_named(
         problem = unlinked.json()["errors"][0]
         assert problem["field"] == "member"
         assert "Create Account" in problem["message"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_finance_asks_for_a_card_on_file_from_the_members_page_and_e_mails_it(
+    settings: Settings, tmp_path: Path, client
+) -> None:  # type: ignore[no-untyped-def]
+    with sbc_world(settings, tmp_path, people=4) as world, smtp_server() as (port, inbox):
+        with world.runtime.db.transaction() as session:
+            mail = connections.create(
+                session,
+                world.runtime.vault,
+                ME,
+                kind="smtp",
+                name="E-mail",
+                settings={
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "security": "none",
+                    "from_address": "finance@example.org",
+                    "recipients": ["finance@example.org"],
+                },
+                secrets={},
+            )
+            connections.update(session, world.runtime.vault, ME, mail, is_active=True)
+        world.runtime.settings.base_url = "https://pay.example.org"
+        make_user(world.runtime.db, Role.OPERATOR)
+        csrf = sign_in(client, "operator@example.org")
+
+        member = client.get("/members/M00003")
+        assert 'href="/members/M00003/card-capture-link"' in member.text  # linked in SBC
+        form = client.get("/members/M00003/card-capture-link")
+        assert form.status_code == 200
+        wrong = client.post(
+            "/members/M00003/card-capture-link",
+            data={"csrftoken": csrf, "expires_in_days": "7", "send_email": "1", "email": "x@"},
+        )
+        assert wrong.status_code == 422
+        assert 'data-testid="error-email"' in wrong.text
+        assert 'value="x@"' in wrong.text  # what was typed stays in the form
+        made = client.post(
+            "/members/M00003/card-capture-link",
+            data={"csrftoken": csrf, "expires_in_days": "7", "send_email": "1"},
+        )
+        assert made.status_code == 200, made.text
+        assert 'data-testid="capture-link-made"' in made.text
+        url = re.search(r'value="(https://pay\.example\.org/card/[^"]+)"', made.text)
+        assert url is not None
+        assert url.group(1) in inbox.body(0)
+        assert "Nothing is charged now" in inbox.body(0)
+        page = open_page(client, url.group(1).removeprefix("https://pay.example.org"))
+        assert page.status == 200
+        assert "Save a card on file" in page.text

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from ledgerlink.connectors import registry
 from ledgerlink.web.portal import (
     audit_pages,
+    card_capture_pages,
     dashboard,
     integration_pages,
     mapping_pages,
@@ -32,5 +33,6 @@ router.include_router(integration_pages.router)
 router.include_router(sync_pages.router)
 router.include_router(payment_pages.router)
 router.include_router(pay_link_pages.router)
+router.include_router(card_capture_pages.router)
 router.include_router(recon_pages.router)
 router.include_router(tour_pages.router)
