@@ -13,6 +13,11 @@ the ledger, the customer master.
 Pairs are found as payments find their payer: the member's PayTrace link and ledger link,
 or the ``CustID`` a Sage 500 profile is named after.
 
+A member whose ledger customer has no PayTrace profile cannot be given one here: PayTrace
+makes no profile without a card or bank account, and ledgerlink never holds one. The run
+says so once per member (a skipped record naming the way forward: a card-capture link from
+the member's page), and counts them every run (``profiles_missing``).
+
 The two sides meet through the mapping specs: a profile is read in the ledger's terms
 through ``paytrace_customer_to_<ledger>`` and written through ``<ledger>_to_paytrace_customer``
 (``sage500_customer`` or ``sbc_contact``), so a change to either spec changes the sync
@@ -43,16 +48,23 @@ from ledgerlink.members.customer_mapping import (
 )
 from ledgerlink.payments.payers import find_payer
 from ledgerlink.store.mapping_repo import ActiveMapping, MappingRepository
+from ledgerlink.store.member_models import MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection
-from ledgerlink.store.sync_models import CardProfileBaseline
+from ledgerlink.store.sync_models import CardProfileBaseline, SyncRecord, SyncRun
 from ledgerlink.store.types import utcnow
 from ledgerlink.sync.datasets import FIELDS, Policy
 from ledgerlink.sync.fields import address_of, customer_draft, ledger_values
 from ledgerlink.sync.merge import Merge, Values, merge
+from ledgerlink.sync.plan import RecordItem
 
 DATA_SET = "card_profiles"
 #: The record key of a failure of the whole data set (it could not run at all).
 WHOLE_DATA_SET: Final = "-"
+#: The way forward for a member whose customer has no PayTrace profile.
+NO_PROFILE_FIX: Final = (
+    "send a card-capture link from the member's page (Ask for a card on file): PayTrace "
+    "makes the profile when the customer saves a card"
+)
 #: Where a profile's fields are in a ``paytrace.customer`` record.
 PROFILE_PATHS: Final = {
     "name": ("billing_address", "name"),
@@ -406,3 +418,55 @@ def store_baseline(session: Any, connection_id: int, pair: Pair, values: Values)
     row.customer_id = pair.customer.id
     row.values = values
     row.synced_at = utcnow()
+
+
+def without_profile(
+    session: Any, run_id: int, connection_id: int, paired: set[str]
+) -> tuple[int, list[RecordItem]]:
+    """Members linked to a customer of this ledger that no PayTrace profile pairs with:
+    (how many, a skipped record for each not told about in an earlier run). Told once, so
+    a run with nothing new stays quiet; the count is in every run."""
+    members = [
+        row
+        for row in session.execute(
+            select(MemberRow.id, MemberRow.number, MemberLinkRow.customer_id)
+            .join(MemberLinkRow, MemberLinkRow.member_id == MemberRow.id)
+            .where(
+                MemberLinkRow.connection_id == connection_id,
+                MemberLinkRow.unlinked_at.is_(None),
+            )
+            .order_by(MemberRow.number)
+        )
+        if row.customer_id not in paired
+    ]
+    if not members:
+        return 0, []
+    told = set(
+        session.scalars(
+            select(SyncRecord.record_key)
+            .join(SyncRun, SyncRun.id == SyncRecord.run_id)
+            .where(
+                SyncRun.connection_id == connection_id,
+                SyncRun.dry_run.is_(False),
+                SyncRecord.data_set == DATA_SET,
+                SyncRecord.action == "skip",
+                SyncRecord.status == "skipped",
+            )
+        )
+    )
+    records = [
+        RecordItem(
+            run_id=run_id,
+            data_set=DATA_SET,
+            record_key=row.number,
+            member_id=row.id,
+            direction="none",
+            action="skip",
+            status="skipped",
+            message=f"Member {row.number} (customer {row.customer_id}): no PayTrace profile",
+            fix=NO_PROFILE_FIX,
+        )
+        for row in members
+        if row.number not in told
+    ]
+    return len(members), records

@@ -370,6 +370,10 @@ class Execution:
             await self._progress_moved(profiles.DATA_SET, now=True)
             agreed = await in_thread(self._profile_baselines)
             records: list[RecordItem] = []
+            if retried is None:  # members whose customer has no profile: say what to do
+                missing, records = await in_thread(self._without_profile, found)
+                if missing:
+                    self._count("profiles_missing", missing)
             settled: list[tuple[profiles.Pair, dict[str, str]]] = []
             try:
                 for pair in found:
@@ -437,6 +441,11 @@ class Execution:
             )
             self._record_versions(session, mapping.versions)
         return mapping
+
+    def _without_profile(self, found: list[profiles.Pair]) -> tuple[int, list[RecordItem]]:
+        with self.db.read() as session:
+            paired = {pair.customer.id for pair in found}
+            return profiles.without_profile(session, self.run_id, self.connection_id, paired)
 
     def _profile_baselines(self) -> dict[str, dict[str, str]]:
         with self.db.read() as session:

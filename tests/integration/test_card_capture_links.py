@@ -16,10 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from ledgerlink import connections
+from ledgerlink.connectors.factory import gateway_for, ledger_for
 from ledgerlink.identity.roles import Role
 from ledgerlink.settings import Settings
+from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
-from ledgerlink.store.models import AuditEntry
+from ledgerlink.store.models import AuditEntry, Connection
+from ledgerlink.store.sync_models import SyncRecord, SyncRun
+from ledgerlink.sync import runs
 from tests.support.level_three import charge
 from tests.support.pay_links import (
     hosted_token,
@@ -259,3 +263,57 @@ def test_finance_asks_for_a_card_on_file_from_the_members_page_and_e_mails_it(
         page = open_page(client, url.group(1).removeprefix("https://pay.example.org"))
         assert page.status == 200
         assert "Save a card on file" in page.text
+
+
+def _sync_profiles(world: PaymentsWorld) -> tuple[SyncRun, list[SyncRecord]]:
+    """One run of the *PayTrace customer profiles* data set; the run and its records."""
+    runtime = world.runtime
+    with runtime.db.transaction() as session:
+        run_id = runs.start(session, None, ME, world.ledger_id, ["card_profiles"]).id
+        connection = session.get(Connection, world.ledger_id)
+        session.expunge(connection)
+
+    async def go() -> SyncRun:
+        async with ledger_for(runtime, connection) as ledger:  # type: ignore[arg-type, attr-defined]
+            return await runs.execute(
+                runtime.db,
+                run_id,
+                ledger,
+                ME,
+                open_gateway=lambda c: gateway_for(runtime, c),
+                mappings=MappingRepository(None),
+            )
+
+    run = asyncio.run(go())
+    with runtime.db.read() as session:
+        records = list(session.scalars(select(SyncRecord).where(SyncRecord.run_id == run_id)))
+        for record in records:
+            session.expunge(record)
+    return run, records
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_profile_sync_names_members_without_a_profile_and_the_way_forward(
+    settings: Settings, tmp_path: Path, client
+) -> None:  # type: ignore[no-untyped-def]
+    with sbc_world(settings, tmp_path, people=4) as world:
+        first, records = _sync_profiles(world)
+        assert first.status == "finished", first.counts
+        missing = {r.record_key: r for r in records if r.status == "skipped"}
+        assert sorted(missing) == ["M00003", "M00004"]  # no PayTrace profile in the sandbox
+        assert "no PayTrace profile" in missing["M00003"].message
+        assert "card-capture link from the member's page" in missing["M00003"].fix
+        assert missing["M00003"].member_id is not None
+        assert [r for r in records if r.status == "failed"] == []
+        assert first.counts["profiles_missing"] == 2
+        again, quiet = _sync_profiles(world)
+        assert quiet == []  # told once
+        assert again.counts["profiles_missing"] == 2
+
+        path = _capture_link(world, client, "M00003").json()["path"]
+        page = open_page(client, path)
+        saved = submit(client, path, page, hosted_token(world, page.client_key), consent="1")
+        assert saved.status_code == 303
+        paired, records = _sync_profiles(world)
+        assert paired.counts["profiles_missing"] == 1  # M00003's new profile is synced now
+        assert paired.total == first.total + 1
