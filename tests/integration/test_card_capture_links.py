@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from sqlalchemy import select
 from ledgerlink import connections
 from ledgerlink.connectors.factory import gateway_for, ledger_for
 from ledgerlink.identity.roles import Role
+from ledgerlink.paylinks import tokens
 from ledgerlink.settings import Settings
 from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
@@ -180,8 +183,18 @@ def test_a_used_link_saves_nothing_more_and_links_do_not_cross(
     assert sales_for(world, invoice) == []
     assert submit(client, "/card/" + pay_path.removeprefix("/pay/"), page, card).status_code == 400
 
-    assert submit(client, path, page, card, consent="1").status_code == 303
+    token = path.removeprefix("/card/")
+    changed = "/card/" + token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    assert submit(client, changed, page, card, consent="1").status_code == 400
+    claims = tokens.verify(world.runtime.vault, token, tokens.CARD)
+    old = replace(claims, expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    expired = "/card/" + tokens.sign(world.runtime.vault, old)
+    assert open_page(client, expired).status == 410
+    assert submit(client, expired, page, card, consent="1").status_code == 410
     profile = "C" + member[1:]
+    assert not world.paytrace("/v1/customer/export", {"customer_id": profile}).get("customers")
+
+    assert submit(client, path, page, card, consent="1").status_code == 303
     reused = open_page(client, path)
     assert reused.status == 409
     assert "used already" in reused.text
