@@ -258,3 +258,8 @@ class CardPostingRules:
     customer_number_of_profile: Callable[[str], str | None] | None = None
     #: and the other way: the profile id ledgerlink gives a ledger customer number
     profile_of_customer_number: Callable[[str], str | None] | None = None
+    #: the ledger payment method an ACH receipt takes when the connection maps none
+    ach_default_method: str = ""
+    #: True where a receipt's "account" is the GL cash account it posts to (Sage 500), so
+    #: a mapped ACH account becomes the plan's GL account; else it is a bank account id
+    account_is_gl_account: bool = False

@@ -6,9 +6,6 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 MEMBER_PAYMENT_METHODS = ("card", "bank_transfer", "cash", "cheque", "direct_debit", "ach")
-#: The ACH payment method (PayTrace checks) and the ledger payment method it defaults to,
-#: per ledger kind (``ledgerlink.payments.ach`` uses it when the connection maps none).
-ACH_DEFAULT_METHOD = {"sbc": "BANK_TRANSFER", "sage500": "ACH"}
 
 
 class ConnectorSettings(BaseModel):

@@ -23,8 +23,9 @@ sale posted first (the planner waits for it), exactly as a card void does.
 **Payment method.** An ACH receipt is posted with the ledger's ACH payment method: the
 ledger connection's setting ``payment_methods.ach`` (``payment_method_id``, and
 ``bank_account_id``: the SBC bank account, or the Sage 500 GL cash account). Without the
-entry the kind's default is used (:data:`DEFAULT_METHOD`: SBC ``BANK_TRANSFER`` into the
-card receipts' bank account; Sage 500 the payment spec's ACH cash account). An entry
+entry the ledger kind's default is used (its connector's ``CardPostingRules``: SBC
+``BANK_TRANSFER`` into the card receipts' bank account; Sage 500 the payment spec's ACH cash
+account). An entry
 whose method is left empty ("not used") stops ACH payments with an exception that names
 the setting to fill in.
 """
@@ -35,14 +36,12 @@ from dataclasses import replace
 from typing import Any, Final
 
 from ledgerlink.connectors import registry
-from ledgerlink.connectors.settings import ACH_DEFAULT_METHOD
+from ledgerlink.connectors.base import CardPostingRules
 from ledgerlink.domain.checks import ACH, CheckTransaction, event_id
 from ledgerlink.payments.inbox import InboundEvent
 from ledgerlink.payments.plans import Plan, ReceiptPlan
 from ledgerlink.payments.problems import PaymentProblem
 
-#: The ACH payment method used when a ledger connection maps none (kind → method id).
-DEFAULT_METHOD: Final = ACH_DEFAULT_METHOD
 #: Where the mapping lives in the ledger connection's settings.
 SETTING: Final = "payment_methods.ach"
 _SAME_AS_SALE = ("SALE", "HOLD")
@@ -100,7 +99,9 @@ def _event(
     )
 
 
-def with_ach_method(plan: Plan, ledger_kind: str, settings: dict[str, Any]) -> Plan:
+def with_ach_method(
+    plan: Plan, ledger_kind: str, rules: CardPostingRules, settings: dict[str, Any]
+) -> Plan:
     """``plan`` with the ledger's ACH payment method, when it is an ACH receipt.
 
     Raises a set-up :class:`PaymentProblem` naming the setting when the connection maps
@@ -112,12 +113,12 @@ def with_ach_method(plan: Plan, ledger_kind: str, settings: dict[str, Any]) -> P
     if not isinstance(plan, ReceiptPlan):
         # a refund or reversal of an ACH receipt: in Sage 500 from the same cash account
         account = str((entry or {}).get("bank_account_id") or "").strip()
-        if ledger_kind == "sage500" and account:
+        if rules.account_is_gl_account and account:
             return replace(plan, gl_account=account)
         return plan
     label = registry.label(ledger_kind)
     if entry is None:
-        return replace(plan, payment_method_id=DEFAULT_METHOD.get(ledger_kind, ""))
+        return replace(plan, payment_method_id=rules.ach_default_method)
     method_id = str((entry or {}).get("payment_method_id") or "").strip()
     account = str((entry or {}).get("bank_account_id") or "").strip()
     if not method_id:
@@ -129,10 +130,10 @@ def with_ach_method(plan: Plan, ledger_kind: str, settings: dict[str, Any]) -> P
             f"{label} → Payment methods (ach), save, then retry.",
             critical=True,
         )
-    if ledger_kind == "sage500" and account:
+    if rules.account_is_gl_account and account:
         # a Sage 500 receipt's method is its GL cash account
         return replace(plan, payment_method_id=method_id, gl_account=account)
     return replace(plan, payment_method_id=method_id, bank_account_id=account)
 
 
-__all__ = ["DEFAULT_METHOD", "SETTING", "events_of", "with_ach_method"]
+__all__ = ["SETTING", "events_of", "with_ach_method"]

@@ -219,7 +219,9 @@ class PaymentProcessor:
         try:
             plan = await Planner(LedgerFacts(self.targets, event.connection_id)).plan(request)
             opened = await self.targets.ledger_by_id(plan.ledger_connection_id)
-            return ach.with_ach_method(plan, opened.connection.kind, opened.connection.settings)
+            return ach.with_ach_method(
+                plan, opened.connection.kind, opened.rules, opened.connection.settings
+            )
         except SaleNotInInbox as missing:
             await self._fetch_sale(event, missing.sale_id)
             raise Deferred(

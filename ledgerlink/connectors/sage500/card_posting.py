@@ -45,4 +45,6 @@ CARD_POSTING = CardPostingRules(
     read_receipt=receipt_fields,
     customer_number_of_profile=customer_number_of_profile,
     profile_of_customer_number=profile_of_customer_number,
+    ach_default_method="ACH",
+    account_is_gl_account=True,
 )

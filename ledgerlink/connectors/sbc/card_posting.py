@@ -25,4 +25,5 @@ CARD_POSTING = CardPostingRules(
     customer_field="contact_id",
     customer_link="sbc_contact_id",
     read_receipt=receipt_fields,
+    ach_default_method="BANK_TRANSFER",
 )
