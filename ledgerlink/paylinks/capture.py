@@ -110,9 +110,11 @@ async def create_capture_link(
     gateway_connection_id: int | None = None,
     expires_in_days: int = DEFAULT_DAYS,
     now: dt.datetime | None = None,
+    origin: str = "",
 ) -> CreatedCaptureLink:
     """A signed card-capture link for the member's customer in the ledger the PayTrace
-    connection posts to (audited); refused for a member with no customer there."""
+    connection posts to (audited); refused for a member with no customer there. The link
+    starts with ``base_url``, else ``origin`` (as pay links do)."""
     number = member_number.strip()
     if not 1 <= expires_in_days <= MAX_DAYS:
         raise PayLinkRefused(
@@ -178,7 +180,7 @@ async def create_capture_link(
     return CreatedCaptureLink(
         token=token,
         path=path,
-        url=runtime.settings.base_url.rstrip("/") + path,
+        url=(runtime.settings.base_url or origin).rstrip("/") + path,
         member_number=number,
         customer_name=customer.name,
         customer_email=customer.email,

@@ -120,6 +120,8 @@ def test_a_card_saved_by_link_creates_the_profile_and_the_stored_card_charge_wor
     assert made.status_code == 201, made.text
     assert made.json()["has_profile"] is False
     path = made.json()["path"]
+    # no public address configured: a whole address on the one finance reached us at
+    assert made.json()["url"] == f"{client.base_url}{path}"
 
     page = open_page(client, path)
     assert page.status == 200

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
 from ledgerlink.paylinks.capture import create_capture_link
@@ -56,7 +56,11 @@ class CaptureLinkOut(ResponseModel):
     responses=problem_responses(502),
 )
 async def make_capture_link(
-    number: MemberNumber, body: CaptureLinkIn, principal: Operator, runtime: RuntimeDep
+    number: MemberNumber,
+    body: CaptureLinkIn,
+    request: Request,
+    principal: Operator,
+    runtime: RuntimeDep,
 ) -> CaptureLinkOut:
     if body.send_email and body.email:
         checked_address(body.email)  # refused before a link is made
@@ -66,6 +70,7 @@ async def make_capture_link(
         member_number=number,
         gateway_connection_id=body.connection_id,
         expires_in_days=body.expires_in_days,
+        origin=str(request.base_url),
     )
     emailed_to, problem = None, None
     if body.send_email:

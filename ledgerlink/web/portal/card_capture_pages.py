@@ -71,6 +71,7 @@ async def capture_link_create(
             member_number=number[:40],
             gateway_connection_id=int(form.connection_id) if form.connection_id.isdigit() else None,
             expires_in_days=int(form.expires_in_days),
+            origin=str(request.base_url),
         )
         if form.send_email:
             try:

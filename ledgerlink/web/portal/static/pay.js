@@ -42,7 +42,7 @@
       .then(function (result) {
         form.elements.hpf_token.value = result.message.hpf_token;
         form.elements.enc_key.value = result.message.enc_key;
-        status.textContent = "Paying…";
+        status.textContent = form.dataset.sendingText || "Paying…";
         form.submit();
       })
       .catch(function (failure) {
