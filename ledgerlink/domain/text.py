@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import re
 
-#: The same rule as an ECMA-262 pattern for JSON Schema (lone surrogates cannot be written
-#: in one; JSON documents rarely carry them and the validator still refuses them).
-PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$"
+#: The refused characters as an ECMA-262 class body for JSON Schema (lone surrogates cannot
+#: be written in a pattern; JSON documents rarely carry them and the validator still
+#: refuses them).
+_REFUSED_CLASS = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"
+
+#: The rule as a pattern the whole text matches.
+PATTERN = rf"^[^{_REFUSED_CLASS}]*$"
+
+#: The rule as a pattern no part of the text may match: ``{"not": {"pattern": REFUSED}}``
+#: accepts exactly the strings ``PATTERN`` accepts.
+REFUSED = rf"[{_REFUSED_CLASS}]"
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 

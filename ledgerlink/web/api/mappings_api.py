@@ -27,7 +27,7 @@ from ledgerlink.store.mapping_repo import (
     exact_numbers,
     preview_source,
 )
-from ledgerlink.web.api.inputs import INT64_MAX, CleanText
+from ledgerlink.web.api.inputs import INT64_MAX, CleanDocument, CleanText
 from ledgerlink.web.api.outputs import ResponseModel
 from ledgerlink.web.deps import (
     Admin,
@@ -47,7 +47,7 @@ SpecName = Annotated[CleanText, Path(max_length=64)]
 
 
 class SpecIn(BaseModel):
-    yaml: CleanText = Field(
+    yaml: CleanDocument = Field(
         min_length=1, max_length=256 * 1024, description="The whole spec as YAML."
     )
     comment: CleanText = Field(default="", max_length=500)
@@ -64,7 +64,7 @@ class RollbackIn(BaseModel):
 
 
 class PreviewIn(BaseModel):
-    yaml: CleanText | None = Field(
+    yaml: CleanDocument | None = Field(
         default=None,
         max_length=256 * 1024,
         description="A draft to preview instead of the active spec.",

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from ledgerlink.recon import rule_specs
-from ledgerlink.web.api.inputs import INT64_MAX, CleanText
+from ledgerlink.web.api.inputs import INT64_MAX, CleanDocument, CleanText
 from ledgerlink.web.api.outputs import ResponseModel
 from ledgerlink.web.deps import Admin, ReadSession, Viewer, WriteSession
 from ledgerlink.web.problems import Problem, problem_responses
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/rules", tags=["reconciliation"])
 
 
 class RulesIn(BaseModel):
-    yaml: CleanText = Field(
+    yaml: CleanDocument = Field(
         min_length=1, max_length=256 * 1024, description="The whole rules spec as YAML."
     )
     reason: CleanText = Field(
