@@ -282,11 +282,8 @@ class PaymentProcessor:
                 "Check the payment in PayTrace; ignore this exception if it is not ours.",
             ) from None
         found = [e for e in ach.events_of(check, event.connection_id) if e.kind == "sale"]
-        for inbound in found:
-            await writing(
-                self.db,
-                lambda session, inbound=inbound: accept(session, inbound),  # type: ignore[misc]
-            )
+        # the sale's events land together (one transaction), as the poller's would
+        await writing(self.db, lambda session: [accept(session, inbound) for inbound in found])
 
     # -- checkpoint and write -----------------------------------------------------------------
 
