@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
 from ledgerlink.connectors.recent_calls import RECENT_CALLS, CallLog, origin_of
+from ledgerlink.domain.checks import ACH
 from ledgerlink.domain.money import Money, MoneyError
 from ledgerlink.store.day_buckets import parse_day, utc_day
 from ledgerlink.store.models import AuditHead, Connection, User, WorkerHeartbeat
@@ -41,7 +42,8 @@ CHART_DAYS = 14
 #: A runner whose heartbeat is older than this is not running any more.
 _RUNNER_SEEN = timedelta(minutes=2)
 PAYMENT_KINDS = ("sale", "capture")
-REVERSAL_KINDS = ("refund", "void", "chargeback")
+#: money going back: an ACH ``return`` (the payer's bank sent it back) is one too
+REVERSAL_KINDS = ("refund", "void", "chargeback", "return")
 #: What became of a card payment, in the order shown (``ignored`` events are resolved
 #: as needing nothing posted).
 OUTCOMES = {
@@ -79,10 +81,12 @@ class Lag:
 
 @dataclass(frozen=True)
 class PaymentFigures:
-    """Card payments received in the last day and what became of them: ``outcomes`` add
-    up to ``payments``. Refunds, voids and chargebacks are ``reversals``, apart."""
+    """Payments received in the last day (card and ACH) and what became of them:
+    ``outcomes`` add up to ``payments``, ``by_ach`` of them were ACH. Refunds, voids,
+    chargebacks and ACH returns are ``reversals``, apart."""
 
     payments: int
+    by_ach: int
     amount: str
     outcomes: list[tuple[str, int]]
     posted: int
@@ -116,6 +120,7 @@ def payment_figures(session: Session, now: datetime | None = None) -> PaymentFig
     order = list(dict.fromkeys(OUTCOMES.values()))
     return PaymentFigures(
         payments=len(payments),
+        by_ach=sum(1 for _, payload in payments if (payload or {}).get("method") == ACH),
         amount=amount_total(payload for _, payload in payments),
         outcomes=sorted(
             outcomes.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99

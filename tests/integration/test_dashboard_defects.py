@@ -60,8 +60,8 @@ def test_card_payments_add_up_and_refunds_are_counted_apart(world, client, db) -
 
     shown = _payments(html)
     # 2 + 1 = 3: what became of the card payments adds up to them
-    assert "Card payments received (24 h) 3 $90.00 2 posted · 1 in exceptions" in shown
-    assert "Refunds, voids and chargebacks (24 h) 1 1 posted to the ledger" in shown
+    assert "Payments received (24 h) 3 $90.00 2 posted · 1 in exceptions" in shown
+    assert "Refunds, voids, chargebacks and returns (24 h) 1 1 posted to the ledger" in shown
 
 
 def test_the_lag_is_over_recent_payments_posted_after_the_runner_started(

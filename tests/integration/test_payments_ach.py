@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from ledgerlink.connectors.sage500.tables import StgCashRcpt
+from ledgerlink.overview import payment_figures
 from ledgerlink.payments import resolutions
 from ledgerlink.settings import Settings
 from ledgerlink.store.payment_models import PaymentEvent, PaymentPosting
@@ -80,6 +81,10 @@ def test_an_ach_payment_posts_with_the_ach_method_and_a_return_reverses_it_in_sa
     assert resolutions.allowed_actions(exception.reason_code) == ("ignore",)
     with erp.runtime.db.read() as session:
         kept = json.dumps([e.payload for e in session.scalars(select(PaymentEvent))])
+        dashboard = payment_figures(session)
+    # the dashboard counts the payment as ACH, and the return as money that went back
+    assert (dashboard.payments, dashboard.by_ach) == (1, 1)
+    assert (dashboard.reversals, dashboard.reversals_posted) == (1, 1)
     assert ACCOUNT not in kept  # only the masked account (xx9012) is kept
     assert "xx" + ACCOUNT[-4:] in kept
 
