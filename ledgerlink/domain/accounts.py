@@ -167,6 +167,9 @@ class RefundRequest:
     gl_account: str = ""
     #: a chargeback is posted as such where the ledger tells them apart (Sage 500)
     chargeback: bool = False
+    #: the bank account the money leaves from, where the ledger names one (SBC); empty:
+    #: the connection's receipts account
+    bank_account_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,7 +115,8 @@ def with_ach_method(
         account = str((entry or {}).get("bank_account_id") or "").strip()
         if rules.account_is_gl_account and account:
             return replace(plan, gl_account=account)
-        return plan
+        # elsewhere (SBC) the money goes back out of the ACH bank account
+        return replace(plan, bank_account_id=account) if account else plan
     label = registry.label(ledger_kind)
     if entry is None:
         return replace(plan, payment_method_id=rules.ach_default_method)

@@ -115,6 +115,7 @@ async def _post(
         reference=plan.reference,
         gl_account=plan.gl_account,
         chargeback=isinstance(plan, ReversalPlan) and plan.chargeback,
+        bank_account_id=plan.bank_account_id,
     )
     if isinstance(plan, RefundPlan):
         return await ledger.post_refund(undoing)

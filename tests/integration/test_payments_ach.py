@@ -272,3 +272,36 @@ def test_a_return_of_a_payment_never_posted_says_so_and_reverses_nothing(
     assert "never posted" in exception.reason
     assert erp.postings() == []
     assert erp.invoice(invoice["TranID"])["Balance"] == balance
+
+
+def test_an_ach_refund_in_sbc_leaves_from_the_ach_bank_account(sbc: PaymentsWorld) -> None:
+    async def bank_accounts() -> dict[str, str]:
+        async with sbc.ledger() as ledger:
+            body = await ledger._get("/bank_accounts")
+            return {str(b["displayed_as"]): str(b["id"]) for b in body["$items"]}
+
+    accounts = asyncio.run(bank_accounts())
+    operating = next(i for name, i in accounts.items() if name.startswith("Operating"))
+    map_ach(sbc, {"payment_method_id": "BANK_TRANSFER", "bank_account_id": operating})
+    invoice = _sbc_invoice(sbc)
+    sale = ach_sale(sbc, "10.00", invoice.number)
+    sbc.poll()
+    sbc.process()
+    assert sbc.event(sale).status == "posted", sbc.event(sale).message
+    sbc.settle()
+    refunded = sbc.paytrace(
+        "/v1/checks/refund/by_transaction",
+        {"check_transaction_id": int(sale.removeprefix("ach-")), "amount": 4.00},
+    )
+    assert refunded.get("success"), refunded
+    sbc.poll()
+    sbc.process()
+    refund = next(p for p in sbc.postings() if p.action == "refund")
+
+    async def refund_account() -> str:
+        async with sbc.ledger() as ledger:
+            body = await ledger._get(f"/contact_payments/{refund.ledger_id}")
+            return str(body["bank_account"]["id"])
+
+    # the money goes back out of the account the ACH payment came into, not card clearing
+    assert asyncio.run(refund_account()) == operating

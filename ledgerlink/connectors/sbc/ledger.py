@@ -453,6 +453,7 @@ class SbcLedger:
             refund.applications,
             refund.reference,
             "the refund",
+            bank_account_id=refund.bank_account_id,
         )
 
     async def _payment(
