@@ -175,8 +175,15 @@ class MappingRepository:
     def shared_tables(
         self, session: Session, names: list[str], drafts: Mapping[str, str] | None = None
     ) -> tuple[dict[str, LookupTable], dict[str, str]]:
+        """The tables ``names`` include, by name, and the version of each (its ref)."""
+        tables, sources = self._tables(session, names, drafts)
+        return tables, {name: source.ref for name, source in sources.items()}
+
+    def _tables(
+        self, session: Session, names: list[str], drafts: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, LookupTable], dict[str, SpecText]]:
         tables: dict[str, LookupTable] = {}
-        refs: dict[str, str] = {}
+        sources: dict[str, SpecText] = {}
         for name in names:
             if drafts and name in drafts:
                 source = SpecText(name, drafts[name], f"{name}.yaml (draft)", "draft")
@@ -186,8 +193,8 @@ class MappingRepository:
                 except UnknownMapping:
                     continue  # compile_spec names the missing table with its line
             tables[name] = load_table(self.document(source))
-            refs[name] = source.ref
-        return tables, refs
+            sources[name] = source
+        return tables, sources
 
     def load(
         self,
@@ -211,9 +218,16 @@ class MappingRepository:
                     )
                 ]
             )
-        tables, refs = self.shared_tables(session, loaded.document.include_tables, draft_tables)
+        tables, sources = self._tables(session, loaded.document.include_tables, draft_tables)
+        refs = {name: table.ref for name, table in sources.items()}
         cacheable = source.origin != "draft" and not draft_tables
-        key = (source.ref, source.sha256, *sorted(f"{k}={v}" for k, v in refs.items()))
+        # by content, not only version: "rates@v1" of one database is not another's (a
+        # process serving several, as the test suite does, must not mix them)
+        key = (
+            source.ref,
+            source.sha256,
+            *sorted(f"{name}={table.sha256}" for name, table in sources.items()),
+        )
         compiled = _COMPILED.get(key) if cacheable else None
         if compiled is None:
             compiled = compile_spec(loaded, tables)
