@@ -87,10 +87,13 @@ def smtp_connection(session: Session) -> Connection | None:
     return found
 
 
-async def send(runtime: Any, connection: Connection, mail: Mail) -> None:
-    """Send ``mail`` to the connection's recipients; MailFailed says why not."""
+async def send(
+    runtime: Any, connection: Connection, mail: Mail, to: list[str] | None = None
+) -> None:
+    """Send ``mail`` to ``to`` (by default the connection's recipients: finance);
+    MailFailed says why not."""
     settings = connection.settings
-    recipients = list(settings.get("recipients") or [])
+    recipients = to if to is not None else list(settings.get("recipients") or [])
     if not settings.get("host") or not recipients or not settings.get("from_address"):
         raise MailFailed("Set the SMTP server, the sender and at least one recipient first")
     message = EmailMessage()
