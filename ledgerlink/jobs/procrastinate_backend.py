@@ -270,10 +270,21 @@ def _runner_for(spec: TaskSpec, settings: Settings, db: Database) -> Any:
         job = context.job
         assert job.id is not None
         scheduled_for = None
-        if args.pop(PERIODIC_MARK, None) is not None:
+        schedule = args.pop(PERIODIC_MARK, None)
+        if schedule is not None:
             stamp = args.pop(PERIODIC_TIMESTAMP, None)
             if stamp is not None:
                 scheduled_for = datetime.fromtimestamp(stamp, UTC)
+                first = first_job_of_tick(db, spec.name, str(schedule), int(stamp))
+                if first is not None and first != job.id:
+                    log.warning(
+                        "job.periodic_duplicate_skipped",
+                        job_id=job.id,
+                        first_job_id=first,
+                        schedule=schedule,
+                        tick=scheduled_for.isoformat(),
+                    )
+                    return
         attempt = job.attempts + 1
         bound = log.bind(job_id=job.id, task=spec.name, attempt=attempt)
         ctx = JobContext(
@@ -292,6 +303,33 @@ def _runner_for(spec: TaskSpec, settings: Settings, db: Database) -> Any:
 
     run.__name__ = run.__qualname__ = spec.name.replace(".", "_")
     return run
+
+
+def first_job_of_tick(db: Database, task: str, schedule: str, stamp: int) -> int | None:
+    """The first job procrastinate deferred for this tick of ``schedule``.
+
+    Every tick runs once however many workers run. procrastinate's periodic deferrer
+    promises one job per tick, but two workers whose deferrers run a tick apart (a loaded
+    machine, a per-second schedule) can both defer the same tick: one inserts the tick's
+    defer row, the other's clean-up deletes it as past, and the late worker inserts it
+    again. Seen in the suite as two jobs (two ids, both attempt 1) for one tick. The job
+    with the lowest id for a tick is its one run; any other is skipped, whichever worker
+    gets to it first (a retried attempt keeps its id, so it still runs)."""
+    with db.read() as session:
+        found = session.execute(
+            text(
+                "SELECT min(id) FROM procrastinate_jobs WHERE task_name = :task "
+                "AND args ->> :mark = :schedule AND args ->> :stamp_key = :stamp"
+            ),
+            {
+                "task": task,
+                "mark": PERIODIC_MARK,
+                "schedule": schedule,
+                "stamp_key": PERIODIC_TIMESTAMP,
+                "stamp": str(stamp),
+            },
+        ).scalar()
+    return int(found) if found is not None else None
 
 
 def record_error(db: Database, job_id: int, task: str, attempt: int, error: str) -> None:
