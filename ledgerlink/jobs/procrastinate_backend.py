@@ -309,10 +309,10 @@ def first_job_of_tick(db: Database, task: str, schedule: str, stamp: int) -> int
     """The first job procrastinate deferred for this tick of ``schedule``.
 
     Every tick runs once however many workers run. procrastinate's periodic deferrer
-    promises one job per tick, but two workers whose deferrers run a tick apart (a loaded
-    machine, a per-second schedule) can both defer the same tick: one inserts the tick's
-    defer row, the other's clean-up deletes it as past, and the late worker inserts it
-    again. Seen in the suite as two jobs (two ids, both attempt 1) for one tick. The job
+    promises one job per tick, yet on a loaded machine two workers deferred the same tick
+    of a per-second schedule: two jobs (two ids, both attempt 1) for one tick, seen in the
+    suite. (Likely cause, not confirmed: one worker's clean-up of past defer rows deletes
+    the tick's row before a lagging worker tries to insert it.) The job
     with the lowest id for a tick is its one run; any other is skipped, whichever worker
     gets to it first (a retried attempt keeps its id, so it still runs)."""
     with db.read() as session:
