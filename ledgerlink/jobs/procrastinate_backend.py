@@ -473,6 +473,9 @@ async def _serve(
                     await running
                 finally:
                     keepalive.cancel()
+                    # awaited, so it ends here: a cancelled task left pending is closed by
+                    # the garbage collector later, mid-query ("Exception ignored in")
+                    await asyncio.gather(keepalive, return_exceptions=True)
             await asyncio.gather(recovery, stopping, return_exceptions=True)
         running.result()
         if not stop_event.is_set():
