@@ -201,7 +201,7 @@ def test_test_connection_gives_up_on_a_hung_sage_within_its_deadline_and_says_wh
     ):
         cid = connect_ledgerlink(runtime, base)
         token = sign_in(client, make_user(db, Role.OPERATOR).email)
-        faults.replace(FaultPlan(hang_rate=1.0, hang_seconds=2))  # Sage stops answering
+        faults.replace(FaultPlan(hang_rate=1.0, hang_seconds=8))  # Sage stops answering
 
         started = time.monotonic()
         answer = client.post(
@@ -212,7 +212,8 @@ def test_test_connection_gives_up_on_a_hung_sage_within_its_deadline_and_says_wh
         faults.replace(FaultPlan())
 
     assert answer.status_code == 200
-    assert waited < 2.5, f"the test waited {waited:.1f} s for a hung Sage"
+    # gave up long before the hung Sage would answer (8 s), with room for a loaded machine
+    assert waited < 6, f"the test waited {waited:.1f} s for a hung Sage"
     said = BeautifulSoup(answer.text, "html.parser").get_text(" ", strip=True)
     assert "Sage Business Cloud did not answer within 1 s" in said
     runtime.db.dispose()
