@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
+
 ADMIN_PREFIX = "/_sandbox"
 
 
@@ -42,6 +44,14 @@ class FaultPlan(BaseModel):
     hang_rate: float = Field(0.0, ge=0, le=1, description="Share that hangs (client timeout).")
     hang_seconds: float = Field(30.0, ge=0, le=600)
     drop_rate: float = Field(0.0, ge=0, le=1, description="Share whose connection is cut.")
+    partition_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="Cut every connection for this many seconds from when the plan is set, "
+        "then answer again: a network partition that heals by itself, so a soak or a demo "
+        "that dies mid-fault does not leave the simulator cut off.",
+    )
     lost_reply_rate: float = Field(
         0.0,
         ge=0,
@@ -68,6 +78,7 @@ class FaultPlan(BaseModel):
                 self.rate_limit_rate,
                 self.hang_rate,
                 self.drop_rate,
+                self.partition_seconds,
                 self.lost_reply_rate,
                 self.expired_token_rate,
                 self.lock_timeout_rate,
@@ -110,12 +121,18 @@ class Decision:
 
 
 class FaultInjector:
-    """Thread-safe, seeded source of fault decisions; the plan can change at run time."""
+    """Thread-safe, seeded source of fault decisions; the plan can change at run time.
 
-    def __init__(self, plan: FaultPlan | None = None) -> None:
+    ``clock`` times a partition (``partition_seconds``); tests pass a ``ManualClock`` to
+    heal it without waiting.
+    """
+
+    def __init__(self, plan: FaultPlan | None = None, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._plan = plan or FaultPlan()
         self._rng = random.Random(self._plan.seed)
+        self._partition_until = clock.monotonic() + self._plan.partition_seconds
         self.counts: dict[str, int] = {}
 
     @property
@@ -126,7 +143,15 @@ class FaultInjector:
         with self._lock:
             self._plan = plan
             self._rng = random.Random(plan.seed)
+            self._partition_until = self._clock.monotonic() + plan.partition_seconds
             self.counts = {}
+
+    @property
+    def partition_remaining_seconds(self) -> float:
+        """How long the partition set by the plan still lasts (0 when none or healed)."""
+        if not self._plan.partition_seconds:
+            return 0.0
+        return max(0.0, self._partition_until - self._clock.monotonic())
 
     def _hit(self, rate: float) -> bool:
         return rate > 0 and self._rng.random() < rate
@@ -140,7 +165,8 @@ class FaultInjector:
             if plan.jitter_ms:
                 delay += self._rng.uniform(0, plan.jitter_ms) / 1000
             outcome: Outcome = "pass"
-            if self._hit(plan.drop_rate):
+            partitioned = self._clock.monotonic() < self._partition_until
+            if partitioned or self._hit(plan.drop_rate):
                 outcome = "drop"
             elif self._hit(plan.lost_reply_rate):
                 outcome = "lost_reply"
@@ -272,7 +298,13 @@ def admin_routes(
             injector.replace(plan)
         elif request.method == "DELETE":
             injector.replace(FaultPlan(seed=injector.plan.seed))
-        return JSONResponse({"plan": injector.plan.model_dump(), "counts": injector.counts})
+        return JSONResponse(
+            {
+                "plan": injector.plan.model_dump(),
+                "counts": injector.counts,
+                "partition_remaining_seconds": round(injector.partition_remaining_seconds, 3),
+            }
+        )
 
     routes = [Route(f"{ADMIN_PREFIX}/faults", faults, methods=["GET", "PUT", "DELETE"])]
     for name, endpoint in (extra or {}).items():
