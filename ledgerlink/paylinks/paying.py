@@ -45,17 +45,15 @@ from ledgerlink.paylinks.links import (
     read_view,
 )
 from ledgerlink.paylinks.profiles import link_profile
-from ledgerlink.payments.charges import profile_for
-from ledgerlink.payments.enqueue import request_processing
+from ledgerlink.payments.charges import profile_for, record_charge_outcome
 from ledgerlink.payments.hints import READ_BACK
-from ledgerlink.payments.inbox import InboundEvent, accept
+from ledgerlink.payments.inbox import InboundEvent
 from ledgerlink.payments.level_three import send_for_invoice
 from ledgerlink.payments.targets import OpenLedger, PaymentTargets
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentCharge, PaymentEvent
-from ledgerlink.store.types import utcnow
 
 log = structlog.get_logger("ledgerlink.paylinks")
 _ATTEMPT = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
@@ -388,23 +386,14 @@ def _finish(
     message: str,
     event: InboundEvent | None,
 ) -> Payment:
-    with runtime.db.transaction() as session:
-        charge = session.get(PaymentCharge, charge_id)
-        assert charge is not None
-        charge.status = status
-        charge.transaction_id = transaction_id
-        charge.message = message
-        charge.finished_at = utcnow()
-        if event is not None:
-            accept(session, event)
-            request_processing(runtime.jobs, session)
-        audit.record(
-            session,
-            actor=PAYER_ACTOR,
-            action=f"payment.pay_link.charge.{status}",
-            entity_type="payment_charge",
-            entity_id=charge_id,
-            after={"transaction_id": transaction_id, "message": message},
-        )
-        session.flush()
-        return _payment(session, charge)
+    return record_charge_outcome(
+        runtime,
+        charge_id,
+        status=status,
+        transaction_id=transaction_id,
+        message=message,
+        event=event,
+        actor=PAYER_ACTOR,
+        action="payment.pay_link.charge",
+        answer=_payment,
+    )

@@ -9,7 +9,9 @@ payment enters the inbox as an event and is posted by the same path as any other
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +34,8 @@ from ledgerlink.store.member_models import MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentCharge
 from ledgerlink.store.types import utcnow
+
+T = TypeVar("T")
 
 
 class ChargeRefused(ValueError):
@@ -280,15 +284,24 @@ def _start(
         return None
 
 
-def _finish(
+def record_charge_outcome(
     runtime: Runtime,
-    principal: Principal,
     charge_id: int,
+    *,
     status: str,
     transaction_id: str | None,
     message: str,
     event: InboundEvent | None,
-) -> ChargeResult:
+    actor: str,
+    action: str,
+    answer: Callable[[Session, PaymentCharge], T],
+) -> T:
+    """Write what PayTrace answered for charge ``charge_id`` in one transaction: its status,
+    transaction and message, the approved sale into the inbox (queued for posting) and the
+    audit entry ``<action>.<status>``; ``answer`` reads the charge back as its caller shows it.
+
+    One function for the operator's stored-card charge and the payer's pay-link charge, so
+    the two cannot drift on how an outcome is kept (the sale posted once, always audited)."""
     with runtime.db.transaction() as session:
         charge = session.get(PaymentCharge, charge_id)
         assert charge is not None
@@ -301,11 +314,33 @@ def _finish(
             request_processing(runtime.jobs, session)
         audit.record(
             session,
-            actor=principal.actor,
-            action=f"payment.charge.{status}",
+            actor=actor,
+            action=f"{action}.{status}",
             entity_type="payment_charge",
             entity_id=charge_id,
             after={"transaction_id": transaction_id, "message": message},
         )
         session.flush()
-        return _result(charge)
+        return answer(session, charge)
+
+
+def _finish(
+    runtime: Runtime,
+    principal: Principal,
+    charge_id: int,
+    status: str,
+    transaction_id: str | None,
+    message: str,
+    event: InboundEvent | None,
+) -> ChargeResult:
+    return record_charge_outcome(
+        runtime,
+        charge_id,
+        status=status,
+        transaction_id=transaction_id,
+        message=message,
+        event=event,
+        actor=principal.actor,
+        action="payment.charge",
+        answer=lambda _session, charge: _result(charge),
+    )
