@@ -230,6 +230,43 @@ def test_amounts_out_of_range_and_refused_tokens_name_the_field_and_post_nothing
     assert open_balance(world, invoice) == before
 
 
+def test_a_replayed_card_token_on_a_fresh_page_is_refused_and_charges_nothing_more(
+    world: PaymentsWorld, client
+) -> None:  # type: ignore[no-untyped-def]
+    """The pay form posted again with the card token it already used but a new attempt id
+    (a resent form from a reloaded page, a replayed request): the attempt key does not
+    match the first charge, so only PayTrace's refusal of the used token stands between the
+    payer and a second charge. It must stand, and the payer must be told what to do."""
+    _, invoice = _invoice(world)
+    before = open_balance(world, invoice)
+    path = _link(world, client, invoice)
+    page = open_page(client, path)
+    card = hosted_token(world, page.client_key)
+    first = submit(client, path, page, card, amount="10.00")
+    assert first.status_code == 303, first.text
+
+    fresh = open_page(client, path)
+    assert fresh.attempt
+    assert fresh.attempt != page.attempt
+    replayed = submit(client, path, fresh, card, amount="10.00")
+    assert replayed.status_code == 422, replayed.text
+    assert 'data-testid="error-card"' in replayed.text
+    assert "enter the card again" in replayed.text
+    assert 'value="10.00"' in replayed.text  # what was typed stays in the form
+    assert len(sales_for(world, invoice)) == 1
+    with world.runtime.db.read() as session:
+        outcomes = sorted(
+            session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action.like("payment.pay_link.charge.%"))
+            )
+        )
+    assert outcomes == ["payment.pay_link.charge.approved", "payment.pay_link.charge.failed"]
+
+    world.process()
+    assert event_count(world) == 1
+    assert open_balance(world, invoice) == before - Decimal("10.00")
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_finance_makes_a_link_by_api_and_e_mails_it_and_viewers_cannot(
     settings: Settings, tmp_path: Path, client
