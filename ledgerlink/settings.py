@@ -67,6 +67,14 @@ class Settings(BaseSettings):
         description="Wrong passwords for one account from one address before each further "
         "failure doubles the wait before the next attempt (from 1 second).",
     )
+    login_failures_per_address: int = Field(
+        default=30,
+        ge=1,
+        description="Wrong passwords from one address, over all accounts, before each "
+        "further failure doubles the wait (stops one client spraying many accounts). "
+        "Raise it when many people sign in from behind one address that is not a "
+        "trusted proxy.",
+    )
     login_lockout_minutes: int = Field(
         default=15, ge=1, description="The longest wait between sign-in attempts."
     )

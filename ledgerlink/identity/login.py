@@ -6,7 +6,8 @@ with each further failure up to ``login_lockout_minutes``. Two runs of failures 
 
 * per account and address (``login_max_failures`` free, then 1 s, 2 s, 4 s …): stops one
   client guessing one password;
-* per address over all accounts (``FAILURES_PER_ADDRESS`` free, then the same doubling):
+* per address over all accounts (``login_failures_per_address`` free, then the same
+  doubling):
   stops one client spraying many accounts.
 
 There is deliberately no limit per account alone: then whoever guesses at the admin's
@@ -36,8 +37,6 @@ from ledgerlink.settings import Settings
 from ledgerlink.store.models import ApiToken, LoginAttempt, LoginThrottle, User, UserSession
 from ledgerlink.store.types import utcnow
 
-#: A client address may fail this many times (over all accounts) before its waits begin.
-FAILURES_PER_ADDRESS = 30
 #: The wait after the first failure beyond the free ones; it doubles with each further one.
 FIRST_WAIT_SECONDS = 1
 #: A run of failures is forgotten after this long without a failure.
@@ -200,7 +199,7 @@ class _Throttle:
             ),
             address=_Run(
                 f"address:{peer}"[:400],
-                FAILURES_PER_ADDRESS,
+                settings.login_failures_per_address,
                 "Too many failed sign-ins from your address.",
             ),
             longest_wait=settings.login_lockout_minutes * 60,
