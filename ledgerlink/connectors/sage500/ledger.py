@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pycountry
 from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import (
     DBAPIError,
     NoSuchTableError,
@@ -37,6 +38,12 @@ from ledgerlink.connectors.errors import (
     UpstreamError,
 )
 from ledgerlink.connectors.sage500 import invoice_lines, reads
+from ledgerlink.connectors.sage500.connecting import (
+    connect_failure,
+    driver_message,
+    url_problem,
+    where,
+)
 from ledgerlink.connectors.sage500.flat_files import FlatFileExchange
 from ledgerlink.connectors.sage500.staging import (
     Outcome,
@@ -86,8 +93,9 @@ class Sage500Options:
 
 
 @contextlib.contextmanager
-def database_errors(action: str) -> Iterator[None]:
-    """Turn SQLAlchemy's errors into ones an operator can act on."""
+def database_errors(action: str, url: URL | None = None) -> Iterator[None]:
+    """Turn SQLAlchemy's errors into ones an operator can act on (naming the server at
+    ``url`` when the database did not answer)."""
     try:
         yield
     except UpstreamError:
@@ -100,8 +108,13 @@ def database_errors(action: str) -> Iterator[None]:
             "they are installed",
         ) from exc
     except OperationalError as exc:
+        if url is not None and _unreachable(exc):
+            raise Unavailable(
+                SYSTEM, f"While {action}, {connect_failure(url, exc, unreachable=True)}"
+            ) from exc
+        at = f" at {where(url)}" if url is not None else ""
         raise Unavailable(
-            SYSTEM, f"Sage 500's database did not answer while {action}: {_first_line(exc)}"
+            SYSTEM, f"Sage 500's database{at} did not answer while {action}: {_first_line(exc)}"
         ) from exc
     except DBAPIError as exc:
         raise Unavailable(
@@ -110,7 +123,7 @@ def database_errors(action: str) -> Iterator[None]:
 
 
 def _first_line(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+    return driver_message(exc)[:200]
 
 
 #: How database drivers word "the server is not there" (psycopg, pymssql/FreeTDS, pyodbc,
@@ -169,7 +182,7 @@ class Sage500Ledger:
 
     async def _run(self, action: str, call: Callable[..., T], *args: Any) -> T:
         def guarded() -> T:
-            with database_errors(action):
+            with database_errors(action, self.engine.url):
                 return call(*args)
 
         return await asyncio.to_thread(guarded)
@@ -185,12 +198,13 @@ class Sage500Ledger:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except DBAPIError as exc:
+            unreachable = _unreachable(exc)
             results.append(
                 CheckResult(
                     "reachable",
                     False,
-                    f"cannot connect: {_first_line(exc)}",
-                    unreachable=_unreachable(exc),
+                    connect_failure(self.engine.url, exc, unreachable=unreachable),
+                    unreachable=unreachable,
                 )
             )
             return results
@@ -666,6 +680,9 @@ def sage500_ledger(runtime: Any, connection: Any) -> Sage500Ledger:
         results_folder=settings.get("results_folder"),
         import_wait_seconds=float(settings.get("import_wait_seconds") or 60),
     )
+    problem = url_problem(url)
+    if problem is not None:
+        raise Misconfigured(SYSTEM, problem)
     try:
         engine = create_engine(url, pool_pre_ping=True)
     except Exception as exc:

@@ -4,13 +4,14 @@ them."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import Select, create_engine, select
 from sqlalchemy.exc import DBAPIError
 
 from ledgerlink import connections
 from ledgerlink.connectors.previews import latest_connection
+from ledgerlink.connectors.sage500.connecting import driver_message, url_problem
 from ledgerlink.connectors.sage500.tables import tarCustomer, tciAddress, tciContact, tsmCompany
 from ledgerlink.mapping.preview import PreviewSource, SampleSource
 from ledgerlink.store.mapping_repo import PreviewUnavailable
@@ -19,13 +20,9 @@ if TYPE_CHECKING:
     from ledgerlink.runtime import Runtime
 
 
-def recent_sage500_customers(runtime: Runtime, limit: int) -> PreviewSource:
-    connection = latest_connection(runtime, "sage500")
-    url = connections.read_secret(runtime.vault, connection, "database_url")
-    if not url:
-        raise PreviewUnavailable(f"{connection.name} has no database URL yet")
-    company = connection.settings.get("company_id") or ""
-    query = (
+def recent_customers_query(company: str, limit: int) -> Select[Any]:
+    """The ``limit`` most recently changed customers of ``company``, newest first."""
+    return (
         select(
             tarCustomer.c.CustKey,
             tarCustomer.c.CustID,
@@ -51,14 +48,24 @@ def recent_sage500_customers(runtime: Runtime, limit: int) -> PreviewSource:
         .order_by(tarCustomer.c.UpdateDate.desc(), tarCustomer.c.CustKey.desc())
         .limit(limit)
     )
+
+
+def recent_sage500_customers(runtime: Runtime, limit: int) -> PreviewSource:
+    connection = latest_connection(runtime, "sage500")
+    url = connections.read_secret(runtime.vault, connection, "database_url")
+    if not url:
+        raise PreviewUnavailable(f"{connection.name} has no database URL yet")
+    company = connection.settings.get("company_id") or ""
+    query = recent_customers_query(company, limit)
+    problem = url_problem(url)
+    if problem is not None:
+        raise PreviewUnavailable(problem)
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
     except DBAPIError as exc:
-        raise PreviewUnavailable(
-            f"Sage 500 could not be read: {str(exc.orig).splitlines()[0]}"
-        ) from None
+        raise PreviewUnavailable(f"Sage 500 could not be read: {driver_message(exc)}") from None
     finally:
         engine.dispose()
     for row in rows:

@@ -110,23 +110,30 @@ def _country(value: Any) -> str:
     return {"USA": "US", "CAN": "CA", "GBR": "GB"}.get(text, text)
 
 
+def customer_page_query(
+    company_id: str, changed_since: datetime | None, after: tuple[datetime, int] | None
+) -> Any:
+    """One batch of customers: those after the (UpdateDate, CustKey) ``after``."""
+    query = _customer_query().where(tarCustomer.c.CompanyID == company_id)
+    if changed_since is not None:
+        query = query.where(tarCustomer.c.UpdateDate >= changed_since)
+    if after is not None:
+        query = query.where(
+            or_(
+                tarCustomer.c.UpdateDate > after[0],
+                and_(tarCustomer.c.UpdateDate == after[0], tarCustomer.c.CustKey > after[1]),
+            )
+        )
+    return query.order_by(tarCustomer.c.UpdateDate, tarCustomer.c.CustKey).limit(BATCH)
+
+
 def customers(
     engine: Engine, company_id: str, currency: str, changed_since: datetime | None = None
 ) -> Iterator[CustomerAccount]:
     """Customers of ``company_id`` ordered by (UpdateDate, CustKey), read in batches."""
     last: tuple[datetime, int] | None = None
     while True:
-        query = _customer_query().where(tarCustomer.c.CompanyID == company_id)
-        if changed_since is not None:
-            query = query.where(tarCustomer.c.UpdateDate >= changed_since)
-        if last is not None:
-            query = query.where(
-                or_(
-                    tarCustomer.c.UpdateDate > last[0],
-                    and_(tarCustomer.c.UpdateDate == last[0], tarCustomer.c.CustKey > last[1]),
-                )
-            )
-        query = query.order_by(tarCustomer.c.UpdateDate, tarCustomer.c.CustKey).limit(BATCH)
+        query = customer_page_query(company_id, changed_since, last)
         with engine.connect() as connection:
             rows = connection.execute(query).all()
         for row in rows:
@@ -251,18 +258,23 @@ def gl_accounts(engine: Engine, company_id: str) -> list[dict[str, str]]:
         ]
 
 
+def payment_page_query(company_id: str, after: int) -> Any:
+    """One batch of customer payments: those with a key above ``after``."""
+    return (
+        select(tarCustPmt)
+        .where(tarCustPmt.c.CompanyID == company_id, tarCustPmt.c.CustPmtKey > after)
+        .order_by(tarCustPmt.c.CustPmtKey)
+        .limit(BATCH)
+    )
+
+
 def payments(engine: Engine, company_id: str, digits: dict[str, int]) -> Iterator[LedgerPayment]:
     """Customer payments (receipts positive, refunds negative in Sage 500) with the
     invoices each applied to."""
     last = 0
     while True:
         with engine.connect() as connection:
-            rows = connection.execute(
-                select(tarCustPmt)
-                .where(tarCustPmt.c.CompanyID == company_id, tarCustPmt.c.CustPmtKey > last)
-                .order_by(tarCustPmt.c.CustPmtKey)
-                .limit(BATCH)
-            ).all()
+            rows = connection.execute(payment_page_query(company_id, last)).all()
             keys = [r.CustPmtKey for r in rows]
             applications: dict[int, dict[str, Decimal]] = {}
             if keys:

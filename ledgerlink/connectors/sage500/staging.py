@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Table, insert, select, update
+from sqlalchemy import Engine, Select, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledgerlink.connectors.sage500.tables import (
@@ -94,6 +94,22 @@ class StagedReceipt:
         }
 
 
+#: SQL Server's table hint for "read this row and keep it for my update": SQLAlchemy's
+#: ``with_for_update()`` renders nothing at all on SQL Server (``FOR UPDATE`` exists there
+#: only for cursors), so the hint is given explicitly for that dialect.
+SQL_SERVER_UPDATE_LOCK = "WITH (UPDLOCK, ROWLOCK)"
+
+
+def _locked(query: Select[Any], table: Table) -> Select[Any]:
+    """``query`` reading a staging row its transaction goes on to write: the row stays
+    locked until commit (``FOR UPDATE`` on PostgreSQL, ``UPDLOCK`` on SQL Server), so two
+    workers re-staging the same failed row take turns and the second sees it pending
+    (a replay) instead of both staging it again. No ``HOLDLOCK``: a reference not yet
+    staged locks no key range (that would serialise every staging insert); two first
+    stagings of one reference meet at the unique constraint instead."""
+    return query.with_for_update().with_hint(table, SQL_SERVER_UPDATE_LOCK, "mssql")
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
@@ -125,8 +141,11 @@ class Staging:
         written. An earlier row that failed is staged again with these values (True)."""
         with self.engine.begin() as conn:
             existing = conn.execute(
-                select(self.receipts.c.RowKey, self.receipts.c.ProcessStatus).where(
-                    self.receipts.c.ImportReference == receipt.reference
+                _locked(
+                    select(self.receipts.c.RowKey, self.receipts.c.ProcessStatus).where(
+                        self.receipts.c.ImportReference == receipt.reference
+                    ),
+                    self.receipts,
                 )
             ).first()
             if existing is not None:
@@ -189,8 +208,11 @@ class Staging:
         }
         with self.engine.begin() as conn:
             existing = conn.execute(
-                select(self.customers.c.ProcessStatus).where(
-                    self.customers.c.ImportReference == reference
+                _locked(
+                    select(self.customers.c.ProcessStatus).where(
+                        self.customers.c.ImportReference == reference
+                    ),
+                    self.customers,
                 )
             ).first()
             if existing is not None:

@@ -202,6 +202,12 @@ tarPmtAppl = Table(
 )
 
 # -- staging: what ledgerlink writes and the import procedure posts -------------------------
+#
+# ``implicit_returning=False``: on SQL Server SQLAlchemy would otherwise fetch a new row's
+# ``RowKey`` with ``INSERT … OUTPUT inserted.[RowKey] VALUES …``, which SQL Server refuses
+# ("The target table … cannot have any enabled triggers if the statement contains an OUTPUT
+# clause without INTO clause") on a staging table a site has put a trigger on, as sites do
+# to start the import as rows arrive. Without it the key comes from ``scope_identity()``.
 
 #: ProcessStatus of a staging row: waiting for the import, posted, or refused (see ErrorMessage).
 PENDING, POSTED, FAILED = 0, 1, 2
@@ -230,6 +236,7 @@ StgCashRcpt = Table(
     Column("Attempts", Integer, nullable=False, default=0),
     UniqueConstraint("ImportReference", name="uq_StgCashRcpt_ImportReference"),
     Index("ix_StgCashRcpt_status", "ProcessStatus"),
+    implicit_returning=False,
 )
 
 StgCashRcptAppl = Table(
@@ -241,6 +248,7 @@ StgCashRcptAppl = Table(
     Column("PmtAmt", MONEY, nullable=False),
     Column("DiscTakenAmt", MONEY),
     Index("ix_StgCashRcptAppl_ref", "ImportReference"),
+    implicit_returning=False,
 )
 
 StgCustomer = Table(
@@ -268,4 +276,5 @@ StgCustomer = Table(
     Column("Attempts", Integer, nullable=False, default=0),
     UniqueConstraint("ImportReference", name="uq_StgCustomer_ImportReference"),
     Index("ix_StgCustomer_status", "ProcessStatus"),
+    implicit_returning=False,
 )
