@@ -9,7 +9,11 @@ workers; two things are added around them:
   ``doing`` jobs of workers whose heartbeat is older than ``job_lease_seconds`` and
   puts them back in the queue (or fails them once their retry policy is spent);
 * **error text**: procrastinate keeps no error message, so failures are written to
-  ``job_errors`` for operators.
+  ``job_errors`` for operators;
+* **graceful hand-back**: when the worker is asked to stop, running tasks see
+  ``JobContext.stopping``; a long one stops between units of work and raises
+  :class:`JobInterrupted`, and the job goes back to ``todo`` with its attempt count
+  unchanged (procrastinate's own retry would count it), as on the embedded runner.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import procrastinate
 import structlog
 from procrastinate import exceptions as procrastinate_exceptions
 from procrastinate import jobs as procrastinate_jobs
+from procrastinate import manager as procrastinate_manager
 from procrastinate.sql import queries as procrastinate_queries
 from procrastinate.worker import Worker
 from sqlalchemy import text
@@ -41,6 +46,7 @@ from ledgerlink.jobs.registry import (
     PERIODIC_TIMESTAMP,
     Jitter,
     JobContext,
+    JobInterrupted,
     RetryPolicy,
     TaskSpec,
     tasks,
@@ -230,6 +236,10 @@ class PolicyRetry(procrastinate.BaseRetryStrategy):
     def get_retry_decision(
         self, *, exception: BaseException, job: procrastinate_jobs.Job
     ) -> procrastinate.RetryDecision | None:
+        if isinstance(exception, JobInterrupted):
+            # Handed back, not failed: due again at once (HandBackJobManager keeps the
+            # attempt count as it was).
+            return procrastinate.RetryDecision(retry_at=datetime.now(UTC))
         attempt = job.attempts + 1
         if attempt >= self.policy.max_attempts:
             return None
@@ -237,9 +247,61 @@ class PolicyRetry(procrastinate.BaseRetryStrategy):
         return procrastinate.RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=delay))
 
 
-def build_app(settings: Settings, db: Database, *, rng: Jitter | None = None) -> procrastinate.App:
-    """A procrastinate app with every registered task and periodic schedule."""
+#: Puts a job handed back by a stopping worker in the queue again, its attempts as they were.
+HAND_BACK_QUERY = (
+    "UPDATE procrastinate_jobs SET status = 'todo', scheduled_at = now(), worker_id = NULL "
+    "WHERE id = %(job_id)s AND status = 'doing' AND NOT abort_requested RETURNING id"
+)
+
+
+class HandBackJobManager(procrastinate_manager.JobManager):
+    """procrastinate's job manager, except for jobs a stopping worker handed back.
+
+    procrastinate ends every attempt that raised through ``retry_job``, which counts it
+    (``attempts + 1``). A job whose task raised :class:`JobInterrupted` did not fail: it
+    stopped at a checkpoint because its worker is stopping, so it goes back to ``todo``
+    with the count unchanged, in one statement (a job with an abort request is left to
+    procrastinate).
+    """
+
+    def __init__(self, connector: procrastinate.PsycopgConnector) -> None:
+        super().__init__(connector=connector)
+        #: Ids of jobs whose task raised JobInterrupted and is not yet queued again.
+        self.handed_back: set[int] = set()
+
+    async def retry_job(
+        self,
+        job: procrastinate_jobs.Job,
+        retry_at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> None:
+        if job.id is not None and job.id in self.handed_back:
+            self.handed_back.discard(job.id)
+            try:
+                await self.connector.execute_query_one_async(HAND_BACK_QUERY, job_id=job.id)
+            except procrastinate_exceptions.NoResult:
+                pass  # abort requested (or no longer ours): procrastinate decides below
+            else:
+                log.info("job.handed_back", job_id=job.id, task=job.task_name)
+                return
+        await super().retry_job(job, retry_at=retry_at, priority=priority, queue=queue, lock=lock)
+
+
+def build_app(
+    settings: Settings,
+    db: Database,
+    *,
+    rng: Jitter | None = None,
+    stopping: threading.Event | None = None,
+) -> procrastinate.App:
+    """A procrastinate app with every registered task and periodic schedule.
+
+    ``stopping`` is what running tasks see as ``JobContext.stopping``: the worker sets it
+    when it is asked to stop."""
     jitter: Jitter = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+    stop = stopping or threading.Event()
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(
             conninfo=conninfo(settings.resolved_database_url),
@@ -248,13 +310,17 @@ def build_app(settings: Settings, db: Database, *, rng: Jitter | None = None) ->
         ),
         periodic_defaults={"max_delay": PERIODIC_MAX_DELAY},
     )
+    connector = app.connector
+    assert isinstance(connector, procrastinate.PsycopgConnector)
+    manager = HandBackJobManager(connector)
+    app.job_manager = manager
     for spec in tasks.specs():
         app.task(
             name=spec.name,
             queue=spec.queue,
             pass_context=True,
             retry=PolicyRetry(spec.retry, jitter),
-        )(_runner_for(spec, settings, db))
+        )(_runner_for(spec, settings, db, stop, manager.handed_back))
     for schedule in tasks.schedules():
         target = app.tasks[tasks.require(schedule.task).name]
         app.periodic(
@@ -265,7 +331,13 @@ def build_app(settings: Settings, db: Database, *, rng: Jitter | None = None) ->
     return app
 
 
-def _runner_for(spec: TaskSpec, settings: Settings, db: Database) -> Any:
+def _runner_for(
+    spec: TaskSpec,
+    settings: Settings,
+    db: Database,
+    stopping: threading.Event,
+    handed_back: set[int],
+) -> Any:
     def run(context: procrastinate.JobContext, **args: Any) -> None:
         job = context.job
         assert job.id is not None
@@ -288,11 +360,20 @@ def _runner_for(spec: TaskSpec, settings: Settings, db: Database) -> Any:
         attempt = job.attempts + 1
         bound = log.bind(job_id=job.id, task=spec.name, attempt=attempt)
         ctx = JobContext(
-            job_id=job.id, attempt=attempt, settings=settings, db=db, scheduled_for=scheduled_for
+            job_id=job.id,
+            attempt=attempt,
+            settings=settings,
+            db=db,
+            scheduled_for=scheduled_for,
+            stopping=stopping,
         )
         bound.info("job.started")
         try:
             spec.func(ctx, **args)
+        except JobInterrupted:
+            handed_back.add(job.id)
+            bound.info("job.interrupted", detail="the worker is stopping; queued again")
+            raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT]
             final = attempt >= spec.retry.max_attempts
@@ -411,9 +492,14 @@ def run_worker(
     rng: Jitter | None = None,
     shutdown_seconds: float = SHUTDOWN_GRACE_SECONDS,
 ) -> None:
-    """Run a procrastinate worker until ``stop_event`` is set."""
+    """Run a procrastinate worker until ``stop_event`` is set.
+
+    Once it is, the worker takes no new job and its running tasks see
+    ``JobContext.stopping``: a long task hands its job back (uncounted) at its next
+    checkpoint instead of holding the stop up for the whole grace period."""
     hide_job_arguments_in_procrastinate_logs()
-    app = build_app(settings, db, rng=rng)
+    tasks_stopping = threading.Event()
+    app = build_app(settings, db, rng=rng, stopping=tasks_stopping)
     loop = asyncio.new_event_loop()
     # Sync tasks run on the loop's default executor: size it to the concurrency.
     executor = ThreadPoolExecutor(
@@ -421,7 +507,9 @@ def run_worker(
     )
     loop.set_default_executor(executor)
     try:
-        loop.run_until_complete(_serve(app, settings, db, stop_event, shutdown_seconds))
+        loop.run_until_complete(
+            _serve(app, settings, db, stop_event, shutdown_seconds, tasks_stopping)
+        )
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -434,6 +522,7 @@ async def _serve(
     db: Database,
     stop_event: threading.Event,
     shutdown_seconds: float,
+    tasks_stopping: threading.Event,
 ) -> None:
     async with app.open_async():
         worker = Worker(
@@ -469,6 +558,9 @@ async def _serve(
                 # so a job that is finishing is not recovered (and run twice) meanwhile.
                 keepalive = asyncio.create_task(_keep_alive(app, worker, settings))
                 worker.stop()  # type: ignore[no-untyped-call]
+                # Only now tell running tasks: the worker fetches nothing more, so a job
+                # handed back here goes to the next worker, not to this one again.
+                tasks_stopping.set()
                 try:
                     await running
                 finally:

@@ -33,8 +33,11 @@ CAPABILITY_MODULES = (
     "ledgerlink.members.bulk",
     "ledgerlink.sync.runs",
     "ledgerlink.sync.schedules",
+    "ledgerlink.sync.realtime",
+    "ledgerlink.sync.realtime_inbound_jobs",
     "ledgerlink.payments.jobs",
     "ledgerlink.payments.notify",
+    "ledgerlink.invoice_requests.jobs",
     "ledgerlink.recon.jobs",
     "ledgerlink.recon.notify",
     "ledgerlink.audit_jobs",
@@ -81,7 +84,7 @@ class RetryPolicy:
 
 class JobInterrupted(Exception):
     """Raised by a task that stopped between units of work because its runner is stopping
-    (``JobContext.stopping``). The embedded runner puts the job back at once without
+    (``JobContext.stopping``). Either back-end puts the job back at once without
     counting an attempt; the next run continues from the task's own checkpoint."""
 
 
@@ -95,10 +98,9 @@ class JobContext:
     db: Database
     #: For jobs started by a periodic schedule, the tick they stand for (UTC).
     scheduled_for: datetime | None = None
-    #: Set when the runner is asked to stop (embedded runner). A long task checks it between
+    #: Set when the runner is asked to stop (either back-end). A long task checks it between
     #: units of work and stops early: returning when nothing is left half-done, raising
-    #: :class:`JobInterrupted` when it should run again. procrastinate workers keep their
-    #: own graceful stop, so there it is never set.
+    #: :class:`JobInterrupted` when it should run again (queued again, attempt uncounted).
     stopping: threading.Event = field(default_factory=threading.Event)
 
 

@@ -1,7 +1,9 @@
 """``ledgerlink worker``: run jobs until told to stop, on whichever back-end is configured.
 
 SIGTERM and SIGINT ask for a clean stop: no new jobs are taken and running ones get a
-bounded time to finish. A second signal falls back to the default handler (a second
+bounded time to finish; a long job (bulk link, sync run, payments drain) sees
+``JobContext.stopping`` and hands back at its next checkpoint, queued again with its
+attempt uncounted, on both back-ends. A second signal falls back to the default handler (a second
 Ctrl-C ends the process at once); a job cut off that way runs again on another worker.
 """
 

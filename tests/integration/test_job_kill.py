@@ -1,7 +1,8 @@
-"""Workers as separate processes (``python -m ledgerlink.jobs``), killed the hard way.
+"""Workers as separate processes (``python -m ledgerlink.jobs``, ``ledgerlink worker``).
 
-A job whose worker is SIGKILLed mid-run must run again on another worker, and a worker
-asked to stop with SIGTERM must let its running job finish; on both back-ends.
+A job whose worker is SIGKILLed mid-run must run again on another worker; a worker asked
+to stop with SIGTERM must let its running job finish, and a long job that checks for the
+stop hands back uncounted; on both back-ends.
 """
 
 from __future__ import annotations
@@ -60,11 +61,18 @@ def queue(settings: Settings, db: Database) -> JobQueue:
     return job_queue(settings, db)
 
 
+#: The worker as an operator runs it (the CLI), beside the bare ``python -m ledgerlink.jobs``.
+LEDGERLINK_WORKER = [str(Path(sys.executable).parent / "ledgerlink"), "worker"]
+BARE_WORKER = [sys.executable, "-m", "ledgerlink.jobs"]
+
+
 @contextmanager
-def worker_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    env: dict[str, str], log_path: Path, command: list[str] = BARE_WORKER
+) -> Iterator[subprocess.Popen[bytes]]:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ledgerlink.jobs"],
+            command,
             env=env,
             cwd=log_path.parent,  # away from any ledgerlink.toml in the checkout
             stdout=log,
@@ -138,3 +146,44 @@ def test_sigterm_lets_the_running_job_finish_before_the_worker_exits(
     info = queue.get(job_id)
     assert info is not None
     assert info.status == "succeeded"
+
+
+def test_sigterm_during_a_long_job_hands_it_back_uncounted_and_the_next_worker_finishes_it(
+    db: Database, queue: JobQueue, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``ledgerlink worker`` asked to stop in the middle of a long job (bulk link, sync,
+    drain) does not sit out its 30 s grace: the job stops at its checkpoint, goes back
+    to the queue with no attempt counted, and the other worker finishes it, once."""
+    with db.transaction() as session:
+        job_id = queue.enqueue(session, "test.until_stopped", {"label": "handback"})
+    assert job_id is not None
+
+    # Two workers started together (start-up is most of this test's time): the one that
+    # took the job is asked to stop, the other must finish it.
+    with (
+        worker_process(worker_env, tmp_path / "a.log", LEDGERLINK_WORKER) as a,
+        worker_process(worker_env, tmp_path / "b.log", LEDGERLINK_WORKER) as b,
+    ):
+        started = wait_until(
+            lambda: effects_of(db, "handback", "started"), timeout=30, what="the job to start"
+        )
+        stopped, other = (a, b) if started[0].pid == a.pid else (b, a)
+        stopped.send_signal(signal.SIGTERM)
+        code = stopped.wait(15)  # well inside the 30 s grace a job ignoring the stop gets
+        done = wait_until(
+            lambda: (i := queue.get(job_id)) and i.status == "succeeded" and i,
+            timeout=30,
+            what=f"the other worker to finish the job; logs in {tmp_path}",
+        )
+
+    log = (tmp_path / ("a.log" if stopped is a else "b.log")).read_text()
+    assert code == 0, log
+    assert [(e.event, e.pid) for e in effects_of(db, "handback")] == [
+        ("started", stopped.pid),
+        ("interrupted", stopped.pid),
+        ("finished", other.pid),
+    ]
+    finished = effects_of(db, "handback", "finished")
+    # Attempt 1 again: the handed-back run did not count (a counted one would make it 2).
+    assert [(e.job_id, e.attempt) for e in finished] == [(job_id, 1)]
+    assert done.attempts == 1

@@ -363,11 +363,9 @@ def test_the_builtin_prune_schedule_is_registered() -> None:
 def test_a_long_job_hands_back_when_the_runner_stops_and_resumes_uncounted(
     job_settings: Settings, db: Database, queue: JobQueue
 ) -> None:
-    """Stopping the embedded runner does not wait out its grace for a long job: the job
-    stops between units of work, is queued again without counting an attempt, and the
-    next runner finishes it."""
-    if db.engine.dialect.name == "postgresql":
-        pytest.skip("procrastinate workers keep their own graceful stop (stopping never set)")
+    """Stopping a worker (embedded runner or procrastinate) does not wait out its grace for
+    a long job: the job stops between units of work, is queued again without counting an
+    attempt, and the next worker finishes it."""
     job_id = enqueue(db, queue, "test.until_stopped", args={"label": "long"})
     assert job_id is not None
     with worker_thread(job_settings):
