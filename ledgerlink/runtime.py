@@ -18,6 +18,7 @@ from ledgerlink.jobs.registry import load_task_modules
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database, owner_only
 from ledgerlink.store.mapping_repo import MappingRepository, mapping_repository
+from ledgerlink.sync import realtime_outbox
 from ledgerlink.vault import Vault, load_vault
 
 if TYPE_CHECKING:
@@ -37,10 +38,12 @@ class Runtime:
 
     @cached_property
     def db(self) -> Database:
-        return Database(
+        db = Database(
             self.settings.resolved_database_url,
             sqlite_busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
         )
+        realtime_outbox.dispatch_through(db, self)  # member changes enqueue real-time writes
+        return db
 
     @cached_property
     def vault(self) -> Vault:
@@ -74,6 +77,7 @@ class Runtime:
         engine shared instead of a second pool opened per job."""
         runtime = cls(ctx.settings)
         runtime.__dict__["db"] = ctx.db
+        realtime_outbox.dispatch_through(ctx.db, runtime)
         return runtime
 
     def close(self) -> None:

