@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -25,13 +26,11 @@ from ledgerlink.connectors.previews import register_all as register_preview_sour
 from ledgerlink.jobs.embedded import EmbeddedRunner
 from ledgerlink.runtime import Runtime
 from ledgerlink.settings import Settings
-from ledgerlink.web import capture_pages, health, inbound, pay_pages
-from ledgerlink.web.api import router as api_router
+from ledgerlink.web import inbound
 from ledgerlink.web.deps import viewer
 from ledgerlink.web.domain_problems import handled_types, page_error, problem_for
 from ledgerlink.web.headers import SecurityHeaders
 from ledgerlink.web.metrics import MetricsMiddleware
-from ledgerlink.web.portal import router as portal_router
 from ledgerlink.web.portal.rendering import render_error
 from ledgerlink.web.problems import (
     Problem,
@@ -41,6 +40,7 @@ from ledgerlink.web.problems import (
     unstorable_problem,
     validation_problem,
 )
+from ledgerlink.web.routes import application_routes
 from ledgerlink.web.security import NotSignedIn
 
 log = structlog.get_logger("ledgerlink.web")
@@ -86,12 +86,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.force_secure_cookies = runtime.settings.secure_cookies
     app.state.embedded_runner = None
 
-    app.include_router(health.router)
-    app.include_router(inbound.router)
-    app.include_router(api_router, prefix="/api/v1")
-    app.include_router(portal_router)
-    app.include_router(pay_pages.router)  # the payer's pages: the signed link is the key
-    app.include_router(capture_pages.router)  # the payer's card-on-file pages, the same way
+    app.router.routes.extend(application_routes())  # built once per process: routes.py
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_api_docs(app)
     _install_error_handlers(app)
@@ -115,6 +110,12 @@ class _App(FastAPI):
     response carries them."""
 
     force_secure_cookies = False
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # The shared routes (web/routes.py) do not consult this application's overrides:
+        # read-only, so that setting one fails loudly instead of being silently ignored.
+        self.dependency_overrides = MappingProxyType({})  # type: ignore[assignment]
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeaders(

@@ -3,9 +3,9 @@ the database, a read or a write session, the signed-in principal with its role, 
 few long-lived helpers the web layer keeps (the customer index cache, the inbound state).
 
 Routes declare these as parameters instead of reaching into ``request.app.state``, so a
-route's signature says everything it depends on and tests can override one dependency
-(``app.dependency_overrides``) instead of building a whole application. Only this module
-and ``web/app.py`` (which sets the state up) touch ``app.state``.
+route's signature says everything it depends on. Only this module and ``web/app.py``
+(which sets the state up) touch ``app.state``; a test builds an application with the
+settings it needs (cheap: the routes are built once per process, ``web/routes.py``).
 
 Session dependencies are plain ``def`` generators with ``scope="function"``: FastAPI runs
 them, and the ``def`` routes that use them, in its thread pool, so database work never
