@@ -29,6 +29,7 @@ from ledgerlink.sandbox.commands import sandbox_app
 from ledgerlink.sandbox.supervisor import Supervisor, installed_simulators, stop_children_on_sigterm
 from ledgerlink.settings import Settings
 from ledgerlink.store import audit_checks
+from ledgerlink.store.backup_commands import backup, restore
 from ledgerlink.store.models import AuditEntry, Connection
 from ledgerlink.sync.commands import sync_app
 from ledgerlink.terminal import err, out
@@ -129,6 +130,10 @@ def migrate() -> None:
     runtime = _runtime()
     upgrade(runtime.db)
     out.print(f"Database is up to date ({runtime.db.backend}).")
+
+
+app.command()(backup)
+app.command()(restore)
 
 
 @app.command()
