@@ -15,26 +15,26 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import in_db_thread, reading, writing
-from ledgerlink.connectors.errors import NotFound, UpstreamError
-from ledgerlink.connectors.paytrace.protect import (
-    Billing,
-    HostedCard,
-    PayTraceProtect,
-    token_refused,
-)
+from ledgerlink.connectors.errors import UpstreamError
+from ledgerlink.connectors.paytrace.protect import PayTraceProtect, token_refused
 from ledgerlink.connectors.paytrace.wiring import paytrace_gateway
 from ledgerlink.domain.accounts import CustomerAccount
 from ledgerlink.identity.principal import Principal
-from ledgerlink.paylinks import tokens
-from ledgerlink.paylinks.links import DEFAULT_DAYS, MAX_DAYS, PayLinkRefused, now_utc
-from ledgerlink.paylinks.links import _organisation as organisation_of
-from ledgerlink.paylinks.profiles import link_profile
+from ledgerlink.paylinks import signed_links, tokens
+from ledgerlink.paylinks.card_form import CARD_REFUSED, billing_for, hosted_card
+from ledgerlink.paylinks.profiles import link_profile, store_card
+from ledgerlink.paylinks.signed_links import (
+    DEFAULT_DAYS,
+    IssuedLink,
+    LinkKind,
+    LinkUnusable,
+    PayLinkRefused,
+)
 from ledgerlink.payments.charges import profile_for
 from ledgerlink.payments.targets import PaymentTargets
 from ledgerlink.runtime import Runtime
@@ -46,34 +46,23 @@ from ledgerlink.store.models import AuditEntry, Connection
 PAYER_ACTOR = "payer (card link)"
 ENTITY = "card_capture_link"
 SAVED = "payment.card_capture.saved"
+CARD_LINK = LinkKind(
+    purpose=tokens.CARD,
+    path="/card",
+    entity_type=ENTITY,
+    created_action="payment.card_capture_link.created",
+    noun="card link",
+    nothing_done="no card was saved",
+)
 
 
 def consent_line(organisation: str) -> str:
     return f"I authorise {organisation} to charge this card for my invoices"
 
 
-class CaptureUnusable(Exception):
-    """The link cannot save a card; ``reason`` says which page the payer sees."""
-
-    def __init__(
-        self, reason: Literal["tampered", "expired", "used", "unavailable"], message: str
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
 @dataclass(frozen=True)
-class CreatedCaptureLink:
-    token: str
-    path: str
-    url: str
+class CreatedCaptureLink(IssuedLink):
     member_number: str
-    customer_name: str
-    customer_email: str
-    expires_at: dt.datetime
-    nonce: str
-    organisation: str
     has_profile: bool
 
 
@@ -116,10 +105,7 @@ async def create_capture_link(
     connection posts to (audited); refused for a member with no customer there. The link
     starts with ``base_url``, else ``origin`` (as pay links do)."""
     number = member_number.strip()
-    if not 1 <= expires_in_days <= MAX_DAYS:
-        raise PayLinkRefused(
-            "expires_in_days", f"Choose how long the link works: 1 to {MAX_DAYS} days"
-        )
+    signed_links.check_days(expires_in_days)
     targets = PaymentTargets(runtime)
     try:
         gateway = await targets.paytrace_connection(gateway_connection_id)
@@ -146,69 +132,27 @@ async def create_capture_link(
         has_profile = await _has_profile(runtime, gateway, profile)
     finally:
         await targets.aclose()
-    expires_at = (now or now_utc()) + dt.timedelta(days=expires_in_days)
-    claims = tokens.LinkClaims(
-        gateway_connection_id=gateway.id,
-        ledger_connection_id=opened.connection.id,
+    issued = await signed_links.issue(
+        runtime,
+        principal,
+        CARD_LINK,
+        gateway=gateway,
+        ledger=opened,
         customer_id=customer.id,
-        invoice_number="",
-        nonce=tokens.new_nonce(),
-        expires_at=expires_at,
-        purpose=tokens.CARD,
-    )
-    token = tokens.sign(runtime.vault, claims)
-    path = f"/card/{token}"
-
-    def record(session: Session) -> None:
-        audit.record(
-            session,
-            actor=principal.actor,
-            action="payment.card_capture_link.created",
-            entity_type=ENTITY,
-            entity_id=claims.nonce,
-            after={
-                "member_number": number,
-                "customer_id": customer.id,
-                "ledger_connection_id": opened.connection.id,
-                "paytrace_connection_id": gateway.id,
-                "paytrace_customer_id": profile,
-                "expires_at": expires_at.isoformat(),
-            },
-        )
-
-    await writing(runtime.db, record)
-    return CreatedCaptureLink(
-        token=token,
-        path=path,
-        url=(runtime.settings.base_url or origin).rstrip("/") + path,
-        member_number=number,
         customer_name=customer.name,
         customer_email=customer.email,
-        expires_at=expires_at,
-        nonce=claims.nonce,
-        organisation=organisation_of(opened.connection),
-        has_profile=has_profile,
+        expires_in_days=expires_in_days,
+        now=now,
+        origin=origin,
+        about={"member_number": number, "paytrace_customer_id": profile},
     )
+    return CreatedCaptureLink(**vars(issued), member_number=number, has_profile=has_profile)
 
 
 def claims_of(
     runtime: Runtime, token: str, now: dt.datetime | None = None, *, expired_ok: bool = False
 ) -> tokens.LinkClaims:
-    try:
-        claims = tokens.verify(runtime.vault, token, tokens.CARD)
-    except tokens.BadToken:
-        raise CaptureUnusable(
-            "tampered",
-            "This card link is not valid: it may have been changed or copied incompletely. "
-            "Ask the sender for a new link; no card was saved.",
-        ) from None
-    if not expired_ok and (now or now_utc()) >= claims.expires_at:
-        raise CaptureUnusable(
-            "expired",
-            f"This card link expired on {claims.expires_at:%d %B %Y}. Ask the sender for a new "
-            "link; no card was saved.",
-        )
-    return claims
+    return signed_links.verify(runtime, CARD_LINK, token, now, expired_ok=expired_ok)
 
 
 async def view_capture(runtime: Runtime, token: str) -> CaptureView:
@@ -219,19 +163,16 @@ async def view_capture(runtime: Runtime, token: str) -> CaptureView:
     try:
         opened = await targets.ledger_by_id(claims.ledger_connection_id)
         customer = await opened.ledger.get_customer(claims.customer_id)
-        return CaptureView(claims, organisation_of(opened.connection), customer)
+        return CaptureView(claims, signed_links.organisation(opened.connection), customer)
     except UpstreamError:
-        raise CaptureUnusable(
-            "unavailable",
-            "Your account cannot be read just now. Try again in a few minutes; no card was saved.",
-        ) from None
+        raise signed_links.unavailable(CARD_LINK, "Your account") from None
     finally:
         await targets.aclose()
 
 
 async def save_card(runtime: Runtime, token: str, form: CaptureForm) -> SavedCard:
     """Store the card behind ``form``'s hosted-fields token as the customer's PayTrace
-    profile and link it to the member. Raises :class:`CaptureUnusable` or
+    profile and link it to the member. Raises :class:`LinkUnusable` or
     :class:`PayLinkRefused` naming the field (consent, card); either way nothing stored."""
     view = await view_capture(runtime, token)
     claims = view.claims
@@ -239,11 +180,7 @@ async def save_card(runtime: Runtime, token: str, form: CaptureForm) -> SavedCar
         raise PayLinkRefused(
             "consent", f"Tick “{consent_line(view.organisation)}” to save the card"
         )
-    if not form.hpf_token.strip() or not form.enc_key.strip():
-        raise PayLinkRefused(
-            "card", "Enter the card number, expiry and security code in the card fields"
-        )
-    card = HostedCard(form.hpf_token.strip(), form.enc_key.strip())
+    card = hosted_card(form.hpf_token, form.enc_key)
     targets = PaymentTargets(runtime)
     try:
         opened = await targets.ledger_by_id(claims.ledger_connection_id)
@@ -256,25 +193,15 @@ async def save_card(runtime: Runtime, token: str, form: CaptureForm) -> SavedCar
                 "card", "This card cannot be kept for your account; ask the sender to call you"
             )
         gateway_connection = await targets.paytrace_connection(claims.gateway_connection_id)
-        billing = Billing(
-            name=form.name.strip()[:100] or customer.name,
-            street_address=customer.address.line1,
-            zip=customer.address.postal_code,
-            email=customer.email,
-            phone=customer.phone,
-        )
+        billing = billing_for(customer, form.name)
         gateway = paytrace_gateway(runtime, gateway_connection)
         protect = PayTraceProtect(gateway)
         try:
-            created = await _store(protect, profile, card, billing)
+            created = await store_card(protect, profile, card, billing)
             masked = (await gateway.customer(profile)).masked_card
         except UpstreamError as exc:
             if token_refused(exc):
-                raise PayLinkRefused(
-                    "card",
-                    "PayTrace did not accept the card details (they expire after 15 minutes "
-                    "and work once); enter the card again",
-                ) from None
+                raise PayLinkRefused("card", CARD_REFUSED) from None
             raise PayLinkRefused("card", exc.message) from None
         finally:
             await gateway.aclose()
@@ -326,7 +253,7 @@ async def _refuse_used(runtime: Runtime, claims: tokens.LinkClaims) -> None:
     entry = await reading(runtime.db, lambda session: _saved(session, claims.nonce))
     if entry is not None:
         masked = str((entry.after or {}).get("masked_card") or "")
-        raise CaptureUnusable(
+        raise LinkUnusable(
             "used",
             f"This card link was used already: the card {masked} is on file. Ask the sender "
             "for a new link to change it; nothing more was saved.",
@@ -370,16 +297,3 @@ async def _has_profile(runtime: Runtime, gateway_connection: Connection, profile
     finally:
         await gateway.aclose()
     return True
-
-
-async def _store(
-    protect: PayTraceProtect, profile: str, card: HostedCard, billing: Billing
-) -> bool:
-    """Create the profile with the card (True), or replace the card of the one there is."""
-    try:
-        await protect.gateway.customer(profile)
-    except NotFound:
-        await protect.create_profile(profile, card, billing)
-        return True
-    await protect.update_profile(profile, card, billing)
-    return False

@@ -12,57 +12,59 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledgerlink.blocking import reading, writing
+from ledgerlink.blocking import reading
 from ledgerlink.connectors.base import PaymentLedger
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.domain.accounts import CustomerAccount, Invoice
 from ledgerlink.domain.money import Money
 from ledgerlink.identity.principal import Principal
-from ledgerlink.paylinks import tokens
-from ledgerlink.payments.charges import ChargeRefused
+from ledgerlink.paylinks import signed_links, tokens
+from ledgerlink.paylinks.signed_links import (
+    DEFAULT_DAYS,
+    IssuedLink,
+    LinkKind,
+    LinkUnusable,
+    PayLinkRefused,
+)
 from ledgerlink.payments.targets import OpenLedger, PaymentTargets
 from ledgerlink.runtime import Runtime
-from ledgerlink.store import audit
-from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentCharge, PaymentEvent
 
-DEFAULT_DAYS = 14
-MAX_DAYS = 90
+__all__ = [
+    "KEY_PREFIX",
+    "PAY_LINK",
+    "CreatedLink",
+    "LinkUnusable",
+    "LinkView",
+    "PayLinkRefused",
+    "claims_of",
+    "create_link",
+    "in_flight",
+    "read_view",
+    "view_link",
+]
+
 #: Charges made through pay links carry this prefix in their idempotency key.
 KEY_PREFIX = "paylink:"
-
-
-class PayLinkRefused(ChargeRefused):
-    """A pay link was not made, or a payment not taken: ``field`` names the input."""
-
-
-class LinkUnusable(Exception):
-    """The link cannot take a payment; ``reason`` says which page the payer sees."""
-
-    def __init__(self, reason: Literal["tampered", "expired", "paid", "unavailable"], message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+PAY_LINK = LinkKind(
+    purpose=tokens.PAY,
+    path="/pay",
+    entity_type="pay_link",
+    created_action="payment.pay_link.created",
+    noun="payment link",
+    nothing_done="nothing was charged",
+)
 
 
 @dataclass(frozen=True)
-class CreatedLink:
-    token: str
-    path: str
-    url: str
+class CreatedLink(IssuedLink):
     invoice_number: str
-    customer_name: str
-    customer_email: str
     amount_due: Money
     due_date: dt.date | None
-    expires_at: dt.datetime
-    nonce: str
-    organisation: str
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,6 @@ class LinkView:
     invoice: Invoice
     customer: CustomerAccount
     amount_due: Money
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 async def create_link(
@@ -97,10 +95,7 @@ async def create_link(
     number = invoice_number.strip()
     if not number:
         raise PayLinkRefused("invoice_number", "Enter the invoice number to ask payment for")
-    if not 1 <= expires_in_days <= MAX_DAYS:
-        raise PayLinkRefused(
-            "expires_in_days", f"Choose how long the link works: 1 to {MAX_DAYS} days"
-        )
+    signed_links.check_days(expires_in_days)
     targets = PaymentTargets(runtime)
     try:
         gateway = await targets.paytrace_connection(gateway_connection_id)
@@ -122,49 +117,27 @@ async def create_link(
         raise PayLinkRefused(
             "invoice_number", f"Invoice {number} has nothing left to pay; no link is needed"
         )
-    expires_at = (now or now_utc()) + dt.timedelta(days=expires_in_days)
-    claims = tokens.LinkClaims(
-        gateway_connection_id=gateway.id,
-        ledger_connection_id=opened.connection.id,
+    issued = await signed_links.issue(
+        runtime,
+        principal,
+        PAY_LINK,
+        gateway=gateway,
+        ledger=opened,
         customer_id=invoice.customer_id,
-        invoice_number=number,
-        nonce=tokens.new_nonce(),
-        expires_at=expires_at,
-    )
-    token = tokens.sign(runtime.vault, claims)
-    path = f"/pay/{token}"
-
-    def record(session: Session) -> None:
-        audit.record(
-            session,
-            actor=principal.actor,
-            action="payment.pay_link.created",
-            entity_type="pay_link",
-            entity_id=claims.nonce,
-            after={
-                "invoice_number": number,
-                "customer_id": invoice.customer_id,
-                "ledger_connection_id": opened.connection.id,
-                "paytrace_connection_id": gateway.id,
-                "amount_due_minor": due.minor,
-                "currency": due.currency,
-                "expires_at": expires_at.isoformat(),
-            },
-        )
-
-    await writing(runtime.db, record)
-    return CreatedLink(
-        token=token,
-        path=path,
-        url=(runtime.settings.base_url or origin).rstrip("/") + path,
-        invoice_number=number,
         customer_name=customer.name,
         customer_email=customer.email,
-        amount_due=due,
-        due_date=invoice.due_date,
-        expires_at=expires_at,
-        nonce=claims.nonce,
-        organisation=_organisation(opened.connection),
+        invoice_number=number,
+        expires_in_days=expires_in_days,
+        now=now,
+        origin=origin,
+        about={
+            "invoice_number": number,
+            "amount_due_minor": due.minor,
+            "currency": due.currency,
+        },
+    )
+    return CreatedLink(
+        **vars(issued), invoice_number=number, amount_due=due, due_date=invoice.due_date
     )
 
 
@@ -173,21 +146,7 @@ def claims_of(
 ) -> tokens.LinkClaims:
     """The link's claims, or :class:`LinkUnusable` (changed, or expired unless
     ``expired_ok``: a receipt stays readable after its link expired)."""
-    try:
-        claims = tokens.verify(runtime.vault, token)
-    except tokens.BadToken:
-        raise LinkUnusable(
-            "tampered",
-            "This payment link is not valid: it may have been changed or copied incompletely. "
-            "Ask the sender for a new link; nothing was charged.",
-        ) from None
-    if not expired_ok and (now or now_utc()) >= claims.expires_at:
-        raise LinkUnusable(
-            "expired",
-            f"This payment link expired on {claims.expires_at:%d %B %Y}. Ask the sender for a "
-            "new link; nothing was charged.",
-        )
-    return claims
+    return signed_links.verify(runtime, PAY_LINK, token, now, expired_ok=expired_ok)
 
 
 def in_flight(session: Session, invoice_number: str, currency: str) -> Money:
@@ -222,10 +181,7 @@ async def view_link(runtime: Runtime, token: str, now: dt.datetime | None = None
         opened = await targets.ledger_by_id(claims.ledger_connection_id)
         return await read_view(runtime, claims, opened)
     except UpstreamError:
-        raise LinkUnusable(
-            "unavailable",
-            "The invoice cannot be read just now. Try again in a few minutes; nothing was charged.",
-        ) from None
+        raise signed_links.unavailable(PAY_LINK, "The invoice") from None
     finally:
         await targets.aclose()
 
@@ -252,16 +208,8 @@ async def read_view(runtime: Runtime, claims: tokens.LinkClaims, opened: OpenLed
         )
     return LinkView(
         claims=claims,
-        organisation=_organisation(opened.connection),
+        organisation=signed_links.organisation(opened.connection),
         invoice=invoice,
         customer=customer,
         amount_due=due,
     )
-
-
-def _organisation(connection: Connection) -> str:
-    settings = connection.settings or {}
-    for name in ("organisation_name", "business_name", "company_name"):
-        if settings.get(name):
-            return str(settings[name])
-    return connection.name

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import in_db_thread, reading
-from ledgerlink.connectors.errors import NotFound, Unavailable, UpstreamError
+from ledgerlink.connectors.errors import Unavailable, UpstreamError
 from ledgerlink.connectors.paytrace.gateway import PayTraceGateway
 from ledgerlink.connectors.paytrace.protect import (
     Billing,
@@ -36,15 +36,17 @@ from ledgerlink.connectors.paytrace.wiring import paytrace_gateway
 from ledgerlink.domain.accounts import CardOutcome, CardTransaction
 from ledgerlink.domain.money import Money, MoneyError
 from ledgerlink.identity.principal import system_principal
+from ledgerlink.paylinks import signed_links
+from ledgerlink.paylinks.card_form import CARD_REFUSED, billing_for, hosted_card
 from ledgerlink.paylinks.links import (
     KEY_PREFIX,
-    LinkUnusable,
+    PAY_LINK,
     LinkView,
-    PayLinkRefused,
     claims_of,
     read_view,
 )
-from ledgerlink.paylinks.profiles import link_profile
+from ledgerlink.paylinks.profiles import link_profile, store_card
+from ledgerlink.paylinks.signed_links import PayLinkRefused
 from ledgerlink.payments.charges import profile_for, record_charge_outcome
 from ledgerlink.payments.hints import READ_BACK
 from ledgerlink.payments.inbox import InboundEvent
@@ -122,17 +124,9 @@ async def pay(runtime: Runtime, token: str, form: PayForm) -> Payment:
             opened = await targets.ledger_by_id(claims.ledger_connection_id)
             view = await read_view(runtime, claims, opened)
         except UpstreamError:
-            raise LinkUnusable(
-                "unavailable",
-                "The invoice cannot be read just now. Try again in a few minutes; nothing was "
-                "charged.",
-            ) from None
+            raise signed_links.unavailable(PAY_LINK, "The invoice") from None
         amount = _amount(form.amount, view)
-        if not form.hpf_token.strip() or not form.enc_key.strip():
-            raise PayLinkRefused(
-                "card", "Enter the card number, expiry and security code in the card fields"
-            )
-        card = HostedCard(form.hpf_token.strip(), form.enc_key.strip())
+        card = hosted_card(form.hpf_token, form.enc_key)
         profile = None
         if form.save_card:
             profile = await reading(
@@ -148,13 +142,7 @@ async def pay(runtime: Runtime, token: str, form: PayForm) -> Payment:
                     "pay without saving it",
                 )
         gateway_connection = await targets.paytrace_connection(claims.gateway_connection_id)
-        billing = Billing(
-            name=form.name.strip()[:100] or view.customer.name,
-            street_address=view.customer.address.line1,
-            zip=view.customer.address.postal_code,
-            email=view.customer.email,
-            phone=view.customer.phone,
-        )
+        billing = billing_for(view.customer, form.name)
         charge_id = await in_db_thread(
             lambda: _start(runtime, key, gateway_connection, profile or "", view, amount)
         )
@@ -203,7 +191,7 @@ async def _charge(
     try:
         try:
             if profile is not None:
-                await _store_card(protect, profile, card, billing)
+                await store_card(protect, profile, card, billing)
                 await in_db_thread(
                     lambda: link_profile(
                         runtime, opened, view.customer, profile, gateway_connection
@@ -216,12 +204,7 @@ async def _charge(
             refused = token_refused(exc)
             unknown = isinstance(exc, Unavailable) and exc.outcome_unknown
             status = "unknown" if unknown else "failed"
-            message = (
-                "PayTrace did not accept the card details (they expire after 15 minutes and "
-                "work once); enter the card again"
-                if refused
-                else exc.message
-            )
+            message = CARD_REFUSED if refused else exc.message
             await in_db_thread(lambda: _finish(runtime, charge_id, status, None, message, None))
             if unknown:
                 raise PayLinkRefused(
@@ -268,19 +251,6 @@ async def _charge(
         return payment
     finally:
         await gateway.aclose()
-
-
-async def _store_card(
-    protect: PayTraceProtect, profile: str, card: HostedCard, billing: Billing
-) -> None:
-    """Create the customer's PayTrace profile with the card, or replace the card of the
-    profile they have."""
-    try:
-        await protect.gateway.customer(profile)
-    except NotFound:
-        await protect.create_profile(profile, card, billing)
-        return
-    await protect.update_profile(profile, card, billing)
 
 
 async def _read_back(gateway: PayTraceGateway, sale: CardTransaction) -> CardTransaction:

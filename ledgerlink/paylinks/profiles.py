@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from ledgerlink.connectors.errors import NotFound
+from ledgerlink.connectors.paytrace.protect import Billing, HostedCard, PayTraceProtect
 from ledgerlink.domain.accounts import CustomerAccount
 from ledgerlink.identity.principal import system_principal
 from ledgerlink.members.linking import LinkConflict, store_link
@@ -66,3 +68,17 @@ def link_profile(
         except LinkConflict:
             return False  # the profile is another member's: charging it still works
         return True
+
+
+async def store_card(
+    protect: PayTraceProtect, profile: str, card: HostedCard, billing: Billing
+) -> bool:
+    """Create the customer's PayTrace profile with the card (True), or replace the card of
+    the profile they have (False)."""
+    try:
+        await protect.gateway.customer(profile)
+    except NotFound:
+        await protect.create_profile(profile, card, billing)
+        return True
+    await protect.update_profile(profile, card, billing)
+    return False

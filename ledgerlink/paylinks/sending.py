@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import reading, writing
 from ledgerlink.identity.principal import Principal
-from ledgerlink.paylinks.links import PayLinkRefused
+from ledgerlink.paylinks.signed_links import PayLinkRefused
 from ledgerlink.payments.notify import Mail, MailFailed, send, smtp_connection
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
