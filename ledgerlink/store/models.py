@@ -253,6 +253,7 @@ class AuditHead(Base):
 
 
 from ledgerlink.store import audit_models as _audit_models  # noqa: E402,F401  (registers the audit check table)
+from ledgerlink.store import invoice_request_models as _invoice_request_models  # noqa: E402,F401  (registers the invoice payment requests)
 from ledgerlink.store import level_three_models as _level_three_models  # noqa: E402,F401  (registers the Level 3 outcomes)
 from ledgerlink.store import mapping_models as _mapping_models  # noqa: E402,F401  (registers mapping tables)
 from ledgerlink.store import member_models as _member_models  # noqa: E402,F401  (registers member tables)
