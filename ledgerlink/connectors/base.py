@@ -89,6 +89,37 @@ class InvoiceLines(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class NewInvoices:
+    """Open invoices a ledger created after a mark, and the mark to read from next time
+    (the ledger's own: SBC ``created_at``, Sage 500 ``InvcKey``; never our clock)."""
+
+    invoices: tuple[Invoice, ...]
+    mark: str
+    #: ids of the invoices created exactly at ``mark`` when it is a first read's mark: a
+    #: mark of whole seconds cannot tell them from one created later in the same second,
+    #: so the caller keeps them and drops them from later reads
+    at_mark: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class InvoiceFeed(Protocol):
+    """New invoices as the ledger raises them, for payment requests (an e-mailed pay link
+    or autopay): read by a mark on the ledger's own creation order. Both built-in ledgers
+    implement it; the contract suite checks it."""
+
+    async def invoices_created_after(
+        self, mark: str | None, *, floor: str | None = None
+    ) -> NewInvoices:
+        """Open invoices created after ``mark`` (a mark this method returned), read with
+        an overlap so an invoice saved late is not skipped (callers drop repeats by invoice
+        id), and the largest mark seen. The overlap never reaches back before ``floor``
+        (the mark of the first read): invoices created before it are not new. ``mark=None``:
+        no invoices, only the current mark (and ``at_mark``), so a first read starts now
+        instead of asking for every open invoice."""
+        ...
+
+
 @runtime_checkable
 class Ledger(LedgerHistory, InvoiceLines, Protocol):
     system: str

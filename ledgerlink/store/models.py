@@ -258,6 +258,7 @@ from ledgerlink.store import level_three_models as _level_three_models  # noqa: 
 from ledgerlink.store import mapping_models as _mapping_models  # noqa: E402,F401  (registers mapping tables)
 from ledgerlink.store import member_models as _member_models  # noqa: E402,F401  (registers member tables)
 from ledgerlink.store import payment_models as _payment_models  # noqa: E402,F401  (registers payment tables)
+from ledgerlink.store import realtime_inbound_models as _realtime_inbound_models  # noqa: E402,F401  (registers the poll state of real-time reads)
 from ledgerlink.store import realtime_models as _realtime_models  # noqa: E402,F401  (registers the real-time tables)
 from ledgerlink.store import recon_models as _recon_models  # noqa: E402,F401  (registers reconciliation tables)
 from ledgerlink.store import recon_rule_models as _recon_rule_models  # noqa: E402,F401  (registers the rule spec versions)

@@ -29,7 +29,7 @@ from sqlalchemy.exc import (
 )
 
 from ledgerlink import connections
-from ledgerlink.connectors.base import CheckResult
+from ledgerlink.connectors.base import CheckResult, NewInvoices
 from ledgerlink.connectors.errors import (
     Misconfigured,
     NotFound,
@@ -343,6 +343,26 @@ class Sage500Ledger:
 
         async for invoice in self._chunks("reading invoices", make):
             yield invoice
+
+    async def invoices_created_after(
+        self, mark: str | None, *, floor: str | None = None
+    ) -> NewInvoices:
+        """Open invoices whose ``InvcKey`` is above ``mark`` (less an overlap: a key is
+        handed out before its row commits, but not below ``floor``), and the company's
+        largest ``InvcKey``."""
+        digits = await self.currency_digits()
+        after = int(mark) if mark is not None and mark.isdigit() else None
+        lowest = int(floor) if floor is not None and floor.isdigit() else 0
+        found, top = await self._run(
+            "reading new invoices",
+            reads.invoices_created_after,
+            self.engine,
+            self.options.company_id,
+            digits,
+            after,
+            lowest,
+        )
+        return NewInvoices(tuple(found), str(top))
 
     async def credit_notes(
         self, *, changed_since: datetime | None = None

@@ -8,13 +8,13 @@ import json
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
-from ledgerlink.connectors.base import CheckResult
+from ledgerlink.connectors.base import CheckResult, NewInvoices
 from ledgerlink.connectors.errors import Misconfigured, NotFound, Rejected, UpstreamError
 from ledgerlink.connectors.http import Auth, RetryPolicy, UpstreamClient
 from ledgerlink.connectors.sbc import invoice_lines, references, shapes
@@ -24,6 +24,7 @@ from ledgerlink.domain.accounts import (
     CustomerAccount,
     CustomerDraft,
     Invoice,
+    InvoiceStatus,
     LedgerCreditNote,
     LedgerPayment,
     PostedReceipt,
@@ -36,6 +37,9 @@ from ledgerlink.domain.money import Money
 
 PAGE_SIZE = 200  # SBC's maximum
 READ_AHEAD = 4  # pages in flight while reading a collection
+#: How far before the mark new invoices are read again: SBC stamps ``created_at`` when it
+#: starts saving, so an invoice saved slowly can appear after a later one was read.
+NEW_INVOICE_OVERLAP = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -340,6 +344,50 @@ class SbcLedger:
             if not open_only or found.is_open:
                 yield found
 
+    async def invoices_created_after(
+        self, mark: str | None, *, floor: str | None = None
+    ) -> NewInvoices:
+        """Open (not draft) invoices whose ``created_at`` is after ``mark`` less
+        :data:`NEW_INVOICE_OVERLAP`, read by ``updated_or_created_since`` (SBC has no
+        "created since"; invoices only updated since are dropped here), never from before
+        ``floor``, and the largest ``created_at`` seen. ``mark=None``: the newest
+        invoice's ``created_at`` only."""
+        if mark is None:
+            body = await self._get(
+                "/sales_invoices",
+                {"items_per_page": 1, "sort": "created_at:desc", "attributes": "created_at"},
+            )
+            newest = _created_at((body.get("$items") or [{}])[0].get("created_at"))
+            if newest is None:
+                return NewInvoices((), "")
+            same = [
+                str(item["id"])
+                async for item in self.pages(
+                    "/sales_invoices", {"updated_or_created_since": newest.isoformat()}
+                )
+                if _created_at(item.get("created_at")) == newest
+            ]
+            return NewInvoices((), newest.isoformat(), tuple(same))
+        currency = await self.base_currency()
+        top = _created_at(mark)
+        params: dict[str, Any] = {}
+        since = top - NEW_INVOICE_OVERLAP if top is not None else None
+        lowest = _created_at(floor)
+        if since is not None and lowest is not None and since < lowest:
+            since = lowest
+        if since is not None:
+            params["updated_or_created_since"] = since.isoformat()
+        found: list[Invoice] = []
+        async for item in self.pages("/sales_invoices", params):
+            created = _created_at(item.get("created_at"))
+            if created is None or (since is not None and created < since):
+                continue
+            top = created if top is None or created > top else top
+            invoice = shapes.invoice(item, currency)
+            if invoice.is_open and invoice.status is not InvoiceStatus.DRAFT:
+                found.append(invoice)
+        return NewInvoices(tuple(found), top.isoformat() if top is not None else "")
+
     async def credit_notes(
         self, *, changed_since: datetime | None = None
     ) -> AsyncIterator[LedgerCreditNote]:
@@ -604,3 +652,10 @@ class SbcLedger:
         """Reference lists for the settings pages: ledger_accounts, bank_accounts,
         payment_methods, tax_rates, currencies."""
         return [item async for item in self.pages(f"/{collection}")]
+
+
+def _created_at(value: Any) -> datetime | None:
+    """SBC's ``created_at`` (or a mark made of one) as a datetime; None when empty."""
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

@@ -12,6 +12,7 @@ from ledgerlink.web.portal import (
     member_pages,
     pay_link_pages,
     payment_pages,
+    realtime_inbound_pages,
     recon_pages,
     session_pages,
     settings_pages,
@@ -30,6 +31,7 @@ for connector in registry.descriptors():  # a connector's own pages (SBC's conse
     if connector.routes is not None:
         router.include_router(connector.routes())
 router.include_router(integration_pages.router)
+router.include_router(realtime_inbound_pages.router)
 router.include_router(sync_pages.router)
 router.include_router(payment_pages.router)
 router.include_router(pay_link_pages.router)

@@ -26,6 +26,7 @@ from ledgerlink.domain.text import control_character_problem
 from ledgerlink.identity.principal import Principal
 from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
+from ledgerlink.sync.realtime_inbound_views import read_polling_view
 from ledgerlink.web.deps import Admin, Operator, RuntimeDep, Viewer
 from ledgerlink.web.portal.rendering import render, render_error
 
@@ -155,6 +156,7 @@ async def _detail(
     connector = registry.descriptor(connection.kind)
     page = await connector.page_context(runtime, connection) if connector.page_context else {}
     extra.setdefault("view", connections.describe(connection))
+    extra.setdefault("polling", await in_thread(read_polling_view, runtime.db, connection))
     return render(
         request,
         "connection.html",

@@ -45,6 +45,7 @@ from ledgerlink.members.registry import (
 )
 from ledgerlink.members.search import MemberQuery, SearchInvalid, search
 from ledgerlink.store.db import Database
+from ledgerlink.sync import realtime_inbound_views
 from ledgerlink.sync import views as sync_views
 from ledgerlink.web.api.members_api import MAX_IMPORT_BYTES, LinkIn, MemberIn
 from ledgerlink.web.deps import (
@@ -559,6 +560,7 @@ def _detail(
         history = linking.history(session, row.id)
         connections = [(c.id, c.name, c.kind) for c in views.ledger_connections(session)]
         ledger_view = sync_views.member_ledger_view(session, row.id)
+        agreements = realtime_inbound_views.agreements(session, row.id)
     active = {e.connection_id: e for e in history if e.active}
     return render(
         request,
@@ -567,6 +569,7 @@ def _detail(
         member=member,
         history=history,
         ledger_view=ledger_view,
+        agreements=agreements,
         active=active,
         connections=connections,
         candidates=candidates,
