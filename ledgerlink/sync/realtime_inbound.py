@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Final
 
 import httpx
@@ -60,8 +60,11 @@ from ledgerlink.sync.starting import ACTIVE, policies_of, settings_for
 
 log = structlog.get_logger("ledgerlink.sync.realtime_inbound")
 
-#: The trigger of the sync run that keeps a poll's records (the sync log shows it).
-TRIGGER: Final = "realtime"
+#: The trigger of the daily sync run that keeps the polls' records (the sync log shows it).
+TRIGGER: Final = "poll"
+#: Runs that are not full runs: their end says nothing about members they did not touch
+#: (the polls' and the outbound real-time writes' daily runs, retries and applied plans).
+NOT_FULL_RUNS: Final = (TRIGGER, "realtime", "retry", "plan", "replan")
 #: Who the registry's audit entries name for a change a poll brought in.
 PRINCIPAL: Final = system_principal("ledger poll")
 
@@ -425,30 +428,57 @@ class Poll:
     def _log_run(
         self, session: Session, records: list[RecordItem], now: datetime, result: PollResult
     ) -> int:
-        """A finished ``realtime`` run holding the poll's records: the sync log shows what
-        the poll changed and refused, and "retry failed records" works on it."""
-        counts = {"updated": result.written}
+        """Add the poll's records to the connection's poll run of the day (trigger
+        ``poll``, made by the day's first poll that changed something): the sync log lists
+        polls once a day, shows what they changed and refused, and "retry failed records"
+        works on it. Only the connection's one poll chain writes to it."""
+        run = todays_run(session, self.connection_id, now, self.principal.actor)
+        counts = dict(run.counts or {})
+        if result.written:
+            counts["updated"] = counts.get("updated", 0) + result.written
         if result.refused:
-            counts["failed"] = result.refused
-        run = SyncRun(
-            connection_id=self.connection_id,
-            trigger=TRIGGER,
-            data_sets=[DataSet.MEMBER_DETAILS.value],
-            dry_run=False,
-            remap=False,
-            status="finished",
-            counts=counts,
-            checkpoint=Checkpoint().with_done(DataSet.MEMBER_DETAILS.value).as_json(),
-            total=len(records),
-            done=len(records),
-            requested_by=self.principal.actor,
-            started_at=now,
-            finished_at=now,
-        )
-        session.add(run)
-        session.flush()
+            counts["failed"] = counts.get("failed", 0) + result.refused
+        run.counts = counts
+        run.total = run.done = (run.done or 0) + len(records)
+        run.finished_at = now
         session.execute(insert(SyncRecord), [_with(r, run_id=run.id).row() for r in records])
         return run.id
+
+
+def todays_run(session: Session, connection_id: int, now: datetime, actor: str) -> SyncRun:
+    """The connection's poll run of the day (UTC)."""
+    midnight = datetime.combine(cursors.as_utc(now).date(), time(), UTC)
+    found = session.scalars(
+        select(SyncRun)
+        .where(
+            SyncRun.connection_id == connection_id,
+            SyncRun.trigger == TRIGGER,
+            SyncRun.created_at >= midnight,
+        )
+        .order_by(SyncRun.id)
+        .limit(1)
+    ).first()
+    if found is not None:
+        return found
+    run = SyncRun(
+        connection_id=connection_id,
+        trigger=TRIGGER,
+        data_sets=[DataSet.MEMBER_DETAILS.value],
+        dry_run=False,
+        remap=False,
+        status="finished",
+        counts={},
+        checkpoint=Checkpoint().with_done(DataSet.MEMBER_DETAILS.value).as_json(),
+        total=0,
+        done=0,
+        requested_by=actor,
+        created_at=now,
+        started_at=now,
+        finished_at=now,
+    )
+    session.add(run)
+    session.flush()
+    return run
 
 
 def _with(record: RecordItem, **changes: object) -> RecordItem:
@@ -483,10 +513,12 @@ def _describe_changes(plan: details.MemberPlan) -> str:
     return "; ".join(parts) or "both sides agree"
 
 
-def _summary(result: PollResult, linked_changed: int) -> str:
-    if not linked_changed:
+def _summary(result: PollResult, linked_read: int) -> str:
+    if not result.changed:
+        if linked_read:
+            return f"{linked_read} linked customer(s) read, all already agreeing"
         return "no linked customer changed"
-    parts = [f"{linked_changed} linked customer(s) changed", f"{result.written} written"]
+    parts = [f"{result.changed} member(s) changed", f"{result.written} written"]
     if result.refused:
         parts.append(f"{result.refused} refused (see the sync log)")
     return ", ".join(parts)
@@ -512,7 +544,8 @@ def mark_full_runs(session: Session, connection_id: int) -> int:
             SyncRun.id > state.agreed_run_id,
             SyncRun.status == "finished",
             SyncRun.dry_run.is_(False),
-            SyncRun.trigger != TRIGGER,
+            SyncRun.trigger.not_in(NOT_FULL_RUNS),
+            SyncRun.source_run_id.is_(None),
         )
         .order_by(SyncRun.id)
     ).all()

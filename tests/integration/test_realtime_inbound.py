@@ -287,7 +287,7 @@ def test_a_value_the_registry_refuses_is_logged_with_a_fix_and_blocks_no_one(
         [failed] = session.scalars(select(SyncRecord).where(SyncRecord.status == "failed")).all()
         run = session.get(SyncRun, failed.run_id)
         assert run is not None
-        assert run.trigger == "realtime"
+        assert run.trigger == "poll"
     assert failed.record_key == "M00006"
     assert failed.message.startswith("phone")
     assert failed.fix
