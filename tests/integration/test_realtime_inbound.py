@@ -35,10 +35,12 @@ from ledgerlink.store.realtime_models import RealtimeWrite
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
 from ledgerlink.sync import live_feed, runs
 from ledgerlink.sync import realtime_inbound_jobs as polling
+from tests.support.job_tasks import worker_thread
 from tests.support.ledger_links import link_members
 from tests.support.payments import add_sage500_connection, running_erp
 from tests.support.sbc import SbcClient, connect_ledgerlink, running_sbc
 from tests.support.skewed_clock import SkewedClock
+from tests.support.waiting import wait_until
 from tests.support.web import make_user, sign_in
 
 ME = cli_principal()
@@ -253,6 +255,25 @@ def test_a_contact_edited_in_sbc_reaches_the_registry_at_the_next_poll(world: Wo
     assert world.poll().written == 0
     assert polling.run_poll(world.runtime, world.connection_id, state.chain - 1) is None
     assert len(world.writes()) == 1
+
+
+def test_the_poll_chain_runs_in_the_job_worker_of_each_back_end(world: World) -> None:
+    """The embedded runner on SQLite, procrastinate on PostgreSQL: the minutely watch
+    starts the chain, the worker runs its first poll at once, and that poll queues the
+    next one an interval later."""
+    world.full_sync()
+    world.edit_contact("M00005", "(503) 555-0155")
+    with worker_thread(world.runtime.settings):
+        chain = world.start_polling()
+        wait_until(
+            lambda: world.member("M00005").phone == "+15035550155",
+            timeout=10,
+            what="the SBC change in the registry",
+        )
+        wait_until(lambda: world.state().chain == chain + 1, timeout=5, what="the next link")
+    next_at = world.state().next_at
+    assert next_at is not None
+    assert next_at - datetime.now(UTC) > timedelta(seconds=20)
 
 
 def test_a_change_is_read_when_sbcs_clock_is_hours_behind_ours(behind_world: World) -> None:
