@@ -7,14 +7,15 @@ pay links' signing, with the purpose ``card``: a pay link never opens here, nor 
 link as a pay link); the payer's page shows the organisation and the customer, the hosted
 card fields and a consent line; submitting creates the PayTrace profile ledgerlink already
 names for the customer (or replaces the card of the one there is), links it to the member
-and audits it. A link saves one card: once used (the audit chain says so) it shows what was
-saved and stores nothing more.
+and audits it. A link saves one card: its use is claimed under the link's nonce (a unique
+key, ``signed_link_uses``) before PayTrace is asked, so two submits at once store one card;
+once used it shows what was saved and stores nothing more.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ from ledgerlink.domain.accounts import CustomerAccount
 from ledgerlink.identity.principal import Principal
 from ledgerlink.paylinks import signed_links, tokens
 from ledgerlink.paylinks.card_form import CARD_REFUSED, billing_for, hosted_card
-from ledgerlink.paylinks.profiles import link_profile, store_card
+from ledgerlink.paylinks.profiles import link_profile_in, store_card
 from ledgerlink.paylinks.signed_links import (
     DEFAULT_DAYS,
     IssuedLink,
@@ -40,7 +41,7 @@ from ledgerlink.payments.targets import PaymentTargets
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
-from ledgerlink.store.models import AuditEntry, Connection
+from ledgerlink.store.models import Connection
 
 #: Who a saved card is audited as: the payer is not a ledgerlink user.
 PAYER_ACTOR = "payer (card link)"
@@ -83,7 +84,7 @@ class CaptureForm:
 
 @dataclass(frozen=True)
 class SavedCard:
-    """What the confirmation page shows (read back from the audit chain)."""
+    """What the confirmation page shows (kept with the link's use)."""
 
     organisation: str
     customer_name: str
@@ -173,7 +174,10 @@ async def view_capture(runtime: Runtime, token: str) -> CaptureView:
 async def save_card(runtime: Runtime, token: str, form: CaptureForm) -> SavedCard:
     """Store the card behind ``form``'s hosted-fields token as the customer's PayTrace
     profile and link it to the member. Raises :class:`LinkUnusable` or
-    :class:`PayLinkRefused` naming the field (consent, card); either way nothing stored."""
+    :class:`PayLinkRefused` naming the field (consent, card); either way nothing stored.
+
+    The link's one use is claimed (a unique key) before PayTrace is asked, so of two
+    submits at once one stores the card and the other is told the link was used."""
     view = await view_capture(runtime, token)
     claims = view.claims
     if not form.consent:
@@ -194,24 +198,31 @@ async def save_card(runtime: Runtime, token: str, form: CaptureForm) -> SavedCar
             )
         gateway_connection = await targets.paytrace_connection(claims.gateway_connection_id)
         billing = billing_for(customer, form.name)
+        if not await in_db_thread(lambda: signed_links.claim(runtime, CARD_LINK, claims.nonce)):
+            await _refuse_used(runtime, claims)
+            raise _being_used()  # given back since: the other submit did not save a card
         gateway = paytrace_gateway(runtime, gateway_connection)
         protect = PayTraceProtect(gateway)
         try:
             created = await store_card(protect, profile, card, billing)
             masked = (await gateway.customer(profile)).masked_card
         except UpstreamError as exc:
+            await in_db_thread(lambda: signed_links.release(runtime, claims.nonce))
             if token_refused(exc):
                 raise PayLinkRefused("card", CARD_REFUSED) from None
             raise PayLinkRefused("card", exc.message) from None
+        except BaseException:
+            await in_db_thread(lambda: signed_links.release(runtime, claims.nonce))
+            raise
         finally:
             await gateway.aclose()
-        linked = await in_db_thread(
-            lambda: link_profile(runtime, opened, customer, profile, gateway_connection)
-        )
     finally:
         await targets.aclose()
+    saved = SavedCard(view.organisation, customer.name, masked, created)
 
     def record(session: Session) -> None:
+        linked = link_profile_in(session, opened, customer, profile, gateway_connection)
+        signed_links.finish_use(session, claims.nonce, asdict(saved))
         audit.record(
             session,
             actor=PAYER_ACTOR,
@@ -231,48 +242,45 @@ async def save_card(runtime: Runtime, token: str, form: CaptureForm) -> SavedCar
         )
 
     await writing(runtime.db, record)
-    return SavedCard(view.organisation, customer.name, masked, created)
+    return saved
 
 
 async def saved_card(runtime: Runtime, token: str) -> SavedCard | None:
     """The card this link saved, if any (readable after the link expired)."""
     claims = claims_of(runtime, token, expired_ok=True)
-    entry = await reading(runtime.db, lambda session: _saved(session, claims.nonce))
-    if entry is None:
+    use = await reading(runtime.db, lambda session: signed_links.use_of(session, claims.nonce))
+    if use is None or use.status != "done":
         return None
-    after = entry.after or {}
+    done = use.outcome
     return SavedCard(
-        organisation=str(after.get("organisation") or ""),
-        customer_name=str(after.get("customer_name") or ""),
-        masked_card=str(after.get("masked_card") or ""),
-        created=bool(after.get("created")),
+        organisation=str(done.get("organisation") or ""),
+        customer_name=str(done.get("customer_name") or ""),
+        masked_card=str(done.get("masked_card") or ""),
+        created=bool(done.get("created")),
     )
 
 
 async def _refuse_used(runtime: Runtime, claims: tokens.LinkClaims) -> None:
-    entry = await reading(runtime.db, lambda session: _saved(session, claims.nonce))
-    if entry is not None:
-        masked = str((entry.after or {}).get("masked_card") or "")
-        raise LinkUnusable(
-            "used",
-            f"This card link was used already: the card {masked} is on file. Ask the sender "
-            "for a new link to change it; nothing more was saved.",
-        )
-
-
-def _saved(session: Session, nonce: str) -> AuditEntry | None:
-    entry = session.scalar(
-        select(AuditEntry)
-        .where(
-            AuditEntry.action == SAVED,
-            AuditEntry.entity_type == ENTITY,
-            AuditEntry.entity_id == nonce,
-        )
-        .limit(1)
+    """:class:`LinkUnusable` (``used``) when the link saved its card, or is saving it now."""
+    use = await reading(runtime.db, lambda session: signed_links.use_of(session, claims.nonce))
+    if use is None:
+        return
+    if use.status != "done":
+        raise _being_used()
+    masked = str(use.outcome.get("masked_card") or "")
+    raise LinkUnusable(
+        "used",
+        f"This card link was used already: the card {masked} is on file. Ask the sender for "
+        "a new link to change it; nothing more was saved.",
     )
-    if entry is not None:
-        session.expunge(entry)
-    return entry
+
+
+def _being_used() -> LinkUnusable:
+    return LinkUnusable(
+        "used",
+        "This card link is saving a card at this moment (was the form sent twice?). Open the "
+        "link again in a minute to see the card on file; nothing more was saved.",
+    )
 
 
 def _member_customer(session: Session, number: str, ledger_connection_id: int) -> str | None:

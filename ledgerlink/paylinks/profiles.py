@@ -10,6 +10,7 @@ sync find it. When the customer's member has no active PayTrace link yet, one is
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.errors import NotFound
 from ledgerlink.connectors.paytrace.protect import Billing, HostedCard, PayTraceProtect
@@ -35,39 +36,51 @@ def link_profile(
     """Link ``profile`` to the member of ``customer`` (in ``ledger``) unless the member is
     linked to a PayTrace profile already; True when a link was stored."""
     with runtime.db.transaction() as session:
-        member = session.scalar(
-            select(MemberRow)
-            .join(MemberLinkRow, MemberLinkRow.member_id == MemberRow.id)
-            .where(
-                MemberLinkRow.connection_id == ledger.connection.id,
-                MemberLinkRow.customer_id == customer.id,
-                MemberLinkRow.unlinked_at.is_(None),
-            )
+        return link_profile_in(session, ledger, customer, profile, gateway)
+
+
+def link_profile_in(
+    session: Session,
+    ledger: OpenLedger,
+    customer: CustomerAccount,
+    profile: str,
+    gateway: Connection,
+) -> bool:
+    """:func:`link_profile` in the caller's transaction (a saved card's link is kept with
+    the rest of what saving it did)."""
+    member = session.scalar(
+        select(MemberRow)
+        .join(MemberLinkRow, MemberLinkRow.member_id == MemberRow.id)
+        .where(
+            MemberLinkRow.connection_id == ledger.connection.id,
+            MemberLinkRow.customer_id == customer.id,
+            MemberLinkRow.unlinked_at.is_(None),
         )
-        if member is None:
-            return False
-        linked = session.scalar(
-            select(MemberLinkRow.id).where(
-                MemberLinkRow.member_id == member.id,
-                MemberLinkRow.connection_id == gateway.id,
-                MemberLinkRow.unlinked_at.is_(None),
-            )
+    )
+    if member is None:
+        return False
+    linked = session.scalar(
+        select(MemberLinkRow.id).where(
+            MemberLinkRow.member_id == member.id,
+            MemberLinkRow.connection_id == gateway.id,
+            MemberLinkRow.unlinked_at.is_(None),
         )
-        if linked is not None:
-            return False
-        account = CustomerAccount(
-            system=gateway.kind,
-            id=profile,
-            number=profile,
-            name=customer.name,
-            email=customer.email,
-        )
-        try:
-            with session.begin_nested():
-                store_link(session, PAY_LINK, member, gateway, account, created=True)
-        except LinkConflict:
-            return False  # the profile is another member's: charging it still works
-        return True
+    )
+    if linked is not None:
+        return False
+    account = CustomerAccount(
+        system=gateway.kind,
+        id=profile,
+        number=profile,
+        name=customer.name,
+        email=customer.email,
+    )
+    try:
+        with session.begin_nested():
+            store_link(session, PAY_LINK, member, gateway, account, created=True)
+    except LinkConflict:
+        return False  # the profile is another member's: charging it still works
+    return True
 
 
 async def store_card(

@@ -16,6 +16,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import writing
@@ -26,6 +28,8 @@ from ledgerlink.payments.targets import OpenLedger
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
 from ledgerlink.store.models import Connection
+from ledgerlink.store.signed_link_models import SignedLinkUse
+from ledgerlink.store.types import utcnow
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 90
@@ -197,3 +201,53 @@ def unavailable(kind: LinkKind, what: str) -> LinkUnusable:
         "unavailable",
         f"{what} cannot be read just now. Try again in a few minutes; {kind.nothing_done}.",
     )
+
+
+@dataclass(frozen=True)
+class LinkUse:
+    """A one-use link's use: ``claimed`` (being used now) or ``done``, and what it did."""
+
+    status: str
+    outcome: dict[str, object]
+
+
+def claim(runtime: Runtime, kind: LinkKind, nonce: str) -> bool:
+    """Claim the one use of the link ``nonce`` before doing what it is for: True for the
+    one caller that inserted the key, False for any other (the link is used, or being used
+    at this moment). The unique key decides, not a read before a write, so two submits at
+    once cannot both pass."""
+    try:
+        with runtime.db.transaction() as session:
+            session.add(SignedLinkUse(purpose=kind.purpose, nonce=nonce, status="claimed"))
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def release(runtime: Runtime, nonce: str) -> None:
+    """Give a claimed use back (what the link was for did not happen), so the link works
+    again; a use that is done stays."""
+    with runtime.db.transaction() as session:
+        session.execute(
+            delete(SignedLinkUse).where(
+                SignedLinkUse.nonce == nonce, SignedLinkUse.status == "claimed"
+            )
+        )
+
+
+def finish_use(session: Session, nonce: str, outcome: dict[str, object]) -> None:
+    """Mark the claimed use done with what it did, in the caller's transaction (the one that
+    keeps the rest of the outcome)."""
+    use = session.scalar(select(SignedLinkUse).where(SignedLinkUse.nonce == nonce))
+    assert use is not None, "finish_use without claim"
+    use.status = "done"
+    use.outcome = dict(outcome)
+    use.finished_at = utcnow()
+
+
+def use_of(session: Session, nonce: str) -> LinkUse | None:
+    use = session.scalar(select(SignedLinkUse).where(SignedLinkUse.nonce == nonce))
+    if use is None:
+        return None
+    return LinkUse(use.status, dict(use.outcome or {}))

@@ -262,5 +262,6 @@ from ledgerlink.store import realtime_inbound_models as _realtime_inbound_models
 from ledgerlink.store import realtime_models as _realtime_models  # noqa: E402,F401  (registers the real-time tables)
 from ledgerlink.store import recon_models as _recon_models  # noqa: E402,F401  (registers reconciliation tables)
 from ledgerlink.store import recon_rule_models as _recon_rule_models  # noqa: E402,F401  (registers the rule spec versions)
+from ledgerlink.store import signed_link_models as _signed_link_models  # noqa: E402,F401  (registers the uses of one-use signed links)
 from ledgerlink.store import sync_models as _sync_models  # noqa: E402,F401  (registers sync tables)
 from ledgerlink.store import tour_models as _tour_models  # noqa: E402,F401  (registers the guided tour's tables)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from ledgerlink import connections
 from ledgerlink.connectors.factory import gateway_for, ledger_for
 from ledgerlink.identity.roles import Role
 from ledgerlink.paylinks import tokens
+from ledgerlink.sandbox.faults import FaultInjector, FaultPlan
 from ledgerlink.settings import Settings
 from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
@@ -208,6 +210,47 @@ def test_a_used_link_saves_nothing_more_and_links_do_not_cross(
     stored = world.paytrace("/v1/customer/export", {"customer_id": profile})["customers"]
     assert stored[0]["credit_card"]["masked_number"] == "xxxxxxxxxxxx5439"  # unchanged
     assert open_balance(world, invoice) > 0
+
+
+@pytest.mark.parametrize("kind", ["sage500", "sbc"])
+def test_two_submits_of_one_card_link_at_once_save_one_card(
+    kind: str, settings: Settings, tmp_path: Path, client
+) -> None:  # type: ignore[no-untyped-def]
+    """Two tabs (or a double click) send one card link's form at the same moment, each with
+    its own card. PayTrace answers slowly, so both are inside the window between "is the
+    link used?" and "the card is saved": one stores its card, the other is told the link is
+    used, and the profile holds the first card only."""
+    faults = FaultInjector()
+    made = sage500_world if kind == "sage500" else sbc_world
+    with made(settings, tmp_path, people=8, paytrace_faults=faults) as world:
+        member, _ = _member_with_invoice(world, client)
+        path = _capture_link(world, client, member).json()["path"]
+        page = open_page(client, path)
+        cards = [
+            hosted_token(world, page.client_key),
+            hosted_token(world, page.client_key, number="5454545454545454"),
+        ]
+        faults.replace(FaultPlan(latency_ms=300))
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(
+                pool.map(lambda card: submit(client, path, page, card, consent="1"), cards)
+            )
+        faults.replace(FaultPlan())
+
+        assert sorted(a.status_code for a in answers) == [303, 409], [a.text for a in answers]
+        [refused] = [a for a in answers if a.status_code == 409]
+        assert "used" in refused.text
+        winner = cards[[a.status_code for a in answers].index(303)]
+        masked = "xxxxxxxxxxxx5439" if winner is cards[0] else "xxxxxxxxxxxx5454"
+        profile = "C" + member[1:]
+        stored = world.paytrace("/v1/customer/export", {"customer_id": profile})["customers"]
+        assert [c["credit_card"]["masked_number"] for c in stored] == [masked]
+        with world.runtime.db.read() as session:
+            saves = session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action == "payment.card_capture.saved")
+            ).all()
+        assert len(saves) == 1
+        assert masked in client.get(path + "/saved").text
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
