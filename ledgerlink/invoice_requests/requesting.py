@@ -28,6 +28,7 @@ from ledgerlink.identity.principal import system_principal
 from ledgerlink.invoice_requests import states
 from ledgerlink.invoice_requests.gateways import gateway_for_ledger
 from ledgerlink.invoice_requests.preferences import mode_of
+from ledgerlink.invoice_requests.settling import StartedSale, find_started_sale
 from ledgerlink.paylinks.links import CreatedLink, create_link
 from ledgerlink.paylinks.mail import send_link
 from ledgerlink.paylinks.sending import LinkMail, checked_address, email_link
@@ -328,24 +329,62 @@ async def _charge(runtime: Runtime, claimed: Claimed) -> str:
                 "Accounting Integration → PayTrace → Post payments to",
             )
         )
-    try:
-        result = await charge_invoice(
-            runtime,
-            AUTOPAY,
-            invoice_number=claimed.invoice_number,
-            idempotency_key=claimed.charge_key,
-            gateway_connection_id=gateway.id,
+    key = claimed.charge_key
+    for _ in range(2):  # the recorded key, then (if it never reached PayTrace) the next one
+        try:
+            result = await charge_invoice(
+                runtime,
+                AUTOPAY,
+                invoice_number=claimed.invoice_number,
+                idempotency_key=key,
+                gateway_connection_id=gateway.id,
+            )
+        except ChargeRefused as refused:  # nothing left to pay, no stored profile...
+            return await in_db_thread(
+                functools.partial(_finish, db, claimed, "not_charged", refused.message)
+            )
+        except PaymentProblem as problem:
+            why = f"{problem.reason}. {problem.fix}"
+            return await in_db_thread(functools.partial(_finish, db, claimed, "not_charged", why))
+        except UpstreamError as exc:
+            return await in_db_thread(functools.partial(_release, db, claimed, exc.message))
+        if result.status not in ("sending", "unknown"):
+            return await in_db_thread(functools.partial(_charged, db, claimed, result))
+        if not result.repeated:
+            # This run's own call has no answer (a lost reply): the claim is left to lapse,
+            # and a later run asks PayTrace once the request can no longer be in flight.
+            log.warning("invoice_requests.charge_unknown", invoice=claimed.invoice_number)
+            return claimed.state
+        # A run before this one was interrupted with the charge sent: PayTrace's record says.
+        started = await find_started_sale(runtime, gateway, key)
+        if started is not None:
+            return await in_db_thread(functools.partial(_adopted, db, claimed, started))
+        key = states.next_charge_key(key)
+        await in_db_thread(functools.partial(_rekey, db, claimed, key))
+    return await in_db_thread(
+        functools.partial(_release, db, claimed, "The charge could not be settled; retrying")
+    )
+
+
+def _rekey(db: Database, claimed: Claimed, key: str) -> None:
+    """Record the next charge key before charging under it (the earlier one never reached
+    PayTrace), so a crash now finds this one."""
+    with db.transaction() as session:
+        session.execute(
+            update(InvoiceRequest)
+            .where(InvoiceRequest.id == claimed.id, InvoiceRequest.state == claimed.state)
+            .values(charge_key=key)
+            .execution_options(synchronize_session=False)
         )
-    except ChargeRefused as refused:  # nothing left to pay, no stored profile...
-        return await in_db_thread(
-            functools.partial(_finish, db, claimed, "not_charged", refused.message)
-        )
-    except PaymentProblem as problem:
-        why = f"{problem.reason}. {problem.fix}"
-        return await in_db_thread(functools.partial(_finish, db, claimed, "not_charged", why))
-    except UpstreamError as exc:
-        return await in_db_thread(functools.partial(_release, db, claimed, exc.message))
-    return await in_db_thread(functools.partial(_charged, db, claimed, result))
+
+
+def _adopted(db: Database, claimed: Claimed, sale: StartedSale) -> str:
+    words = (
+        f"{sale.message} (transaction {sale.transaction_id}, found at PayTrace after an "
+        "interruption; the PayTrace poller posts it)"
+    )
+    state = "charged" if sale.approved else "followup_pending"
+    return _finish(db, claimed, state, words, transaction_id=sale.transaction_id)
 
 
 def _charged(db: Database, claimed: Claimed, result: ChargeResult) -> str:
@@ -357,20 +396,9 @@ def _charged(db: Database, claimed: Claimed, result: ChargeResult) -> str:
             return _finish(
                 db, claimed, "followup_pending", result.message, transaction_id=transaction
             )
-        case "failed":  # PayTrace refused the call: nothing charged; a new key next run
-            key = states.charge_key(claimed.connection_id, claimed.invoice_id, claimed.attempts + 1)
+        case _:  # failed: PayTrace refused the call, nothing charged; a new key next run
+            key = states.next_charge_key(claimed.charge_key)
             return _release(db, claimed, result.message, charge_key=key)
-        case _:  # sending / unknown: started before an interruption, outcome at PayTrace
-            return _finish(
-                db,
-                claimed,
-                "unconfirmed",
-                "A charge was started and interrupted before its outcome was recorded; it "
-                "was not made again. "
-                + result.message
-                + " (the PayTrace poller brings the payment in and posts it if it went through)",
-                transaction_id=transaction,
-            )
 
 
 # -- a decline's follow-up -------------------------------------------------------------------

@@ -18,13 +18,14 @@ Autopay::
 
     scheduled ─(due date)─▶ charging ─▶ charged
                                ├─▶ followup_pending ─▶ followup_sending ─▶ declined
-                               ├─▶ unconfirmed   (a charge was started and its outcome
-                               │                  is PayTrace's to tell: the poller brings it)
                                └─▶ not_charged   (nothing left to pay, no stored profile...)
 
 A charge carries the idempotency key :func:`charge_key` (connection + invoice); the
 charge path writes it before calling PayTrace, so a rerun after a crash finds that charge
-instead of charging again.
+instead of charging again. A charge a crash left without an outcome is settled from
+PayTrace's own record once its claim lapsed (:mod:`.settling`): the sale found is
+adopted; none found means the request never reached PayTrace, and only then is the
+invoice charged under the next key (:func:`next_charge_key`).
 """
 
 from __future__ import annotations
@@ -73,9 +74,16 @@ LABELS: dict[str, str] = {
 }
 
 
-def charge_key(connection_id: int, invoice_id: str, attempt: int = 1) -> str:
+def charge_key(connection_id: int, invoice_id: str) -> str:
     """The idempotency key of the invoice's autopay charge: the same for every rerun of
-    one charge; a new one only after PayTrace refused the call outright (nothing was
-    charged), so the next due run can try again."""
-    base = f"autopay:{connection_id}:{invoice_id}"
-    return base if attempt <= 1 else f"{base}:{attempt}"
+    one charge."""
+    return f"autopay:{connection_id}:{invoice_id}"
+
+
+def next_charge_key(key: str) -> str:
+    """The key after ``key``: used only once PayTrace is known not to have charged under
+    it (it refused the call, or has no sale for it after an interruption)."""
+    base, _, number = key.rpartition("#")
+    if base and number.isdigit():
+        return f"{base}#{int(number) + 1}"
+    return f"{key}#2"
