@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors.base import Ledger
-from ledgerlink.connectors.errors import NotFound, UpstreamError
+from ledgerlink.connectors.errors import NotFound, Rejected, UpstreamError
 from ledgerlink.domain.accounts import CustomerAccount
 from ledgerlink.domain.members import Member, MemberInvalid
 from ledgerlink.identity.principal import Principal
@@ -349,6 +349,8 @@ class LedgerWrite:
     fix: str = ""
     #: the ledger could not be reached or asked us to slow down: trying again can help
     retryable: bool = False
+    #: the field the ledger refused, in its own terms ("" when it named none)
+    field: str = ""
 
 
 Written = dict[int, LedgerWrite]
@@ -382,7 +384,11 @@ async def write_ledger(
                 results[linked.member_id] = LedgerWrite(True, now)
             except UpstreamError as exc:
                 results[linked.member_id] = LedgerWrite(
-                    False, message=exc.message, fix=UPSTREAM_FIX, retryable=exc.retryable
+                    False,
+                    message=exc.message,
+                    fix=UPSTREAM_FIX,
+                    retryable=exc.retryable,
+                    field=(exc.field or "") if isinstance(exc, Rejected) else "",
                 )
         if on_written is not None:
             await on_written()

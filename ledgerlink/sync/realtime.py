@@ -71,6 +71,17 @@ class WritesPending(Exception):
     Raised after committing, so the job queue tries again with its backoff."""
 
 
+def _fix(write: details.LedgerWrite | None, fix: str) -> str:
+    """What to do about a refusal: for a field the ledger refused, correct the member (the
+    correction is written at once); otherwise what the full run's record says."""
+    if write is not None and write.field:
+        return (
+            f"correct the member so that the ledger accepts {write.field}, and save: the "
+            "change is written again at once"
+        )
+    return fix or "correct the member and save it again"
+
+
 class RealtimeExecution(Execution):
     """A full run's member-details page, for the members the outbox gave.
 
@@ -160,7 +171,7 @@ class RealtimeExecution(Execution):
             outcome, direction, detail = "unchanged", "to_ledger", "both sides already agree"
         elif record.status == "failed":
             outcome, direction = "refused", "to_ledger"
-            detail = f"{record.message}. Fix: {record.fix}" if record.fix else record.message
+            detail = f"{record.message}. Fix: {_fix(write, record.fix)}"
         elif record.action == "delete":
             outcome, direction, detail = "unlinked", "to_registry", record.message
         else:

@@ -49,10 +49,11 @@ log = structlog.get_logger("ledgerlink.sync.realtime")
 
 #: The real-time job of one connection (``sync/realtime.py`` registers it).
 TASK: Final = "sync.realtime_push"
-#: A burst of edits to one member is written once it has been quiet this long...
-QUIET: Final = timedelta(milliseconds=250)
+#: A burst of edits to one member (someone correcting a form several times, an import
+#: touching it twice) is written once the member has been quiet this long...
+QUIET: Final = timedelta(seconds=1)
 #: ...or once its first unwritten change is this old, however busy it still is.
-MOST_WAIT: Final = timedelta(seconds=2)
+MOST_WAIT: Final = timedelta(seconds=5)
 
 
 def dedup_key(connection_id: int) -> str:

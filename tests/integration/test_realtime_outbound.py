@@ -151,6 +151,7 @@ def world(settings: Settings, tmp_path: Path) -> Iterator[World]:
             # SBC → registry polling off: the writes under test are the registry's own
             realtime_inbound.poll_state(session, connection_id).enabled = False
         writes.puts.clear()
+        writes.entered.clear()  # linking updated contacts too
         # the portal in its own process's runtime, without its embedded worker: the
         # worker below (embedded runner or procrastinate, by back-end) runs the jobs
         from ledgerlink.web.app import create_app as create_web_app
@@ -176,7 +177,8 @@ def test_a_member_edited_in_the_portal_reaches_the_sbc_contact_within_five_secon
         timeout=5,
         what="the new e-mail on the SBC contact",
     )
-    [entry] = world.feed("M00002")
+    # the write's record commits just after SBC answered
+    [entry] = wait_until(lambda: world.feed("M00002"), timeout=5, what="the write in the feed")
     assert (entry.outcome, entry.direction) == ("written", "to_ledger")
     assert entry.lag_ms < 5000
     with world.runtime.db.read() as session:
@@ -190,3 +192,101 @@ def test_a_member_edited_in_the_portal_reaches_the_sbc_contact_within_five_secon
         assert (record.status, record.direction) == ("done", "to_ledger")
         assert record.changes["email"]["after"] == "new.address@example.org"
         assert session.scalars(select(RealtimeOutbox)).all() == []
+
+
+def _outbox_empty(world: World) -> bool:
+    with world.runtime.db.read() as session:
+        return not session.scalars(select(RealtimeOutbox)).all()
+
+
+def test_a_burst_of_twenty_edits_is_written_once_or_a_few_times_and_the_last_value_wins(
+    world: World,
+) -> None:
+    contact_id = world.contact_id("M00003")
+    for n in range(20):
+        world.edit_in_portal("M00003", email=f"burst{n}@example.org")
+    wait_until(
+        lambda: world.contact("M00003")["email"] == "burst19@example.org" and _outbox_empty(world),
+        timeout=5,
+        what="the last of the twenty e-mails on the SBC contact",
+    )
+    writes = world.writes.puts.count(contact_id)
+    assert 1 <= writes <= 4, f"{writes} contact writes for 20 edits"
+
+
+def test_an_edit_landing_while_the_member_is_being_written_is_written_next(
+    world: World,
+) -> None:
+    world.writes.open.clear()  # the first write waits at SBC's door
+    world.edit_in_portal("M00002", email="first@example.org")
+    assert world.writes.entered.wait(5), "the first write never reached SBC"
+    world.edit_in_portal("M00002", email="second@example.org")  # the job is running now
+    world.writes.open.set()
+    wait_until(
+        lambda: world.contact("M00002")["email"] == "second@example.org",
+        timeout=5,
+        what="the edit made during the first write on the SBC contact",
+    )
+    wait_until(lambda: world.feed("M00002")[1:], timeout=5, what="the second write's record")
+    assert [e.outcome for e in world.feed("M00002")] == ["written", "written"]
+
+
+def test_a_refusal_is_logged_with_the_field_and_another_member_is_still_written(
+    world: World,
+) -> None:
+    refused_id = world.contact_id("M00001")
+    # SBC keeps a contact person's name to 50 characters; the registry allows longer names
+    world.edit_in_portal(
+        "M00001", first_name="Maximiliana-Josephina", last_name="Wolkenstein-Trostburg-Ebersberg"
+    )
+    world.edit_in_portal("M00004", email="still.written@example.org")
+    wait_until(
+        lambda: (
+            world.contact("M00004")["email"] == "still.written@example.org" and _outbox_empty(world)
+        ),
+        timeout=5,
+        what="the other member written and nothing left waiting",
+    )
+    [entry] = world.feed("M00001")
+    assert entry.outcome == "refused"
+    assert "main_contact_person.name is too long" in entry.detail
+    assert "Fix: correct the member so that the ledger accepts main_contact_person.name" in (
+        entry.detail
+    )
+    assert world.writes.puts.count(refused_id) == 1  # not tried again
+    with world.runtime.db.read() as session:
+        [record] = session.scalars(
+            select(SyncRecord).where(SyncRecord.member_id == world.member_id("M00001"))
+        ).all()
+        assert record.status == "failed"
+        assert "main_contact_person.name" in record.message
+
+
+def test_the_sync_page_and_the_api_show_the_live_feed_to_a_viewer(world: World) -> None:
+    world.edit_in_portal("M00002", email="feed@example.org")
+    wait_until(lambda: world.feed("M00002"), timeout=5, what="the write in the live feed")
+    viewer = make_user(world.runtime.db, Role.VIEWER)
+    sign_in(world.client, viewer.email)
+    page = world.client.get("/sync")
+    assert page.status_code == 200
+    feed = BeautifulSoup(page.text, "html.parser").select_one("[data-testid=live-feed]")
+    assert feed is not None, "no live feed on the Sync page"
+    [row] = feed.select("[data-testid=live-write]")
+    cells = [td.get_text(" ", strip=True) for td in row.find_all("td")]
+    assert cells[0].startswith("M00002")
+    assert cells[1].startswith("Member registry → ")
+    assert cells[2] == "Written"
+    assert cells[5].endswith(" s")
+    lag = feed.select_one("[data-testid=live-lag]")
+    assert lag is not None
+    assert lag.get_text(strip=True).startswith("1 change(s) written in the last hour. Half")
+    waiting = feed.select_one("[data-testid=live-waiting]")
+    assert waiting is not None
+    assert waiting.get_text(strip=True).startswith("Nothing is waiting")
+    api = world.client.get("/api/v1/sync/live", headers={"Authorization": f"Bearer {viewer.token}"})
+    assert api.status_code == 200, api.text
+    body = api.json()
+    assert [w["member_number"] for w in body["writes"]] == ["M00002"]
+    assert body["writes"][0]["outcome"] == "written"
+    assert body["lag_p50_ms"] == body["writes"][0]["lag_ms"]
+    assert body["realtime"] == {str(world.connection_id): True}

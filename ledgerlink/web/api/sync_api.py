@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from ledgerlink.identity.principal import Principal
 from ledgerlink.runtime import Runtime
-from ledgerlink.sync import runs, views
+from ledgerlink.sync import realtime_outbox, realtime_views, runs, views
 from ledgerlink.sync.datasets import DataSet
 from ledgerlink.sync.run_state import run_state
 from ledgerlink.web.api.inputs import BodyId, CleanText, PathId
@@ -47,6 +47,11 @@ class SettingsIn(BaseModel):
     data_sets: list[DataSet]
     field_policies: dict[str, str] = Field(default_factory=dict)
     overlap_seconds: int = Field(default=300, strict=True, ge=0, le=86_400)
+    realtime: StrictBool | None = Field(
+        default=None,
+        description="Write member changes to this ledger at once (real-time). Omitted: "
+        "unchanged (on by default). Off: only runs and schedules write them.",
+    )
 
 
 # ---- responses: what sync/views.py shows, field for field ------------------------------
@@ -229,8 +234,91 @@ def put_settings(
                 policies=body.field_policies,
                 overlap_seconds=body.overlap_seconds,
             )
+            if body.realtime is not None:
+                realtime_outbox.set_outbound(session, principal, connection_id, body.realtime)
     except runs.SyncError as exc:  # here a refusal is invalid input, not a conflict
         raise Problem(422, "Invalid sync settings", str(exc)) from None
     with db.transaction() as session:
         found = next(c for c in views.connection_settings(session) if c["id"] == connection_id)
         return SyncSettingsOut.model_validate(found)
+
+
+# ---- the live feed (real-time writes) ----------------------------------------------------
+
+
+class LiveWriteOut(ResponseModel):
+    member_id: int
+    member_number: str = Field(description="Empty when the member was removed since.")
+    member_name: str
+    connection_id: int
+    connection: str
+    direction: str = Field(description="to_ledger (registry → ledger) or to_registry.")
+    direction_words: str
+    outcome: str = Field(description="written | unchanged | refused | retrying | unlinked")
+    outcome_words: str
+    detail: str = Field(description="What the ledger said and the fix, for a refusal.")
+    changed_at: datetime
+    written_at: datetime
+    lag_ms: int = Field(description="Milliseconds from the change to its write.")
+
+
+class LiveWaitingOut(ResponseModel):
+    connection_id: int
+    connection: str
+    members: int = Field(description="Members changed and not yet written to this ledger.")
+    oldest: datetime = Field(description="When the oldest of those changes was made.")
+
+
+class LiveOut(ResponseModel):
+    writes: list[LiveWriteOut]
+    writes_last_hour: int
+    lag_p50_ms: int | None = Field(description="Median change → write lag, last hour.")
+    lag_p99_ms: int | None = Field(description="99th percentile change → write lag, last hour.")
+    lag_words: str
+    waiting: list[LiveWaitingOut]
+    waiting_words: str
+    realtime: dict[str, bool] = Field(
+        description="Connection id → whether member changes are written to it at once."
+    )
+
+
+@router.get("/live", summary="The live feed: recent real-time writes, lag and what waits")
+def get_live(
+    _: Viewer, session: ReadSession, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> LiveOut:
+    feed = realtime_views.live(session, limit=limit)
+    return LiveOut(
+        writes=[
+            LiveWriteOut(
+                member_id=r.member_id,
+                member_number=r.member_number,
+                member_name=r.member_name,
+                connection_id=r.connection_id,
+                connection=r.connection,
+                direction=r.direction,
+                direction_words=r.direction_words,
+                outcome=r.outcome,
+                outcome_words=r.outcome_words,
+                detail=r.detail,
+                changed_at=r.changed_at,
+                written_at=r.written_at,
+                lag_ms=r.lag_ms,
+            )
+            for r in feed.rows
+        ],
+        writes_last_hour=feed.writes_last_hour,
+        lag_p50_ms=feed.p50_ms,
+        lag_p99_ms=feed.p99_ms,
+        lag_words=feed.lag_words,
+        waiting=[
+            LiveWaitingOut(
+                connection_id=w.connection_id,
+                connection=w.connection,
+                members=w.members,
+                oldest=w.oldest,
+            )
+            for w in feed.waiting
+        ],
+        waiting_words=feed.waiting_words,
+        realtime={str(c): on for c, on in feed.realtime_on.items()},
+    )

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ledgerlink.identity.principal import Principal
 from ledgerlink.runtime import Runtime
 from ledgerlink.store.db import Database
-from ledgerlink.sync import runs, schedules, views
+from ledgerlink.sync import realtime_outbox, realtime_views, runs, schedules, views
 from ledgerlink.sync.datasets import FIELD_LABELS, FIELDS, DataSet, Policy
 from ledgerlink.sync.run_state import find_run, progress_of
 from ledgerlink.web.deps import (
@@ -61,6 +61,7 @@ class SettingsForm:
     policies: dict[str, str]
     overlap_seconds: str
     errors: dict[str, str]
+    realtime: bool = True
 
 
 @router.get("/sync")
@@ -87,6 +88,7 @@ def _sync_page(
         request,
         "sync.html",
         status_code=status_code,
+        live=realtime_views.live(session),
         chart=chart,
         connections=connections,
         runs=recent,
@@ -113,7 +115,8 @@ async def save_settings(request: Request, principal: Admin, db: DatabaseDep) -> 
     policies = {f: str(form.get(f"policy_{f}")) for f in FIELDS if form.get(f"policy_{f}")}
     data_sets = [str(v) for v in form.getlist("data_sets")]
     overlap = str(form.get("overlap_seconds") or "300").strip()
-    typed = SettingsForm(connection_id, data_sets, policies, overlap, {})
+    realtime = bool(form.get("realtime"))
+    typed = SettingsForm(connection_id, data_sets, policies, overlap, {}, realtime)
     try:
         if not overlap.isdigit():
             raise runs.SettingsInvalid(
@@ -122,7 +125,14 @@ async def save_settings(request: Request, principal: Admin, db: DatabaseDep) -> 
                 "safe default)",
             )
         await run_in_threadpool(
-            _save_settings, db, principal, connection_id, data_sets, policies, int(overlap)
+            _save_settings,
+            db,
+            principal,
+            connection_id,
+            data_sets,
+            policies,
+            int(overlap),
+            realtime,
         )
     except runs.SyncError as exc:
         # The Sync page again, the error beside the field and what was chosen still there.
@@ -144,6 +154,7 @@ def _save_settings(
     data_sets: list[str],
     policies: dict[str, str],
     overlap_seconds: int,
+    realtime: bool = True,
 ) -> None:
     with db.transaction() as session:
         runs.save_settings(
@@ -154,6 +165,13 @@ def _save_settings(
             policies=policies,
             overlap_seconds=overlap_seconds,
         )
+        realtime_outbox.set_outbound(session, principal, connection_id, realtime)
+
+
+@router.get("/sync/live")
+def live_feed(request: Request, _: Viewer, session: ReadSession) -> Response:
+    """The live feed alone: the Sync page refreshes it every few seconds."""
+    return render(request, "_live_feed.html", live=realtime_views.live(session))
 
 
 SCHEDULE_FIELDS = ("kind", "at", "weekday", "cron", "timezone")
