@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
 from ledgerlink import connections
 from ledgerlink.connectors.sage500.tables import tarInvoice
+from ledgerlink.identity.roles import Role
 from ledgerlink.invoice_requests.detection import detect_new_invoices
 from ledgerlink.invoice_requests.preferences import (
     InvoiceRequestRefused,
@@ -36,6 +38,7 @@ from ledgerlink.store.types import utcnow
 from tests.support.pay_links import open_balance, sales_for
 from tests.support.payments import ME, PaymentsWorld, sage500_world, sbc_world
 from tests.support.smtp import Inbox, smtp_server
+from tests.support.web import make_user, sign_in
 
 BASE_URL = "http://127.0.0.1:9440"
 MEMBER = "M00001"  # Sage 500 customer C00001 (CustKey 1), PayTrace profile C00001
@@ -310,3 +313,53 @@ def new_sbc_invoice(world: PaymentsWorld, contact_id: str, amount: str) -> dict[
             return dict(response.json())
 
     return asyncio.run(create())
+
+
+# -- the member page and the API -------------------------------------------------------------
+
+
+def test_the_member_page_keeps_what_was_typed_beside_the_refusal_and_shows_the_consent(
+    world: PaymentsWorld, client: TestClient
+) -> None:
+    operator = make_user(world.runtime.db, Role.OPERATOR, "ops@example.org")
+    token = sign_in(client, operator.email)
+    form = {"csrftoken": token, "mode": "autopay", "consent_method": "by phone to Sam"}
+    refused = client.post(f"/members/{MEMBER}/invoice-requests", data=form)
+    assert refused.status_code == 422
+    assert 'data-testid="error-consent_given_on"' in refused.text
+    assert 'value="by phone to Sam"' in refused.text
+    assert 'value="autopay" checked' in refused.text
+
+    saved = client.post(
+        f"/members/{MEMBER}/invoice-requests",
+        data={**form, "consent_given_on": "2026-12-01"},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    page = client.get(saved.headers["location"])
+    assert "Autopay: charge the stored card or bank account on the due date" in page.text
+    assert "Consent by phone to Sam, given 2026-12-01; recorded by ops@example.org" in page.text
+
+
+def test_the_api_sets_the_choice_and_lists_the_requests(
+    world: PaymentsWorld, client: TestClient, mailbox: tuple[int, Inbox]
+) -> None:
+    viewer = {"Authorization": f"Bearer {make_user(world.runtime.db, Role.VIEWER).token}"}
+    operator = {"Authorization": f"Bearer {make_user(world.runtime.db, Role.OPERATOR).token}"}
+    url = f"/api/v1/members/{MEMBER}/invoice-requests"
+    assert client.put(f"{url}/setting", json={"mode": "email"}, headers=viewer).status_code == 403
+    no_consent = client.put(f"{url}/setting", json={"mode": "autopay"}, headers=operator)
+    assert no_consent.status_code == 422
+    assert "consent_method" in no_consent.text
+    chosen = client.put(f"{url}/setting", json={"mode": "email"}, headers=operator)
+    assert chosen.status_code == 200, chosen.text
+    assert chosen.json()["mode"] == "email"
+
+    run(world)
+    invoice = new_sage500_invoice(world, 1, "12.00")
+    run(world)
+    listed = client.get(url, headers=viewer).json()
+    assert listed["setting"]["mode"] == "email"
+    [request] = listed["requests"]
+    assert (request["invoice_number"], request["state"]) == (invoice, "sent")
+    assert request["amount"] == "$12.00"

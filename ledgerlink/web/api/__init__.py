@@ -8,6 +8,7 @@ from ledgerlink.web.api import (
     audit_api,
     card_capture_api,
     connections_api,
+    invoice_requests_api,
     jobs_api,
     mappings_api,
     members_api,
@@ -26,6 +27,7 @@ router.include_router(audit_api.router)
 router.include_router(jobs_api.router)
 router.include_router(mappings_api.router)
 router.include_router(members_api.router)
+router.include_router(invoice_requests_api.router)
 router.include_router(sync_api.router)
 router.include_router(payments_api.router)
 router.include_router(pay_links_api.router)

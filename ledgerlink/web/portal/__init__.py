@@ -8,6 +8,7 @@ from ledgerlink.web.portal import (
     card_capture_pages,
     dashboard,
     integration_pages,
+    invoice_request_pages,
     mapping_pages,
     member_pages,
     pay_link_pages,
@@ -27,6 +28,7 @@ router.include_router(audit_pages.router)
 router.include_router(settings_pages.router)
 router.include_router(mapping_pages.router)
 router.include_router(member_pages.router)
+router.include_router(invoice_request_pages.router)
 for connector in registry.descriptors():  # a connector's own pages (SBC's consent flow)
     if connector.routes is not None:
         router.include_router(connector.routes())

@@ -31,6 +31,7 @@ from ledgerlink.domain.members import (
 )
 from ledgerlink.domain.text import control_character_problem
 from ledgerlink.identity.principal import Principal
+from ledgerlink.invoice_requests import views as invoice_request_views
 from ledgerlink.members import bulk, csv_io, linking, views
 from ledgerlink.members.registry import (
     MemberFields,
@@ -561,6 +562,7 @@ def _detail(
         connections = [(c.id, c.name, c.kind) for c in views.ledger_connections(session)]
         ledger_view = sync_views.member_ledger_view(session, row.id)
         agreements = realtime_inbound_views.agreements(session, row.id)
+        invoice_requests = invoice_request_views.member_panel(session, row.number)
     active = {e.connection_id: e for e in history if e.active}
     return render(
         request,
@@ -570,6 +572,7 @@ def _detail(
         history=history,
         ledger_view=ledger_view,
         agreements=agreements,
+        invoice_requests=invoice_requests,
         active=active,
         connections=connections,
         candidates=candidates,
