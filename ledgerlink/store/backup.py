@@ -273,8 +273,9 @@ def pg_tool(name: str) -> str:
 
 def _libpq(url: URL) -> tuple[str, dict[str, str]]:
     """A libpq connection URL without the password, and the environment that carries it
-    (a password on the command line would show in ``ps``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    (a password on the command line would show in ``ps``). A URL without a password leaves
+    libpq's own ``PGPASSWORD`` / ``~/.pgpass`` to supply it, as psycopg does."""
+    env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)
     plain = url.set(drivername="postgresql", password=None)
