@@ -61,6 +61,8 @@ log = structlog.get_logger("ledgerlink.paylinks")
 _ATTEMPT = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 #: Who a pay-link charge is audited as: the payer is not a ledgerlink user.
 PAYER_ACTOR = "payer (pay link)"
+#: PayTrace's response text for a sale that was not approved (its code 102)
+_NOT_APPROVED = "Your transaction was not approved."
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,8 @@ def _amount(text: str, view: LinkView) -> Money:
         ) from None
     if wanted.minor <= 0 or wanted > due:
         raise PayLinkRefused(
-            "amount", f"Pay more than 0.00 and at most the amount due, {due.format_plain()}"
+            "amount",
+            f"Enter an amount from 0.01 to {due.format_plain()} {due.currency}, the amount due",
         )
     return wanted
 
@@ -230,7 +233,7 @@ async def _charge(
             message = f"Paid {amount.format_plain()} {amount.currency} with card {masked}"
         else:
             status = "declined"
-            message = f"The card was declined: {sale.status_message}. Try another card"
+            message = _declined(sale.status_message)
         payment = await in_db_thread(
             lambda: _finish(runtime, charge_id, status, sale.id, message, event)
         )
@@ -251,6 +254,14 @@ async def _charge(
         return payment
     finally:
         await gateway.aclose()
+
+
+def _declined(status_message: str) -> str:
+    """What the payer reads for a declined card: the issuer's reason, without PayTrace's
+    generic "not approved" sentence in front of it, and that nothing was taken."""
+    reason = status_message.strip().removeprefix(_NOT_APPROVED).strip().rstrip(".")
+    said = f": {reason}" if reason else ""
+    return f"The card was declined{said}. Nothing was charged; try another card"
 
 
 async def _read_back(gateway: PayTraceGateway, sale: CardTransaction) -> CardTransaction:

@@ -205,6 +205,8 @@ def test_amounts_out_of_range_and_refused_tokens_name_the_field_and_post_nothing
         refused = submit(client, path, page, card, amount=amount)
         assert refused.status_code == 422, amount
         assert 'data-testid="error-amount"' in refused.text
+        if amount != "ten":  # a number out of range: what may be paid, named
+            assert f"from 0.01 to {before:.2f}" in refused.text
         assert f'value="{amount}"' in refused.text  # what was typed stays in the form
 
     used = hosted_token(world, page.client_key)
@@ -225,6 +227,8 @@ def test_amounts_out_of_range_and_refused_tokens_name_the_field_and_post_nothing
     assert declined.status_code == 422
     assert 'data-testid="error-card"' in declined.text
     assert "declined" in declined.text
+    assert "Nothing was charged; try another card" in declined.text
+    assert "Your transaction was not approved" not in declined.text  # the reason only
     assert event_count(world) == 0
     world.process()
     assert open_balance(world, invoice) == before

@@ -32,6 +32,8 @@
     // No click reaches the form while the payment is on its way: the second click of a
     // double click must not land on "Save this card" (or anything else) instead.
     form.classList.add("sending");
+    status.classList.remove("bad");
+    status.setAttribute("role", "status");
     status.textContent = "Sending the card to PayTrace…";
     ready
       .then(function () { return window.PTPayment.validate(); })
@@ -49,6 +51,9 @@
         sending = false;
         button.disabled = false;
         form.classList.remove("sending");
+        // what the card fields refused, in red and read out at once, beside the fields
+        status.classList.add("bad");
+        status.setAttribute("role", "alert");
         status.textContent = describe(failure);
       });
   });
