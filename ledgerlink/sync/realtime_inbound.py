@@ -62,6 +62,10 @@ log = structlog.get_logger("ledgerlink.sync.realtime_inbound")
 
 #: The trigger of the daily sync run that keeps the polls' records (the sync log shows it).
 TRIGGER: Final = "poll"
+FIRST_RUN_NEEDED: Final = (
+    "waiting for the first full sync of member details (Sync page): polling reads changes "
+    "from where it ended"
+)
 #: Runs that are not full runs: their end says nothing about members they did not touch
 #: (the polls' and the outbound real-time writes' daily runs, retries and applied plans).
 NOT_FULL_RUNS: Final = (TRIGGER, "realtime", "retry", "plan", "replan")
@@ -209,6 +213,10 @@ class Poll:
             if until is None:  # start where the full runs got to, not from the beginning
                 cursor = session.get(SyncCursor, (self.connection_id, DataSet.MEMBER_DETAILS.value))
                 until = cursor.ledger_until if cursor is not None else None
+            if until is None:
+                # The first agreement of every link is a full run's work (a plan shows it
+                # first); a poll only keeps links in agreement from where one ended.
+                return PollResult(self.connection_id, False, FIRST_RUN_NEEDED)
             session.expunge(connection)
             return _Start(
                 connection,

@@ -85,6 +85,14 @@ class World:
         assert result is not None, "the current chain must poll"
         return result
 
+    def set_rate_limit(self, per_minute: int) -> None:
+        """The connection's requests a minute (its client-side throttle and budget)."""
+        with self.runtime.db.transaction() as session:
+            connection = session.get(Connection, self.connection_id)
+            assert connection is not None
+            settings = {"rate_limit_per_minute": per_minute}
+            connections.update(session, self.runtime.vault, ME, connection, settings=settings)
+
     def state(self) -> RealtimePoll:
         with self.runtime.db.read() as session:
             state = session.get(RealtimePoll, self.connection_id)
@@ -155,10 +163,7 @@ def _sbc_world(
 
         asyncio.run(link_all())
         if rate_limit:  # set once linked: linking at 100 requests a minute takes seconds
-            with runtime.db.transaction() as session:
-                connection = session.get(Connection, connection_id)
-                settings_now = {"rate_limit_per_minute": rate_limit}
-                connections.update(session, runtime.vault, ME, connection, settings=settings_now)
+            world.set_rate_limit(rate_limit)
         try:
             yield world
         finally:
@@ -257,6 +262,22 @@ def test_a_contact_edited_in_sbc_reaches_the_registry_at_the_next_poll(world: Wo
     assert len(world.writes()) == 1
 
 
+def test_polling_waits_for_the_first_full_sync_and_reads_nothing_before(world: World) -> None:
+    """The first agreement of each link (first-sync differences settled by policy) is a
+    full run's, which a plan can show first; polls only keep links agreeing after it."""
+    world.start_polling()
+    world.edit_contact("M00003", "(503) 555-0133")
+    early = world.poll()
+    assert not early.polled
+    assert early.requests == 0
+    assert "first full sync" in early.outcome
+    assert world.writes() == []
+    world.full_sync()
+    world.edit_contact("M00003", "(503) 555-0134")
+    assert world.poll().written == 1
+    assert world.member("M00003").phone == "+15035550134"
+
+
 def test_the_poll_chain_runs_in_the_job_worker_of_each_back_end(world: World) -> None:
     """The embedded runner on SQLite, procrastinate on PostgreSQL: the minutely watch
     starts the chain, the worker runs its first poll at once, and that poll queues the
@@ -332,29 +353,30 @@ def test_a_poll_waits_while_a_full_run_of_the_connection_is_going(world: World) 
 
 
 def test_polling_stretches_its_interval_when_its_share_of_the_budget_is_used(
-    settings: Settings, tmp_path: Path
+    world: World,
 ) -> None:
     """SBC's 100 requests a minute: polling may use 20. Polling every 5 s at the cost of
     a poll would use more, so the next poll waits until the share holds."""
-    with _sbc_world(settings, tmp_path, rate_limit=100) as world:
-        world.start_polling()
-        with world.runtime.db.transaction() as session:
-            polling.save_polling(
-                session,
-                world.runtime.jobs,
-                ME,
-                world.connection_id,
-                interval_typed="5",
-                enabled=True,
-            )
-        result = world.poll()
-        assert result.requests >= 2
-        state = world.state()
-        needed = -(-60 * result.requests // 20)
-        assert state.interval_seconds == 5
-        assert state.effective_seconds == needed > 5
-        assert state.next_at is not None
-        assert state.next_at - datetime.now(UTC) > timedelta(seconds=needed - 5)
+    world.full_sync()
+    world.set_rate_limit(100)
+    world.start_polling()
+    with world.runtime.db.transaction() as session:
+        polling.save_polling(
+            session,
+            world.runtime.jobs,
+            ME,
+            world.connection_id,
+            interval_typed="5",
+            enabled=True,
+        )
+    result = world.poll()
+    assert result.requests >= 2
+    state = world.state()
+    needed = -(-60 * result.requests // 20)
+    assert state.interval_seconds == 5
+    assert state.effective_seconds == needed > 5
+    assert state.next_at is not None
+    assert state.next_at - datetime.now(UTC) > timedelta(seconds=needed - 5)
 
 
 # -- Sage 500 -------------------------------------------------------------------------------------
