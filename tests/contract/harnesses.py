@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, insert, select
 
 from ledgerlink import connections
 from ledgerlink.connectors.base import Ledger
+from ledgerlink.connectors.sage500.tables import tarInvoice
+from ledgerlink.domain.money import Money
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox import sage500
 from ledgerlink.sandbox.faults import FaultInjector
+from ledgerlink.sandbox.sage500.seed import INVOICE_TRAN_TYPE
 from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.store.models import Connection
 from tests.support import testbooks
@@ -80,12 +84,18 @@ def _create(runtime: Runtime, kind: str, name: str, settings: dict, secrets_: di
         return int(created.id)
 
 
+#: Raises an invoice in the sandbox as the ledger's own users would (for a customer id and
+#: an amount like "40.00"); its number.
+InvoiceMaker = Callable[[Ledger, str, str], Awaitable[str]]
+
+
 @dataclass
 class Built:
     runtime: Runtime
     connection_id: int
     bad_connection_id: int
     traits: Traits
+    new_invoice: InvoiceMaker
 
     def ledger(self) -> Ledger:
         return self.runtime.ledger_for(_load(self.runtime, self.connection_id))
@@ -117,6 +127,7 @@ def sbc(runtime: Runtime, tmp_path: Path) -> Iterator[Built]:
                 unknown_customer_id="00000000000000000000000000000000",
                 unknown_invoice_id="00000000000000000000000000000000",
             ),
+            _sbc_invoice,
         )
 
 
@@ -169,6 +180,7 @@ def sage500_erp(runtime: Runtime, tmp_path: Path) -> Iterator[Built]:
             Traits(
                 "USD", closes_periods=False, finds_receipts=True, unknown_customer_id="987654321"
             ),
+            _sage500_invoice(erp),
         )
 
 
@@ -197,9 +209,73 @@ def test_books(runtime: Runtime, tmp_path: Path) -> Iterator[Built]:
                 unknown_customer_id="C999999",
                 unknown_invoice_id="I999999",
             ),
+            _books_invoice(books),
         )
     finally:
         testbooks.SYSTEMS.pop(name, None)
+
+
+async def _sbc_invoice(ledger: Ledger, customer_id: str, amount: str) -> str:
+    """A sales invoice posted to the SBC sandbox through its API (the adapter's client)."""
+    client: Any = ledger.client  # type: ignore[attr-defined]
+    accounts = await client.request(
+        "GET", "/ledger_accounts", params={"ledger_account_type_id": "SALES"}
+    )
+    today = date.today()
+    body = {
+        "contact_id": customer_id,
+        "date": today.isoformat(),
+        "due_date": (today + timedelta(days=30)).isoformat(),
+        "invoice_lines": [
+            {
+                "description": "Dues",
+                "ledger_account_id": accounts.json()["$items"][0]["id"],
+                "quantity": "1",
+                "unit_price": amount,
+            }
+        ],
+    }
+    created = await client.request("POST", "/sales_invoices", json={"sales_invoice": body})
+    return str(created.json()["invoice_number"])
+
+
+def _sage500_invoice(erp: _Erp) -> InvoiceMaker:
+    async def raise_invoice(ledger: Ledger, customer_id: str, amount: str) -> str:
+        """A tarInvoice row, as Sage 500's own invoice entry writes it."""
+        now = datetime.now().replace(microsecond=0)
+        with erp.engine.begin() as conn:
+            key = int(conn.scalar(select(func.max(tarInvoice.c.InvcKey))) or 0) + 1
+            conn.execute(
+                insert(tarInvoice).values(
+                    InvcKey=key,
+                    TranID=sage500.invoice_tran_id(key),
+                    TranNo=f"{key:010d}",
+                    TranType=INVOICE_TRAN_TYPE,
+                    TranDate=now,
+                    PostDate=now,
+                    DueDate=now + timedelta(days=30),
+                    TranAmt=Decimal(amount),
+                    TranAmtHC=Decimal(amount),
+                    Balance=Decimal(amount),
+                    BalanceHC=Decimal(amount),
+                    CustKey=int(customer_id),
+                    CompanyID="SOA",
+                    CurrID="USD",
+                    CurrExchRate=Decimal(1),
+                    Status=1,
+                    UpdateCounter=1,
+                )
+            )
+        return str(sage500.invoice_tran_id(key))
+
+    return raise_invoice
+
+
+def _books_invoice(books: testbooks.Books) -> InvoiceMaker:
+    async def raise_invoice(ledger: Ledger, customer_id: str, amount: str) -> str:
+        return books.add_invoice(customer_id, Money.parse(amount, books.currency)).number
+
+    return raise_invoice
 
 
 HARNESSES = {"sbc": sbc, "sage500": sage500_erp, "testbooks": test_books}

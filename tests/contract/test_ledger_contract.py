@@ -15,7 +15,14 @@ from typing import TypeVar
 import pytest
 
 from ledgerlink.connectors import registry
-from ledgerlink.connectors.base import InvoiceLines, Ledger, LedgerHistory, PaymentLedger
+from ledgerlink.connectors.base import (
+    InvoiceFeed,
+    InvoiceLines,
+    Ledger,
+    LedgerHistory,
+    NewInvoices,
+    PaymentLedger,
+)
 from ledgerlink.connectors.checks import check_connection
 from ledgerlink.connectors.errors import NotFound, Rejected, UpstreamError
 from ledgerlink.domain.accounts import (
@@ -170,6 +177,33 @@ def test_open_invoices_are_found_by_number_and_customer(harness: Built) -> None:
         theirs = [i.id async for i in ledger.invoices(customer_id=invoice.customer_id)]
         assert invoice.id in theirs
         assert await ledger.find_invoice("NO-SUCH-INVOICE-1") is None
+
+    run(harness, body)
+
+
+def test_new_invoices_are_read_from_the_ledgers_own_mark(harness: Built) -> None:
+    """Payment requests for new invoices read them by the ledger's own creation order: a
+    first read only marks where to start; an invoice raised after it is read, open, with
+    its amount; the overlap of a later read never reaches back before the first mark."""
+
+    async def body(ledger: Ledger) -> None:
+        assert isinstance(ledger, InvoiceFeed)
+        start = await ledger.invoices_created_after(None)
+        assert start.invoices == ()
+        customer = (await open_invoice(ledger)).customer_id
+        number = await harness.new_invoice(ledger, customer, "40.00")
+
+        def fresh(page: NewInvoices) -> list[str]:
+            return [i.number for i in page.invoices if i.id not in start.at_mark]
+
+        page = await ledger.invoices_created_after(start.mark, floor=start.mark)
+        assert fresh(page) == [number]
+        [invoice] = [i for i in page.invoices if i.number == number]
+        assert invoice.customer_id == customer
+        assert invoice.outstanding == Money(4_000, harness.traits.currency)
+        assert invoice.is_open
+        again = await ledger.invoices_created_after(page.mark, floor=start.mark)
+        assert set(fresh(again)) <= {number}, "nothing from before the first mark"
 
     run(harness, body)
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from ledgerlink.connectors.base import CheckResult
+from ledgerlink.connectors.base import CheckResult, NewInvoices
 from ledgerlink.connectors.errors import AuthExpired, NotFound, Rejected
 from ledgerlink.domain.accounts import (
     CustomerAccount,
@@ -74,6 +74,24 @@ class Books:
                 updated_at=_now(),
             )
             self.invoices[invoice.id] = invoice
+
+    def add_invoice(self, customer_id: str, amount: Money) -> Invoice:
+        """An invoice raised in the books (as the vendor's own screens would)."""
+        n = len(self.invoices) + 1
+        invoice = Invoice(
+            SYSTEM,
+            f"I{n}",
+            f"TBI-{n:05d}",
+            customer_id,
+            dt.date.today(),
+            dt.date.today() + dt.timedelta(days=30),
+            amount,
+            amount,
+            InvoiceStatus.UNPAID,
+            updated_at=_now(),
+        )
+        self.invoices[invoice.id] = invoice
+        return invoice
 
 
 #: The in-memory systems a Test Books connection can reach, by the name in its settings.
@@ -174,6 +192,18 @@ class BooksLedger:
             if open_only and invoice.outstanding.minor <= 0:
                 continue
             yield invoice
+
+    async def invoices_created_after(
+        self, mark: str | None, *, floor: str | None = None
+    ) -> NewInvoices:
+        """Test Books keeps invoices in the order they were raised: a mark is how many
+        there were (no overlap is needed: nothing commits late in memory)."""
+        invoices = list(self._authorised().invoices.values())
+        if mark is None:
+            return NewInvoices((), str(len(invoices)))
+        after = max(int(mark) if mark.isdigit() else 0, int(floor or 0))
+        fresh = tuple(i for i in invoices[after:] if i.outstanding.minor > 0)
+        return NewInvoices(fresh, str(len(invoices)))
 
     async def find_invoice(self, number: str) -> Invoice | None:
         books = self._authorised()
