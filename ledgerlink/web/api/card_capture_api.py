@@ -21,6 +21,10 @@ router = APIRouter(tags=["payments"])
 MemberNumber = Annotated[CleanText, Path(max_length=40)]
 
 
+class CaptureLinkIn(LinkIn):
+    """What finance asks for (named apart so the OpenAPI document keeps its schema name)."""
+
+
 class CaptureLinkOut(LinkOut):
     member_number: str
     has_profile: bool = Field(
@@ -36,7 +40,7 @@ class CaptureLinkOut(LinkOut):
 )
 async def make_capture_link(
     number: MemberNumber,
-    body: LinkIn,
+    body: CaptureLinkIn,
     request: Request,
     principal: Operator,
     runtime: RuntimeDep,
