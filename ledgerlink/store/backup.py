@@ -85,7 +85,8 @@ class RestoreReport:
             said.append(
                 f"The backup's schema is {len(self.pending_migrations)} revision(s) behind "
                 "this version: run `ledgerlink migrate` before starting the web process and "
-                "workers."
+                "workers. (The restore is not in the audit log: that older schema's log is "
+                "not written to; note the restore in your change record.)"
             )
         if self.anchors_moved_to is not None:
             said.append(
@@ -170,15 +171,16 @@ def restore(settings: Settings, source: Path, *, replace: bool, actor: str) -> R
         report.pending_migrations = pending_revisions(db)
         report.undecryptable_secrets = _undecryptable(db, configured_vault(settings))
         report.anchors_moved_to = _set_anchors_aside(settings, db, before)
-        with db.transaction() as session:
-            audit.record(
-                session,
-                actor=actor,
-                action="database.restored",
-                entity_type="database",
-                entity_id=None,
-                after={"backup": source.name, "sha256": digest, "backend": backend},
-            )
+        if not report.pending_migrations:  # an older schema's audit table may differ
+            with db.transaction() as session:
+                audit.record(
+                    session,
+                    actor=actor,
+                    action="database.restored",
+                    entity_type="database",
+                    entity_id=None,
+                    after={"backup": source.name, "sha256": digest, "backend": backend},
+                )
         with db.read() as session:
             report.audit_entries = int(
                 session.scalar(select(func.count()).select_from(AuditEntry)) or 0

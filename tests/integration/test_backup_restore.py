@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ledgerlink import connections
 from ledgerlink.identity.principal import cli_principal
@@ -18,6 +18,7 @@ from ledgerlink.store.db import Database
 from ledgerlink.store.member_models import MemberRow
 from ledgerlink.store.models import AuditEntry, Connection
 from ledgerlink.vault import load_vault
+from tests.support.cli import _invoke as invoke
 from tests.support.cli import cli, cli_fails
 from tests.support.members import add_levels, add_member
 from tests.support.server import run_cli, server_env
@@ -96,7 +97,7 @@ def test_a_restore_brings_back_the_backup_and_only_the_backup(
     assert "OK" in cli(["audit", "verify"], env)
 
 
-def test_a_restore_with_another_vault_key_names_the_credentials_it_cannot_read(
+def test_a_restore_of_an_older_release_with_another_vault_key_says_what_to_do(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
     with db.transaction() as session:
@@ -109,13 +110,22 @@ def test_a_restore_with_another_vault_key_names_the_credentials_it_cannot_read(
             settings={"company_id": "SOA"},
             secrets={"database_url": ERP_URL},
         )
+    with db.engine.begin() as connection:  # as an older release left the schema
+        connection.execute(text("DELETE FROM alembic_version"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('0025_level_three')"))
     backup_file = tmp_path / "ledgerlink.backup"
     cli(["backup", str(backup_file)], server_env(settings))
     db.dispose()
     other_key = {**server_env(settings), "LEDGERLINK_VAULT_KEYS": Fernet.generate_key().decode()}
 
-    said = cli_fails(["restore", "--replace", str(backup_file)], other_key)
+    code, stdout, stderr = invoke(["restore", "--replace", str(backup_file)], other_key, None)
 
+    assert code == 3
+    said = " ".join(stderr.split())
     assert "1 stored secret(s) cannot be decrypted" in said, said
     assert "ERP: database_url" in said
-    assert "backed-up-secret" not in said
+    assert "backed-up-secret" not in said + stdout
+    assert "run `ledgerlink migrate`" in " ".join(stdout.split())
+    with db.read() as session:  # an older schema's audit log is not written to
+        actions = set(session.scalars(select(AuditEntry.action)))
+    assert "database.restored" not in actions
