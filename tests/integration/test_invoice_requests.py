@@ -33,7 +33,7 @@ from ledgerlink.sandbox.sage500.seed import INVOICE_TRAN_TYPE, invoice_tran_id
 from ledgerlink.settings import Settings
 from ledgerlink.store.invoice_request_models import InvoiceRequest
 from ledgerlink.store.models import AuditEntry, Connection
-from ledgerlink.store.payment_models import PaymentException
+from ledgerlink.store.payment_models import PaymentCharge, PaymentException
 from ledgerlink.store.types import utcnow
 from tests.support.pay_links import open_balance, sales_for
 from tests.support.payments import ME, PaymentsWorld, sage500_world, sbc_world
@@ -363,3 +363,78 @@ def test_the_api_sets_the_choice_and_lists_the_requests(
     [request] = listed["requests"]
     assert (request["invoice_number"], request["state"]) == (invoice, "sent")
     assert request["amount"] == "$12.00"
+
+
+def test_a_charge_a_crash_left_unrecorded_is_found_at_paytrace_not_made_again(
+    world: PaymentsWorld,
+) -> None:
+    """The worker died after PayTrace took the sale and before anything was recorded: the
+    charge is 'sending' under the invoice's key and the request 'charging'. Once the claim
+    lapsed, the next run adopts PayTrace's sale instead of charging a second time."""
+    choose(world, "autopay", **CONSENT)
+    run(world)
+    invoice = new_sage500_invoice(world, 1, "33.00")
+    run(world, utcnow() - dt.timedelta(days=2))  # found; not due yet
+    [request] = requests(world)
+    with world.runtime.db.transaction() as session:  # what the dead run wrote ...
+        session.add(
+            PaymentCharge(
+                idempotency_key=request.charge_key,
+                gateway_connection_id=world.paytrace_id,
+                paytrace_customer_id="C00001",
+                invoice_number=invoice,
+                amount_minor=3300,
+                currency="USD",
+                status="sending",
+                requested_by="system:autopay",
+            )
+        )
+        row = session.get(InvoiceRequest, request.id)
+        assert row is not None
+        row.state, row.attempts = "charging", 1
+        row.claimed_until = utcnow() + dt.timedelta(minutes=2)
+    sale = world.pay("C00001", "33.00", invoice)  # ... and what PayTrace did
+
+    assert run(world) == {"found": 0}, "the dead run's claim has not lapsed: left alone"
+    after_lease = utcnow() + dt.timedelta(minutes=3)
+    assert run(world, after_lease) == {"found": 0, "charged": 1}
+    run(world, after_lease + dt.timedelta(minutes=5))
+
+    assert [s["transaction_id"] for s in sales_for(world, invoice)] == [int(sale)]
+    [request] = requests(world)
+    assert (request.state, request.transaction_id) == ("charged", sale)
+    world.poll()
+    world.process()
+    assert open_balance(world, invoice) == Decimal(0)
+
+
+def test_an_email_a_crash_may_have_sent_is_sent_once_more_at_most(
+    world: PaymentsWorld, mailbox: tuple[int, Inbox]
+) -> None:
+    """SMTP has no idempotency key: a run that died between sending and recording may or
+    may not have sent. The next run sends once more (never none); if that run dies too,
+    nothing more is sent and the request says so."""
+    _, inbox = mailbox
+    choose(world, "email")
+    _link_sage500_member(world, "M00002", "2")
+    asyncio.run(set_preference(world.runtime, ME, "M00002", mode="email"))
+    run(world)
+    invoice = new_sage500_invoice(world, 1, "18.00")
+    first = new_sage500_invoice(world, 2, "19.00")
+    assert asyncio.run(detect_new_invoices(world.runtime)) == 2
+    lapsed = utcnow() - dt.timedelta(seconds=1)
+    with world.runtime.db.transaction() as session:  # as two dead runs left them
+        for row in session.scalars(select(InvoiceRequest)):
+            if row.invoice_number in (invoice, first):
+                row.attempts, row.claimed_until = 1, lapsed
+                row.state = "sending" if row.invoice_number == invoice else "resending"
+
+    counts = asyncio.run(work_due(world.runtime))
+
+    assert counts == {"sent": 1}  # the other was given up in its claim: no e-mail
+    assert inbox.subjects() == [f"Invoice {invoice}: $18.00 due"]
+    states = {r.invoice_number: r for r in requests(world)}
+    assert states[invoice].state == "sent"
+    assert "again after an interruption" in states[invoice].message
+    assert states[first].state == "unconfirmed"
+    assert "not sent a third time" in states[first].message
