@@ -38,6 +38,10 @@ lag p50/p99, peak RSS of every process by role, the faults as they happened, the
 the per-second timeline; and the scaling curve) and ``soak.svg`` (throughput and lag over
 time, one line per worker count, faults marked).
 
+``--faults`` picks them (``all``, ``none`` for a baseline, or some of ``kill``,
+``pg-restart``, ``sbc-503``, ``sbc-429``, ``sbc-latency``, ``partition``); ``--base-port``
+moves the three HTTP ports (SBC, PayTrace, ledgerlink: 9460-9462 by default).
+
 The payments lease (``LEDGERLINK_PAYMENTS_LEASE_SECONDS``, 120 s in production: how long a
 SIGKILLed worker's claimed payments wait before another worker takes them) is 20 s here
 (``--lease-seconds``) so a short run drains in minutes; the lag p99 includes those waits.
@@ -77,6 +81,7 @@ from soak_postgres import PrivateServer  # type: ignore[import-not-found]
 from standardwebhooks.webhooks import Webhook
 
 from ledgerlink.identity.principal import cli_principal
+from ledgerlink.logs import configure_logging
 from ledgerlink.recon.jobs import RUN as RECON_RUN
 from ledgerlink.recon.scopes import ensure_default_scopes
 from ledgerlink.store.sync_models import SyncRun
@@ -99,6 +104,11 @@ class Fleet:
     logs: Path = Path()
     peak_kib: dict[str, int] = field(default_factory=dict)
     started_workers: int = 0
+    #: processes that ended without the soak asking (exit code, when), restarted at once
+    #: as systemd's Restart=always or compose's restart policy would
+    exits: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    started: float = 0.0
 
     def _popen(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
@@ -115,6 +125,8 @@ class Fleet:
             ["serve", "--host", "127.0.0.1", "--port", str(PORTS["serve"]), "--no-worker"],
             "serve",
         )
+
+    def wait_ready(self) -> None:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
@@ -137,14 +149,38 @@ class Fleet:
 
     def kill_random_worker(self, rng: random.Random) -> int:
         """SIGKILL one live worker and start another in its place; returns the killed pid."""
-        live = [w for w in self.workers if w.poll() is None]
-        victim = rng.choice(live)
-        self.sample()
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        self.workers.remove(victim)
-        self.start_worker()
-        return victim.pid
+        with self.lock:
+            live = [w for w in self.workers if w.poll() is None]
+            victim = rng.choice(live)
+            self.sample()
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            self.workers.remove(victim)
+            self.start_worker()
+            return victim.pid
+
+    def supervise(self) -> list[str]:
+        """Restart any worker or the server that ended on its own; returns what happened."""
+        notes = []
+        with self.lock:
+            for process in list(self.workers):
+                code = process.poll()
+                if code is None:
+                    continue
+                self.workers.remove(process)
+                self.start_worker()
+                notes.append(self._exited("worker", process.pid, code))
+            if self.serve is not None and (code := self.serve.poll()) is not None:
+                notes.append(self._exited("serve", self.serve.pid, code))
+                self.start_serve()
+        return notes
+
+    def _exited(self, role: str, pid: int, code: int) -> str:
+        t = round(time.monotonic() - self.started, 1)
+        self.exits.append({"t": t, "role": role, "pid": pid, "exit_code": code})
+        note = f"{role} pid {pid} ended on its own (exit code {code}) at t={t}s; restarted"
+        print(f"  WARNING: {note}", flush=True)
+        return note
 
     def roles(self) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {"worker": [w.pid for w in self.workers if w.poll() is None]}
@@ -310,10 +346,35 @@ class Fault:
     label: str
     action: Any  # Callable[[], str | None]: does it, returns a detail for the log
     end: float | None = None
+    name: str = ""  # which --faults name turns it on ("" for clearing and workload events)
+
+
+FAULT_NAMES = ("kill", "pg-restart", "sbc-503", "sbc-429", "sbc-latency", "partition")
+
+
+def chosen_faults(text: str) -> set[str]:
+    """``--faults``: all, none, or a comma-separated list of FAULT_NAMES."""
+    if text == "all":
+        return set(FAULT_NAMES)
+    if text == "none":
+        return set()
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    unknown = names - set(FAULT_NAMES)
+    if unknown:
+        raise SystemExit(
+            f"--faults {text!r}: unknown {', '.join(sorted(unknown))}; use all, none or "
+            f"some of {', '.join(FAULT_NAMES)}"
+        )
+    return names
 
 
 def fault_plan(
-    duration: float, kill_every: float, world: soak_world.World, fleet: Fleet, pg: PrivateServer
+    duration: float,
+    kill_every: float,
+    world: soak_world.World,
+    fleet: Fleet,
+    pg: PrivateServer,
+    names: set[str],
 ) -> list[Fault]:
     rng = random.Random(22)
     window = max(8.0, min(30.0, duration * 0.08))
@@ -334,8 +395,9 @@ def fault_plan(
             "SBC 503s",
             lambda: faults(world.sbc_url, {"error_rate": 0.1, "error_status": 503, "seed": 1}),
             end=duration * 0.15 + window,
+            name="sbc-503",
         ),
-        Fault(duration * 0.15 + window, "", lambda: clear(world.sbc_url)),
+        Fault(duration * 0.15 + window, "", lambda: clear(world.sbc_url), name="sbc-503"),
         Fault(
             duration * 0.3,
             "SBC 429s",
@@ -343,28 +405,43 @@ def fault_plan(
                 world.sbc_url, {"rate_limit_rate": 0.1, "retry_after_seconds": 1, "seed": 2}
             ),
             end=duration * 0.3 + window,
+            name="sbc-429",
         ),
-        Fault(duration * 0.3 + window, "", lambda: clear(world.sbc_url)),
-        Fault(duration * 0.5, "PostgreSQL restart", lambda: f"{pg.restart():.2f} s"),
+        Fault(duration * 0.3 + window, "", lambda: clear(world.sbc_url), name="sbc-429"),
+        Fault(
+            duration * 0.5,
+            "PostgreSQL restart",
+            lambda: f"{pg.restart():.2f} s",
+            name="pg-restart",
+        ),
         Fault(
             duration * 0.6,
             "SBC latency",
             lambda: faults(world.sbc_url, {"latency_ms": 150, "jitter_ms": 100, "seed": 3}),
             end=duration * 0.6 + window,
+            name="sbc-latency",
         ),
-        Fault(duration * 0.6 + window, "", lambda: clear(world.sbc_url)),
+        Fault(duration * 0.6 + window, "", lambda: clear(world.sbc_url), name="sbc-latency"),
         Fault(
             duration * 0.7,
             "PayTrace partition",
             lambda: faults(world.paytrace_url, {"partition_seconds": partition}),
             end=duration * 0.7 + partition,
+            name="partition",
         ),
     ]
     t = min(20.0, duration / 3)
     while t < duration:
-        plan.append(Fault(t, "SIGKILL worker", lambda: f"pid {fleet.kill_random_worker(rng)}"))
+        plan.append(
+            Fault(
+                t,
+                "SIGKILL worker",
+                lambda: f"pid {fleet.kill_random_worker(rng)}",
+                name="kill",
+            )
+        )
         t += kill_every
-    return sorted(plan, key=lambda f: f.at)
+    return sorted((f for f in plan if f.name in names), key=lambda f: f.at)
 
 
 def run_faults(
@@ -422,6 +499,7 @@ def wait_drained(
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
         fleet.sample({"postgres": pg_pids()})
+        fleet.supervise()
         try:
             with psycopg.connect(dsn, connect_timeout=5) as conn:
                 waiting = conn.execute(
@@ -443,7 +521,7 @@ def wait_drained(
         }
         sync_done = sync is None or sync[0] not in starting.ACTIVE
         if not last["payments_waiting"] and sync_done:
-            return last
+            return {**last, "drained": True}
         time.sleep(1)
     return last
 
@@ -456,15 +534,9 @@ def one_run(args: argparse.Namespace, workers: int, pg: PrivateServer, out: Path
     pairs = soak_world.Pairs.parse(args.pairs)
     began = time.monotonic()
     world = soak_world.build(run_dir, database_url, keys, pairs, args.members, PORTS)
+    built = time.monotonic() - began
     duration = args.minutes * 60
     times = schedule(args.rate, duration, args.burst_factor)
-    sales = asyncio.run(soak_world.card_sales(world, len(times)))
-    setup_seconds = time.monotonic() - began
-    print(
-        f"   {len(sales)} card sales in PayTrace, {args.members} members, "
-        f"{pairs.gateways}x{pairs.ledgers} pairs; set-up {setup_seconds:.0f} s",
-        flush=True,
-    )
     env = server_env(run_dir / "var", keys)
     env.update(
         LEDGERLINK_DATABASE_URL=database_url,
@@ -477,33 +549,46 @@ def one_run(args: argparse.Namespace, workers: int, pg: PrivateServer, out: Path
     runtime = soak_world.runtime_for(database_url, run_dir / "var", keys)
     result: dict[str, Any] = {"workers": workers}
     stop = threading.Event()
+    sampler_stop = threading.Event()
+    threads: list[threading.Thread] = []
     happened: list[dict[str, Any]] = []
     simulator_pids = {
         f"{name}_simulator": [p.pid] for name, p in world.simulators.items() if p.poll() is None
     }
     try:
+        # ledgerlink starts (imports, first poll) while the sales are made
         fleet.start_serve()
         for _ in range(workers):
             fleet.start_worker()
-        time.sleep(3)  # the workers' imports and first poll, before the clock starts
+        sales = asyncio.run(soak_world.card_sales(world, len(times)))
+        fleet.wait_ready()
+        setup_seconds = time.monotonic() - began
+        print(
+            f"   {len(sales)} card sales in PayTrace, {args.members} members, "
+            f"{pairs.gateways}x{pairs.ledgers} pairs; set-up {setup_seconds:.0f} s "
+            f"(simulators, database and connections {built:.0f} s)",
+            flush=True,
+        )
         started_wall = datetime.now(UTC)
-        started = time.monotonic()
+        started = fleet.started = time.monotonic()
         lead = world.ledger_ids[0]
-        plan = fault_plan(duration, args.kill_every, world, fleet, pg)
+        plan = fault_plan(duration, args.kill_every, world, fleet, pg, chosen_faults(args.faults))
         plan.append(Fault(2.0, "sync started", lambda: f"run {enqueue_sync(runtime, lead)}"))
         plan.append(Fault(duration * 0.4, "recon queued", lambda: str(enqueue_recon(runtime))))
         plan.append(Fault(duration * 0.9, "recon queued", lambda: str(enqueue_recon(runtime))))
         plan.sort(key=lambda f: f.at)
         faults = threading.Thread(target=run_faults, args=(plan, started, stop, happened))
         faults.start()
-        sampler_stop = threading.Event()
+        threads.append(faults)
 
         def sample_forever() -> None:
             while not sampler_stop.wait(1.0):
                 fleet.sample({**simulator_pids, "postgres": pg.pids()})
+                fleet.supervise()
 
         sampler = threading.Thread(target=sample_forever, daemon=True)
         sampler.start()
+        threads.append(sampler)
         traffic = asyncio.run(
             send_all(
                 fleet.base,
@@ -549,6 +634,9 @@ def one_run(args: argparse.Namespace, workers: int, pg: PrivateServer, out: Path
         line = soak_checks.timeline(_dsn(database_url), started_wall, traffic.acknowledged)
     finally:
         stop.set()
+        sampler_stop.set()
+        for thread in threads:  # nothing restarts or kills a process while they stop
+            thread.join(timeout=120)
         fleet.stop()
         runtime.db.dispose()
         for process in world.simulators.values():
@@ -564,6 +652,11 @@ def one_run(args: argparse.Namespace, workers: int, pg: PrivateServer, out: Path
     }
     sent = {t: business_of[by_transaction[t]] for t in traffic.acknowledged}
     checks = soak_checks.count(world.state_dir, sent, args.members)
+    if not drained.get("drained"):
+        checks.undrained = (
+            f"{drained.get('payments_waiting')} payment event(s) waiting, sync "
+            f"{drained.get('sync')} after --drain-minutes {args.drain_minutes}"
+        )
     lags = line.lags
     span = max(line.last_posted - line.first_received, 1e-9)
     steady = [v for v in line.posted_per_second[5 : int(duration)]] or [0]
@@ -603,6 +696,7 @@ def one_run(args: argparse.Namespace, workers: int, pg: PrivateServer, out: Path
             "recon_runs_by_status": recon,
             "peak_rss_mib": {k: round(v / 1024, 1) for k, v in sorted(fleet.peak_kib.items())},
             "workers_started": fleet.started_workers,
+            "processes_ended_on_their_own": fleet.exits,
             "postgres_restart_seconds": [round(s, 2) for s in pg.restarts],
             "faults": happened,
             "checks": checks.as_json(),
@@ -635,6 +729,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-every", type=float, default=60.0, help="seconds")
     parser.add_argument("--lease-seconds", type=float, default=20.0)
     parser.add_argument("--drain-minutes", type=float, default=6.0)
+    parser.add_argument(
+        "--faults",
+        default="all",
+        help=f"all (the default), none (a baseline), or some of {','.join(FAULT_NAMES)}",
+    )
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        default=9460,
+        help="the SBC simulator's port; PayTrace's and ledgerlink's are the next two",
+    )
     parser.add_argument("--pg-port", type=int, default=55460)
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "soak")
     args = parser.parse_args(argv)
@@ -644,6 +749,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--workers {args.workers!r}: a comma-separated list of counts, e.g. 1,2,4")
     if not counts or min(counts) < 1:
         parser.error("--workers: at least one worker")
+    chosen_faults(args.faults)
+    configure_logging("warning", "console")
+    PORTS.update(sbc=args.base_port, paytrace=args.base_port + 1, serve=args.base_port + 2)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.pop("LEDGERLINK_DATABASE_URL", None)
     # SIGTERM unwinds like Ctrl-C, so the servers and workers started here are stopped.
@@ -685,6 +793,15 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for failure in failed:
         print(f"CHECK FAILED: {failure}", file=sys.stderr, flush=True)
+    for r in runs:
+        for ended in r["processes_ended_on_their_own"]:
+            print(
+                f"WARNING: {r['workers']} worker(s): {ended['role']} pid {ended['pid']} ended on "
+                f"its own at t={ended['t']}s (exit code {ended['exit_code']}); the soak "
+                "restarted it",
+                file=sys.stderr,
+                flush=True,
+            )
     if not failed:
         print("all end checks passed: 0 lost, 0 double, no member written twice", flush=True)
     return 1 if failed else 0

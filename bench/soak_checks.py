@@ -40,10 +40,14 @@ class Checks:
     members: int = 0
     members_updated: int = 0
     members_written_twice: list[str] = field(default_factory=list)
+    #: what was still waiting when the drain timed out (None: everything finished)
+    undrained: str | None = None
 
     @property
     def failures(self) -> list[str]:
         found = []
+        if self.undrained:
+            found.append(f"not drained in time: {self.undrained}")
         if self.lost:
             found.append(f"{len(self.lost)} event(s) lost (e.g. {', '.join(self.lost[:5])})")
         if self.double:
@@ -81,6 +85,7 @@ class Checks:
             "members": self.members,
             "members_synced": self.members_updated,
             "members_written_twice": len(self.members_written_twice),
+            "undrained": self.undrained,
             "passed": not self.failures,
             "failures": self.failures,
         }

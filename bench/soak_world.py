@@ -309,6 +309,10 @@ def build(
                     select(Connection.id).where(Connection.id == ledger_ids[0])
                 ).one()
             prepare_registry(runtime, lead, contact_ids)
+    except BaseException:
+        for process in simulators.values():
+            process.terminate()
+        raise
     finally:
         runtime.db.dispose()
     return World(
