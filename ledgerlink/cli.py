@@ -200,6 +200,9 @@ def demo(
     import uvicorn
 
     from ledgerlink import demo as demo_data  # deferred: loads recon (polars) and argon2
+    from ledgerlink.invoice_requests.demo import (  # deferred: with the demo data
+        ensure_demo_choice,
+    )
     from ledgerlink.store.migrate import upgrade  # deferred: alembic and mako, 0.6 s
     from ledgerlink.web.app import create_app  # deferred: every route, FastAPI, polars: 3 s
 
@@ -214,6 +217,7 @@ def demo(
         with runtime.db.transaction() as session:
             demo_data.ensure_users(session)
             added = demo_data.ensure_members(session)
+            ensure_demo_choice(session)  # M00001: e-mail a pay link for each new invoice
         if added:
             out.print(f"Added {added} demo members (the same people the simulators hold).")
         if sandboxes:

@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select
 from ledgerlink import connections
 from ledgerlink.connectors.sage500.tables import tarInvoice
 from ledgerlink.identity.roles import Role
+from ledgerlink.invoice_requests.demo import ensure_demo_choice
 from ledgerlink.invoice_requests.detection import detect_new_invoices
 from ledgerlink.invoice_requests.preferences import (
     InvoiceRequestRefused,
@@ -438,3 +439,11 @@ def test_an_email_a_crash_may_have_sent_is_sent_once_more_at_most(
     assert "again after an interruption" in states[invoice].message
     assert states[first].state == "unconfirmed"
     assert "not sent a third time" in states[first].message
+
+
+def test_the_demo_member_asks_for_each_new_invoice_by_email(world: PaymentsWorld) -> None:
+    with world.runtime.db.transaction() as session:
+        assert ensure_demo_choice(session)
+        assert not ensure_demo_choice(session), "a choice already made is left alone"
+    with world.runtime.db.read() as session:
+        assert preference_of(session, "M00001").mode == "email"
