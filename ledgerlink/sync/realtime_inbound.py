@@ -28,14 +28,13 @@ SBC sends no events, so its contacts are read with ``updated_or_created_since`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Final
 
 import httpx
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import in_thread
@@ -47,7 +46,7 @@ from ledgerlink.domain.accounts import CustomerAccount
 from ledgerlink.identity.principal import Principal, system_principal
 from ledgerlink.members.customer_mapping import CustomerMapping
 from ledgerlink.runtime import Runtime
-from ledgerlink.store.member_models import MemberLinkRow
+from ledgerlink.store.member_models import MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.realtime_inbound_models import DEFAULT_INTERVAL_SECONDS, RealtimePoll
 from ledgerlink.store.sync_models import SyncBaseline, SyncCursor, SyncRecord, SyncRun
@@ -541,12 +540,13 @@ async def poll(runtime: Runtime, connection_id: int, *, clock: Clock = SYSTEM_CL
 
 
 def mark_full_runs(session: Session, connection_id: int) -> int:
-    """Full member-details runs that finished since the last look leave every linked member
-    with a current baseline in agreement as of the run's end (except the members the run
-    failed on). Returns how many runs were taken into account."""
+    """Full member-details runs that finished since the last look: each linked member is in
+    agreement as of the run's end when the run left it so, that is when it has a baseline
+    for its current customer, no failed record (of any run or poll) since that baseline,
+    and no registry change since the run started. Returns how many runs were looked at."""
     state = poll_state(session, connection_id)
     runs = session.execute(
-        select(SyncRun.id, SyncRun.finished_at, SyncRun.data_sets)
+        select(SyncRun.id, SyncRun.started_at, SyncRun.finished_at, SyncRun.data_sets)
         .where(
             SyncRun.connection_id == connection_id,
             SyncRun.id > state.agreed_run_id,
@@ -558,30 +558,24 @@ def mark_full_runs(session: Session, connection_id: int) -> int:
         .order_by(SyncRun.id)
     ).all()
     counted = 0
-    for run_id, finished_at, data_sets in runs:
+    for run_id, started_at, finished_at, data_sets in runs:
         state.agreed_run_id = max(state.agreed_run_id, int(run_id))
         if DataSet.MEMBER_DETAILS.value not in (data_sets or []) or finished_at is None:
             continue
-        failed = set(
-            session.scalars(
-                select(SyncRecord.member_id).where(
-                    SyncRecord.run_id == run_id, SyncRecord.status == "failed"
-                )
-            )
-        )
-        agreeing = _with_baseline(session, connection_id)
         live_feed.mark_in_agreement(
             session,
             connection_id=connection_id,
-            member_ids=(m for m in agreeing if m not in failed),
+            member_ids=_left_agreeing(session, connection_id, started_at or finished_at),
             at=finished_at,
         )
         counted += 1
     return counted
 
 
-def _with_baseline(session: Session, connection_id: int) -> Iterable[int]:
-    return session.scalars(
+def _left_agreeing(session: Session, connection_id: int, run_started: datetime) -> list[int]:
+    """Linked members with a baseline for their current customer, unchanged in the registry
+    since ``run_started``, and with no failed record since their baseline was stored."""
+    linked = (
         select(SyncBaseline.member_id)
         .join(
             MemberLinkRow,
@@ -589,5 +583,29 @@ def _with_baseline(session: Session, connection_id: int) -> Iterable[int]:
             & (MemberLinkRow.connection_id == SyncBaseline.connection_id)
             & (MemberLinkRow.customer_id == SyncBaseline.customer_id),
         )
-        .where(SyncBaseline.connection_id == connection_id, MemberLinkRow.unlinked_at.is_(None))
-    ).all()
+        .join(MemberRow, MemberRow.id == SyncBaseline.member_id)
+        .where(
+            SyncBaseline.connection_id == connection_id,
+            MemberLinkRow.unlinked_at.is_(None),
+            # changed in the registry after the run read it, and not by the run itself
+            or_(
+                MemberRow.updated_at <= run_started, MemberRow.updated_at <= SyncBaseline.synced_at
+            ),
+        )
+    )
+    failed_since = (
+        select(SyncRecord.member_id)
+        .join(SyncRun, SyncRun.id == SyncRecord.run_id)
+        .join(
+            SyncBaseline,
+            (SyncBaseline.connection_id == SyncRun.connection_id)
+            & (SyncBaseline.member_id == SyncRecord.member_id),
+        )
+        .where(
+            SyncRun.connection_id == connection_id,
+            SyncRecord.status == "failed",
+            SyncRecord.created_at > SyncBaseline.synced_at,
+        )
+    )
+    refused = set(session.scalars(failed_since))
+    return [m for m in session.scalars(linked) if m not in refused]

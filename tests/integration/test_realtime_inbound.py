@@ -446,13 +446,36 @@ def test_the_member_page_says_when_each_ledger_last_agreed(client: Any, world: W
     assert write.written_at.strftime("%Y-%m-%d %H:%M:%S") in page.text
 
 
-def test_a_member_refused_by_the_registry_keeps_its_older_agreement(world: World) -> None:
+def test_a_member_refused_by_the_registry_keeps_its_older_agreement(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Refused in a poll, the member is not in agreement, also after later full runs that
+    do not read it again (their cursor is past the change); the others move on."""
+    sbc_clock = SkewedClock(timedelta(0))  # moved on below, instead of waiting
+    with _sbc_world(settings, tmp_path, sbc_clock) as world:
+        _refused_keeps_agreement(world, sbc_clock)
+
+
+def _refused_keeps_agreement(world: World, sbc_clock: SkewedClock) -> None:
+    with world.runtime.db.transaction() as session:
+        runs.settings_for(session, world.connection_id).overlap_seconds = 0
     world.full_sync()
     world.start_polling()
-    with world.runtime.db.read() as session:
-        member_id = registry.get_member(session, "M00006").id
-        agreed = live_feed.last_in_agreement(session, member_id)[world.connection_id]
+
+    def agreed(number: str) -> datetime:
+        with world.runtime.db.read() as session:
+            member_id = registry.get_member(session, number).id
+            return live_feed.last_in_agreement(session, member_id)[world.connection_id]
+
+    before = agreed("M00006")
     world.edit_contact("M00006", "call the office")
-    world.poll()
-    with world.runtime.db.read() as session:
-        assert live_feed.last_in_agreement(session, member_id)[world.connection_id] == agreed
+    assert world.poll().refused == 1
+    sbc_clock.offset += timedelta(seconds=5)  # SBC stamps whole seconds
+    world.edit_contact("M00007", "(503) 555-0107")  # a later change moves the cursor on
+    world.full_sync()  # reads both changes again and fails M00006 again
+    later = world.full_sync()  # reads from M00007's change: M00006 is not read
+    assert later.counts.get("failed", 0) == 0
+    with world.runtime.db.transaction() as session:
+        polling.watch(session, world.runtime.jobs)
+    assert agreed("M00006") == before
+    assert agreed("M00001") == later.finished_at
