@@ -105,7 +105,12 @@ class Settings(BaseSettings):
         description="Members a sync handles per checkpoint (one transaction each).",
     )
     payments_concurrency: int = Field(
-        default=16, ge=1, le=256, description="Payments posted at once by one worker."
+        default=16,
+        ge=1,
+        le=256,
+        description="Payments of one integration pair (a PayTrace connection and the ledger "
+        "it posts to) posted at once by one worker. Each pair has its own, so a pair whose "
+        "ledger is slow or failing holds up only its own payments.",
     )
     payments_lease_seconds: float = Field(
         default=120.0,

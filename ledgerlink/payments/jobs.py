@@ -3,8 +3,11 @@
 ``payments.process`` is enqueued with the events that cause it (the inbound endpoints
 and the poller add it in the transaction that stores the events) and ticks every ten
 seconds besides, for deferred events and anything a crash left behind. One drain claims
-events in batches and posts ``payments_concurrency`` of them at once; several drains
-(workers) share the inbox safely, each event being claimed by one.
+events in batches, round-robin between integration pairs, and posts up to
+``payments_concurrency`` of each pair's at once (:mod:`ledgerlink.payments.fairness`): a
+pair whose ledger is slow or failing holds only its own budget. Several drains (workers)
+share the inbox safely, each event being claimed by one. The job back-ends need nothing
+of their own for this: the embedded runner and procrastinate run the same drain.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import structlog
 
 from ledgerlink.blocking import in_db_thread
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
-from ledgerlink.payments import queue
+from ledgerlink.payments import fairness, queue
 from ledgerlink.payments.enqueue import POLL, PROCESS, request_processing
 from ledgerlink.payments.poller import poll_due
 from ledgerlink.payments.posting import PaymentProcessor
@@ -32,6 +35,11 @@ log = structlog.get_logger("ledgerlink.payments")
 IDLE_SECONDS = 3.0
 #: and hands over after this long, so other jobs get the worker too.
 MAX_DRAIN_SECONDS = 120.0
+#: How long the drain waits for a payment in hand to finish before looking again.
+CLAIM_EVERY_SECONDS = 0.05
+#: While every pair in hand is busy, other pairs' events are looked for this often (each
+#: look is a write transaction, the inbound endpoints' competition on SQLite).
+OTHER_PAIRS_EVERY_SECONDS = 0.2
 
 
 async def drain(
@@ -46,36 +54,45 @@ async def drain(
     settings = runtime.settings
     commits: GroupCommit[Any] = GroupCommit(runtime.db, max_batch=64)
     processor = PaymentProcessor(runtime, commits=commits)
-    limit = asyncio.Semaphore(settings.payments_concurrency)
+    budgets = fairness.PairBudgets(limit=settings.payments_concurrency)
     counts: dict[str, int] = {}
     started = time.monotonic()
     idle_since: float | None = None
+    last_claim = -1e9
 
     async def one(event: queue.ClaimedEvent) -> None:
-        async with limit:
-            try:
-                status = await processor.handle(event)
-            except Exception:  # one bad event must not stop the others; its lease lapses
-                log.exception("payments.event_failed", event_id=event.id)
-                status = "failed"
-            counts[status] = counts.get(status, 0) + 1
+        try:
+            async with budgets.gate(event.connection_id):
+                try:
+                    status = await processor.handle(event)
+                except Exception:  # one bad event must not stop the others; its lease lapses
+                    log.exception("payments.event_failed", event_id=event.id)
+                    status = "failed"
+                counts[status] = counts.get(status, 0) + 1
+        finally:
+            budgets.done(event.connection_id)
 
     in_flight: set[asyncio.Task[None]] = set()
     try:
         while time.monotonic() - started < MAX_DRAIN_SECONDS and not should_stop():
-            # Claim a batch when the workers run low, not after every event: each claim
-            # is a write transaction.
-            room = settings.payments_concurrency * 2 - len(in_flight)
-            claimed = (
-                await in_db_thread(
+            # Claim a batch when a pair runs low (or nothing is in hand), not after every
+            # event: each claim is a write transaction. Pairs with nothing in hand are
+            # looked for every OTHER_PAIRS_EVERY besides, so a busy pair never hides them.
+            claim_now = (
+                not in_flight
+                or budgets.low()
+                or time.monotonic() - last_claim >= OTHER_PAIRS_EVERY_SECONDS
+            )
+            claimed: list[queue.ClaimedEvent] = []
+            if claim_now:
+                last_claim = time.monotonic()
+                claimed = await in_db_thread(
                     functools.partial(
-                        queue.claim, runtime.db, room, settings.payments_lease_seconds
+                        queue.claim, runtime.db, budgets, settings.payments_lease_seconds
                     )
                 )
-                if len(in_flight) <= settings.payments_concurrency // 2
-                else []
-            )
             for event in claimed:
+                budgets.taken(event.connection_id)
                 task = asyncio.create_task(one(event))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
@@ -84,7 +101,9 @@ async def drain(
                 await asyncio.sleep(0)
                 continue
             if in_flight:
-                await asyncio.wait(in_flight, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    in_flight, timeout=CLAIM_EVERY_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
                 continue
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since >= idle_seconds:

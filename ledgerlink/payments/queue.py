@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from ledgerlink.payments import fairness
 from ledgerlink.payments.problems import PaymentProblem
 from ledgerlink.store import audit
 from ledgerlink.store.db import Database
@@ -56,14 +57,22 @@ def _due(now: datetime) -> Any:
     )
 
 
-def claim(db: Database, limit: int, lease_seconds: float) -> list[ClaimedEvent]:
-    """Take up to ``limit`` due events, oldest first, for ``lease_seconds``."""
+def claim(db: Database, budgets: fairness.PairBudgets, lease_seconds: float) -> list[ClaimedEvent]:
+    """Take due events for ``lease_seconds``: each pair's oldest, round-robin between
+    pairs, as many of each as its budget has room for (:mod:`~ledgerlink.payments.fairness`)."""
     now = utcnow()
     with db.transaction() as session:
-        query = select(PaymentEvent.id).where(_due(now)).order_by(PaymentEvent.id).limit(limit)
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(session.scalars(query))
+        ids = fairness.pick_due(session, _due(now), budgets.room_for_new_claims)
+        if ids and session.get_bind().dialect.name == "postgresql":
+            # Another drain may have claimed some meanwhile: lock what is still due.
+            ids = list(
+                session.scalars(
+                    select(PaymentEvent.id)
+                    .where(PaymentEvent.id.in_(ids), _due(now))
+                    .order_by(PaymentEvent.id)
+                    .with_for_update(skip_locked=True)
+                )
+            )
         if not ids:
             return []
         session.execute(

@@ -12,16 +12,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledgerlink.store.models import Base, BigId
 from ledgerlink.store.types import JSONDocument, UTCDateTime, utcnow
 
+#: The events still to be worked on, as the partial index of each pair's waiting events
+#: states it (a query using that index repeats this condition word for word).
+WAITING_EVENTS = text("status IN ('received', 'processing')")
+
 
 class PaymentEvent(Base):
     __tablename__ = "payment_events"
-    __table_args__ = (Index("ix_payment_events_status", "status", "id"),)
+    __table_args__ = (
+        Index("ix_payment_events_status", "status", "id"),
+        #: each pair's waiting events, oldest first: fair claims (payments/fairness.py)
+        Index(
+            "ix_payment_events_pair_waiting",
+            "connection_id",
+            "id",
+            sqlite_where=WAITING_EVENTS,
+            postgresql_where=WAITING_EVENTS,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     connection_id: Mapped[int | None] = mapped_column(
