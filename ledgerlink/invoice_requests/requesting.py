@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import in_db_thread, reading
@@ -68,7 +68,7 @@ class Claimed:
     message: str
 
 
-def _due(now: dt.datetime) -> object:
+def _due(now: dt.datetime) -> ColumnElement[bool]:
     return or_(
         InvoiceRequest.state.in_(("pending", "followup_pending")),
         and_(
@@ -85,10 +85,7 @@ def _due(now: dt.datetime) -> object:
 def due_ids(session: Session, now: dt.datetime, limit: int = 200) -> list[int]:
     return list(
         session.scalars(
-            select(InvoiceRequest.id)
-            .where(_due(now))  # type: ignore[arg-type]
-            .order_by(InvoiceRequest.id)
-            .limit(limit)
+            select(InvoiceRequest.id).where(_due(now)).order_by(InvoiceRequest.id).limit(limit)
         )
     )
 
@@ -202,15 +199,21 @@ def _finish(db: Database, claimed: Claimed, state: str, message: str, **values: 
 
 
 def _release(db: Database, claimed: Claimed, why: str, **values: str) -> str:
-    """Give the request back for the next run (an upstream did not answer): to the state
-    it was claimed from, or ``failed`` after :data:`states.MAX_ATTEMPTS` runs."""
+    """Give the request back for the next run (nothing was sent: an upstream did not
+    answer): to the state it was claimed from, due at once (a lapsed e-mail claim stays
+    'may have been sent' by the run before), or ``failed`` after
+    :data:`states.MAX_ATTEMPTS` runs."""
     if claimed.attempts >= states.MAX_ATTEMPTS:
         return _finish(db, claimed, "failed", f"{why} (tried {claimed.attempts} times)")
-    back = claimed.previous if claimed.previous in states.CLAIMS else claimed.state
+    back = claimed.previous
     with db.transaction() as session:
         session.execute(
             update(InvoiceRequest)
-            .where(InvoiceRequest.id == claimed.id, InvoiceRequest.state == claimed.state)
+            .where(
+                InvoiceRequest.id == claimed.id,
+                InvoiceRequest.state == claimed.state,
+                InvoiceRequest.attempts == claimed.attempts,
+            )
             .values(state=back, message=why, claimed_until=None, **values)
             .execution_options(synchronize_session=False)
         )
