@@ -43,6 +43,9 @@ POLL_TASK: Final = "realtime.inbound.poll"
 WATCH_TASK: Final = "realtime.inbound.watch"
 #: A chain whose next poll is this late is taken for dead and started again.
 GRACE: Final = timedelta(seconds=60)
+#: How long a poll under way holds its chain before the watch may start another (a link
+#: whose worker died is run again by the queue itself well before that).
+POLL_LEASE: Final = timedelta(minutes=5)
 
 
 def _key(connection_id: int, chain: int) -> str:
@@ -99,9 +102,12 @@ def _hand_over(
 def run_poll(runtime: Runtime, connection_id: int, chain: int) -> inbound.PollResult | None:
     """One link of the chain: poll if this chain is current, then hand over. ``None``: this
     chain stood down (another one polls, or polling was switched off)."""
-    with runtime.db.read() as session:
+    with runtime.db.transaction() as session:
         state = session.get(RealtimePoll, connection_id)
         current = state is not None and state.chain == chain and state.enabled
+        if state is not None and current:
+            # polling: the watch must not take the chain for dead while a long read goes on
+            state.next_at = utcnow() + POLL_LEASE
     if not current:
         log.debug("realtime.inbound.stood_down", connection=connection_id, chain=chain)
         return None
