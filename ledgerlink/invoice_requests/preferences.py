@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import reading, writing
+from ledgerlink.connectors import registry
 from ledgerlink.connectors.errors import NotFound
 from ledgerlink.domain.text import control_character_problem
 from ledgerlink.identity.principal import Principal
@@ -30,6 +31,7 @@ from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
 from ledgerlink.store.invoice_request_models import InvoiceRequestSetting
 from ledgerlink.store.member_models import MemberLinkRow
+from ledgerlink.store.models import Connection
 from ledgerlink.store.types import utcnow
 
 Mode = Literal["nothing", "email", "autopay"]
@@ -99,7 +101,9 @@ def _linked(session: Session, member_number: str) -> _Linked:
         ).where(
             MemberLinkRow.member_id == member.id,
             MemberLinkRow.unlinked_at.is_(None),
-            MemberLinkRow.system != "paytrace",
+            MemberLinkRow.connection_id.in_(
+                select(Connection.id).where(Connection.kind.in_(registry.ledger_kinds()))
+            ),
         )
     ).all()
     return _Linked(member.id, member.number, [(int(c), str(i), str(n or "")) for c, i, n in rows])
