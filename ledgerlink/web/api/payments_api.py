@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, UploadFile
 from pydantic import BaseModel, Field
 
-from ledgerlink.payments import disputes, views
+from ledgerlink.payments import disputes, pair_health, views
 from ledgerlink.payments.charges import charge_invoice
 from ledgerlink.payments.gateway_connections import is_paytrace_connection
 from ledgerlink.payments.poller import poll_due
@@ -68,6 +68,19 @@ class DashboardOut(ResponseModel):
     unverified_today: int = Field(
         description="Silent posts in 24 h that PayTrace did not bear out (nothing posted)."
     )
+
+
+class PairHealthOut(ResponseModel):
+    gateway_id: int = Field(description="The PayTrace connection (merchant account).")
+    gateway: str
+    ledger_id: int | None = Field(description="The ledger its payments post to (None: unset).")
+    ledger: str
+    posted_last_hour: int
+    waiting: int = Field(description="Payments received and not yet posted or resolved.")
+    oldest_waiting_seconds: float | None
+    last_error: str = Field(description="The latest problem in words; empty when none.")
+    status: Literal["ok", "behind", "failing"]
+    status_detail: str = Field(description="The status in words, with what to do.")
 
 
 class EventOut(ResponseModel):
@@ -169,6 +182,11 @@ class ChargeOut(ResponseModel):
 @router.get("/dashboard", summary="Payments today, posted, pending, exceptions, lag, health")
 def dashboard(_: Viewer, session: ReadSession) -> DashboardOut:
     return DashboardOut.model_validate(asdict(views.dashboard(session)))
+
+
+@router.get("/pairs", summary="Each integration pair (PayTrace account → ledger) and its health")
+def pairs(_: Viewer, session: ReadSession) -> list[PairHealthOut]:
+    return [PairHealthOut.model_validate(asdict(p)) for p in pair_health.pair_health(session)]
 
 
 @router.get("/events", summary="The newest payment events")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ledgerlink import overview
+from ledgerlink.payments import pair_health
 from ledgerlink.store import audit_checks
 from ledgerlink.web.deps import RuntimeDep, Viewer
 from ledgerlink.web.portal import page_charts, tour_pages
@@ -20,6 +21,7 @@ def dashboard(request: Request, principal: Viewer, runtime: RuntimeDep) -> Respo
         counts = overview.counts(session)
         payments = overview.payment_figures(session)
         health = overview.upstream_health(session)
+        pairs = pair_health.pair_health(session)
         mail = overview.mail_health(session)
         per_day = overview.payments_by_day(session)
         lags = overview.lag_by_day(session)
@@ -40,6 +42,7 @@ def dashboard(request: Request, principal: Viewer, runtime: RuntimeDep) -> Respo
         counts=counts,
         payments=payments,
         health=health,
+        pairs=pairs,
         mail=mail,
         jobs=jobs,
         readiness=readiness,
