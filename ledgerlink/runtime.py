@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.connectors import factory
 from ledgerlink.connectors.base import CardGateway, Ledger
 from ledgerlink.jobs.port import JobQueue, job_queue
@@ -44,6 +45,12 @@ class Runtime:
         )
         realtime_outbox.dispatch_through(db, self)  # member changes enqueue real-time writes
         return db
+
+    @cached_property
+    def clock(self) -> Clock:
+        """The time leases are judged on (a claim a crash left, see
+        :mod:`ledgerlink.payments.lapsed_claims`); tests put a ``ManualClock`` here."""
+        return SYSTEM_CLOCK
 
     @cached_property
     def vault(self) -> Vault:

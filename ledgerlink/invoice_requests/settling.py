@@ -7,68 +7,12 @@ dead run's request has long ended), PayTrace's own record says what happened: a 
 for the invoice on the charged profile since the charge was written is that charge
 (adopted, and brought in by the PayTrace poller like any payment); none means the request
 never reached PayTrace, and the invoice may be charged under the next key.
+
+The look-up is the one pay-link charges use too (:mod:`ledgerlink.payments.lapsed_claims`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
+from ledgerlink.payments.lapsed_claims import StartedSale, find_started_sale
 
-from sqlalchemy import select
-
-from ledgerlink.blocking import reading
-from ledgerlink.connectors.base import AchGateway
-from ledgerlink.domain.accounts import CardOutcome, CardTransactionKind
-from ledgerlink.domain.checks import event_id
-from ledgerlink.runtime import Runtime
-from ledgerlink.store.models import Connection
-from ledgerlink.store.payment_models import PaymentCharge
-
-
-@dataclass(frozen=True)
-class StartedSale:
-    transaction_id: str
-    approved: bool
-    message: str
-
-
-async def find_started_sale(
-    runtime: Runtime, gateway_connection: Connection, key: str
-) -> StartedSale | None:
-    """PayTrace's sale (card or ACH) for the charge written under ``key``, or None."""
-    charge = await reading(
-        runtime.db,
-        lambda session: session.scalar(
-            select(PaymentCharge).where(PaymentCharge.idempotency_key == key)
-        ),
-    )
-    if charge is None:
-        return None
-    since = charge.requested_at.date() if charge.requested_at else dt.date.today()
-    today = dt.datetime.now(dt.UTC).date()
-    gateway = runtime.gateway_for(gateway_connection)
-    try:
-        for sale in await gateway.transactions(since - dt.timedelta(days=1), today):
-            if (
-                sale.kind is CardTransactionKind.SALE
-                and sale.invoice_number == charge.invoice_number
-                and sale.customer_id == charge.paytrace_customer_id
-            ):
-                approved = sale.outcome is CardOutcome.APPROVED
-                return StartedSale(
-                    sale.id,
-                    approved,
-                    f"PayTrace {'approved' if approved else 'declined the card'}: "
-                    f"{sale.status_message}",
-                )
-        if isinstance(gateway, AchGateway):
-            for check in await gateway.checks(since - dt.timedelta(days=1), today):
-                if (
-                    check.kind == "SALE"
-                    and check.invoice_number == charge.invoice_number
-                    and check.customer_id == charge.paytrace_customer_id
-                ):
-                    return StartedSale(event_id(check.id), not check.declined, check.message)
-    finally:
-        await gateway.aclose()
-    return None
+__all__ = ["StartedSale", "find_started_sale"]

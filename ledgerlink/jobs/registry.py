@@ -38,6 +38,7 @@ CAPABILITY_MODULES = (
     "ledgerlink.payments.jobs",
     "ledgerlink.payments.notify",
     "ledgerlink.invoice_requests.jobs",
+    "ledgerlink.paylinks.jobs",
     "ledgerlink.recon.jobs",
     "ledgerlink.recon.notify",
     "ledgerlink.audit_jobs",

@@ -11,11 +11,20 @@ the invoice's customer, which is then charged by profile (a token works once); t
 is linked to the customer's member. The approved sale is read back from PayTrace by id and
 put into the payments inbox as PayTrace's record, then posted like any other payment: a
 receipt applied to the invoice, once.
+
+A charge a crash left ``sending`` counts as paid (the page asks only for the rest) until it
+is settled from PayTrace's own record once its lease lapsed
+(:func:`settle_lapsed_charges`, :mod:`ledgerlink.payments.lapsed_claims`): when the payer
+opens the link, resubmits or reloads the receipt, and every minute from a job. A sale found
+is recorded and posted once, never charged again; none found means nothing was charged,
+and the charge is given back so the payer can pay.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import structlog
@@ -44,13 +53,20 @@ from ledgerlink.paylinks.links import (
     LinkView,
     claims_of,
     read_view,
+    view_link,
 )
 from ledgerlink.paylinks.profiles import link_profile, store_card
 from ledgerlink.paylinks.signed_links import PayLinkRefused
-from ledgerlink.payments.charges import profile_for, record_charge_outcome
+from ledgerlink.payments.charges import (
+    profile_for,
+    record_charge_outcome,
+    settle_sending_charge,
+)
 from ledgerlink.payments.hints import READ_BACK
 from ledgerlink.payments.inbox import InboundEvent
+from ledgerlink.payments.lapsed_claims import SETTLER, find_started_sale, lapsed_before
 from ledgerlink.payments.level_three import send_for_invoice
+from ledgerlink.payments.problems import PaymentProblem
 from ledgerlink.payments.targets import OpenLedger, PaymentTargets
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
@@ -103,8 +119,18 @@ async def find_payment(runtime: Runtime, token: str, attempt: str) -> Payment | 
     claims = claims_of(runtime, token, expired_ok=True)
     if not valid_attempt(attempt):
         return None
+    await settle_lapsed_charges(runtime, invoice_number=claims.invoice_number)
     key = charge_key(claims.nonce, attempt)
     return await reading(runtime.db, lambda session: _earlier(session, key))
+
+
+async def view_for_payer(runtime: Runtime, token: str) -> LinkView:
+    """The pay page's view (:func:`view_link`), once the invoice's charges a crash left
+    ``sending`` past the lease are settled: until then they count as paid, and a payer
+    whose whole payment was interrupted would be told there is nothing left to pay."""
+    claims = claims_of(runtime, token)
+    await settle_lapsed_charges(runtime, invoice_number=claims.invoice_number)
+    return await view_link(runtime, token)
 
 
 async def pay(runtime: Runtime, token: str, form: PayForm) -> Payment:
@@ -116,6 +142,7 @@ async def pay(runtime: Runtime, token: str, form: PayForm) -> Payment:
     claims = claims_of(runtime, token)
     if not valid_attempt(form.attempt):
         raise PayLinkRefused("attempt", "This payment form is out of date; reload the page")
+    await settle_lapsed_charges(runtime, invoice_number=claims.invoice_number)
     key = charge_key(claims.nonce, form.attempt)
     earlier = await reading(runtime.db, lambda session: _earlier(session, key))
     if earlier is not None:
@@ -335,6 +362,7 @@ def _start(
                 currency=amount.currency,
                 status="sending",
                 requested_by=PAYER_ACTOR,
+                requested_at=runtime.clock.now(),  # the lease is judged on this clock
             )
             session.add(charge)
             session.flush()
@@ -378,3 +406,133 @@ def _finish(
         action="payment.pay_link.charge",
         answer=_payment,
     )
+
+
+# -- charges a crash left 'sending' ---------------------------------------------------------
+
+#: How the audit chain names a pay-link charge settled after an interruption.
+SETTLED_ACTION = "payment.pay_link.charge.after_interruption"
+
+
+@dataclass(frozen=True)
+class _Lapsed:
+    id: int
+    key: str
+    gateway_connection_id: int | None
+    invoice_number: str
+    amount: Money
+    profile: str
+
+
+def _lapsed(session: Session, before: dt.datetime, invoice_number: str | None) -> list[_Lapsed]:
+    query = select(PaymentCharge).where(
+        PaymentCharge.idempotency_key.startswith(KEY_PREFIX),
+        PaymentCharge.status == "sending",
+        PaymentCharge.requested_at < before,
+    )
+    if invoice_number is not None:
+        query = query.where(PaymentCharge.invoice_number == invoice_number)
+    return [
+        _Lapsed(
+            id=charge.id,
+            key=charge.idempotency_key,
+            gateway_connection_id=charge.gateway_connection_id,
+            invoice_number=charge.invoice_number,
+            amount=Money(charge.amount_minor, charge.currency),
+            profile=charge.paytrace_customer_id,
+        )
+        for charge in session.scalars(query.order_by(PaymentCharge.id).limit(100))
+    ]
+
+
+async def settle_lapsed_charges(
+    runtime: Runtime, *, invoice_number: str | None = None
+) -> Counter[str]:
+    """Settle the pay-link charges (of ``invoice_number``, or all) a crash left ``sending``
+    for longer than the lease, from PayTrace's own record; counts by what became of them
+    (approved, declined, released; ``unread`` when PayTrace could not be asked now, to be
+    asked again; ``taken`` when another settler or the payer's own request got there
+    first). Each is audited with what PayTrace's record showed."""
+    counts: Counter[str] = Counter()
+    before = lapsed_before(runtime)
+    lapsed = await reading(runtime.db, lambda session: _lapsed(session, before, invoice_number))
+    for charge in lapsed:
+        counts[await _settle(runtime, charge)] += 1
+    return counts
+
+
+async def _settle(runtime: Runtime, charge: _Lapsed) -> str:
+    targets = PaymentTargets(runtime)
+    try:
+        gateway_connection = await targets.paytrace_connection(charge.gateway_connection_id)
+        started = await find_started_sale(runtime, gateway_connection, charge.key)
+    except (UpstreamError, PaymentProblem) as exc:
+        log.warning("paylink.charge_unsettled", charge=charge.id, why=str(exc))
+        return "unread"
+    finally:
+        await targets.aclose()
+    amount = f"{charge.amount.format_plain()} {charge.amount.currency}"
+    event = None
+    record = started.record if started is not None else None
+    if started is None or record is None:
+        status, transaction_id = "failed", None
+        message = (
+            "Nothing was charged: this payment was interrupted before it reached PayTrace. "
+            "Enter the card again to pay"
+        )
+        finding = (
+            f"The pay-link payment of {amount} for invoice {charge.invoice_number} was "
+            "interrupted before it reached PayTrace: PayTrace has no sale for it, nothing was "
+            "charged, and the payer can pay again with the link"
+        )
+    elif started.approved:
+        status, transaction_id = "approved", record.id
+        event = InboundEvent(
+            READ_BACK,
+            record.id,
+            "sale",
+            _payload(record, record, charge.amount, charge.invoice_number, charge.profile or None),
+            verified=True,
+            connection_id=gateway_connection.id,
+        )
+        message = f"Paid {amount} with card {record.masked_card}"
+        finding = (
+            f"PayTrace took the pay-link payment of {amount} for invoice "
+            f"{charge.invoice_number} (transaction {record.id}) but ledgerlink was interrupted "
+            "before recording it: recorded now from PayTrace's record and posted once; the "
+            "card was not charged again"
+        )
+    else:
+        status, transaction_id = "declined", record.id
+        message = _declined(record.status_message)
+        finding = (
+            f"PayTrace declined the card for the pay-link payment of {amount} for invoice "
+            f"{charge.invoice_number} (transaction {record.id}) and ledgerlink was "
+            "interrupted before recording it: recorded now; nothing was charged"
+        )
+    kept = await in_db_thread(
+        lambda: settle_sending_charge(
+            runtime,
+            charge.id,
+            status=status,
+            transaction_id=transaction_id,
+            message=message,
+            event=event,
+            actor=SETTLER.actor,
+            action=SETTLED_ACTION,
+            finding=finding,
+        )
+    )
+    if not kept:
+        return "taken"
+    log.info("paylink.charge_settled", charge=charge.id, status=status)
+    if status == "approved" and transaction_id:
+        await send_for_invoice(
+            runtime,
+            SETTLER,
+            gateway_connection_id=gateway_connection.id,
+            transaction_id=transaction_id,
+            invoice_number=charge.invoice_number,
+            amount=charge.amount,
+        )
+    return "released" if status == "failed" else status

@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -205,49 +205,87 @@ def unavailable(kind: LinkKind, what: str) -> LinkUnusable:
 
 @dataclass(frozen=True)
 class LinkUse:
-    """A one-use link's use: ``claimed`` (being used now) or ``done``, and what it did."""
+    """A one-use link's use: ``claimed`` (being used now) or ``done``, and what it did (or,
+    while claimed, what it is doing: what settling it after a crash needs)."""
 
     status: str
     outcome: dict[str, object]
+    claimed_at: dt.datetime | None = None
 
 
-def claim(runtime: Runtime, kind: LinkKind, nonce: str) -> bool:
+def claim(
+    runtime: Runtime, kind: LinkKind, nonce: str, doing: dict[str, object] | None = None
+) -> bool:
     """Claim the one use of the link ``nonce`` before doing what it is for: True for the
     one caller that inserted the key, False for any other (the link is used, or being used
     at this moment). The unique key decides, not a read before a write, so two submits at
-    once cannot both pass."""
+    once cannot both pass. ``doing`` is kept with the claim: what a claim a crash left is
+    settled from once it lapsed (:func:`lapsed_uses`); the claim's time is the runtime's
+    clock, the one the lease is judged on."""
     try:
         with runtime.db.transaction() as session:
-            session.add(SignedLinkUse(purpose=kind.purpose, nonce=nonce, status="claimed"))
+            session.add(
+                SignedLinkUse(
+                    purpose=kind.purpose,
+                    nonce=nonce,
+                    status="claimed",
+                    outcome=dict(doing or {}),
+                    claimed_at=runtime.clock.now(),
+                )
+            )
             session.flush()
     except IntegrityError:
         return False
     return True
 
 
-def release(runtime: Runtime, nonce: str) -> None:
+def release(runtime: Runtime, nonce: str) -> bool:
     """Give a claimed use back (what the link was for did not happen), so the link works
-    again; a use that is done stays."""
+    again; a use that is done stays. True when this call gave it back."""
     with runtime.db.transaction() as session:
-        session.execute(
-            delete(SignedLinkUse).where(
-                SignedLinkUse.nonce == nonce, SignedLinkUse.status == "claimed"
-            )
-        )
+        return release_in(session, nonce)
 
 
-def finish_use(session: Session, nonce: str, outcome: dict[str, object]) -> None:
+def release_in(session: Session, nonce: str) -> bool:
+    """:func:`release` in the caller's transaction (kept with its audit entry)."""
+    done = session.execute(
+        delete(SignedLinkUse).where(SignedLinkUse.nonce == nonce, SignedLinkUse.status == "claimed")
+    )
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def finish_use(session: Session, nonce: str, outcome: dict[str, object]) -> bool:
     """Mark the claimed use done with what it did, in the caller's transaction (the one that
-    keeps the rest of the outcome)."""
-    use = session.scalar(select(SignedLinkUse).where(SignedLinkUse.nonce == nonce))
-    assert use is not None, "finish_use without claim"
-    use.status = "done"
-    use.outcome = dict(outcome)
-    use.finished_at = utcnow()
+    keeps the rest of the outcome). False when it is not claimed any more (a settler of a
+    lapsed claim got there first): the caller then keeps nothing twice."""
+    done = session.execute(
+        update(SignedLinkUse)
+        .where(SignedLinkUse.nonce == nonce, SignedLinkUse.status == "claimed")
+        .values(status="done", outcome=dict(outcome), finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def use_of(session: Session, nonce: str) -> LinkUse | None:
     use = session.scalar(select(SignedLinkUse).where(SignedLinkUse.nonce == nonce))
     if use is None:
         return None
-    return LinkUse(use.status, dict(use.outcome or {}))
+    return LinkUse(use.status, dict(use.outcome or {}), use.claimed_at)
+
+
+def lapsed_uses(
+    session: Session, kind: LinkKind, before: dt.datetime, nonce: str | None = None
+) -> list[tuple[str, dict[str, object]]]:
+    """Uses of ``kind`` (or of the one link ``nonce``) claimed before ``before`` and never
+    done or given back: a crash between the claim and its outcome. With what each was
+    doing (empty for a claim made before that was kept)."""
+    query = select(SignedLinkUse.nonce, SignedLinkUse.outcome).where(
+        SignedLinkUse.purpose == kind.purpose,
+        SignedLinkUse.status == "claimed",
+        SignedLinkUse.claimed_at < before,
+    )
+    if nonce is not None:
+        query = query.where(SignedLinkUse.nonce == nonce)
+    rows = session.execute(query.order_by(SignedLinkUse.id).limit(100)).all()
+    return [(str(found), dict(doing or {})) for found, doing in rows]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -309,9 +309,7 @@ def record_charge_outcome(
         charge.transaction_id = transaction_id
         charge.message = message
         charge.finished_at = utcnow()
-        if event is not None:
-            accept(session, event)
-            request_processing(runtime.jobs, session)
+        _queue_sale(runtime, session, event)
         audit.record(
             session,
             actor=actor,
@@ -322,6 +320,56 @@ def record_charge_outcome(
         )
         session.flush()
         return answer(session, charge)
+
+
+def settle_sending_charge(
+    runtime: Runtime,
+    charge_id: int,
+    *,
+    status: str,
+    transaction_id: str | None,
+    message: str,
+    event: InboundEvent | None,
+    actor: str,
+    action: str,
+    finding: str,
+) -> bool:
+    """:func:`record_charge_outcome` for a charge a crash left ``sending``, kept only if it
+    is still ``sending`` (a conditional update: of two settlers, or a settler and a payer
+    resubmitting, one records it, so the sale is recorded and queued for posting once).
+    ``finding`` says to finance, in the audit entry, what PayTrace's record showed."""
+    with runtime.db.transaction() as session:
+        done = session.execute(
+            update(PaymentCharge)
+            .where(PaymentCharge.id == charge_id, PaymentCharge.status == "sending")
+            .values(
+                status=status,
+                transaction_id=transaction_id,
+                message=message,
+                finished_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        _queue_sale(runtime, session, event)
+        audit.record(
+            session,
+            actor=actor,
+            action=f"{action}.{status}",
+            entity_type="payment_charge",
+            entity_id=charge_id,
+            after={"transaction_id": transaction_id, "message": message, "finding": finding},
+        )
+        return True
+
+
+def _queue_sale(runtime: Runtime, session: Session, event: InboundEvent | None) -> None:
+    """The approved sale into the inbox, queued for posting (once: the inbox keeps one
+    event per transaction)."""
+    if event is not None:
+        accept(session, event)
+        request_processing(runtime.jobs, session)
 
 
 def _finish(

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ledgerlink.paylinks.links import PAY_LINK, LinkView, view_link
-from ledgerlink.paylinks.paying import PayForm, find_payment, pay
+from ledgerlink.paylinks.links import PAY_LINK, LinkView
+from ledgerlink.paylinks.paying import PayForm, find_payment, pay, view_for_payer
 from ledgerlink.paylinks.signed_links import LinkUnusable, PayLinkRefused
 from ledgerlink.web.deps import RuntimeDep
 from ledgerlink.web.payer_pages import PayerPage, field_error, posted
@@ -32,7 +32,7 @@ PAGE: PayerPage[LinkView] = PayerPage(
     kind=PAY_LINK,
     template="pay.html",
     unusable_template="pay_unusable.html",
-    read=view_link,
+    read=view_for_payer,
     # each drawing of the page is a new attempt: its key makes a resent form charge once
     context_of=lambda _view: {"attempt": secrets.token_urlsafe(18)},
 )
