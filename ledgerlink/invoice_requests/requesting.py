@@ -29,12 +29,13 @@ from ledgerlink.invoice_requests import states
 from ledgerlink.invoice_requests.gateways import gateway_for_ledger
 from ledgerlink.invoice_requests.preferences import mode_of
 from ledgerlink.invoice_requests.settling import StartedSale, find_started_sale
-from ledgerlink.paylinks.links import CreatedLink, create_link
+from ledgerlink.paylinks.links import CreatedLink, create_link, in_flight
 from ledgerlink.paylinks.mail import send_link
 from ledgerlink.paylinks.sending import LinkMail, checked_address, email_link
 from ledgerlink.payments.charges import ChargeRefused, ChargeResult, charge_invoice
 from ledgerlink.payments.notify import smtp_connection
 from ledgerlink.payments.problems import PaymentProblem
+from ledgerlink.payments.targets import PaymentTargets
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit
 from ledgerlink.store.db import Database
@@ -332,6 +333,19 @@ async def _charge(runtime: Runtime, claimed: Claimed) -> str:
                 "Accounting Integration → PayTrace → Post payments to",
             )
         )
+    try:
+        amount = await _still_due(runtime, claimed)
+    except UpstreamError as exc:
+        return await in_db_thread(functools.partial(_release, db, claimed, exc.message))
+    except PaymentProblem as problem:
+        why = f"{problem.reason}. {problem.fix}"
+        return await in_db_thread(functools.partial(_finish, db, claimed, "not_charged", why))
+    if amount is not None and amount.minor <= 0:
+        why = (
+            f"Invoice {claimed.invoice_number} has nothing left to pay once the pay-link "
+            "payments being posted are counted; nothing was charged"
+        )
+        return await in_db_thread(functools.partial(_finish, db, claimed, "not_charged", why))
     key = claimed.charge_key
     for _ in range(2):  # the recorded key, then (if it never reached PayTrace) the next one
         try:
@@ -340,6 +354,7 @@ async def _charge(runtime: Runtime, claimed: Claimed) -> str:
                 AUTOPAY,
                 invoice_number=claimed.invoice_number,
                 idempotency_key=key,
+                amount=amount.format_plain() if amount is not None else "",
                 gateway_connection_id=gateway.id,
             )
         except ChargeRefused as refused:  # nothing left to pay, no stored profile...
@@ -367,6 +382,28 @@ async def _charge(runtime: Runtime, claimed: Claimed) -> str:
     return await in_db_thread(
         functools.partial(_release, db, claimed, "The charge could not be settled; retrying")
     )
+
+
+async def _still_due(runtime: Runtime, claimed: Claimed) -> Money | None:
+    """What autopay may charge when the customer already paid part through a pay link
+    that is not posted yet (the ledger's open balance still counts it): the open balance
+    less that; None (the whole open balance, as the charge path reads it) when nothing
+    is in flight."""
+    currency = claimed.amount.currency
+    paying = await reading(
+        runtime.db, lambda session: in_flight(session, claimed.invoice_number, currency)
+    )
+    if paying.minor <= 0:
+        return None
+    targets = PaymentTargets(runtime)
+    try:
+        opened = await targets.ledger_by_id(claimed.connection_id)
+        invoice = await opened.ledger.find_invoice(claimed.invoice_number)
+    finally:
+        await targets.aclose()
+    if invoice is None or not invoice.is_open:
+        return Money.zero(currency)
+    return invoice.outstanding - paying
 
 
 def _rekey(db: Database, claimed: Claimed, key: str) -> None:

@@ -447,3 +447,27 @@ def test_the_demo_member_asks_for_each_new_invoice_by_email(world: PaymentsWorld
         assert not ensure_demo_choice(session), "a choice already made is left alone"
     with world.runtime.db.read() as session:
         assert preference_of(session, "M00001").mode == "email"
+
+
+def test_autopay_charges_only_what_a_pay_link_payment_being_posted_leaves(
+    world: PaymentsWorld,
+) -> None:
+    choose(world, "autopay", **CONSENT)
+    run(world)
+    invoice = new_sage500_invoice(world, 1, "42.50")
+    with world.runtime.db.transaction() as session:  # paid 20.00 by link, not posted yet
+        session.add(
+            PaymentCharge(
+                idempotency_key="paylink:attempt-1",
+                gateway_connection_id=world.paytrace_id,
+                paytrace_customer_id="C00001",
+                invoice_number=invoice,
+                amount_minor=2000,
+                currency="USD",
+                status="approved",
+                requested_by="payer",
+            )
+        )
+    assert run(world, utcnow() + dt.timedelta(days=1))["charged"] == 1
+    [sale] = sales_for(world, invoice)
+    assert Decimal(str(sale["amount"])) == Decimal("22.50")
