@@ -170,4 +170,6 @@ async def detect_new_invoices(runtime: Runtime) -> int:
             log.warning(
                 "invoice_requests.read_failed", connection_id=connection.id, error=exc.message
             )
+        except Exception:  # one ledger's bad data must not stop the others' requests
+            log.exception("invoice_requests.read_failed", connection_id=connection.id)
     return made

@@ -504,12 +504,16 @@ async def work_due(
         claimed = await in_db_thread(functools.partial(claim, runtime.db, request_id, now, lease))
         if claimed is None:
             continue
-        if claimed.state in ("sending", "resending"):
-            counts[await _send_pay_link(runtime, claimed)] += 1
-        elif claimed.state == "charging":
-            counts[await _charge(runtime, claimed)] += 1
-        else:
-            counts[await _send_followup(runtime, claimed)] += 1
+        try:
+            if claimed.state in ("sending", "resending"):
+                counts[await _send_pay_link(runtime, claimed)] += 1
+            elif claimed.state == "charging":
+                counts[await _charge(runtime, claimed)] += 1
+            else:
+                counts[await _send_followup(runtime, claimed)] += 1
+        except Exception:  # one bad request must not stop the others; its claim lapses
+            log.exception("invoice_requests.request_failed", invoice=claimed.invoice_number)
+            counts["interrupted"] += 1
     # a decline's follow-up is due at once: sent in this run, not the next
     if followups and counts.get("followup_pending"):
         counts.update(await work_due(runtime, now, followups=False))
