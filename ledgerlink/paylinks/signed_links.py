@@ -210,7 +210,6 @@ class LinkUse:
 
     status: str
     outcome: dict[str, object]
-    claimed_at: dt.datetime | None = None
 
 
 def claim(
@@ -271,7 +270,7 @@ def use_of(session: Session, nonce: str) -> LinkUse | None:
     use = session.scalar(select(SignedLinkUse).where(SignedLinkUse.nonce == nonce))
     if use is None:
         return None
-    return LinkUse(use.status, dict(use.outcome or {}), use.claimed_at)
+    return LinkUse(use.status, dict(use.outcome or {}))
 
 
 def lapsed_uses(

@@ -42,10 +42,6 @@ def lapsed_before(runtime: Runtime) -> dt.datetime:
     return runtime.clock.now() - dt.timedelta(seconds=runtime.settings.payments_lease_seconds)
 
 
-def has_lapsed(runtime: Runtime, claimed_at: dt.datetime | None) -> bool:
-    return claimed_at is not None and claimed_at < lapsed_before(runtime)
-
-
 @dataclass(frozen=True)
 class StartedSale:
     """PayTrace's sale for a charge whose outcome was never recorded."""

@@ -31,7 +31,8 @@ class SignedLinkUse(Base):
     nonce: Mapped[str] = mapped_column(String(64), unique=True)
     #: claimed (being used now) | done
     status: Mapped[str] = mapped_column(String(16), default="claimed")
-    #: what the link did, as its confirmation page shows it
+    #: what the link did, as its confirmation page shows it (while claimed: what it is
+    #: doing, from which a claim a crash left is settled; paylinks.capture)
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
