@@ -401,33 +401,35 @@ def test_a_sage_500_customer_changed_by_update_date_reaches_the_registry(
 
 
 def test_the_connection_page_shows_the_budget_split_and_refuses_a_bad_interval(
-    client: Any, settings: Settings, tmp_path: Path
+    client: Any, world: World
 ) -> None:
-    with _sbc_world(settings, tmp_path, rate_limit=1000) as world:
-        csrf = sign_in(client, make_user(world.runtime.db, Role.ADMIN).email)
-        page = client.get(f"/connections/{world.connection_id}")
-        assert page.status_code == 200
-        assert (
-            "Of the 1000 requests a minute this connection may send: polling up to 200, "
-            "payments 300, full syncs 400, free 100."
-        ) in page.text
-        bad = client.post(
-            f"/connections/{world.connection_id}/polling",
-            data={"csrftoken": csrf, "polling": "on", "poll_interval_seconds": "2"},
-            follow_redirects=False,
-        )
-        assert bad.status_code == 422
-        assert 'data-testid="error-poll_interval_seconds"' in bad.text
-        assert "between 5 and 3600" in bad.text
-        assert 'value="2"' in bad.text
-        saved = client.post(
-            f"/connections/{world.connection_id}/polling",
-            data={"csrftoken": csrf, "polling": "on", "poll_interval_seconds": "45"},
-            follow_redirects=False,
-        )
-        assert saved.status_code == 303
-        assert world.state().interval_seconds == 45
-        assert "every 45 s" in client.get(f"/connections/{world.connection_id}").text
+    world.set_rate_limit(1000)
+    csrf = sign_in(client, make_user(world.runtime.db, Role.ADMIN).email)
+    page = client.get(f"/connections/{world.connection_id}")
+    assert page.status_code == 200
+    assert (
+        "Of the 1000 requests a minute this connection may send: polling up to 200, "
+        "payments 300, full syncs 400, free 100."
+    ) in page.text
+    bad = client.post(
+        f"/connections/{world.connection_id}/polling",
+        data={"csrftoken": csrf, "polling": "on", "poll_interval_seconds": "2"},
+        follow_redirects=False,
+    )
+    assert bad.status_code == 422
+    assert 'data-testid="error-poll_interval_seconds"' in bad.text
+    assert "between 5 and 3600" in bad.text
+    assert 'value="2"' in bad.text
+    with world.runtime.db.read() as session:  # nothing stored
+        assert session.get(RealtimePoll, world.connection_id) is None
+    saved = client.post(
+        f"/connections/{world.connection_id}/polling",
+        data={"csrftoken": csrf, "polling": "on", "poll_interval_seconds": "45"},
+        follow_redirects=True,
+    )
+    assert saved.status_code == 200
+    assert world.state().interval_seconds == 45
+    assert "every 45 s" in saved.text
 
 
 def test_the_member_page_says_when_each_ledger_last_agreed(client: Any, world: World) -> None:
