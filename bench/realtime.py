@@ -17,7 +17,8 @@ member system would send it. Then the bench waits until nothing is left waiting 
 most ``--drain`` seconds) and reads the live feed: a write's lag runs from the oldest
 change it carries (when the member became dirty) to its commit after SBC answered, so
 the figures are the worst case of the changes each write covers. SBC → registry
-polling (RT-IN) stays on as installed; its writes are not counted here.
+polling (RT-IN) stays on as installed (``--polling off`` to measure the writes alone);
+its records are not counted in the lag.
 
 Prints one JSON object: changes sent and accepted, contact writes, lag p50/p99/max,
 writes a second, SBC requests refused with 429, peak RSS of ledgerlink and of SBC.
@@ -80,7 +81,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def prepare(
-    var_dir: Path, sbc_url: str, members: int
+    var_dir: Path, sbc_url: str, members: int, *, polling: bool
 ) -> tuple[dict[str, str], str, list[dict[str, str]]]:
     """The database, the linked members, the authorised connection; the server's
     environment, an operator's API token and each member as the API takes it."""
@@ -99,6 +100,7 @@ def prepare(
     from ledgerlink.store.member_models import MemberLinkRow, MemberRow
     from ledgerlink.store.migrate import upgrade
     from ledgerlink.store.models import Connection
+    from ledgerlink.sync import realtime_inbound
 
     keys = Fernet.generate_key().decode()
     env = server_env(var_dir, keys)
@@ -146,6 +148,8 @@ def prepare(
                 if number in by_number
             ],
         )
+        # SBC → registry polling (RT-IN) as installed (on), or off to measure writes alone
+        realtime_inbound.poll_state(session, connection.id).enabled = polling
         bodies = [
             asdict(registry.member_fields(registry.load_member(session, row)))
             for row in session.scalars(select(MemberRow).order_by(MemberRow.number))
@@ -220,6 +224,9 @@ def main() -> None:
     parser.add_argument("--sbc-port", type=int, default=9401)
     parser.add_argument("--port", type=int, default=9402, help="ledgerlink serve")
     parser.add_argument("--log-level", default="warning", help="ledgerlink serve's log")
+    parser.add_argument(
+        "--polling", choices=("on", "off"), default="on", help="SBC → registry polling"
+    )
     parser.add_argument("--keep-log", type=Path, help="copy ledgerlink serve's log here")
     args = parser.parse_args()
 
@@ -235,7 +242,9 @@ def main() -> None:
         server = None
         try:
             sbc_url = f"http://127.0.0.1:{args.sbc_port}"
-            env, token, bodies = prepare(tmp / "var", sbc_url, args.members)
+            env, token, bodies = prepare(
+                tmp / "var", sbc_url, args.members, polling=args.polling == "on"
+            )
             httpx.post(f"{sbc_url}/_sandbox/reset_rate_limits", timeout=5)
             log = (tmp / "serve.log").open("wb")
             server = subprocess.Popen(
@@ -262,6 +271,9 @@ def main() -> None:
                 refused_429 = conn.exec_driver_sql(
                     "SELECT COUNT(*) FROM realtime_writes WHERE outcome = 'retrying'"
                 ).scalar()
+                polled = conn.exec_driver_sql(
+                    "SELECT COUNT(*) FROM realtime_writes WHERE direction = 'to_registry'"
+                ).scalar()
             db.dispose()
             lags = sorted(int(lag) for lag, outcome in rows if outcome in ("written", "unchanged"))
             outcomes: dict[str, int] = {}
@@ -285,6 +297,8 @@ def main() -> None:
                         "seconds_until_drained": round(elapsed, 1),
                         "writes": outcomes,
                         "writes_retried_after_429_or_5xx": refused_429,
+                        "sbc_to_registry_polling": args.polling,
+                        "poll_records_in_feed": polled,
                         "writes_per_second": round(len(lags) / elapsed, 2) if elapsed else None,
                         "changes_per_write": round(accepted / len(lags), 1) if lags else None,
                         "lag_p50_s": round(percentile(lags, 0.5) / 1000, 2) if lags else None,

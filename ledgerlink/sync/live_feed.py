@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ledgerlink.store.realtime_models import MemberAgreement, RealtimeWrite
@@ -68,10 +70,7 @@ def mark_in_agreement(
     if not ids:
         return
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = upsert(MemberAgreement)
     statement = statement.on_conflict_do_update(
         index_elements=["connection_id", "member_id"],

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import structlog
 from sqlalchemy import Engine, and_, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ledgerlink.identity.principal import Principal
@@ -163,10 +165,7 @@ def writing_connections(session: Session, connection_ids: set[int]) -> set[int]:
 
 def _mark_dirty(session: Session, pairs: list[tuple[int, int]], now: datetime) -> None:
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = RealtimeOutbox.__table__
     statement = upsert(RealtimeOutbox)
     statement = statement.on_conflict_do_update(
