@@ -114,6 +114,7 @@ def portal_pages(page: Any, base: str, recon: str) -> list[str]:
     page.goto(f"{base}/members")
     member = first_link(page, r"/members/[^/?]+(?<!import)(?<!new)")
     found += [member, f"{member}/edit", f"{member}/card-capture-link", "/members/new"]
+    found.append(f"{member}/invoice-requests")
     page.goto(f"{base}/connections")
     hrefs = page.eval_on_selector_all("a[href]", "as => as.map(a => a.getAttribute('href'))")
     found += sorted({h for h in hrefs if re.fullmatch(r"/connections/\d+", h)})
