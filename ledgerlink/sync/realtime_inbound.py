@@ -241,11 +241,11 @@ class Poll:
                 known[customer.id] = None if customer.deleted else customer
                 members.add(member_id)
         moved_to = high_water.moved_from(start.until)
-        if not members:
-            await in_thread(self._finish, [], {}, start, moved_to, known)
-            return PollResult(
-                self.connection_id, True, f"{seen} changed customer(s), none linked or all agree"
-            )
+        if not members:  # only the cursor moves
+            finished = await in_thread(self._finish, [], {}, start, moved_to, known)
+            if finished.polled:
+                finished.outcome = f"{seen} changed customer(s) read, none linked"
+            return finished
         plans = await in_thread(self._plans, sorted(members), known, start)
         changed = [p for p in plans if not p.unchanged]
         written: details.Written = {}
