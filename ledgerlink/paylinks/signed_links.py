@@ -247,23 +247,26 @@ def release(runtime: Runtime, nonce: str) -> bool:
 
 def release_in(session: Session, nonce: str) -> bool:
     """:func:`release` in the caller's transaction (kept with its audit entry)."""
-    done = session.execute(
-        delete(SignedLinkUse).where(SignedLinkUse.nonce == nonce, SignedLinkUse.status == "claimed")
+    released = session.scalar(
+        delete(SignedLinkUse)
+        .where(SignedLinkUse.nonce == nonce, SignedLinkUse.status == "claimed")
+        .returning(SignedLinkUse.id)
     )
-    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+    return released is not None
 
 
 def finish_use(session: Session, nonce: str, outcome: dict[str, object]) -> bool:
     """Mark the claimed use done with what it did, in the caller's transaction (the one that
     keeps the rest of the outcome). False when it is not claimed any more (a settler of a
     lapsed claim got there first): the caller then keeps nothing twice."""
-    done = session.execute(
+    done = session.scalar(
         update(SignedLinkUse)
         .where(SignedLinkUse.nonce == nonce, SignedLinkUse.status == "claimed")
         .values(status="done", outcome=dict(outcome), finished_at=utcnow())
+        .returning(SignedLinkUse.id)
         .execution_options(synchronize_session=False)
     )
-    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+    return done is not None
 
 
 def use_of(session: Session, nonce: str) -> LinkUse | None:

@@ -339,7 +339,7 @@ def settle_sending_charge(
     resubmitting, one records it, so the sale is recorded and queued for posting once).
     ``finding`` says to finance, in the audit entry, what PayTrace's record showed."""
     with runtime.db.transaction() as session:
-        done = session.execute(
+        kept = session.scalar(
             update(PaymentCharge)
             .where(PaymentCharge.id == charge_id, PaymentCharge.status == "sending")
             .values(
@@ -348,9 +348,10 @@ def settle_sending_charge(
                 message=message,
                 finished_at=utcnow(),
             )
+            .returning(PaymentCharge.id)
             .execution_options(synchronize_session=False)
         )
-        if done.rowcount != 1:  # type: ignore[attr-defined]
+        if kept is None:
             return False
         _queue_sale(runtime, session, event)
         audit.record(
