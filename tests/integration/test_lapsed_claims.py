@@ -45,7 +45,7 @@ from tests.support.payments import ME, PaymentsWorld, sage500_world
 
 MEMBER = "M00003"  # person 3: Sage 500 customer CustKey 3, no PayTrace profile yet
 PROFILE = "C00003"  # the profile ledgerlink names for member M00003
-PAYER = "1"  # person 1's invoices (CustKey 1, PayTrace profile C00001)
+PAYER = 1  # person 1's invoices (CustKey 1, PayTrace profile C00001)
 ATTEMPT = "interruptedattempt01"  # the page the payer was on when the process died
 
 
@@ -208,7 +208,7 @@ class PayLink:
 
 def pay_link(world: PaymentsWorld) -> PayLink:
     """A pay link for person 1's first open invoice."""
-    invoice = str(world.open_invoices(int(PAYER))[0]["TranID"])
+    invoice = str(world.open_invoices(PAYER)[0]["TranID"])
     made = asyncio.run(
         create_link(world.runtime, ME, invoice_number=invoice, origin="http://127.0.0.1")
     )
