@@ -8,7 +8,11 @@ from a payment arriving to its receipt posted in the ledger at a steady rate.
 process, here without the job runner so only acceptance is measured) with a PayTrace
 connection; aiohttp posts PayTrace silent posts (``parmList``), each a new transaction,
 for a fixed time. An event counts once the endpoint answered 200, which it does only
-after the event is committed to the inbox.
+after the event is committed to the inbox. The same client then drives the floor: a bare
+Starlette app under the same uvicorn set-up (its own process, the same options as
+``ledgerlink serve``) that inserts and commits each body into SQLite (WAL,
+``synchronous=NORMAL`` as ledgerlink's) and does nothing else; the JSON has both figures
+and ledgerlink's share of the floor (``ratio``).
 
 ``lag``: the SBC simulator (its own process, rate limit off, seeded contacts with open
 invoices), the PayTrace simulator (its own process) holding a card sale for each payment
@@ -32,6 +36,7 @@ import base64
 import itertools
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -116,24 +121,29 @@ async def drive(url: str, seconds: float, connections: int) -> tuple[int, float,
         return len(latencies), time.perf_counter() - began, latencies
 
 
-def start_ledgerlink(env: dict[str, str], *, worker: bool) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_ledgerlink(
+    env: dict[str, str], *, worker: bool, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or free_port()
     command = [sys.executable, "-m", "ledgerlink.cli", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port)] + ([] if worker else ["--no-worker"])
     server = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    base = f"http://127.0.0.1:{port}"
+    return server, wait_ready(server, f"http://127.0.0.1:{port}")
+
+
+def wait_ready(server: subprocess.Popen[bytes], base: str) -> str:
     deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return server, base
+                return base
         except httpx.HTTPError:
             pass
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or server.poll() is not None:
             server.kill()
-            raise RuntimeError("ledgerlink did not start")
+            raise RuntimeError(f"the server at {base} did not start")
         time.sleep(0.1)
 
 
@@ -147,46 +157,121 @@ def percentile(ordered: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
 
 
+def measure(server: subprocess.Popen[bytes], url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Drive ``url`` for ``args.seconds``: throughput, latency and each side's CPU share."""
+    client_before, server_before = cpu_seconds(os.getpid()), cpu_seconds(server.pid)
+    accepted, elapsed, latencies = asyncio.run(drive(url, args.seconds, args.connections))
+    client_cpu = cpu_seconds(os.getpid()) - client_before
+    server_cpu = cpu_seconds(server.pid) - server_before
+    latencies.sort()
+    return {
+        "seconds": round(elapsed, 2),
+        "events_accepted": accepted,
+        "events_per_second": round(accepted / elapsed),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "server_peak_rss_mib": round(peak_rss_kib(server.pid) / 1024, 1),
+        # Everything shares the machine's cores: how busy each side was.
+        "server_cpu_share": round(server_cpu / elapsed, 2),
+        "load_generator_cpu_share": round(client_cpu / elapsed, 2),
+        # What an event costs the server, which other load on the machine changes less.
+        "server_cpu_us_per_event": round(server_cpu / max(accepted, 1) * 1e6),
+    }
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(timeout=15)
+
+
 def bench_inbound(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp:
         env, connection_id = prepare(Path(tmp) / "var")
-        server, base = start_ledgerlink(env, worker=False)
+        server, base = start_ledgerlink(env, worker=False, port=args.port)
         try:
-            url = f"{base}/inbound/paytrace/{connection_id}/silent-post"
-            client_before, server_before = cpu_seconds(os.getpid()), cpu_seconds(server.pid)
-            accepted, elapsed, latencies = asyncio.run(drive(url, args.seconds, args.connections))
-            client_cpu = cpu_seconds(os.getpid()) - client_before
-            server_cpu = cpu_seconds(server.pid) - server_before
-            latencies.sort()
-            from ledgerlink.store.db import Database
-
-            db = Database(f"sqlite:///{Path(tmp) / 'var' / 'ledgerlink.db'}")
-            with db.engine.connect() as conn:
-                stored = conn.exec_driver_sql("SELECT COUNT(*) FROM payment_events").scalar()
-            db.dispose()
-            print(
-                json.dumps(
-                    {
-                        "benchmark": "payments inbound",
-                        "database": "sqlite (embedded default)",
-                        "connections": args.connections,
-                        "seconds": round(elapsed, 2),
-                        "events_accepted": accepted,
-                        "events_stored": stored,
-                        "events_per_second": round(accepted / elapsed),
-                        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-                        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
-                        "server_peak_rss_mib": round(peak_rss_kib(server.pid) / 1024, 1),
-                        # Everything shares the machine's cores: how busy each side was.
-                        "server_cpu_share": round(server_cpu / elapsed, 2),
-                        "load_generator_cpu_share": round(client_cpu / elapsed, 2),
-                    }
-                ),
-                flush=True,
-            )
+            ours = measure(server, f"{base}/inbound/paytrace/{connection_id}/silent-post", args)
         finally:
-            server.terminate()
-            server.wait(timeout=15)
+            stop(server)
+        from ledgerlink.store.db import Database
+
+        db = Database(f"sqlite:///{Path(tmp) / 'var' / 'ledgerlink.db'}")
+        with db.engine.connect() as conn:
+            ours["events_stored"] = conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM payment_events"
+            ).scalar()
+        db.dispose()
+        bare_db = Path(tmp) / "bare.db"
+        server, base = start_bare(bare_db, port=args.port)
+        try:
+            bare = measure(server, f"{base}/inbound", args)
+        finally:
+            stop(server)
+        with sqlite3.connect(bare_db) as conn:
+            bare["events_stored"] = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        print(
+            json.dumps(
+                {
+                    "benchmark": "payments inbound",
+                    "database": "sqlite (embedded default)",
+                    "connections": args.connections,
+                    "ledgerlink": ours,
+                    "bare_starlette_sqlite": bare,
+                    "ratio": round(ours["events_per_second"] / bare["events_per_second"], 2),
+                }
+            ),
+            flush=True,
+        )
+
+
+def bare_app(database: Path) -> Any:
+    """The floor: a Starlette app that inserts and commits each body into SQLite (one
+    transaction a request, in the event loop) and answers ``OK`` — no checks at all."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+
+    async def accept(request: Request) -> PlainTextResponse:
+        body = await request.body()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO events (body) VALUES (?)", (body,))
+        conn.execute("COMMIT")
+        return PlainTextResponse("OK")
+
+    async def ready(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("OK")
+
+    return Starlette(routes=[Route("/inbound", accept, methods=["POST"]), Route("/readyz", ready)])
+
+
+def serve_bare(args: argparse.Namespace) -> None:
+    """The bare app under uvicorn with ``ledgerlink serve``'s options."""
+    import uvicorn
+
+    uvicorn.run(
+        bare_app(Path(args.database)),
+        host="127.0.0.1",
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+def start_bare(database: Path, *, port: int | None) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or free_port()
+    server = subprocess.Popen(
+        [sys.executable, __file__, "bare-serve", "--port", str(port), "--database", str(database)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return server, wait_ready(server, f"http://127.0.0.1:{port}")
 
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"ledgerlink-bench-webhook-secret!").decode()
@@ -458,6 +543,10 @@ def main() -> None:
     inbound = commands.add_parser("inbound", help="events/s accepted and their latency")
     inbound.add_argument("--seconds", type=float, default=10.0)
     inbound.add_argument("--connections", type=int, default=32)
+    inbound.add_argument("--port", type=int, help="the servers' port (default: a free one)")
+    bare = commands.add_parser("bare-serve", help="(used by inbound) serve the bare app")
+    bare.add_argument("--port", type=int, required=True)
+    bare.add_argument("--database", required=True)
     lag = commands.add_parser("lag", help="payment → posted receipt lag at a steady rate")
     lag.add_argument("--rate", type=float, default=200.0)
     lag.add_argument("--seconds", type=float, default=20.0)
@@ -469,7 +558,7 @@ def main() -> None:
         help="jobs in the serve process (the default) or in `ledgerlink worker`",
     )
     args = parser.parse_args()
-    {"inbound": bench_inbound, "lag": bench_lag}[args.command](args)
+    {"inbound": bench_inbound, "lag": bench_lag, "bare-serve": serve_bare}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -100,13 +100,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         secure=runtime.settings.secure_cookies,
     )
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(inbound.InboundFastPath)  # outermost: push sources skip the rest
     return app
 
 
 class _App(FastAPI):
     """The application, wrapped in the security headers outside everything else (the
-    inbound fast path and Starlette's last-resort error handler included), so that every
+    inbound push routes and Starlette's last-resort error handler included), so that every
     response carries them."""
 
     force_secure_cookies = False
@@ -121,6 +120,16 @@ class _App(FastAPI):
         return SecurityHeaders(
             super().build_middleware_stack(), force_secure_cookies=self.force_secure_cookies
         )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if inbound.is_push(scope):  # push sources skip everything else (inbound.py says why)
+            scope["app"] = self
+            answer = SecurityHeaders(
+                inbound.answer_push, force_secure_cookies=self.force_secure_cookies
+            )
+            await answer(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _install_api_docs(app: FastAPI) -> None:

@@ -12,15 +12,19 @@ same way and stored once. Bodies are capped before they are parsed, and silent p
 
 from __future__ import annotations
 
+import re
+import weakref
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+import structlog
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import DataError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from ledgerlink import connections
 from ledgerlink.payments import inbox
@@ -28,7 +32,15 @@ from ledgerlink.store.db import Database
 from ledgerlink.store.models import Connection
 from ledgerlink.web.deps import InboundState, inbound_state
 from ledgerlink.web.inbound_limits import Refusal
-from ledgerlink.web.problems import Problem, problem_response, problem_responses
+from ledgerlink.web.problems import (
+    Problem,
+    internal_problem,
+    problem_response,
+    problem_responses,
+    unstorable_problem,
+)
+
+log = structlog.get_logger("ledgerlink.web")
 
 router = APIRouter(
     prefix="/inbound",
@@ -44,7 +56,56 @@ ConnectionId = Annotated[
 FORM = "application/x-www-form-urlencoded"
 
 
-async def _paytrace(request: Request, state: InboundState, connection_id: int) -> Connection:
+class Push:
+    """One delivery as the push routes read it, straight from the ASGI scope: the fast
+    path answers without building a Starlette request (its header and stream machinery
+    costs more than everything these routes do with it)."""
+
+    __slots__ = ("_headers", "receive", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self._headers: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Header names in lower case; of a repeated header, the first."""
+        if self._headers is None:
+            found: dict[str, str] = {}
+            for name, value in self.scope["headers"]:
+                found.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+            self._headers = found
+        return self._headers
+
+    @property
+    def client(self) -> str:
+        client = self.scope.get("client")
+        return str(client[0]) if client else ""
+
+    @property
+    def path(self) -> str:
+        return str(self.scope.get("path", ""))
+
+    async def body(self) -> bytes:
+        """The body, refused with 413 as soon as it passes :data:`MAX_BODY` (whatever its
+        content type, and before anything parses it)."""
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            raise _too_large()
+        body = b""
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            body += bytes(message.get("body", b""))
+            if len(body) > MAX_BODY:
+                raise _too_large()
+            if not message.get("more_body", False):
+                return body
+
+
+async def _paytrace(push: Push, state: InboundState, connection_id: int) -> Connection:
     """The PayTrace connection (remembered for a few seconds: a burst of events would
     otherwise read it once per event; read in the thread pool when it is not)."""
     connection = state.remembered(connection_id)
@@ -54,7 +115,7 @@ async def _paytrace(request: Request, state: InboundState, connection_id: int) -
         connection = await run_in_threadpool(_read_connection, state.runtime.db, connection_id)
     if connection is None or connection.kind != "paytrace":
         # Probing for connection ids counts against the address like any unsigned push.
-        refusal = state.limits.from_address(_client(request))
+        refusal = state.limits.from_address(push.client)
         if refusal is not None:
             raise _over(refusal)
         raise Problem(404, "Not found", f"there is no PayTrace connection {connection_id}")
@@ -70,30 +131,31 @@ def _read_connection(db: Database, connection_id: int) -> Connection | None:
         return connection
 
 
-async def _body(request: Request) -> bytes:
-    """The request body, refused with 413 as soon as it passes :data:`MAX_BODY` (whatever
-    its content type, and before anything parses it)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise _too_large()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise _too_large()
-    return bytes(body)
+#: The webhook verifier of each remembered connection (so the secret is decrypted once
+#: while the connection is remembered, not once a delivery); it goes with the connection.
+_VERIFIERS: weakref.WeakKeyDictionary[Connection, Webhook | None] = weakref.WeakKeyDictionary()
+
+
+def _verifier(state: InboundState, connection: Connection) -> Webhook | None:
+    try:
+        return _VERIFIERS[connection]
+    except KeyError:
+        pass
+    secret = connections.read_secret(state.runtime.vault, connection, "webhook_secret")
+    verifier = _VERIFIERS[connection] = Webhook(secret) if secret else None
+    return verifier
 
 
 def _too_large() -> Problem:
     return Problem(413, "Too large", f"a push may have at most {MAX_BODY} bytes")
 
 
-async def _form_fields(request: Request) -> dict[str, str]:
+async def _form_fields(push: Push) -> dict[str, str]:
     """The posted form. PayTrace sends it URL-encoded: parsed from the body directly,
     which costs a fraction of the general form parser under a burst; a multipart form is
     accepted too, from the same capped body."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await _body(request)
+    content_type = push.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await push.body()
     if content_type == FORM:
         return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
     if content_type != "multipart/form-data":
@@ -107,14 +169,10 @@ async def _form_fields(request: Request) -> dict[str, str]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await Request(request.scope, replay).form(max_files=0, max_fields=100)
+        form = await Request(push.scope, replay).form(max_files=0, max_fields=100)
     except HTTPException as refused:  # malformed multipart, a file part, too many fields
         raise Problem(400, "Malformed form", str(refused.detail)) from None
     return {key: str(value) for key, value in form.items()}
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 def _over(refusal: Refusal) -> Problem:
@@ -134,23 +192,9 @@ def _over(refusal: Refusal) -> Problem:
     response_class=PlainTextResponse,
 )
 async def silent_post(request: Request, connection_id: ConnectionId) -> Response:
-    state = inbound_state(request)
-    refusal = state.limits.from_address(_client(request))  # before any work, even a look-up
-    if refusal is not None:
-        raise _over(refusal)
-    await _paytrace(request, state, connection_id)
-    refusal = state.limits.for_connection(connection_id)
-    if refusal is not None:
-        raise _over(refusal)
-    fields = await _form_fields(request)
-    try:
-        event = inbox.from_silent_post(fields, connection_id)
-    except inbox.EventRefused as exc:
-        raise Problem(
-            400, "Event refused", exc.message, errors=[{"field": exc.field, "message": exc.message}]
-        ) from None
-    await state.writer.submit(event)
-    return PlainTextResponse("OK")
+    return await _silent_post(
+        Push(request.scope, request.receive), inbound_state(request), connection_id
+    )
 
 
 @router.post(
@@ -159,72 +203,117 @@ async def silent_post(request: Request, connection_id: ConnectionId) -> Response
     responses={202: {"description": "Accepted: a new event", "content": {"application/json": {}}}},
 )
 async def webhook(request: Request, connection_id: ConnectionId) -> Response:
-    state = inbound_state(request)
-    connection = await _paytrace(request, state, connection_id)
-    secret = connections.read_secret(state.runtime.vault, connection, "webhook_secret")
-    if not secret:
+    return await _webhook(
+        Push(request.scope, request.receive), inbound_state(request), connection_id
+    )
+
+
+#: The answer to an accepted silent post (one object: it is the same every time).
+_OK = PlainTextResponse("OK")
+
+
+async def _silent_post(push: Push, state: InboundState, connection_id: int) -> Response:
+    refusal = state.limits.from_address(push.client)  # before any work, even a look-up
+    if refusal is not None:
+        raise _over(refusal)
+    await _paytrace(push, state, connection_id)
+    refusal = state.limits.for_connection(connection_id)
+    if refusal is not None:
+        raise _over(refusal)
+    fields = await _form_fields(push)
+    try:
+        event = inbox.from_silent_post(fields, connection_id)
+    except inbox.EventRefused as exc:
+        raise _refused(exc) from None
+    await state.writer.submit(event)
+    return _OK
+
+
+async def _webhook(push: Push, state: InboundState, connection_id: int) -> Response:
+    connection = await _paytrace(push, state, connection_id)
+    verifier = _verifier(state, connection)
+    if verifier is None:
         raise Problem(
             409,
             "Webhooks not set up",
             "this connection has no webhook secret; an administrator sets one under Accounting "
             "Integration → PayTrace before a source may push events",
         )
-    body = await _body(request)
+    body = await push.body()
     try:
-        parsed = Webhook(secret).verify(body, dict(request.headers))
+        parsed = verifier.verify(body, push.headers)
     except WebhookVerificationError as exc:
-        refusal = state.limits.from_address(_client(request))
+        refusal = state.limits.from_address(push.client)
         if refusal is not None:
             raise _over(refusal) from None
         raise Problem(
             401, "Signature refused", f"the webhook signature did not verify: {exc}"
         ) from None
     try:
-        event = inbox.from_webhook(parsed, request.headers.get("webhook-id", ""), connection_id)
+        event = inbox.from_webhook(parsed, push.headers.get("webhook-id", ""), connection_id)
     except inbox.EventRefused as exc:
-        raise Problem(
-            400, "Event refused", exc.message, errors=[{"field": exc.field, "message": exc.message}]
-        ) from None
+        raise _refused(exc) from None
     event_id, new = await state.writer.submit(event)
     return JSONResponse(
         {"accepted": True, "duplicate": not new, "event_id": event_id}, 202 if new else 200
     )
 
 
-class InboundFastPath:
-    """Serves ``/inbound/…`` before the portal's middleware (sessions, CSRF, metrics,
-    request ids): push sources send bursts, need none of it, and each layer costs per
-    request. The routes stay registered with the app (documentation, route checks); this
-    only answers them sooner."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.routes = [
-            Route(
-                "/inbound/paytrace/{connection_id:int}/silent-post",
-                _fast(silent_post),
-                methods=["POST"],
-            ),
-            Route(
-                "/inbound/paytrace/{connection_id:int}/webhook", _fast(webhook), methods=["POST"]
-            ),
-        ]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/inbound/"):
-            for route in self.routes:
-                match, child = route.matches(scope)
-                if match is Match.FULL:
-                    await route.handle({**scope, **child}, receive, send)
-                    return
-        await self.app(scope, receive, send)
+def _refused(exc: inbox.EventRefused) -> Problem:
+    return Problem(
+        400, "Event refused", exc.message, errors=[{"field": exc.field, "message": exc.message}]
+    )
 
 
-def _fast(handler: Any) -> Any:
-    async def endpoint(request: Request) -> Response:
-        try:
-            return await handler(request, int(request.path_params["connection_id"]))  # type: ignore[no-any-return]
-        except Problem as problem:
-            return problem_response(problem, request.url.path)
+#: ``/inbound/paytrace/<id>/<route>``, as the routes above declare them.
+_PUSH_PATH = re.compile(r"/inbound/paytrace/([0-9]+)/(silent-post|webhook)")
+_HANDLERS = {"silent-post": _silent_post, "webhook": _webhook}
 
-    return endpoint
+
+def is_push(scope: Scope) -> bool:
+    """Whether this request is a delivery to a push route (``POST /inbound/paytrace/<id>/
+    silent-post`` or ``…/webhook``): the app hands those to :func:`answer_push` before
+    anything else.
+
+    Push sources send bursts and need none of what other requests go through (FastAPI's
+    per-request telemetry check, sessions, CSRF, metrics, request ids, routing, validation
+    and error middleware); each layer costs per request. The routes stay registered with
+    the app (documentation, route checks, other methods' 405); this only answers them
+    sooner, with the same checks and the same answers."""
+    return (
+        scope["type"] == "http"
+        and scope["method"] == "POST"
+        and _PUSH_PATH.fullmatch(_route_path(scope)) is not None
+    )
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the app's root path (as Starlette's routing matches it)."""
+    path = str(scope["path"])
+    root = str(scope.get("root_path", ""))
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
+async def answer_push(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a delivery :func:`is_push` recognised. A refusal, input the database cannot
+    store and an unexpected error answer as the app's own handlers would (problem
+    documents)."""
+    found = _PUSH_PATH.fullmatch(_route_path(scope))
+    assert found is not None, "answer_push is only called for what is_push recognised"
+    push = Push(scope, receive)
+    try:
+        handler = _HANDLERS[found[2]]
+        response: Response = await handler(push, inbound_state(Request(scope)), int(found[1]))
+    except Problem as problem:
+        response = problem_response(problem, push.path)
+    except ClientDisconnect:
+        return  # nobody is waiting for an answer
+    except (DataError, OverflowError) as exc:
+        log.warning("web.unstorable_input", path=push.path, error=type(exc).__name__)
+        response = problem_response(unstorable_problem(), push.path)
+    except Exception:
+        log.exception("web.unhandled_error", path=push.path)
+        response = problem_response(internal_problem(Request(scope)), push.path)
+    await response(scope, receive, send)

@@ -252,3 +252,78 @@ def test_the_paytrace_simulators_silent_posts_arrive(
     )
     assert "masked_card" in event.payload
     assert event.payload["masked_card"].startswith("x")
+
+
+def test_a_burst_with_repeats_stores_each_event_once_and_answers_each_delivery(  # type: ignore[no-untyped-def]
+    client, db: Database
+) -> None:
+    """Deliveries that arrive together are stored together: a repeat of one stored earlier
+    and repeats inside the burst are answered as duplicates and counted, never stored twice,
+    and every new event gets its own id."""
+    import asyncio
+
+    import httpx
+
+    connection_id = _paytrace_connection(client)
+    url = f"/inbound/paytrace/{connection_id}/webhook"
+    earlier = _signed({"transaction_id": "180000500", "amount": "1.00"}, "msg_earlier")
+    assert client.post(url, content=earlier[0], headers=earlier[1]).status_code == 202
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            deliveries = [
+                _signed({"transaction_id": str(180_000_500 + n % 12), "amount": "1.00"}, f"m{n}")
+                for n in range(36)
+            ]
+            return list(
+                await asyncio.gather(
+                    *(http.post(url, content=body, headers=headers) for body, headers in deliveries)
+                )
+            )
+
+    answers = asyncio.run(burst())
+    new = [a.json() for a in answers if a.status_code == 202]
+    repeats = [a.json() for a in answers if a.status_code == 200]
+    assert len(new) == 11
+    assert len(repeats) == 25
+    assert len({a["event_id"] for a in new}) == 11
+    assert all(a["duplicate"] and a["event_id"] is None for a in repeats)
+    events = _events(db)
+    assert sorted(e.transaction_id for e in events) == [str(180_000_500 + n) for n in range(12)]
+    assert sum(e.deliveries for e in events) == 37
+
+
+def test_text_the_database_cannot_store_is_refused_with_422_and_the_others_still_land(  # type: ignore[no-untyped-def]
+    client, db: Database
+) -> None:
+    connection_id = _paytrace_connection(client)
+    url = f"/inbound/paytrace/{connection_id}/silent-post"
+    bad = client.post(
+        url,
+        data={
+            "parmList": _parm_list(TRANSACTIONID="180000601", TRANXTYPE="SALE", RESPONSE="a\x00b")
+        },
+    )
+    good = client.post(
+        url, data={"parmList": _parm_list(TRANSACTIONID="180000602", TRANXTYPE="SALE")}
+    )
+    assert good.status_code == 200
+    if db.is_sqlite:  # SQLite keeps NUL in text; PostgreSQL refuses it
+        assert bad.status_code == 200
+        return
+    assert bad.status_code == 422, bad.text
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert "cannot be stored" in bad.json()["detail"]
+    assert [e.transaction_id for e in _events(db)] == ["180000602"]
+
+
+def _signed(data: dict[str, str], message_id: str) -> tuple[str, dict[str, str]]:
+    body = json.dumps({"type": "payment.sale", "data": data})
+    moment = datetime.now(UTC)
+    return body, {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": Webhook(SECRET).sign(message_id, moment, body),
+        "content-type": "application/json",
+    }
