@@ -56,6 +56,8 @@ TASK: Final = "sync.realtime_push"
 QUIET: Final = timedelta(seconds=1)
 #: ...or once its first unwritten change is this old, however busy it still is.
 MOST_WAIT: Final = timedelta(seconds=5)
+#: Members becoming ready within this much of each other are taken in one batch.
+TOGETHER: Final = timedelta(milliseconds=200)
 
 
 def dedup_key(connection_id: int) -> str:
@@ -215,8 +217,10 @@ def take(
     """The connection's dirty members ready to write (quiet for :data:`QUIET`, or waiting
     :data:`MOST_WAIT`), oldest change first, marked taken; and when the next of the others
     is ready (None: nothing else waits)."""
-    ready = (RealtimeOutbox.last_changed_at <= now - QUIET) | (
-        RealtimeOutbox.changed_at <= now - MOST_WAIT
+    # ``TOGETHER``: members changed together (one import, one transaction) are marked
+    # milliseconds apart; they become ready, and are written, together
+    ready = (RealtimeOutbox.last_changed_at <= now - QUIET + TOGETHER) | (
+        RealtimeOutbox.changed_at <= now - MOST_WAIT + TOGETHER
     )
     rows = session.execute(
         select(RealtimeOutbox.member_id, RealtimeOutbox.seq, RealtimeOutbox.changed_at)

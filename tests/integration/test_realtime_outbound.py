@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledgerlink import demo
 from ledgerlink.connectors.factory import ledger_for
+from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
 from ledgerlink.members import registry
 from ledgerlink.runtime import Runtime
@@ -52,6 +53,7 @@ class ContactWrites:
 
     app: ASGIApp
     puts: list[str] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)  # GET /contacts/{id}
     open: threading.Event = field(default_factory=threading.Event)
     entered: threading.Event = field(default_factory=threading.Event)
 
@@ -59,6 +61,8 @@ class ContactWrites:
         self.open.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and "/contacts/" in scope["path"]:
+            self.reads.append(scope["path"].rsplit("/", 1)[-1])
         if scope["type"] == "http" and scope["method"] == "PUT" and "/contacts/" in scope["path"]:
             self.puts.append(scope["path"].rsplit("/", 1)[-1])
             self.entered.set()
@@ -290,3 +294,29 @@ def test_the_sync_page_and_the_api_show_the_live_feed_to_a_viewer(world: World) 
     assert body["writes"][0]["outcome"] == "written"
     assert body["lag_p50_ms"] == body["writes"][0]["lag_ms"]
     assert body["realtime"] == {str(world.connection_id): True}
+
+
+def test_members_changed_together_are_written_with_one_listing_instead_of_a_read_each(
+    world: World,
+) -> None:
+    numbers = ["M00001", "M00002", "M00003"]
+
+    def edit_together(tag: str) -> None:
+        with world.runtime.db.transaction() as session:  # one import touching three members
+            for number in numbers:
+                member = registry.load_member(session, registry.get_member(session, number))
+                changed = replace(member, email=f"{tag}.{number.lower()}@example.org")
+                registry.update_member(session, cli_principal(), number, changed)
+
+    def written(tag: str) -> bool:
+        return _outbox_empty(world) and all(
+            world.contact(n)["email"] == f"{tag}.{n.lower()}@example.org" for n in numbers
+        )
+
+    edit_together("first")  # the first write of each: no agreement yet, read one by one
+    wait_until(lambda: written("first"), timeout=5, what="the first e-mails on SBC")
+    world.writes.reads.clear()
+    edit_together("second")
+    wait_until(lambda: written("second"), timeout=5, what="the second e-mails on SBC")
+    assert world.writes.reads == []  # the contacts came from one listing of recent changes
+    assert len(world.writes.puts) == 6
