@@ -306,7 +306,9 @@ def main() -> None:
                         "lag_max_s": round(lags[-1] / 1000, 2) if lags else None,
                         "peak_rss_kib": {
                             "ledgerlink": peak_rss_kib(server.pid),
-                            "sbc_simulator": peak_rss_kib(sbc.pid),
+                            "sbc_simulator": peak_rss_kib(sbc.pid)
+                            if sbc.poll() is None
+                            else f"exited ({sbc.returncode})",
                         },
                     }
                 )

@@ -19,6 +19,11 @@ What a write ends as:
   and the job fails this attempt *after* committing everyone else, so the job queue's
   backoff tries again.
 
+On a ledger that limits requests (SBC: 100 a minute), real-time writes keep to the share
+of full syncs in the connection's budget (``sync/poll_budget.py``), pausing between
+batches, so a burst (an import touching thousands of linked members) never holds up the
+receipts of card payments; the backlog shows on the Sync page as what is waiting.
+
 Every connection keeps one sync run a day for its real-time writes (trigger
 ``realtime``), so the Sync log lists them once a day, not once a write, and "Retry
 failed records" works on them as on any run.
@@ -27,9 +32,11 @@ failed records" works on them as on any run.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from typing import Final
 
 import structlog
@@ -48,8 +55,9 @@ from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
 from ledgerlink.store.sync_models import SyncBaseline, SyncRun
 from ledgerlink.store.types import utcnow
-from ledgerlink.sync import live_feed
+from ledgerlink.sync import live_feed, poll_budget
 from ledgerlink.sync import member_details as details
+from ledgerlink.sync import realtime_inbound as inbound
 from ledgerlink.sync import realtime_outbox as outbox
 from ledgerlink.sync.datasets import DataSet
 from ledgerlink.sync.execution import Execution, _Page
@@ -70,6 +78,8 @@ MEMBER_DETAILS: Final = DataSet.MEMBER_DETAILS.value
 INCREMENTAL_FROM: Final = 3
 #: ...which stops after this many customers a member (single reads would cost less).
 READ_PER_MEMBER: Final = 50
+#: Customers a listing request returns (SBC's page), to count the listing's requests.
+LISTING_PAGE: Final = 200
 
 
 class WritesPending(Exception):
@@ -114,6 +124,9 @@ class RealtimeExecution(Execution):
         self.settled: set[int] = set()
         #: members left in the outbox to be tried again
         self.retrying: dict[int, str] = {}
+        #: ledger writes made, and requests sent in all (about), for the pace
+        self.writes = 0
+        self.requests = 0
 
     def _prepare(self) -> None:
         """What ``Execution._begin`` loads, without starting or ending the run."""
@@ -139,7 +152,10 @@ class RealtimeExecution(Execution):
         self.mapping = await in_thread(self._load_mapping)
         members = sorted(self.taken)
         self.tally.expect(MEMBER_DETAILS, self.tally.done_of(MEMBER_DETAILS) + len(members))
-        await self._page(members, await self._recently_changed(members))
+        known = await self._recently_changed(members)
+        await self._page(members, known)
+        # what the batch cost upstream, about: the listing, single reads, writes
+        self.requests += len(members) - len(known) + self.writes
         await in_thread(self._forget_unlinked)
 
     async def _recently_changed(self, members: list[int]) -> dict[str, CustomerAccount | None]:
@@ -163,6 +179,7 @@ class RealtimeExecution(Execution):
             seen += 1
             if seen >= READ_PER_MEMBER * len(members):
                 break
+        self.requests += 1 + seen // LISTING_PAGE
         return known
 
     def _oldest_agreement(self, members: list[int]) -> tuple[datetime | None, set[str]]:
@@ -191,6 +208,7 @@ class RealtimeExecution(Execution):
         item = self.taken[member_id]
         self.settled.add(member_id)
         write = written.get(member_id)
+        self.writes += write is not None
         now = utcnow()
         if write is not None and not write.ok and write.retryable:
             # no record and no baseline: the member waits in the outbox for the retry
@@ -247,7 +265,7 @@ class RealtimeExecution(Execution):
 
 def todays_run(session: Session, connection_id: int, now: datetime) -> int:
     """The connection's real-time run of the day (UTC), made on the day's first write."""
-    midnight = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+    midnight = datetime.combine(now.astimezone(UTC).date(), clock_time(), UTC)
     found = session.scalar(
         select(SyncRun.id)
         .where(
@@ -310,6 +328,23 @@ def _writing_connection(db: Database, connection_id: int) -> Connection | None:
         return connection
 
 
+def writing_share(connection: Connection) -> float | None:
+    """Requests a minute real-time writes may send: the share of full syncs in the
+    connection's budget (``sync/poll_budget.py``: payments and polling keep theirs), or
+    None for a ledger without a request limit (Sage 500 over SQL)."""
+    per_minute = inbound.rate_limit_of(connection)
+    if per_minute is None:
+        return None
+    return max(1.0, per_minute * poll_budget.FULL_SYNC_SHARE)
+
+
+async def _pause(seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Wait, a second at a time, so that a stopping worker is not held up."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0 and not should_stop():
+        await asyncio.sleep(min(left, 1.0))
+
+
 def _take(
     db: Database, connection_id: int
 ) -> tuple[list[outbox.Taken], datetime | None, int | None]:
@@ -337,6 +372,7 @@ async def push(
     if connection is None:
         return summary
     principal = system_principal(ACTOR)
+    share = writing_share(connection)
     ledger = runtime.ledger_for(connection)
     try:
         while True:
@@ -353,11 +389,15 @@ async def push(
             execution = RealtimeExecution(
                 runtime.db, run_id, ledger, principal, taken, mappings=runtime.mappings
             )
+            began = time.monotonic()
             try:
                 await execution.write()
             except BaseException:
                 await in_thread(_release, runtime.db, connection_id)
                 raise
+            if share is not None:  # keep to the share: payments keep theirs
+                pause = execution.requests * 60 / share - (time.monotonic() - began)
+                await _pause(pause, should_stop)
             summary.batches += 1
             summary.members += len(taken)
             if execution.retrying:
