@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,13 @@ def wait_ready(server: subprocess.Popen[bytes], base: str) -> str:
             server.kill()
             raise RuntimeError(f"the server at {base} did not start")
         time.sleep(0.1)
+
+
+def port_free(port: int) -> bool:
+    """Nothing listens on ``port`` (else the simulator would not start, and the bench
+    would talk to whatever holds it)."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -234,6 +242,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        if not port_free(args.sbc_port) or not port_free(args.port):
+            raise SystemExit(f"port {args.sbc_port} or {args.port} is taken: choose others")
         sbc = start_sbc(
             tmp / "sbc",
             args.sbc_port,
