@@ -14,17 +14,19 @@ beside a pair with one payment instead of in front of it.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, union_all
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
-from ledgerlink.store.models import Connection
-from ledgerlink.store.payment_models import WAITING_EVENTS, PaymentEvent
+from ledgerlink.store.payment_models import WAITING_SQL
+from ledgerlink.store.types import UTCDateTime
 
 #: A pair's key: its PayTrace connection's id (None for events of no connection).
 Pair = int | None
@@ -35,38 +37,24 @@ MAX_CLAIM = 512
 LANES_PER_QUERY = 200
 
 
-def pick_due(session: Session, due: Any, room: Callable[[Pair], int]) -> list[int]:
+def pick_due(session: Session, now: datetime, room: Callable[[Pair], int]) -> list[int]:
     """Ids of due events to claim, oldest first within a pair and round-robin between
     pairs, at most ``room(pair)`` of each.
 
     Each pair's oldest are read through the partial index of waiting events by pair, one
     short look a pair: a claim costs the same whether another pair has ten events waiting
     or a hundred thousand."""
-    lanes: list[Any] = []
-    for pair in _pairs(session):
-        wanted = room(pair)
-        if wanted <= 0:
-            continue
-        same_pair = (
-            PaymentEvent.connection_id.is_(None)
-            if pair is None
-            else PaymentEvent.connection_id == pair
-        )
-        lanes.append(
-            select(PaymentEvent.id, PaymentEvent.connection_id)
-            .where(same_pair, WAITING_EVENTS, due)
-            .order_by(PaymentEvent.id)
-            .limit(wanted)
-            .subquery()
-        )
+    lanes = [(pair, wanted) for pair in _pairs(session) if (wanted := room(pair)) > 0]
     by_pair: dict[Pair, list[int]] = {}
     for chunk in range(0, len(lanes), LANES_PER_QUERY):
-        parts = [
-            select(lane.c.id, lane.c.connection_id)
-            for lane in lanes[chunk : chunk + LANES_PER_QUERY]
-        ]
-        query = parts[0] if len(parts) == 1 else union_all(*parts)
-        for event_id, pair in session.execute(query).all():
+        batch = lanes[chunk : chunk + LANES_PER_QUERY]
+        params: dict[str, Any] = {"now": now}
+        for n, (pair, wanted) in enumerate(batch):
+            params[f"n{n}"] = wanted
+            if pair is not None:
+                params[f"c{n}"] = pair
+        shape = tuple(pair is None for pair, _ in batch)
+        for event_id, pair in session.execute(_lanes_statement(shape), params).all():
             by_pair.setdefault(pair, []).append(int(event_id))
     picked: list[int] = []
     for turn in range(max((len(ids) for ids in by_pair.values()), default=0)):
@@ -76,13 +64,37 @@ def pick_due(session: Session, due: Any, room: Callable[[Pair], int]) -> list[in
     return sorted(picked[:MAX_CLAIM])
 
 
+#: ``queue._due`` in SQL: received and not deferred, or processing with a lapsed lease.
+_DUE_SQL = (
+    "((status = 'received' AND (not_before IS NULL OR not_before <= :now))"
+    " OR (status = 'processing' AND claimed_until < :now))"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _lanes_statement(null_lanes: tuple[bool, ...]) -> TextClause:
+    """One statement reading each lane's oldest due events, built once per shape: a claim
+    runs several times a second, and building (and cache-keying) the same statement as
+    SQLAlchemy constructs cost ten times running it."""
+    lanes = []
+    for n, is_null in enumerate(null_lanes):
+        match = "connection_id IS NULL" if is_null else f"connection_id = :c{n}"
+        lanes.append(
+            "SELECT id, connection_id FROM (SELECT id, connection_id FROM payment_events "  # noqa: S608 - no input in it
+            f"WHERE {match} AND {WAITING_SQL} AND {_DUE_SQL} ORDER BY id LIMIT :n{n}) AS lane{n}"
+        )
+    return text(" UNION ALL ".join(lanes)).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 def _pairs(session: Session) -> list[Pair]:
     """Every pair events can belong to: each card gateway connection, and None (events
     whose connection was deleted)."""
-    gateways = session.scalars(
-        select(Connection.id).where(Connection.kind.in_(registry.gateway_kinds()))
-    ).all()
-    return [*gateways, None]
+    gateways = registry.gateway_kinds()
+    rows = session.execute(_CONNECTION_KINDS).all()
+    return [*(int(i) for i, kind in rows if kind in gateways), None]
+
+
+_CONNECTION_KINDS = text("SELECT id, kind FROM connections ORDER BY id")
 
 
 @dataclass

@@ -62,7 +62,7 @@ def claim(db: Database, budgets: fairness.PairBudgets, lease_seconds: float) -> 
     pairs, as many of each as its budget has room for (:mod:`~ledgerlink.payments.fairness`)."""
     now = utcnow()
     with db.transaction() as session:
-        ids = fairness.pick_due(session, _due(now), budgets.room_for_new_claims)
+        ids = fairness.pick_due(session, now, budgets.room_for_new_claims)
         if ids and session.get_bind().dialect.name == "postgresql":
             # Another drain may have claimed some meanwhile: lock what is still due.
             ids = list(

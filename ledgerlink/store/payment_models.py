@@ -20,7 +20,8 @@ from ledgerlink.store.types import JSONDocument, UTCDateTime, utcnow
 
 #: The events still to be worked on, as the partial index of each pair's waiting events
 #: states it (a query using that index repeats this condition word for word).
-WAITING_EVENTS = text("status IN ('received', 'processing')")
+WAITING_SQL = "status IN ('received', 'processing')"
+WAITING_EVENTS = text(WAITING_SQL)
 
 
 class PaymentEvent(Base):
