@@ -320,3 +320,36 @@ def test_members_changed_together_are_written_with_one_listing_instead_of_a_read
     wait_until(lambda: written("second"), timeout=5, what="the second e-mails on SBC")
     assert world.writes.reads == []  # the contacts came from one listing of recent changes
     assert len(world.writes.puts) == 6
+
+
+def test_an_administrator_turns_real_time_off_for_a_connection_and_edits_then_wait_for_a_run(
+    world: World,
+) -> None:
+    admin = make_user(world.runtime.db, Role.ADMIN)
+    csrf = sign_in(world.client, admin.email)
+    page = BeautifulSoup(world.client.get("/sync").text, "html.parser")
+    form = page.find("form", id=f"settings_{world.connection_id}")
+    assert form is not None
+    box = form.find("input", attrs={"name": "realtime"})
+    assert box is not None
+    assert box.has_attr("checked")  # on by default
+    sent: dict[str, list[str]] = {}  # the form as the browser sends it, real-time unticked
+    for found in form.find_all(["input", "select"]):
+        name = str(found.get("name") or "")
+        if name == "realtime" or not name:
+            continue
+        if found.name == "select":
+            chosen = found.find("option", selected=True)
+            sent.setdefault(name, []).append(str(chosen.get("value", "")) if chosen else "")
+        elif found.get("type") != "checkbox" or found.has_attr("checked"):
+            sent.setdefault(name, []).append(str(found.get("value", "")))
+    saved = world.client.post("/sync/settings", data=sent, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    world.csrf = csrf
+    world.edit_in_portal("M00002", email="later@example.org")
+    assert _outbox_empty(world)  # nothing waits: the next run or schedule writes it
+    again = BeautifulSoup(world.client.get("/sync").text, "html.parser")
+    box = again.find("form", id=f"settings_{world.connection_id}").find(  # type: ignore[union-attr]
+        "input", attrs={"name": "realtime"}
+    )
+    assert not box.has_attr("checked")
