@@ -544,7 +544,7 @@ def one_run(args: argparse.Namespace, workers: int, pg: PrivateServer, out: Path
         LEDGERLINK_LOG_FORMAT="json",
     )
     logs = run_dir / "logs"
-    logs.mkdir()
+    logs.mkdir(exist_ok=True)
     fleet = Fleet(env=env, logs=logs)
     runtime = soak_world.runtime_for(database_url, run_dir / "var", keys)
     result: dict[str, Any] = {"workers": workers}
@@ -741,6 +741,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the SBC simulator's port; PayTrace's and ledgerlink's are the next two",
     )
     parser.add_argument("--pg-port", type=int, default=55460)
+    parser.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="leave PostgreSQL running at the end (each worker count's database, to look into)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "soak")
     args = parser.parse_args(argv)
     try:
@@ -758,12 +763,42 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     pg = PrivateServer(args.pg_port)
     pg.start()
-    runs = []
+    runs: list[dict[str, Any]] = []
+    broken: list[str] = []
     try:
         for workers in counts:
-            runs.append(one_run(args, workers, pg, args.out))
+            try:
+                runs.append(one_run(args, workers, pg, args.out))
+            except Exception as exc:  # one worker count that could not run: say so, go on
+                broken.append(f"{workers} worker(s) could not run: {exc!r}")
+                print(f"ERROR: {broken[-1]}", file=sys.stderr, flush=True)
+            write_report(args, runs, argv)
     finally:
-        pg.stop()
+        if args.keep_database:
+            print(f"PostgreSQL left running on port {args.pg_port} ({pg.root})", flush=True)
+        else:
+            pg.stop()
+    failed = broken + [
+        f"{r['workers']} worker(s): {failure}" for r in runs for failure in r["checks"]["failures"]
+    ]
+    for failure in failed:
+        print(f"CHECK FAILED: {failure}", file=sys.stderr, flush=True)
+    for r in runs:
+        for ended in r["processes_ended_on_their_own"]:
+            print(
+                f"WARNING: {r['workers']} worker(s): {ended['role']} pid {ended['pid']} ended on "
+                f"its own at t={ended['t']}s (exit code {ended['exit_code']}); the soak "
+                "restarted it",
+                file=sys.stderr,
+                flush=True,
+            )
+    if not failed:
+        print("all end checks passed: 0 lost, 0 double, no member written twice", flush=True)
+    return 1 if failed else 0
+
+
+def write_report(args: argparse.Namespace, runs: list[dict[str, Any]], argv: Any) -> None:
+    """soak.json and soak.svg for the runs so far (rewritten after each worker count)."""
     faults = [
         {k: f[k] for k in ("t", "end", "label") if k in f}
         for f in (runs[0]["faults"] if runs else [])
@@ -788,23 +823,6 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "soak.json").write_text(json.dumps(report, indent=1) + "\n")
     soak_chart.write(args.out / "soak.svg", runs, faults)
     print(f"wrote {args.out / 'soak.json'} and {args.out / 'soak.svg'}", flush=True)
-    failed = [
-        f"{r['workers']} worker(s): {failure}" for r in runs for failure in r["checks"]["failures"]
-    ]
-    for failure in failed:
-        print(f"CHECK FAILED: {failure}", file=sys.stderr, flush=True)
-    for r in runs:
-        for ended in r["processes_ended_on_their_own"]:
-            print(
-                f"WARNING: {r['workers']} worker(s): {ended['role']} pid {ended['pid']} ended on "
-                f"its own at t={ended['t']}s (exit code {ended['exit_code']}); the soak "
-                "restarted it",
-                file=sys.stderr,
-                flush=True,
-            )
-    if not failed:
-        print("all end checks passed: 0 lost, 0 double, no member written twice", flush=True)
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

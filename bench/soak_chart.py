@@ -136,7 +136,7 @@ def write(path: Path, runs: list[dict[str, Any]], faults: list[dict[str, Any]]) 
         )
     parts.append(
         f'<text x="{LEFT + len(throughput) * 140}" y="{legend_y + 4}" font-size="12" '
-        'fill="#555">dashed: faults</text>'
+        'fill="#555">dashed: faults, the sync and reconciliation starts</text>'
     )
     parts.append("</svg>")
     path.write_text("\n".join(parts) + "\n")

@@ -40,6 +40,15 @@ def _memory_dir() -> str | None:
     return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 class PrivateServer:
     """One PostgreSQL server for the whole soak; a database per worker count."""
 
@@ -57,11 +66,13 @@ class PrivateServer:
         return subprocess.run(_as_postgres(command), check=check, capture_output=True)
 
     def start(self) -> None:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+        deadline = time.monotonic() + 30  # a server stopped a moment ago may still hold it
+        while not _port_free(self.port):
+            if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"port {self.port} is taken: stop what listens there or pass --pg-port"
                 )
+            time.sleep(0.5)
         self.sockets.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from payments import WEBHOOK_SECRET  # type: ignore[import-not-found]
-from sandbox_throughput import start as start_simulator  # type: ignore[import-not-found]
 from sync_bulk import prepare_registry  # type: ignore[import-not-found]
 
 from ledgerlink import connections
@@ -89,6 +90,34 @@ class World:
     invoices: dict[int, list[str]]
     members: int
     simulators: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+
+def start_simulator(
+    system: str, port: int, var_dir: Path, settings: list[str], logs: Path
+) -> subprocess.Popen[bytes]:
+    """``ledgerlink sandbox serve`` as ``bench/sandbox_throughput.py`` starts it, with its
+    output in ``logs`` and more time to load (a simulator holding 100,000 contacts on a
+    busy machine takes over a minute)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
+    env.update(LEDGERLINK_VAR_DIR=str(var_dir), LEDGERLINK_LOG_LEVEL="warning")
+    args = [sys.executable, "-m", "ledgerlink.cli", "sandbox", "serve", system]
+    args += ["--port", str(port)]
+    for setting in settings:
+        args += ["--set", setting]
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{system}.log").open("ab") as log:
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the {system} simulator ended at start; see {logs}/{system}.log")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_sandbox/faults", timeout=2)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"the {system} simulator did not start in 300 s; see {logs}")
 
 
 def business_id(n: int) -> str:
@@ -261,15 +290,21 @@ def build(
     contact_ids = prepare_sbc_state(state_dir, pairs.ledgers, members)
     businesses = [business_id(n) for n in range(pairs.ledgers)]
     invoices_by_business = {b: invoice_numbers(state_dir, b) for b in businesses}
+    logs = tmp / "logs"
     simulators = {
-        "sbc": start_simulator("sbc", ports["sbc"], sandbox_var, ["rate_limit_per_minute=0"]),
-        "paytrace": start_simulator(
+        "sbc": start_simulator("sbc", ports["sbc"], sandbox_var, ["rate_limit_per_minute=0"], logs),
+    }
+    try:
+        simulators["paytrace"] = start_simulator(
             "paytrace",
             ports["paytrace"],
             tmp / "paytrace",
             ["duplicate_window_seconds=0", "seed_people=0"],
-        ),
-    }
+            logs,
+        )
+    except BaseException:
+        simulators["sbc"].terminate()
+        raise
     sbc_url = f"http://127.0.0.1:{ports['sbc']}"
     paytrace_url = f"http://127.0.0.1:{ports['paytrace']}"
     runtime = runtime_for(database_url, tmp / "var", vault_keys)

@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 import httpx
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ledgerlink.clock import SYSTEM_CLOCK, Clock
@@ -43,6 +44,9 @@ SYSTEM = "sbc"
 #: Renew this long before the access token expires, so a request never carries a token
 #: that dies in flight.
 RENEW_MARGIN = timedelta(seconds=45)
+#: How long a refreshed token set whose store failed is retried (a PostgreSQL restart takes
+#: about a second, a failover up to half a minute): Sage has already revoked the old one.
+STORE_ROTATED_SECONDS = 60.0
 REAUTHORISE = (
     "Sage no longer accepts this connection's authorisation (the refresh token was revoked "
     "or expired). An administrator must open Accounting Integration → Sage Business Cloud "
@@ -232,38 +236,81 @@ class TokenVault:
 
     def _refresh(self, rejected: str | None) -> str:
         with _lock_for(self.connection_id):
-            failure: AuthExpired | None = None
-            with self.db.transaction() as session:
-                connection = self._locked_connection(session)
-                stored = self._load(connection)
-                now = self.clock.now()
-                if stored is not None and stored.fresh(now) and stored.access_token != rejected:
-                    self._cached = stored  # someone else refreshed while we waited
-                    return stored.access_token
-                refresh_token = self._secret(connection, REFRESH_SECRET)
-                if not refresh_token:
-                    connection.auth_status = "not_connected"
-                    raise AuthExpired(
-                        SYSTEM,
-                        "This Sage connection has not been authorised yet: an administrator "
-                        "must use 'Connect to Sage' under Accounting Integration",
-                    )
-                try:
-                    tokens = self.oauth.refresh(refresh_token)
-                except AuthExpired as exc:
-                    connection.auth_status = "needs_reauthorisation"
-                    connection.auth_detail = exc.message
-                    failure = exc  # committed below, then raised
-                else:
-                    if not tokens.refresh_token:  # Sage always rotates; keep the old if not
-                        tokens = _with_refresh(tokens, refresh_token)
+            issued: list[TokenSet] = []
+            try:
+                return self._refresh_locked(rejected, issued)
+            except DBAPIError:
+                if not issued:
+                    raise
+                # Sage rotated the refresh token (the old one is dead now) but the database
+                # lost the transaction storing the new one (a restart or failover mid-way):
+                # store it as soon as the database answers again, or the connection is
+                # left holding a dead token until someone uses 'Connect to Sage' again.
+                return self._store_rotated(issued[0])
+
+    def _refresh_locked(self, rejected: str | None, issued: list[TokenSet]) -> str:
+        """Refresh under the connection's row lock; a token set Sage issued is appended to
+        ``issued`` before it is stored, so a caller can still keep it if the store fails."""
+        failure: AuthExpired | None = None
+        with self.db.transaction() as session:
+            connection = self._locked_connection(session)
+            stored = self._load(connection)
+            now = self.clock.now()
+            if stored is not None and stored.fresh(now) and stored.access_token != rejected:
+                self._cached = stored  # someone else refreshed while we waited
+                return stored.access_token
+            refresh_token = self._secret(connection, REFRESH_SECRET)
+            if not refresh_token:
+                connection.auth_status = "not_connected"
+                raise AuthExpired(
+                    SYSTEM,
+                    "This Sage connection has not been authorised yet: an administrator "
+                    "must use 'Connect to Sage' under Accounting Integration",
+                )
+            try:
+                tokens = self.oauth.refresh(refresh_token)
+            except AuthExpired as exc:
+                connection.auth_status = "needs_reauthorisation"
+                connection.auth_detail = exc.message
+                failure = exc  # committed below, then raised
+            else:
+                if not tokens.refresh_token:  # Sage always rotates; keep the old if not
+                    tokens = _with_refresh(tokens, refresh_token)
+                issued.append(tokens)
+                self._store(connection, tokens)
+                connection.auth_status = "connected"
+                connection.auth_detail = None
+                self._cached = tokens
+                log.info("sbc.token_refreshed", connection_id=self.connection_id)
+                return tokens.access_token
+        raise failure
+
+    def _store_rotated(self, tokens: TokenSet) -> str:
+        """Store a token set Sage issued whose first store failed, retrying while the
+        database comes back (up to STORE_ROTATED_SECONDS)."""
+        deadline = self.clock.monotonic() + STORE_ROTATED_SECONDS
+        wait = 0.1
+        while True:
+            try:
+                with self.db.transaction() as session:
+                    connection = self._locked_connection(session)
                     self._store(connection, tokens)
                     connection.auth_status = "connected"
                     connection.auth_detail = None
-                    self._cached = tokens
-                    log.info("sbc.token_refreshed", connection_id=self.connection_id)
-                    return tokens.access_token
-            raise failure
+            except DBAPIError as exc:
+                if self.clock.monotonic() >= deadline:
+                    log.error(
+                        "sbc.rotated_token_lost",
+                        connection_id=self.connection_id,
+                        error=f"{type(exc).__name__}",
+                    )
+                    raise
+                self.clock.sleep(wait)
+                wait = min(wait * 2, 2.0)
+                continue
+            self._cached = tokens
+            log.warning("sbc.rotated_token_stored_late", connection_id=self.connection_id)
+            return tokens.access_token
 
     def _locked_connection(self, session: Session) -> Connection:
         query = select(Connection).where(Connection.id == self.connection_id)
