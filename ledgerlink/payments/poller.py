@@ -9,6 +9,7 @@ PayTrace itself — deduplicated against what the pushes already stored.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -136,10 +137,22 @@ async def poll_connection(runtime: Runtime, connection: Connection) -> PollResul
     return PollResult(connection.id, read, new, batches, error)
 
 
+#: PayTrace connections polled at once: one account answering slowly (or not at all)
+#: must not hold up the others' payments.
+POLLS_AT_ONCE = 16
+
+
 async def poll_due(runtime: Runtime, *, force: bool = False) -> list[PollResult]:
-    """Poll every PayTrace connection whose interval has passed (all of them: ``force``)."""
+    """Poll every PayTrace connection whose interval has passed (all of them: ``force``),
+    side by side."""
     due = await reading(runtime.db, lambda session: _due(session, utcnow(), force))
-    return [await poll_connection(runtime, connection) for connection in due]
+    gate = asyncio.Semaphore(POLLS_AT_ONCE)
+
+    async def one(connection: Connection) -> PollResult:
+        async with gate:
+            return await poll_connection(runtime, connection)
+
+    return list(await asyncio.gather(*(one(connection) for connection in due)))
 
 
 def _poll_state(session: Session, connection_id: int) -> tuple[datetime | None, dict[str, Any]]:

@@ -20,6 +20,7 @@ from ledgerlink.payments.jobs import drain
 from ledgerlink.sandbox.faults import FaultPlan
 from ledgerlink.settings import Settings
 from ledgerlink.store.payment_models import PaymentEvent
+from ledgerlink.store.types import utcnow
 from tests.support.pairs import TwoPairs, renumber_transactions, two_pairs
 from tests.support.payments import PaymentsWorld, profiles
 from tests.support.waiting import wait_until
@@ -28,6 +29,7 @@ from tests.support.waiting import wait_until
 LAG_TARGET_SECONDS = 2.0
 SLOW_LEDGER_MS = 1500
 SLOW_BACKLOG = 40
+SLOW_PAYTRACE_MS = 1500
 
 
 @pytest.fixture
@@ -126,3 +128,25 @@ async def _poll_one(world: PaymentsWorld) -> None:
         assert connection is not None
         session.expunge(connection)
     await poll_connection(world.runtime, connection)
+
+
+def test_a_slow_paytrace_account_does_not_hold_up_another_accounts_poll(pairs: TwoPairs) -> None:
+    """The poll reads every PayTrace account; one answering late must not make the
+    others' payments arrive late."""
+    slow, fast = pairs.sbc, pairs.sage500
+    payer = profiles(fast)[0]
+    fast.pay(payer, "3.00", fast.open_invoices(int(payer[1:]))[0]["TranID"])
+    renumber_transactions(pairs.root / "pt1", offset=1_000_000)  # PayTrace's are unique
+    pairs.paytrace_faults.replace(
+        FaultPlan(latency_ms=SLOW_PAYTRACE_MS, exempt_paths=pairs.paytrace_faults.plan.exempt_paths)
+    )
+    started = utcnow()
+    slow.poll()  # every account, as the poll job does
+    took = (utcnow() - started).total_seconds()
+    [arrived] = _events(fast)
+    waited = (arrived.received_at - started).total_seconds()
+    assert took >= 2 * SLOW_PAYTRACE_MS / 1000, "PayTrace A was not slow: no contest"
+    assert waited <= LAG_TARGET_SECONDS, (
+        f"PayTrace B's payment reached the inbox {waited:.1f} s into a poll that took "
+        f"{took:.1f} s (PayTrace A answering {SLOW_PAYTRACE_MS} ms late)"
+    )

@@ -43,6 +43,8 @@ class TwoPairs:
     sage500: PaymentsWorld
     #: the SBC simulator's faults (set a latency to slow pair A's ledger down)
     sbc_faults: FaultInjector
+    #: PayTrace A's faults (set a latency to slow pair A's merchant account down)
+    paytrace_faults: FaultInjector
     #: where the simulators keep their state (PayTrace A in pt0/, B in pt1/)
     root: Path
 
@@ -76,12 +78,19 @@ def two_pairs(settings: Settings, tmp_path: Path, *, people: int = 12) -> Iterat
     runtime = Runtime(settings)
     upgrade(runtime.db)
     faults = FaultInjector()
+    paytrace_faults = FaultInjector()
     configs = [PayTraceConfig(seed_people=people, duplicate_window_seconds=0) for _ in range(2)]
     erp_url = f"sqlite:///{tmp_path / 'erp.sqlite3'}"
     with ExitStack() as stack:
         bases = [
             stack.enter_context(
-                serve_in_thread(paytrace_app(tmp_path / f"pt{n}", config=configs[n]))
+                serve_in_thread(
+                    paytrace_app(
+                        tmp_path / f"pt{n}",
+                        config=configs[n],
+                        faults=paytrace_faults if n == 0 else None,
+                    )
+                )
             )
             for n in range(2)
         ]
@@ -108,6 +117,6 @@ def two_pairs(settings: Settings, tmp_path: Path, *, people: int = 12) -> Iterat
 
         asyncio.run(link_all())
         try:
-            yield TwoPairs(sbc=slow, sage500=fast, sbc_faults=faults, root=tmp_path)
+            yield TwoPairs(slow, fast, faults, paytrace_faults, root=tmp_path)
         finally:
             runtime.db.dispose()
