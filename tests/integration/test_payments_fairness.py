@@ -17,8 +17,10 @@ import pytest
 from sqlalchemy import select
 
 from ledgerlink.payments.jobs import drain
+from ledgerlink.payments.poller import poll_connection
 from ledgerlink.sandbox.faults import FaultPlan
 from ledgerlink.settings import Settings
+from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentEvent
 from ledgerlink.store.types import utcnow
 from tests.support.pairs import TwoPairs, renumber_transactions, two_pairs
@@ -120,9 +122,6 @@ def test_a_slow_pairs_backlog_does_not_delay_another_pairs_payments(pairs: TwoPa
 
 async def _poll_one(world: PaymentsWorld) -> None:
     """Poll only this pair's PayTrace account (as its own schedule would)."""
-    from ledgerlink.payments.poller import poll_connection
-    from ledgerlink.store.models import Connection
-
     with world.runtime.db.read() as session:
         connection = session.get(Connection, world.paytrace_id)
         assert connection is not None
