@@ -55,11 +55,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from connector_throughput import free_port, peak_rss_kib  # type: ignore[import-not-found]
 
 
-def server_env(var_dir: Path, vault_keys: str) -> dict[str, str]:
-    """The environment of a `ledgerlink` process using ``var_dir`` and these vault keys."""
+def server_env(var_dir: Path, vault_keys: str, database_url: str = "") -> dict[str, str]:
+    """The environment of a `ledgerlink` process using ``var_dir`` and these vault keys
+    (and ``database_url``: empty is SQLite in ``var_dir``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
     env.update(
         LEDGERLINK_VAR_DIR=str(var_dir),
+        LEDGERLINK_DATABASE_URL=database_url,
         LEDGERLINK_VAULT_KEYS=vault_keys,
         LEDGERLINK_LOG_LEVEL="warning",
         LEDGERLINK_INBOUND_LIMIT_PER_ADDRESS="",
@@ -278,23 +280,36 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"ledgerlink-bench-webhook-secret!"
 
 
 def prepare_lag(
-    tmp: Path, people: int
+    tmp: Path, people: int, database_url: str, ports: list[int]
 ) -> tuple[dict[str, str], int, list[tuple[str, int]], str, list[Any]]:
     """SBC and PayTrace simulators, ledgerlink's connections to them; the open invoices."""
-    from connector_throughput import connected_ledger, ledgerlink_runtime, start_sbc
+    from connector_throughput import connected_ledger, start_sbc
+    from cryptography.fernet import Fernet
     from sandbox_throughput import start as start_simulator
 
     from ledgerlink import connections
     from ledgerlink.identity.principal import cli_principal
+    from ledgerlink.runtime import Runtime
     from ledgerlink.sandbox.paytrace import PayTraceConfig
+    from ledgerlink.settings import Settings
+    from ledgerlink.store.migrate import upgrade
 
-    sbc_port, paytrace_port = free_port(), free_port()
+    sbc_port, paytrace_port = ports
     sbc = start_sbc(tmp / "sandbox", sbc_port, ["rate_limit_per_minute=0", f"seed_people={people}"])
     paytrace = start_simulator(
         "paytrace", paytrace_port, tmp / "paytrace", ["duplicate_window_seconds=0", "seed_people=0"]
     )
     paytrace_url = f"http://127.0.0.1:{paytrace_port}"
-    runtime = ledgerlink_runtime(tmp / "var")
+    runtime = Runtime(
+        Settings(
+            var_dir=tmp / "var",
+            database_url=database_url,
+            vault_keys=Fernet.generate_key().decode(),
+            log_level="warning",
+            _env_file=None,  # type: ignore[call-arg]
+        )
+    )
+    upgrade(runtime.db)
     ledger = connected_ledger(runtime, f"http://127.0.0.1:{sbc_port}", 0)
 
     async def open_invoices() -> list[tuple[str, int]]:
@@ -330,7 +345,7 @@ def prepare_lag(
         gateway_id = int(gateway.id)
     keys = runtime.settings.vault_keys.get_secret_value()
     runtime.db.dispose()
-    env = server_env(tmp / "var", keys)
+    env = server_env(tmp / "var", keys, database_url)
     return env, gateway_id, invoices, paytrace_url, [sbc, paytrace]
 
 
@@ -441,47 +456,165 @@ async def pace(url: str, rate: float, sales: list[Any], first: int = 0) -> int:
     return sent
 
 
+class PostgresServer:
+    """A private PostgreSQL server for the benchmark (a data directory in memory, the
+    ``postgres`` user when we are root, as the tests start theirs), on ``port``."""
+
+    def __init__(self, port: int) -> None:
+        import glob
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+        if not found:
+            raise SystemExit("PostgreSQL server binaries not found (Debian's postgresql)")
+        self.bin = Path(found[0]).parent
+        self.port = port
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        self.root = Path(tempfile.mkdtemp(prefix="ledgerlink-bench-pg-", dir=shm))
+        self.data = self.root / "data"
+
+    def _run(self, *args: str, check: bool = True) -> None:
+        command = list(args)
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=check, capture_output=True)
+
+    def __enter__(self) -> str:
+        import shutil
+
+        sockets = self.root / "sock"
+        sockets.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(sockets, "postgres")
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={sockets} -c max_connections=200"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        return url
+
+    def __exit__(self, *_: object) -> None:
+        import shutil
+
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop", check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def pids(self) -> list[int]:
+        """The postmaster and every backend it started (their CPU is the database's)."""
+        try:
+            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(stat.parent.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return [postmaster, *children]
+
+
+def group_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def bench_lag(args: argparse.Namespace) -> None:
+    if args.database == "postgresql":
+        pg = PostgresServer(args.pg_port)
+        with pg as url:
+            run_lag(args, url, pg)
+    else:
+        run_lag(args, "", None)
+
+
+def run_lag(args: argparse.Namespace, database_url: str, pg: PostgresServer | None) -> None:
+    from sqlalchemy import text
+
     from ledgerlink.store.db import Database
+
+    ports = iter(range(args.port, args.port + 10)) if args.port else None
+
+    def port() -> int:
+        return next(ports) if ports is not None else free_port()
 
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        env, gateway_id, invoices, paytrace_url, simulators = prepare_lag(tmp, args.people)
+        postgresql = bool(database_url)
+        env, gateway_id, invoices, paytrace_url, simulators = prepare_lag(
+            tmp, args.people, database_url, [port(), port()]
+        )
         sales = asyncio.run(card_sales(paytrace_url, invoices, 1 + int(args.rate * args.seconds)))
         warm_up, sales = sales[:1], sales[1:]
-        separate = args.worker == "separate"
-        server, base = start_ledgerlink(env, worker=not separate)
-        worker = (
+        workers = args.workers or (2 if postgresql else 1)
+        if not postgresql and args.worker == "embedded":
+            workers = 0
+        server, base = start_ledgerlink(env, worker=workers == 0, port=port())
+        worker_processes = [
             subprocess.Popen(
                 [sys.executable, "-m", "ledgerlink.cli", "worker"],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            if separate
-            else None
-        )
-        db = Database(f"sqlite:///{tmp / 'var' / 'ledgerlink.db'}")
+            for _ in range(workers)
+        ]
+        db = Database(database_url or f"sqlite:///{tmp / 'var' / 'ledgerlink.db'}")
         try:
             url = f"{base}/inbound/paytrace/{gateway_id}/webhook"
             # One payment first, so the figures are for the steady state, not the worker's
             # start (loading code, opening the ledger, the first token).
             asyncio.run(pace(url, 1, warm_up, first=10**6))
             wait_until_done(db, 60)
+            groups = {
+                "server (inbound)": lambda: [server.pid],
+                "workers (jobs: planning, read-back, posting)": lambda: [
+                    w.pid for w in worker_processes
+                ],
+                "sbc simulator (the ledger)": lambda: [simulators[0].pid],
+                "paytrace simulator (read-back)": lambda: [simulators[1].pid],
+                "postgresql": pg.pids if pg is not None else list,
+                "load generator": lambda: [os.getpid()],
+            }
+            cpu_before = {name: group_cpu(pids()) for name, pids in groups.items()}
             started = time.perf_counter()
             sent = asyncio.run(pace(url, args.rate, sales))
             sending = time.perf_counter() - started
             wait_until_done(db, 300)
+            finished = time.perf_counter() - started
+            cpu = {name: group_cpu(pids()) - cpu_before[name] for name, pids in groups.items()}
             with db.engine.connect() as conn:
                 statuses = dict(
-                    conn.exec_driver_sql(
-                        "SELECT status, COUNT(*) FROM payment_events GROUP BY status"
+                    conn.execute(
+                        text("SELECT status, COUNT(*) FROM payment_events GROUP BY status")
                     ).all()
                 )
-                rows = conn.exec_driver_sql(
-                    "SELECT received_at, processed_at FROM payment_events "
-                    "WHERE status = 'posted' AND transaction_id != ?",
-                    (warm_up[0][0],),
+                rows = conn.execute(
+                    text(
+                        "SELECT received_at, processed_at FROM payment_events "
+                        "WHERE status = 'posted' AND transaction_id != :warm"
+                    ),
+                    {"warm": warm_up[0][0]},
                 ).all()
             timed = sorted(
                 (
@@ -496,19 +629,25 @@ def bench_lag(args: argparse.Namespace) -> None:
             windows: dict[int, list[float]] = {}
             for got, lag in timed:
                 windows.setdefault(int((got - timed[0][0]).total_seconds() // 5), []).append(lag)
+            posted = len(rows)
             print(
                 json.dumps(
                     {
                         "benchmark": "payments lag",
-                        "database": "sqlite (embedded default)",
-                        "job_runner": "ledgerlink worker (own process)"
-                        if separate
+                        "database": "postgresql (private server)"
+                        if postgresql
+                        else "sqlite (embedded default)",
+                        "job_runner": f"{workers} x ledgerlink worker"
+                        + (" (procrastinate)" if postgresql else " (embedded runner)")
+                        if workers
                         else "embedded in ledgerlink serve",
                         "ledger": "SBC simulator (own process, rate limit off)",
                         "gateway": "PayTrace simulator (own process): each webhook read back",
                         "rate_per_second": args.rate,
                         "payments_sent": sent,
                         "send_seconds": round(sending, 2),
+                        # sent until the last one posted: the rate actually sustained
+                        "posted_per_second": round(posted / finished, 1),
                         "statuses": statuses,
                         "lag_p50_s": round(percentile(lags, 0.5), 3) if lags else None,
                         "lag_p99_s": round(percentile(lags, 0.99), 3) if lags else None,
@@ -517,19 +656,29 @@ def bench_lag(args: argparse.Namespace) -> None:
                             round(percentile(sorted(w), 0.99), 2)
                             for _, w in sorted(windows.items())
                         ],
+                        # CPU each part spent per payment posted (milliseconds): where the
+                        # ceiling is on a machine whose cores they all share.
+                        "cpu_ms_per_payment": {
+                            name: round(seconds / max(posted, 1) * 1000, 2)
+                            for name, seconds in cpu.items()
+                        },
+                        "cpu_share_of_machine": round(
+                            sum(cpu.values()) / finished / (os.cpu_count() or 1), 2
+                        ),
                         "server_peak_rss_mib": round(peak_rss_kib(server.pid) / 1024, 1),
-                        "worker_peak_rss_mib": round(peak_rss_kib(worker.pid) / 1024, 1)
-                        if worker
-                        else None,
+                        "worker_peak_rss_mib": [
+                            round(peak_rss_kib(w.pid) / 1024, 1) for w in worker_processes
+                        ],
                     }
                 ),
                 flush=True,
             )
         finally:
             db.dispose()
-            if worker is not None:
-                worker.terminate()
-                worker.wait(timeout=15)
+            for process in worker_processes:
+                process.terminate()
+            for process in worker_processes:
+                process.wait(timeout=30)
             server.terminate()
             server.wait(timeout=15)
             for simulator in simulators:
@@ -555,8 +704,17 @@ def main() -> None:
         "--worker",
         choices=("embedded", "separate"),
         default="embedded",
-        help="jobs in the serve process (the default) or in `ledgerlink worker`",
+        help="SQLite: jobs in the serve process (the default) or in `ledgerlink worker`",
     )
+    lag.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    lag.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="`ledgerlink worker` processes (PostgreSQL, or SQLite with --worker separate)",
+    )
+    lag.add_argument("--pg-port", type=int, default=55500, help="the private PostgreSQL's port")
+    lag.add_argument("--port", type=int, help="first of the 3 ports used (default: free ones)")
     args = parser.parse_args()
     {"inbound": bench_inbound, "lag": bench_lag, "bare-serve": serve_bare}[args.command](args)
 
