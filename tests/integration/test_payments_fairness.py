@@ -27,11 +27,14 @@ from tests.support.pairs import TwoPairs, renumber_transactions, two_pairs
 from tests.support.payments import PaymentsWorld, profiles
 from tests.support.waiting import wait_until
 
+#: A slowed simulator answers each call a second late: these tests take seconds.
+pytestmark = pytest.mark.slow
+
 #: The issue's lag target: a payment posted within 2 s of its arrival (p99).
 LAG_TARGET_SECONDS = 2.0
-SLOW_LEDGER_MS = 1500
+SLOW_LEDGER_MS = 1000
 SLOW_BACKLOG = 40
-SLOW_PAYTRACE_MS = 1500
+SLOW_PAYTRACE_MS = 1000
 
 
 @pytest.fixture
@@ -85,7 +88,7 @@ def test_a_slow_pairs_backlog_does_not_delay_another_pairs_payments(pairs: TwoPa
     )
     draining.start()
     try:
-        # A's backlog is being worked (its ledger answering 1.5 s late) when B's come in.
+        # A's backlog is being worked (its ledger answering 1 s late) when B's come in.
         wait_until(
             lambda: any(e.status == "processing" for e in _events(slow)),
             timeout=20,
@@ -97,9 +100,10 @@ def test_a_slow_pairs_backlog_does_not_delay_another_pairs_payments(pairs: TwoPa
             fast.pay(payer, "2.00", invoices[0]["TranID"])
         renumber_transactions(pairs.root / "pt1", offset=1_000_000)  # PayTrace's are unique
         asyncio.run(_poll_one(fast))
+        backlog_left = sum(e.status != "posted" for e in _events(slow))
         posted = wait_until(
             lambda: (got := _events(fast)) and all(e.status == "posted" for e in got) and got,
-            timeout=30,
+            timeout=45,  # A's whole backlog takes about 20 s: B waited for it before
             what="pair B's payments to post",
         )
     finally:
@@ -112,11 +116,10 @@ def test_a_slow_pairs_backlog_does_not_delay_another_pairs_payments(pairs: TwoPa
         if e.processed_at is not None
     )
     assert len(lags) == 3
-    backlog_left = sum(e.status != "posted" for e in _events(slow))
-    assert backlog_left > 0, "pair A's backlog was gone before B's payments came: no contest"
+    assert backlog_left >= 10, "pair A's backlog was nearly gone when B's payments came"
     assert lags[-1] <= LAG_TARGET_SECONDS, (
         f"pair B's payments waited {lags} s behind pair A's slow ledger "
-        f"({backlog_left} of A's {SLOW_BACKLOG} still waiting); target {LAG_TARGET_SECONDS} s"
+        f"({backlog_left} of A's {SLOW_BACKLOG} were waiting); target {LAG_TARGET_SECONDS} s"
     )
 
 
