@@ -203,7 +203,7 @@ def bench_inbound(args: argparse.Namespace) -> None:
             ).scalar()
         db.dispose()
         bare_db = Path(tmp) / "bare.db"
-        server, base = start_bare(bare_db, port=args.port)
+        server, base = start_bare(bare_db, port=args.port + 1 if args.port else None)
         try:
             bare = measure(server, f"{base}/inbound", args)
         finally:
@@ -692,7 +692,9 @@ def main() -> None:
     inbound = commands.add_parser("inbound", help="events/s accepted and their latency")
     inbound.add_argument("--seconds", type=float, default=10.0)
     inbound.add_argument("--connections", type=int, default=32)
-    inbound.add_argument("--port", type=int, help="the servers' port (default: a free one)")
+    inbound.add_argument(
+        "--port", type=int, help="ledgerlink's port; the bare app's is the next (default: free)"
+    )
     bare = commands.add_parser("bare-serve", help="(used by inbound) serve the bare app")
     bare.add_argument("--port", type=int, required=True)
     bare.add_argument("--database", required=True)

@@ -156,7 +156,7 @@ def insert_job(
     if dedup_key is not None:
         # Under SQLite's BEGIN IMMEDIATE nobody else can insert between this look and
         # the insert; elsewhere the unique index below settles any race.
-        existing = session.scalar(_PENDING_WITH_KEY, {"key": dedup_key})
+        existing = session.connection().execute(_PENDING_WITH_KEY, {"key": dedup_key}).scalar()
         if existing is not None:
             log.debug("job.deduplicated", task=task, existing_job_id=existing)
             return None

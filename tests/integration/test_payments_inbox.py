@@ -266,14 +266,16 @@ def test_a_burst_with_repeats_stores_each_event_once_and_answers_each_delivery( 
 
     connection_id = _paytrace_connection(client)
     url = f"/inbound/paytrace/{connection_id}/webhook"
-    earlier = _signed({"transaction_id": "180000500", "amount": "1.00"}, "msg_earlier")
+    earlier = _signed_sale({"transaction_id": "180000500", "amount": "1.00"}, "msg_earlier")
     assert client.post(url, content=earlier[0], headers=earlier[1]).status_code == 202
 
     async def burst() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=client.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             deliveries = [
-                _signed({"transaction_id": str(180_000_500 + n % 12), "amount": "1.00"}, f"m{n}")
+                _signed_sale(
+                    {"transaction_id": str(180_000_500 + n % 12), "amount": "1.00"}, f"m{n}"
+                )
                 for n in range(36)
             ]
             return list(
@@ -318,7 +320,7 @@ def test_text_the_database_cannot_store_is_refused_with_422_and_the_others_still
     assert [e.transaction_id for e in _events(db)] == ["180000602"]
 
 
-def _signed(data: dict[str, str], message_id: str) -> tuple[str, dict[str, str]]:
+def _signed_sale(data: dict[str, str], message_id: str) -> tuple[str, dict[str, str]]:
     body = json.dumps({"type": "payment.sale", "data": data})
     moment = datetime.now(UTC)
     return body, {
