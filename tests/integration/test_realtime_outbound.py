@@ -353,3 +353,25 @@ def test_an_administrator_turns_real_time_off_for_a_connection_and_edits_then_wa
         "input", attrs={"name": "realtime"}
     )
     assert not box.has_attr("checked")
+
+
+def test_a_member_changed_by_a_csv_import_through_the_api_reaches_sbc(world: World) -> None:
+    token = make_user(world.runtime.db, Role.OPERATOR, "importer@example.org").token
+    headers = {"Authorization": f"Bearer {token}"}
+    exported = world.client.get("/api/v1/members/export", headers=headers)
+    assert exported.status_code == 200
+    old = world.contact("M00003")["email"]
+    assert old in exported.text
+    changed = exported.text.replace(old, "imported@example.org")
+    imported = world.client.post(
+        "/api/v1/members/import",
+        headers=headers,
+        files={"file": ("members.csv", changed.encode(), "text/csv")},
+    )
+    assert imported.status_code == 200, imported.text
+    assert imported.json()["updated"] == 1
+    wait_until(
+        lambda: world.contact("M00003")["email"] == "imported@example.org",
+        timeout=5,
+        what="the imported e-mail on the SBC contact",
+    )
