@@ -67,6 +67,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import psycopg
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
@@ -494,8 +495,6 @@ def _dsn(url: str) -> str:
 def wait_drained(
     dsn: str, sync_run: int | None, deadline: float, fleet: Fleet, pg_pids: Any
 ) -> dict[str, Any]:
-    import psycopg
-
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
         fleet.sample({"postgres": pg_pids()})
