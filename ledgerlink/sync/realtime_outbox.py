@@ -83,7 +83,15 @@ _QUEUES: weakref.WeakKeyDictionary[Engine, weakref.ref[HasJobs]] = weakref.WeakK
 def dispatch_through(db: Database, root: HasJobs) -> None:
     """Registry changes made in ``db``'s sessions enqueue their real-time job on
     ``root.jobs``. Without it (a bare database in a test) the changes wait in the outbox
-    for the one-minute sweep."""
+    for the one-minute sweep.
+
+    A root already registered and still alive is kept: under ``ledgerlink serve`` on
+    SQLite the embedded runner runs every job on the web process's own database, each job
+    with a runtime of its own (``Runtime.for_job``) that is gone when the job ends, and
+    taking its place left the web's edits with no queue until the next sweep."""
+    current = _QUEUES.get(db.engine)
+    if current is not None and current() is not None:
+        return
     _QUEUES[db.engine] = weakref.ref(root)
 
 

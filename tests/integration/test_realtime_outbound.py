@@ -11,6 +11,7 @@ real socket. The simulator is wrapped to count (and, in one test, hold) contact 
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -20,13 +21,15 @@ from typing import Any
 import pytest
 from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledgerlink import demo
 from ledgerlink.connectors.factory import ledger_for
 from ledgerlink.identity.principal import cli_principal
 from ledgerlink.identity.roles import Role
+from ledgerlink.jobs.registry import JobContext
 from ledgerlink.members import registry
 from ledgerlink.runtime import Runtime
 from ledgerlink.sandbox.sbc import SbcConfig, create_app
@@ -375,3 +378,39 @@ def test_a_member_changed_by_a_csv_import_through_the_api_reaches_sbc(world: Wor
         timeout=5,
         what="the imported e-mail on the SBC contact",
     )
+
+
+def test_a_job_run_on_the_same_database_does_not_stop_edits_enqueuing_their_write(
+    world: World,
+) -> None:
+    """Under `ledgerlink serve` on SQLite the embedded runner runs every job on the web
+    process's own database, each job with a runtime of its own (``Runtime.for_job``) that
+    is gone when the job ends; the web's edits must still enqueue their write at once,
+    not wait for the minutely sweep (seen in the demo: an edit waited up to a minute)."""
+    edits = world.runtime
+    job = Runtime.for_job(JobContext(job_id=1, attempt=1, settings=edits.settings, db=edits.db))
+    del job
+    gc.collect()
+    with edits.db.transaction() as session:
+        member = registry.load_member(session, registry.get_member(session, "M00004"))
+        registry.update_member(
+            session, cli_principal(), "M00004", replace(member, email="after.a.job@example.org")
+        )
+        # in the edit's own transaction (a worker's sweep cannot have made it)
+        assert _queued_pushes(session) == 1
+    wait_until(
+        lambda: world.contact("M00004")["email"] == "after.a.job@example.org",
+        timeout=5,
+        what="the new e-mail on the SBC contact (the minutely sweep would take up to 60 s)",
+    )
+
+
+def _queued_pushes(session: Session) -> int:
+    """Real-time write jobs waiting in the job store, whichever back-end keeps it."""
+    if session.get_bind().dialect.name == "postgresql":
+        query = (
+            "SELECT count(*) FROM procrastinate_jobs WHERE task_name = :task AND status = 'todo'"
+        )
+    else:
+        query = "SELECT count(*) FROM jobs WHERE task = :task AND status = 'queued'"
+    return int(session.execute(text(query), {"task": "sync.realtime_push"}).scalar_one())
