@@ -36,7 +36,7 @@ def capture_link_form(request: Request, number: str, _: Operator, session: ReadS
 async def capture_link_create(
     request: Request, number: str, principal: Operator, runtime: RuntimeDep
 ) -> Response:
-    form = LinkForm.read(await request.form())
+    form = LinkForm.from_form(await request.form())
 
     async def make(days: int) -> CreatedCaptureLink:
         return await create_capture_link(

@@ -41,7 +41,7 @@ class LinkForm:
     connection_id: str = ""
 
     @classmethod
-    def read(cls, data: FormData) -> LinkForm:
+    def from_form(cls, data: FormData) -> LinkForm:
         return cls(
             expires_in_days=str(data.get("expires_in_days") or "").strip()[:4],
             send_email=bool(data.get("send_email")),

@@ -42,7 +42,7 @@ def pay_link_form(
 async def pay_link_create(request: Request, principal: Operator, runtime: RuntimeDep) -> Response:
     data = await request.form()
     form = PayLinkForm(
-        **vars(LinkForm.read(data)),
+        **vars(LinkForm.from_form(data)),
         invoice_number=str(data.get("invoice_number") or "").strip()[:64],
     )
 
