@@ -60,6 +60,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -770,6 +771,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(one_run(args, workers, pg, args.out))
             except Exception as exc:  # one worker count that could not run: say so, go on
                 broken.append(f"{workers} worker(s) could not run: {exc!r}")
+                traceback.print_exc()
                 print(f"ERROR: {broken[-1]}", file=sys.stderr, flush=True)
             write_report(args, runs, argv)
     finally:
