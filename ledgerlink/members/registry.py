@@ -446,9 +446,17 @@ def create_member(session: Session, principal: Principal, member: Member) -> Mem
     return row
 
 
-def update_member(session: Session, principal: Principal, number: str, member: Member) -> bool:
+def update_member(
+    session: Session,
+    principal: Principal,
+    number: str,
+    member: Member,
+    *,
+    read_from_connection: int | None = None,
+) -> bool:
     """Store ``member`` over the member ``number``; False (and no audit entry) when
-    nothing changed."""
+    nothing changed. ``read_from_connection``: the change was read from that ledger (a
+    sync), which therefore already holds it and is not written back in real time."""
     row = get_member(session, number)
     if member.number != row.number:
         raise RegistryConflict(
@@ -461,7 +469,7 @@ def update_member(session: Session, principal: Principal, number: str, member: M
     for key, value in values.items():
         setattr(row, key, value)
     row.updated_at = utcnow()
-    realtime_outbox.member_changed(session, [row.id])
+    realtime_outbox.member_changed(session, [row.id], read_from=read_from_connection)
     audit.record(
         session,
         actor=principal.actor,

@@ -797,7 +797,9 @@ class Execution:
             return record.failed(write.message, write.fix)
         if plan.merge.to_registry:
             with session.begin_nested():
-                stored, problem, fix = details.write_registry(session, self.principal, plan)
+                stored, problem, fix = details.write_registry(
+                    session, self.principal, plan, connection_id=self.connection_id
+                )
             if not stored:
                 self._count("failed")
                 return record.failed(problem, fix)

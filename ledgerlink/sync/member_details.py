@@ -398,9 +398,10 @@ async def write_ledger(
 
 
 def write_registry(
-    session: Session, principal: Principal, plan: MemberPlan
+    session: Session, principal: Principal, plan: MemberPlan, *, connection_id: int
 ) -> tuple[bool, str, str]:
-    """Store the registry-side changes of ``plan``: (ok, problem, fix)."""
+    """Store the registry-side changes of ``plan``, read from ``connection_id``'s ledger:
+    (ok, problem, fix)."""
     assert plan.merge is not None
     changed = updated_member(plan.linked.member, plan.merge.result)
     try:
@@ -412,7 +413,9 @@ def write_registry(
             f"{problem.field}: {problem.reason}",
             problem.fix or "correct it in the ledger",
         )
-    registry.update_member(session, principal, plan.linked.number, rebuilt)
+    registry.update_member(
+        session, principal, plan.linked.number, rebuilt, read_from_connection=connection_id
+    )
     return True, "", ""
 
 

@@ -377,7 +377,9 @@ class Poll:
             )
         if plan.merge.to_registry:
             with session.begin_nested():
-                stored, problem, fix = details.write_registry(session, self.principal, plan)
+                stored, problem, fix = details.write_registry(
+                    session, self.principal, plan, connection_id=self.connection_id
+                )
             if not stored:
                 return self._refused(session, plan, record, changed_at, now, result, problem, fix)
         baselines.append(

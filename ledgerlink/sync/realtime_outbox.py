@@ -104,9 +104,14 @@ def _queue_for(session: Session) -> JobQueue | None:
 # -- the hook ---------------------------------------------------------------------------------
 
 
-def member_changed(session: Session, member_ids: Iterable[int]) -> int:
+def member_changed(
+    session: Session, member_ids: Iterable[int], *, read_from: int | None = None
+) -> int:
     """Members were created, changed or removed in this transaction: mark them dirty for
     every linked connection writing in real time and enqueue those connections' jobs.
+    ``read_from``: the connection the change was read from (a sync or a poll writing the
+    registry), left out: it holds the change already, and writing it back would spend
+    its rate budget on an echo and show a real-time run after every Sync Now.
     Returns how many (connection, member) pairs were marked."""
     ids = sorted(set(member_ids))
     if not ids:
@@ -123,7 +128,7 @@ def member_changed(session: Session, member_ids: Iterable[int]) -> int:
         )
     if not pairs:
         return 0
-    live = writing_connections(session, {c for c, _ in pairs})
+    live = writing_connections(session, {c for c, _ in pairs}) - {read_from}
     pairs = [(c, m) for c, m in pairs if c in live]
     if not pairs:
         return 0

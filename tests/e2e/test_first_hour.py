@@ -111,7 +111,7 @@ def test_configure_sbc_import_members_and_link_them(
         page.get_by_label("API", exact=True).fill(f"{sbc_url}/v3.1")
         page.get_by_label("Consent page").fill(f"{sbc_url}/oauth2/auth/central")
         page.get_by_label("Token service").fill(f"{sbc_url}/token")
-        page.get_by_role("button", name="Save").click()
+        page.get_by_role("button", name="Save", exact=True).click()
         assert "Saved, but not active" in page.get_by_role("alert").first.inner_text()
 
         page.get_by_role("button", name="Test connection").click()
@@ -128,7 +128,7 @@ def test_configure_sbc_import_members_and_link_them(
         # -- fix the secret, connect, pick the business and bank account ------------------------
         page.goto(connection_url)
         page.get_by_label("Client secret").fill(config.client_secret)
-        page.get_by_role("button", name="Save").click()
+        page.get_by_role("button", name="Save", exact=True).click()
         page.get_by_role("button", name="Connect to Sage").click()
         page.wait_for_url(f"{sbc_url}/oauth2/auth/central**")
         page.get_by_role("button", name="Allow").click()
@@ -136,7 +136,7 @@ def test_configure_sbc_import_members_and_link_them(
         assert "connected to Sage" in page.content()
         page.get_by_label("Business").select_option(label="Lakeside Members Association")
         page.get_by_label("Card receipts are paid into").select_option(label="Card Clearing (1010)")
-        page.get_by_role("button", name="Save").click()
+        page.get_by_role("button", name="Save", exact=True).click()
         page.wait_for_url(f"{connection_url}?done=saved")
         page.get_by_role("button", name="Test connection").click()
         checks = page.get_by_test_id("connection-checks")

@@ -21,6 +21,7 @@ from ledgerlink.sandbox.sbc import SbcConfig
 from ledgerlink.settings import Settings
 from ledgerlink.store.mapping_repo import MappingRepository
 from ledgerlink.store.models import Connection
+from ledgerlink.sync import realtime_outbox
 from tests.support.cli import cli
 from tests.support.sbc import connect_ledgerlink, running_sbc
 from tests.support.server import running_server, running_worker, server_env
@@ -70,6 +71,9 @@ def test_sync_now_shows_progress_to_100_and_the_log_entry(
         with ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, link_all()).result()
         with runtime.db.transaction() as session:
+            # this connection's changes wait for Sync Now (real-time writing off, as an
+            # administrator may choose), so the run has M00002's edit to show
+            realtime_outbox.set_outbound(session, me, connection_id, enabled=False)
             current = registry.load_member(session, registry.get_member(session, "M00002"))
             registry.update_member(
                 session, me, "M00002", replace(current, email="synced.now@example.org")

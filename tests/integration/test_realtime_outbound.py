@@ -38,7 +38,7 @@ from ledgerlink.store.migrate import upgrade
 from ledgerlink.store.models import Connection
 from ledgerlink.store.realtime_models import RealtimeOutbox, RealtimeWrite
 from ledgerlink.store.sync_models import SyncRecord, SyncRun
-from ledgerlink.sync import realtime_inbound
+from ledgerlink.sync import realtime_inbound, starting
 from tests.support.asgi_server import serve_in_thread
 from tests.support.job_tasks import worker_thread
 from tests.support.ledger_links import link_members
@@ -414,3 +414,34 @@ def _queued_pushes(session: Session) -> int:
     else:
         query = "SELECT count(*) FROM jobs WHERE task = :task AND status = 'queued'"
     return int(session.execute(text(query), {"task": "sync.realtime_push"}).scalar_one())
+
+
+def test_a_change_a_sync_reads_from_sbc_is_not_written_back_to_sbc(world: World) -> None:
+    """A full run that brings a Sage user's edit into the registry must not then push the
+    same member back to the ledger it came from: an echo that spends the connection's
+    rate budget and shows a real-time run on the Sync log after every Sync Now."""
+    _member_details_run(world)  # both sides agreed: the next run knows which side changed
+    contact = world.contact("M00001")
+    body = {"email": "in.sage@example.org"}
+    edited = world.sbc.put(f"/contacts/{contact['id']}", "contact", body)
+    assert edited.status_code == 200, edited.text
+    _member_details_run(world)
+    with world.runtime.db.read() as session:
+        member = registry.get_member(session, "M00001")
+        assert member.email == "in.sage@example.org"
+    wait_until(lambda: _outbox_empty(world), timeout=10, what="nothing waiting to be written")
+    assert world.feed("M00001") == []
+
+
+def _member_details_run(world: World) -> None:
+    with world.runtime.db.transaction() as session:
+        run_id = starting.start(
+            session, world.runtime.jobs, cli_principal(), world.connection_id, ["member_details"]
+        ).id
+
+    def finished() -> bool:
+        with world.runtime.db.read() as session:
+            run = session.get(SyncRun, run_id)
+            return run is not None and run.status == "finished"
+
+    wait_until(finished, timeout=15, what="the member-details run")
