@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 import structlog
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -296,6 +296,15 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
+_DATABASE_UNAVAILABLE = Problem(
+    503,
+    "Database unavailable",
+    "ledgerlink could not store this delivery because its database is not answering; "
+    "nothing was stored. Send it again in a few seconds.",
+    headers={"Retry-After": "5"},
+)
+
+
 async def answer_push(scope: Scope, receive: Receive, send: Send) -> None:
     """Answer a delivery :func:`is_push` recognised. A refusal, input the database cannot
     store and an unexpected error answer as the app's own handlers would (problem
@@ -313,6 +322,12 @@ async def answer_push(scope: Scope, receive: Receive, send: Send) -> None:
     except (DataError, OverflowError) as exc:
         log.warning("web.unstorable_input", path=push.path, error=type(exc).__name__)
         response = problem_response(unstorable_problem(), push.path)
+    except OperationalError as exc:
+        # The database is not answering (restarting, unreachable, locked past the busy
+        # timeout): nothing was stored, and a sender that sees 503 with Retry-After sends
+        # again, where a 500 says the delivery itself is at fault.
+        log.warning("web.database_unavailable", path=push.path, error=str(exc.orig)[:300])
+        response = problem_response(_DATABASE_UNAVAILABLE, push.path)
     except Exception:
         log.exception("web.unhandled_error", path=push.path)
         response = problem_response(internal_problem(Request(scope)), push.path)
