@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +34,7 @@ from ledgerlink.web.metrics import MetricsMiddleware
 from ledgerlink.web.portal.rendering import render_error
 from ledgerlink.web.problems import (
     Problem,
+    database_unavailable_problem,
     http_problem,
     internal_problem,
     problem_response,
@@ -236,6 +237,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _is_api(request):
             return problem_response(found, request.url.path)
         return render_error(request, 422, found.detail)
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, exc: OperationalError) -> Response:
+        log.warning("web.database_unavailable", path=request.url.path, error=str(exc.orig)[:300])
+        found = database_unavailable_problem()
+        if _is_api(request):
+            return problem_response(found, request.url.path)
+        return render_error(request, 503, found.detail)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

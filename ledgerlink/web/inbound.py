@@ -34,6 +34,7 @@ from ledgerlink.web.deps import InboundState, inbound_state
 from ledgerlink.web.inbound_limits import Refusal
 from ledgerlink.web.problems import (
     Problem,
+    database_unavailable_problem,
     internal_problem,
     problem_response,
     problem_responses,
@@ -296,15 +297,6 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-_DATABASE_UNAVAILABLE = Problem(
-    503,
-    "Database unavailable",
-    "ledgerlink could not store this delivery because its database is not answering; "
-    "nothing was stored. Send it again in a few seconds.",
-    headers={"Retry-After": "5"},
-)
-
-
 async def answer_push(scope: Scope, receive: Receive, send: Send) -> None:
     """Answer a delivery :func:`is_push` recognised. A refusal, input the database cannot
     store and an unexpected error answer as the app's own handlers would (problem
@@ -323,11 +315,8 @@ async def answer_push(scope: Scope, receive: Receive, send: Send) -> None:
         log.warning("web.unstorable_input", path=push.path, error=type(exc).__name__)
         response = problem_response(unstorable_problem(), push.path)
     except OperationalError as exc:
-        # The database is not answering (restarting, unreachable, locked past the busy
-        # timeout): nothing was stored, and a sender that sees 503 with Retry-After sends
-        # again, where a 500 says the delivery itself is at fault.
         log.warning("web.database_unavailable", path=push.path, error=str(exc.orig)[:300])
-        response = problem_response(_DATABASE_UNAVAILABLE, push.path)
+        response = problem_response(database_unavailable_problem(), push.path)
     except Exception:
         log.exception("web.unhandled_error", path=push.path)
         response = problem_response(internal_problem(Request(scope)), push.path)

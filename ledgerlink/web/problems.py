@@ -166,6 +166,19 @@ def unstorable_problem() -> Problem:
     )
 
 
+def database_unavailable_problem() -> Problem:
+    """The database is not answering (restarting, unreachable, locked past the busy
+    timeout): nothing was stored, and a caller that sees 503 with Retry-After sends again,
+    where a 500 would say the request itself was at fault."""
+    return Problem(
+        503,
+        "Database unavailable",
+        "ledgerlink could not do this because its database is not answering; nothing was "
+        "stored. Send it again in a few seconds.",
+        headers={"Retry-After": "5"},
+    )
+
+
 def internal_problem(request: Request) -> Problem:
     request_id = request.headers.get("x-request-id", "")
     return Problem(

@@ -35,3 +35,18 @@ def test_a_silent_post_while_the_database_is_down_is_answered_503_with_retry_aft
     assert answer.headers["retry-after"] == "5"
     assert answer.headers["content-type"] == "application/problem+json"
     assert "nothing was stored" in answer.json()["detail"]
+
+
+def test_an_api_call_while_the_database_is_down_is_answered_503_not_500(tmp_path: Path) -> None:
+    nobody_listens = _free_port()
+    settings = Settings(
+        var_dir=tmp_path / "var",
+        database_url=f"postgresql+psycopg://ledgerlink@127.0.0.1:{nobody_listens}/ledgerlink",
+        vault_keys=Fernet.generate_key().decode(),
+        log_format="console",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        answer = client.get("/api/v1/members", headers={"Authorization": "Bearer llk_x"})
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "5"
