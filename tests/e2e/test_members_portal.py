@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from ledgerlink.settings import Settings
 from tests.support.cli import cli
@@ -67,17 +68,17 @@ def test_an_operator_imports_members_sees_row_errors_and_finds_those_without_acc
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Members").click()
         page.get_by_label("Name, e-mail, phone or member number").fill("555-0100")
         page.get_by_role("button", name="Search").click()
+        # the rows are read once the results page has loaded, not while it is arriving
+        expect(page.get_by_test_id("member-row")).to_have_count(1)
         rows = page.get_by_test_id("member-row").all_inner_texts()
-        assert len(rows) == 1
         assert "Ana Lopez" in rows[0]
         assert "+14155550100" in rows[0]
 
         page.get_by_label("Name, e-mail, phone or member number").fill("")
         page.get_by_label("Without customer account").check()
         page.get_by_role("button", name="Search").click()
-        assert (
+        expect(page.get_by_test_id("member-count")).to_contain_text(
             "2 member(s) without a customer account"
-            in page.get_by_test_id("member-count").inner_text()
         )
         rows = page.get_by_test_id("member-row").all_inner_texts()
         assert [r.split("\t")[0] for r in rows] == ["M00001", "M00004"]
