@@ -355,6 +355,18 @@ def _take(
         return taken, next_at, run_id
 
 
+def _look_again_soon(runtime: Runtime, connection_id: int) -> None:
+    """Schedule :func:`last_look_task` for the connection (see it for why)."""
+    with runtime.db.transaction() as session:
+        runtime.jobs.enqueue(
+            session,
+            LAST_LOOK_TASK,
+            {"connection_id": connection_id},
+            delay=outbox.QUIET,
+            dedup_key=f"{LAST_LOOK_TASK}:{connection_id}",
+        )
+
+
 def _release(db: Database, connection_id: int) -> None:
     with db.transaction() as session:
         outbox.release_all(session, connection_id)
@@ -381,6 +393,7 @@ async def push(
             taken, next_at, run_id = await in_thread(_take, runtime.db, connection_id)
             if not taken:
                 if next_at is None:
+                    await in_thread(_look_again_soon, runtime, connection_id)
                     break
                 wait = (next_at - utcnow()).total_seconds()
                 await asyncio.sleep(min(max(wait, 0.01), outbox.MOST_WAIT.total_seconds()))
@@ -422,6 +435,26 @@ async def push(
 def realtime_task(ctx: JobContext, *, connection_id: int) -> None:
     """The job: write one connection's dirty members (see the module's docstring)."""
     asyncio.run(push(Runtime.for_job(ctx), connection_id, should_stop=ctx.stopping.is_set))
+
+
+LAST_LOOK_TASK: Final = "sync.realtime_last_look"
+
+
+@tasks.task(LAST_LOOK_TASK, retry=RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=10.0))
+def last_look_task(ctx: JobContext, *, connection_id: int) -> None:
+    """A second after a connection's job found nothing left: enqueue it again if members
+    wait. The queue refuses a second job for a connection while the first still runs, so
+    an edit committed between the job's last look and its end (closing its connection,
+    being marked done) would otherwise wait for the minute's sweep."""
+    runtime = Runtime.for_job(ctx)
+    with runtime.db.transaction() as session:
+        if outbox.waits(session, connection_id):
+            runtime.jobs.enqueue(
+                session,
+                outbox.TASK,
+                {"connection_id": connection_id},
+                dedup_key=outbox.dedup_key(connection_id),
+            )
 
 
 SWEEP_TASK: Final = "sync.realtime_sweep"

@@ -13,8 +13,9 @@ but also while it is *running*, so a change landing during a write would have no
 The row's ``seq`` moves with every change; the job takes the rows it writes
 (``taken_seq = seq``), and afterwards removes only those whose ``seq`` did not move. A
 row that moved stays, with ``changed_at`` restarted at the first change after the take,
-and the job (still running) goes round again. A row left by a job that ended between its
-last look and its own completion is enqueued again by the one-minute sweep.
+and the job (still running) goes round again. A row marked between the job's last look and
+its own completion has no job of its own: the job schedules a last look a second after it
+ends (``sync.realtime_last_look``), and the one-minute sweep catches anything else.
 
 New members are linked to no customer yet (a full run creates no customers either:
 *Create Account* and *Link* do), so a creation enqueues nothing until a link exists.
@@ -301,6 +302,13 @@ def release_all(session: Session, connection_id: int) -> None:
 def drop(session: Session, connection_id: int) -> None:
     """Forget what waits for a connection that no longer writes in real time."""
     session.execute(delete(RealtimeOutbox).where(RealtimeOutbox.connection_id == connection_id))
+
+
+def waits(session: Session, connection_id: int) -> bool:
+    """Whether any member waits to be written to the connection."""
+    waiting_here = RealtimeOutbox.connection_id == connection_id
+    found = session.scalar(select(RealtimeOutbox.member_id).where(waiting_here).limit(1))
+    return found is not None
 
 
 def dirty_connections(session: Session) -> list[int]:

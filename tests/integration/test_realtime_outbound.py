@@ -445,3 +445,30 @@ def _member_details_run(world: World) -> None:
             return run is not None and run.status == "finished"
 
     wait_until(finished, timeout=15, what="the member-details run")
+
+
+def test_an_edit_saved_just_as_the_previous_write_ends_is_written_within_seconds(
+    world: World,
+) -> None:
+    """The queue refuses a second job for a connection while the first still runs, so an
+    edit committed after the running job's last look (while it closes its connection and
+    is marked done) had no job until the next minute's sweep. Each edit below is saved
+    the moment the previous one has left the outbox, which lands it in that window in
+    some of the rounds; every one must be written within a few seconds."""
+
+    def edit(address: str) -> None:
+        with world.runtime.db.transaction() as session:
+            member = registry.load_member(session, registry.get_member(session, "M00001"))
+            changed = replace(member, email=address)
+            registry.update_member(session, cli_principal(), "M00001", changed)
+
+    edit("round0@example.org")
+    for attempt in range(1, 9):
+        wait_until(lambda: _outbox_empty(world), timeout=5, interval=0.002, what="an empty outbox")
+        address = f"round{attempt}@example.org"
+        edit(address)
+        wait_until(
+            lambda: _outbox_empty(world) and world.contact("M00001")["email"] == address,  # noqa: B023
+            timeout=5,
+            what=f"round {attempt}'s e-mail on SBC",
+        )
