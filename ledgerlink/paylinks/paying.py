@@ -12,8 +12,9 @@ is linked to the customer's member. The approved sale is read back from PayTrace
 put into the payments inbox as PayTrace's record, then posted like any other payment: a
 receipt applied to the invoice, once.
 
-A charge a crash left ``sending`` counts as paid (the page asks only for the rest) until it
-is settled from PayTrace's own record once its lease lapsed
+A charge a crash left ``sending``, or whose request PayTrace did not answer in time
+(``unknown``: the sale may have gone through), counts as paid (the page asks only for the
+rest) until it is settled from PayTrace's own record once its lease lapsed
 (:func:`settle_lapsed_charges`, :mod:`ledgerlink.payments.lapsed_claims`): when the payer
 opens the link, resubmits or reloads the receipt, and every minute from a job. A sale found
 is recorded and posted once, never charged again; none found means nothing was charged,
@@ -408,10 +409,12 @@ def _finish(
     )
 
 
-# -- charges a crash left 'sending' ---------------------------------------------------------
+# -- charges a crash left 'sending', or PayTrace left 'unknown' ------------------------------
 
 #: How the audit chain names a pay-link charge settled after an interruption.
 SETTLED_ACTION = "payment.pay_link.charge.after_interruption"
+#: A charge's states that wait for PayTrace's record once the lease lapsed.
+UNSETTLED = ("sending", "unknown")
 
 
 @dataclass(frozen=True)
@@ -422,12 +425,14 @@ class _Lapsed:
     invoice_number: str
     amount: Money
     profile: str
+    #: sending (a crash) or unknown (PayTrace did not answer in time)
+    status: str
 
 
 def _lapsed(session: Session, before: dt.datetime, invoice_number: str | None) -> list[_Lapsed]:
     query = select(PaymentCharge).where(
         PaymentCharge.idempotency_key.startswith(KEY_PREFIX),
-        PaymentCharge.status == "sending",
+        PaymentCharge.status.in_(UNSETTLED),
         PaymentCharge.requested_at < before,
     )
     if invoice_number is not None:
@@ -440,6 +445,7 @@ def _lapsed(session: Session, before: dt.datetime, invoice_number: str | None) -
             invoice_number=charge.invoice_number,
             amount=Money(charge.amount_minor, charge.currency),
             profile=charge.paytrace_customer_id,
+            status=charge.status,
         )
         for charge in session.scalars(query.order_by(PaymentCharge.id).limit(100))
     ]
@@ -448,11 +454,11 @@ def _lapsed(session: Session, before: dt.datetime, invoice_number: str | None) -
 async def settle_lapsed_charges(
     runtime: Runtime, *, invoice_number: str | None = None
 ) -> Counter[str]:
-    """Settle the pay-link charges (of ``invoice_number``, or all) a crash left ``sending``
-    for longer than the lease, from PayTrace's own record; counts by what became of them
-    (approved, declined, released; ``unread`` when PayTrace could not be asked now, to be
-    asked again; ``taken`` when another settler or the payer's own request got there
-    first). Each is audited with what PayTrace's record showed."""
+    """Settle the pay-link charges (of ``invoice_number``, or all) a crash left ``sending``,
+    or PayTrace's silence ``unknown``, for longer than the lease, from PayTrace's own
+    record; counts by what became of them (approved, declined, released; ``unread`` when
+    PayTrace could not be asked now, to be asked again; ``taken`` when another settler or
+    the payer's own request got there first). Each is audited with what PayTrace's record showed."""
     counts: Counter[str] = Counter()
     before = lapsed_before(runtime)
     lapsed = await reading(runtime.db, lambda session: _lapsed(session, before, invoice_number))
@@ -472,19 +478,31 @@ async def _settle(runtime: Runtime, charge: _Lapsed) -> str:
     finally:
         await targets.aclose()
     amount = f"{charge.amount.format_plain()} {charge.amount.currency}"
+    unanswered = charge.status == "unknown"
     event = None
     record = started.record if started is not None else None
     if started is None or record is None:
         status, transaction_id = "failed", None
-        message = (
-            "Nothing was charged: this payment was interrupted before it reached PayTrace. "
-            "Enter the card again to pay"
-        )
-        finding = (
-            f"The pay-link payment of {amount} for invoice {charge.invoice_number} was "
-            "interrupted before it reached PayTrace: PayTrace has no sale for it, nothing was "
-            "charged, and the payer can pay again with the link"
-        )
+        if unanswered:
+            message = (
+                "Nothing was charged: PayTrace did not answer in time and has no sale for "
+                "this payment. Enter the card again to pay"
+            )
+            finding = (
+                f"PayTrace did not answer the pay-link payment of {amount} for invoice "
+                f"{charge.invoice_number} in time, and has no sale for it: nothing was "
+                "charged, and the payer can pay again with the link"
+            )
+        else:
+            message = (
+                "Nothing was charged: this payment was interrupted before it reached "
+                "PayTrace. Enter the card again to pay"
+            )
+            finding = (
+                f"The pay-link payment of {amount} for invoice {charge.invoice_number} was "
+                "interrupted before it reached PayTrace: PayTrace has no sale for it, nothing "
+                "was charged, and the payer can pay again with the link"
+            )
     elif started.approved:
         status, transaction_id = "approved", record.id
         event = InboundEvent(
@@ -496,19 +514,24 @@ async def _settle(runtime: Runtime, charge: _Lapsed) -> str:
             connection_id=gateway_connection.id,
         )
         message = f"Paid {amount} with card {record.masked_card}"
+        why = (
+            "did not answer in time"
+            if unanswered
+            else "ledgerlink was interrupted before recording it"
+        )
         finding = (
             f"PayTrace took the pay-link payment of {amount} for invoice "
-            f"{charge.invoice_number} (transaction {record.id}) but ledgerlink was interrupted "
-            "before recording it: recorded now from PayTrace's record and posted once; the "
-            "card was not charged again"
+            f"{charge.invoice_number} (transaction {record.id}) but {why}: recorded now "
+            "from PayTrace's record and posted once; the card was not charged again"
         )
     else:
         status, transaction_id = "declined", record.id
         message = _declined(record.status_message)
+        why = "did not answer in time" if unanswered else "ledgerlink was interrupted"
         finding = (
             f"PayTrace declined the card for the pay-link payment of {amount} for invoice "
-            f"{charge.invoice_number} (transaction {record.id}) and ledgerlink was "
-            "interrupted before recording it: recorded now; nothing was charged"
+            f"{charge.invoice_number} (transaction {record.id}) and {why} before recording "
+            "it: recorded now; nothing was charged"
         )
     kept = await in_db_thread(
         lambda: settle_sending_charge(
@@ -521,6 +544,7 @@ async def _settle(runtime: Runtime, charge: _Lapsed) -> str:
             actor=SETTLER.actor,
             action=SETTLED_ACTION,
             finding=finding,
+            was=charge.status,
         )
     )
     if not kept:

@@ -333,15 +333,17 @@ def settle_sending_charge(
     actor: str,
     action: str,
     finding: str,
+    was: str = "sending",
 ) -> bool:
-    """:func:`record_charge_outcome` for a charge a crash left ``sending``, kept only if it
-    is still ``sending`` (a conditional update: of two settlers, or a settler and a payer
-    resubmitting, one records it, so the sale is recorded and queued for posting once).
-    ``finding`` says to finance, in the audit entry, what PayTrace's record showed."""
+    """:func:`record_charge_outcome` for a charge a crash left ``sending`` (or PayTrace's
+    silence ``unknown``: ``was``), kept only if it is still so (a conditional update: of
+    two settlers, or a settler and a payer resubmitting, one records it, so the sale is
+    recorded and queued for posting once). ``finding`` says to finance, in the audit
+    entry, what PayTrace's record showed."""
     with runtime.db.transaction() as session:
         kept = session.scalar(
             update(PaymentCharge)
-            .where(PaymentCharge.id == charge_id, PaymentCharge.status == "sending")
+            .where(PaymentCharge.id == charge_id, PaymentCharge.status == was)
             .values(
                 status=status,
                 transaction_id=transaction_id,

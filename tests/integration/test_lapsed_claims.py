@@ -215,9 +215,16 @@ def pay_link(world: PaymentsWorld) -> PayLink:
     return PayLink(made.path, made.nonce, invoice, made.amount_due)
 
 
-def charge_and_die(world: PaymentsWorld, link: PayLink, amount: Money, clock: ManualClock) -> None:
+def charge_and_die(
+    world: PaymentsWorld,
+    link: PayLink,
+    amount: Money,
+    clock: ManualClock,
+    status: str = "sending",
+) -> None:
     """The charge a payer's request wrote under its attempt's key before calling PayTrace,
-    left 'sending' by the process that died."""
+    left 'sending' by the process that died (or 'unknown': PayTrace did not answer the
+    request in time, so the sale may have gone through)."""
     with world.runtime.db.transaction() as session:
         session.add(
             PaymentCharge(
@@ -227,7 +234,7 @@ def charge_and_die(world: PaymentsWorld, link: PayLink, amount: Money, clock: Ma
                 invoice_number=link.invoice,
                 amount_minor=amount.minor,
                 currency=amount.currency,
-                status="sending",
+                status=status,
                 requested_by=PAYER_ACTOR,
                 requested_at=clock.now(),
             )
@@ -306,6 +313,67 @@ def test_a_pay_link_charge_that_never_reached_paytrace_is_released_and_the_payer
     again = open_page(client, link.path)
     assert again.status == 200
     assert f'value="{link.due.format_plain()}"' in again.text
+    paid = submit(client, link.path, again, hosted_token(world, again.client_key), amount="")
+    assert paid.status_code == 303, paid.text
+    assert len(sales_for(world, link.invoice)) == 1
+    world.process()
+    assert open_balance(world, link.invoice) == Decimal(0)
+
+
+def test_a_pay_link_charge_paytrace_did_not_answer_in_time_is_settled_from_its_record(
+    world: PaymentsWorld, clock: ManualClock, client: Any
+) -> None:
+    """PayTrace took the sale but its answer never came (the request timed out): the
+    charge, 'unknown', and the payer told not to pay again, is recorded from PayTrace's
+    record once the lease lapsed and posted once, instead of staying unknown for good."""
+    link = pay_link(world)
+    page = replace(open_page(client, link.path), attempt=ATTEMPT)
+    charge_and_die(world, link, Money(1000, link.due.currency), clock, status="unknown")
+    took = world.paytrace(
+        "/v1/transactions/sale/pt_protect",
+        {**hosted_token(world, page.client_key), "amount": "10.00", "invoice_id": link.invoice},
+    )
+    assert took["success"], took
+
+    assert asyncio.run(settle_once(world.runtime)) == {}, "inside the lease: left alone"
+    past_the_lease(world, clock)
+    assert asyncio.run(settle_once(world.runtime)) == {"charge_approved": 1}
+    assert asyncio.run(settle_once(world.runtime)) == {}
+
+    charge = the_charge(world, link)
+    assert (charge.status, charge.transaction_id) == ("approved", str(took["transaction_id"]))
+    [found] = audited(world, "payment.pay_link.charge.after_interruption.approved")
+    assert "PayTrace took the pay-link payment of 10.00 USD" in found["finding"]
+    assert "did not answer in time" in found["finding"]
+    world.process()
+    world.poll()  # PayTrace's export brings the same sale: still posted once
+    world.process()
+    before = Decimal(link.due.format_plain())
+    assert open_balance(world, link.invoice) == before - Decimal("10.00")
+    assert len(sales_for(world, link.invoice)) == 1
+
+
+def test_a_pay_link_charge_paytrace_did_not_answer_and_never_made_lets_the_payer_pay(
+    world: PaymentsWorld, clock: ManualClock, client: Any
+) -> None:
+    """The request timed out before PayTrace made a sale: once the lease lapsed the
+    charge is given back with PayTrace's word for it, and the link takes the payment."""
+    link = pay_link(world)
+    charge_and_die(world, link, link.due, clock, status="unknown")
+
+    stuck = open_page(client, link.path)
+    assert stuck.status == 409, "the sale may have gone through: no second payment yet"
+
+    past_the_lease(world, clock)
+    assert asyncio.run(settle_once(world.runtime)) == {"charge_released": 1}
+    charge = the_charge(world, link)
+    assert charge.status == "failed"
+    assert "PayTrace did not answer in time and has no sale" in (charge.message or "")
+    [released] = audited(world, "payment.pay_link.charge.after_interruption.failed")
+    assert "has no sale for it: nothing was charged" in released["finding"]
+
+    again = open_page(client, link.path)
+    assert again.status == 200
     paid = submit(client, link.path, again, hosted_token(world, again.client_key), amount="")
     assert paid.status_code == 303, paid.text
     assert len(sales_for(world, link.invoice)) == 1
