@@ -163,6 +163,9 @@ class PaymentCharge(Base):
     """
 
     __tablename__ = "payment_charges"
+    #: the minutely look for charges left 'sending' or 'unknown' past their lease: few
+    #: among many finished ones
+    __table_args__ = (Index("ix_payment_charges_status", "status", "requested_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
