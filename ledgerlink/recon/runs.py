@@ -31,12 +31,12 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ledgerlink import blocking
@@ -57,6 +57,14 @@ from ledgerlink.store.types import utcnow
 log = structlog.get_logger("ledgerlink.recon.runs")
 
 TRIGGERS = ("cli", "api", "portal", "schedule", "batch_poll", "demo")
+#: A run still "running" this long after it started was stopped with its process (a
+#: SIGKILL, a restart): runs take seconds to minutes, and the next run of the scope
+#: records it as stopped instead of leaving it running on the scope's page for good.
+STOPPED_AFTER = timedelta(hours=1)
+STOPPED_ERROR = (
+    "This run stopped before it finished: the process running it ended (a restart or a "
+    "crash). Nothing it found was kept; the runs after it cover the same data"
+)
 
 
 @dataclass(frozen=True)
@@ -337,6 +345,7 @@ def _start(
             raise ReconRefused(
                 "scope", f"There is no reconciliation scope {scope_id}", missing=True
             )
+        _record_stopped_runs(session, scope_id, utcnow())
         run = ReconRun(
             scope_id=scope_id,
             trigger=trigger,
@@ -351,6 +360,20 @@ def _start(
         session.flush()
         session.expunge(scope)
         return run.id, scope
+
+
+def _record_stopped_runs(session: Session, scope_id: int, now: datetime) -> None:
+    """Runs of the scope left "running" by a process that ended (see STOPPED_AFTER)."""
+    session.execute(
+        update(ReconRun)
+        .where(
+            ReconRun.scope_id == scope_id,
+            ReconRun.status == "running",
+            ReconRun.started_at < now - STOPPED_AFTER,
+        )
+        .values(status="failed", error=STOPPED_ERROR, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _kept_for(db: Any, request: _Request) -> _Kept | None:
