@@ -25,7 +25,8 @@ from ledgerlink.domain.text import control_character_problem
 from ledgerlink.identity.principal import Principal
 from ledgerlink.invoice_requests.gateways import gateway_for_ledger
 from ledgerlink.members.registry import get_member
-from ledgerlink.payments.charges import ChargeRefused, profile_for
+from ledgerlink.payments.charge_outcomes import ChargeRefused
+from ledgerlink.payments.charges import profile_for
 from ledgerlink.payments.targets import PaymentTargets
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit

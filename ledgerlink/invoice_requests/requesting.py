@@ -32,7 +32,8 @@ from ledgerlink.invoice_requests.settling import StartedSale, find_started_sale
 from ledgerlink.paylinks.links import CreatedLink, create_link, in_flight
 from ledgerlink.paylinks.mail import send_link
 from ledgerlink.paylinks.sending import LinkMail, checked_address, email_link
-from ledgerlink.payments.charges import ChargeRefused, ChargeResult, charge_invoice
+from ledgerlink.payments.charge_outcomes import ChargeRefused, ChargeResult
+from ledgerlink.payments.charges import charge_invoice
 from ledgerlink.payments.notify import smtp_connection
 from ledgerlink.payments.problems import PaymentProblem
 from ledgerlink.payments.targets import PaymentTargets

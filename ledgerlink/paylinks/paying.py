@@ -58,11 +58,9 @@ from ledgerlink.paylinks.links import (
 )
 from ledgerlink.paylinks.profiles import link_profile, store_card
 from ledgerlink.paylinks.signed_links import PayLinkRefused
-from ledgerlink.payments.charges import (
-    profile_for,
-    record_charge_outcome,
-    settle_sending_charge,
-)
+from ledgerlink.payments.charge_outcomes import record_charge_outcome, settle_sending_charge
+from ledgerlink.payments.charges import profile_for
+from ledgerlink.payments.earlier_charges import UNSETTLED
 from ledgerlink.payments.hints import READ_BACK
 from ledgerlink.payments.inbox import InboundEvent
 from ledgerlink.payments.lapsed_claims import SETTLER, find_started_sale, lapsed_before
@@ -413,8 +411,6 @@ def _finish(
 
 #: How the audit chain names a pay-link charge settled after an interruption.
 SETTLED_ACTION = "payment.pay_link.charge.after_interruption"
-#: A charge's states that wait for PayTrace's record once the lease lapsed.
-UNSETTLED = ("sending", "unknown")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from ledgerlink.blocking import writing
 from ledgerlink.identity.principal import Principal
 from ledgerlink.paylinks import tokens
-from ledgerlink.payments.charges import ChargeRefused
+from ledgerlink.payments.charge_outcomes import ChargeRefused
 from ledgerlink.payments.targets import OpenLedger
 from ledgerlink.runtime import Runtime
 from ledgerlink.store import audit

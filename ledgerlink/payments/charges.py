@@ -9,11 +9,9 @@ payment enters the inbox as an event and is posted by the same path as any other
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from dataclasses import replace
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,8 +21,14 @@ from ledgerlink.domain.money import Money
 from ledgerlink.identity.principal import Principal
 from ledgerlink.mapping.errors import MappingValueError
 from ledgerlink.mapping.transforms.customer_ids import harmonise
-from ledgerlink.payments.enqueue import request_processing
-from ledgerlink.payments.inbox import InboundEvent, accept
+from ledgerlink.payments.charge_outcomes import (
+    ChargeRefused,
+    ChargeResult,
+    charge_result,
+    record_charge_outcome,
+)
+from ledgerlink.payments.earlier_charges import settle_before_charging
+from ledgerlink.payments.inbox import InboundEvent
 from ledgerlink.payments.level_three import outcome_for, send_for_invoice
 from ledgerlink.payments.profile_charges import charge_profile
 from ledgerlink.payments.targets import OpenLedger, PaymentTargets
@@ -33,43 +37,6 @@ from ledgerlink.store import audit
 from ledgerlink.store.member_models import MemberLinkRow, MemberRow
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentCharge
-from ledgerlink.store.types import utcnow
-
-T = TypeVar("T")
-
-
-class ChargeRefused(ValueError):
-    """The charge was not sent; ``field`` names the input and the message the fix."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-@dataclass(frozen=True)
-class ChargeResult:
-    id: int
-    status: str  # approved | declined | failed | unknown | sending
-    transaction_id: str | None
-    amount: str
-    invoice_number: str
-    message: str
-    repeated: bool = False
-    #: what became of the sale's Level 3 data, in words ("" when no card sale was approved)
-    level_three: str = ""
-
-
-def _result(charge: PaymentCharge, repeated: bool = False) -> ChargeResult:
-    return ChargeResult(
-        id=charge.id,
-        status=charge.status,
-        transaction_id=charge.transaction_id,
-        amount=Money(charge.amount_minor, charge.currency).format_display(),
-        invoice_number=charge.invoice_number,
-        message=charge.message or "",
-        repeated=repeated,
-    )
 
 
 def profile_for(
@@ -141,6 +108,7 @@ async def charge_invoice(
             raise ChargeRefused(
                 "invoice_number", f"Invoice {number} has nothing left to pay; nothing to charge"
             )
+        await settle_before_charging(runtime, gateway_connection, number)
         if amount.strip():
             try:
                 wanted = Money.parse(amount.strip(), invoice.outstanding.currency)
@@ -239,7 +207,8 @@ def _earlier(session: Session, key: str) -> ChargeResult | None:
         return None
     level_three = outcome_for(session, earlier.transaction_id) if earlier.transaction_id else None
     return replace(
-        _result(earlier, repeated=True), level_three=level_three.message if level_three else ""
+        charge_result(earlier, repeated=True),
+        level_three=level_three.message if level_three else "",
     )
 
 
@@ -284,97 +253,6 @@ def _start(
         return None
 
 
-def record_charge_outcome(
-    runtime: Runtime,
-    charge_id: int,
-    *,
-    status: str,
-    transaction_id: str | None,
-    message: str,
-    event: InboundEvent | None,
-    actor: str,
-    action: str,
-    answer: Callable[[Session, PaymentCharge], T],
-) -> T:
-    """Write what PayTrace answered for charge ``charge_id`` in one transaction: its status,
-    transaction and message, the approved sale into the inbox (queued for posting) and the
-    audit entry ``<action>.<status>``; ``answer`` reads the charge back as its caller shows it.
-
-    One function for the operator's stored-card charge and the payer's pay-link charge, so
-    the two cannot drift on how an outcome is kept (the sale posted once, always audited)."""
-    with runtime.db.transaction() as session:
-        charge = session.get(PaymentCharge, charge_id)
-        assert charge is not None
-        charge.status = status
-        charge.transaction_id = transaction_id
-        charge.message = message
-        charge.finished_at = utcnow()
-        _queue_sale(runtime, session, event)
-        audit.record(
-            session,
-            actor=actor,
-            action=f"{action}.{status}",
-            entity_type="payment_charge",
-            entity_id=charge_id,
-            after={"transaction_id": transaction_id, "message": message},
-        )
-        session.flush()
-        return answer(session, charge)
-
-
-def settle_sending_charge(
-    runtime: Runtime,
-    charge_id: int,
-    *,
-    status: str,
-    transaction_id: str | None,
-    message: str,
-    event: InboundEvent | None,
-    actor: str,
-    action: str,
-    finding: str,
-    was: str = "sending",
-) -> bool:
-    """:func:`record_charge_outcome` for a charge a crash left ``sending`` (or PayTrace's
-    silence ``unknown``: ``was``), kept only if it is still so (a conditional update: of
-    two settlers, or a settler and a payer resubmitting, one records it, so the sale is
-    recorded and queued for posting once). ``finding`` says to finance, in the audit
-    entry, what PayTrace's record showed."""
-    with runtime.db.transaction() as session:
-        kept = session.scalar(
-            update(PaymentCharge)
-            .where(PaymentCharge.id == charge_id, PaymentCharge.status == was)
-            .values(
-                status=status,
-                transaction_id=transaction_id,
-                message=message,
-                finished_at=utcnow(),
-            )
-            .returning(PaymentCharge.id)
-            .execution_options(synchronize_session=False)
-        )
-        if kept is None:
-            return False
-        _queue_sale(runtime, session, event)
-        audit.record(
-            session,
-            actor=actor,
-            action=f"{action}.{status}",
-            entity_type="payment_charge",
-            entity_id=charge_id,
-            after={"transaction_id": transaction_id, "message": message, "finding": finding},
-        )
-        return True
-
-
-def _queue_sale(runtime: Runtime, session: Session, event: InboundEvent | None) -> None:
-    """The approved sale into the inbox, queued for posting (once: the inbox keeps one
-    event per transaction)."""
-    if event is not None:
-        accept(session, event)
-        request_processing(runtime.jobs, session)
-
-
 def _finish(
     runtime: Runtime,
     principal: Principal,
@@ -393,5 +271,5 @@ def _finish(
         event=event,
         actor=principal.actor,
         action="payment.charge",
-        answer=lambda _session, charge: _result(charge),
+        answer=lambda _session, charge: charge_result(charge),
     )

@@ -21,7 +21,7 @@ from ledgerlink.mapping.errors import SpecError
 from ledgerlink.members import csv_io, linking
 from ledgerlink.members.registry import MemberNotFound, RegistryConflict
 from ledgerlink.members.search import SearchInvalid
-from ledgerlink.payments.charges import ChargeRefused
+from ledgerlink.payments.charge_outcomes import ChargeRefused
 from ledgerlink.payments.inbox import EventRefused
 from ledgerlink.payments.problems import PaymentProblem
 from ledgerlink.payments.resolutions import ActionRefused

@@ -19,7 +19,8 @@ from ledgerlink import overview
 from ledgerlink.blocking import reading
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.payments import disputes, views
-from ledgerlink.payments.charges import ChargeRefused, charge_invoice
+from ledgerlink.payments.charge_outcomes import ChargeRefused
+from ledgerlink.payments.charges import charge_invoice
 from ledgerlink.payments.gateway_connections import paytrace_connections
 from ledgerlink.payments.inbox import EventRefused
 from ledgerlink.payments.level_three import outcome_for
