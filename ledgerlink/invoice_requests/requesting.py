@@ -32,8 +32,14 @@ from ledgerlink.invoice_requests.settling import StartedSale, find_started_sale
 from ledgerlink.paylinks.links import CreatedLink, create_link, in_flight
 from ledgerlink.paylinks.mail import send_link
 from ledgerlink.paylinks.sending import LinkMail, checked_address, email_link
-from ledgerlink.payments.charge_outcomes import ChargeRefused, ChargeResult
+from ledgerlink.payments.charge_outcomes import (
+    ChargeRefused,
+    ChargeResult,
+    settle_sending_charge,
+)
 from ledgerlink.payments.charges import charge_invoice
+from ledgerlink.payments.earlier_charges import UNSETTLED
+from ledgerlink.payments.lapsed_claims import SETTLER
 from ledgerlink.payments.notify import smtp_connection
 from ledgerlink.payments.problems import PaymentProblem
 from ledgerlink.payments.targets import PaymentTargets
@@ -42,6 +48,7 @@ from ledgerlink.store import audit
 from ledgerlink.store.db import Database
 from ledgerlink.store.invoice_request_models import InvoiceRequest
 from ledgerlink.store.models import Connection
+from ledgerlink.store.payment_models import PaymentCharge
 from ledgerlink.store.types import utcnow
 
 log = structlog.get_logger("ledgerlink.invoice_requests")
@@ -376,6 +383,7 @@ async def _charge(runtime: Runtime, claimed: Claimed) -> str:
             return claimed.state
         # A run before this one was interrupted with the charge sent: PayTrace's record says.
         started = await find_started_sale(runtime, gateway, key)
+        await in_db_thread(functools.partial(_settle_charge_row, runtime, key, started))
         if started is not None:
             return await in_db_thread(functools.partial(_adopted, db, claimed, started))
         key = states.next_charge_key(key)
@@ -417,6 +425,39 @@ def _rekey(db: Database, claimed: Claimed, key: str) -> None:
             .values(charge_key=key)
             .execution_options(synchronize_session=False)
         )
+
+
+def _settle_charge_row(runtime: Runtime, key: str, sale: StartedSale | None) -> None:
+    """The interrupted charge's own row records what PayTrace's record showed, so it stops
+    counting as in flight: a pay link counts a ``sending`` charge as paid, and an
+    operator's charge of the invoice waits for it (``payments/earlier_charges.py``)."""
+    with runtime.db.read() as session:
+        row = session.execute(
+            select(PaymentCharge.id, PaymentCharge.status, PaymentCharge.invoice_number).where(
+                PaymentCharge.idempotency_key == key
+            )
+        ).first()
+    if row is None or row.status not in UNSETTLED:
+        return
+    if sale is None:
+        status, transaction_id = "failed", None
+        message = "Nothing was charged: PayTrace has no sale for this autopay charge"
+    else:
+        status = "approved" if sale.approved else "declined"
+        transaction_id, message = sale.transaction_id, sale.message
+    settle_sending_charge(
+        runtime,
+        row.id,
+        status=status,
+        transaction_id=transaction_id,
+        message=message,
+        event=None,  # the PayTrace poller posts a sale found
+        actor=SETTLER.actor,
+        action="payment.autopay.charge.after_interruption",
+        finding=f"Autopay's charge of invoice {row.invoice_number} was interrupted; "
+        f"PayTrace's record: {message}",
+        was=row.status,
+    )
 
 
 def _adopted(db: Database, claimed: Claimed, sale: StartedSale) -> str:

@@ -135,7 +135,9 @@ def test_autopay_charges_once_when_the_worker_is_killed_mid_charge(
     with world.runtime.db.read() as session:
         [request] = session.scalars(select(InvoiceRequest)).all()
     assert (request.state, request.transaction_id) == ("charged", str(sale["transaction_id"]))
-    assert _charge_status(world, key) == "sending", "the interrupted charge was not sent again"
+    # the interrupted charge records what PayTrace's record showed (its sale, or none when
+    # uvicorn dropped the dead worker's request), so it no longer counts as in flight
+    assert _charge_status(world, key) in ("approved", "failed")
     world.poll()  # PayTrace's record of the one sale is posted to the invoice
     world.process()
     assert open_balance(world, invoice) == Decimal(0)

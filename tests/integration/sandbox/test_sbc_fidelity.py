@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from ledgerlink.sandbox.sbc import SbcConfig, conformance
 from tests.support.asgi_server import serve_in_thread
+from tests.support.postgres import _free_port
 from tests.support.sbc import SbcClient, sbc_client
 from tests.support.server import cli_env
 from tests.support.waiting import wait_until
@@ -204,10 +205,11 @@ def test_a_sandbox_started_from_the_command_line_is_checked_too(tmp_path: Path) 
     assert conformance.enabled()  # the suite's harness turned it on
     env = cli_env({"LEDGERLINK_VAR_DIR": str(tmp_path / "var")})
     command = [sys.executable, "-m", "ledgerlink.cli", "sandbox", "serve", "sbc"]
-    command += ["--port", "9461", "--set", "auto_approve=true", "--set", "seed_people=0"]
+    port = _free_port()  # not a fixed one: a soak or a demo may hold it
+    command += ["--port", str(port), "--set", "auto_approve=true", "--set", "seed_people=0"]
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        base_url = "http://127.0.0.1:9461"
+        base_url = f"http://127.0.0.1:{port}"
         wait_until(
             lambda: _answers(f"{base_url}/_sandbox/state"),
             timeout=30,
