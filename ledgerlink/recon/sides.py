@@ -48,6 +48,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledgerlink.blocking import in_db_thread, writing
@@ -213,13 +214,27 @@ def _upsert(
             select(model).where(model.scope_id == scope_id, column.in_(chunk))
         ):
             existing[getattr(found, key)] = found
-    new = 0
     now = utcnow()
-    for value, row in by_key.items():
-        found = existing.get(value)
-        if found is None:
-            session.add(model(scope_id=scope_id, read_at=now, **row))
-            new += 1
+    missing = [value for value in by_key if value not in existing]
+    try:
+        with session.begin_nested():
+            session.add_all(
+                model(scope_id=scope_id, read_at=now, **by_key[value]) for value in missing
+            )
+            session.flush()
+    except IntegrityError:
+        # Another read of this scope (a run from the portal while a worker's run reads
+        # too) stored some of these rows since they were looked up: take those as found
+        # and add only the rest.
+        for found in session.scalars(
+            select(model).where(model.scope_id == scope_id, column.in_(missing))
+        ):
+            existing[getattr(found, key)] = found
+        missing = [value for value in missing if value not in existing]
+        session.add_all(model(scope_id=scope_id, read_at=now, **by_key[value]) for value in missing)
+    for value, found in existing.items():
+        row = by_key.get(value)
+        if row is None:
             continue
         for name, item in row.items():
             if item is None and getattr(found, name) is not None:
@@ -227,7 +242,7 @@ def _upsert(
             if getattr(found, name) != item:
                 setattr(found, name, item)
         found.read_at = now
-    return new
+    return len(missing)
 
 
 def _chargeback_rows(session: Session, gateway_id: int) -> list[dict[str, Any]]:
