@@ -39,7 +39,7 @@ from ledgerlink.payments.charge_outcomes import (
 )
 from ledgerlink.payments.charges import charge_invoice
 from ledgerlink.payments.earlier_charges import UNSETTLED
-from ledgerlink.payments.lapsed_claims import SETTLER
+from ledgerlink.payments.lapsed_claims import SETTLER, outcome_from_record
 from ledgerlink.payments.notify import smtp_connection
 from ledgerlink.payments.problems import PaymentProblem
 from ledgerlink.payments.targets import PaymentTargets
@@ -439,12 +439,9 @@ def _settle_charge_row(runtime: Runtime, key: str, sale: StartedSale | None) -> 
         ).first()
     if row is None or row.status not in UNSETTLED:
         return
-    if sale is None:
-        status, transaction_id = "failed", None
-        message = "Nothing was charged: PayTrace has no sale for this autopay charge"
-    else:
-        status = "approved" if sale.approved else "declined"
-        transaction_id, message = sale.transaction_id, sale.message
+    status, transaction_id, message = outcome_from_record(
+        sale, "Nothing was charged: PayTrace has no sale for this autopay charge"
+    )
     settle_sending_charge(
         runtime,
         row.id,

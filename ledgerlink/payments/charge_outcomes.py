@@ -86,15 +86,8 @@ def record_charge_outcome(
         charge.transaction_id = transaction_id
         charge.message = message
         charge.finished_at = utcnow()
-        _queue_sale(runtime, session, event)
-        audit.record(
-            session,
-            actor=actor,
-            action=f"{action}.{status}",
-            entity_type="payment_charge",
-            entity_id=charge_id,
-            after={"transaction_id": transaction_id, "message": message},
-        )
+        after = {"transaction_id": transaction_id, "message": message}
+        _queue_and_audit(runtime, session, charge_id, event, actor, f"{action}.{status}", after)
         session.flush()
         return answer(session, charge)
 
@@ -132,21 +125,30 @@ def settle_sending_charge(
         )
         if kept is None:
             return False
-        _queue_sale(runtime, session, event)
-        audit.record(
-            session,
-            actor=actor,
-            action=f"{action}.{status}",
-            entity_type="payment_charge",
-            entity_id=charge_id,
-            after={"transaction_id": transaction_id, "message": message, "finding": finding},
-        )
+        after = {"transaction_id": transaction_id, "message": message, "finding": finding}
+        _queue_and_audit(runtime, session, charge_id, event, actor, f"{action}.{status}", after)
         return True
 
 
-def _queue_sale(runtime: Runtime, session: Session, event: InboundEvent | None) -> None:
+def _queue_and_audit(
+    runtime: Runtime,
+    session: Session,
+    charge_id: int,
+    event: InboundEvent | None,
+    actor: str,
+    action: str,
+    after: dict[str, str | None],
+) -> None:
     """The approved sale into the inbox, queued for posting (once: the inbox keeps one
-    event per transaction)."""
+    event per transaction), and the outcome into the audit chain."""
     if event is not None:
         accept(session, event)
         request_processing(runtime.jobs, session)
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        entity_type="payment_charge",
+        entity_id=charge_id,
+        after=after,
+    )

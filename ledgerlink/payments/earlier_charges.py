@@ -25,7 +25,12 @@ from ledgerlink.blocking import in_db_thread, reading
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.domain.money import Money
 from ledgerlink.payments.charge_outcomes import ChargeRefused, settle_sending_charge
-from ledgerlink.payments.lapsed_claims import SETTLER, find_started_sale, lapsed_before
+from ledgerlink.payments.lapsed_claims import (
+    SETTLER,
+    find_started_sale,
+    lapsed_before,
+    outcome_from_record,
+)
 from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentCharge
@@ -111,17 +116,15 @@ async def _settle(
             "again once PayTrace answers",
         ) from None
     amount = f"{charge.amount.format_plain()} {charge.amount.currency}"
+    status, transaction_id, message = outcome_from_record(
+        started, "Nothing was charged: PayTrace has no sale for this charge"
+    )
     if started is None:
-        status, transaction_id = "failed", None
-        message = "Nothing was charged: PayTrace has no sale for this charge"
         finding = (
             f"PayTrace has no sale for the charge of {amount} for invoice {invoice_number} "
             f"(left {charge.status}): nothing was charged, so the invoice could be charged again"
         )
     else:
-        status = "approved" if started.approved else "declined"
-        transaction_id = started.transaction_id
-        message = started.message
         finding = (
             f"PayTrace's record shows the charge of {amount} for invoice {invoice_number} "
             f"(left {charge.status}) as transaction {started.transaction_id}: {message}"

@@ -53,6 +53,14 @@ class StartedSale:
     record: CardTransaction | None = None
 
 
+def outcome_from_record(started: StartedSale | None, nothing: str) -> tuple[str, str | None, str]:
+    """What a charge without an outcome ends as, from PayTrace's record: (status,
+    transaction id, message); ``nothing`` is the message when PayTrace has no sale."""
+    if started is None:
+        return "failed", None, nothing
+    return ("approved" if started.approved else "declined"), started.transaction_id, started.message
+
+
 @dataclass(frozen=True)
 class _Charge:
     invoice_number: str

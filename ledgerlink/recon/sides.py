@@ -216,33 +216,45 @@ def _upsert(
             existing[getattr(found, key)] = found
     now = utcnow()
     missing = [value for value in by_key if value not in existing]
-    try:
-        with session.begin_nested():
-            session.add_all(
-                model(scope_id=scope_id, read_at=now, **by_key[value]) for value in missing
-            )
-            session.flush()
-    except IntegrityError:
-        # Another read of this scope (a run from the portal while a worker's run reads
-        # too) stored some of these rows since they were looked up: take those as found
-        # and add only the rest.
-        for found in session.scalars(
-            select(model).where(model.scope_id == scope_id, column.in_(missing))
-        ):
-            existing[getattr(found, key)] = found
-        missing = [value for value in missing if value not in existing]
-        session.add_all(model(scope_id=scope_id, read_at=now, **by_key[value]) for value in missing)
+    if missing:  # a read that finds every row stored already needs no savepoint
+        missing = _insert_new(session, model, scope_id, key, by_key, missing, existing, now)
     for value, found in existing.items():
-        row = by_key.get(value)
-        if row is None:
-            continue
-        for name, item in row.items():
+        for name, item in by_key[value].items():
             if item is None and getattr(found, name) is not None:
                 continue
             if getattr(found, name) != item:
                 setattr(found, name, item)
         found.read_at = now
     return len(missing)
+
+
+def _insert_new(
+    session: Session,
+    model: Any,
+    scope_id: int,
+    key: str,
+    by_key: dict[Any, dict[str, Any]],
+    missing: list[Any],
+    existing: dict[Any, Any],
+    now: datetime,
+) -> list[Any]:
+    """Insert the ``missing`` rows under a savepoint; returns those inserted. Rows another
+    read of this scope stored since they were looked up (a run from the portal while a
+    worker's run reads too) are added to ``existing``, to be updated, instead."""
+    try:
+        with session.begin_nested():
+            session.add_all(model(scope_id=scope_id, read_at=now, **by_key[v]) for v in missing)
+            session.flush()
+        return missing
+    except IntegrityError:
+        column = getattr(model, key)
+        for found in session.scalars(
+            select(model).where(model.scope_id == scope_id, column.in_(missing))
+        ):
+            existing[getattr(found, key)] = found
+        rest = [value for value in missing if value not in existing]
+        session.add_all(model(scope_id=scope_id, read_at=now, **by_key[v]) for v in rest)
+        return rest
 
 
 def _chargeback_rows(session: Session, gateway_id: int) -> list[dict[str, Any]]:
