@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, aliased
 from ledgerlink.clock import SYSTEM_CLOCK, Clock
 from ledgerlink.jobs.port import JobHealth, JobInfo, JobStatus, check_enqueue
 from ledgerlink.jobs.registry import (
+    MAX_STALLS,
     PERIODIC_MARK,
     PERIODIC_TIMESTAMP,
     Jitter,
@@ -139,6 +140,7 @@ class EmbeddedJobQueue:
                 attempts=job.attempts,
                 run_at=job.run_at,
                 last_error=job.last_error,
+                stalls=job.stalls,
             )
 
 
@@ -438,11 +440,13 @@ class EmbeddedRunner:
 
     def _failed(self, job: _Claimed, exc: Exception, bound: Any) -> None:
         error = _describe(exc)
+        spec = tasks.get(job.task)
         if job.attempt >= job.max_attempts:
             bound.error("job.failed", error=error, final=True)
             self._finish_failed(job, error)
+            if spec is not None:
+                spec.given_up(self.db, job.args, error)
             return
-        spec = tasks.get(job.task)
         delay = spec.retry.delay_for(job.attempt, self.rng) if spec else 0.0
         self._requeue(job, self.clock.now() + timedelta(seconds=delay), last_error=error)
         bound.warning("job.failed", error=error, final=False, retry_in_seconds=round(delay, 3))
@@ -546,18 +550,43 @@ class EmbeddedRunner:
             log.warning("jobs.heartbeat_cleanup_error", error=_describe(exc))
 
     def _requeue_expired(self) -> None:
-        """Put back jobs whose runner stopped renewing their lease (killed, hung, lost)."""
+        """Put back jobs whose runner stopped renewing their lease (killed, hung, lost).
+
+        A resumable task's run goes back uncounted (its checkpoint kept what it did), as a
+        graceful hand-back does; any other's counted as the attempt it was."""
         now = self.clock.now()
         with self.db.read() as session:
             expired = session.execute(
-                select(Job.id, Job.task, Job.attempts, Job.max_attempts, Job.locked_by)
+                select(
+                    Job.id,
+                    Job.task,
+                    Job.args,
+                    Job.attempts,
+                    Job.max_attempts,
+                    Job.stalls,
+                    Job.locked_by,
+                )
                 .where(Job.status == "running", Job.lease_expires_at < now)
                 .limit(50)
             ).all()
         for row in expired:
-            final = row.attempts >= row.max_attempts
+            spec = tasks.get(row.task)
+            stalls = row.stalls + 1
+            if spec is not None and spec.resumable:
+                final = stalls >= MAX_STALLS
+            else:
+                final = spec is None or row.attempts >= row.max_attempts
+            uncounted = spec is not None and spec.resumable and not final
             error = (
-                f"worker {row.locked_by} stopped renewing its lease during attempt "
+                f"worker {row.locked_by} stopped renewing its lease (killed or hung): "
+                f"{stalls} time(s) so far"
+                + (
+                    f"; a job that never outlives its worker fails after {MAX_STALLS}"
+                    if final
+                    else ""
+                )
+                if spec is not None and spec.resumable
+                else f"worker {row.locked_by} stopped renewing its lease during attempt "
                 f"{row.attempts} (killed or hung)"
             )
             values: dict[str, Any] = {
@@ -565,25 +594,33 @@ class EmbeddedRunner:
                 "locked_by": None,
                 "lease_expires_at": None,
                 "last_error": error,
+                "stalls": stalls,
             }
             if final:
                 values["finished_at"] = now
             else:
                 values["run_at"] = now
+            if uncounted:
+                values["attempts"] = Job.attempts - 1
             with self.db.transaction() as session:
                 taken = session.execute(
                     update(Job)
                     .where(Job.id == row.id, Job.status == "running", Job.lease_expires_at < now)
                     .values(**values)
                 )
-            if taken.rowcount == 1:  # type: ignore[attr-defined]
-                log.warning(
-                    "job.lease_expired",
-                    job_id=row.id,
-                    task=row.task,
-                    attempt=row.attempts,
-                    final=final,
-                )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            if final and spec is not None:
+                spec.given_up(self.db, dict(row.args or {}), error)
+            log.warning(
+                "job.lease_expired",
+                job_id=row.id,
+                task=row.task,
+                attempt=row.attempts - (1 if uncounted else 0),
+                stalls=stalls,
+                counted=not uncounted,
+                final=final,
+            )
 
     def _load_last_ticks(self) -> None:
         with self.db.read() as session:

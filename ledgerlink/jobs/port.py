@@ -52,6 +52,8 @@ class JobInfo:
     attempts: int  # runs started so far, the one under way included
     run_at: datetime | None
     last_error: str | None
+    #: Runs whose worker died under them (a resumable job's are not in ``attempts``).
+    stalls: int = 0
 
 
 class JobQueue(Protocol):

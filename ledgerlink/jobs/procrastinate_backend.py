@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.jobs.port import JobHealth, JobInfo, JobStatus, check_enqueue
 from ledgerlink.jobs.registry import (
+    MAX_STALLS,
     PERIODIC_MARK,
     PERIODIC_TIMESTAMP,
     Jitter,
@@ -183,7 +184,7 @@ class ProcrastinateJobQueue:
             row = session.execute(
                 text(
                     "SELECT j.id, j.task_name, j.status::text, j.attempts, j.scheduled_at, "
-                    "e.error FROM procrastinate_jobs j "
+                    "e.error, e.stalls FROM procrastinate_jobs j "
                     "LEFT JOIN job_errors e ON e.job_id = j.id WHERE j.id = :id"
                 ),
                 {"id": job_id},
@@ -200,6 +201,7 @@ class ProcrastinateJobQueue:
             attempts=int(row[3]) + running,
             run_at=row[4],
             last_error=row[5],
+            stalls=int(row[6] or 0),
         )
 
 
@@ -379,6 +381,8 @@ def _runner_for(
             final = attempt >= spec.retry.max_attempts
             (bound.error if final else bound.warning)("job.failed", error=error, final=final)
             record_error(db, job.id, spec.name, attempt, error)
+            if final:
+                spec.given_up(db, args, error)
             raise
         bound.info("job.succeeded")
 
@@ -413,19 +417,26 @@ def first_job_of_tick(db: Database, task: str, schedule: str, stamp: int) -> int
     return int(found) if found is not None else None
 
 
-def record_error(db: Database, job_id: int, task: str, attempt: int, error: str) -> None:
-    """Keep the latest error of a job where operators can read it."""
-    values = {
+def record_error(
+    db: Database, job_id: int, task: str, attempt: int, error: str, stalls: int | None = None
+) -> None:
+    """Keep the latest error of a job where operators can read it (and, after a stall, the
+    job's count of them)."""
+    values: dict[str, Any] = {
         "job_id": job_id,
         "task": task,
         "attempt": attempt,
         "error": error,
         "at": datetime.now(UTC),
     }
+    kept = ["task", "attempt", "error", "at"]
+    if stalls is not None:
+        values["stalls"] = stalls
+        kept.append("stalls")
     statement = pg_insert(JobError).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[JobError.job_id],
-        set_={k: statement.excluded[k] for k in ("task", "attempt", "error", "at")},
+        set_={k: statement.excluded[k] for k in kept},
     )
     try:
         with db.transaction() as session:
@@ -454,34 +465,62 @@ async def recover_stalled_jobs(app: procrastinate.App, settings: Settings, db: D
                 seconds_since_heartbeat=settings.job_lease_seconds
             )
             for job in stalled:
-                assert job.id is not None
-                spec = tasks.get(job.task_name)
-                attempt = job.attempts + 1
-                final = spec is None or attempt >= spec.retry.max_attempts
-                error = f"worker stopped sending heartbeats during attempt {attempt}"
-                try:
-                    if final:
-                        await app.job_manager.finish_job_by_id_async(
-                            job_id=job.id,
-                            status=procrastinate_jobs.Status.FAILED,
-                            delete_job=False,
-                        )
-                    else:
-                        await app.job_manager.retry_job(job)
-                except procrastinate_exceptions.ConnectorException:
-                    continue  # it moved on meanwhile (finished late, or retried)
-                await asyncio.to_thread(record_error, db, job.id, job.task_name, attempt, error)
-                recovered += 1
-                log.warning(
-                    "job.stalled_recovered",
-                    job_id=job.id,
-                    task=job.task_name,
-                    attempt=attempt,
-                    final=final,
-                )
+                if await _recover(app, db, job):
+                    recovered += 1
         finally:
             await lock_conn.execute("SELECT pg_advisory_unlock(%s)", (RECOVERY_LOCK,))
     return recovered
+
+
+async def _recover(app: procrastinate.App, db: Database, job: procrastinate_jobs.Job) -> bool:
+    """Queue one stalled job again, or fail it for good; False when it moved on meanwhile.
+
+    A resumable task's run goes back uncounted (its checkpoint kept what it did), as a
+    graceful hand-back does; any other's counts as an attempt."""
+    assert job.id is not None
+    spec = tasks.get(job.task_name)
+    stalls = await asyncio.to_thread(stalls_of, db, job.id) + 1
+    final = spec is None or spec.stall_is_final(job.attempts, stalls)
+    uncounted = spec is not None and spec.resumable and not final
+    attempt = job.attempts + (0 if uncounted else 1)
+    error = (
+        f"the worker running it stopped sending heartbeats (killed or hung): {stalls} "
+        f"time(s) so far"
+        + (f"; a job that never outlives its worker fails after {MAX_STALLS}" if final else "")
+        if spec is not None and spec.resumable
+        else f"worker stopped sending heartbeats during attempt {attempt}"
+    )
+    try:
+        if final:
+            await app.job_manager.finish_job_by_id_async(
+                job_id=job.id, status=procrastinate_jobs.Status.FAILED, delete_job=False
+            )
+        elif uncounted:
+            await app.connector.execute_query_one_async(HAND_BACK_QUERY, job_id=job.id)
+        else:
+            await app.job_manager.retry_job(job)
+    except (procrastinate_exceptions.ConnectorException, procrastinate_exceptions.NoResult):
+        return False  # it moved on meanwhile (finished late, or retried)
+    await asyncio.to_thread(record_error, db, job.id, job.task_name, attempt, error, stalls)
+    if final and spec is not None:
+        await asyncio.to_thread(spec.given_up, db, dict(job.task_kwargs), error)
+    log.warning(
+        "job.stalled_recovered",
+        job_id=job.id,
+        task=job.task_name,
+        attempt=attempt,
+        stalls=stalls,
+        counted=not uncounted,
+        final=final,
+    )
+    return True
+
+
+def stalls_of(db: Database, job_id: int) -> int:
+    """How many runs of the job its worker did not live through so far."""
+    with db.read() as session:
+        found = session.get(JobError, job_id)
+        return found.stalls if found is not None else 0
 
 
 def run_worker(

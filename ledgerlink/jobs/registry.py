@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import structlog
 from croniter import croniter
 
 if TYPE_CHECKING:
     from ledgerlink.settings import Settings
     from ledgerlink.store.db import Database
+
+_log = structlog.get_logger("ledgerlink.jobs")
 
 #: Keys the back-ends add to the arguments of a periodic job; tasks never see them.
 PERIODIC_MARK = "_periodic"
@@ -107,6 +110,15 @@ class JobContext:
 
 TaskFunction = Callable[..., None]
 F = TypeVar("F", bound=TaskFunction)
+#: Called once a job has failed for good, with its arguments and the last error: a task
+#: whose job stands for a row users watch (a sync run, a bulk link run) marks it failed
+#: there, or the row would show "running" for ever.
+GiveUp = Callable[["Database", dict[str, Any], str], None]
+
+#: A resumable job's runs cut short by its worker dying are not counted as attempts, but
+#: not without end either: a job that takes its worker down every time (out of memory on
+#: one huge page) fails after this many.
+MAX_STALLS = 25
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,30 @@ class TaskSpec:
     func: TaskFunction
     retry: RetryPolicy
     queue: str
+    #: The task keeps its own checkpoint (a sync run's pages, a bulk run's items), so a run
+    #: its worker did not live through (SIGKILL, OOM, power loss) cost nothing but time:
+    #: it is queued again uncounted, as a graceful hand-back is, up to MAX_STALLS times.
+    #: Without it a long sync in a fleet whose workers get restarted now and then runs out
+    #: of attempts without ever failing.
+    resumable: bool = False
+    on_given_up: GiveUp | None = None
+
+    def stall_is_final(self, attempts_before: int, stalls: int) -> bool:
+        """Whether a run its worker did not live through ends the job (``attempts_before``
+        runs had ended before it; ``stalls`` counts this one)."""
+        if self.resumable:
+            return stalls >= MAX_STALLS
+        return attempts_before + 1 >= self.retry.max_attempts
+
+    def given_up(self, db: Database, args: dict[str, Any], error: str) -> None:
+        """Tell the task its job failed for good (see :data:`GiveUp`); a failure to do so is
+        logged, never raised: the job's own bookkeeping comes first."""
+        if self.on_given_up is None:
+            return
+        try:
+            self.on_given_up(db, {k: v for k, v in args.items() if k not in RESERVED_ARGS}, error)
+        except Exception as exc:
+            _log.warning("job.given_up_hook_failed", task=self.name, error=repr(exc)[:500])
 
 
 @dataclass(frozen=True)
@@ -137,9 +173,16 @@ class TaskRegistry:
         self._periodic: dict[str, PeriodicSchedule] = {}
 
     def task(
-        self, name: str, *, retry: RetryPolicy = RetryPolicy(), queue: str = "default"
+        self,
+        name: str,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        queue: str = "default",
+        resumable: bool = False,
+        on_given_up: GiveUp | None = None,
     ) -> Callable[[F], F]:
-        """Register ``func(ctx, **args)`` as the task ``name``."""
+        """Register ``func(ctx, **args)`` as the task ``name`` (see :class:`TaskSpec` for
+        ``resumable`` and ``on_given_up``)."""
 
         def register(func: F) -> F:
             existing = self._tasks.get(name)
@@ -148,7 +191,14 @@ class TaskRegistry:
                     f"job task {name!r} is already registered by {_origin(existing.func)}"
                 )
             # Same origin: a module imported again (reload); the newer function wins.
-            self._tasks[name] = TaskSpec(name=name, func=func, retry=retry, queue=queue)
+            self._tasks[name] = TaskSpec(
+                name=name,
+                func=func,
+                retry=retry,
+                queue=queue,
+                resumable=resumable,
+                on_given_up=on_given_up,
+            )
             return func
 
         if not name or len(name) > 128:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypedDict
+from typing import Any, Final, TypedDict
 
 import structlog
 from sqlalchemy import func, insert, select, update
@@ -450,7 +450,18 @@ def _run_connection(db: Database, run_id: int) -> tuple[Connection | None] | Non
         return (connection,)
 
 
-@tasks.task(TASK, retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0))
+def _given_up(db: Database, args: dict[str, Any], error: str) -> None:
+    """The run's job failed for good: the run shows it interrupted, with why; "Retry"
+    (or starting it again) goes on with the members still pending."""
+    _finish(db, int(args["run_id"]), error=f"the job running this link was given up: {error}")
+
+
+@tasks.task(
+    TASK,
+    retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0),
+    resumable=True,  # each member's outcome is committed as it is known
+    on_given_up=_given_up,
+)
 def bulk_link_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
     """The job: open the run's ledger and work through its pending items."""
     asyncio.run(

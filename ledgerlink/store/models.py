@@ -179,6 +179,8 @@ class Job(Base):
     run_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    #: Runs whose runner died under them; a resumable job's do not count as attempts.
+    stalls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_by: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -222,6 +224,9 @@ class JobError(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Runs its worker did not live through (SIGKILL, OOM): a resumable job's are not
+    #: attempts, so they are counted here against MAX_STALLS.
+    stalls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AuditEntry(Base):

@@ -431,7 +431,11 @@ async def push(
     return summary
 
 
-@tasks.task(outbox.TASK, retry=RetryPolicy(max_attempts=8, base_delay=1.0, max_delay=60.0))
+@tasks.task(
+    outbox.TASK,
+    retry=RetryPolicy(max_attempts=8, base_delay=1.0, max_delay=60.0),
+    resumable=True,  # a member leaves the outbox only once written
+)
 def realtime_task(ctx: JobContext, *, connection_id: int) -> None:
     """The job: write one connection's dirty members (see the module's docstring)."""
     asyncio.run(push(Runtime.for_job(ctx), connection_id, should_stop=ctx.stopping.is_set))

@@ -9,10 +9,12 @@ the one callers import, and it registers the job.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from ledgerlink.identity.principal import job_principal
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
 from ledgerlink.runtime import Runtime
+from ledgerlink.store.db import Database
 from ledgerlink.sync.execution import (
     PAGE,
     Execution,
@@ -28,6 +30,7 @@ from ledgerlink.sync.starting import (
     SettingsInvalid,
     SyncError,
     SyncRunNotFound,
+    give_up,
     ledger_connection,
     policies_of,
     request_cancel,
@@ -38,7 +41,17 @@ from ledgerlink.sync.starting import (
 )
 
 
-@tasks.task(TASK, retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0))
+def _given_up(db: Database, args: dict[str, Any], error: str) -> None:
+    with db.transaction() as session:
+        give_up(session, int(args["run_id"]), error)
+
+
+@tasks.task(
+    TASK,
+    retry=RetryPolicy(max_attempts=5, base_delay=10.0, max_delay=300.0),
+    resumable=True,  # page by page, each page's checkpoint committed with it
+    on_given_up=_given_up,
+)
 def sync_task(ctx: JobContext, *, run_id: int, actor: str) -> None:
     """The job: execute the run (resuming if interrupted)."""
     asyncio.run(

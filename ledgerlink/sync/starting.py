@@ -282,3 +282,28 @@ def request_cancel(session: Session, principal: Principal, run_id: int) -> SyncR
         entity_id=run_id,
     )
     return run
+
+
+def give_up(session: Session, run_id: int, error: str) -> SyncRun | None:
+    """The run's job failed for good (out of attempts, or its worker kept dying): a run
+    still queued or running ends failed and says why, instead of showing "running" for
+    ever. None when the run is gone or had already ended."""
+    run = session.get(SyncRun, run_id)
+    if run is None or run.status not in ACTIVE:
+        return None
+    run.status = "failed"
+    run.error = (
+        f"the job running this sync was given up: {error}. Start the sync again: it "
+        "picks up from what the ledger and the registry now agree on, so no member is "
+        "written twice."
+    )
+    run.finished_at = utcnow()
+    audit.record(
+        session,
+        actor="system",
+        action="sync.failed",
+        entity_type="sync_run",
+        entity_id=run_id,
+        after={"counts": run.counts, "error": run.error},
+    )
+    return run

@@ -15,7 +15,7 @@ from sqlalchemy import insert, text, update
 from ledgerlink.clock import ManualClock
 from ledgerlink.jobs.builtin import prune
 from ledgerlink.jobs.port import JobHealth, JobQueue, job_queue
-from ledgerlink.jobs.registry import JobContext, load_task_modules, tasks
+from ledgerlink.jobs.registry import MAX_STALLS, JobContext, load_task_modules, tasks
 from ledgerlink.jobs.ticks import due_tick
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
@@ -26,6 +26,7 @@ from tests.support.job_tasks import (
     create_effects_table,
     effects,
     effects_of,
+    leave_as_a_killed_worker_would,
     worker_thread,
 )
 from tests.support.waiting import wait_until
@@ -385,3 +386,43 @@ def test_a_long_job_hands_back_when_the_runner_stops_and_resumes_uncounted(
         wait_until(lambda: status_of(queue, job_id) == "succeeded", timeout=15, what="resume")
     finished = effects_of(db, "long", "finished")
     assert [(e.job_id, e.attempt) for e in finished] == [(job_id, 1)]  # not counted
+
+
+def test_a_resumable_job_whose_worker_died_runs_again_without_spending_an_attempt(
+    job_settings: Settings, db: Database, queue: JobQueue, backend: str
+) -> None:
+    """A long sync or bulk link keeps its checkpoint, so a worker killed under it (a
+    deploy, the OOM killer) costs no attempt: the job, allowed a single attempt here,
+    runs again to the end instead of failing for good."""
+    job_id = enqueue(db, queue, "test.resumable", args={"label": "survivor"})
+    assert job_id is not None
+    leave_as_a_killed_worker_would(db, backend, job_id, "test.resumable")
+    with worker_thread(job_settings):
+        wait_until(lambda: status_of(queue, job_id) == "succeeded", timeout=20, what="the re-run")
+    assert [(e.event, e.attempt) for e in effects_of(db, "survivor")] == [("finished", 1)]
+    info = queue.get(job_id)
+    assert info is not None
+    assert (info.attempts, info.stalls) == (1, 1)
+    assert info.last_error is not None
+    assert "killed or hung" in info.last_error
+
+
+def test_a_resumable_job_that_never_outlives_its_worker_fails_and_its_run_says_so(
+    job_settings: Settings, db: Database, queue: JobQueue, backend: str
+) -> None:
+    """A job that takes its worker down every time is not sent round for ever: at the
+    stall limit it fails, and its task hears of it (a sync run is marked failed)."""
+    job_id = enqueue(db, queue, "test.resumable", args={"label": "doomed"})
+    assert job_id is not None
+    leave_as_a_killed_worker_would(
+        db, backend, job_id, "test.resumable", earlier_stalls=MAX_STALLS - 1
+    )
+    with worker_thread(job_settings):
+        wait_until(lambda: status_of(queue, job_id) == "failed", timeout=20, what="the failure")
+        wait_until(lambda: effects_of(db, "doomed", "given_up"), timeout=10, what="the hook")
+    assert not effects_of(db, "doomed", "finished")
+    info = queue.get(job_id)
+    assert info is not None
+    assert info.stalls == MAX_STALLS
+    assert info.last_error is not None
+    assert f"fails after {MAX_STALLS}" in info.last_error

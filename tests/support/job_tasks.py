@@ -14,13 +14,27 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from ledgerlink.jobs.registry import JobContext, JobInterrupted, RetryPolicy, tasks
 from ledgerlink.settings import Settings
 from ledgerlink.store.db import Database
+from ledgerlink.store.models import Job, JobError
 
 TASK_MODULE = "tests.support.job_tasks"
 
@@ -121,6 +135,30 @@ def until_stopped(ctx: JobContext, *, label: str) -> None:
     raise JobInterrupted
 
 
+def _given_up(db: Database, args: dict[str, Any], error: str) -> None:
+    """What a run row's task does once its job failed for good: here, leave an effect."""
+    with db.transaction() as session:
+        session.execute(
+            insert(effects).values(
+                label=args["label"],
+                event="given_up",
+                job_id=0,
+                attempt=0,
+                at=time.time(),
+                pid=os.getpid(),
+            )
+        )
+
+
+@tasks.task(
+    "test.resumable", retry=RetryPolicy(max_attempts=1), resumable=True, on_given_up=_given_up
+)
+def resumable(ctx: JobContext, *, label: str) -> None:
+    """A job with its own checkpoint, allowed one attempt: only its worker dying under it
+    may send it round again."""
+    _note(ctx, label, "finished")
+
+
 @tasks.task("test.tick")
 def tick(ctx: JobContext, *, label: str = "tick") -> None:
     stamp = ctx.scheduled_for.isoformat() if ctx.scheduled_for else None
@@ -132,6 +170,44 @@ class MaxJitter:
 
     def uniform(self, a: float, b: float) -> float:
         return b
+
+
+def leave_as_a_killed_worker_would(
+    db: Database, backend: str, job_id: int, task: str, *, earlier_stalls: int = 0
+) -> None:
+    """The job's state once the worker running it died (SIGKILL, out of memory): running,
+    its worker gone (no lease renewed, no heartbeat), ``earlier_stalls`` such deaths before."""
+    with db.transaction() as session:
+        if backend == "sqlite":
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(
+                    status="running",
+                    locked_by="killed-runner",
+                    attempts=1,
+                    stalls=earlier_stalls,
+                    lease_expires_at=datetime.now(UTC) - timedelta(seconds=1),
+                )
+            )
+        else:
+            # procrastinate's view: 'doing', its worker's row already pruned
+            session.execute(
+                text(
+                    "UPDATE procrastinate_jobs SET status = 'doing', worker_id = NULL "
+                    "WHERE id = :id"
+                ),
+                {"id": job_id},
+            )
+            session.execute(
+                insert(JobError).values(
+                    job_id=job_id,
+                    task=task,
+                    attempt=1,
+                    error="an earlier stall",
+                    stalls=earlier_stalls,
+                )
+            )
 
 
 @contextmanager
