@@ -8,7 +8,9 @@ asks PayTrace's own record first (:func:`~ledgerlink.payments.lapsed_claims.find
 as pay links and autopay do), and refuses, naming the earlier charge, while the answer
 could still change or says the invoice was charged.
 
-Operator charges are settled here, once their lease has lapsed. Pay-link and autopay
+Operator charges are settled here once their lease has lapsed: before the invoice is
+charged again, and every minute by :func:`settle_lapsed_operator_charges` (so a charge
+nobody retries does not stay "unknown" on the invoice's page). Pay-link and autopay
 charges have their own settling, minutely, with their own words for the payer; here they
 only hold the operator's charge back until they are settled.
 """
@@ -16,6 +18,7 @@ only hold the operator's charge back until they are settled.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -31,6 +34,8 @@ from ledgerlink.payments.lapsed_claims import (
     lapsed_before,
     outcome_from_record,
 )
+from ledgerlink.payments.problems import PaymentProblem
+from ledgerlink.payments.targets import PaymentTargets
 from ledgerlink.runtime import Runtime
 from ledgerlink.store.models import Connection
 from ledgerlink.store.payment_models import PaymentCharge
@@ -51,21 +56,29 @@ class _Earlier:
     status: str
     amount: Money
     requested_at: dt.datetime
+    invoice_number: str
+    gateway_connection_id: int | None
 
     def described(self) -> str:
         when = self.requested_at.strftime("%Y-%m-%d %H:%M UTC")
         return f"the charge of {self.amount.format_plain()} {self.amount.currency} made {when}"
 
 
+def _earlier(charge: PaymentCharge) -> _Earlier:
+    return _Earlier(
+        charge.id,
+        charge.idempotency_key,
+        charge.status,
+        Money(charge.amount_minor, charge.currency),
+        charge.requested_at,
+        charge.invoice_number,
+        charge.gateway_connection_id,
+    )
+
+
 def _unsettled(session: Session, invoice_number: str) -> list[_Earlier]:
     return [
-        _Earlier(
-            charge.id,
-            charge.idempotency_key,
-            charge.status,
-            Money(charge.amount_minor, charge.currency),
-            charge.requested_at,
-        )
+        _earlier(charge)
         for charge in session.scalars(
             select(PaymentCharge)
             .where(
@@ -75,6 +88,20 @@ def _unsettled(session: Session, invoice_number: str) -> list[_Earlier]:
             .order_by(PaymentCharge.id)
         )
     ]
+
+
+def _lapsed_operator_charges(session: Session, before: dt.datetime) -> list[_Earlier]:
+    query = (
+        select(PaymentCharge)
+        .where(
+            PaymentCharge.status.in_(UNSETTLED),
+            PaymentCharge.requested_at < before,
+            *(~PaymentCharge.idempotency_key.startswith(p) for p in SETTLED_ELSEWHERE),
+        )
+        .order_by(PaymentCharge.id)
+        .limit(100)
+    )
+    return [_earlier(charge) for charge in session.scalars(query)]
 
 
 async def settle_before_charging(
@@ -100,21 +127,54 @@ async def settle_before_charging(
                 "autopay, still without an outcome from PayTrace; it is settled from "
                 "PayTrace's record within a minute: charge again after that",
             )
-        await _settle(runtime, gateway_connection, invoice_number, charge)
+        try:
+            status, transaction_id, _ = await _settle(runtime, gateway_connection, charge)
+        except UpstreamError as exc:
+            raise ChargeRefused(
+                "invoice_number",
+                f"Invoice {invoice_number} has {charge.described()} without an outcome, and "
+                f"PayTrace could not be asked whether it went through ({exc.message}); charge "
+                "again once PayTrace answers",
+            ) from None
+        if status == "approved":
+            raise ChargeRefused(
+                "invoice_number",
+                f"Invoice {invoice_number} was charged already: {charge.described()} went "
+                f"through (PayTrace transaction {transaction_id}) although PayTrace did not "
+                "confirm it then. It is posted with the next poll; nothing new was charged",
+            )
+
+
+async def settle_lapsed_operator_charges(runtime: Runtime) -> Counter[str]:
+    """Every minute: settle operator charges left ``sending`` or ``unknown`` past the
+    lease from PayTrace's record; counts by outcome (``unread`` when PayTrace could not be
+    asked now: the next minute asks again)."""
+    counts: Counter[str] = Counter()
+    before = lapsed_before(runtime)
+    lapsed = await reading(runtime.db, lambda session: _lapsed_operator_charges(session, before))
+    for charge in lapsed:
+        targets = PaymentTargets(runtime)
+        try:
+            gateway_connection = await targets.paytrace_connection(charge.gateway_connection_id)
+            status, _, kept = await _settle(runtime, gateway_connection, charge)
+            if not kept:
+                status = "taken"
+        except (UpstreamError, PaymentProblem):
+            status = "unread"
+        finally:
+            await targets.aclose()
+        counts[status] += 1
+    return counts
 
 
 async def _settle(
-    runtime: Runtime, gateway_connection: Connection, invoice_number: str, charge: _Earlier
-) -> None:
-    try:
-        started = await find_started_sale(runtime, gateway_connection, charge.key)
-    except UpstreamError as exc:
-        raise ChargeRefused(
-            "invoice_number",
-            f"Invoice {invoice_number} has {charge.described()} without an outcome, and "
-            f"PayTrace could not be asked whether it went through ({exc.message}); charge "
-            "again once PayTrace answers",
-        ) from None
+    runtime: Runtime, gateway_connection: Connection, charge: _Earlier
+) -> tuple[str, str | None, bool]:
+    """Record what PayTrace's record says of ``charge``: (status, transaction id, whether
+    this call recorded it: False when another settler got there first; the status is
+    PayTrace's either way). Raises UpstreamError when PayTrace cannot be read."""
+    started = await find_started_sale(runtime, gateway_connection, charge.key)
+    invoice_number = charge.invoice_number
     amount = f"{charge.amount.format_plain()} {charge.amount.currency}"
     status, transaction_id, message = outcome_from_record(
         started, "Nothing was charged: PayTrace has no sale for this charge"
@@ -129,7 +189,7 @@ async def _settle(
             f"PayTrace's record shows the charge of {amount} for invoice {invoice_number} "
             f"(left {charge.status}) as transaction {started.transaction_id}: {message}"
         )
-    await in_db_thread(
+    kept = await in_db_thread(
         lambda: settle_sending_charge(
             runtime,
             charge.id,
@@ -144,10 +204,4 @@ async def _settle(
             was=charge.status,
         )
     )
-    if status == "approved":
-        raise ChargeRefused(
-            "invoice_number",
-            f"Invoice {invoice_number} was charged already: {charge.described()} went "
-            f"through (PayTrace transaction {transaction_id}) although PayTrace did not "
-            "confirm it then. It is posted with the next poll; nothing new was charged",
-        )
+    return status, transaction_id, kept

@@ -23,6 +23,7 @@ import structlog
 from ledgerlink.blocking import in_db_thread
 from ledgerlink.jobs.registry import JobContext, RetryPolicy, tasks
 from ledgerlink.payments import fairness, queue
+from ledgerlink.payments.earlier_charges import settle_lapsed_operator_charges
 from ledgerlink.payments.enqueue import POLL, PROCESS, request_processing
 from ledgerlink.payments.poller import poll_due
 from ledgerlink.payments.posting import PaymentProcessor
@@ -136,7 +137,20 @@ def poll_task(ctx: JobContext, **_: Any) -> None:
     asyncio.run(poll_due(runtime))
 
 
+#: Operator charges PayTrace did not answer in time (or a crash left sending): settled
+#: from PayTrace's record once their lease has lapsed (payments/earlier_charges.py).
+SETTLE_CHARGES = "payments.settle_lapsed_charges"
+
+
+@tasks.task(SETTLE_CHARGES, retry=RetryPolicy(max_attempts=1))
+def settle_charges_task(ctx: JobContext, **_: Any) -> None:
+    counts = asyncio.run(settle_lapsed_operator_charges(Runtime.for_job(ctx)))
+    if counts:
+        log.info("payments.settled_lapsed_charges", **counts)
+
+
 tasks.periodic("payments.process.tick", "* * * * * */10", task=PROCESS)
+tasks.periodic("payments.settle_lapsed_charges.tick", "* * * * *", task=SETTLE_CHARGES)
 tasks.periodic("payments.poll.tick", "* * * * * */10", task=POLL)
 
 __all__ = ["POLL", "PROCESS", "drain", "request_processing"]

@@ -8,6 +8,7 @@ sandbox over HTTP, the operator's API, a ManualClock moved past the lease; both 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import select
 
 from ledgerlink.clock import ManualClock
 from ledgerlink.identity.roles import Role
+from ledgerlink.payments.earlier_charges import settle_lapsed_operator_charges
 from ledgerlink.settings import Settings
 from ledgerlink.store.payment_models import PaymentCharge
 from ledgerlink.store.types import utcnow
@@ -127,3 +129,44 @@ def test_a_charge_after_one_paytrace_never_made_goes_through_once_the_record_is_
     assert earlier.status == "failed"
     assert "PayTrace has no sale" in (earlier.message or "")
     assert len(sales_for(world, invoice)) == 1
+
+
+@pytest.mark.parametrize("went_through", [True, False], ids=["sale-found", "no-sale"])
+def test_an_unanswered_charge_nobody_retries_is_settled_by_the_minutely_job(
+    world: PaymentsWorld, clock: ManualClock, went_through: bool
+) -> None:
+    """Nobody charges the invoice again: the charge does not stay "unknown" on its page.
+    Within the lease it is left alone (PayTrace's record may still change); after it, the
+    job records what PayTrace's record shows, once."""
+    _, invoice = _unanswered(world, clock, went_through=went_through)
+
+    assert asyncio.run(settle_lapsed_operator_charges(world.runtime)) == {}
+    assert _earlier(world).status == "unknown"
+
+    clock.advance(world.runtime.settings.payments_lease_seconds + 1)
+    counts = asyncio.run(settle_lapsed_operator_charges(world.runtime))
+    earlier = _earlier(world)
+    if went_through:
+        assert counts == {"approved": 1}
+        assert earlier.status == "approved"
+        assert earlier.transaction_id == str(sales_for(world, invoice)[0]["transaction_id"])
+    else:
+        assert counts == {"failed": 1}
+        assert earlier.status == "failed"
+        assert "PayTrace has no sale" in (earlier.message or "")
+    assert asyncio.run(settle_lapsed_operator_charges(world.runtime)) == {}  # once
+
+
+def test_an_api_caller_cannot_use_ledgerlinks_own_charge_keys(
+    world: PaymentsWorld, client: Any
+) -> None:
+    """``paylink:`` and ``autopay:`` keys are ledgerlink's own charges': one from an API
+    caller would be settled by the pay-link or autopay job as theirs."""
+    token = make_user(world.runtime.db, Role.OPERATOR).token
+    customer = profiles(world)[0]
+    invoice = str(world.open_invoices(int(customer[1:]))[0]["TranID"])
+    for key in ("paylink:123456", "autopay:7-2026-12"):
+        refused = _charge(client, token, invoice, key)
+        assert refused.status_code == 422, refused.text
+        assert "Idempotency-Key" in refused.json()["detail"]
+    assert sales_for(world, invoice) == []
