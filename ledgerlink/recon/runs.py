@@ -421,6 +421,15 @@ def _match_and_keep(db: Any, request: _Request, problems: list[str]) -> RunOutco
         for name in ("transactions", "receipts", "batches", "deposits")
     }
     with db.transaction() as session:
+        # One keep per scope at a time: two runs of a scope at once (the portal's after
+        # posting a receipt, a worker's after a batch poll) would otherwise both build on
+        # the same last match segment and both diff the same breaks. The second waits
+        # here, then finds the first's segment and writes a whole base instead. (SQLite's
+        # write transactions are serial already; it renders no FOR UPDATE. NO KEY: a run's own
+        # row, which references the scope, is inserted meanwhile.)
+        session.execute(
+            select(ReconScope.id).where(ReconScope.id == scope_id).with_for_update(key_share=True)
+        )
         run = session.get(ReconRun, run_id)
         assert run is not None
         counts = keeping.keep_result(
