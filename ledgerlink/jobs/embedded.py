@@ -616,7 +616,7 @@ class EmbeddedRunner:
                 "job.lease_expired",
                 job_id=row.id,
                 task=row.task,
-                attempt=row.attempts - (1 if uncounted else 0),
+                attempt=row.attempts,
                 stalls=stalls,
                 counted=not uncounted,
                 final=final,

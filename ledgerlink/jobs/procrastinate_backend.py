@@ -482,7 +482,7 @@ async def _recover(app: procrastinate.App, db: Database, job: procrastinate_jobs
     stalls = await asyncio.to_thread(stalls_of, db, job.id) + 1
     final = spec is None or spec.stall_is_final(job.attempts, stalls)
     uncounted = spec is not None and spec.resumable and not final
-    attempt = job.attempts + (0 if uncounted else 1)
+    attempt = job.attempts + 1  # the run cut short (counted or not, as below)
     error = (
         f"the worker running it stopped sending heartbeats (killed or hung): {stalls} "
         f"time(s) so far"
