@@ -20,7 +20,7 @@ sale is announced to ledgerlink as PayTrace would: mostly a signed webhook, some
 post (an unsigned hint ledgerlink reads back), some both, and some webhooks delivered
 twice. A delivery not answered 2xx is sent again (as PayTrace retries) until it is. At 2 s
 a member-details sync of ``--members`` linked members starts (as a job); reconciliation
-runs of every pair's scope are queued at 40% and 90% of the run.
+runs of every pair's scope are queued at 40% and 90% of the run (the drain waits for them).
 
 Faults (seconds from the start of traffic, scaled to the duration): a random worker
 SIGKILLed every ``--kill-every`` seconds (default 60, first at 20 s) and started again at
@@ -494,8 +494,15 @@ def _dsn(url: str) -> str:
 
 
 def wait_drained(
-    dsn: str, sync_run: int | None, deadline: float, fleet: Fleet, pg_pids: Any
+    dsn: str,
+    sync_run: int | None,
+    recon_jobs: list[int],
+    deadline: float,
+    fleet: Fleet,
+    pg_pids: Any,
 ) -> dict[str, Any]:
+    """Wait until no payment event waits, the sync run has ended and the reconciliation
+    jobs the soak queued have ended; the last state seen, ``drained`` when all three."""
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
         fleet.sample({"postgres": pg_pids()})
@@ -512,15 +519,21 @@ def wait_drained(
                     if sync_run
                     else None
                 )
+                recon = conn.execute(
+                    "SELECT COUNT(*) FROM procrastinate_jobs WHERE id = ANY(%s) "
+                    "AND status IN ('todo', 'doing')",
+                    (recon_jobs,),
+                ).fetchone()
         except psycopg.OperationalError:
             time.sleep(1)
             continue
         last = {
             "payments_waiting": int(waiting[0]) if waiting else 0,
             "sync": list(sync) if sync else None,
+            "recon_jobs_waiting": int(recon[0]) if recon else 0,
         }
         sync_done = sync is None or sync[0] not in starting.ACTIVE
-        if not last["payments_waiting"] and sync_done:
+        if not last["payments_waiting"] and sync_done and not last["recon_jobs_waiting"]:
             return {**last, "drained": True}
         time.sleep(1)
     return last
@@ -610,9 +623,16 @@ def one_run(args: argparse.Namespace, workers: int, pg: PrivateServer, out: Path
             ),
             None,
         )
+        recon_jobs = [
+            job
+            for e in happened
+            if e["label"] == "recon queued" and e["detail"].startswith("[")
+            for job in json.loads(e["detail"])
+        ]
         drained = wait_drained(
             _dsn(database_url),
             sync_run,
+            recon_jobs,
             time.monotonic() + args.drain_minutes * 60,
             fleet,
             pg.pids,
@@ -655,7 +675,8 @@ def one_run(args: argparse.Namespace, workers: int, pg: PrivateServer, out: Path
     if not drained.get("drained"):
         checks.undrained = (
             f"{drained.get('payments_waiting')} payment event(s) waiting, sync "
-            f"{drained.get('sync')} after --drain-minutes {args.drain_minutes}"
+            f"{drained.get('sync')}, {drained.get('recon_jobs_waiting')} reconciliation "
+            f"job(s) not ended after --drain-minutes {args.drain_minutes}"
         )
     lags = line.lags
     span = max(line.last_posted - line.first_received, 1e-9)
