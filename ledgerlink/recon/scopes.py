@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledgerlink.connectors import registry
@@ -82,12 +83,7 @@ def ensure_scope(session: Session, gateway_id: int, ledger_id: int, *, actor: st
         raise ReconRefused(
             "ledger", f"Connection {ledger_id} is not a ledger; give an SBC or Sage 500 connection"
         )
-    found = session.scalar(
-        select(ReconScope).where(
-            ReconScope.gateway_connection_id == gateway_id,
-            ReconScope.ledger_connection_id == ledger_id,
-        )
-    )
+    found = _scope_of(session, gateway_id, ledger_id)
     if found is not None:
         return found
     scope = ReconScope(
@@ -97,9 +93,27 @@ def ensure_scope(session: Session, gateway_id: int, ledger_id: int, *, actor: st
         currency=str(gateway.settings.get("currency") or "USD"),
         created_by=actor,
     )
-    session.add(scope)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(scope)
+            session.flush()
+    except IntegrityError:
+        # Another transaction created the pair's scope meanwhile (the daily run's job and
+        # a run from the portal, both on the first day): theirs is the scope.
+        found = _scope_of(session, gateway_id, ledger_id)
+        if found is None:
+            raise
+        return found
     return scope
+
+
+def _scope_of(session: Session, gateway_id: int, ledger_id: int) -> ReconScope | None:
+    return session.scalar(
+        select(ReconScope).where(
+            ReconScope.gateway_connection_id == gateway_id,
+            ReconScope.ledger_connection_id == ledger_id,
+        )
+    )
 
 
 def ensure_default_scopes(session: Session, *, actor: str) -> list[ReconScope]:
