@@ -45,6 +45,8 @@ moves the three HTTP ports (SBC, PayTrace, ledgerlink: 9460-9462 by default).
 The payments lease (``LEDGERLINK_PAYMENTS_LEASE_SECONDS``, 120 s in production: how long a
 SIGKILLed worker's claimed payments wait before another worker takes them) is 20 s here
 (``--lease-seconds``) so a short run drains in minutes; the lag p99 includes those waits.
+A killed worker's jobs (the sync, a reconciliation run) wait ``--job-lease-seconds``
+(production's 30 s by default) before another worker takes them.
 """
 
 from __future__ import annotations
@@ -554,6 +556,7 @@ def one_run(args: argparse.Namespace, workers: int, pg: PrivateServer, out: Path
     env.update(
         LEDGERLINK_DATABASE_URL=database_url,
         LEDGERLINK_PAYMENTS_LEASE_SECONDS=str(args.lease_seconds),
+        LEDGERLINK_JOB_LEASE_SECONDS=str(args.job_lease_seconds),
         LEDGERLINK_LOG_FORMAT="json",
     )
     logs = run_dir / "logs"
@@ -749,6 +752,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", default="10x10", help="PayTrace connections x ledgers")
     parser.add_argument("--kill-every", type=float, default=60.0, help="seconds")
     parser.add_argument("--lease-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--job-lease-seconds",
+        type=float,
+        default=30.0,
+        help="how long a killed worker's jobs wait before another takes them (production's 30)",
+    )
     parser.add_argument("--drain-minutes", type=float, default=6.0)
     parser.add_argument(
         "--faults",

@@ -40,6 +40,10 @@ def test_a_short_soak_with_a_database_restart_passes_its_checks_and_writes_its_f
         "pg-restart",
         "--drain-minutes",
         "1.5",
+        # a job whose worker the restart took down (the sync, a reconciliation run) is
+        # taken over after 5 s, not production's 30
+        "--job-lease-seconds",
+        "5",
         "--base-port",
         "9470",
         "--pg-port",
