@@ -39,6 +39,7 @@ from ledgerlink.jobs.registry import (
     JobInterrupted,
     PeriodicSchedule,
     load_task_modules,
+    stall_error,
     tasks,
 )
 from ledgerlink.jobs.ticks import due_tick
@@ -577,17 +578,12 @@ class EmbeddedRunner:
             else:
                 final = spec is None or row.attempts >= row.max_attempts
             uncounted = spec is not None and spec.resumable and not final
-            error = (
-                f"worker {row.locked_by} stopped renewing its lease (killed or hung): "
-                f"{stalls} time(s) so far"
-                + (
-                    f"; a job that never outlives its worker fails after {MAX_STALLS}"
-                    if final
-                    else ""
-                )
-                if spec is not None and spec.resumable
-                else f"worker {row.locked_by} stopped renewing its lease during attempt "
-                f"{row.attempts} (killed or hung)"
+            error = stall_error(
+                spec,
+                f"worker {row.locked_by} stopped renewing its lease",
+                row.attempts,
+                stalls,
+                final,
             )
             values: dict[str, Any] = {
                 "status": "failed" if final else "queued",

@@ -42,7 +42,6 @@ from sqlalchemy.orm import Session
 
 from ledgerlink.jobs.port import JobHealth, JobInfo, JobStatus, check_enqueue
 from ledgerlink.jobs.registry import (
-    MAX_STALLS,
     PERIODIC_MARK,
     PERIODIC_TIMESTAMP,
     Jitter,
@@ -50,6 +49,7 @@ from ledgerlink.jobs.registry import (
     JobInterrupted,
     RetryPolicy,
     TaskSpec,
+    stall_error,
     tasks,
 )
 from ledgerlink.settings import Settings
@@ -483,13 +483,7 @@ async def _recover(app: procrastinate.App, db: Database, job: procrastinate_jobs
     final = spec is None or spec.stall_is_final(job.attempts, stalls)
     uncounted = spec is not None and spec.resumable and not final
     attempt = job.attempts + 1  # the run cut short (counted or not, as below)
-    error = (
-        f"the worker running it stopped sending heartbeats (killed or hung): {stalls} "
-        f"time(s) so far"
-        + (f"; a job that never outlives its worker fails after {MAX_STALLS}" if final else "")
-        if spec is not None and spec.resumable
-        else f"worker stopped sending heartbeats during attempt {attempt}"
-    )
+    error = stall_error(spec, "its worker stopped sending heartbeats", attempt, stalls, final)
     try:
         if final:
             await app.job_manager.finish_job_by_id_async(

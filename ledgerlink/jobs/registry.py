@@ -121,6 +121,15 @@ GiveUp = Callable[["Database", dict[str, Any], str], None]
 MAX_STALLS = 25
 
 
+def stall_error(spec: TaskSpec | None, lost: str, attempt: int, stalls: int, final: bool) -> str:
+    """Why a job went back to the queue (or failed) after its worker died under it, as both
+    back-ends word it; ``lost`` says how the worker was seen to go."""
+    if spec is not None and spec.resumable:
+        limit = f"; a job that never outlives its worker fails after {MAX_STALLS}" if final else ""
+        return f"{lost} (killed or hung): {stalls} time(s) so far{limit}"
+    return f"{lost} during attempt {attempt} (killed or hung)"
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
