@@ -74,10 +74,14 @@ LABELS: dict[str, str] = {
 }
 
 
+#: Every autopay charge's idempotency key starts so (its settling job finds them by it).
+KEY_PREFIX = "autopay:"
+
+
 def charge_key(connection_id: int, invoice_id: str) -> str:
     """The idempotency key of the invoice's autopay charge: the same for every rerun of
     one charge."""
-    return f"autopay:{connection_id}:{invoice_id}"
+    return f"{KEY_PREFIX}{connection_id}:{invoice_id}"
 
 
 def next_charge_key(key: str) -> str:

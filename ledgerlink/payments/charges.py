@@ -27,7 +27,7 @@ from ledgerlink.payments.charge_outcomes import (
     charge_result,
     record_charge_outcome,
 )
-from ledgerlink.payments.earlier_charges import settle_before_charging
+from ledgerlink.payments.earlier_charges import SETTLED_ELSEWHERE, settle_before_charging
 from ledgerlink.payments.inbox import InboundEvent
 from ledgerlink.payments.level_three import outcome_for, send_for_invoice
 from ledgerlink.payments.profile_charges import charge_profile
@@ -86,6 +86,14 @@ async def charge_invoice(
     key = idempotency_key.strip()
     if not 8 <= len(key) <= 80:
         raise ChargeRefused("idempotency_key", "Send an idempotency key of 8 to 80 characters")
+    if key.startswith(SETTLED_ELSEWHERE) and principal.via != "system":
+        # ledgerlink's own pay-link and autopay charges' keys: their settling jobs would
+        # take such a charge as theirs, and a repeat would answer with their outcome
+        raise ChargeRefused(
+            "idempotency_key",
+            f"Idempotency-Key values starting {' or '.join(SETTLED_ELSEWHERE)} are the keys "
+            "of ledgerlink's own pay-link and autopay charges; send a key of your own",
+        )
     earlier = await reading(runtime.db, lambda session: _earlier(session, key))
     if earlier is not None:
         return earlier

@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session
 from ledgerlink.blocking import in_db_thread, reading
 from ledgerlink.connectors.errors import UpstreamError
 from ledgerlink.domain.money import Money
+from ledgerlink.invoice_requests.states import KEY_PREFIX as AUTOPAY_KEY_PREFIX
+from ledgerlink.paylinks.links import KEY_PREFIX as PAYLINK_KEY_PREFIX
 from ledgerlink.payments.charge_outcomes import ChargeRefused, settle_sending_charge
 from ledgerlink.payments.lapsed_claims import (
     SETTLER,
@@ -44,7 +46,7 @@ from ledgerlink.store.payment_models import PaymentCharge
 #: PayTrace did not answer in time (``unknown``: the sale may have gone through).
 UNSETTLED = ("sending", "unknown")
 #: Charges another part of ledgerlink settles (pay links, autopay), by key.
-SETTLED_ELSEWHERE = ("paylink:", "autopay:")
+SETTLED_ELSEWHERE = (PAYLINK_KEY_PREFIX, AUTOPAY_KEY_PREFIX)
 #: How the audit chain names an operator's charge settled before charging again.
 SETTLED_ACTION = "payment.charge.settled"
 
@@ -152,18 +154,19 @@ async def settle_lapsed_operator_charges(runtime: Runtime) -> Counter[str]:
     counts: Counter[str] = Counter()
     before = lapsed_before(runtime)
     lapsed = await reading(runtime.db, lambda session: _lapsed_operator_charges(session, before))
-    for charge in lapsed:
-        targets = PaymentTargets(runtime)
-        try:
-            gateway_connection = await targets.paytrace_connection(charge.gateway_connection_id)
-            status, _, kept = await _settle(runtime, gateway_connection, charge)
-            if not kept:
-                status = "taken"
-        except (UpstreamError, PaymentProblem):
-            status = "unread"
-        finally:
-            await targets.aclose()
-        counts[status] += 1
+    targets = PaymentTargets(runtime)  # each gateway connection read once per pass
+    try:
+        for charge in lapsed:
+            try:
+                gateway = await targets.paytrace_connection(charge.gateway_connection_id)
+                status, _, kept = await _settle(runtime, gateway, charge)
+                if not kept:
+                    status = "taken"
+            except (UpstreamError, PaymentProblem):
+                status = "unread"
+            counts[status] += 1
+    finally:
+        await targets.aclose()
     return counts
 
 

@@ -97,6 +97,31 @@ def test_a_charge_for_a_customer_with_no_stored_card_says_what_to_do(
     assert 'value="portal-form-key-0001"' in page.text
 
 
+def test_a_forged_form_key_in_ledgerlinks_own_key_space_charges_nothing(
+    world: PaymentsWorld, client
+) -> None:  # type: ignore[no-untyped-def]
+    """A pay-link charge's key sent from a tampered charge form is refused before anything
+    is looked up or charged: its settling job would take the charge as a pay link's."""
+    customer = profiles(world)[0]
+    invoice = world.open_invoices(int(customer[1:]))[0]["TranID"]
+    csrf = sign_in(client, make_user(world.runtime.db, Role.OPERATOR).email)
+    page = client.post(
+        "/payments/charge",
+        data={
+            "csrftoken": csrf,
+            "idempotency_key": "paylink:forged-0001",
+            "invoice_number": invoice,
+            "amount": "10.00",
+        },
+    )
+    assert page.status_code == 422
+    assert "The card was not charged" in page.text
+    assert "ledgerlink&#39;s own pay-link and autopay charges" in page.text
+    assert 'value="paylink:forged-0001"' not in page.text  # a fresh form key instead
+    with world.runtime.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(PaymentCharge)) == 0
+
+
 def test_an_amount_that_is_no_amount_is_shown_beside_the_amount(
     world: PaymentsWorld, client
 ) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 
 from ledgerlink.payments import disputes, pair_health, views
 from ledgerlink.payments.charges import charge_invoice
-from ledgerlink.payments.earlier_charges import SETTLED_ELSEWHERE
 from ledgerlink.payments.gateway_connections import is_paytrace_connection
 from ledgerlink.payments.poller import poll_due
 from ledgerlink.payments.resolutions import take_action
@@ -294,13 +293,6 @@ async def charge(
             428,
             "Idempotency-Key required",
             "Send an Idempotency-Key header (8 to 80 characters) so a retry never charges twice",
-        )
-    if idempotency_key.strip().startswith(SETTLED_ELSEWHERE):
-        raise Problem(
-            422,
-            "Idempotency-Key reserved",
-            f"Idempotency-Key values starting {' or '.join(SETTLED_ELSEWHERE)} are the keys "
-            "of ledgerlink's own pay-link and autopay charges; send a key of your own",
         )
     result = await charge_invoice(
         runtime,
